@@ -1,0 +1,1 @@
+"""lmscope: OpenTelemetry spans, tokens and cost for DSPy and LiteLLM programs."""

@@ -1,0 +1,1 @@
+"""OpenTelemetry plumbing that knows nothing of DSPy or LiteLLM: options, providers, exporters, names."""

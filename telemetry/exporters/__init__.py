@@ -1,0 +1,1 @@
+"""Span exporters and processors lmscope ships: OTLP/JSON file, console tree."""
