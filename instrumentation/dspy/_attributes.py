@@ -1,0 +1,157 @@
+"""Pure attribute builders: plain values in, `{key: value}` out. No spans, no DSPy imports."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Mapping
+
+from ...telemetry import semconv
+from ...telemetry.lm_call import LMCall
+from ...telemetry.providers_names import gen_ai_provider, openinference_provider
+from ._frames import Totals
+
+# Request parameters worth recording. An allowlist, not a denylist: `lm.kwargs` also holds api_key,
+# api_base and headers, and a new secret-bearing key must never slip through by default.
+_REQUEST_PARAMETERS = ("temperature", "max_tokens", "max_completion_tokens", "top_p", "n", "stop", "seed",
+                       "frequency_penalty", "presence_penalty", "reasoning_effort", "rollout_id", "num_retries")
+_GEN_AI_REQUEST = {"temperature": semconv.GEN_AI_REQUEST_TEMPERATURE, "top_p": semconv.GEN_AI_REQUEST_TOP_P,
+                   "max_tokens": semconv.GEN_AI_REQUEST_MAX_TOKENS,
+                   "max_completion_tokens": semconv.GEN_AI_REQUEST_MAX_TOKENS}
+_SECRET_MARKERS = ("key", "secret", "token", "password", "auth", "credential", "header", "api_base", "base_url")
+_MAX_DOCUMENTS = 32
+
+
+def to_json(value: Any) -> str:
+    """JSON for `input.value`/`output.value`; anything JSON does not know becomes its str()."""
+    return json.dumps(value, default=_jsonable, ensure_ascii=False)
+
+
+def _jsonable(value: Any) -> Any:
+    for method in ("toDict", "model_dump"):
+        convert = getattr(value, method, None)
+        if callable(convert):
+            try:
+                return convert()
+            except Exception:  # noqa: BLE001 - fall back to str below
+                break
+    return str(value)
+
+
+def request_parameters(lm_kwargs: Mapping[str, Any], call_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    merged = {**lm_kwargs, **call_kwargs}
+    return {name: merged[name] for name in _REQUEST_PARAMETERS if merged.get(name) is not None}
+
+
+def lm_request_attributes(model: str, provider: str | None, parameters: Mapping[str, Any]) -> dict[str, Any]:
+    attributes: dict[str, Any] = {
+        semconv.SPAN_KIND: semconv.KIND_LLM,
+        semconv.GEN_AI_OPERATION_NAME: semconv.GEN_AI_OPERATION_CHAT,
+        semconv.GEN_AI_REQUEST_MODEL: model,
+        semconv.LLM_MODEL_NAME: model,
+    }
+    if provider is not None:
+        attributes[semconv.GEN_AI_PROVIDER_NAME] = gen_ai_provider(provider)
+        attributes[semconv.LLM_PROVIDER] = openinference_provider(provider)
+    for name, value in parameters.items():
+        key = _GEN_AI_REQUEST.get(name)
+        if key is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+            attributes[key] = value
+    if parameters.get("n", 1) != 1:
+        attributes[semconv.GEN_AI_REQUEST_CHOICE_COUNT] = parameters["n"]
+    if parameters:
+        attributes[semconv.LLM_INVOCATION_PARAMETERS] = to_json(parameters)
+    return attributes
+
+
+def lm_result_attributes(call: LMCall) -> dict[str, Any]:
+    """Usage, cost and cache facts of a finished call, in both conventions with equal values."""
+    attributes: dict[str, Any] = {
+        semconv.GEN_AI_USAGE_INPUT_TOKENS: call.input_tokens,
+        semconv.GEN_AI_USAGE_OUTPUT_TOKENS: call.output_tokens,
+        semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: call.cached_tokens,
+        semconv.LLM_TOKEN_COUNT_PROMPT: call.input_tokens,
+        semconv.LLM_TOKEN_COUNT_COMPLETION: call.output_tokens,
+        semconv.LLM_TOKEN_COUNT_TOTAL: call.input_tokens + call.output_tokens,
+        semconv.LLM_TOKEN_COUNT_CACHE_READ: call.cached_tokens,
+        semconv.CACHE_HIT: call.cache_hit,
+    }
+    if call.reasoning_tokens:
+        attributes[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = call.reasoning_tokens
+        attributes[semconv.LLM_TOKEN_COUNT_REASONING] = call.reasoning_tokens
+    if call.cost_usd is None:
+        attributes[semconv.COST_UNKNOWN] = True
+    else:
+        attributes[semconv.GEN_AI_USAGE_COST] = call.cost_usd
+        attributes[semconv.LLM_COST_TOTAL] = call.cost_usd
+        if call.cost_source:
+            attributes[semconv.COST_SOURCE] = call.cost_source
+    if call.cache_hit:
+        if call.cache_layer:
+            attributes[semconv.CACHE_LAYER] = call.cache_layer
+        if call.saved_usd is not None:
+            attributes[semconv.CACHE_SAVED_USD] = call.saved_usd
+        if call.saved_tokens is not None:
+            attributes[semconv.CACHE_SAVED_TOKENS] = call.saved_tokens
+    if call.response_model:
+        attributes[semconv.GEN_AI_RESPONSE_MODEL] = call.response_model
+    if call.response_id:
+        attributes[semconv.GEN_AI_RESPONSE_ID] = call.response_id
+    if call.finish_reasons:
+        attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = call.finish_reasons
+    if call.engine:
+        attributes[semconv.LM_ENGINE] = call.engine
+    return attributes
+
+
+def rollup_attributes(totals: Totals) -> dict[str, Any]:
+    """A module's subtree spend, under lmscope.* keys only (backends would sum gen_ai.usage.* again)."""
+    attributes: dict[str, Any] = {
+        semconv.LM_CALLS: totals.lm_calls,
+        semconv.USAGE_INPUT_TOKENS: totals.input_tokens,
+        semconv.USAGE_OUTPUT_TOKENS: totals.output_tokens,
+        semconv.USAGE_CACHED_TOKENS: totals.cached_tokens,
+        semconv.CACHE_HITS: totals.cache_hits,
+    }
+    if totals.lm_calls:
+        attributes[semconv.COST_TOTAL_USD] = totals.cost_usd
+    if totals.unpriced_calls:
+        attributes[semconv.COST_UNKNOWN] = True
+    if totals.cache_hits:
+        attributes[semconv.CACHE_SAVED_TOTAL_USD] = totals.saved_usd
+    return attributes
+
+
+def is_secret_key(key: str) -> bool:
+    lowered = key.lower()
+    return any(marker in lowered for marker in _SECRET_MARKERS)
+
+
+def settings_attributes(values: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """`lmscope.settings.*` from already-read effective settings; secret-looking keys are dropped."""
+    attributes = {semconv.SETTINGS_PREFIX + key: value for key, value in values.items()
+                  if value is not None and isinstance(value, (str, bool, int, float)) and not is_secret_key(key)}
+    keys = sorted(overrides)
+    if keys:
+        attributes[semconv.SETTINGS_OVERRIDES] = tuple(keys)
+    return attributes
+
+
+def document_attributes(passages: Any, capture_content: bool) -> dict[str, Any]:
+    """`retrieval.documents.N.document.{id,score,content}` for what a retriever returned."""
+    if not isinstance(passages, (list, tuple)):
+        return {}
+    attributes: dict[str, Any] = {}
+    for index, passage in enumerate(passages[:_MAX_DOCUMENTS]):
+        prefix = f"{semconv.RETRIEVAL_DOCUMENTS}.{index}."
+        if isinstance(passage, Mapping):
+            doc_id = passage.get("id", passage.get("pid", index))
+            score = passage.get("score")
+            content = passage.get("long_text", passage.get("text", passage.get("content")))
+        else:
+            doc_id, score, content = index, None, passage
+        attributes[prefix + semconv.DOCUMENT_ID] = str(doc_id)
+        if isinstance(score, (int, float)):
+            attributes[prefix + semconv.DOCUMENT_SCORE] = float(score)
+        if capture_content and content is not None:
+            attributes[prefix + semconv.DOCUMENT_CONTENT] = str(content)
+    return attributes

@@ -1,0 +1,204 @@
+"""Span lifecycle for DSPy calls: start a span and its frame, end it with attributes and roll-ups.
+
+Hot path. Attributes are computed only when the span records, contexts are attached by hand (no
+generator-based context managers), and every fault inside lmscope is reported and swallowed: the
+wrappers in `_wrappers.py` call into here and fall back to the bare DSPy call if starting fails.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Mapping
+
+from opentelemetry import context as otel_context
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer, set_span_in_context
+
+from ...telemetry import semconv
+from ...telemetry.context_attributes import context_attributes
+from ...telemetry.internal_errors import report_internal_error
+from ...telemetry.lm_call import LMCall
+from ...telemetry.providers_names import split_route
+from ...telemetry.usage import active_trackers
+from ._attributes import (document_attributes, lm_request_attributes, lm_result_attributes, request_parameters,
+                          rollup_attributes, settings_attributes, to_json)
+from ._frames import BATCH_ITEM_KEY, FRAME_KEY, OVERRIDES_KEY, LMFrame, ModuleFrame
+from ._naming import module_path, signature_text, span_kind
+from ._results import lm_call_from_result
+from ._settings import read_settings
+
+Step = tuple[Any, object]  # (frame, context token)
+LMCallListener = Callable[[LMCall], None]
+
+_EMPTY: frozenset[str] = frozenset()
+NO_PATH = object()
+"""`path_owner` for spans that are not modules (containers without one, tools): they take the parent's path."""
+_routes: dict[str, tuple[str | None, str]] = {}
+
+
+def _route(route: str) -> tuple[str | None, str]:
+    parts = _routes.get(route)
+    if parts is None:
+        parts = _routes[route] = split_route(route)
+    return parts
+
+
+class Runtime:
+    """Everything the wrappers share: the tracer, the options that shape attributes, the listeners."""
+
+    def __init__(self, tracer: Tracer, settings: Any, *, capture_content: bool) -> None:
+        self.tracer = tracer
+        self.settings = settings
+        self.capture_content = capture_content
+        self.lm_call_listeners: list[LMCallListener] = []
+
+    # --- modules and containers ------------------------------------------------------------------
+    def start_module(self, module: Any, kwargs: Mapping[str, Any], *, container: bool = False,
+                     name: str | None = None, name_suffix: str = "", kind: str | None = None,
+                     path_owner: Any = None, extra: Mapping[str, Any] | None = None) -> Step:
+        ctx = otel_context.get_current()
+        parent = ctx.get(FRAME_KEY)
+        if type(parent) is LMFrame:  # a module run by an LM (rare): attach it to the LM's module
+            parent = parent.parent
+        owner = None if path_owner is NO_PATH else (module if path_owner is None else path_owner)
+        path = module_path(parent, owner) if owner is not None else (parent.path if parent else "")
+        if name is None:
+            name = path + name_suffix if path else name_suffix.lstrip(".")
+        span = self.tracer.start_span(name, ctx)
+        frame = ModuleFrame(span, path, owner, parent, container)
+        token = otel_context.attach(otel_context.set_value(FRAME_KEY, frame, set_span_in_context(span, ctx)))
+        if span.is_recording():
+            cls = type(module)
+            attributes: dict[str, Any] = {
+                semconv.SPAN_KIND: kind or span_kind(cls),
+                semconv.MODULE_PATH: name,
+                semconv.MODULE_CLASS: cls.__name__,
+            }
+            signature = signature_text(getattr(module, "signature", None))
+            if signature:
+                attributes[semconv.MODULE_SIGNATURE] = signature
+            if getattr(module, "_compiled", False):
+                attributes[semconv.MODULE_COMPILED] = True
+            if extra:
+                attributes.update(extra)
+            batch_item = ctx.get(BATCH_ITEM_KEY)
+            if batch_item is not None and batch_item[1] is parent:
+                attributes[semconv.BATCH_INDEX] = batch_item[0]
+            scoped = context_attributes(ctx)
+            if scoped:
+                attributes.update(scoped)
+            if parent is None or parent.container:
+                attributes.update(self._settings_attributes(ctx))
+            if self.capture_content and kwargs:
+                attributes[semconv.INPUT_VALUE] = to_json(kwargs)
+                attributes[semconv.INPUT_MIME_TYPE] = semconv.MIME_JSON
+            span.set_attributes(attributes)
+        return frame, token
+
+    def end_module(self, step: Step, output: Any, error: BaseException | None) -> None:
+        frame, token = step
+        span = frame.span
+        try:
+            if span.is_recording():
+                attributes = rollup_attributes(frame.totals)
+                if error is None and output is not None:
+                    if span.attributes.get(semconv.SPAN_KIND) == semconv.KIND_RETRIEVER:
+                        attributes.update(document_attributes(_passages(output), self.capture_content))
+                    if self.capture_content:
+                        attributes[semconv.OUTPUT_VALUE] = to_json(output)
+                        attributes[semconv.OUTPUT_MIME_TYPE] = semconv.MIME_JSON
+                span.set_attributes(attributes)
+            if error is not None:
+                _record_error(span, error)
+            if frame.parent is not None:
+                frame.parent.totals.add(frame.totals)
+        except Exception as exc:  # noqa: BLE001
+            report_internal_error("module span end", exc)
+        finally:
+            otel_context.detach(token)
+            span.end()
+
+    # --- LM calls --------------------------------------------------------------------------------
+    def start_lm(self, lm: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Step:
+        ctx = otel_context.get_current()
+        parent = ctx.get(FRAME_KEY)
+        if type(parent) is LMFrame:
+            parent = parent.parent
+        provider, model = _route(str(getattr(lm, "model", "unknown")))
+        span = self.tracer.start_span(semconv.LM_SPAN_NAME_PREFIX + model, ctx, SpanKind.CLIENT)
+        frame = LMFrame(span, parent, lm, model, provider, time.perf_counter())
+        token = otel_context.attach(otel_context.set_value(FRAME_KEY, frame, set_span_in_context(span, ctx)))
+        if span.is_recording():
+            call_kwargs = {k: v for k, v in kwargs.items() if k != "messages"}
+            attributes = lm_request_attributes(model, provider,
+                                               request_parameters(getattr(lm, "kwargs", None) or {}, call_kwargs))
+            scoped = context_attributes(ctx)
+            if scoped:
+                attributes.update(scoped)
+            attributes.update(self._settings_attributes(ctx))
+            if self.capture_content:
+                prompt = kwargs.get("messages") or (args[0] if args else kwargs.get("prompt"))
+                if prompt is not None:
+                    attributes[semconv.INPUT_VALUE] = to_json(prompt)
+                    attributes[semconv.INPUT_MIME_TYPE] = semconv.MIME_JSON
+            span.set_attributes(attributes)
+        return frame, token
+
+    def end_lm(self, step: Step, output: Any, error: BaseException | None) -> None:
+        frame, token = step
+        span = frame.span
+        try:
+            call = self._lm_call(frame, error)
+            if span.is_recording():
+                attributes = lm_result_attributes(call) if frame.result is not None else {}
+                if self.capture_content and error is None and output is not None:
+                    attributes[semconv.OUTPUT_VALUE] = to_json(output)
+                    attributes[semconv.OUTPUT_MIME_TYPE] = semconv.MIME_JSON
+                span.set_attributes(attributes)
+            if error is not None:
+                _record_error(span, error)
+            if frame.result is not None:
+                self._account(call, frame)
+            for listener in self.lm_call_listeners:
+                listener(call)
+        except Exception as exc:  # noqa: BLE001
+            report_internal_error("LM span end", exc)
+        finally:
+            otel_context.detach(token)
+            span.end()
+
+    def _lm_call(self, frame: LMFrame, error: BaseException | None) -> LMCall:
+        duration = time.perf_counter() - frame.started
+        module = frame.parent.path if frame.parent is not None else None
+        if frame.result is None:
+            return LMCall(model=frame.model, provider=frame.provider, duration_s=duration, module_path=module,
+                          error_type=type(error).__name__ if error is not None else None)
+        return lm_call_from_result(frame.lm, frame.result, model=frame.model, provider=frame.provider,
+                                   cache_layer=frame.cache_layer, stored_record=frame.stored_record,
+                                   duration_s=duration, module_path=module)
+
+    def _account(self, call: LMCall, frame: LMFrame) -> None:
+        if frame.parent is not None:
+            frame.parent.totals.add_call(call)
+        for usage in active_trackers(otel_context.get_current()):
+            usage.record(call.model, input_tokens=call.input_tokens, output_tokens=call.output_tokens,
+                         cached_tokens=call.cached_tokens, cost_usd=call.cost_usd, cache_hit=call.cache_hit,
+                         saved_usd=call.saved_usd)
+
+    def _settings_attributes(self, ctx: Mapping[Any, Any]) -> dict[str, Any]:
+        overrides = ctx.get(OVERRIDES_KEY) or _EMPTY
+        return settings_attributes(read_settings(self.settings, overrides), overrides)
+
+
+def _passages(output: Any) -> Any:
+    if isinstance(output, (list, tuple)):
+        return output
+    try:
+        return output["passages"]
+    except (KeyError, TypeError, IndexError):
+        return getattr(output, "passages", None)
+
+
+def _record_error(span: Any, error: BaseException) -> None:
+    span.record_exception(error)
+    span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+    span.set_attribute(semconv.ERROR_TYPE, type(error).__name__)

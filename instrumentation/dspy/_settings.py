@@ -1,0 +1,78 @@
+"""What DSPy's settings were when a call ran, and which keys a `dspy.context(...)` block set.
+
+DSPy keeps no record of the keys a context block overrides: on entry it snapshots the whole config, and
+every module call enters a context of its own (dspy-internals §1.3). So we wrap `Settings.context` and
+keep the user's keys in the OpenTelemetry context, which reaches asyncio tasks and, through our
+ParallelExecutor patch, worker threads.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+from opentelemetry import context as otel_context
+
+from ._frames import OVERRIDES_KEY
+
+# Keys DSPy itself sets through `settings.context(...)`; they are plumbing, not user overrides.
+_INTERNAL_KEYS = frozenset({"caller_modules", "caller_predict", "send_stream", "usage_tracker", "stream_listeners",
+                            "callbacks", "trace", "_lm_stream_progress", "_decision_evidence"})
+_REPORTED = ("adapter", "cache", "track_usage", "num_threads", "max_errors", "disable_history", "async_max_workers")
+
+
+def read_settings(settings: Any, overrides: frozenset[str]) -> dict[str, Any]:
+    """The effective values worth recording (`settings.copy()` merges global config and overrides)."""
+    config: Mapping[str, Any] = settings.copy()
+    lm = config.get("lm")
+    adapter = config.get("adapter")
+    values: dict[str, Any] = {
+        "lm.model": getattr(lm, "model", None),
+        "adapter": type(adapter).__name__ if adapter is not None else "ChatAdapter",
+        "cache": getattr(lm, "cache", None),
+    }
+    for key in _REPORTED[3:]:
+        values[key] = config.get(key)
+    values["track_usage"] = config.get("track_usage")
+    for key in overrides:
+        if key not in values and key != "lm":
+            values[key] = config.get(key)
+    return values
+
+
+class _OverrideScope:
+    """Enters DSPy's own context manager, then records the user's keys for the block's duration."""
+
+    __slots__ = ("_inner", "_keys", "_token")
+
+    def __init__(self, inner: Any, keys: frozenset[str]) -> None:
+        self._inner = inner
+        self._keys = keys
+        self._token: object | None = None
+
+    def __enter__(self) -> Any:
+        value = self._inner.__enter__()
+        outer = otel_context.get_value(OVERRIDES_KEY) or frozenset()
+        self._token = otel_context.attach(otel_context.set_value(OVERRIDES_KEY, outer | self._keys))
+        return value
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        if self._token is not None:
+            otel_context.detach(self._token)
+        return self._inner.__exit__(*exc_info)
+
+
+def wrap_settings_context(original: Callable[..., Any]) -> Callable[..., Any]:
+    def context(self: Any, **kwargs: Any) -> Any:
+        # Module.__call__ enters `context(caller_modules=...)` on every call: keep that path a dict check.
+        if len(kwargs) == 1 and "caller_modules" in kwargs:
+            return original(self, **kwargs)
+        keys = frozenset(kwargs) - _INTERNAL_KEYS
+        inner = original(self, **kwargs)
+        return _OverrideScope(inner, keys) if keys else inner
+
+    context.__doc__ = original.__doc__
+    return context
+
+
+def current_overrides() -> frozenset[str]:
+    return otel_context.get_value(OVERRIDES_KEY) or frozenset()
