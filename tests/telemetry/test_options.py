@@ -1,0 +1,364 @@
+"""Option resolution: precedence argument > environment > pyproject.toml > default, and one-line errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lmscope.telemetry import options as options_module
+from lmscope.telemetry.options import OPTION_NAMES, ConfigError, Options, resolve_options
+
+ALLOWED_OPTIONS = ("service_name, exporters, file_path, otlp_endpoint, otlp_protocol, capture_content, "
+                   "console_stream, max_queue_size")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No LMSCOPE_*/OTEL_* variable from the outer shell, and a working directory with no pyproject.toml above."""
+    for name in list(os.environ):
+        if name.startswith(("LMSCOPE_", "OTEL_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    assert options_module.find_pyproject(tmp_path) is None
+    return tmp_path
+
+
+def write_pyproject(directory: Path, body: str) -> Path:
+    path = directory / "pyproject.toml"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def table_source(path: Path) -> str:
+    return f"{path} [tool.lmscope]"
+
+
+# --- defaults and the shape of the result -------------------------------------------------------------------
+
+def test_defaults_with_nothing_set() -> None:
+    options = resolve_options()
+    assert options == Options(service_name="lmscope-app", exporters=("console",), file_path="lmscope-traces.jsonl",
+                              otlp_endpoint=None, otlp_protocol="http/protobuf", capture_content=True,
+                              console_stream="stderr", max_queue_size=2048)
+    assert dict(options.sources) == dict.fromkeys(OPTION_NAMES, "default")
+    assert [options.given(name) for name in OPTION_NAMES] == [False] * 8
+
+
+def test_option_names_and_error_type() -> None:
+    assert OPTION_NAMES == ("service_name", "exporters", "file_path", "otlp_endpoint", "otlp_protocol",
+                            "capture_content", "console_stream", "max_queue_size")
+    assert [f.name for f in dataclasses.fields(Options)] == [*OPTION_NAMES, "sources"]
+    assert issubclass(ConfigError, ValueError)
+
+
+def test_options_are_frozen() -> None:
+    options = resolve_options()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.service_name = "other"  # type: ignore[misc]
+
+
+def test_none_arguments_count_as_not_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LMSCOPE_EXPORTERS", "file")
+    options = resolve_options(exporters=None, service_name=None)
+    assert (options.exporters, options.service_name) == (("file",), "lmscope-app")
+    assert (options.sources["exporters"], options.sources["service_name"]) == ("LMSCOPE_EXPORTERS", "default")
+
+
+# --- precedence matrix ---------------------------------------------------------------------------------------
+
+# name, argument value, env text, TOML literal, resolved (argument, env, pyproject), default.
+# A callable expected value gets the project directory (pyproject paths are relative to their file).
+MATRIX: list[tuple[str, object, str, str, tuple[Any, Any, Any], Any]] = [
+    ("service_name", "from-arg", "from-env", '"from-toml"', ("from-arg", "from-env", "from-toml"), "lmscope-app"),
+    ("exporters", ["file"], "otlp, console", '["console", "file"]',
+     (("file",), ("otlp", "console"), ("console", "file")), ("console",)),
+    ("file_path", "arg.jsonl", "env.jsonl", '"toml.jsonl"',
+     ("arg.jsonl", "env.jsonl", lambda root: str(root / "toml.jsonl")), "lmscope-traces.jsonl"),
+    ("otlp_endpoint", "http://arg:4318", "https://env.example", '"http://toml:4318/v1/traces"',
+     ("http://arg:4318", "https://env.example", "http://toml:4318/v1/traces"), None),
+    ("otlp_protocol", "grpc", "http/protobuf", '"grpc"', ("grpc", "http/protobuf", "grpc"), "http/protobuf"),
+    ("capture_content", False, "yes", "false", (False, True, False), True),
+    ("console_stream", "stdout", "stderr", '"stdout"', ("stdout", "stderr", "stdout"), "stderr"),
+    ("max_queue_size", 10, "20", "30", (10, 20, 30), 2048),
+]
+
+
+@pytest.mark.parametrize(("use_arg", "use_env", "use_toml"), list(itertools.product([True, False], repeat=3)),
+                         ids=lambda used: "on" if used else "off")
+@pytest.mark.parametrize(("name", "arg", "env", "toml", "resolved", "default"), MATRIX, ids=[row[0] for row in MATRIX])
+def test_precedence(monkeypatch: pytest.MonkeyPatch, clean_env: Path, name: str, arg: object, env: str, toml: str,
+                    resolved: tuple[Any, Any, Any], default: Any, use_arg: bool, use_env: bool,
+                    use_toml: bool) -> None:
+    pyproject = write_pyproject(clean_env, f"[tool.lmscope]\n{name} = {toml}\n" if use_toml else "[project]\n")
+    if use_env:
+        monkeypatch.setenv(f"LMSCOPE_{name.upper()}", env)
+    layers = [(use_arg, resolved[0], "argument"), (use_env, resolved[1], f"LMSCOPE_{name.upper()}"),
+              (use_toml, resolved[2], table_source(pyproject)), (True, default, "default")]
+    expected, source = next((value, source) for used, value, source in layers if used)
+    if callable(expected):
+        expected = expected(clean_env)
+
+    options = resolve_options(**({name: arg} if use_arg else {}))
+
+    assert getattr(options, name) == expected
+    assert options.sources[name] == source
+
+
+# --- environment details -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("console,file", ("console", "file")),
+    (" file , otlp ", ("file", "otlp")),
+    ("file,console,file", ("file", "console")),
+    ("OTLP,Console", ("otlp", "console")),
+    ("console,", ("console",)),
+    ("none", ("none",)),
+])
+def test_env_exporters_are_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch, text: str,
+                                                  expected: tuple[str, ...]) -> None:
+    monkeypatch.setenv("LMSCOPE_EXPORTERS", text)
+    assert resolve_options().exporters == expected
+
+
+@pytest.mark.parametrize("value", ["file,otlp", ["file", "otlp"], ("file", "otlp", "file")])
+def test_argument_exporters_accept_string_list_or_tuple(value: object) -> None:
+    assert resolve_options(exporters=value).exporters == ("file", "otlp")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("true", True), ("TRUE", True), ("1", True), ("yes", True), ("Yes", True),
+    ("false", False), ("False", False), ("0", False), ("no", False), (" NO ", False),
+])
+def test_env_booleans(monkeypatch: pytest.MonkeyPatch, text: str, expected: bool) -> None:
+    monkeypatch.setenv("LMSCOPE_CAPTURE_CONTENT", text)
+    assert resolve_options().capture_content is expected
+
+
+def test_empty_env_var_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LMSCOPE_SERVICE_NAME", "")
+    monkeypatch.setenv("LMSCOPE_EXPORTERS", "  ")
+    options = resolve_options()
+    assert (options.service_name, options.exporters) == ("lmscope-app", ("console",))
+    assert (options.sources["service_name"], options.sources["exporters"]) == ("default", "default")
+
+
+def test_path_argument_accepts_pathlike_and_expands_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert resolve_options(file_path=Path("out") / "t.jsonl").file_path == os.path.join("out", "t.jsonl")
+    assert resolve_options(file_path="~/t.jsonl").file_path == str(tmp_path / "home" / "t.jsonl")
+
+
+# --- standard OTel variables ---------------------------------------------------------------------------------
+
+def test_otel_service_name_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "checkout")
+    options = resolve_options()
+    assert (options.service_name, options.sources["service_name"]) == ("checkout", "OTEL_SERVICE_NAME")
+
+
+def test_lmscope_service_name_and_argument_beat_otel_service_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "checkout")
+    monkeypatch.setenv("LMSCOPE_SERVICE_NAME", "ours")
+    assert resolve_options().service_name == "ours"
+    assert resolve_options(service_name="arg").service_name == "arg"
+
+
+def test_otel_service_name_beats_pyproject(monkeypatch: pytest.MonkeyPatch, clean_env: Path) -> None:
+    """The deployment's variable describes where the app runs; it beats what the app checked in."""
+    write_pyproject(clean_env, '[tool.lmscope]\nservice_name = "from-toml"\n')
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "checkout")
+    assert resolve_options().service_name == "checkout"
+
+
+def test_service_name_from_otel_resource_attributes(monkeypatch: pytest.MonkeyPatch, clean_env: Path) -> None:
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=prod,service.name=billing%20api")
+    options = resolve_options()
+    assert (options.service_name, options.sources["service_name"]) == ("billing api", "default")
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "checkout")  # OTel: OTEL_SERVICE_NAME beats the attribute
+    assert resolve_options().service_name == "checkout"
+    monkeypatch.delenv("OTEL_SERVICE_NAME")
+    write_pyproject(clean_env, '[tool.lmscope]\nservice_name = "from-toml"\n')
+    assert resolve_options().service_name == "from-toml"
+
+
+def test_otlp_protocol_from_otel_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    assert resolve_options().otlp_protocol == "grpc"
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf")
+    options = resolve_options()
+    assert (options.otlp_protocol, options.sources["otlp_protocol"]) == (
+        "http/protobuf", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+    monkeypatch.setenv("LMSCOPE_OTLP_PROTOCOL", "GRPC")
+    assert resolve_options().otlp_protocol == "grpc"
+
+
+def test_max_queue_size_from_otel_bsp_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "512")
+    assert resolve_options().max_queue_size == 512
+    monkeypatch.setenv("LMSCOPE_MAX_QUEUE_SIZE", "64")
+    assert resolve_options().max_queue_size == 64
+
+
+def test_otlp_endpoint_is_not_read_from_otel_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """None lets the OTLP exporter apply the spec's endpoint rules itself."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")
+    assert resolve_options().otlp_endpoint is None
+
+
+# --- pyproject.toml ------------------------------------------------------------------------------------------
+
+def test_pyproject_found_upward_from_cwd(monkeypatch: pytest.MonkeyPatch, clean_env: Path) -> None:
+    pyproject = write_pyproject(clean_env, '[tool.lmscope]\nexporters = "file"\nfile-path = "out/t.jsonl"\n'
+                                           'capture-content = false\nmax_queue_size = 99\n')
+    nested = clean_env / "src" / "app"
+    nested.mkdir(parents=True)
+    monkeypatch.chdir(nested)
+    options = resolve_options()
+    assert (options.exporters, options.file_path, options.capture_content, options.max_queue_size) == (
+        ("file",), str(clean_env / "out" / "t.jsonl"), False, 99)
+    assert options.sources["file_path"] == table_source(pyproject)
+
+
+def test_nearest_pyproject_wins_even_without_lmscope_table(monkeypatch: pytest.MonkeyPatch, clean_env: Path) -> None:
+    write_pyproject(clean_env, '[tool.lmscope]\nexporters = "file"\n')
+    nested = clean_env / "pkg"
+    nested.mkdir()
+    write_pyproject(nested, '[project]\nname = "pkg"\n')
+    monkeypatch.chdir(nested)
+    assert resolve_options().exporters == ("console",)
+
+
+def test_absolute_pyproject_path_is_kept(clean_env: Path) -> None:
+    target = clean_env / "elsewhere" / "t.jsonl"
+    write_pyproject(clean_env, f'[tool.lmscope]\nfile_path = "{target.as_posix()}"\n')
+    assert resolve_options().file_path == target.as_posix()
+
+
+def test_pyproject_skipped_without_a_toml_reader(monkeypatch: pytest.MonkeyPatch, clean_env: Path) -> None:
+    """Python 3.10 without tomli: the file is skipped, not half-read."""
+    write_pyproject(clean_env, '[tool.lmscope]\nexporters = "file"\n')
+    monkeypatch.setattr(options_module, "_toml", None)
+    assert resolve_options().exporters == ("console",)
+
+
+# --- errors: one line, option, source, value, what is allowed ------------------------------------------------
+
+ERRORS: list[tuple[dict[str, object], dict[str, str], str | None, str]] = [
+    # kwargs, env, pyproject body, message ({source} = pyproject table source)
+    ({"exporters": "jagger"}, {}, None,
+     "lmscope: exporters: unknown exporter 'jagger' (from argument); allowed: console, file, otlp, none"),
+    ({}, {"LMSCOPE_EXPORTERS": "console,jagger"}, None,
+     "lmscope: exporters: unknown exporter 'jagger' (from LMSCOPE_EXPORTERS); allowed: console, file, otlp, none"),
+    ({"exporters": 5}, {}, None,
+     "lmscope: exporters: not a list of exporter names or a comma-separated string: 5 (from argument); "
+     "allowed: console, file, otlp, none"),
+    ({"exporters": ["console", 3]}, {}, None,
+     "lmscope: exporters: not an exporter name: 3 (from argument); allowed: console, file, otlp, none"),
+    ({"exporters": ""}, {}, None,
+     "lmscope: exporters: no exporter named in '' (from argument); allowed: console, file, otlp, none"),
+    ({}, {"LMSCOPE_EXPORTERS": " , "}, None,
+     "lmscope: exporters: no exporter named in ' , ' (from LMSCOPE_EXPORTERS); allowed: console, file, otlp, none"),
+    ({}, {"LMSCOPE_EXPORTERS": "none,console"}, None,
+     "lmscope: exporters: 'none' cannot be combined with other exporters: 'none,console' (from LMSCOPE_EXPORTERS); "
+     "allowed: console, file, otlp, none"),
+    ({}, {}, "exporters = []",
+     "lmscope: exporters: no exporter named in [] (from {source}); allowed: console, file, otlp, none"),
+    ({"capture_content": "maybe"}, {}, None,
+     "lmscope: capture_content: not a boolean: 'maybe' (from argument); allowed: true, false, 1, 0, yes, no"),
+    ({}, {"LMSCOPE_CAPTURE_CONTENT": "maybe"}, None,
+     "lmscope: capture_content: not a boolean: 'maybe' (from LMSCOPE_CAPTURE_CONTENT); "
+     "allowed: true, false, 1, 0, yes, no"),
+    ({}, {}, "capture_content = 1",
+     "lmscope: capture_content: not a boolean: 1 (from {source}); allowed: true, false, 1, 0, yes, no"),
+    ({"max_queue_size": 0}, {}, None,
+     "lmscope: max_queue_size: not a positive integer: 0 (from argument); allowed: an integer > 0"),
+    ({}, {"LMSCOPE_MAX_QUEUE_SIZE": "-5"}, None,
+     "lmscope: max_queue_size: not a positive integer: '-5' (from LMSCOPE_MAX_QUEUE_SIZE); allowed: an integer > 0"),
+    ({}, {"OTEL_BSP_MAX_QUEUE_SIZE": "ten"}, None,
+     "lmscope: max_queue_size: not an integer: 'ten' (from OTEL_BSP_MAX_QUEUE_SIZE); allowed: an integer > 0"),
+    ({"max_queue_size": True}, {}, None,
+     "lmscope: max_queue_size: not an integer: True (from argument); allowed: an integer > 0"),
+    ({"max_queue_size": 2.5}, {}, None,
+     "lmscope: max_queue_size: not an integer: 2.5 (from argument); allowed: an integer > 0"),
+    ({"otlp_endpoint": "localhost:4318"}, {}, None,
+     "lmscope: otlp_endpoint: malformed endpoint 'localhost:4318' (from argument); "
+     "allowed: an http:// or https:// URL with a host, e.g. http://localhost:4318"),
+    ({}, {"LMSCOPE_OTLP_ENDPOINT": "ftp://collector"}, None,
+     "lmscope: otlp_endpoint: malformed endpoint 'ftp://collector' (from LMSCOPE_OTLP_ENDPOINT); "
+     "allowed: an http:// or https:// URL with a host, e.g. http://localhost:4318"),
+    ({"otlp_endpoint": "http://"}, {}, None,
+     "lmscope: otlp_endpoint: malformed endpoint 'http://' (from argument); "
+     "allowed: an http:// or https:// URL with a host, e.g. http://localhost:4318"),
+    ({"otlp_endpoint": "http://collector:port"}, {}, None,
+     "lmscope: otlp_endpoint: malformed endpoint 'http://collector:port' (from argument); "
+     "allowed: an http:// or https:// URL with a host, e.g. http://localhost:4318"),
+    ({"otlp_endpoint": 4318}, {}, None,
+     "lmscope: otlp_endpoint: not a string: 4318 (from argument); "
+     "allowed: an http:// or https:// URL with a host, e.g. http://localhost:4318"),
+    ({}, {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, None,
+     "lmscope: otlp_protocol: unknown protocol 'http/json' (from OTEL_EXPORTER_OTLP_PROTOCOL); "
+     "allowed: http/protobuf, grpc"),
+    ({"console_stream": "stdlog"}, {}, None,
+     "lmscope: console_stream: unknown stream 'stdlog' (from argument); allowed: stderr, stdout"),
+    ({"service_name": 5}, {}, None,
+     "lmscope: service_name: not a string: 5 (from argument); allowed: a non-empty string"),
+    ({}, {}, 'service_name = "  "',
+     "lmscope: service_name: empty value '  ' (from {source}); allowed: a non-empty string"),
+    ({"file_path": ""}, {}, None,
+     "lmscope: file_path: empty value '' (from argument); allowed: a non-empty file path"),
+    ({"exporter": "console"}, {}, None,
+     f"lmscope: exporter: unknown option (from argument); allowed: {ALLOWED_OPTIONS}"),
+    ({}, {}, 'capture-contents = true',
+     f"lmscope: capture_contents: unknown option (from {{source}}); allowed: {ALLOWED_OPTIONS}"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "env", "toml", "message"), ERRORS, ids=[row[3][9:60] for row in ERRORS])
+def test_bad_values_raise_one_line(monkeypatch: pytest.MonkeyPatch, clean_env: Path, kwargs: dict[str, object],
+                                   env: dict[str, str], toml: str | None, message: str) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    pyproject = write_pyproject(clean_env, f"[tool.lmscope]\n{toml}\n" if toml else "[project]\n")
+    with pytest.raises(ConfigError) as caught:
+        resolve_options(**kwargs)
+    assert str(caught.value) == message.replace("{source}", table_source(pyproject))
+    assert "\n" not in str(caught.value)
+    # The traceback ends at resolve_options: no internal parsing exception chained to it.
+    error = caught.value
+    assert error.__cause__ is None and (error.__context__ is None or error.__suppress_context__)
+
+
+def test_endpoint_credentials_are_masked_in_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LMSCOPE_OTLP_ENDPOINT", "https://user:s3cret@:99/v1/traces?api_key=s3cret")
+    with pytest.raises(ConfigError) as caught:
+        resolve_options()
+    assert str(caught.value) == (
+        "lmscope: otlp_endpoint: malformed endpoint 'https://***@:99/v1/traces?***' (from LMSCOPE_OTLP_ENDPOINT); "
+        "allowed: an http:// or https:// URL with a host, e.g. http://localhost:4318")
+
+
+def test_unparsable_pyproject(clean_env: Path) -> None:
+    pyproject = write_pyproject(clean_env, "[tool.lmscope\n")
+    with pytest.raises(ConfigError) as caught:
+        resolve_options()
+    assert str(caught.value) == (f"lmscope: cannot read [tool.lmscope] from {pyproject}: "
+                                 "Expected ']' at the end of a table declaration (at line 1, column 14)")
+
+
+def test_lmscope_entry_that_is_not_a_table(clean_env: Path) -> None:
+    pyproject = write_pyproject(clean_env, '[tool]\nlmscope = "console"\n')
+    with pytest.raises(ConfigError) as caught:
+        resolve_options()
+    assert str(caught.value) == f"lmscope: [tool.lmscope] in {pyproject} must be a table, got 'console'"
+
+
+def test_long_values_are_cut_in_errors() -> None:
+    with pytest.raises(ConfigError) as caught:
+        resolve_options(service_name=["x" * 200])
+    assert str(caught.value) == (f"lmscope: service_name: not a string: ['{'x' * 75}... (from argument); "
+                                 "allowed: a non-empty string")
