@@ -1,0 +1,239 @@
+"""The console tree: what `ConsoleTreeProcessor` prints when a root ends, and `lmscope tree FILE` prints."""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags, set_span_in_context
+
+from lmscope.telemetry import internal_errors, semconv
+from lmscope.telemetry.exporters.console import ConsoleTreeProcessor
+from lmscope.telemetry.exporters.otlp_json import OtlpJsonFileExporter
+from lmscope.telemetry.trace_file import SpanRecord, read_trace_file
+from lmscope.telemetry.tree import build_trees, render_tree
+
+MS = 1_000_000
+
+EXPECTED_TREE = """\
+trace 0000000000000000000000000000000a
+rag                          1.25 s   in 1200  out 80  cached 300  $0.000540  cost unknown
+├── rag.rewrite             300.0 ms  in  400  out 20              $0.000120  batch[0]
+│   └── chat gpt-4o-mini    290.0 ms  in  400  out 20              $0.000120
+├── rag.retrieve             20.0 ms                                          ERROR ConnectionError: index offline
+└── rag.answer              900.0 ms  in  800  out 60  cached 300  $0.000420  cost unknown
+    └── rag.answer.predict  890.0 ms  in  800  out 60  cached 300  $0.000420  cost unknown
+        ├── chat gpt-4o     600.0 ms  in  800  out 60  cached 300  $0.000420
+        ├── chat gpt-4o       0.4 ms  in    0  out  0              $0.000000  cache:memory saved $0.000420
+        └── chat mystery      1.0 ms  in    0  out  0                         cost unknown"""
+
+
+class SequentialIds(IdGenerator):
+    """Known ids, so the expected text can name the trace."""
+
+    def __init__(self) -> None:
+        self._next = 0
+
+    def generate_span_id(self) -> int:
+        self._next += 1
+        return self._next
+
+    def generate_trace_id(self) -> int:
+        return 0xA
+
+
+def _provider(*processors: Any) -> TracerProvider:
+    provider = TracerProvider(id_generator=SequentialIds())
+    for processor in processors:
+        provider.add_span_processor(processor)
+    return provider
+
+
+def _lm(model: str, tokens: tuple[int, int, int], cost: float | None, **extra: Any) -> dict[str, Any]:
+    input_tokens, output_tokens, cached_tokens = tokens
+    attributes: dict[str, Any] = {
+        semconv.SPAN_KIND: semconv.KIND_LLM,
+        semconv.GEN_AI_REQUEST_MODEL: model,
+        semconv.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
+        semconv.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
+        semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: cached_tokens,
+        semconv.CACHE_HIT: False,
+    }
+    if cost is None:
+        attributes[semconv.COST_UNKNOWN] = True
+    else:
+        attributes[semconv.GEN_AI_USAGE_COST] = cost
+    return {**attributes, **extra}
+
+
+def _module(path: str, rollup: tuple[int, int, int, int] | None = None, *, unknown: bool = False,
+            **extra: Any) -> dict[str, Any]:
+    attributes: dict[str, Any] = {semconv.SPAN_KIND: semconv.KIND_CHAIN, semconv.MODULE_PATH: path}
+    if rollup is not None:
+        calls, input_tokens, output_tokens, cached_tokens = rollup
+        attributes.update({
+            semconv.LM_CALLS: calls,
+            semconv.USAGE_INPUT_TOKENS: input_tokens,
+            semconv.USAGE_OUTPUT_TOKENS: output_tokens,
+            semconv.USAGE_CACHED_TOKENS: cached_tokens,
+        })
+    if unknown:
+        attributes[semconv.COST_UNKNOWN] = True
+    return {**attributes, **extra}
+
+
+def _run_rag(provider: TracerProvider) -> None:
+    """The DESIGN.md example, with fixed times; spans end in an order unlike their start order."""
+    tracer = provider.get_tracer("test")
+
+    def span(name: str, parent: Any, start_ms: float, attributes: dict[str, Any]) -> Any:
+        context = set_span_in_context(parent) if parent is not None else None
+        return tracer.start_span(name, context, attributes=attributes, start_time=int(start_ms * MS))
+
+    rag = span("rag", None, 0, _module("rag", (4, 1200, 80, 300), unknown=True, **{semconv.COST_TOTAL_USD: 0.00054}))
+    rewrite = span("rag.rewrite", rag, 10, _module("rag.rewrite", (1, 400, 20, 0), **{
+        semconv.COST_TOTAL_USD: 0.00012, semconv.BATCH_INDEX: 0}))
+    lm = span("chat gpt-4o-mini", rewrite, 15, _lm("gpt-4o-mini", (400, 20, 0), 0.00012))
+    lm.end(end_time=305 * MS)
+    rewrite.end(end_time=310 * MS)
+    retrieve = span("rag.retrieve", rag, 320, _module("rag.retrieve", (0, 0, 0, 0), **{
+        semconv.SPAN_KIND: semconv.KIND_RETRIEVER, semconv.ERROR_TYPE: "ConnectionError"}))
+    retrieve.set_status(Status(StatusCode.ERROR, "index offline"))
+    retrieve.end(end_time=340 * MS)
+    answer = span("rag.answer", rag, 345, _module("rag.answer", (3, 800, 60, 300), unknown=True, **{
+        semconv.COST_TOTAL_USD: 0.00042}))
+    predict = span("rag.answer.predict", answer, 350, _module("rag.answer.predict", (3, 800, 60, 300), unknown=True, **{
+        semconv.COST_TOTAL_USD: 0.00042}))
+    # Started last, ended first: the tree still lists children by start time.
+    unpriced = span("chat mystery", predict, 1000, _lm("mystery", (0, 0, 0), None))
+    unpriced.end(end_time=1001 * MS)
+    priced = span("chat gpt-4o", predict, 360, _lm("gpt-4o", (800, 60, 300), 0.00042))
+    priced.end(end_time=960 * MS)
+    hit = span("chat gpt-4o", predict, 970, _lm("gpt-4o", (0, 0, 0), 0.0, **{
+        semconv.CACHE_HIT: True, semconv.CACHE_LAYER: "memory", semconv.CACHE_SAVED_USD: 0.00042}))
+    hit.end(end_time=970 * MS + 400_000)
+    predict.end(end_time=1240 * MS)
+    answer.end(end_time=1245 * MS)
+    rag.end(end_time=1250 * MS)
+
+
+def test_root_end_prints_the_exact_tree_and_the_file_renders_the_same(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    path = tmp_path / "spans.jsonl"
+    provider = _provider(ConsoleTreeProcessor(stream), SimpleSpanProcessor(OtlpJsonFileExporter(path)))
+    _run_rag(provider)
+    provider.shutdown()
+
+    assert stream.getvalue() == EXPECTED_TREE + "\n"
+    [tree] = build_trees(read_trace_file(path))
+    assert render_tree(tree) == EXPECTED_TREE
+
+
+def test_nothing_is_printed_before_the_root_ends_and_default_stream_is_stderr_at_print_time(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    provider = _provider(ConsoleTreeProcessor())
+    tracer = provider.get_tracer("test")
+    root = tracer.start_span("root", start_time=0)
+    tracer.start_span("child", set_span_in_context(root), start_time=1 * MS).end(end_time=2 * MS)
+    assert capsys.readouterr().err == ""
+    root.end(end_time=3 * MS)
+    assert capsys.readouterr().err == (
+        "trace 0000000000000000000000000000000a\n"
+        "root       3.0 ms\n"
+        "└── child  1.0 ms\n"
+    )
+
+
+def test_a_span_with_a_remote_parent_is_a_local_root() -> None:
+    stream = io.StringIO()
+    provider = _provider(ConsoleTreeProcessor(stream))
+    remote = SpanContext(trace_id=0xB, span_id=0xC, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+    tracer = provider.get_tracer("test")
+    server = tracer.start_span("POST /ask", set_span_in_context(NonRecordingSpan(remote)), start_time=0)
+    server.end(end_time=5 * MS)
+    assert stream.getvalue() == "trace 0000000000000000000000000000000b\nPOST /ask  5.0 ms\n"
+
+
+def test_buffer_is_bounded_when_roots_never_end() -> None:
+    stream = io.StringIO()
+    provider = TracerProvider()  # random trace ids: one trace per root
+    provider.add_span_processor(ConsoleTreeProcessor(stream, max_traces=2, max_spans_per_trace=3))
+    tracer = provider.get_tracer("test")
+    roots = [tracer.start_span(f"root{index}", start_time=0) for index in range(3)]
+    for root in roots:
+        for index in range(5):
+            tracer.start_span(f"child{index}", set_span_in_context(root), start_time=MS).end(end_time=2 * MS)
+    # root0's children were evicted when root2's trace arrived; root1 kept only its first three children.
+    roots[0].end(end_time=3 * MS)
+    roots[1].end(end_time=3 * MS)
+    printed = [line.split()[-3] for line in stream.getvalue().splitlines() if not line.startswith("trace")]
+    assert printed == ["root0", "root1", "child0", "child1", "child2"]
+
+
+def test_shutdown_drops_the_buffer_and_force_flush_prints_nothing() -> None:
+    stream = io.StringIO()
+    processor = ConsoleTreeProcessor(stream)
+    provider = _provider(processor)
+    tracer = provider.get_tracer("test")
+    root = tracer.start_span("root", start_time=0)
+    tracer.start_span("child", set_span_in_context(root), start_time=MS).end(end_time=2 * MS)
+    assert processor.force_flush() is True
+    assert stream.getvalue() == ""
+    processor.shutdown()
+    root.end(end_time=3 * MS)
+    assert stream.getvalue() == "trace 0000000000000000000000000000000a\nroot  3.0 ms\n"
+
+
+class BrokenStream(io.StringIO):
+    def write(self, text: str) -> int:
+        raise OSError("stream closed")
+
+
+def test_a_failing_stream_never_reaches_the_app(caplog: pytest.LogCaptureFixture,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(internal_errors, "_reported", set())  # "log once" is per process
+    provider = _provider(ConsoleTreeProcessor(BrokenStream()))
+    tracer = provider.get_tracer("test")
+    with caplog.at_level(logging.WARNING, logger="lmscope"):
+        for _ in range(3):
+            with tracer.start_as_current_span("root"):
+                pass
+    [warning] = caplog.records
+    assert "console tree" in warning.getMessage() and "stream closed" in warning.getMessage()
+
+
+def _record(span_id: str, parent: str | None, start_ms: int, end_ms: int, **kwargs: Any) -> SpanRecord:
+    return SpanRecord(trace_id="f" * 32, span_id=span_id, parent_span_id=parent, name=span_id, kind="INTERNAL",
+                      start_ns=start_ms * MS, end_ns=end_ms * MS, **kwargs)
+
+
+def test_orphans_become_roots_children_follow_start_time_and_errors_name_their_type() -> None:
+    records = [
+        _record("b", "a", 5, 6),
+        _record("a", None, 0, 10),
+        _record("c", "a", 1, 2, status_code="ERROR", status_message="boom",
+                attributes={semconv.ERROR_TYPE: "ValueError", semconv.BATCH_INDEX: 2}),
+        _record("orphan", "missing", 3, 1503, attributes={semconv.CACHE_HIT: True}),
+    ]
+    [tree] = build_trees(records)
+    assert render_tree(tree) == (
+        f"trace {'f' * 32}\n"
+        "a       10.0 ms\n"
+        "├── c    1.0 ms  batch[2]  ERROR ValueError: boom\n"
+        "└── b    1.0 ms\n"
+        "orphan  1.50 s   cache:hit"
+    )
+
+
+def test_color_only_when_asked() -> None:
+    [tree] = build_trees([_record("a", None, 0, 1, status_code="ERROR", status_message="ValueError: boom")])
+    assert "\x1b[" not in render_tree(tree)
+    assert render_tree(tree, color=True) == (
+        f"trace {'f' * 32}\na  \x1b[2m1.0 ms\x1b[0m  \x1b[31mERROR ValueError: boom\x1b[0m"
+    )

@@ -1,0 +1,150 @@
+"""`lmscope report`: spend by model and module path, summed over LM spans only.
+
+Costs are binary fractions (0.25, 0.125, ...) so every sum is exact and compared with `==`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Status, StatusCode, set_span_in_context
+
+from lmscope.telemetry import semconv
+from lmscope.telemetry.exporters.otlp_json import OtlpJsonFileExporter
+from lmscope.telemetry.report import Report, Usage, render_report, summarize
+from lmscope.telemetry.trace_file import read_trace_file, records_from_spans
+
+
+def _lm(model: str, input_tokens: int, output_tokens: int, cached_tokens: int = 0, cost: float | None = None,
+        **extra: Any) -> dict[str, Any]:
+    attributes: dict[str, Any] = {
+        semconv.SPAN_KIND: semconv.KIND_LLM,
+        semconv.GEN_AI_REQUEST_MODEL: model,
+        semconv.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
+        semconv.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
+        semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: cached_tokens,
+        semconv.CACHE_HIT: False,
+    }
+    if cost is None:
+        attributes[semconv.COST_UNKNOWN] = True
+    else:
+        attributes[semconv.GEN_AI_USAGE_COST] = cost
+    return {**attributes, **extra}
+
+
+def _module(path: str, **rollups: Any) -> dict[str, Any]:
+    # Roll-ups deliberately disagree with the LM spans below them: a report that summed module spans
+    # (double counting) would not match the expected numbers.
+    return {semconv.SPAN_KIND: semconv.KIND_CHAIN, semconv.MODULE_PATH: path,
+            semconv.USAGE_INPUT_TOKENS: 99_999, semconv.COST_TOTAL_USD: 64.0, semconv.LM_CALLS: 7, **rollups}
+
+
+def _program(provider: TracerProvider) -> None:
+    tracer = provider.get_tracer("test")
+
+    def span(name: str, parent: Any, attributes: dict[str, Any]) -> Any:
+        return tracer.start_span(name, set_span_in_context(parent) if parent is not None else None,
+                                 attributes=attributes)
+
+    # Trace 1: rag -> rewrite -> LM;  rag -> answer -> (a tool span) -> LM, LM (cache hit), LM (unpriced, failed)
+    rag = span("rag", None, _module("rag"))
+    rewrite = span("rag.rewrite", rag, _module("rag.rewrite"))
+    span("chat gpt-4o-mini", rewrite, _lm("gpt-4o-mini", 100, 10, cost=0.25)).end()
+    rewrite.end()
+    answer = span("rag.answer", rag, _module("rag.answer"))
+    # Not a module span (no lmscope.module.path): LM calls under it still belong to rag.answer.
+    step = span("format", answer, {semconv.SPAN_KIND: semconv.KIND_TOOL})
+    span("chat gpt-4o", step, _lm("gpt-4o", 1000, 200, cached_tokens=300, cost=0.5)).end()
+    step.end()
+    span("chat gpt-4o", answer, _lm("gpt-4o", 0, 0, cost=0.0, **{
+        semconv.CACHE_HIT: True, semconv.CACHE_LAYER: "disk", semconv.CACHE_SAVED_USD: 0.5})).end()
+    failed = span("chat mystery-model", answer, _lm("mystery-model", 40, 0))
+    failed.set_status(Status(StatusCode.ERROR, "RateLimitError: slow down"))
+    failed.end()
+    answer.end()
+    rag.end()
+    # Trace 2: a bare LM call outside any module, and a span that is neither LM nor module.
+    span("chat gpt-4o-mini", None, _lm("gpt-4o-mini", 7, 3, cost=0.125, **{
+        semconv.CACHE_HIT: True, semconv.CACHE_LAYER: "memory", semconv.CACHE_SAVED_USD: 0.125})).end()
+    span("retrieve", None, {semconv.SPAN_KIND: semconv.KIND_RETRIEVER}).end()
+
+
+@pytest.fixture
+def spans() -> list[ReadableSpan]:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    _program(provider)
+    provider.shutdown()
+    return list(memory.get_finished_spans())
+
+
+def test_sums_lm_spans_by_model_and_nearest_module(spans: list[ReadableSpan]) -> None:
+    report = summarize(records_from_spans(spans))
+
+    assert report == Report(
+        traces=3,
+        by_model=[
+            Usage("gpt-4o", calls=2, input_tokens=1000, output_tokens=200, cached_tokens=300, cost_usd=0.5,
+                  cache_hits=1, saved_usd=0.5),
+            Usage("gpt-4o-mini", calls=2, input_tokens=107, output_tokens=13, cost_usd=0.375,
+                  cache_hits=1, saved_usd=0.125),
+            Usage("mystery-model", calls=1, input_tokens=40, unknown_cost_calls=1),
+        ],
+        by_module=[
+            Usage("rag.answer", calls=3, input_tokens=1040, output_tokens=200, cached_tokens=300, cost_usd=0.5,
+                  cache_hits=1, saved_usd=0.5, unknown_cost_calls=1),
+            Usage("rag.rewrite", calls=1, input_tokens=100, output_tokens=10, cost_usd=0.25),
+            Usage("(no module)", calls=1, input_tokens=7, output_tokens=3, cost_usd=0.125,
+                  cache_hits=1, saved_usd=0.125),
+        ],
+        total=Usage("total", calls=5, input_tokens=1147, output_tokens=213, cached_tokens=300, cost_usd=0.875,
+                    cache_hits=2, saved_usd=0.625, unknown_cost_calls=1),
+    )
+
+
+def test_file_and_in_process_records_give_the_same_report(spans: list[ReadableSpan], tmp_path: Path) -> None:
+    exporter = OtlpJsonFileExporter(tmp_path / "spans.jsonl")
+    for span in spans:  # one line per span, as a SimpleSpanProcessor would write them
+        exporter.export([span])
+    exporter.shutdown()
+    assert summarize(read_trace_file(tmp_path / "spans.jsonl")) == summarize(records_from_spans(spans))
+
+
+def test_render_report(spans: list[ReadableSpan]) -> None:
+    assert render_report(summarize(records_from_spans(spans))) == """\
+5 LM calls in 3 traces
+
+model          calls  input  output  cached   cost USD  cache hits  saved USD  unknown cost
+-------------  -----  -----  ------  ------  ---------  ----------  ---------  ------------
+gpt-4o             2   1000     200     300  $0.500000           1  $0.500000             0
+gpt-4o-mini        2    107      13       0  $0.375000           1  $0.125000             0
+mystery-model      1     40       0       0  $0.000000           0  $0.000000             1
+-------------  -----  -----  ------  ------  ---------  ----------  ---------  ------------
+total              5   1147     213     300  $0.875000           2  $0.625000             1
+
+module       calls  input  output  cached   cost USD  cache hits  saved USD  unknown cost
+-----------  -----  -----  ------  ------  ---------  ----------  ---------  ------------
+rag.answer       3   1040     200     300  $0.500000           1  $0.500000             1
+rag.rewrite      1    100      10       0  $0.250000           0  $0.000000             0
+(no module)      1      7       3       0  $0.125000           1  $0.125000             0
+-----------  -----  -----  ------  ------  ---------  ----------  ---------  ------------
+total            5   1147     213     300  $0.875000           2  $0.625000             1"""
+
+
+def test_empty_report() -> None:
+    assert render_report(summarize([])) == """\
+0 LM calls in 0 traces
+
+model  calls  input  output  cached   cost USD  cache hits  saved USD  unknown cost
+-----  -----  -----  ------  ------  ---------  ----------  ---------  ------------
+total      0      0       0       0  $0.000000           0  $0.000000             0
+
+module  calls  input  output  cached   cost USD  cache hits  saved USD  unknown cost
+------  -----  -----  ------  ------  ---------  ----------  ---------  ------------
+total       0      0       0       0  $0.000000           0  $0.000000             0"""
