@@ -1,0 +1,202 @@
+"""lmscope's stand-in LM: an OpenAI-compatible chat server on 127.0.0.1, the only fake part of the project.
+
+No LM provider is reachable from tests or the offline demo, so DSPy and LiteLLM talk real HTTP to this
+server instead. Everything a tracer measures is honest: prompt and completion tokens come from tiktoken
+(`o200k_base`, see `_lm_server_tokens` for the formula), `cached_tokens` from a simulation of provider
+prefix caching (`_lm_server_prefix_cache`), and answers follow the adapter format DSPy asked for
+(`_lm_server_answers`).
+
+    with StandInLM() as server:
+        lm = dspy.LM("openai/gpt-4o-mini", api_base=server.base_url, api_key="sk-anything")
+
+Routes: POST /v1/chat/completions (JSON or `stream: true` SSE), GET /v1/models. Request headers (and so
+API keys) are never logged or stored, and the server writes nothing to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Mapping
+
+from ._lm_server_answers import compose_reply
+from ._lm_server_prefix_cache import PrefixCache
+from ._lm_server_prompt import read_prompt
+from ._lm_server_tokens import count_prompt_tokens, count_tokens, load_encoding, prompt_token_ids
+from ._lm_server_wire import Completion, error_body, models_body
+
+__all__ = ["StandInLM", "count_prompt_tokens", "count_tokens"]
+
+CHAT_PATH = "/v1/chat/completions"
+MODELS_PATH = "/v1/models"
+DEFAULT_MODELS = ("gpt-4o-mini",)
+
+
+class BadRequest(ValueError):
+    """The request body is not a chat-completion request; answered with 400."""
+
+
+class StandInLM:
+    """An OpenAI-compatible chat server in a daemon thread. `model_answers` pins reply values per output
+    field name (`{"answer": "42"}`); key `content` pins the reply to a prompt without DSPy structure."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, cache_block_tokens: int = 32,
+                 model_answers: Mapping[str, str] | None = None) -> None:
+        load_encoding()  # fail here, with the pip command, rather than inside a request thread
+        self.host = host
+        self.port = port
+        self.model_answers: dict[str, str] = dict(model_answers or {})
+        self._prefix_cache = PrefixCache(cache_block_tokens)
+        self._lock = threading.Lock()
+        self._requests = 0
+        self._models_seen: set[str] = set(DEFAULT_MODELS)
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # lifecycle
+
+    def start(self) -> StandInLM:
+        if self._httpd is not None:
+            return self
+        self._httpd = _HTTPServer((self.host, self.port), _Handler, self)
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name=f"lmscope-stand-in-lm:{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        httpd, thread = self._httpd, self._thread
+        self._httpd = self._thread = None
+        if httpd is not None:
+            httpd.shutdown()
+            httpd.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> StandInLM:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # what callers read
+
+    @property
+    def base_url(self) -> str:
+        if self._httpd is None:
+            raise RuntimeError("StandInLM is not running: call start() or use it as a context manager")
+        return f"http://{self.host}:{self.port}/v1"
+
+    @property
+    def requests(self) -> int:
+        """Chat-completion requests answered so far (including streamed ones)."""
+        with self._lock:
+            return self._requests
+
+    def reset_prefix_cache(self) -> None:
+        """Forget every remembered prompt: the next prompts report cached_tokens=0."""
+        self._prefix_cache.clear()
+
+    def model_ids(self) -> list[str]:
+        with self._lock:
+            return sorted(self._models_seen)
+
+    # the one thing the server does
+
+    def complete(self, body: Any) -> Completion:
+        """Answer a parsed /v1/chat/completions body; raises BadRequest when it is not one."""
+        if not isinstance(body, dict):
+            raise BadRequest("The request body must be a JSON object.")
+        model, messages, choices = body.get("model"), body.get("messages"), body.get("n") or 1
+        if not isinstance(model, str) or not model:
+            raise BadRequest("You must provide a model parameter.")
+        if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
+            raise BadRequest("'messages' must be a non-empty array of message objects.")
+        if not isinstance(choices, int) or not 1 <= choices <= 128:
+            raise BadRequest("'n' must be an integer from 1 to 128.")
+        text = compose_reply(read_prompt(body), self.model_answers)
+        prompt_ids = prompt_token_ids(messages)
+        cached = self._prefix_cache.lookup_and_remember(model, prompt_ids)
+        with self._lock:
+            # Counted before the reply is written, so a client that got its answer sees itself counted.
+            self._requests += 1
+            self._models_seen.add(model)
+        return Completion(model=model, text=text, choices=choices, prompt_tokens=len(prompt_ids),
+                          cached_tokens=cached, completion_tokens=count_tokens(text))
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True  # an idle keep-alive connection must not block interpreter exit
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], stand_in: StandInLM):
+        self.stand_in = stand_in
+        super().__init__(address, handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client hanging up mid-reply is routine; stay quiet on stderr
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: DSPy and LiteLLM reuse connections
+    disable_nagle_algorithm = True  # TCP_NODELAY; otherwise Nagle + delayed ACK add ~40 ms per call
+    server: _HTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # no per-request lines, and nothing from the request (headers hold API keys) is ever written
+
+    def do_GET(self) -> None:
+        if self.path.split("?", 1)[0] == MODELS_PATH:
+            self._send_json(200, models_body(self.server.stand_in.model_ids()))
+        else:
+            self._send_not_found()
+
+    def do_POST(self) -> None:
+        raw = self._read_body()  # always drain the body, so the connection stays usable
+        if self.path.split("?", 1)[0] != CHAT_PATH:
+            return self._send_not_found()
+        try:
+            body = json.loads(raw or b"null")
+            completion = self.server.stand_in.complete(body)
+        except BadRequest as exc:
+            return self._send_json(400, error_body(str(exc)))
+        except ValueError as exc:  # json.JSONDecodeError and UnicodeDecodeError
+            return self._send_json(400, error_body(f"We could not parse the JSON body of your request: {exc}"))
+        except Exception as exc:  # a bug here must reach the client as a 500, not as a dropped connection
+            return self._send_json(500, error_body(f"stand-in LM failed: {exc!r}", error_type="server_error"))
+        if body.get("stream") is True:
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            self._send_stream(completion, include_usage)
+        else:
+            self._send_json(200, completion.body())
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _send_not_found(self) -> None:
+        self._send_json(404, error_body(f"Unknown request URL: {self.command} {self.path}.", code="unknown_url"))
+
+    def _send_json(self, status: int, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _send_stream(self, completion: Completion, include_usage: bool) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")  # length unknown up front; keeps keep-alive working
+        self.end_headers()
+        events = [json.dumps(chunk) for chunk in completion.stream_chunks(include_usage)] + ["[DONE]"]
+        for event in events:
+            data = f"data: {event}\n\n".encode()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
