@@ -1,1 +1,34 @@
-"""lmscope: OpenTelemetry spans, tokens and cost for DSPy and LiteLLM programs."""
+"""lmscope: OpenTelemetry spans, tokens and cost for DSPy and LiteLLM programs.
+
+    import lmscope
+    lmscope.instrument()                      # console trees by default; exporters=["file", "otlp"], ...
+    with lmscope.context(session_id="s-1"):
+        program(question="...")
+    with lmscope.track() as usage:
+        program.batch(examples)
+    usage.by_model()
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+from ._instrument import Instrumentation, active, force_flush, instrument, uninstrument
+from ._version import __version__
+from .telemetry.context_attributes import context
+from .telemetry.options import ConfigError
+from .telemetry.usage import Usage
+from .telemetry.usage import track as _track
+
+__all__ = ["ConfigError", "Instrumentation", "Usage", "__version__", "context", "force_flush", "instrument",
+           "track", "uninstrument"]
+
+
+@contextmanager
+def track() -> Iterator[Usage]:
+    """Count every LM call in the block (threads, tasks and cache hits included) by model."""
+    if active() is None:
+        raise RuntimeError("lmscope.track() counts the LM calls lmscope instruments: call lmscope.instrument() first")
+    with _track() as usage:
+        yield usage

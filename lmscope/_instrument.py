@@ -1,0 +1,98 @@
+"""`instrument()` / `uninstrument()`: options -> exporters -> tracer provider -> library patches."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any, Sequence
+
+import wrapt
+
+from ._version import __version__
+from .instrumentation.dspy import DSPyInstrumentor
+from .telemetry.options import Options, resolve_options
+from .telemetry.pipeline import build_span_processors
+from .telemetry.providers import TracingSetup, setup_tracing
+
+logger = logging.getLogger("lmscope")
+_lock = threading.Lock()
+_active: Instrumentation | None = None
+
+
+class Instrumentation:
+    """The handle `instrument()` returns: what is on, and how to flush or undo it."""
+
+    def __init__(self, options: Options, tracing: TracingSetup) -> None:
+        self.options = options
+        self.tracing = tracing
+        self.dspy = DSPyInstrumentor()
+        self._live = True
+
+    @property
+    def tracer_provider(self) -> Any:
+        return self.tracing.tracer_provider
+
+    def _instrument_dspy(self, _module: Any = None) -> None:
+        # Runs when dspy is imported, or at once if it already was: never imports it for the app.
+        if self._live:
+            self.dspy.instrument(self.tracing.tracer("lmscope.instrumentation.dspy", __version__),
+                                 capture_content=self.options.capture_content)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self.tracing.force_flush(timeout_millis)
+
+    def uninstrument(self) -> None:
+        self._live = False
+        self.dspy.uninstrument()
+        self.tracing.shutdown()
+
+    def __repr__(self) -> str:
+        return f"<lmscope instrumentation exporters={list(self.options.exporters)} service={self.options.service_name!r}>"
+
+
+def instrument(*, service_name: str | None = None, exporters: Sequence[str] | str | None = None,
+               file_path: str | os.PathLike[str] | None = None, otlp_endpoint: str | None = None,
+               otlp_protocol: str | None = None, capture_content: bool | None = None,
+               console_stream: str | None = None, max_queue_size: int | None = None) -> Instrumentation:
+    """Trace DSPy programs: every module step, LM call, cache hit, retrieval and tool call becomes a span.
+
+    Every option left as None comes from `LMSCOPE_<NAME>`, then `[tool.lmscope]` in the app's
+    pyproject.toml, then the default. `exporters`: console (default), file, otlp, none. A bad value
+    raises `lmscope.ConfigError` naming the option, the value and what is allowed. Calling it again
+    returns the active handle unchanged.
+    """
+    global _active
+    given = {"service_name": service_name, "exporters": exporters, "file_path": file_path,
+             "otlp_endpoint": otlp_endpoint, "otlp_protocol": otlp_protocol, "capture_content": capture_content,
+             "console_stream": console_stream, "max_queue_size": max_queue_size}
+    options = {name: value for name, value in given.items() if value is not None}
+    resolved = resolve_options(**options)
+    with _lock:
+        if _active is not None:
+            if options:
+                logger.warning("lmscope: already instrumented; call lmscope.uninstrument() to change options")
+            return _active
+        handle = Instrumentation(resolved, setup_tracing(resolved, build_span_processors(resolved)))
+        _active = handle
+    wrapt.register_post_import_hook(handle._instrument_dspy, "dspy")
+    return handle
+
+
+def uninstrument() -> None:
+    """Flush what was recorded and put DSPy back exactly as it was."""
+    global _active
+    with _lock:
+        handle, _active = _active, None
+    if handle is not None:
+        handle.uninstrument()
+
+
+def active() -> Instrumentation | None:
+    return _active
+
+
+def force_flush(timeout_millis: int = 30_000) -> bool:
+    """Export every finished span now; True when all exporters confirmed."""
+    handle = _active
+    return handle.force_flush(timeout_millis) if handle is not None else True

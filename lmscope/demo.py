@@ -1,0 +1,116 @@
+"""`lmscope demo`: a 3-step DSPy RAG program traced end to end, offline, in under a minute.
+
+rewrite (Predict) -> retrieve (a retriever module over a small corpus) -> answer (ChainOfThought),
+run four ways: fresh, cached, under `dspy.context(...)`, and as a threaded batch. The LM is lmscope's
+stand-in server on 127.0.0.1 unless `--model` names a real provider model (its key from the usual
+environment variable, e.g. OPENAI_API_KEY).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import ExitStack
+from typing import Any, Sequence
+
+CORPUS = (
+    "Paris is the capital and largest city of France.",
+    "Berlin is the capital of Germany and its largest city.",
+    "Tokyo is the capital of Japan.",
+    "The Seine flows through Paris before reaching the English Channel.",
+    "Mount Fuji is the highest mountain in Japan.",
+    "The Brandenburg Gate is a landmark in Berlin.",
+)
+QUESTIONS = (
+    "What is the capital of France?",
+    "Which river flows through Paris?",
+    "What is the highest mountain in Japan?",
+    "Which landmark stands in Berlin?",
+)
+
+
+def build_program() -> Any:
+    import dspy
+
+    class Retriever(dspy.Module):
+        """Keyword overlap over CORPUS: a stand-in for a vector store."""
+
+        def __init__(self, k: int = 2) -> None:
+            super().__init__()
+            self.k = k
+
+        def forward(self, query: str) -> Any:
+            words = {word.strip("?.,").lower() for word in query.split() if len(word) > 3}
+            ranked = sorted(CORPUS, key=lambda passage: -sum(word in passage.lower() for word in words))
+            return dspy.Prediction(passages=ranked[: self.k])
+
+    class RAG(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rewrite = dspy.Predict("question -> query")
+            self.retrieve = Retriever(k=2)
+            self.answer = dspy.ChainOfThought("context: list[str], question -> answer")
+
+        def forward(self, question: str) -> Any:
+            query = self.rewrite(question=question).query
+            passages = self.retrieve(query=query).passages
+            return self.answer(context=passages, question=question)
+
+    return RAG()
+
+
+def _banner(text: str) -> None:
+    print(f"\n=== {text} ===", flush=True)
+
+
+def run(model: str | None = None, file_path: str | None = None, exporters: Sequence[str] | None = None) -> int:
+    # Keep the demo's DSPy cache and price lookups local: a first run must really be a fresh run.
+    os.environ.setdefault("DSPY_CACHEDIR", tempfile.mkdtemp(prefix="lmscope-demo-cache-"))
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import lmscope
+
+    handle = lmscope.instrument(service_name="lmscope-demo", exporters=list(exporters or ("console", "file")),
+                                file_path=file_path)
+    import dspy
+
+    with ExitStack() as stack:
+        if model is None:
+            from ._lm_server import StandInLM
+
+            server = stack.enter_context(StandInLM())
+            lm = dspy.LM("openai/gpt-4o-mini", api_base=server.base_url, api_key="sk-lmscope-demo")
+            print(f"stand-in LM server on {server.base_url} (real HTTP, real token counts)")
+        else:
+            lm = dspy.LM(model)
+        dspy.configure(lm=lm)
+        program = build_program()
+        usage = stack.enter_context(lmscope.track())
+        with lmscope.context(session_id="demo-session", user_id="demo-user", tags=["demo"]):
+            _banner("1. fresh run")
+            print("answer:", program(question=QUESTIONS[0]).answer)
+            _banner("2. the same question again: served by DSPy's cache")
+            print("answer:", program(question=QUESTIONS[0]).answer)
+            _banner("3. under dspy.context(lm=<temperature 0.7>, num_threads=2)")
+            with dspy.context(lm=lm.copy(temperature=0.7), num_threads=2):
+                print("answer:", program(question=QUESTIONS[1]).answer)
+            _banner("4. a threaded batch of 3 questions")
+            examples = [dspy.Example(question=q).with_inputs("question") for q in QUESTIONS[1:]]
+            for prediction in program.batch(examples, num_threads=2, disable_progress_bar=True):
+                print("answer:", prediction.answer)
+        handle.force_flush()
+        _print_summary(usage.by_model())
+    if "file" in handle.options.exporters:
+        print(f"\ntrace file: {handle.options.file_path}  (try: lmscope tree {handle.options.file_path}; "
+              f"lmscope report {handle.options.file_path})")
+    lmscope.uninstrument()
+    return 0
+
+
+def _print_summary(by_model: dict[str, dict[str, Any]]) -> None:
+    _banner("usage and cost (lmscope.track)")
+    print(f"{'model':<16}{'calls':>6}{'cached':>8}{'in tok':>9}{'out tok':>9}{'prompt-cache tok':>18}"
+          f"{'cost USD':>12}{'saved USD':>12}")
+    for model, usage in sorted(by_model.items()):
+        print(f"{model:<16}{usage['requests']:>6}{usage['cached_requests']:>8}{usage['input_tokens']:>9}"
+              f"{usage['output_tokens']:>9}{usage['cached_tokens']:>18}{usage['cost_usd']:>12.6f}"
+              f"{usage['saved_usd']:>12.6f}")

@@ -1,0 +1,34 @@
+"""Which span processors the resolved options ask for: one per exporter name."""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+from opentelemetry.sdk.trace import SpanProcessor
+
+from .options import Options
+from .providers import batch_processor, otlp_span_exporter
+
+
+def _console(options: Options) -> SpanProcessor:
+    from .exporters.console import ConsoleTreeProcessor
+
+    return ConsoleTreeProcessor(sys.stdout if options.console_stream == "stdout" else None)
+
+
+def _file(options: Options) -> SpanProcessor:
+    from .exporters.otlp_json import OtlpJsonFileExporter
+
+    return batch_processor(OtlpJsonFileExporter(options.file_path), options)
+
+
+def _otlp(options: Options) -> SpanProcessor:
+    return batch_processor(otlp_span_exporter(options), options)
+
+
+_FACTORIES: dict[str, Callable[[Options], SpanProcessor]] = {"console": _console, "file": _file, "otlp": _otlp}
+
+
+def build_span_processors(options: Options) -> list[SpanProcessor]:
+    return [_FACTORIES[name](options) for name in options.exporters if name != "none"]

@@ -1,0 +1,89 @@
+"""DSPy instrumented against an in-memory exporter, on both DSPy engines."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+
+@pytest.fixture
+def spans():
+    """Instrument DSPy with its own TracerProvider; yields a function returning the finished spans."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from lmscope.instrumentation.dspy import DSPyInstrumentor
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    instrumentor = DSPyInstrumentor()
+    instrumentor.instrument(provider.get_tracer("test"), capture_content=True)
+    yield exporter.get_finished_spans
+    instrumentor.uninstrument()
+    _reset_dspy()
+
+
+def _reset_dspy():
+    import dspy
+
+    dspy.configure(lm=None, adapter=None, track_usage=False, callbacks=[])
+
+
+@pytest.fixture(params=["native", "litellm"])
+def engine(request):
+    return request.param
+
+
+@pytest.fixture
+def make_lm(lm_server, engine):
+    """`make_lm(**kwargs)`: a dspy.LM on the stand-in server with the parametrized engine.
+
+    DSPy's cache is shared by the whole session (one DSPY_CACHEDIR), so a test that needs a cold cache
+    asks a question with the `unique` suffix.
+    """
+    import dspy
+
+    def make(**kwargs):
+        options = {"api_base": lm_server.base_url, "api_key": "sk-test-SECRET-123"}
+        if engine == "litellm":
+            options["engine"] = "litellm"
+        options.update(kwargs)
+        return dspy.LM("openai/gpt-4o-mini", **options)
+
+    return make
+
+
+@pytest.fixture
+def unique():
+    """A suffix that keeps a question out of every earlier test's cache entries."""
+    return uuid.uuid4().hex[:8]
+
+
+CORPUS = ["Paris is the capital of France.", "Berlin is the capital of Germany.", "Tokyo is the capital of Japan."]
+
+
+@pytest.fixture
+def rag():
+    """A fresh 3-step program: rewrite (Predict) -> retrieve (Retriever module) -> answer (ChainOfThought)."""
+    import dspy
+
+    class Retriever(dspy.Module):
+        def forward(self, query):
+            return dspy.Prediction(passages=CORPUS[:2])
+
+    class RAG(dspy.Module):
+        def __init__(self):
+            super().__init__()
+            self.rewrite = dspy.Predict("question -> query")
+            self.retrieve = Retriever()
+            self.answer = dspy.ChainOfThought("context: list[str], question -> answer")
+
+        def forward(self, question):
+            query = self.rewrite(question=question).query
+            passages = self.retrieve(query=query).passages
+            return self.answer(context=passages, question=question)
+
+    return RAG()
