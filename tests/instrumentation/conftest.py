@@ -87,3 +87,33 @@ def rag():
             return self.answer(context=passages, question=question)
 
     return RAG()
+
+
+def _tree(finished):
+    """Nested (name, [children]) lists, children in start order: the shape a backend would draw."""
+    children = {}
+    ids = {span.context.span_id for span in finished}
+    roots = []
+    for span in sorted(finished, key=lambda s: s.start_time):
+        parent = span.parent.span_id if span.parent is not None else None
+        (children.setdefault(parent, []) if parent in ids else roots).append(span)
+
+    def node(span):
+        return (span.name, [node(child) for child in children.get(span.context.span_id, [])])
+
+    return [node(root) for root in roots]
+
+
+@pytest.fixture
+def tree():
+    return _tree
+
+
+@pytest.fixture
+def rag_tree():
+    """The span tree one call of the `rag` program must produce."""
+    return ("rag", [
+        ("rag.rewrite", [("chat gpt-4o-mini", [])]),
+        ("rag.retrieve", []),
+        ("rag.answer", [("rag.answer.predict", [("chat gpt-4o-mini", [])])]),
+    ])

@@ -1,0 +1,122 @@
+"""Errors reach the user unchanged, faults inside lmscope change nothing, uninstrument restores DSPy."""
+
+from __future__ import annotations
+
+import dspy
+import pytest
+from dspy.utils.callback import BaseCallback
+
+from lmscope.instrumentation.dspy import DSPyInstrumentor
+from lmscope.instrumentation.dspy import _runtime
+from lmscope.telemetry import semconv
+
+
+class Broken(dspy.Module):
+    def __init__(self):
+        super().__init__()
+        self.ask = dspy.Predict("question -> answer")
+
+    def forward(self, question):
+        self.ask(question=question)
+        raise KeyError("no such document")
+
+
+def test_failing_module_records_error_and_reraises_the_same_exception(spans, make_lm, unique):
+    dspy.configure(lm=make_lm())
+    with pytest.raises(KeyError) as caught:
+        Broken()(question=f"q {unique}")
+    assert caught.value.args == ("no such document",)
+
+    finished = spans()
+    broken = next(s for s in finished if s.name == "broken")
+    assert broken.status.status_code.name == "ERROR"
+    assert broken.status.description == "KeyError: 'no such document'"
+    assert broken.attributes[semconv.ERROR_TYPE] == "KeyError"
+    (event,) = broken.events
+    assert event.name == "exception"
+    assert event.attributes["exception.type"] == "KeyError"
+    assert broken.attributes[semconv.LM_CALLS] == 1  # the work done before the failure still counts
+    ask = next(s for s in finished if s.name == "broken.ask")
+    assert ask.status.status_code.name == "UNSET"
+
+
+def test_lm_error_is_recorded_on_the_lm_span(spans, unique):
+    lm = dspy.LM("openai/gpt-4o-mini", api_base="http://127.0.0.1:9/v1", api_key="sk-x", num_retries=0)
+    dspy.configure(lm=lm)
+    with pytest.raises(Exception) as caught:
+        dspy.Predict("question -> answer")(question=f"q {unique}")
+    call = next(s for s in spans() if s.name == "chat gpt-4o-mini")
+    assert call.status.status_code.name == "ERROR"
+    assert call.attributes[semconv.ERROR_TYPE] == type(caught.value).__name__
+
+
+def test_fault_inside_lmscope_does_not_change_the_result(spans, make_lm, rag, unique, monkeypatch):
+    dspy.configure(lm=make_lm(cache=False))
+    expected = rag(question=f"What is the capital of France? {unique}").answer
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("forced lmscope fault")
+
+    monkeypatch.setattr(_runtime, "lm_result_attributes", explode)
+    monkeypatch.setattr(_runtime, "module_path", explode)
+    assert rag(question=f"What is the capital of France? {unique}").answer == expected
+
+
+def test_uninstrument_restores_dspy_exactly_and_its_callbacks_still_fire(make_lm, unique):
+    from dspy.clients import execution
+    from dspy.clients.base_lm import BaseLM
+    from dspy.clients.cache import Cache
+    from dspy.primitives.module import Module
+
+    before = {"Module.__call__": vars(Module)["__call__"], "Module.acall": vars(Module)["acall"],
+              "BaseLM.__call__": vars(BaseLM)["__call__"], "finalize": execution.finalize,
+              "Cache.get": vars(Cache)["get"], "dspy.context": dspy.context}
+    from opentelemetry.sdk.trace import TracerProvider
+
+    instrumentor = DSPyInstrumentor()
+    instrumentor.instrument(TracerProvider().get_tracer("t"), capture_content=False)
+    instrumentor.instrument(TracerProvider().get_tracer("t"), capture_content=False)  # twice is harmless
+    assert vars(Module)["__call__"] is not before["Module.__call__"]
+    instrumentor.uninstrument()
+    after = {"Module.__call__": vars(Module)["__call__"], "Module.acall": vars(Module)["acall"],
+             "BaseLM.__call__": vars(BaseLM)["__call__"], "finalize": execution.finalize,
+             "Cache.get": vars(Cache)["get"], "dspy.context": dspy.context}
+    assert all(after[name] is before[name] for name in before if name != "dspy.context")
+    assert after["dspy.context"] == before["dspy.context"]
+
+    seen = []
+
+    class Recorder(BaseCallback):
+        def on_module_start(self, call_id, instance, inputs):
+            seen.append("module")
+
+        def on_lm_start(self, call_id, instance, inputs):
+            seen.append("lm")
+
+    dspy.configure(lm=make_lm(), callbacks=[Recorder()])
+    try:
+        dspy.Predict("question -> answer")(question=f"q {unique}")
+    finally:
+        dspy.configure(callbacks=[])
+    assert seen == ["module", "lm"]
+
+
+def test_adapter_fallback_is_visible(spans, lm_server, unique):
+    # An answer the ChatAdapter cannot parse makes DSPy retry with JSONAdapter (a second LM call);
+    # here that fails too, so the user gets DSPy's parse error and the trace shows both attempts.
+    from dspy.utils.exceptions import AdapterParseError
+
+    from lmscope._lm_server import StandInLM
+
+    with StandInLM(model_answers={"count": "many"}) as server:
+        dspy.configure(lm=dspy.LM("openai/gpt-4o-mini", api_base=server.base_url, api_key="sk-x", cache=False))
+        with pytest.raises(AdapterParseError):
+            dspy.Predict("question -> count: int")(question=f"q {unique}")
+    predict = next(s for s in spans() if s.name == "predict")
+    fallback = [e for e in predict.events if e.name == semconv.ADAPTER_EVENT_FALLBACK]
+    assert len(fallback) == 1
+    assert fallback[0].attributes["from"] == "ChatAdapter"
+    assert fallback[0].attributes[semconv.ERROR_TYPE] == "AdapterParseError"
+    assert predict.status.status_code.name == "ERROR"
+    assert predict.attributes[semconv.ERROR_TYPE] == "AdapterParseError"
+    assert [s.name for s in spans()].count("chat gpt-4o-mini") == 2

@@ -1,0 +1,111 @@
+"""One trace for batch, Parallel, Evaluate and acall; settings, overrides, context and track() in workers."""
+
+from __future__ import annotations
+
+import asyncio
+
+import dspy
+import pytest
+
+import lmscope
+from lmscope.telemetry import semconv
+from lmscope.telemetry.usage import track
+
+
+def examples(unique, n=3):
+    return [dspy.Example(question=f"Question {i} {unique}").with_inputs("question") for i in range(n)]
+
+
+def test_batch_is_one_trace_with_indexed_items(spans, make_lm, rag, unique, tree, rag_tree):
+    dspy.configure(lm=make_lm())
+    with dspy.context(num_threads=3):
+        results = rag.batch(examples(unique), num_threads=3, disable_progress_bar=True)
+
+    finished = spans()
+    assert len(results) == 3
+    assert len({s.context.trace_id for s in finished}) == 1
+    (batch,) = tree(finished)
+    assert batch[0] == "rag.batch"
+    assert sorted(batch[1]) == [rag_tree] * 3
+    items = sorted((s for s in finished if s.name == "rag"), key=lambda s: s.attributes[semconv.BATCH_INDEX])
+    assert [s.attributes[semconv.BATCH_INDEX] for s in items] == [0, 1, 2]
+    questions = [s.attributes[semconv.INPUT_VALUE] for s in items]
+    assert questions == [f'{{"question": "Question {i} {unique}"}}' for i in range(3)]
+    # The dspy.context override is seen inside worker threads, on the LM spans they make.
+    for span in finished:
+        if span.name.startswith("chat "):
+            assert span.attributes[semconv.SETTINGS_OVERRIDES] == ("num_threads",)
+            assert span.attributes["lmscope.settings.num_threads"] == 3
+    batch_span = next(s for s in finished if s.name == "rag.batch")
+    assert batch_span.attributes[semconv.LM_CALLS] == 6
+    assert batch_span.attributes[semconv.USAGE_INPUT_TOKENS] == sum(
+        s.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] for s in finished if s.name.startswith("chat "))
+
+
+def test_parallel_and_evaluate_nest_under_the_caller(spans, make_lm, unique):
+    dspy.configure(lm=make_lm())
+    predict = dspy.Predict("question -> answer")
+    dspy.Parallel(num_threads=2, disable_progress_bar=True)([(predict, ex) for ex in examples(unique, 2)])
+    evaluate = dspy.Evaluate(devset=examples(unique + "e", 2), metric=lambda ex, pred, trace=None: 1.0,
+                             num_threads=2, display_progress=False)
+    evaluate(predict)
+
+    finished = spans()
+    roots = [s for s in finished if s.parent is None]
+    assert sorted(s.name for s in roots) == ["evaluate", "parallel"]
+    assert next(s for s in roots if s.name == "evaluate").attributes[semconv.SPAN_KIND] == "EVALUATOR"
+    for root in roots:
+        children = [s for s in finished if s.parent is not None and s.parent.span_id == root.context.span_id]
+        assert sorted(s.attributes[semconv.BATCH_INDEX] for s in children) == [0, 1]
+        assert {s.name for s in children} == {"predict"}
+        assert {s.context.trace_id for s in children} == {root.context.trace_id}
+
+
+def test_acall_tasks_nest_under_their_parent_module(spans, make_lm, unique, tree):
+    class Fanout(dspy.Module):
+        def __init__(self):
+            super().__init__()
+            self.ask = dspy.Predict("question -> answer")
+
+        async def aforward(self, questions):
+            return await asyncio.gather(*(self.ask.acall(question=q) for q in questions))
+
+    dspy.configure(lm=make_lm())
+    asyncio.run(Fanout().acall(questions=[f"a {unique}", f"b {unique}"]))
+    assert tree(spans()) == [("fanout", [("fanout.ask", [("chat gpt-4o-mini", [])])] * 2)]
+
+
+def test_context_and_track_follow_worker_threads_and_count_cache_hits(spans, make_lm, rag, unique):
+    dspy.configure(lm=make_lm())
+    with track() as usage, lmscope.context(session_id="s-1", user_id="u-1", tags=["t"], metadata={"run": 7}):
+        rag.batch(examples(unique), num_threads=3, disable_progress_bar=True)
+        rag.batch(examples(unique), num_threads=3, disable_progress_bar=True)  # all six LM calls now hit the cache
+
+    finished = spans()
+    for span in finished:
+        assert span.attributes[semconv.SESSION_ID] == "s-1", span.name
+        assert span.attributes[semconv.USER_ID] == "u-1"
+        assert span.attributes[semconv.TAG_TAGS] == ("t",)
+        assert span.attributes[semconv.METADATA] == '{"run": 7}'
+    calls = [s.attributes for s in finished if s.name.startswith("chat ")]
+    billed = [a for a in calls if not a[semconv.CACHE_HIT]]
+    hits = [a for a in calls if a[semconv.CACHE_HIT]]
+    assert (len(billed), len(hits)) == (6, 6)
+    assert usage.by_model() == {"gpt-4o-mini": {
+        "input_tokens": sum(a[semconv.GEN_AI_USAGE_INPUT_TOKENS] for a in billed),
+        "output_tokens": sum(a[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] for a in billed),
+        "cached_tokens": sum(a[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] for a in billed),
+        "requests": 12, "cached_requests": 6,
+        "cost_usd": pytest.approx(sum(a[semconv.GEN_AI_USAGE_COST] for a in billed), rel=1e-12),
+        "saved_usd": pytest.approx(sum(a[semconv.CACHE_SAVED_USD] for a in hits), rel=1e-12),
+        "unpriced_requests": 0,
+    }}
+
+
+def test_dspy_own_tracker_loses_batch_usage_where_track_does_not(spans, make_lm, rag, unique):
+    dspy.configure(lm=make_lm())
+    with dspy.track_usage() as theirs, track() as ours:
+        rag.batch(examples(unique, 2), num_threads=2, disable_progress_bar=True)
+    assert theirs.get_total_tokens() == {}  # DSPy deep-copies its tracker per worker and drops the copies
+    assert ours.by_model()["gpt-4o-mini"]["requests"] == 4
+    assert ours.by_model()["gpt-4o-mini"]["input_tokens"] > 0
