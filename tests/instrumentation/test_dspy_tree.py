@@ -146,3 +146,28 @@ def test_unknown_price_is_flagged_never_zero(spans, lm_server, unique):
     assert call.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == lm.history[-1]["usage"]["prompt_tokens"]
     predict = next(s for s in finished if s.name == "predict")
     assert predict.attributes[semconv.COST_UNKNOWN] is True
+
+
+def test_tool_call_is_a_tool_span_under_its_module(spans, tree):
+    def lookup(city: str) -> str:
+        """Population of a city."""
+        return f"{city}: 2.1 million"
+
+    class Agent(dspy.Module):
+        def __init__(self):
+            super().__init__()
+            self.tools = {"lookup": dspy.Tool(lookup)}
+
+        def forward(self, city):
+            return dspy.Prediction(answer=self.tools["lookup"](city=city))
+
+    assert Agent()(city="Paris").answer == "Paris: 2.1 million"
+    finished = spans()
+    assert tree(finished) == [("agent", [("execute_tool lookup", [])])]
+    tool = next(s for s in finished if s.name == "execute_tool lookup")
+    assert tool.attributes[semconv.SPAN_KIND] == "TOOL"
+    assert tool.attributes[semconv.GEN_AI_OPERATION_NAME] == "execute_tool"
+    assert tool.attributes[semconv.GEN_AI_TOOL_NAME] == "lookup"
+    assert tool.attributes[semconv.TOOL_NAME] == "lookup"
+    assert json.loads(tool.attributes[semconv.INPUT_VALUE]) == {"city": "Paris"}
+    assert json.loads(tool.attributes[semconv.OUTPUT_VALUE]) == "Paris: 2.1 million"
