@@ -121,19 +121,60 @@ def rollup_attributes(totals: Totals) -> dict[str, Any]:
     return attributes
 
 
+_secret_keys: dict[str, bool] = {}
+_settings_names: dict[str, str | None] = {}
+"""settings key -> its attribute name, or None for a secret-looking key (both bounded by _CACHE_LIMIT)."""
+_override_tuples: dict[frozenset[str], tuple[str, ...]] = {}
+_CACHE_LIMIT = 4096
+
+
 def is_secret_key(key: str) -> bool:
-    lowered = key.lower()
-    return any(marker in lowered for marker in _SECRET_MARKERS)
+    secret = _secret_keys.get(key)
+    if secret is None:
+        lowered = key.lower()
+        secret = any(marker in lowered for marker in _SECRET_MARKERS)
+        if len(_secret_keys) >= _CACHE_LIMIT:
+            _secret_keys.clear()
+        _secret_keys[key] = secret
+    return secret
+
+
+def _settings_name(key: str) -> str | None:
+    try:
+        return _settings_names[key]
+    except KeyError:
+        pass
+    name = None if is_secret_key(key) else semconv.SETTINGS_PREFIX + key
+    if len(_settings_names) >= _CACHE_LIMIT:
+        _settings_names.clear()
+    _settings_names[key] = name
+    return name
 
 
 def settings_attributes(values: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
     """`lmscope.settings.*` from already-read effective settings; secret-looking keys are dropped."""
-    attributes = {semconv.SETTINGS_PREFIX + key: value for key, value in values.items()
-                  if value is not None and isinstance(value, (str, bool, int, float)) and not is_secret_key(key)}
-    keys = sorted(overrides)
-    if keys:
-        attributes[semconv.SETTINGS_OVERRIDES] = tuple(keys)
+    attributes: dict[str, Any] = {}
+    for key, value in values.items():
+        if value is not None and isinstance(value, _SETTING_TYPES):
+            name = _settings_name(key) if type(key) is str else (None if is_secret_key(key)
+                                                                 else semconv.SETTINGS_PREFIX + key)
+            if name is not None:
+                attributes[name] = value
+    if overrides:
+        if type(overrides) is frozenset:
+            keys = _override_tuples.get(overrides)
+            if keys is None:
+                if len(_override_tuples) >= _CACHE_LIMIT:
+                    _override_tuples.clear()
+                keys = _override_tuples[overrides] = tuple(sorted(overrides))
+        else:
+            keys = tuple(sorted(overrides))
+        if keys:
+            attributes[semconv.SETTINGS_OVERRIDES] = keys
     return attributes
+
+
+_SETTING_TYPES = (str, bool, int, float)
 
 
 def document_attributes(passages: Any, capture_content: bool) -> dict[str, Any]:
