@@ -21,11 +21,6 @@ _SECRET_MARKERS = ("key", "secret", "token", "password", "auth", "credential", "
 _MAX_DOCUMENTS = 32
 
 
-def to_json(value: Any) -> str:
-    """JSON for `input.value`/`output.value`; anything JSON does not know becomes its str()."""
-    return json.dumps(value, default=_jsonable, ensure_ascii=False)
-
-
 def _jsonable(value: Any) -> Any:
     for method in ("toDict", "model_dump"):
         convert = getattr(value, method, None)
@@ -35,6 +30,16 @@ def _jsonable(value: Any) -> Any:
             except Exception:  # noqa: BLE001 - fall back to str below
                 break
     return str(value)
+
+
+# One shared encoder: `json.dumps(value, default=..., ensure_ascii=False)` builds a new JSONEncoder on every
+# call. `encode` keeps no state on the instance (its circular-reference markers are per call): thread-safe.
+_encode = json.JSONEncoder(ensure_ascii=False, default=_jsonable).encode
+
+
+def to_json(value: Any) -> str:
+    """JSON for `input.value`/`output.value`; anything JSON does not know becomes its str()."""
+    return _encode(value)
 
 
 def request_parameters(lm_kwargs: Mapping[str, Any], call_kwargs: Mapping[str, Any]) -> dict[str, Any]:
