@@ -19,6 +19,8 @@ _GEN_AI_REQUEST = {"temperature": semconv.GEN_AI_REQUEST_TEMPERATURE, "top_p": s
                    "max_completion_tokens": semconv.GEN_AI_REQUEST_MAX_TOKENS}
 _SECRET_MARKERS = ("key", "secret", "token", "password", "auth", "credential", "header", "api_base", "base_url")
 _MAX_DOCUMENTS = 32
+_CACHE_LIMIT = 4096
+"""Entries per memo dict below; a full one is cleared, not grown."""
 
 
 def _jsonable(value: Any) -> Any:
@@ -43,11 +45,44 @@ def to_json(value: Any) -> str:
 
 
 def request_parameters(lm_kwargs: Mapping[str, Any], call_kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    merged = {**lm_kwargs, **call_kwargs}
-    return {name: merged[name] for name in _REQUEST_PARAMETERS if merged.get(name) is not None}
+    """The allowlisted parameters of `{**lm_kwargs, **call_kwargs}` that are not None, in allowlist order."""
+    parameters: dict[str, Any] = {}
+    for name in _REQUEST_PARAMETERS:
+        value = call_kwargs[name] if name in call_kwargs else lm_kwargs.get(name)
+        if value is not None:
+            parameters[name] = value
+    return parameters
+
+
+# (model, provider, parameters) -> request attributes, for parameters whose values are plain scalars. The key
+# tells True from 1 and 0.0 from -0.0 (type, and repr for floats), which compare equal but differ in JSON.
+_request_attributes: dict[tuple[Any, ...], dict[str, Any]] = {}
+_PLAIN = (str, int, bool)
 
 
 def lm_request_attributes(model: str, provider: str | None, parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The request attributes of an LM span (a new dict each call: the caller adds to it)."""
+    key: tuple[Any, ...] | None = (model, provider)
+    for name, value in parameters.items():
+        kind = type(value)
+        if kind is float:
+            key += (name, kind, repr(value))  # type: ignore[operator]
+        elif kind in _PLAIN:
+            key += (name, kind, value)  # type: ignore[operator]
+        else:
+            key = None
+            break
+    if key is not None and type(model) is str and (provider is None or type(provider) is str):
+        cached = _request_attributes.get(key)
+        if cached is None:
+            if len(_request_attributes) >= _CACHE_LIMIT:
+                _request_attributes.clear()
+            cached = _request_attributes[key] = _lm_request_attributes(model, provider, parameters)
+        return cached.copy()
+    return _lm_request_attributes(model, provider, parameters)
+
+
+def _lm_request_attributes(model: str, provider: str | None, parameters: Mapping[str, Any]) -> dict[str, Any]:
     attributes: dict[str, Any] = {
         semconv.SPAN_KIND: semconv.KIND_LLM,
         semconv.GEN_AI_OPERATION_NAME: semconv.GEN_AI_OPERATION_CHAT,
@@ -130,7 +165,6 @@ _secret_keys: dict[str, bool] = {}
 _settings_names: dict[str, str | None] = {}
 """settings key -> its attribute name, or None for a secret-looking key (both bounded by _CACHE_LIMIT)."""
 _override_tuples: dict[frozenset[str], tuple[str, ...]] = {}
-_CACHE_LIMIT = 4096
 
 
 def is_secret_key(key: str) -> bool:

@@ -52,23 +52,34 @@ class Totals:
                 self.cost_usd += call.cost_usd
 
     def add(self, other: Totals) -> None:
+        if not other.lm_calls:  # every field only grows in add_call, which counts the call: all zero
+            return
         with _merge_lock:
-            for name in Totals.__slots__:
-                setattr(self, name, getattr(self, name) + getattr(other, name))
+            self.lm_calls += other.lm_calls
+            self.input_tokens += other.input_tokens
+            self.output_tokens += other.output_tokens
+            self.cached_tokens += other.cached_tokens
+            self.cost_usd += other.cost_usd
+            self.cache_hits += other.cache_hits
+            self.saved_usd += other.saved_usd
+            self.unpriced_calls += other.unpriced_calls
 
 
 class ModuleFrame:
     """A module call, or a container (`batch`, `Parallel`, `Evaluate`) whose children run in workers."""
 
-    __slots__ = ("span", "path", "module", "parent", "totals", "container")
+    __slots__ = ("span", "path", "module", "parent", "totals", "container", "rolls_up")
 
-    def __init__(self, span: Span, path: str, module: Any, parent: ModuleFrame | None, container: bool) -> None:
+    def __init__(self, span: Span, path: str, module: Any, parent: ModuleFrame | None, container: bool,
+                 recording: bool = True) -> None:
         self.span = span
         self.path = path
         self.module = module
         self.parent = parent
         self.totals = Totals()
         self.container = container
+        self.rolls_up = recording or (parent is not None and parent.rolls_up)
+        """Whether this frame or an ancestor records: only then is anyone going to read the roll-ups."""
 
 
 class LMFrame:

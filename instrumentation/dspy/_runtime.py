@@ -64,9 +64,10 @@ class Runtime:
         if name is None:
             name = path + name_suffix if path else name_suffix.lstrip(".")
         span = self.tracer.start_span(name, ctx)
-        frame = ModuleFrame(span, path, owner, parent, container)
+        recording = span.is_recording()
+        frame = ModuleFrame(span, path, owner, parent, container, recording)
         token = otel_context.attach(otel_context.set_value(FRAME_KEY, frame, set_span_in_context(span, ctx)))
-        if span.is_recording():
+        if recording:
             cls = type(module)
             attributes: dict[str, Any] = {
                 semconv.SPAN_KIND: kind or span_kind(cls),
@@ -109,8 +110,9 @@ class Runtime:
                 span.set_attributes(attributes)
             if error is not None:
                 _record_error(span, error)
-            if frame.parent is not None:
-                frame.parent.totals.add(frame.totals)
+            parent = frame.parent
+            if parent is not None and parent.rolls_up:
+                parent.totals.add(frame.totals)
         except Exception as exc:  # noqa: BLE001
             report_internal_error("module span end", exc)
         finally:
@@ -128,9 +130,9 @@ class Runtime:
         frame = LMFrame(span, parent, lm, model, provider, time.perf_counter())
         token = otel_context.attach(otel_context.set_value(FRAME_KEY, frame, set_span_in_context(span, ctx)))
         if span.is_recording():
-            call_kwargs = {k: v for k, v in kwargs.items() if k != "messages"}
+            # `messages` is not a request parameter (the allowlist never reads it): no filtered copy needed.
             attributes = lm_request_attributes(model, provider,
-                                               request_parameters(getattr(lm, "kwargs", None) or {}, call_kwargs))
+                                               request_parameters(getattr(lm, "kwargs", None) or {}, kwargs))
             scoped = context_attributes(ctx)
             if scoped:
                 attributes.update(scoped)
@@ -147,8 +149,17 @@ class Runtime:
         frame, token = step
         span = frame.span
         try:
-            call = self._lm_call(frame, error)
-            if span.is_recording():
+            recording = span.is_recording()
+            listeners = self.lm_call_listeners
+            parent = frame.parent
+            if frame.result is not None:
+                trackers = active_trackers(otel_context.get_current())
+                rolls_up = parent is not None and parent.rolls_up
+            else:
+                trackers, rolls_up = (), False
+            # Nobody reads an unsampled call's LMCall unless a listener, a tracker or a recording ancestor does.
+            call = self._lm_call(frame, error) if recording or listeners or trackers or rolls_up else None
+            if recording:
                 attributes = lm_result_attributes(call) if frame.result is not None else {}
                 if self.capture_content and error is None and output is not None:
                     attributes[semconv.OUTPUT_VALUE] = to_json(output)
@@ -156,9 +167,13 @@ class Runtime:
                 span.set_attributes(attributes)
             if error is not None:
                 _record_error(span, error)
-            if frame.result is not None:
-                self._account(call, frame)
-            for listener in self.lm_call_listeners:
+            if rolls_up:
+                parent.totals.add_call(call)
+            for usage in trackers:
+                usage.record(call.model, input_tokens=call.input_tokens, output_tokens=call.output_tokens,
+                             cached_tokens=call.cached_tokens, cost_usd=call.cost_usd, cache_hit=call.cache_hit,
+                             saved_usd=call.saved_usd)
+            for listener in listeners:
                 listener(call)
         except Exception as exc:  # noqa: BLE001
             report_internal_error("LM span end", exc)
@@ -175,14 +190,6 @@ class Runtime:
         return lm_call_from_result(frame.lm, frame.result, model=frame.model, provider=frame.provider,
                                    cache_layer=frame.cache_layer, stored_record=frame.stored_record,
                                    duration_s=duration, module_path=module)
-
-    def _account(self, call: LMCall, frame: LMFrame) -> None:
-        if frame.parent is not None:
-            frame.parent.totals.add_call(call)
-        for usage in active_trackers(otel_context.get_current()):
-            usage.record(call.model, input_tokens=call.input_tokens, output_tokens=call.output_tokens,
-                         cached_tokens=call.cached_tokens, cost_usd=call.cost_usd, cache_hit=call.cache_hit,
-                         saved_usd=call.saved_usd)
 
     def _settings_attributes(self, ctx: Mapping[Any, Any]) -> dict[str, Any]:
         overrides = ctx.get(OVERRIDES_KEY) or _EMPTY
