@@ -178,7 +178,8 @@ def is_secret_key(key: str) -> bool:
     return secret
 
 
-def _settings_name(key: str) -> str | None:
+def settings_name(key: str) -> str | None:
+    """`lmscope.settings.<key>`, or None for a key that looks like it holds a secret."""
     try:
         return _settings_names[key]
     except KeyError:
@@ -195,22 +196,24 @@ def settings_attributes(values: Mapping[str, Any], overrides: Iterable[str]) -> 
     attributes: dict[str, Any] = {}
     for key, value in values.items():
         if value is not None and isinstance(value, _SETTING_TYPES):
-            name = _settings_name(key) if type(key) is str else (None if is_secret_key(key)
+            name = settings_name(key) if type(key) is str else (None if is_secret_key(key)
                                                                  else semconv.SETTINGS_PREFIX + key)
             if name is not None:
                 attributes[name] = value
     if overrides:
-        if type(overrides) is frozenset:
-            keys = _override_tuples.get(overrides)
-            if keys is None:
-                if len(_override_tuples) >= _CACHE_LIMIT:
-                    _override_tuples.clear()
-                keys = _override_tuples[overrides] = tuple(sorted(overrides))
-        else:
-            keys = tuple(sorted(overrides))
+        keys = sorted_overrides(overrides) if type(overrides) is frozenset else tuple(sorted(overrides))
         if keys:
             attributes[semconv.SETTINGS_OVERRIDES] = keys
     return attributes
+
+
+def sorted_overrides(overrides: frozenset[str]) -> tuple[str, ...]:
+    keys = _override_tuples.get(overrides)
+    if keys is None:
+        if len(_override_tuples) >= _CACHE_LIMIT:
+            _override_tuples.clear()
+        keys = _override_tuples[overrides] = tuple(sorted(overrides))
+    return keys
 
 
 _SETTING_TYPES = (str, bool, int, float)

@@ -7,6 +7,7 @@ on `responses[i].usage`; LiteLLM results carry the ModelResponse in `raw`.
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any, Mapping
 
 from ...telemetry.lm_call import LMCall
@@ -16,11 +17,14 @@ _NATIVE_COST_KIND = "estimate"  # DSPy priced it from its bundled snapshot of Li
 
 def _plain(value: Any) -> Mapping[str, Any]:
     if value is None:
-        return {}
-    if isinstance(value, Mapping):
+        return _NO_MAPPING
+    if type(value) is dict or isinstance(value, Mapping):  # a dict first: the Mapping ABC check is slow
         return value
     dump = getattr(value, "model_dump", None)
-    return dump() if callable(dump) else {}
+    return dump() if callable(dump) else _NO_MAPPING
+
+
+_NO_MAPPING: Mapping[str, Any] = MappingProxyType({})
 
 
 def _count(value: Any) -> int:

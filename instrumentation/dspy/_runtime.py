@@ -20,11 +20,11 @@ from ...telemetry.lm_call import LMCall
 from ...telemetry.providers_names import split_route
 from ...telemetry.usage import active_trackers
 from ._attributes import (document_attributes, lm_request_attributes, lm_result_attributes, request_parameters,
-                          rollup_attributes, settings_attributes, to_json)
+                          rollup_attributes, to_json)
 from ._frames import BATCH_ITEM_KEY, FRAME_KEY, OVERRIDES_KEY, LMFrame, ModuleFrame
 from ._naming import module_path, signature_text, span_kind
 from ._results import lm_call_from_result
-from ._settings import read_settings
+from ._settings import settings_span_attributes
 
 Step = tuple[Any, object]  # (frame, context token)
 LMCallListener = Callable[[LMCall], None]
@@ -192,8 +192,7 @@ class Runtime:
                                    duration_s=duration, module_path=module)
 
     def _settings_attributes(self, ctx: Mapping[Any, Any]) -> dict[str, Any]:
-        overrides = ctx.get(OVERRIDES_KEY) or _EMPTY
-        return settings_attributes(read_settings(self.settings, overrides), overrides)
+        return settings_span_attributes(self.settings, ctx.get(OVERRIDES_KEY) or _EMPTY)
 
 
 def _passages(output: Any) -> Any:

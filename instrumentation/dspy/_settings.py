@@ -12,6 +12,8 @@ from typing import Any, Callable, Mapping
 
 from opentelemetry import context as otel_context
 
+from ...telemetry import semconv
+from ._attributes import is_secret_key, settings_name, sorted_overrides
 from ._frames import OVERRIDES_KEY
 
 # Keys DSPy itself sets through `settings.context(...)`; they are plumbing, not user overrides.
@@ -37,6 +39,44 @@ def read_settings(settings: Any, overrides: frozenset[str]) -> dict[str, Any]:
         if key not in values and key != "lm":
             values[key] = config.get(key)
     return values
+
+
+def settings_span_attributes(settings: Any, overrides: frozenset[str]) -> dict[str, Any]:
+    """`settings_attributes(read_settings(settings, overrides), overrides)` in one pass, same keys and order."""
+    config: Mapping[str, Any] = settings.copy()
+    get = config.get
+    lm = get("lm")
+    adapter = get("adapter")
+    attributes: dict[str, Any] = {}
+    value = getattr(lm, "model", None)
+    if value is not None and isinstance(value, _SETTING_TYPES):
+        attributes[_LM_MODEL] = value
+    attributes[_ADAPTER] = type(adapter).__name__ if adapter is not None else "ChatAdapter"
+    value = getattr(lm, "cache", None)
+    if value is not None and isinstance(value, _SETTING_TYPES):
+        attributes[_CACHE] = value
+    for key, name in _FIXED_NAMES:
+        value = get(key)
+        if value is not None and isinstance(value, _SETTING_TYPES):
+            attributes[name] = value
+    if overrides:
+        for key in overrides:
+            if key not in _READ_KEYS and key != "lm":
+                value = get(key)
+                if value is not None and isinstance(value, _SETTING_TYPES):
+                    name = settings_name(key)
+                    if name is not None:
+                        attributes[name] = value
+        attributes[semconv.SETTINGS_OVERRIDES] = sorted_overrides(overrides)
+    return attributes
+
+
+_SETTING_TYPES = (str, bool, int, float)
+_READ_KEYS = frozenset({"lm.model", "adapter", "cache", *_REPORTED[3:], "track_usage"})
+# The fixed keys in read_settings' order (none of them looks secret: checked here, once).
+_LM_MODEL, _ADAPTER, _CACHE = (semconv.SETTINGS_PREFIX + key for key in ("lm.model", "adapter", "cache"))
+_FIXED_NAMES = tuple((key, semconv.SETTINGS_PREFIX + key) for key in (*_REPORTED[3:], "track_usage"))
+assert not any(is_secret_key(key) for key in _READ_KEYS)
 
 
 class _OverrideScope:
