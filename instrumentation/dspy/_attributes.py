@@ -41,7 +41,50 @@ _encode = json.JSONEncoder(ensure_ascii=False, default=_jsonable).encode
 
 def to_json(value: Any) -> str:
     """JSON for `input.value`/`output.value`; anything JSON does not know becomes its str()."""
-    return _encode(value)
+    store = _plain_store(value)
+    return _encode(value if store is None else store)
+
+
+# Types whose `toDict` is DSPy's `Example.toDict` (Example, Prediction and their subclasses), found by name
+# so this module needs no DSPy import.
+_example_types: dict[type, bool] = {}
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _plain_store(value: Any) -> dict[str, Any] | None:
+    """An Example/Prediction's `_store` when it only holds plain scalars and lists of strings.
+
+    `Example.toDict()` copies such a store value for value (it only converts objects with `toDict`,
+    pydantic models, and the items of lists and dicts), so JSON of the store itself is JSON of `toDict()`,
+    which is what the encoder's `default` would have produced, minus the copy and the per-value checks.
+    """
+    cls = type(value)
+    is_example = _example_types.get(cls)
+    if is_example is None:
+        to_dict = getattr(cls, "toDict", None)
+        is_example = _example_types[cls] = (getattr(to_dict, "__qualname__", None) == "Example.toDict"
+                                            and getattr(to_dict, "__module__", None) == "dspy.primitives.example")
+        if len(_example_types) > _CACHE_LIMIT:
+            _example_types.clear()
+    if not is_example:
+        return None
+    attributes = getattr(value, "__dict__", None)
+    if attributes is None or "toDict" in attributes:
+        return None
+    store = attributes.get("_store")
+    if type(store) is not dict:
+        return None
+    for item in store.values():
+        kind = type(item)
+        if kind in _SCALARS:
+            continue
+        if kind is list:
+            for element in item:
+                if type(element) is not str:
+                    return None
+            continue
+        return None
+    return store
 
 
 def request_parameters(lm_kwargs: Mapping[str, Any], call_kwargs: Mapping[str, Any]) -> dict[str, Any]:
