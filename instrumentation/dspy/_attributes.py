@@ -41,6 +41,8 @@ _encode = json.JSONEncoder(ensure_ascii=False, default=_jsonable).encode
 
 def to_json(value: Any) -> str:
     """JSON for `input.value`/`output.value`; anything JSON does not know becomes its str()."""
+    if type(value) in _NATIVE:  # LM messages and outputs, module kwargs: straight to the encoder
+        return _encode(value)
     store = _plain_store(value)
     return _encode(value if store is None else store)
 
@@ -49,6 +51,7 @@ def to_json(value: Any) -> str:
 # so this module needs no DSPy import.
 _example_types: dict[type, bool] = {}
 _SCALARS = (str, int, float, bool, type(None))
+_NATIVE = frozenset({dict, list, tuple, str})
 
 
 def _plain_store(value: Any) -> dict[str, Any] | None:
