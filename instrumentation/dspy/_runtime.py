@@ -11,6 +11,7 @@ import time
 from typing import Any, Callable, Mapping
 
 from opentelemetry import context as otel_context
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer, set_span_in_context
 
 from ...telemetry import semconv
@@ -69,11 +70,9 @@ class Runtime:
         token = otel_context.attach(otel_context.set_value(FRAME_KEY, frame, set_span_in_context(span, ctx)))
         if recording:
             cls = type(module)
-            attributes: dict[str, Any] = {
-                semconv.SPAN_KIND: kind or span_kind(cls),
-                semconv.MODULE_PATH: name,
-                semconv.MODULE_CLASS: cls.__name__,
-            }
+            attributes: dict[str, Any] = {semconv.SPAN_KIND: kind or span_kind(cls), semconv.MODULE_CLASS: cls.__name__}
+            if owner is not None or container:  # tools are steps, not modules: they have no module path
+                attributes[semconv.MODULE_PATH] = name
             signature = signature_text(getattr(module, "signature", None))
             if signature:
                 attributes[semconv.MODULE_SIGNATURE] = signature
@@ -128,7 +127,10 @@ class Runtime:
         provider, model = _route(str(getattr(lm, "model", "unknown")))
         span = self.tracer.start_span(semconv.LM_SPAN_NAME_PREFIX + model, ctx, SpanKind.CLIENT)
         frame = LMFrame(span, parent, lm, model, provider, time.perf_counter())
-        token = otel_context.attach(otel_context.set_value(FRAME_KEY, frame, set_span_in_context(span, ctx)))
+        # Inside our LM span, other instrumentations (OpenInference's LiteLLM one, HTTP clients) stand
+        # down through OTel's standard suppression key: one LM span per LM call, whatever else is on.
+        lm_ctx = otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True, set_span_in_context(span, ctx))
+        token = otel_context.attach(otel_context.set_value(FRAME_KEY, frame, lm_ctx))
         if span.is_recording():
             # `messages` is not a request parameter (the allowlist never reads it): no filtered copy needed.
             attributes = lm_request_attributes(model, provider,

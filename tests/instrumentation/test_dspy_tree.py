@@ -169,5 +169,30 @@ def test_tool_call_is_a_tool_span_under_its_module(spans, tree):
     assert tool.attributes[semconv.GEN_AI_OPERATION_NAME] == "execute_tool"
     assert tool.attributes[semconv.GEN_AI_TOOL_NAME] == "lookup"
     assert tool.attributes[semconv.TOOL_NAME] == "lookup"
+    assert semconv.MODULE_PATH not in tool.attributes  # a tool is a step, not a module
     assert json.loads(tool.attributes[semconv.INPUT_VALUE]) == {"city": "Paris"}
     assert json.loads(tool.attributes[semconv.OUTPUT_VALUE]) == "Paris: 2.1 million"
+
+
+def test_one_lm_span_even_with_openinference_litellm_instrumented(spans, lm_server, unique):
+    from openinference.instrumentation.litellm import LiteLLMInstrumentor
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    their_spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(their_spans))
+    litellm_instrumentor = LiteLLMInstrumentor()
+    litellm_instrumentor.instrument(tracer_provider=provider)
+    try:
+        dspy.configure(lm=dspy.LM("openai/gpt-4o-mini", api_base=lm_server.base_url, api_key="sk-x",
+                                  engine="litellm"))
+        dspy.Predict("question -> answer")(question=f"q {unique}")
+        litellm.completion(model="openai/gpt-4o-mini", api_base=lm_server.base_url, api_key="sk-x",
+                           messages=[{"role": "user", "content": f"direct {unique}"}])
+    finally:
+        litellm_instrumentor.uninstrument()
+    assert [s.name for s in spans()] == ["chat gpt-4o-mini", "predict"]
+    # OpenInference stood down inside DSPy's call but still traces LiteLLM used directly.
+    assert [s.name for s in their_spans.get_finished_spans()] == ["completion"]
