@@ -61,45 +61,13 @@ def traced_async(original: Callable[..., Any], start: Start, end: End, where: st
 
 
 def module_call(runtime: Runtime, original: Callable[..., Any], *, is_async: bool = False) -> Callable[..., Any]:
-    # `traced` with the argument packing inlined: every module call goes through here, one frame less.
     start_module = runtime.start_module
-    end = runtime.end_module
-    where = "module span start"
 
-    if is_async:
-        @functools.wraps(original)
-        async def async_wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-            try:
-                step = start_module(self, {"args": args, **kwargs} if args else kwargs)
-            except Exception as exc:  # noqa: BLE001
-                report_internal_error(where, exc)
-                return await original(self, *args, **kwargs)
-            try:
-                result = await original(self, *args, **kwargs)
-            except BaseException as error:
-                end(step, None, error)
-                raise
-            end(step, result, None)
-            return result
+    def start(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Step:
+        return start_module(module, {"args": args, **kwargs} if args else kwargs)
 
-        return async_wrapper
-
-    @functools.wraps(original)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            step = start_module(self, {"args": args, **kwargs} if args else kwargs)
-        except Exception as exc:  # noqa: BLE001
-            report_internal_error(where, exc)
-            return original(self, *args, **kwargs)
-        try:
-            result = original(self, *args, **kwargs)
-        except BaseException as error:
-            end(step, None, error)
-            raise
-        end(step, result, None)
-        return result
-
-    return wrapper
+    wrap = traced_async if is_async else traced
+    return wrap(original, start, runtime.end_module, "module span start")
 
 
 def lm_call(runtime: Runtime, original: Callable[..., Any], *, is_async: bool = False) -> Callable[..., Any]:
