@@ -9,71 +9,55 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from typing import Any, Iterator, Mapping
 
 from opentelemetry import context as otel_context
 
+from .lm_call import LMCall
+from .spend import Spend
+
 _KEY = otel_context.create_key("lmscope-usage-trackers")
 
 
-@dataclass
-class ModelUsage:
-    """What one model was asked for inside a `track()` block."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_tokens: int = 0
-    """Prompt tokens the provider served from its prompt cache (billed at the cache-read price)."""
-    requests: int = 0
-    cached_requests: int = 0
-    """Calls DSPy answered from its own response cache (no provider call, nothing billed)."""
-    cost_usd: float = 0.0
-    saved_usd: float = 0.0
-    """What the cached requests cost when they were first made."""
-    unpriced_requests: int = 0
-    """Billed requests whose price is unknown: their cost is not in `cost_usd`."""
+def _public(spend: Spend) -> dict[str, Any]:
+    """The documented `by_model()` fields: tokens, requests (DSPy cache hits among them), cost, savings."""
+    return {"input_tokens": spend.input_tokens, "output_tokens": spend.output_tokens,
+            "cached_tokens": spend.cached_tokens, "requests": spend.calls, "cached_requests": spend.cache_hits,
+            "cost_usd": spend.cost_usd, "saved_usd": spend.saved_usd, "unpriced_requests": spend.unpriced_calls}
 
 
 class Usage:
-    """Per-model usage collected by a `track()` block; safe to read while other threads still add."""
+    """Per-model usage collected by a `track()` block; safe to read while other threads still add.
+
+    `cached_tokens` are prompt tokens the provider read from its prompt cache; `cached_requests` are
+    calls DSPy answered from its own cache (nothing billed, `saved_usd` is what they first cost);
+    `unpriced_requests` are billed calls whose price is unknown and so not in `cost_usd`.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._by_model: dict[str, ModelUsage] = {}
+        self._by_model: dict[str, Spend] = {}
 
-    def record(self, model: str, *, input_tokens: int, output_tokens: int, cached_tokens: int,
-               cost_usd: float | None, cache_hit: bool, saved_usd: float | None) -> None:
+    def record(self, call: LMCall) -> None:
         with self._lock:
-            usage = self._by_model.get(model)
-            if usage is None:
-                usage = self._by_model[model] = ModelUsage()
-            usage.requests += 1
-            if cache_hit:
-                usage.cached_requests += 1
-                usage.saved_usd += saved_usd or 0.0
-                return
-            usage.input_tokens += input_tokens
-            usage.output_tokens += output_tokens
-            usage.cached_tokens += cached_tokens
-            if cost_usd is None:
-                usage.unpriced_requests += 1
-            else:
-                usage.cost_usd += cost_usd
+            spend = self._by_model.get(call.model)
+            if spend is None:
+                spend = self._by_model[call.model] = Spend()
+            spend.add_call(call)
 
     def by_model(self) -> dict[str, dict[str, Any]]:
         """A snapshot: model -> input_tokens, output_tokens, cached_tokens, requests, cached_requests,
         cost_usd, saved_usd, unpriced_requests."""
         with self._lock:
-            return {model: asdict(usage) for model, usage in self._by_model.items()}
+            return {model: _public(spend) for model, spend in self._by_model.items()}
 
     def total(self) -> dict[str, Any]:
         """The same fields summed over all models."""
-        total = ModelUsage()
-        for usage in self.by_model().values():
-            for field, value in usage.items():
-                setattr(total, field, getattr(total, field) + value)
-        return asdict(total)
+        total = Spend()
+        with self._lock:
+            for spend in self._by_model.values():
+                total.add(spend)
+        return _public(total)
 
     def __repr__(self) -> str:
         return f"Usage({self.by_model()!r})"

@@ -90,6 +90,17 @@ def _plain_store(value: Any) -> dict[str, Any] | None:
     return store
 
 
+def put_input(attributes: dict[str, Any], value: Any) -> None:
+    """Captured content: `input.value` as JSON, with the mime type OpenInference readers need."""
+    attributes[semconv.INPUT_VALUE] = to_json(value)
+    attributes[semconv.INPUT_MIME_TYPE] = semconv.MIME_JSON
+
+
+def put_output(attributes: dict[str, Any], value: Any) -> None:
+    attributes[semconv.OUTPUT_VALUE] = to_json(value)
+    attributes[semconv.OUTPUT_MIME_TYPE] = semconv.MIME_JSON
+
+
 def request_parameters(lm_kwargs: Mapping[str, Any], call_kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """The allowlisted parameters of `{**lm_kwargs, **call_kwargs}` that are not None, in allowlist order."""
     parameters: dict[str, Any] = {}
@@ -192,13 +203,13 @@ def lm_result_attributes(call: LMCall) -> dict[str, Any]:
 def rollup_attributes(totals: Totals) -> dict[str, Any]:
     """A module's subtree spend, under lmscope.* keys only (backends would sum gen_ai.usage.* again)."""
     attributes: dict[str, Any] = {
-        semconv.LM_CALLS: totals.lm_calls,
+        semconv.LM_CALLS: totals.calls,
         semconv.USAGE_INPUT_TOKENS: totals.input_tokens,
         semconv.USAGE_OUTPUT_TOKENS: totals.output_tokens,
         semconv.USAGE_CACHED_TOKENS: totals.cached_tokens,
         semconv.CACHE_HITS: totals.cache_hits,
     }
-    if totals.lm_calls:
+    if totals.calls:
         attributes[semconv.COST_TOTAL_USD] = totals.cost_usd
     if totals.unpriced_calls:
         attributes[semconv.COST_UNKNOWN] = True

@@ -14,6 +14,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import Span
 
 from ...telemetry.lm_call import LMCall
+from ...telemetry.spend import Spend
 
 FRAME_KEY = otel_context.create_key("lmscope-dspy-frame")
 BATCH_ITEM_KEY = otel_context.create_key("lmscope-dspy-batch-item")
@@ -26,43 +27,19 @@ OVERRIDES_KEY = otel_context.create_key("lmscope-dspy-overrides")
 _merge_lock = threading.Lock()
 
 
-class Totals:
-    """What a module's subtree spent: summed LM calls, merged upward when each frame ends."""
+class Totals(Spend):
+    """A module subtree's spend; worker threads merge into frames other threads own, hence the lock."""
 
-    __slots__ = ("lm_calls", "input_tokens", "output_tokens", "cached_tokens", "cost_usd", "cache_hits",
-                 "saved_usd", "unpriced_calls")
-
-    def __init__(self) -> None:
-        self.lm_calls = self.input_tokens = self.output_tokens = self.cached_tokens = 0
-        self.cache_hits = self.unpriced_calls = 0
-        self.cost_usd = self.saved_usd = 0.0
+    __slots__ = ()
 
     def add_call(self, call: LMCall) -> None:
         with _merge_lock:
-            self.lm_calls += 1
-            self.input_tokens += call.input_tokens
-            self.output_tokens += call.output_tokens
-            self.cached_tokens += call.cached_tokens
-            if call.cache_hit:
-                self.cache_hits += 1
-                self.saved_usd += call.saved_usd or 0.0
-            if call.cost_usd is None:
-                self.unpriced_calls += 1
-            else:
-                self.cost_usd += call.cost_usd
+            super().add_call(call)
 
-    def add(self, other: Totals) -> None:
-        if not other.lm_calls:  # every field only grows in add_call, which counts the call: all zero
-            return
-        with _merge_lock:
-            self.lm_calls += other.lm_calls
-            self.input_tokens += other.input_tokens
-            self.output_tokens += other.output_tokens
-            self.cached_tokens += other.cached_tokens
-            self.cost_usd += other.cost_usd
-            self.cache_hits += other.cache_hits
-            self.saved_usd += other.saved_usd
-            self.unpriced_calls += other.unpriced_calls
+    def add(self, other: Spend) -> None:
+        if other.calls:
+            with _merge_lock:
+                super().add(other)
 
 
 class ModuleFrame:

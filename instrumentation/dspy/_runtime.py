@@ -21,7 +21,7 @@ from ...telemetry.lm_call import LMCall
 from ...telemetry.providers_names import split_route
 from ...telemetry.usage import active_trackers
 from ._attributes import (document_attributes, lm_request_attributes, lm_result_attributes, request_parameters,
-                          rollup_attributes, to_json)
+                          put_input, put_output, rollup_attributes)
 from ._frames import BATCH_ITEM_KEY, FRAME_KEY, OVERRIDES_KEY, LMFrame, ModuleFrame
 from ._naming import module_path, signature_text, span_kind
 from ._results import lm_call_from_result
@@ -89,8 +89,7 @@ class Runtime:
             if parent is None or parent.container:
                 attributes.update(self._settings_attributes(ctx))
             if self.capture_content and kwargs:
-                attributes[semconv.INPUT_VALUE] = to_json(kwargs)
-                attributes[semconv.INPUT_MIME_TYPE] = semconv.MIME_JSON
+                put_input(attributes, kwargs)
             span.set_attributes(attributes)
         return frame, token
 
@@ -104,8 +103,7 @@ class Runtime:
                     if span.attributes.get(semconv.SPAN_KIND) == semconv.KIND_RETRIEVER:
                         attributes.update(document_attributes(_passages(output), self.capture_content))
                     if self.capture_content:
-                        attributes[semconv.OUTPUT_VALUE] = to_json(output)
-                        attributes[semconv.OUTPUT_MIME_TYPE] = semconv.MIME_JSON
+                        put_output(attributes, output)
                 span.set_attributes(attributes)
             if error is not None:
                 _record_error(span, error)
@@ -142,8 +140,7 @@ class Runtime:
             if self.capture_content:
                 prompt = kwargs.get("messages") or (args[0] if args else kwargs.get("prompt"))
                 if prompt is not None:
-                    attributes[semconv.INPUT_VALUE] = to_json(prompt)
-                    attributes[semconv.INPUT_MIME_TYPE] = semconv.MIME_JSON
+                    put_input(attributes, prompt)
             span.set_attributes(attributes)
         return frame, token
 
@@ -164,17 +161,14 @@ class Runtime:
             if recording:
                 attributes = lm_result_attributes(call) if frame.result is not None else {}
                 if self.capture_content and error is None and output is not None:
-                    attributes[semconv.OUTPUT_VALUE] = to_json(output)
-                    attributes[semconv.OUTPUT_MIME_TYPE] = semconv.MIME_JSON
+                    put_output(attributes, output)
                 span.set_attributes(attributes)
             if error is not None:
                 _record_error(span, error)
             if rolls_up:
                 parent.totals.add_call(call)
             for usage in trackers:
-                usage.record(call.model, input_tokens=call.input_tokens, output_tokens=call.output_tokens,
-                             cached_tokens=call.cached_tokens, cost_usd=call.cost_usd, cache_hit=call.cache_hit,
-                             saved_usd=call.saved_usd)
+                usage.record(call)
             for listener in listeners:
                 listener(call)
         except Exception as exc:  # noqa: BLE001

@@ -1,0 +1,39 @@
+"""`Spend`: what a group of LM calls consumed, summed from `LMCall`s.
+
+One accumulator behind the module-span roll-ups and `lmscope.track()`, so the two cannot disagree.
+Not thread-safe by itself: callers hold their own lock.
+"""
+
+from __future__ import annotations
+
+from .lm_call import LMCall
+
+
+class Spend:
+    __slots__ = ("calls", "input_tokens", "output_tokens", "cached_tokens", "cost_usd", "cache_hits", "saved_usd",
+                 "unpriced_calls")
+
+    def __init__(self) -> None:
+        self.calls = self.input_tokens = self.output_tokens = self.cached_tokens = 0
+        self.cache_hits = self.unpriced_calls = 0
+        self.cost_usd = self.saved_usd = 0.0
+        """Known cost only: calls without a price are counted in `unpriced_calls`, never as 0."""
+
+    def add_call(self, call: LMCall) -> None:
+        self.calls += 1
+        self.input_tokens += call.input_tokens
+        self.output_tokens += call.output_tokens
+        self.cached_tokens += call.cached_tokens
+        if call.cache_hit:
+            self.cache_hits += 1
+            self.saved_usd += call.saved_usd or 0.0
+        if call.cost_usd is None:
+            self.unpriced_calls += 1
+        else:
+            self.cost_usd += call.cost_usd
+
+    def add(self, other: Spend) -> None:
+        if not other.calls:  # every field only grows in add_call, which counts the call: all zero
+            return
+        for name in Spend.__slots__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
