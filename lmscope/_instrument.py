@@ -54,18 +54,27 @@ class Instrumentation:
 def instrument(*, service_name: str | None = None, exporters: Sequence[str] | str | None = None,
                file_path: str | os.PathLike[str] | None = None, otlp_endpoint: str | None = None,
                otlp_protocol: str | None = None, capture_content: bool | None = None,
-               console_stream: str | None = None, max_queue_size: int | None = None) -> Instrumentation:
+               console_stream: str | None = None, max_queue_size: int | None = None,
+               jaeger_endpoint: str | None = None, jaeger_protocol: str | None = None,
+               langfuse_host: str | None = None, mlflow_tracking_uri: str | None = None,
+               mlflow_experiment_id: str | None = None, mlflow_experiment_name: str | None = None) -> Instrumentation:
     """Trace DSPy programs: every module step, LM call, cache hit, retrieval and tool call becomes a span.
 
     Every option left as None comes from `LMSCOPE_<NAME>`, then `[tool.lmscope]` in the app's
-    pyproject.toml, then the default. `exporters`: console (default), file, otlp, none. A bad value
-    raises `lmscope.ConfigError` naming the option, the value and what is allowed. Calling it again
-    returns the active handle unchanged.
+    pyproject.toml, then the default. `exporters`: console (default), file, otlp, jaeger, langfuse,
+    mlflow, or none; several at once each get every span. The backend options (`jaeger_*`,
+    `langfuse_host`, `mlflow_*`) are read only when their exporter is on; Langfuse and MLflow
+    credentials come from their usual environment variables only. A bad value or missing credentials
+    raise `lmscope.ConfigError` naming the option, the value and what is allowed; a backend that is
+    merely down does not. Calling it again returns the active handle unchanged.
     """
     global _active
     given = {"service_name": service_name, "exporters": exporters, "file_path": file_path,
              "otlp_endpoint": otlp_endpoint, "otlp_protocol": otlp_protocol, "capture_content": capture_content,
-             "console_stream": console_stream, "max_queue_size": max_queue_size}
+             "console_stream": console_stream, "max_queue_size": max_queue_size,
+             "jaeger_endpoint": jaeger_endpoint, "jaeger_protocol": jaeger_protocol, "langfuse_host": langfuse_host,
+             "mlflow_tracking_uri": mlflow_tracking_uri, "mlflow_experiment_id": mlflow_experiment_id,
+             "mlflow_experiment_name": mlflow_experiment_name}
     options = {name: value for name, value in given.items() if value is not None}
     resolved = resolve_options(**options)
     with _lock:

@@ -239,19 +239,24 @@ def otlp_span_exporter(options: Options) -> SpanExporter:
     Headers, timeout, compression and certificates come from OTEL_EXPORTER_OTLP_* through the exporter
     itself; with no endpoint it also reads OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT.
     """
+    return otlp_exporter_for(options, "otlp_protocol", options.otlp_protocol, options.otlp_endpoint)
+
+
+def otlp_exporter_for(options: Options, protocol_option: str, protocol: str, endpoint: str | None) -> SpanExporter:
+    """A plain OTLP exporter over `protocol`; `protocol_option` names the option in a ConfigError."""
     # Imported here: each exporter pulls in its transport (requests, grpcio), which a console-only run never needs.
-    if options.otlp_protocol == "grpc":
+    if protocol == "grpc":
         try:
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
         except ImportError:
             raise ConfigError.for_option(
-                "otlp_protocol", "'grpc' needs the gRPC exporter, which is not installed",
-                options.sources.get("otlp_protocol", DEFAULT),
+                protocol_option, "'grpc' needs the gRPC exporter, which is not installed",
+                options.sources.get(protocol_option, DEFAULT),
                 "http/protobuf, or grpc after pip install opentelemetry-exporter-otlp-proto-grpc") from None
-        return GrpcSpanExporter(endpoint=options.otlp_endpoint)
+        return GrpcSpanExporter(endpoint=endpoint)
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    return OTLPSpanExporter(endpoint=_http_traces_url(options.otlp_endpoint))
+    return OTLPSpanExporter(endpoint=_http_traces_url(endpoint))
 
 
 def batch_processor(exporter: SpanExporter, options: Options) -> BatchSpanProcessor:
