@@ -78,13 +78,19 @@ def instrument(*, service_name: str | None = None, exporters: Sequence[str] | st
                otlp_protocol: str | None = None, capture_content: bool | None = None,
                console_stream: str | None = None, max_queue_size: int | None = None,
                metrics_exporters: Sequence[str] | str | None = None,
-               prometheus_endpoint: str | None = None) -> Instrumentation:
+               prometheus_endpoint: str | None = None,
+               jaeger_endpoint: str | None = None, jaeger_protocol: str | None = None,
+               langfuse_host: str | None = None, mlflow_tracking_uri: str | None = None,
+               mlflow_experiment_id: str | None = None, mlflow_experiment_name: str | None = None) -> Instrumentation:
     """Trace DSPy programs: every module step, LM call, cache hit, retrieval and tool call becomes a span.
 
     Every option left as None comes from `LMSCOPE_<NAME>`, then `[tool.lmscope]` in the app's
-    pyproject.toml, then the default. `exporters`: console (default), file, otlp, none. A bad value
-    raises `lmscope.ConfigError` naming the option, the value and what is allowed. Calling it again
-    returns the active handle unchanged.
+    pyproject.toml, then the default. `exporters`: console (default), file, otlp, jaeger, langfuse,
+    mlflow, or none; several at once each get every span. The backend options (`jaeger_*`,
+    `langfuse_host`, `mlflow_*`) are read only when their exporter is on; Langfuse and MLflow
+    credentials come from their usual environment variables only. A bad value or missing credentials
+    raise `lmscope.ConfigError` naming the option, the value and what is allowed; a backend that is
+    merely down does not. Calling it again returns the active handle unchanged.
 
     `metrics_exporters`: none (default), otlp (OTEL_EXPORTER_OTLP_* and their METRICS variants), console,
     prometheus (a scrape endpoint on `prometheus_endpoint`, default 127.0.0.1:9464; needs the
@@ -95,7 +101,10 @@ def instrument(*, service_name: str | None = None, exporters: Sequence[str] | st
     given = {"service_name": service_name, "exporters": exporters, "file_path": file_path,
              "otlp_endpoint": otlp_endpoint, "otlp_protocol": otlp_protocol, "capture_content": capture_content,
              "console_stream": console_stream, "max_queue_size": max_queue_size,
-             "metrics_exporters": metrics_exporters, "prometheus_endpoint": prometheus_endpoint}
+             "metrics_exporters": metrics_exporters, "prometheus_endpoint": prometheus_endpoint,
+             "jaeger_endpoint": jaeger_endpoint, "jaeger_protocol": jaeger_protocol, "langfuse_host": langfuse_host,
+             "mlflow_tracking_uri": mlflow_tracking_uri, "mlflow_experiment_id": mlflow_experiment_id,
+             "mlflow_experiment_name": mlflow_experiment_name}
     options = {name: value for name, value in given.items() if value is not None}
     resolved = resolve_options(**options)
     from .telemetry.metrics_setup import setup_metrics

@@ -63,7 +63,9 @@ def _banner(text: str) -> None:
     print(f"\n=== {text} ===", flush=True)
 
 
-def run(model: str | None = None, file_path: str | None = None, exporters: Sequence[str] | None = None) -> int:
+def run(model: str | None = None, file_path: str | None = None, exporters: Sequence[str] | None = None,
+        lm_base_url: str | None = None) -> int:
+    """Run the four passes; `lm_base_url` points at a stand-in LM server already running (tests share one)."""
     # Keep the demo's DSPy cache and price lookups local: a first run must really be a fresh run.
     os.environ.setdefault("DSPY_CACHEDIR", tempfile.mkdtemp(prefix="lmscope-demo-cache-"))
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -75,11 +77,12 @@ def run(model: str | None = None, file_path: str | None = None, exporters: Seque
 
     with ExitStack() as stack:
         if model is None:
-            from ._lm_server import StandInLM
+            if lm_base_url is None:
+                from ._lm_server import StandInLM
 
-            server = stack.enter_context(StandInLM())
-            lm = dspy.LM("openai/gpt-4o-mini", api_base=server.base_url, api_key="sk-lmscope-demo")
-            print(f"stand-in LM server on {server.base_url} (real HTTP, real token counts)")
+                lm_base_url = stack.enter_context(StandInLM()).base_url
+            lm = dspy.LM("openai/gpt-4o-mini", api_base=lm_base_url, api_key="sk-lmscope-demo")
+            print(f"stand-in LM server on {lm_base_url} (real HTTP, real token counts)")
         else:
             lm = dspy.LM(model)
         dspy.configure(lm=lm)

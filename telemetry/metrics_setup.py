@@ -178,7 +178,7 @@ def otlp_metric_exporter(options: Options) -> MetricExporter:
     """
     if options.otlp_metrics_protocol == "grpc":
         exporter = grpc_exporter_class("opentelemetry.exporter.otlp.proto.grpc.metric_exporter", "OTLPMetricExporter",
-                                       options.sources.get("otlp_metrics_protocol", DEFAULT))
+                                       "otlp_protocol", options.sources.get("otlp_metrics_protocol", DEFAULT))
         return exporter(endpoint=options.otlp_endpoint)
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 

@@ -5,6 +5,9 @@ then the standard `OTEL_*` aliases of that option) > `[tool.lmscope]` in the app
 Standard OTel variables rank with the environment, above pyproject.toml, because a deployment sets them to
 describe where it runs (collector protocol, service name) and that must beat what the app checked in.
 
+A backend preset's options (jaeger_*, langfuse_host, mlflow_*) are read only when that exporter is on, so a
+variable set for another tool (MLFLOW_TRACKING_URI=databricks) cannot break a run that does not use the backend.
+
 A bad value raises `ConfigError` with one line: the option, where the value came from, the value, what is
 allowed. Values that may carry credentials (endpoint userinfo and query) are masked in that line.
 """
@@ -20,6 +23,8 @@ from types import MappingProxyType
 from typing import Any, Callable, Final, Literal, Mapping, Sequence, cast
 from urllib.parse import urlsplit
 
+from .exporters.endpoints import LANGFUSE_DEFAULT_HOST, MLFLOW_DEFAULT_TRACKING_URI
+
 if sys.version_info >= (3, 11):
     import tomllib as _toml
 else:  # pragma: no cover - exercised on 3.10 only
@@ -28,7 +33,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     except ImportError:  # no TOML reader: pyproject.toml is skipped rather than half-read
         _toml = None
 
-EXPORTERS: Final = ("console", "file", "otlp")
+EXPORTERS: Final = ("console", "file", "otlp", "jaeger", "langfuse", "mlflow")
 """Exporter names that send spans somewhere; a new backend preset adds its name here."""
 METRICS_EXPORTERS: Final = ("otlp", "prometheus", "console")
 """Exporter names that send metrics somewhere (`metrics_exporters`)."""
@@ -72,6 +77,12 @@ class Options:
     max_queue_size: int = 2048
     metrics_exporters: tuple[str, ...] = (NO_EXPORT,)
     prometheus_endpoint: str = DEFAULT_PROMETHEUS_ENDPOINT
+    jaeger_endpoint: str | None = None
+    jaeger_protocol: Literal["http/protobuf", "grpc"] = "http/protobuf"
+    langfuse_host: str = LANGFUSE_DEFAULT_HOST
+    mlflow_tracking_uri: str = MLFLOW_DEFAULT_TRACKING_URI
+    mlflow_experiment_id: str | None = None
+    mlflow_experiment_name: str | None = None
     otlp_metrics_protocol: Literal["http/protobuf", "grpc"] = "http/protobuf"
     """`otlp_protocol` as the metrics exporter reads it (OTEL_EXPORTER_OTLP_METRICS_PROTOCOL, not ..._TRACES_...)."""
     sources: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), compare=False, repr=False)
@@ -227,6 +238,8 @@ class _Option:
     per-signal view of one option, with that signal's OTel variables (otlp_protocol for metrics)."""
     config_relative: bool = False
     """A relative path from pyproject.toml is relative to that file, as ruff and pytest read theirs."""
+    exporter: str | None = None
+    """Read only when this exporter is on: a stray MLFLOW_TRACKING_URI=databricks must not break a console run."""
 
     @property
     def user_key(self) -> str:
@@ -257,6 +270,23 @@ _TABLE: Final[tuple[_Option, ...]] = (
     _Option("otlp_metrics_protocol", _choice("protocol", OTLP_PROTOCOLS), ", ".join(OTLP_PROTOCOLS),
             lambda: "http/protobuf", key="otlp_protocol",
             env_aliases=("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")),
+    # Backend presets. Their standard variables rank as env aliases, like the OTEL_* ones above.
+    _Option("jaeger_endpoint", _endpoint, "an http:// or https:// URL with a host, e.g. http://localhost:4318",
+            lambda: None, env_aliases=("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+            exporter="jaeger"),
+    _Option("jaeger_protocol", _choice("protocol", OTLP_PROTOCOLS), ", ".join(OTLP_PROTOCOLS),
+            lambda: "http/protobuf",
+            env_aliases=("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"), exporter="jaeger"),
+    # LANGFUSE_BASE_URL before LANGFUSE_HOST: the order the Langfuse SDK reads them.
+    _Option("langfuse_host", _endpoint, "the http:// or https:// base URL of a Langfuse server",
+            lambda: LANGFUSE_DEFAULT_HOST, env_aliases=("LANGFUSE_BASE_URL", "LANGFUSE_HOST"), exporter="langfuse"),
+    _Option("mlflow_tracking_uri", _endpoint,
+            "the http:// or https:// URL of an `mlflow server` (file and database stores cannot receive OTLP)",
+            lambda: MLFLOW_DEFAULT_TRACKING_URI, env_aliases=("MLFLOW_TRACKING_URI",), exporter="mlflow"),
+    _Option("mlflow_experiment_id", _string, "a non-empty experiment id", lambda: None,
+            env_aliases=("MLFLOW_EXPERIMENT_ID",), exporter="mlflow"),
+    _Option("mlflow_experiment_name", _string, "a non-empty experiment name", lambda: None,
+            env_aliases=("MLFLOW_EXPERIMENT_NAME",), exporter="mlflow"),
 )
 OPTION_NAMES: Final[tuple[str, ...]] = tuple(option.name for option in _TABLE if not option.key)
 """What a user can set; rows with a `key` are views of another option, not options of their own."""
@@ -328,6 +358,8 @@ def resolve_options(**kwargs: object) -> Options:
     sources: dict[str, str] = {}
     for option in _TABLE:
         raw, source = _lookup(option, given, os.environ, config, config_source)
+        if option.exporter is not None and option.exporter not in cast(tuple, values["exporters"]):
+            source = DEFAULT  # `exporters` comes earlier in the table, so it is resolved by now
         sources[option.name] = source
         if source == DEFAULT:
             values[option.name] = option.default()

@@ -6,8 +6,9 @@ import sys
 from typing import Callable
 
 from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter
 
-from .options import Options
+from .options import NO_EXPORT, Options
 from .providers import batch_processor, otlp_span_exporter
 
 
@@ -17,18 +18,51 @@ def _console(options: Options) -> SpanProcessor:
     return ConsoleTreeProcessor(sys.stdout if options.console_stream == "stdout" else None)
 
 
-def _file(options: Options) -> SpanProcessor:
+# Exporters, each imported only when asked for: a backend's transport is not loaded for a console run.
+
+def _file(options: Options) -> SpanExporter:
     from .exporters.otlp_json import OtlpJsonFileExporter
 
-    return batch_processor(OtlpJsonFileExporter(options.file_path), options)
+    return OtlpJsonFileExporter(options.file_path)
 
 
-def _otlp(options: Options) -> SpanProcessor:
-    return batch_processor(otlp_span_exporter(options), options)
+def _jaeger(options: Options) -> SpanExporter:
+    from .exporters.jaeger import jaeger_span_exporter
+
+    return jaeger_span_exporter(options)
 
 
-_FACTORIES: dict[str, Callable[[Options], SpanProcessor]] = {"console": _console, "file": _file, "otlp": _otlp}
+def _langfuse(options: Options) -> SpanExporter:
+    from .exporters.langfuse import langfuse_span_exporter
+
+    return langfuse_span_exporter(options)
+
+
+def _mlflow(options: Options) -> SpanExporter:
+    from .exporters.mlflow import mlflow_span_exporter
+
+    return mlflow_span_exporter(options)
+
+
+_BATCHED: dict[str, Callable[[Options], SpanExporter]] = {
+    "file": _file, "otlp": otlp_span_exporter, "jaeger": _jaeger, "langfuse": _langfuse, "mlflow": _mlflow}
+
+
+def _processor(name: str, options: Options) -> SpanProcessor:
+    if name == "console":
+        return _console(options)
+    return batch_processor(_BATCHED[name](options), options)
 
 
 def build_span_processors(options: Options) -> list[SpanProcessor]:
-    return [_FACTORIES[name](options) for name in options.exporters if name != "none"]
+    """One processor per exporter; each gets every span. A ConfigError leaves no processor thread behind."""
+    processors: list[SpanProcessor] = []
+    try:
+        for name in options.exporters:
+            if name != NO_EXPORT:
+                processors.append(_processor(name, options))
+    except BaseException:
+        for processor in processors:
+            processor.shutdown()
+        raise
+    return processors

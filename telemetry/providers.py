@@ -234,14 +234,14 @@ def _http_traces_url(endpoint: str | None) -> str | None:
     return parts._replace(path="/v1/traces").geturl() if parts.path in ("", "/") else endpoint
 
 
-def grpc_exporter_class(module: str, name: str, source: str) -> type:
-    """Class `name` of the gRPC exporter `module`, or a ConfigError with the pip command (the gRPC exporter is
-    an optional install: grpcio is large)."""
+def grpc_exporter_class(module: str, name: str, option: str, source: str) -> type:
+    """Class `name` of the gRPC exporter `module`, or a ConfigError on `option` with the pip command (the gRPC
+    exporter is an optional install: grpcio is large)."""
     try:
         exporter_module = importlib.import_module(module)
     except ImportError:
         raise ConfigError.for_option(
-            "otlp_protocol", "'grpc' needs the gRPC exporter, which is not installed", source,
+            option, "'grpc' needs the gRPC exporter, which is not installed", source,
             "http/protobuf, or grpc after pip install opentelemetry-exporter-otlp-proto-grpc") from None
     return getattr(exporter_module, name)
 
@@ -252,14 +252,19 @@ def otlp_span_exporter(options: Options) -> SpanExporter:
     Headers, timeout, compression and certificates come from OTEL_EXPORTER_OTLP_* through the exporter
     itself; with no endpoint it also reads OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT.
     """
+    return otlp_exporter_for(options, "otlp_protocol", options.otlp_protocol, options.otlp_endpoint)
+
+
+def otlp_exporter_for(options: Options, protocol_option: str, protocol: str, endpoint: str | None) -> SpanExporter:
+    """A plain OTLP exporter over `protocol`; `protocol_option` names the option in a ConfigError."""
     # Imported here: each exporter pulls in its transport (requests, grpcio), which a console-only run never needs.
-    if options.otlp_protocol == "grpc":
+    if protocol == "grpc":
         exporter = grpc_exporter_class("opentelemetry.exporter.otlp.proto.grpc.trace_exporter", "OTLPSpanExporter",
-                                       options.sources.get("otlp_protocol", DEFAULT))
-        return exporter(endpoint=options.otlp_endpoint)
+                                       protocol_option, options.sources.get(protocol_option, DEFAULT))
+        return exporter(endpoint=endpoint)
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    return OTLPSpanExporter(endpoint=_http_traces_url(options.otlp_endpoint))
+    return OTLPSpanExporter(endpoint=_http_traces_url(endpoint))
 
 
 def batch_processor(exporter: SpanExporter, options: Options) -> BatchSpanProcessor:

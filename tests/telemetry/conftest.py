@@ -1,9 +1,7 @@
-"""Telemetry test fixtures: a clean option environment, and pages looked at the way a person would
-(parsed into a DOM, and drawn by Debian's headless Chromium)."""
+"""Pages looked at the way a person would: parsed into a DOM, and drawn by Debian's headless Chromium."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -129,11 +127,3 @@ def chromium(tmp_path: Path) -> Chromium:
     assert binary, "Debian's chromium is missing: apt-get install -y chromium (.ci/test.sh installs it)"
     return Chromium(binary, tmp_path)
 
-
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    """No LMSCOPE_*/OTEL_* variable from the outer shell, and a working directory with no pyproject.toml."""
-    for name in list(os.environ):
-        if name.startswith(("LMSCOPE_", "OTEL_")):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)

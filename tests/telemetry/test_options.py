@@ -14,18 +14,12 @@ from lmscope.telemetry import options as options_module
 from lmscope.telemetry.options import OPTION_NAMES, ConfigError, Options, resolve_options
 
 ALLOWED_OPTIONS = ("service_name, exporters, file_path, otlp_endpoint, otlp_protocol, capture_content, "
-                   "console_stream, max_queue_size, metrics_exporters, prometheus_endpoint")
+                   "console_stream, max_queue_size, metrics_exporters, prometheus_endpoint, jaeger_endpoint, "
+                   "jaeger_protocol, langfuse_host, mlflow_tracking_uri, mlflow_experiment_id, mlflow_experiment_name")
+EXPORTERS_ALLOWED = "console, file, otlp, jaeger, langfuse, mlflow, none"
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No LMSCOPE_*/OTEL_* variable from the outer shell, and a working directory with no pyproject.toml above."""
-    for name in list(os.environ):
-        if name.startswith(("LMSCOPE_", "OTEL_")):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    assert options_module.find_pyproject(tmp_path) is None
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def write_pyproject(directory: Path, body: str) -> Path:
@@ -45,15 +39,19 @@ def test_defaults_with_nothing_set() -> None:
     assert options == Options(service_name="lmscope-app", exporters=("console",), file_path="lmscope-traces.jsonl",
                               otlp_endpoint=None, otlp_protocol="http/protobuf", capture_content=True,
                               console_stream="stderr", max_queue_size=2048, metrics_exporters=("none",),
-                              prometheus_endpoint="127.0.0.1:9464", otlp_metrics_protocol="http/protobuf")
+                              prometheus_endpoint="127.0.0.1:9464", jaeger_endpoint=None,
+                              jaeger_protocol="http/protobuf", langfuse_host="https://cloud.langfuse.com",
+                              mlflow_tracking_uri="http://localhost:5000", mlflow_experiment_id=None,
+                              mlflow_experiment_name=None, otlp_metrics_protocol="http/protobuf")
     assert dict(options.sources) == dict.fromkeys((*OPTION_NAMES, "otlp_metrics_protocol"), "default")
-    assert [options.given(name) for name in OPTION_NAMES] == [False] * 10
+    assert [options.given(name) for name in OPTION_NAMES] == [False] * 16
 
 
 def test_option_names_and_error_type() -> None:
     assert OPTION_NAMES == ("service_name", "exporters", "file_path", "otlp_endpoint", "otlp_protocol",
                             "capture_content", "console_stream", "max_queue_size", "metrics_exporters",
-                            "prometheus_endpoint")
+                            "prometheus_endpoint", "jaeger_endpoint", "jaeger_protocol", "langfuse_host",
+                            "mlflow_tracking_uri", "mlflow_experiment_id", "mlflow_experiment_name")
     # otlp_metrics_protocol is otlp_protocol as the metrics exporter reads it, not an option of its own.
     assert [f.name for f in dataclasses.fields(Options)] == [*OPTION_NAMES, "otlp_metrics_protocol", "sources"]
     assert issubclass(ConfigError, ValueError)
@@ -277,25 +275,25 @@ def test_pyproject_skipped_without_a_toml_reader(monkeypatch: pytest.MonkeyPatch
 # --- errors: one line, option, source, value, what is allowed ------------------------------------------------
 
 ERRORS: list[tuple[dict[str, object], dict[str, str], str | None, str]] = [
-    # kwargs, env, pyproject body, message ({source} = pyproject table source)
+    # kwargs, env, pyproject body, message ({source} = pyproject table source, {EXPORTERS_ALLOWED} = the names)
     ({"exporters": "jagger"}, {}, None,
-     "lmscope: exporters: unknown exporter 'jagger' (from argument); allowed: console, file, otlp, none"),
+     "lmscope: exporters: unknown exporter 'jagger' (from argument); allowed: {EXPORTERS_ALLOWED}"),
     ({}, {"LMSCOPE_EXPORTERS": "console,jagger"}, None,
-     "lmscope: exporters: unknown exporter 'jagger' (from LMSCOPE_EXPORTERS); allowed: console, file, otlp, none"),
+     "lmscope: exporters: unknown exporter 'jagger' (from LMSCOPE_EXPORTERS); allowed: {EXPORTERS_ALLOWED}"),
     ({"exporters": 5}, {}, None,
      "lmscope: exporters: not a list of exporter names or a comma-separated string: 5 (from argument); "
-     "allowed: console, file, otlp, none"),
+     "allowed: {EXPORTERS_ALLOWED}"),
     ({"exporters": ["console", 3]}, {}, None,
-     "lmscope: exporters: not an exporter name: 3 (from argument); allowed: console, file, otlp, none"),
+     "lmscope: exporters: not an exporter name: 3 (from argument); allowed: {EXPORTERS_ALLOWED}"),
     ({"exporters": ""}, {}, None,
-     "lmscope: exporters: no exporter named in '' (from argument); allowed: console, file, otlp, none"),
+     "lmscope: exporters: no exporter named in '' (from argument); allowed: {EXPORTERS_ALLOWED}"),
     ({}, {"LMSCOPE_EXPORTERS": " , "}, None,
-     "lmscope: exporters: no exporter named in ' , ' (from LMSCOPE_EXPORTERS); allowed: console, file, otlp, none"),
+     "lmscope: exporters: no exporter named in ' , ' (from LMSCOPE_EXPORTERS); allowed: {EXPORTERS_ALLOWED}"),
     ({}, {"LMSCOPE_EXPORTERS": "none,console"}, None,
      "lmscope: exporters: 'none' cannot be combined with other exporters: 'none,console' (from LMSCOPE_EXPORTERS); "
-     "allowed: console, file, otlp, none"),
+     "allowed: {EXPORTERS_ALLOWED}"),
     ({}, {}, "exporters = []",
-     "lmscope: exporters: no exporter named in [] (from {source}); allowed: console, file, otlp, none"),
+     "lmscope: exporters: no exporter named in [] (from {source}); allowed: {EXPORTERS_ALLOWED}"),
     ({"capture_content": "maybe"}, {}, None,
      "lmscope: capture_content: not a boolean: 'maybe' (from argument); allowed: true, false, 1, 0, yes, no"),
     ({}, {"LMSCOPE_CAPTURE_CONTENT": "maybe"}, None,
@@ -374,7 +372,8 @@ def test_bad_values_raise_one_line(monkeypatch: pytest.MonkeyPatch, clean_env: P
     pyproject = write_pyproject(clean_env, f"[tool.lmscope]\n{toml}\n" if toml else "[project]\n")
     with pytest.raises(ConfigError) as caught:
         resolve_options(**kwargs)
-    assert str(caught.value) == message.replace("{source}", table_source(pyproject))
+    assert str(caught.value) == message.replace("{source}", table_source(pyproject)).replace(
+        "{EXPORTERS_ALLOWED}", EXPORTERS_ALLOWED)
     assert "\n" not in str(caught.value)
     # The traceback ends at resolve_options: no internal parsing exception chained to it.
     error = caught.value

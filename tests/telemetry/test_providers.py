@@ -1,4 +1,4 @@
-"""Tracer provider setup, and the OTLP exporters delivering to real local receivers.
+"""Tracer provider setup, and the OTLP exporters delivering to real local receivers (tests/conftest.py).
 
 `set_tracer_provider` works once per process, so provider logic runs through a `ProviderRegistry` with
 injected globals, and the real-global behaviour runs in subprocesses.
@@ -12,14 +12,10 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
-from concurrent import futures
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Iterator
+from typing import Callable
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -325,42 +321,6 @@ def test_real_process_with_app_provider_keeps_it() -> None:
 
 # --- OTLP exporters against local receivers ---------------------------------------------------------------
 
-class Receiver:
-    """An OTLP/HTTP receiver on 127.0.0.1 that records (path, headers, decoded request)."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, dict[str, str], trace_service_pb2.ExportTraceServiceRequest]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
-                receiver.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}, request))
-                reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    receiver = Receiver()
-    thread = threading.Thread(target=receiver.server.serve_forever, daemon=True)
-    thread.start()
-    yield receiver
-    receiver.server.shutdown()
-    receiver.server.server_close()
-
-
 def send_one_span(options: Options) -> None:
     provider = TracerProvider(resource=build_resource(options))
     processor = batch_processor(otlp_span_exporter(options), options)
@@ -372,7 +332,7 @@ def send_one_span(options: Options) -> None:
     provider.shutdown()
 
 
-def test_otlp_http_delivers_a_span_to_v1_traces(monkeypatch: pytest.MonkeyPatch, receiver: Receiver) -> None:
+def test_otlp_http_delivers_a_span_to_v1_traces(monkeypatch: pytest.MonkeyPatch, receiver) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-api-key=k3y")
     send_one_span(resolve_options(service_name="otlp-test", otlp_endpoint=receiver.url))
 
@@ -388,43 +348,21 @@ def test_otlp_http_delivers_a_span_to_v1_traces(monkeypatch: pytest.MonkeyPatch,
 
 
 @pytest.mark.parametrize(("suffix", "expected_path"), [("/", "/v1/traces"), ("/custom/traces", "/custom/traces")])
-def test_otlp_http_endpoint_path(receiver: Receiver, suffix: str, expected_path: str) -> None:
+def test_otlp_http_endpoint_path(receiver, suffix: str, expected_path: str) -> None:
     """A bare endpoint gets /v1/traces; an endpoint with a path is used as it is."""
     send_one_span(resolve_options(otlp_endpoint=receiver.url + suffix))
     assert [path for path, _, _ in receiver.requests] == [expected_path]
 
 
-def test_otlp_http_without_endpoint_reads_otel_variables(monkeypatch: pytest.MonkeyPatch,
-                                                          receiver: Receiver) -> None:
+def test_otlp_http_without_endpoint_reads_otel_variables(monkeypatch: pytest.MonkeyPatch, receiver) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
     send_one_span(resolve_options())
     assert [path for path, _, _ in receiver.requests] == ["/v1/traces"]
 
 
-class GrpcReceiver(trace_service_pb2_grpc.TraceServiceServicer):
-    def __init__(self) -> None:
-        self.requests: list[trace_service_pb2.ExportTraceServiceRequest] = []
-
-    def Export(self, request: trace_service_pb2.ExportTraceServiceRequest,  # noqa: N802 - generated name
-               context: object) -> trace_service_pb2.ExportTraceServiceResponse:
-        self.requests.append(request)
-        return trace_service_pb2.ExportTraceServiceResponse()
-
-
-def test_otlp_grpc_delivers_a_span() -> None:
-    import grpc
-
-    servicer = GrpcReceiver()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        send_one_span(resolve_options(otlp_protocol="grpc", otlp_endpoint=f"http://127.0.0.1:{port}"))
-    finally:
-        server.stop(grace=None)
-    assert [s.name for r in servicer.requests for rs in r.resource_spans for ss in rs.scope_spans
-            for s in ss.spans] == ["chat gpt-4o-mini"]
+def test_otlp_grpc_delivers_a_span(grpc_receiver) -> None:
+    send_one_span(resolve_options(otlp_protocol="grpc", otlp_endpoint=grpc_receiver.endpoint))
+    assert [record.name for record in grpc_receiver.records()] == ["chat gpt-4o-mini"]
 
 
 def test_grpc_without_its_exporter_names_the_pip_command(monkeypatch: pytest.MonkeyPatch) -> None:

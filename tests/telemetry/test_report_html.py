@@ -69,9 +69,12 @@ _APP = textwrap.dedent("""
 
 @pytest.fixture(scope="module")
 def demo_trace_file(lm_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    trace_file = tmp_path_factory.mktemp("html-report") / "traces.jsonl"
+    folder = tmp_path_factory.mktemp("html-report")
+    trace_file = folder / "traces.jsonl"
+    # A DSPy cache of its own: other tests ask the demo's questions too, and their disk hits would change the run.
+    env = {**os.environ, "DSPY_CACHEDIR": str(folder / "dspy-cache")}
     done = subprocess.run([sys.executable, "-c", _APP, lm_server.base_url, str(trace_file), INJECTED],
-                          capture_output=True, text=True, timeout=300, env=dict(os.environ))
+                          capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "failed as planned" in done.stdout
     return trace_file

@@ -1,0 +1,46 @@
+"""A span exporter that adds backend-specific attributes to copies of the spans it forwards.
+
+Every exporter sees the same finished spans; a backend preset that needs extra keys (Langfuse's observation
+types, MLflow's span type) adds them to its own copies here, in the export thread, so the file, console and
+other backends keep the plain span contract and the app's threads pay nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+ExtraAttributes = Callable[[Mapping[str, Any]], Mapping[str, Any]]
+"""A span's attributes -> the keys to add (an empty mapping leaves the span as it is)."""
+
+
+def with_attributes(span: ReadableSpan, extra: Mapping[str, Any]) -> ReadableSpan:
+    """A copy of `span` whose attributes also hold `extra`."""
+    return ReadableSpan(
+        name=span.name, context=span.context, parent=span.parent, resource=span.resource,
+        attributes={**(span.attributes or {}), **extra}, events=span.events, links=span.links, kind=span.kind,
+        status=span.status, start_time=span.start_time, end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope)
+
+
+class AttributeAddingExporter(SpanExporter):
+    """Forwards spans to `inner` with `extra(attributes)` added to each."""
+
+    def __init__(self, inner: SpanExporter, extra: ExtraAttributes) -> None:
+        self._inner = inner
+        self._extra = extra
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        copies = []
+        for span in spans:
+            added = self._extra(span.attributes or {})
+            copies.append(with_attributes(span, added) if added else span)
+        return self._inner.export(copies)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()

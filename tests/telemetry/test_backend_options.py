@@ -1,0 +1,109 @@
+"""Options of the backend presets (jaeger, langfuse, mlflow): precedence, when they are read, one-line errors."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from lmscope.telemetry.options import ConfigError, resolve_options
+
+# option, exporter that reads it, argument, LMSCOPE_ env text, (standard variable, its text), TOML string.
+# The expected value of every layer is the text given to that layer.
+PRESETS = [
+    ("jaeger_endpoint", "jaeger", "http://arg:4318", "http://lmscope-env:4318",
+     ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://otel-env:4318"), "http://toml:4318"),
+    ("jaeger_endpoint", "jaeger", "http://arg:4318", "http://lmscope-env:4318",
+     ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://otel-traces-env:4318/v1/traces"), "http://toml:4318"),
+    ("jaeger_protocol", "jaeger", "grpc", "http/protobuf", ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"), "http/protobuf"),
+    ("langfuse_host", "langfuse", "http://arg:3000", "http://lmscope-env:3000",
+     ("LANGFUSE_HOST", "http://langfuse-env:3000"), "http://toml:3000"),
+    ("langfuse_host", "langfuse", "http://arg:3000", "http://lmscope-env:3000",
+     ("LANGFUSE_BASE_URL", "https://base-url-env"), "http://toml:3000"),
+    ("mlflow_tracking_uri", "mlflow", "http://arg:5000", "http://lmscope-env:5000",
+     ("MLFLOW_TRACKING_URI", "http://mlflow-env:5000"), "http://toml:5000"),
+    ("mlflow_experiment_id", "mlflow", "11", "12", ("MLFLOW_EXPERIMENT_ID", "13"), "14"),
+    ("mlflow_experiment_name", "mlflow", "from arg", "from env", ("MLFLOW_EXPERIMENT_NAME", "from mlflow env"),
+     "from toml"),
+]
+DEFAULTS = {"jaeger_endpoint": None, "jaeger_protocol": "http/protobuf", "langfuse_host": "https://cloud.langfuse.com",
+            "mlflow_tracking_uri": "http://localhost:5000", "mlflow_experiment_id": None,
+            "mlflow_experiment_name": None}
+
+
+pytestmark = pytest.mark.usefixtures("clean_env")
+
+
+@pytest.mark.parametrize("layers", list(itertools.product([True, False], repeat=4)),
+                         ids=lambda used: "".join("1" if u else "0" for u in used))
+@pytest.mark.parametrize(("name", "exporter", "arg", "env", "standard", "toml"), PRESETS,
+                         ids=[f"{row[0]}-{row[4][0]}" for row in PRESETS])
+def test_precedence_argument_lmscope_env_standard_env_pyproject(
+        monkeypatch: pytest.MonkeyPatch, clean_env: Path, name: str, exporter: str, arg: str, env: str,
+        standard: tuple[str, str], toml: str, layers: tuple[bool, bool, bool, bool]) -> None:
+    use_arg, use_env, use_standard, use_toml = layers
+    pyproject = clean_env / "pyproject.toml"
+    pyproject.write_text(f'[tool.lmscope]\n{name} = "{toml}"\n' if use_toml else "[project]\n")
+    if use_env:
+        monkeypatch.setenv(f"LMSCOPE_{name.upper()}", env)
+    if use_standard:
+        monkeypatch.setenv(*standard)
+    candidates = [(use_arg, arg, "argument"), (use_env, env, f"LMSCOPE_{name.upper()}"),
+                  (use_standard, standard[1], standard[0]),
+                  (use_toml, toml, f"{pyproject} [tool.lmscope]"), (True, DEFAULTS[name], "default")]
+    expected, source = next((value, source) for used, value, source in candidates if used)
+
+    options = resolve_options(exporters=[exporter], **({name: arg} if use_arg else {}))
+    assert (getattr(options, name), options.sources[name]) == (expected, source)
+
+
+def test_backend_options_are_ignored_when_their_exporter_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Variables meant for other tools (or broken for them) cannot break a run that does not use the backend."""
+    for name, value in (("MLFLOW_TRACKING_URI", "databricks"), ("MLFLOW_EXPERIMENT_ID", " "),
+                        ("LANGFUSE_HOST", "cloud.langfuse.com"), ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
+                        ("LMSCOPE_JAEGER_PROTOCOL", "http/json")):
+        monkeypatch.setenv(name, value)
+    options = resolve_options(exporters="console,file")
+    assert {name: getattr(options, name) for name in DEFAULTS} == DEFAULTS
+    assert {options.sources[name] for name in DEFAULTS} == {"default"}
+
+
+MLFLOW_ALLOWED = "the http:// or https:// URL of an `mlflow server` (file and database stores cannot receive OTLP)"
+LANGFUSE_ALLOWED = "the http:// or https:// base URL of a Langfuse server"
+ENDPOINT_ALLOWED = "an http:// or https:// URL with a host, e.g. http://localhost:4318"
+ERRORS = [
+    # variable, its value, exporter, option, the problem as the message says it, what is allowed
+    ("MLFLOW_TRACKING_URI", "databricks", "mlflow", "mlflow_tracking_uri", "malformed endpoint 'databricks'",
+     MLFLOW_ALLOWED),
+    ("MLFLOW_TRACKING_URI", "file:///srv/mlruns", "mlflow", "mlflow_tracking_uri",
+     "malformed endpoint 'file:///srv/mlruns'", MLFLOW_ALLOWED),
+    ("LANGFUSE_HOST", "cloud.langfuse.com", "langfuse", "langfuse_host", "malformed endpoint 'cloud.langfuse.com'",
+     LANGFUSE_ALLOWED),
+    ("LANGFUSE_BASE_URL", "https://pk:sk-SECRET@langfuse.example:notaport", "langfuse", "langfuse_host",
+     "malformed endpoint 'https://***@langfuse.example:notaport'", LANGFUSE_ALLOWED),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://collector", "jaeger", "jaeger_endpoint",
+     "malformed endpoint 'ftp://collector'", ENDPOINT_ALLOWED),
+    ("LMSCOPE_JAEGER_PROTOCOL", "http/json", "jaeger", "jaeger_protocol", "unknown protocol 'http/json'",
+     "http/protobuf, grpc"),
+]
+
+
+@pytest.mark.parametrize(("variable", "value", "exporter", "option", "problem", "allowed"), ERRORS,
+                         ids=[f"{row[0]}={row[1]}" for row in ERRORS])
+def test_bad_backend_values_fail_with_one_line(monkeypatch: pytest.MonkeyPatch, variable: str, value: str,
+                                               exporter: str, option: str, problem: str, allowed: str) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as caught:
+        resolve_options(exporters=exporter)
+    assert str(caught.value) == f"lmscope: {option}: {problem} (from {variable}); allowed: {allowed}"
+    assert "SECRET" not in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_unreachable_scheme_fails_at_instrument() -> None:
+    import lmscope
+
+    with pytest.raises(ConfigError, match=r"^lmscope: mlflow_tracking_uri: malformed endpoint 'sqlite:///m.db' "
+                                          r"\(from argument\)"):
+        lmscope.instrument(exporters=["mlflow"], mlflow_tracking_uri="sqlite:///m.db")
+    assert lmscope.active() is None
