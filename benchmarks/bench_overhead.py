@@ -10,6 +10,8 @@ difference against the uninstrumented base:
     base          no instrumentation
     lmscope_noop  lmscope's DSPyInstrumentor -> SDK TracerProvider -> BatchSpanProcessor(no-op)
     lmscope_file  the same, exporting through OtlpJsonFileExporter to a temp file
+    lmscope_metrics  lmscope_noop plus metrics: lmscope's instruments on an SDK MeterProvider (in-memory
+                  reader; recording costs the same whatever reader later exports it)
     openinference openinference-instrumentation-dspy -> SDK TracerProvider -> BatchSpanProcessor(no-op)
 
 plus, in the same rounds, the bare SDK cost of one span (`start_span` + context attach/detach,
@@ -266,19 +268,32 @@ def base_config() -> Config:
 
 
 def lmscope_config(name: str, describe: str, make_exporter: Callable[[], SpanExporter | None], *,
-                   capture_content: bool = True, sampler: Sampler | None = None) -> Config:
+                   capture_content: bool = True, sampler: Sampler | None = None, metrics: bool = False) -> Config:
     try:
         from lmscope.instrumentation.dspy import DSPyInstrumentor
 
         inner = make_exporter()
+        listeners = metric_listeners() if metrics else {}
     except Exception as exc:  # noqa: BLE001 - the module may still be being written by another engineer
         return Config(name, describe, skipped=f"{type(exc).__name__}: {exc}")
     counter = CountingExporter(inner)
     provider = batch_provider(counter, sampler)
     tracer = provider.get_tracer("bench")
     instrumentor = DSPyInstrumentor()
-    return Config(name, describe, lambda: instrumentor.instrument(tracer, capture_content=capture_content),
+    return Config(name, describe,
+                  lambda: instrumentor.instrument(tracer, capture_content=capture_content, **listeners),
                   instrumentor.uninstrument, provider, counter, records=sampler is None)
+
+
+def metric_listeners() -> dict[str, Any]:
+    """The hooks `lmscope.instrument(metrics_exporters=...)` registers, on a MeterProvider of their own."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from lmscope.telemetry.metrics import MetricsRecorder
+
+    recorder = MetricsRecorder(MeterProvider(metric_readers=[InMemoryMetricReader()]).get_meter("lmscope"))
+    return {"lm_call_listeners": [recorder.record_lm_call], "module_listeners": [recorder.record_module]}
 
 
 def file_exporter(path: str) -> SpanExporter:
@@ -816,6 +831,8 @@ def build_configs(program: RAG, snapshot: DSPySnapshot, decompose: bool) -> tupl
         lmscope_config("lmscope_noop", "lmscope DSPyInstrumentor -> SDK + BatchSpanProcessor(no-op)", lambda: None),
         lmscope_config("lmscope_file", "lmscope DSPyInstrumentor -> SDK + BatchSpanProcessor(OtlpJsonFileExporter)",
                        lambda: file_exporter(SPANS_FILE)),
+        lmscope_config("lmscope_metrics", "lmscope_noop + lmscope's metric instruments (SDK MeterProvider)",
+                       lambda: None, metrics=True),
         openinference_config(snapshot),
         sdk_floor_config(shape),
     ]

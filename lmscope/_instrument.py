@@ -5,15 +5,20 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import wrapt
 
 from ._version import __version__
 from .instrumentation.dspy import DSPyInstrumentor
+from .telemetry import semconv
 from .telemetry.options import Options, resolve_options
 from .telemetry.pipeline import build_span_processors
 from .telemetry.providers import TracingSetup, setup_tracing
+
+if TYPE_CHECKING:  # imported when instrument() runs: `import lmscope` stays as light as it was
+    from .telemetry.metrics import MetricsRecorder
+    from .telemetry.metrics_setup import MetricsSetup
 
 logger = logging.getLogger("lmscope")
 _lock = threading.Lock()
@@ -23,9 +28,16 @@ _active: Instrumentation | None = None
 class Instrumentation:
     """The handle `instrument()` returns: what is on, and how to flush or undo it."""
 
-    def __init__(self, options: Options, tracing: TracingSetup) -> None:
+    def __init__(self, options: Options, tracing: TracingSetup, metrics: MetricsSetup | None = None) -> None:
         self.options = options
         self.tracing = tracing
+        self.metrics = metrics
+        """None when metrics are off (no exporter and no app MeterProvider): then no metric hook runs at all."""
+        self.metrics_recorder: MetricsRecorder | None = None
+        if metrics is not None:
+            from .telemetry.metrics import MetricsRecorder
+
+            self.metrics_recorder = MetricsRecorder(metrics.meter(semconv.METER_NAME, __version__))
         self.dspy = DSPyInstrumentor()
         self._live = True
 
@@ -35,45 +47,72 @@ class Instrumentation:
 
     def _instrument_dspy(self, _module: Any = None) -> None:
         # Runs when dspy is imported, or at once if it already was: never imports it for the app.
-        if self._live:
-            self.dspy.instrument(self.tracing.tracer("lmscope.instrumentation.dspy", __version__),
-                                 capture_content=self.options.capture_content)
+        if not self._live:
+            return
+        recorder = self.metrics_recorder
+        self.dspy.instrument(self.tracing.tracer("lmscope.instrumentation.dspy", __version__),
+                             capture_content=self.options.capture_content,
+                             lm_call_listeners=() if recorder is None else (recorder.record_lm_call,),
+                             module_listeners=() if recorder is None else (recorder.record_module,))
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return self.tracing.force_flush(timeout_millis)
+        flushed = [self.tracing.force_flush(timeout_millis)]
+        if self.metrics is not None:
+            flushed.append(self.metrics.force_flush(timeout_millis))
+        return all(flushed)
 
     def uninstrument(self) -> None:
         self._live = False
         self.dspy.uninstrument()
         self.tracing.shutdown()
+        if self.metrics is not None:
+            self.metrics.shutdown()
 
     def __repr__(self) -> str:
-        return f"<lmscope instrumentation exporters={list(self.options.exporters)} service={self.options.service_name!r}>"
+        return (f"<lmscope instrumentation exporters={list(self.options.exporters)} "
+                f"metrics_exporters={list(self.options.metrics_exporters)} service={self.options.service_name!r}>")
 
 
 def instrument(*, service_name: str | None = None, exporters: Sequence[str] | str | None = None,
                file_path: str | os.PathLike[str] | None = None, otlp_endpoint: str | None = None,
                otlp_protocol: str | None = None, capture_content: bool | None = None,
-               console_stream: str | None = None, max_queue_size: int | None = None) -> Instrumentation:
+               console_stream: str | None = None, max_queue_size: int | None = None,
+               metrics_exporters: Sequence[str] | str | None = None,
+               prometheus_endpoint: str | None = None) -> Instrumentation:
     """Trace DSPy programs: every module step, LM call, cache hit, retrieval and tool call becomes a span.
 
     Every option left as None comes from `LMSCOPE_<NAME>`, then `[tool.lmscope]` in the app's
     pyproject.toml, then the default. `exporters`: console (default), file, otlp, none. A bad value
     raises `lmscope.ConfigError` naming the option, the value and what is allowed. Calling it again
     returns the active handle unchanged.
+
+    `metrics_exporters`: none (default), otlp (OTEL_EXPORTER_OTLP_* and their METRICS variants), console,
+    prometheus (a scrape endpoint on `prometheus_endpoint`, default 127.0.0.1:9464; needs the
+    `lmscope[prometheus]` extra). With none, lmscope's metrics still go through the app's SDK MeterProvider
+    if it set one; with neither, no metric is recorded and recording costs nothing.
     """
     global _active
     given = {"service_name": service_name, "exporters": exporters, "file_path": file_path,
              "otlp_endpoint": otlp_endpoint, "otlp_protocol": otlp_protocol, "capture_content": capture_content,
-             "console_stream": console_stream, "max_queue_size": max_queue_size}
+             "console_stream": console_stream, "max_queue_size": max_queue_size,
+             "metrics_exporters": metrics_exporters, "prometheus_endpoint": prometheus_endpoint}
     options = {name: value for name, value in given.items() if value is not None}
     resolved = resolve_options(**options)
+    from .telemetry.metrics_setup import setup_metrics
+
     with _lock:
         if _active is not None:
             if options:
                 logger.warning("lmscope: already instrumented; call lmscope.uninstrument() to change options")
             return _active
-        handle = Instrumentation(resolved, setup_tracing(resolved, build_span_processors(resolved)))
+        metrics = setup_metrics(resolved)
+        try:
+            processors = build_span_processors(resolved)
+        except BaseException:
+            if metrics is not None:  # a ConfigError from the span exporters: leave no scrape endpoint behind
+                metrics.shutdown()
+            raise
+        handle = Instrumentation(resolved, setup_tracing(resolved, processors), metrics)
         _active = handle
     wrapt.register_post_import_hook(handle._instrument_dspy, "dspy")
     return handle
@@ -93,6 +132,6 @@ def active() -> Instrumentation | None:
 
 
 def force_flush(timeout_millis: int = 30_000) -> bool:
-    """Export every finished span now; True when all exporters confirmed."""
+    """Export every finished span and push lmscope's metrics now; True when all exporters confirmed."""
     handle = _active
     return handle.force_flush(timeout_millis) if handle is not None else True

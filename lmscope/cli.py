@@ -40,10 +40,16 @@ def _tree(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .telemetry.report import render_report, summarize
+    from .telemetry.report import render_report
+    from .telemetry.report_html import render_html
+    from .telemetry.report_page import gather_page
     from .telemetry.trace_file import read_trace_file
 
-    print(render_report(summarize(read_trace_file(args.file))))
+    page = gather_page(read_trace_file(args.file), source=Path(args.file).name)
+    print(render_report(page.report))
+    if args.html:
+        Path(args.html).write_text(render_html(page), encoding="utf-8")
+        print(f"HTML report: {args.html}", file=sys.stderr)
     return 0
 
 
@@ -64,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tree.set_defaults(handler=_tree)
     report = commands.add_parser("report", help="tokens, cost and cache hits by model and module path")
     report.add_argument("file")
+    report.add_argument("--html", metavar="OUT", help="also write a self-contained HTML page (charts, trace trees)")
     report.set_defaults(handler=_report)
     args = parser.parse_args(argv)
     try:

@@ -83,20 +83,9 @@ def run(model: str | None = None, file_path: str | None = None, exporters: Seque
         else:
             lm = dspy.LM(model)
         dspy.configure(lm=lm)
-        program = build_program()
         usage = stack.enter_context(lmscope.track())
         with lmscope.context(session_id="demo-session", user_id="demo-user", tags=["demo"]):
-            _banner("1. fresh run")
-            print("answer:", program(question=QUESTIONS[0]).answer)
-            _banner("2. the same question again: served by DSPy's cache")
-            print("answer:", program(question=QUESTIONS[0]).answer)
-            _banner("3. under dspy.context(lm=<temperature 0.7>, num_threads=2)")
-            with dspy.context(lm=lm.copy(temperature=0.7), num_threads=2):
-                print("answer:", program(question=QUESTIONS[1]).answer)
-            _banner("4. a threaded batch of 3 questions")
-            examples = [dspy.Example(question=q).with_inputs("question") for q in QUESTIONS[1:]]
-            for prediction in program.batch(examples, num_threads=2, disable_progress_bar=True):
-                print("answer:", prediction.answer)
+            run_workload(build_program(), lm)
         handle.force_flush()
         _print_summary(usage.by_model())
     if "file" in handle.options.exporters:
@@ -104,6 +93,23 @@ def run(model: str | None = None, file_path: str | None = None, exporters: Seque
               f"lmscope report {handle.options.file_path})")
     lmscope.uninstrument()
     return 0
+
+
+def run_workload(program: Any, lm: Any) -> None:
+    """The demo's four runs of `program`: fresh, cached, under `dspy.context(...)`, a threaded batch."""
+    import dspy
+
+    _banner("1. fresh run")
+    print("answer:", program(question=QUESTIONS[0]).answer)
+    _banner("2. the same question again: served by DSPy's cache")
+    print("answer:", program(question=QUESTIONS[0]).answer)
+    _banner("3. under dspy.context(lm=<temperature 0.7>, num_threads=2)")
+    with dspy.context(lm=lm.copy(temperature=0.7), num_threads=2):
+        print("answer:", program(question=QUESTIONS[1]).answer)
+    _banner("4. a threaded batch of 3 questions")
+    examples = [dspy.Example(question=q).with_inputs("question") for q in QUESTIONS[1:]]
+    for prediction in program.batch(examples, num_threads=2, disable_progress_bar=True):
+        print("answer:", prediction.answer)
 
 
 def _print_summary(by_model: dict[str, dict[str, Any]]) -> None:

@@ -24,6 +24,8 @@ class LMCall:
     """What the call was billed; None when the price is unknown; 0.0 on a cache hit."""
     cost_source: str | None = None
     cache_hit: bool = False
+    cache_used: bool = False
+    """DSPy's response cache was consulted: a hit, or a miss that then called the provider."""
     cache_layer: str | None = None
     saved_usd: float | None = None
     """On a cache hit: what the original call cost."""

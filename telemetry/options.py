@@ -30,11 +30,15 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 EXPORTERS: Final = ("console", "file", "otlp")
 """Exporter names that send spans somewhere; a new backend preset adds its name here."""
+METRICS_EXPORTERS: Final = ("otlp", "prometheus", "console")
+"""Exporter names that send metrics somewhere (`metrics_exporters`)."""
 NO_EXPORT: Final = "none"
 """The exporter name that turns export off; it cannot be combined with the others."""
 OTLP_PROTOCOLS: Final = ("http/protobuf", "grpc")
 CONSOLE_STREAMS: Final = ("stderr", "stdout")
 DEFAULT_SERVICE_NAME: Final = "lmscope-app"
+DEFAULT_PROMETHEUS_ENDPOINT: Final = "127.0.0.1:9464"
+"""Loopback, not 0.0.0.0: a scrape endpoint is reachable from outside the host only when asked for."""
 
 ARGUMENT: Final = "argument"
 """Source label of a keyword argument."""
@@ -66,6 +70,10 @@ class Options:
     capture_content: bool = True
     console_stream: Literal["stderr", "stdout"] = "stderr"
     max_queue_size: int = 2048
+    metrics_exporters: tuple[str, ...] = (NO_EXPORT,)
+    prometheus_endpoint: str = DEFAULT_PROMETHEUS_ENDPOINT
+    otlp_metrics_protocol: Literal["http/protobuf", "grpc"] = "http/protobuf"
+    """`otlp_protocol` as the metrics exporter reads it (OTEL_EXPORTER_OTLP_METRICS_PROTOCOL, not ..._TRACES_...)."""
     sources: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), compare=False, repr=False)
 
     def given(self, name: str) -> bool:
@@ -103,27 +111,32 @@ def _path(raw: object) -> str:
     return os.path.expanduser(_string(value))
 
 
-def _exporters(raw: object) -> tuple[str, ...]:
-    if isinstance(raw, str):
-        items: Sequence[object] = raw.split(",")
-    elif isinstance(raw, (list, tuple)):
-        items = raw
-    else:
-        raise _Invalid(f"not a list of exporter names or a comma-separated string: {_show(raw)}")
-    names: list[str] = []
-    for item in items:
-        if not isinstance(item, str):
-            raise _Invalid(f"not an exporter name: {_show(item)}")
-        name = item.strip().lower()
-        if name and name not in (*EXPORTERS, NO_EXPORT):
-            raise _Invalid(f"unknown exporter {item.strip()!r}")
-        if name and name not in names:
-            names.append(name)
-    if not names:
-        raise _Invalid(f"no exporter named in {_show(raw)}")
-    if NO_EXPORT in names and len(names) > 1:
-        raise _Invalid(f"'none' cannot be combined with other exporters: {_show(raw)}")
-    return tuple(names)
+def _exporter_list(allowed: tuple[str, ...]) -> Callable[[object], tuple[str, ...]]:
+    """A parser for a list of exporter names out of `allowed`, or 'none' alone."""
+
+    def parse(raw: object) -> tuple[str, ...]:
+        if isinstance(raw, str):
+            items: Sequence[object] = raw.split(",")
+        elif isinstance(raw, (list, tuple)):
+            items = raw
+        else:
+            raise _Invalid(f"not a list of exporter names or a comma-separated string: {_show(raw)}")
+        names: list[str] = []
+        for item in items:
+            if not isinstance(item, str):
+                raise _Invalid(f"not an exporter name: {_show(item)}")
+            name = item.strip().lower()
+            if name and name not in (*allowed, NO_EXPORT):
+                raise _Invalid(f"unknown exporter {item.strip()!r}")
+            if name and name not in names:
+                names.append(name)
+        if not names:
+            raise _Invalid(f"no exporter named in {_show(raw)}")
+        if NO_EXPORT in names and len(names) > 1:
+            raise _Invalid(f"'none' cannot be combined with other exporters: {_show(raw)}")
+        return tuple(names)
+
+    return parse
 
 
 def _endpoint(raw: object) -> str:
@@ -136,6 +149,25 @@ def _endpoint(raw: object) -> str:
         raise problem from None
     if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value):
         raise problem
+    return value
+
+
+def split_host_port(text: str) -> tuple[str, int]:
+    """`127.0.0.1:9464` -> ("127.0.0.1", 9464); `[::1]:9464` -> ("::1", 9464). Raises ValueError."""
+    host, sep, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or int(port) > 65535 or any(c in host for c in " /[]@?#"):
+        raise ValueError(text)
+    return host, int(port)
+
+
+def _host_port(raw: object) -> str:
+    value = _string(raw)
+    try:
+        split_host_port(value)
+    except ValueError:
+        raise _Invalid(f"malformed host:port {value!r}") from None
     return value
 
 
@@ -190,18 +222,25 @@ class _Option:
     default: Callable[[], object]
     env_aliases: tuple[str, ...] = ()
     """Standard OTel variables read after LMSCOPE_<NAME>."""
+    key: str = ""
+    """The user-facing option this row reads (argument, LMSCOPE_<KEY>, pyproject) when it is not `name`: a
+    per-signal view of one option, with that signal's OTel variables (otlp_protocol for metrics)."""
     config_relative: bool = False
     """A relative path from pyproject.toml is relative to that file, as ruff and pytest read theirs."""
 
     @property
+    def user_key(self) -> str:
+        return self.key or self.name
+
+    @property
     def env(self) -> tuple[str, ...]:
-        return (f"LMSCOPE_{self.name.upper()}", *self.env_aliases)
+        return (f"LMSCOPE_{self.user_key.upper()}", *self.env_aliases)
 
 
 _TABLE: Final[tuple[_Option, ...]] = (
     _Option("service_name", _string, "a non-empty string",
             lambda: env_service_name() or DEFAULT_SERVICE_NAME, env_aliases=("OTEL_SERVICE_NAME",)),
-    _Option("exporters", _exporters, ", ".join((*EXPORTERS, NO_EXPORT)), lambda: ("console",)),
+    _Option("exporters", _exporter_list(EXPORTERS), ", ".join((*EXPORTERS, NO_EXPORT)), lambda: ("console",)),
     _Option("file_path", _path, "a non-empty file path", lambda: "lmscope-traces.jsonl", config_relative=True),
     _Option("otlp_endpoint", _endpoint, "an http:// or https:// URL with a host, e.g. http://localhost:4318",
             lambda: None),
@@ -211,8 +250,16 @@ _TABLE: Final[tuple[_Option, ...]] = (
     _Option("capture_content", _boolean, "true, false, 1, 0, yes, no", lambda: True),
     _Option("console_stream", _choice("stream", CONSOLE_STREAMS), ", ".join(CONSOLE_STREAMS), lambda: "stderr"),
     _Option("max_queue_size", _positive_int, "an integer > 0", lambda: 2048, env_aliases=("OTEL_BSP_MAX_QUEUE_SIZE",)),
+    _Option("metrics_exporters", _exporter_list(METRICS_EXPORTERS), ", ".join((*METRICS_EXPORTERS, NO_EXPORT)),
+            lambda: (NO_EXPORT,)),
+    _Option("prometheus_endpoint", _host_port, "host:port, e.g. 127.0.0.1:9464 (port 0 picks a free port)",
+            lambda: DEFAULT_PROMETHEUS_ENDPOINT),
+    _Option("otlp_metrics_protocol", _choice("protocol", OTLP_PROTOCOLS), ", ".join(OTLP_PROTOCOLS),
+            lambda: "http/protobuf", key="otlp_protocol",
+            env_aliases=("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")),
 )
-OPTION_NAMES: Final[tuple[str, ...]] = tuple(option.name for option in _TABLE)
+OPTION_NAMES: Final[tuple[str, ...]] = tuple(option.name for option in _TABLE if not option.key)
+"""What a user can set; rows with a `key` are views of another option, not options of their own."""
 
 
 def _reject_unknown(names: Sequence[str], source: str) -> None:
@@ -253,14 +300,14 @@ def _read_pyproject(path: Path | None) -> tuple[dict[str, Any], str]:
 def _lookup(option: _Option, given: Mapping[str, object], environ: Mapping[str, str],
             config: Mapping[str, object], config_source: str) -> tuple[object, str]:
     """(raw value, source label) from the highest layer that has the option."""
-    if option.name in given:
-        return given[option.name], ARGUMENT
+    if option.user_key in given:
+        return given[option.user_key], ARGUMENT
     for variable in option.env:
         # An empty variable counts as unset, as the OTel SDK treats its own variables.
         if environ.get(variable, "").strip():
             return environ[variable], variable
-    if option.name in config:
-        return config[option.name], config_source
+    if option.user_key in config:
+        return config[option.user_key], config_source
     return None, DEFAULT
 
 
@@ -288,7 +335,7 @@ def resolve_options(**kwargs: object) -> Options:
         try:
             value = option.parse(raw)
         except _Invalid as exc:
-            raise ConfigError.for_option(option.name, str(exc), source, option.allowed) from None
+            raise ConfigError.for_option(option.user_key, str(exc), source, option.allowed) from None
         if option.config_relative and source == config_source and pyproject is not None:
             value = os.path.join(pyproject.parent, cast(str, value))  # an absolute value stays as it is
         values[option.name] = value

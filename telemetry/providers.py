@@ -9,6 +9,7 @@ teardown reuses the provider lmscope installed earlier.
 from __future__ import annotations
 
 import atexit
+import importlib
 import logging
 import os
 import threading
@@ -233,6 +234,18 @@ def _http_traces_url(endpoint: str | None) -> str | None:
     return parts._replace(path="/v1/traces").geturl() if parts.path in ("", "/") else endpoint
 
 
+def grpc_exporter_class(module: str, name: str, source: str) -> type:
+    """Class `name` of the gRPC exporter `module`, or a ConfigError with the pip command (the gRPC exporter is
+    an optional install: grpcio is large)."""
+    try:
+        exporter_module = importlib.import_module(module)
+    except ImportError:
+        raise ConfigError.for_option(
+            "otlp_protocol", "'grpc' needs the gRPC exporter, which is not installed", source,
+            "http/protobuf, or grpc after pip install opentelemetry-exporter-otlp-proto-grpc") from None
+    return getattr(exporter_module, name)
+
+
 def otlp_span_exporter(options: Options) -> SpanExporter:
     """An OTLP span exporter for `options.otlp_protocol`, sending to `options.otlp_endpoint`.
 
@@ -241,14 +254,9 @@ def otlp_span_exporter(options: Options) -> SpanExporter:
     """
     # Imported here: each exporter pulls in its transport (requests, grpcio), which a console-only run never needs.
     if options.otlp_protocol == "grpc":
-        try:
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
-        except ImportError:
-            raise ConfigError.for_option(
-                "otlp_protocol", "'grpc' needs the gRPC exporter, which is not installed",
-                options.sources.get("otlp_protocol", DEFAULT),
-                "http/protobuf, or grpc after pip install opentelemetry-exporter-otlp-proto-grpc") from None
-        return GrpcSpanExporter(endpoint=options.otlp_endpoint)
+        exporter = grpc_exporter_class("opentelemetry.exporter.otlp.proto.grpc.trace_exporter", "OTLPSpanExporter",
+                                       options.sources.get("otlp_protocol", DEFAULT))
+        return exporter(endpoint=options.otlp_endpoint)
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     return OTLPSpanExporter(endpoint=_http_traces_url(options.otlp_endpoint))

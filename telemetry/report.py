@@ -7,11 +7,11 @@ as well would count every call once per ancestor, so only LM spans are added up 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from . import semconv
 from .trace_file import SpanRecord
-from .tree import build_trees, format_usd
+from .tree import TraceTree, build_trees, format_usd
 
 NO_MODULE = "(no module)"
 UNKNOWN_MODEL = "(unknown model)"
@@ -46,6 +46,14 @@ class Usage:
             self.cache_hits += 1
             self.saved_usd += attributes.get(semconv.CACHE_SAVED_USD, 0.0)
 
+    def merge(self, other: Usage) -> None:
+        """Add another group's figures (for an "everything else" row)."""
+        for name in _SUMMED_FIELDS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+_SUMMED_FIELDS = tuple(name for name in Usage.__dataclass_fields__ if name != "key")
+
 
 @dataclass(slots=True)
 class Report:
@@ -57,10 +65,14 @@ class Report:
 
 
 def summarize(records: Iterable[SpanRecord]) -> Report:
+    return summarize_trees(build_trees(records))
+
+
+def summarize_trees(trees: Sequence[TraceTree]) -> Report:
+    """The same report from trees already built (the HTML page draws them too)."""
     by_model: dict[str, Usage] = {}
     by_module: dict[str, Usage] = {}
     total = Usage("total")
-    trees = build_trees(records)
     for tree in trees:
         module_of: dict[str, str | None] = {}  # span id -> nearest module path at or above it
         for node, parent in tree.walk():

@@ -114,3 +114,33 @@ ADAPTER_EVENT_FALLBACK: Final = "lmscope.adapter.fallback"
 """Span event: ChatAdapter failed to parse and DSPy retried with JSONAdapter."""
 
 LM_SPAN_NAME_PREFIX: Final = "chat "
+
+# --- metrics -------------------------------------------------------------------------------------
+# Names and units as written here; Prometheus sees them translated (dots -> `_`, unit suffix, counters
+# `_total`): the exact series names are listed in telemetry/metrics.py.
+METER_NAME: Final = "lmscope"
+METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
+METRIC_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
+METRIC_COST: Final = "gen_ai.usage.cost"
+"""USD, a counter. Not in the spec (PR semantic-conventions-genai#443 is open); LiteLLM and OpenLIT emit a
+histogram of that name, which Prometheus names `..._USD_bucket/_sum/_count`: ours is `..._USD_total`."""
+METRIC_CACHED_TOKENS: Final = "lmscope.usage.cached_tokens"
+"""Prompt tokens read from the provider's prompt cache: a subset of the input tokens, not a token type."""
+METRIC_CACHE_REQUESTS: Final = "lmscope.cache.requests"
+METRIC_CACHE_SAVED_USD: Final = "lmscope.cache.saved"
+METRIC_CACHE_SAVED_TOKENS: Final = "lmscope.cache.saved_tokens"
+METRIC_MODULE_DURATION: Final = "lmscope.module.duration"
+
+GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
+GEN_AI_TOKEN_TYPE_INPUT: Final = "input"
+GEN_AI_TOKEN_TYPE_OUTPUT: Final = "output"
+CACHE_RESULT: Final = "lmscope.cache.result"
+"""Metric attribute: hit | miss (a span says the same with the boolean lmscope.cache.hit)."""
+CACHE_RESULT_HIT: Final = "hit"
+CACHE_RESULT_MISS: Final = "miss"
+
+# OTel GenAI v1.41 explicit bucket boundaries.
+TOKEN_BUCKETS: Final = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
+DURATION_BUCKETS: Final = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+MODULE_DURATION_BUCKETS: Final = (0.001, 0.005, *DURATION_BUCKETS, 163.84, 327.68, 655.36)
+"""The spec's LM-call buckets, widened both ways: a module may be a retriever taking 1 ms or a batch taking minutes."""

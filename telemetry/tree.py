@@ -136,22 +136,77 @@ def _paint(text: str, code: str | None, enabled: bool) -> str:
 
 def _row(record: SpanRecord, prefix: str) -> list[Any]:
     """Cells for the aligned columns, then (text, colour) notes."""
-    attributes = record.attributes
+    facts = span_facts(record)
     row: list[Any] = [None] * _NOTES
-    row[_LABEL] = ("", prefix + str(attributes.get(semconv.MODULE_PATH) or record.name))
+    row[_LABEL] = ("", prefix + facts.label)
     row[_DURATION] = ("", format_duration(record.duration_ms))
-    usage = _usage(attributes)
-    if usage is not None:
-        input_tokens, output_tokens, cached_tokens = usage
+    if facts.tokens is not None:
+        input_tokens, output_tokens, cached_tokens = facts.tokens
         row[_IN] = ("in", str(input_tokens))
         row[_OUT] = ("out", str(output_tokens))
         if cached_tokens:
             row[_CACHED] = ("cached", str(cached_tokens))
-    cost = _first(attributes, semconv.GEN_AI_USAGE_COST, semconv.COST_TOTAL_USD)
-    if cost is not None:
-        row[_COST] = ("", format_usd(cost))
-    row.extend(_notes(record))
+    if facts.cost_usd is not None:
+        row[_COST] = ("", format_usd(facts.cost_usd))
+    row.extend(_notes(facts))
     return row
+
+
+def _notes(facts: SpanFacts) -> list[tuple[str, str | None]]:
+    notes: list[tuple[str, str | None]] = []
+    if facts.cost_unknown:
+        notes.append(("cost unknown", None))
+    if facts.cache_layer is not None:
+        text = f"cache:{facts.cache_layer}"
+        saved = facts.saved_usd
+        notes.append((f"{text} saved {format_usd(saved)}" if saved is not None else text, _GREEN))
+    if facts.batch_index is not None:
+        notes.append((f"batch[{facts.batch_index}]", None))
+    if facts.error is not None:
+        notes.append((f"ERROR {facts.error}".rstrip(), _RED))
+    return notes
+
+
+# --- what one span says about itself ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SpanFacts:
+    """The figures a tree shows for one span, whatever draws it (terminal text or the HTML report)."""
+
+    label: str
+    """The module path, else the span name."""
+    tokens: tuple[int, int, int] | None
+    """(input, output, cached) of an LM span or a module's roll-up; None when the span saw no LM call."""
+    cost_usd: float | None
+    """Known cost (an LM span's, or a module's roll-up of its priced calls)."""
+    cost_unknown: bool
+    """The span's own price, or part of its roll-up, is unknown: `cost_usd` is then not the whole cost."""
+    cache_layer: str | None
+    """On a cache hit: the layer that served it ("hit" when the layer was not recorded); else None."""
+    saved_usd: float | None
+    batch_index: int | None
+    error: str | None
+    """`<type>: <message>` when the span's status is ERROR (may be empty text), else None."""
+
+
+def span_facts(record: SpanRecord) -> SpanFacts:
+    attributes = record.attributes
+    hit = bool(attributes.get(semconv.CACHE_HIT))
+    batch_index = attributes.get(semconv.BATCH_INDEX)
+    cost = _first(attributes, semconv.GEN_AI_USAGE_COST, semconv.COST_TOTAL_USD)
+    # An LM span without a cost (a failed call, another producer's span) is unpriced, as the report counts it.
+    unpriced_call = cost is None and attributes.get(semconv.SPAN_KIND) == semconv.KIND_LLM
+    return SpanFacts(
+        label=str(attributes.get(semconv.MODULE_PATH) or record.name),
+        tokens=_usage(attributes),
+        cost_usd=cost,
+        cost_unknown=bool(attributes.get(semconv.COST_UNKNOWN)) or unpriced_call,
+        cache_layer=str(attributes.get(semconv.CACHE_LAYER) or "hit") if hit else None,
+        saved_usd=attributes.get(semconv.CACHE_SAVED_USD) if hit else None,
+        batch_index=batch_index if isinstance(batch_index, int) else None,
+        error=error_text(record) if record.status_code == "ERROR" else None,
+    )
 
 
 def _usage(attributes: dict[str, Any]) -> tuple[int, int, int] | None:
@@ -165,22 +220,6 @@ def _usage(attributes: dict[str, Any]) -> tuple[int, int, int] | None:
         return None
     input_key, output_key, cached_key = keys
     return attributes.get(input_key, 0), attributes.get(output_key, 0), attributes.get(cached_key, 0)
-
-
-def _notes(record: SpanRecord) -> list[tuple[str, str | None]]:
-    attributes = record.attributes
-    notes: list[tuple[str, str | None]] = []
-    if attributes.get(semconv.COST_UNKNOWN):
-        notes.append(("cost unknown", None))
-    if attributes.get(semconv.CACHE_HIT):
-        text = f"cache:{attributes.get(semconv.CACHE_LAYER) or 'hit'}"
-        saved = attributes.get(semconv.CACHE_SAVED_USD)
-        notes.append((f"{text} saved {format_usd(saved)}" if saved is not None else text, _GREEN))
-    if semconv.BATCH_INDEX in attributes:
-        notes.append((f"batch[{attributes[semconv.BATCH_INDEX]}]", None))
-    if record.status_code == "ERROR":
-        notes.append((f"ERROR {error_text(record)}".rstrip(), _RED))
-    return notes
 
 
 def error_text(record: SpanRecord) -> str:

@@ -23,3 +23,23 @@ def lm_server():
 
     with StandInLM() as server:
         yield server
+
+
+def _metric_series(reader):
+    """{metric name: {frozenset(attribute items): value}} from one collect of `reader`; a counter's value is
+    its sum, a histogram's is (count, sum). Metrics with no point are absent."""
+    found = {}
+    data = reader.get_metrics_data()
+    for resource_metrics in (data.resource_metrics if data is not None else ()):
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                series = found.setdefault(metric.name, {})
+                for point in metric.data.data_points:
+                    value = (point.count, point.sum) if hasattr(point, "bucket_counts") else point.value
+                    series[frozenset(point.attributes.items())] = value
+    return found
+
+
+@pytest.fixture
+def metric_series():
+    return _metric_series

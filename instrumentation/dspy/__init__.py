@@ -15,7 +15,7 @@ from ...telemetry import semconv
 from ...telemetry.lm_call import LMCall
 from .._patching import Patcher
 from . import _wrappers as wrappers
-from ._runtime import Runtime
+from ._runtime import ModuleListener, Runtime
 from ._settings import wrap_settings_context
 from .package import _instruments
 
@@ -36,7 +36,8 @@ class DSPyInstrumentor:
         return bool(self._patcher)
 
     def instrument(self, tracer: Tracer, *, capture_content: bool,
-                   lm_call_listeners: Collection[Callable[[LMCall], None]] = ()) -> None:
+                   lm_call_listeners: Collection[Callable[[LMCall], None]] = (),
+                   module_listeners: Collection[ModuleListener] = ()) -> None:
         if self.is_instrumented:
             return
         import dspy
@@ -55,6 +56,7 @@ class DSPyInstrumentor:
 
         runtime = self.runtime = Runtime(tracer, dspy.settings, capture_content=capture_content)
         runtime.lm_call_listeners.extend(lm_call_listeners)
+        runtime.module_listeners.extend(module_listeners)
         patch = self._patcher.replace
         patch(Module, "__call__", lambda f: wrappers.module_call(runtime, f))
         patch(Module, "acall", lambda f: wrappers.module_call(runtime, f, is_async=True))

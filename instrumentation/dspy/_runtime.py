@@ -29,6 +29,8 @@ from ._settings import settings_span_attributes
 
 Step = tuple[Any, object]  # (frame, context token)
 LMCallListener = Callable[[LMCall], None]
+ModuleListener = Callable[[str, float, "str | None"], None]
+"""Called at every module (or container) span end with its module path, duration in s and error type."""
 
 _EMPTY: frozenset[str] = frozenset()
 NO_PATH = object()
@@ -51,6 +53,7 @@ class Runtime:
         self.settings = settings
         self.capture_content = capture_content
         self.lm_call_listeners: list[LMCallListener] = []
+        self.module_listeners: list[ModuleListener] = []
 
     # --- modules and containers ------------------------------------------------------------------
     def start_module(self, module: Any, kwargs: Mapping[str, Any], *, container: bool = False,
@@ -67,6 +70,8 @@ class Runtime:
         span = self.tracer.start_span(name, ctx)
         recording = span.is_recording()
         frame = ModuleFrame(span, path, owner, parent, container, recording)
+        if self.module_listeners and (owner is not None or container):  # tools have no module path
+            frame.timing = (name, time.perf_counter())
         token = otel_context.attach(otel_context.set_value(FRAME_KEY, frame, set_span_in_context(span, ctx)))
         if recording:
             cls = type(module)
@@ -110,6 +115,12 @@ class Runtime:
             parent = frame.parent
             if parent is not None and parent.rolls_up:
                 parent.totals.add(frame.totals)
+            if frame.timing is not None:
+                path, started = frame.timing
+                duration = time.perf_counter() - started
+                error_type = type(error).__name__ if error is not None else None
+                for listener in self.module_listeners:
+                    listener(path, duration, error_type)
         except Exception as exc:  # noqa: BLE001
             report_internal_error("module span end", exc)
         finally:
@@ -183,9 +194,13 @@ class Runtime:
         if frame.result is None:
             return LMCall(model=frame.model, provider=frame.provider, duration_s=duration, module_path=module,
                           error_type=type(error).__name__ if error is not None else None)
-        return lm_call_from_result(frame.lm, frame.result, model=frame.model, provider=frame.provider,
+        call = lm_call_from_result(frame.lm, frame.result, model=frame.model, provider=frame.provider,
                                    cache_layer=frame.cache_layer, stored_record=frame.stored_record,
                                    duration_s=duration, module_path=module)
+        call.cache_used = bool(getattr(frame.call, "cache", False))  # DSPy's PreparedCall.cache, seen by finalize
+        if error is not None:  # raised after DSPy finished the call: billed all the same
+            call.error_type = type(error).__name__
+        return call
 
     def _settings_attributes(self, ctx: Mapping[Any, Any]) -> dict[str, Any]:
         return settings_span_attributes(self.settings, ctx.get(OVERRIDES_KEY) or _EMPTY)

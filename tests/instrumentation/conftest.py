@@ -7,9 +7,8 @@ import uuid
 import pytest
 
 
-@pytest.fixture
-def spans():
-    """Instrument DSPy with its own TracerProvider; yields a function returning the finished spans."""
+def _instrumented(**listeners):
+    """DSPy instrumented with its own TracerProvider; yields the in-memory span exporter."""
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -20,10 +19,35 @@ def spans():
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     instrumentor = DSPyInstrumentor()
-    instrumentor.instrument(provider.get_tracer("test"), capture_content=True)
-    yield exporter.get_finished_spans
+    instrumentor.instrument(provider.get_tracer("test"), capture_content=True, **listeners)
+    yield exporter
     instrumentor.uninstrument()
     _reset_dspy()
+
+
+@pytest.fixture
+def spans():
+    """Instrument DSPy with its own TracerProvider; yields a function returning the finished spans."""
+    for exporter in _instrumented():
+        yield exporter.get_finished_spans
+
+
+@pytest.fixture
+def metered():
+    """`spans` plus lmscope's metric instruments on a MeterProvider with an InMemoryMetricReader, fed by the
+    same hooks `lmscope.instrument()` uses; yields (the finished-spans function, the reader)."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from lmscope.telemetry.metrics import MetricsRecorder
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    recorder = MetricsRecorder(provider.get_meter("lmscope"))
+    for exporter in _instrumented(lm_call_listeners=[recorder.record_lm_call],
+                                  module_listeners=[recorder.record_module]):
+        yield exporter.get_finished_spans, reader
+    provider.shutdown()
 
 
 def _reset_dspy():

@@ -14,7 +14,7 @@ from lmscope.telemetry import options as options_module
 from lmscope.telemetry.options import OPTION_NAMES, ConfigError, Options, resolve_options
 
 ALLOWED_OPTIONS = ("service_name, exporters, file_path, otlp_endpoint, otlp_protocol, capture_content, "
-                   "console_stream, max_queue_size")
+                   "console_stream, max_queue_size, metrics_exporters, prometheus_endpoint")
 
 
 @pytest.fixture(autouse=True)
@@ -44,15 +44,18 @@ def test_defaults_with_nothing_set() -> None:
     options = resolve_options()
     assert options == Options(service_name="lmscope-app", exporters=("console",), file_path="lmscope-traces.jsonl",
                               otlp_endpoint=None, otlp_protocol="http/protobuf", capture_content=True,
-                              console_stream="stderr", max_queue_size=2048)
-    assert dict(options.sources) == dict.fromkeys(OPTION_NAMES, "default")
-    assert [options.given(name) for name in OPTION_NAMES] == [False] * 8
+                              console_stream="stderr", max_queue_size=2048, metrics_exporters=("none",),
+                              prometheus_endpoint="127.0.0.1:9464", otlp_metrics_protocol="http/protobuf")
+    assert dict(options.sources) == dict.fromkeys((*OPTION_NAMES, "otlp_metrics_protocol"), "default")
+    assert [options.given(name) for name in OPTION_NAMES] == [False] * 10
 
 
 def test_option_names_and_error_type() -> None:
     assert OPTION_NAMES == ("service_name", "exporters", "file_path", "otlp_endpoint", "otlp_protocol",
-                            "capture_content", "console_stream", "max_queue_size")
-    assert [f.name for f in dataclasses.fields(Options)] == [*OPTION_NAMES, "sources"]
+                            "capture_content", "console_stream", "max_queue_size", "metrics_exporters",
+                            "prometheus_endpoint")
+    # otlp_metrics_protocol is otlp_protocol as the metrics exporter reads it, not an option of its own.
+    assert [f.name for f in dataclasses.fields(Options)] == [*OPTION_NAMES, "otlp_metrics_protocol", "sources"]
     assert issubclass(ConfigError, ValueError)
 
 
@@ -85,6 +88,10 @@ MATRIX: list[tuple[str, object, str, str, tuple[Any, Any, Any], Any]] = [
     ("capture_content", False, "yes", "false", (False, True, False), True),
     ("console_stream", "stdout", "stderr", '"stdout"', ("stdout", "stderr", "stdout"), "stderr"),
     ("max_queue_size", 10, "20", "30", (10, 20, 30), 2048),
+    ("metrics_exporters", "prometheus", "otlp, console", '["console"]',
+     (("prometheus",), ("otlp", "console"), ("console",)), ("none",)),
+    ("prometheus_endpoint", "0.0.0.0:9000", "[::1]:9464", '"localhost:0"', ("0.0.0.0:9000", "[::1]:9464", "localhost:0"),
+     "127.0.0.1:9464"),
 ]
 
 
@@ -197,6 +204,27 @@ def test_otlp_protocol_from_otel_variables(monkeypatch: pytest.MonkeyPatch) -> N
     assert resolve_options().otlp_protocol == "grpc"
 
 
+def test_metrics_protocol_reads_the_metrics_variables_not_the_traces_one(monkeypatch: pytest.MonkeyPatch,
+                                                                         clean_env: Path) -> None:
+    write_pyproject(clean_env, '[tool.lmscope]\notlp_protocol = "grpc"\n')
+    options = resolve_options()
+    assert (options.otlp_protocol, options.otlp_metrics_protocol) == ("grpc", "grpc")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    options = resolve_options()
+    assert (options.otlp_protocol, options.otlp_metrics_protocol) == ("http/protobuf", "grpc")
+    assert options.sources["otlp_metrics_protocol"] == "OTEL_EXPORTER_OTLP_PROTOCOL"
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/protobuf")
+    assert resolve_options().otlp_metrics_protocol == "http/protobuf"
+    # lmscope's own setting is for both signals and beats the standard variables, as everywhere.
+    monkeypatch.setenv("LMSCOPE_OTLP_PROTOCOL", "grpc")
+    assert resolve_options().otlp_metrics_protocol == "grpc"
+    options = resolve_options(otlp_protocol="http/protobuf")
+    assert (options.otlp_protocol, options.otlp_metrics_protocol) == ("http/protobuf", "http/protobuf")
+    with pytest.raises(ConfigError, match="unknown option"):
+        resolve_options(otlp_metrics_protocol="grpc")
+
+
 def test_max_queue_size_from_otel_bsp_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "512")
     assert resolve_options().max_queue_size == 512
@@ -303,6 +331,26 @@ ERRORS: list[tuple[dict[str, object], dict[str, str], str | None, str]] = [
     ({}, {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, None,
      "lmscope: otlp_protocol: unknown protocol 'http/json' (from OTEL_EXPORTER_OTLP_PROTOCOL); "
      "allowed: http/protobuf, grpc"),
+    ({}, {"OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": "http/json"}, None,
+     "lmscope: otlp_protocol: unknown protocol 'http/json' (from OTEL_EXPORTER_OTLP_METRICS_PROTOCOL); "
+     "allowed: http/protobuf, grpc"),
+    ({"metrics_exporters": ["prometheus", "file"]}, {}, None,
+     "lmscope: metrics_exporters: unknown exporter 'file' (from argument); allowed: otlp, prometheus, console, none"),
+    ({}, {"LMSCOPE_METRICS_EXPORTERS": "none,prometheus"}, None,
+     "lmscope: metrics_exporters: 'none' cannot be combined with other exporters: 'none,prometheus' "
+     "(from LMSCOPE_METRICS_EXPORTERS); allowed: otlp, prometheus, console, none"),
+    ({"prometheus_endpoint": "9464"}, {}, None,
+     "lmscope: prometheus_endpoint: malformed host:port '9464' (from argument); "
+     "allowed: host:port, e.g. 127.0.0.1:9464 (port 0 picks a free port)"),
+    ({}, {"LMSCOPE_PROMETHEUS_ENDPOINT": "http://localhost:9464"}, None,
+     "lmscope: prometheus_endpoint: malformed host:port 'http://localhost:9464' (from LMSCOPE_PROMETHEUS_ENDPOINT); "
+     "allowed: host:port, e.g. 127.0.0.1:9464 (port 0 picks a free port)"),
+    ({"prometheus_endpoint": "localhost:99999"}, {}, None,
+     "lmscope: prometheus_endpoint: malformed host:port 'localhost:99999' (from argument); "
+     "allowed: host:port, e.g. 127.0.0.1:9464 (port 0 picks a free port)"),
+    ({}, {}, 'prometheus_endpoint = ":9464"',
+     "lmscope: prometheus_endpoint: malformed host:port ':9464' (from {source}); "
+     "allowed: host:port, e.g. 127.0.0.1:9464 (port 0 picks a free port)"),
     ({"console_stream": "stdlog"}, {}, None,
      "lmscope: console_stream: unknown stream 'stdlog' (from argument); allowed: stderr, stdout"),
     ({"service_name": 5}, {}, None,

@@ -35,12 +35,7 @@ from lmscope.telemetry.providers import (
 )
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    for name in list(os.environ):
-        if name.startswith(("LMSCOPE_", "OTEL_")):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("clean_env")  # tests/telemetry/conftest.py
 
 
 class Recorder(SpanProcessor):
