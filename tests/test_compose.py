@@ -6,9 +6,8 @@ copy vendored in the check-jsonschema package), every mounted host path exists, 
 healthchecks and depends_on agree, no two services want the same host port, every service-to-service URL
 names a port its target listens on, the collector's pipelines use only components it defines and export
 to services that exist, Prometheus scrapes what the stack serves, Grafana's provisioning points at the
-mounted dashboards, and the host ports equal lmscope's exporter defaults. `promtool` and
-`docker compose config` run as extra checks where they are installed; neither is the only check of
-anything.
+mounted dashboards, and the host ports equal lmscope's exporter defaults. `promtool check config`
+checks the Prometheus file.
 """
 
 from __future__ import annotations
@@ -24,16 +23,22 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-# lmscope's exporter defaults: the stack must serve them on the host. One dict on purpose: when the
-# exporters and metrics code lands, point these entries at its constants instead of repeating numbers.
+from lmscope.telemetry.exporters.endpoints import (
+    JAEGER_OTLP_GRPC_ENDPOINT,
+    JAEGER_OTLP_HTTP_ENDPOINT,
+    MLFLOW_DEFAULT_TRACKING_URI,
+)
+from lmscope.telemetry.options import DEFAULT_PROMETHEUS_ENDPOINT
+
 LMSCOPE_DEFAULTS = {
-    "jaeger_http_endpoint": "http://localhost:4318",  # exporters=["jaeger"] (http/protobuf)
-    "jaeger_grpc_endpoint": "http://localhost:4317",  # exporters=["jaeger"] with the gRPC protocol
-    "otlp_metrics_endpoint": "http://localhost:4318",  # metrics_exporters=["otlp"]
-    "langfuse_host": "http://localhost:3000",  # LANGFUSE_HOST / LANGFUSE_BASE_URL
-    "mlflow_tracking_uri": "http://localhost:5000",  # MLFLOW_TRACKING_URI of the docs
-    "prometheus_scrape_port": 9464,  # metrics_exporters=["prometheus"] serves 127.0.0.1:9464
+    "jaeger_http_endpoint": JAEGER_OTLP_HTTP_ENDPOINT,  # exporters=["jaeger"] (http/protobuf)
+    "jaeger_grpc_endpoint": JAEGER_OTLP_GRPC_ENDPOINT,  # exporters=["jaeger"] with the gRPC protocol
+    "otlp_metrics_endpoint": "http://localhost:4318",  # metrics_exporters=["otlp"]: the OTel SDK's own default
+    "langfuse_host": "http://localhost:3000",  # what deploy/README.md tells users to set as LANGFUSE_HOST
+    "mlflow_tracking_uri": MLFLOW_DEFAULT_TRACKING_URI,  # exporters=["mlflow"]
+    "prometheus_scrape_port": int(DEFAULT_PROMETHEUS_ENDPOINT.rsplit(":", 1)[1]),  # metrics_exporters=["prometheus"]
 }
+"""lmscope's exporter defaults, from the constants the exporters read: the stack must listen where they send."""
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
