@@ -45,7 +45,7 @@ class Totals(Spend):
 class ModuleFrame:
     """A module call, or a container (`batch`, `Parallel`, `Evaluate`) whose children run in workers."""
 
-    __slots__ = ("span", "path", "module", "parent", "totals", "container", "rolls_up")
+    __slots__ = ("span", "path", "module", "parent", "totals", "container", "rolls_up", "retriever")
 
     def __init__(self, span: Span, path: str, module: Any, parent: ModuleFrame | None, container: bool,
                  recording: bool = True) -> None:
@@ -57,6 +57,8 @@ class ModuleFrame:
         self.container = container
         self.rolls_up = recording or (parent is not None and parent.rolls_up)
         """Whether this frame or an ancestor records: only then is anyone going to read the roll-ups."""
+        self.retriever = False
+        """A recording RETRIEVER span: its output becomes document attributes."""
 
 
 class LMFrame:
