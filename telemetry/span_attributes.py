@@ -58,13 +58,16 @@ def store_attributes(span: Any, attributes: dict[str, Any]) -> None:
 
 
 def _plain_tuples(attributes: dict[str, Any]) -> bool:
-    """Every value is a scalar or a non-empty tuple of one scalar type: what the SDK stores as it is."""
-    for value in attributes.values():
-        kind = type(value)
-        if kind is tuple:
-            kind = type(value[0]) if value else None
-            if not all(type(item) is kind for item in value):
-                return False
-        if kind not in _SCALARS:
+    """Only scalars and non-empty tuples of one scalar type: what the SDK stores as it is, in any version."""
+    values = attributes.values()
+    if not _SCALARS_AND_TUPLE.issuperset(map(type, values)):
+        return False
+    for value in filter(_is_tuple, values):  # the scan in C: most values are scalars
+        kind = type(value[0]) if value else None
+        if kind not in _SCALARS or not all(type(item) is kind for item in value):
             return False
     return True
+
+
+_SCALARS_AND_TUPLE = _SCALARS | {tuple}
+_is_tuple = tuple.__instancecheck__

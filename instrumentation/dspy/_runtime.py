@@ -20,6 +20,7 @@ from ...telemetry.internal_errors import report_internal_error
 from ...telemetry.lm_call import LMCall
 from ...telemetry.providers_names import split_route
 from ...telemetry.span_attributes import store_attributes
+from ...telemetry.span_start import span_starter
 from ...telemetry.usage import active_trackers
 from ._attributes import (document_attributes, lm_request_attributes, lm_result_attributes, request_parameters,
                           put_input, put_output, rollup_attributes)
@@ -49,6 +50,7 @@ class Runtime:
 
     def __init__(self, tracer: Tracer, settings: Any, *, capture_content: bool) -> None:
         self.tracer = tracer
+        self.start_span = span_starter(tracer)
         self.settings = settings
         self.capture_content = capture_content
         self.lm_call_listeners: list[LMCallListener] = []
@@ -65,7 +67,7 @@ class Runtime:
         path = module_path(parent, owner) if owner is not None else (parent.path if parent else "")
         if name is None:
             name = path + name_suffix if path else name_suffix.lstrip(".")
-        span = self.tracer.start_span(name, ctx)
+        span = self.start_span(name, ctx)
         recording = span.is_recording()
         frame = ModuleFrame(span, path, owner, parent, container, recording)
         token = otel_context.attach(otel_context.set_value(FRAME_KEY, frame, set_span_in_context(span, ctx)))
@@ -130,7 +132,7 @@ class Runtime:
         if type(parent) is LMFrame:
             parent = parent.parent
         provider, model = _route(str(getattr(lm, "model", "unknown")))
-        span = self.tracer.start_span(semconv.LM_SPAN_NAME_PREFIX + model, ctx, SpanKind.CLIENT)
+        span = self.start_span(semconv.LM_SPAN_NAME_PREFIX + model, ctx, SpanKind.CLIENT)
         frame = LMFrame(span, parent, lm, model, provider, time.perf_counter())
         # Inside our LM span, other instrumentations (OpenInference's LiteLLM one, HTTP clients) stand
         # down through OTel's standard suppression key: one LM span per LM call, whatever else is on.
