@@ -16,7 +16,7 @@ checks that against the SDK.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 from opentelemetry.attributes import BoundedAttributes
 
