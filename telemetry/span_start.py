@@ -53,7 +53,7 @@ def span_starter(tracer: Any) -> StartSpan:
     def start(name: str, context: Context | None = None, kind: SpanKind = SpanKind.INTERNAL) -> Span:
         # Per call, as the SDK reads them per call: the sampler, the tracer config, ids, resource, processors.
         parent = get_current_span(context).get_span_context()
-        if tracer.sampler is not sampler or not tracer._tracer_config.is_enabled or type(parent) is not SpanContext:
+        if tracer.sampler is not sampler or not tracer._is_enabled() or type(parent) is not SpanContext:
             return tracer.start_span(name, context, kind)
         ids = tracer.id_generator
         if parent.is_valid:

@@ -69,9 +69,14 @@ def run(steps: Callable[[Callable[..., Any]], list[Any]], *, fast: bool, sampler
 
 
 def both(steps: Callable[[Callable[..., Any]], list[Any]], **options: Any) -> bool:
+    """Runs `steps` both ways, asserts they match, and says whether the fast path was the one taken."""
     ours, sdk = run(steps, fast=True, **options), run(steps, fast=False, **options)
     assert ours[:2] == sdk[:2]
     return ours[2]
+
+
+FELL_BACK = ("span_starter used tracer.start_span: the installed SDK's start_span/sampler code differs from the "
+             "code telemetry/span_start.py follows; check `start` against it and add its fingerprint")
 
 
 def tree(start_span: Callable[..., Any]) -> list[Any]:
@@ -102,12 +107,12 @@ def under_remote_parent(sampled: bool) -> Callable[[Callable[..., Any]], list[An
 
 @pytest.mark.parametrize("random_ids", [True, False])
 def test_a_sampled_tree_is_the_same(random_ids):
-    assert both(tree, random_ids=random_ids)  # and the fast path was the one taken
+    assert both(tree, random_ids=random_ids), FELL_BACK
 
 
 @pytest.mark.parametrize("sampled", [True, False])
 def test_remote_parents_decide_and_pass_their_trace_state(sampled):
-    assert both(under_remote_parent(sampled))
+    assert both(under_remote_parent(sampled)), FELL_BACK
 
 
 def test_children_of_an_unsampled_parent_are_dropped_alike():
@@ -119,10 +124,23 @@ def test_children_of_an_unsampled_parent_are_dropped_alike():
     # An ALWAYS_OFF root makes the root unsampled; the fast path then only sees it through the parent flag.
     assert not both(steps, sampler=sampling.ParentBased(sampling.ALWAYS_OFF))
     dropped = NonRecordingSpan(SpanContext(2**90, 5, is_remote=False, trace_flags=TraceFlags(TraceFlags.DEFAULT)))
-    assert both(lambda start_span: [start_span("child", set_span_in_context(dropped))])
+    assert both(lambda start_span: [start_span("child", set_span_in_context(dropped))]), FELL_BACK
 
 
 @pytest.mark.parametrize("sampler", [sampling.ALWAYS_ON, sampling.TraceIdRatioBased(0.5),
                                      sampling.ParentBased(sampling.ALWAYS_ON, local_parent_not_sampled=sampling.ALWAYS_ON)])
 def test_any_other_sampler_gets_the_tracer_itself(sampler):
     assert not both(tree, sampler=sampler)
+
+
+def test_a_tracer_switched_off_by_its_configurator_gets_non_recording_spans_alike():
+    from opentelemetry.sdk.trace import _disable_tracer_configurator
+
+    def run_disabled(fast: bool) -> list[Any]:
+        provider = TracerProvider(id_generator=CountingIds(True), _tracer_configurator=_disable_tracer_configurator)
+        tracer = provider.get_tracer("test")
+        start = span_starter(tracer) if fast else tracer.start_span
+        span = start("root")
+        return [type(span), span.get_span_context(), span.is_recording()]
+
+    assert run_disabled(fast=True) == run_disabled(fast=False) == [NonRecordingSpan, run_disabled(False)[1], False]
