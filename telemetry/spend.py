@@ -35,5 +35,12 @@ class Spend:
     def add(self, other: Spend) -> None:
         if not other.calls:  # every field only grows in add_call, which counts the call: all zero
             return
-        for name in Spend.__slots__:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        # Spelled out rather than a loop over __slots__ with getattr/setattr: this runs once per module span.
+        self.calls += other.calls
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cached_tokens += other.cached_tokens
+        self.cost_usd += other.cost_usd
+        self.cache_hits += other.cache_hits
+        self.saved_usd += other.saved_usd
+        self.unpriced_calls += other.unpriced_calls

@@ -45,7 +45,7 @@ class Totals(Spend):
 class ModuleFrame:
     """A module call, or a container (`batch`, `Parallel`, `Evaluate`) whose children run in workers."""
 
-    __slots__ = ("span", "path", "module", "parent", "totals", "container", "rolls_up", "timing")
+    __slots__ = ("span", "path", "module", "parent", "totals", "container", "rolls_up", "timing", "retriever")
 
     def __init__(self, span: Span, path: str, module: Any, parent: ModuleFrame | None, container: bool,
                  recording: bool = True) -> None:
@@ -59,6 +59,8 @@ class ModuleFrame:
         """Whether this frame or an ancestor records: only then is anyone going to read the roll-ups."""
         self.timing: tuple[str, float] | None = None
         """(module path, perf_counter at start), set only when someone listens for module durations."""
+        self.retriever = False
+        """A recording RETRIEVER span: its output becomes document attributes."""
 
 
 class LMFrame:

@@ -19,6 +19,8 @@ from ...telemetry.context_attributes import context_attributes
 from ...telemetry.internal_errors import report_internal_error
 from ...telemetry.lm_call import LMCall
 from ...telemetry.providers_names import split_route
+from ...telemetry.span_attributes import store_attributes
+from ...telemetry.span_start import span_starter
 from ...telemetry.usage import active_trackers
 from ._attributes import (document_attributes, lm_request_attributes, lm_result_attributes, request_parameters,
                           put_input, put_output, rollup_attributes)
@@ -50,6 +52,7 @@ class Runtime:
 
     def __init__(self, tracer: Tracer, settings: Any, *, capture_content: bool) -> None:
         self.tracer = tracer
+        self.start_span = span_starter(tracer)
         self.settings = settings
         self.capture_content = capture_content
         self.lm_call_listeners: list[LMCallListener] = []
@@ -67,35 +70,41 @@ class Runtime:
         path = module_path(parent, owner) if owner is not None else (parent.path if parent else "")
         if name is None:
             name = path + name_suffix if path else name_suffix.lstrip(".")
-        span = self.tracer.start_span(name, ctx)
+        span = self.start_span(name, ctx)
         recording = span.is_recording()
         frame = ModuleFrame(span, path, owner, parent, container, recording)
         if self.module_listeners and (owner is not None or container):  # tools have no module path
             frame.timing = (name, time.perf_counter())
         token = otel_context.attach(otel_context.set_value(FRAME_KEY, frame, set_span_in_context(span, ctx)))
         if recording:
-            cls = type(module)
-            attributes: dict[str, Any] = {semconv.SPAN_KIND: kind or span_kind(cls), semconv.MODULE_CLASS: cls.__name__}
-            if owner is not None or container:  # tools are steps, not modules: they have no module path
-                attributes[semconv.MODULE_PATH] = name
-            signature = signature_text(getattr(module, "signature", None))
-            if signature:
-                attributes[semconv.MODULE_SIGNATURE] = signature
-            if getattr(module, "_compiled", False):
-                attributes[semconv.MODULE_COMPILED] = True
-            if extra:
-                attributes.update(extra)
-            batch_item = ctx.get(BATCH_ITEM_KEY)
-            if batch_item is not None and batch_item[1] is parent:
-                attributes[semconv.BATCH_INDEX] = batch_item[0]
-            scoped = context_attributes(ctx)
-            if scoped:
-                attributes.update(scoped)
-            if parent is None or parent.container:
-                attributes.update(self._settings_attributes(ctx))
-            if self.capture_content and kwargs:
-                put_input(attributes, kwargs)
-            span.set_attributes(attributes)
+            # After the attach, a fault must not escape: the wrapper would run the call without ending the span.
+            try:
+                cls = type(module)
+                kind = kind or span_kind(cls)
+                frame.retriever = kind == semconv.KIND_RETRIEVER
+                attributes: dict[str, Any] = {semconv.SPAN_KIND: kind, semconv.MODULE_CLASS: cls.__name__}
+                if owner is not None or container:  # tools are steps, not modules: they have no module path
+                    attributes[semconv.MODULE_PATH] = name
+                signature = signature_text(getattr(module, "signature", None))
+                if signature:
+                    attributes[semconv.MODULE_SIGNATURE] = signature
+                if getattr(module, "_compiled", False):
+                    attributes[semconv.MODULE_COMPILED] = True
+                if extra:
+                    attributes.update(extra)
+                batch_item = ctx.get(BATCH_ITEM_KEY)
+                if batch_item is not None and batch_item[1] is parent:
+                    attributes[semconv.BATCH_INDEX] = batch_item[0]
+                scoped = context_attributes(ctx)
+                if scoped:
+                    attributes.update(scoped)
+                if parent is None or parent.container:
+                    attributes.update(self._settings_attributes(ctx))
+                if self.capture_content and kwargs:
+                    put_input(attributes, kwargs)
+                store_attributes(span, attributes)
+            except Exception as exc:  # noqa: BLE001
+                report_internal_error("module span attributes", exc)
         return frame, token
 
     def end_module(self, step: Step, output: Any, error: BaseException | None) -> None:
@@ -105,11 +114,11 @@ class Runtime:
             if span.is_recording():
                 attributes = rollup_attributes(frame.totals)
                 if error is None and output is not None:
-                    if span.attributes.get(semconv.SPAN_KIND) == semconv.KIND_RETRIEVER:
+                    if frame.retriever:
                         attributes.update(document_attributes(_passages(output), self.capture_content))
                     if self.capture_content:
                         put_output(attributes, output)
-                span.set_attributes(attributes)
+                store_attributes(span, attributes)
             if error is not None:
                 _record_error(span, error)
             parent = frame.parent
@@ -134,25 +143,28 @@ class Runtime:
         if type(parent) is LMFrame:
             parent = parent.parent
         provider, model = _route(str(getattr(lm, "model", "unknown")))
-        span = self.tracer.start_span(semconv.LM_SPAN_NAME_PREFIX + model, ctx, SpanKind.CLIENT)
+        span = self.start_span(semconv.LM_SPAN_NAME_PREFIX + model, ctx, SpanKind.CLIENT)
         frame = LMFrame(span, parent, lm, model, provider, time.perf_counter())
         # Inside our LM span, other instrumentations (OpenInference's LiteLLM one, HTTP clients) stand
         # down through OTel's standard suppression key: one LM span per LM call, whatever else is on.
         lm_ctx = otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True, set_span_in_context(span, ctx))
         token = otel_context.attach(otel_context.set_value(FRAME_KEY, frame, lm_ctx))
         if span.is_recording():
-            # `messages` is not a request parameter (the allowlist never reads it): no filtered copy needed.
-            attributes = lm_request_attributes(model, provider,
-                                               request_parameters(getattr(lm, "kwargs", None) or {}, kwargs))
-            scoped = context_attributes(ctx)
-            if scoped:
-                attributes.update(scoped)
-            attributes.update(self._settings_attributes(ctx))
-            if self.capture_content:
-                prompt = kwargs.get("messages") or (args[0] if args else kwargs.get("prompt"))
-                if prompt is not None:
-                    put_input(attributes, prompt)
-            span.set_attributes(attributes)
+            try:  # as in start_module: nothing may escape once the context is attached
+                # `messages` is not a request parameter (the allowlist never reads it): no filtered copy needed.
+                attributes = lm_request_attributes(model, provider,
+                                                   request_parameters(getattr(lm, "kwargs", None) or {}, kwargs))
+                scoped = context_attributes(ctx)
+                if scoped:
+                    attributes.update(scoped)
+                attributes.update(self._settings_attributes(ctx))
+                if self.capture_content:
+                    prompt = kwargs.get("messages") or (args[0] if args else kwargs.get("prompt"))
+                    if prompt is not None:
+                        put_input(attributes, prompt)
+                store_attributes(span, attributes)
+            except Exception as exc:  # noqa: BLE001
+                report_internal_error("LM span attributes", exc)
         return frame, token
 
     def end_lm(self, step: Step, output: Any, error: BaseException | None) -> None:
@@ -173,7 +185,7 @@ class Runtime:
                 attributes = lm_result_attributes(call) if frame.result is not None else {}
                 if self.capture_content and error is None and output is not None:
                     put_output(attributes, output)
-                span.set_attributes(attributes)
+                store_attributes(span, attributes)
             if error is not None:
                 _record_error(span, error)
             if rolls_up:
