@@ -97,12 +97,12 @@ def run(model: str | None = None, file_path: str | None = None, exporters: Seque
             examples = [dspy.Example(question=q).with_inputs("question") for q in QUESTIONS[1:]]
             for prediction in program.batch(examples, num_threads=2, disable_progress_bar=True):
                 print("answer:", prediction.answer)
-        handle.force_flush()
         _print_summary(usage.by_model())
+    # Flushes (bounded: a down OTLP backend does not hold the demo up) and reports spans it could not send.
+    lmscope.uninstrument()
     if "file" in handle.options.exporters:
         print(f"\ntrace file: {handle.options.file_path}  (try: lmscope tree {handle.options.file_path}; "
               f"lmscope report {handle.options.file_path})")
-    lmscope.uninstrument()
     return 0
 
 

@@ -7,6 +7,7 @@ from typing import Callable
 
 from opentelemetry.sdk.trace import SpanProcessor
 
+from .batch_export import BatchExportProcessor
 from .options import Options
 from .providers import batch_processor, otlp_span_exporter
 
@@ -31,4 +32,12 @@ _FACTORIES: dict[str, Callable[[Options], SpanProcessor]] = {"console": _console
 
 
 def build_span_processors(options: Options) -> list[SpanProcessor]:
-    return [_FACTORIES[name](options) for name in options.exporters if name != "none"]
+    processors = []
+    for name in options.exporters:
+        if name == "none":
+            continue
+        processor = _FACTORIES[name](options)
+        if isinstance(processor, BatchExportProcessor):
+            processor.exporter.name = name  # log lines and the drop report say "otlp", not a class name
+        processors.append(processor)
+    return processors

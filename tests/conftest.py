@@ -1,4 +1,4 @@
-"""Shared test harness: offline DSPy, a real stand-in LM server, in-memory spans.
+"""Shared test harness: offline DSPy, a real stand-in LM server, local OTLP backends, in-memory spans.
 
 DSPy reads DSPY_CACHEDIR and LiteLLM reads LITELLM_LOCAL_MODEL_COST_MAP when first imported, so both are
 set here, before any test module imports dspy.
@@ -6,8 +6,11 @@ set here, before any test module imports dspy.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 import tempfile
+from pathlib import Path
 
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 os.environ.setdefault("DSPY_CACHEDIR", tempfile.mkdtemp(prefix="lmscope-test-dspy-cache-"))
@@ -17,9 +20,59 @@ os.environ.setdefault("DO_NOT_TRACK", "true")
 import pytest  # noqa: E402
 
 
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """No LMSCOPE_*/OTEL_* variables from the caller's shell, and a temp cwd (no stray pyproject.toml)."""
+    for name in list(os.environ):
+        if name.startswith(("LMSCOPE_", "OTEL_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture(scope="session")
 def lm_server():
     from lmscope._lm_server import StandInLM
 
     with StandInLM() as server:
+        yield server
+
+
+def _load_helper(name: str):
+    """Load tests/<name>.py as module `name`: with --import-mode=importlib, tests/ is not on sys.path."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+otlp_servers = _load_helper("otlp_servers")
+
+
+@pytest.fixture
+def otlp_receiver():
+    """A working OTLP/HTTP receiver on 127.0.0.1 (see tests/otlp_servers.py)."""
+    with otlp_servers.OtlpReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def otlp_receiver_process():
+    """A working OTLP/HTTP receiver in its own process, for span volumes an in-process one would slow down."""
+    with otlp_servers.OtlpReceiverProcess() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def failing_backend():
+    """An OTLP/HTTP endpoint that answers every export with 500."""
+    with otlp_servers.StatusServer(500) as server:
+        yield server
+
+
+@pytest.fixture
+def hanging_backend():
+    """An OTLP/HTTP endpoint that accepts connections and never answers."""
+    with otlp_servers.HangingServer() as server:
         yield server

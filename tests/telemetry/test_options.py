@@ -44,7 +44,7 @@ def test_defaults_with_nothing_set() -> None:
     options = resolve_options()
     assert options == Options(service_name="lmscope-app", exporters=("console",), file_path="lmscope-traces.jsonl",
                               otlp_endpoint=None, otlp_protocol="http/protobuf", capture_content=True,
-                              console_stream="stderr", max_queue_size=2048)
+                              console_stream="stderr", max_queue_size=8192)
     assert dict(options.sources) == dict.fromkeys(OPTION_NAMES, "default")
     assert [options.given(name) for name in OPTION_NAMES] == [False] * 8
 
@@ -84,7 +84,7 @@ MATRIX: list[tuple[str, object, str, str, tuple[Any, Any, Any], Any]] = [
     ("otlp_protocol", "grpc", "http/protobuf", '"grpc"', ("grpc", "http/protobuf", "grpc"), "http/protobuf"),
     ("capture_content", False, "yes", "false", (False, True, False), True),
     ("console_stream", "stdout", "stderr", '"stdout"', ("stdout", "stderr", "stdout"), "stderr"),
-    ("max_queue_size", 10, "20", "30", (10, 20, 30), 2048),
+    ("max_queue_size", 10, "20", "30", (10, 20, 30), 8192),
 ]
 
 

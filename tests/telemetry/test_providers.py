@@ -12,10 +12,8 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 from concurrent import futures
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Iterator
+from typing import Callable
 
 import pytest
 from opentelemetry import trace
@@ -35,12 +33,7 @@ from lmscope.telemetry.providers import (
 )
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    for name in list(os.environ):
-        if name.startswith(("LMSCOPE_", "OTEL_")):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 class Recorder(SpanProcessor):
@@ -135,7 +128,7 @@ def test_fresh_process_installs_our_provider_once() -> None:
     span = exporter.get_finished_spans()[0]
     assert (span.instrumentation_scope.name, span.instrumentation_scope.version) == ("test", "1.0")
     assert provider_processors(setup.tracer_provider) == [SwitchableSpanProcessor]
-    assert globals_.exit_hooks == [registry.flush_all]
+    assert globals_.exit_hooks == [registry.shutdown_all]
 
 
 def test_reinstrument_after_shutdown_reuses_our_provider() -> None:
@@ -155,7 +148,7 @@ def test_reinstrument_after_shutdown_reuses_our_provider() -> None:
     assert (globals_.set_calls, second_setup.owns_provider) == ([provider], True)
     assert (record(first_exporter), record(second_exporter)) == ([], ["again"])
     assert provider_processors(provider) == [SwitchableSpanProcessor]
-    assert globals_.exit_hooks == [registry.flush_all]
+    assert globals_.exit_hooks == [registry.shutdown_all]
 
 
 def test_reusing_our_provider_with_new_service_name_warns(caplog: pytest.LogCaptureFixture) -> None:
@@ -181,7 +174,7 @@ def test_shutdown_flushes_then_shuts_down_our_processors_once() -> None:
     assert recorder.calls == ["start work", "end work", "flush", "flush", "shutdown"]
 
 
-def test_exit_hook_flushes_live_setups(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_exit_hook_delivers_and_shuts_down_live_setups(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "600000")  # nothing leaves the batch unless flushed
     globals_ = FakeGlobals(trace.ProxyTracerProvider())
     registry = globals_.registry()
@@ -191,9 +184,9 @@ def test_exit_hook_flushes_live_setups(monkeypatch: pytest.MonkeyPatch) -> None:
     setup.tracer("test").start_span("queued").end()
     assert record(exporter) == []
     assert len(globals_.exit_hooks) == 1
-    assert globals_.exit_hooks[0]() is True
+    globals_.exit_hooks[0]()
     assert record(exporter) == ["queued"]
-    setup.shutdown()
+    assert setup.force_flush() is False  # shut down: nothing left to deliver
 
 
 # --- the app already set an SDK provider ------------------------------------------------------------------
@@ -243,7 +236,7 @@ def test_app_provider_shutdown_shuts_our_processors_once() -> None:
     setup = FakeGlobals(app).registry().setup(Options(), [recorder])
     app.shutdown()  # the app's atexit, say
     setup.shutdown()
-    assert recorder.calls == ["shutdown"]
+    assert recorder.calls == ["flush", "shutdown"]
 
 
 def test_non_sdk_global_provider_gets_a_private_provider(caplog: pytest.LogCaptureFixture) -> None:
@@ -330,42 +323,6 @@ def test_real_process_with_app_provider_keeps_it() -> None:
 
 # --- OTLP exporters against local receivers ---------------------------------------------------------------
 
-class Receiver:
-    """An OTLP/HTTP receiver on 127.0.0.1 that records (path, headers, decoded request)."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, dict[str, str], trace_service_pb2.ExportTraceServiceRequest]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
-                receiver.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}, request))
-                reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    receiver = Receiver()
-    thread = threading.Thread(target=receiver.server.serve_forever, daemon=True)
-    thread.start()
-    yield receiver
-    receiver.server.shutdown()
-    receiver.server.server_close()
-
-
 def send_one_span(options: Options) -> None:
     provider = TracerProvider(resource=build_resource(options))
     processor = batch_processor(otlp_span_exporter(options), options)
@@ -377,11 +334,11 @@ def send_one_span(options: Options) -> None:
     provider.shutdown()
 
 
-def test_otlp_http_delivers_a_span_to_v1_traces(monkeypatch: pytest.MonkeyPatch, receiver: Receiver) -> None:
+def test_otlp_http_delivers_a_span_to_v1_traces(monkeypatch: pytest.MonkeyPatch, otlp_receiver) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-api-key=k3y")
-    send_one_span(resolve_options(service_name="otlp-test", otlp_endpoint=receiver.url))
+    send_one_span(resolve_options(service_name="otlp-test", otlp_endpoint=otlp_receiver.url))
 
-    [(path, headers, request)] = receiver.requests
+    [(path, headers, request)] = otlp_receiver.requests
     [resource_spans] = request.resource_spans
     [scope_spans] = resource_spans.scope_spans
     [span] = scope_spans.spans
@@ -393,17 +350,17 @@ def test_otlp_http_delivers_a_span_to_v1_traces(monkeypatch: pytest.MonkeyPatch,
 
 
 @pytest.mark.parametrize(("suffix", "expected_path"), [("/", "/v1/traces"), ("/custom/traces", "/custom/traces")])
-def test_otlp_http_endpoint_path(receiver: Receiver, suffix: str, expected_path: str) -> None:
+def test_otlp_http_endpoint_path(otlp_receiver, suffix: str, expected_path: str) -> None:
     """A bare endpoint gets /v1/traces; an endpoint with a path is used as it is."""
-    send_one_span(resolve_options(otlp_endpoint=receiver.url + suffix))
-    assert [path for path, _, _ in receiver.requests] == [expected_path]
+    send_one_span(resolve_options(otlp_endpoint=otlp_receiver.url + suffix))
+    assert [path for path, _, _ in otlp_receiver.requests] == [expected_path]
 
 
 def test_otlp_http_without_endpoint_reads_otel_variables(monkeypatch: pytest.MonkeyPatch,
-                                                          receiver: Receiver) -> None:
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
+                                                          otlp_receiver) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_receiver.url)
     send_one_span(resolve_options())
-    assert [path for path, _, _ in receiver.requests] == ["/v1/traces"]
+    assert [path for path, _, _ in otlp_receiver.requests] == ["/v1/traces"]
 
 
 class GrpcReceiver(trace_service_pb2_grpc.TraceServiceServicer):
@@ -445,7 +402,7 @@ def test_grpc_without_its_exporter_names_the_pip_command(monkeypatch: pytest.Mon
 # --- batch processor ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("queue", "batch_env", "expected"), [
-    (2048, None, (2048, 512)),
+    (8192, None, (8192, 512)),
     (100, None, (100, 100)),  # the SDK refuses a batch larger than the queue
     (100, "50", (100, 50)),
     (100, "500", (100, 100)),
@@ -455,7 +412,5 @@ def test_batch_processor_queue_and_batch_size(monkeypatch: pytest.MonkeyPatch, q
     if batch_env is not None:
         monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", batch_env)
     processor = batch_processor(InMemorySpanExporter(), resolve_options(max_queue_size=queue))
-    # No public accessors: read the SDK's batch state to pin the exact sizes.
-    inner = processor._batch_processor
-    assert (inner._queue.maxlen, inner._max_export_batch_size) == expected
+    assert (processor.max_queue_size, processor.max_export_batch_size) == expected
     processor.shutdown()
