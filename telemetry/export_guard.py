@@ -116,6 +116,14 @@ def describe_destination(exporter: SpanExporter) -> str:
     return str(path) if path is not None else type(exporter).__name__
 
 
+def _takes_timeout(shutdown: object) -> bool:
+    """Whether an exporter's shutdown accepts `timeout_millis` (the gRPC exporter's does), as the SDK checks."""
+    try:
+        return "timeout_millis" in inspect.signature(shutdown).parameters  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
 class GuardedExporter(SpanExporter):
     """Wraps `inner`: never raises, knows whether the backend is failing, warns once per outage (not per batch)."""
 
@@ -130,7 +138,7 @@ class GuardedExporter(SpanExporter):
         self._closed = False
         self._warned_at: float | None = None
         self._warned_this_outage = False
-        self._shutdown_takes_timeout = "timeout_millis" in inspect.signature(inner.shutdown).parameters
+        self._shutdown_takes_timeout = _takes_timeout(inner.shutdown)
         for name_ in _quiet_loggers(inner):
             logging.getLogger(name_).addFilter(_FILTER)  # addFilter ignores a filter already there
 
