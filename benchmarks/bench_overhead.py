@@ -807,21 +807,30 @@ def _version(package: str) -> str:
         return "?"
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_block_arguments(parser: argparse.ArgumentParser, quick_note: str) -> None:
+    """The options every interleaved-blocks benchmark takes: --calls, --rounds, --quick, --seed, --json."""
     parser.add_argument("--calls", type=int, help="timed calls per block (default 50; --quick 25)")
     parser.add_argument("--rounds", type=int, help="rounds; one block per configuration each (default 60; --quick 12)")
-    parser.add_argument("--quick", action="store_true", help="a smaller run, under a minute")
+    parser.add_argument("--quick", action="store_true", help=quick_note)
     parser.add_argument("--seed", type=int, default=1, help="shuffle seed for the block order")
-    parser.add_argument("--profile", action="store_true", help="always print the lmscope_noop cProfile hot spots")
-    parser.add_argument("--decompose", action="store_true",
-                        help="also measure lmscope with capture_content=False and with an ALWAYS_OFF sampler")
-    parser.add_argument("--no-subprocess", action="store_true", help="skip the import/start-up measurements")
     parser.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
+
+
+def parse_block_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.calls = args.calls or (25 if args.quick else 50)
     args.rounds = args.rounds or (12 if args.quick else 60)
     return args
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_block_arguments(parser, "a smaller run, under a minute")
+    parser.add_argument("--profile", action="store_true", help="always print the lmscope_noop cProfile hot spots")
+    parser.add_argument("--decompose", action="store_true",
+                        help="also measure lmscope with capture_content=False and with an ALWAYS_OFF sampler")
+    parser.add_argument("--no-subprocess", action="store_true", help="skip the import/start-up measurements")
+    return parse_block_arguments(parser, argv)
 
 
 def build_configs(program: RAG, snapshot: DSPySnapshot, decompose: bool) -> tuple[list[Config], SpanNode, str]:

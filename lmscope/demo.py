@@ -89,12 +89,12 @@ def run(model: str | None = None, file_path: str | None = None, exporters: Seque
         usage = stack.enter_context(lmscope.track())
         with lmscope.context(session_id="demo-session", user_id="demo-user", tags=["demo"]):
             run_workload(build_program(), lm)
-        handle.force_flush()
         _print_summary(usage.by_model())
-    if "file" in handle.options.exporters:
-        print(f"\ntrace file: {handle.options.file_path}  (try: lmscope tree {handle.options.file_path}; "
-              f"lmscope report {handle.options.file_path})")
+    # Flushes (bounded: a down OTLP backend does not hold the demo up) and reports spans it could not send.
     lmscope.uninstrument()
+    if "file" in handle.options.exporters:
+        path = handle.options.file_path
+        print(f"\ntrace file: {path}  (try: lmscope tree {path}; lmscope report {path} --html report.html)")
     return 0
 
 

@@ -51,7 +51,8 @@ _BATCHED: dict[str, Callable[[Options], SpanExporter]] = {
 def _processor(name: str, options: Options) -> SpanProcessor:
     if name == "console":
         return _console(options)
-    return batch_processor(_BATCHED[name](options), options)
+    # Named by its option name, so log lines and the drop report say "jaeger", not an exporter class.
+    return batch_processor(_BATCHED[name](options), options, name=name)
 
 
 def build_span_processors(options: Options) -> list[SpanProcessor]:

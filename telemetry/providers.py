@@ -19,16 +19,19 @@ from weakref import WeakKeyDictionary
 
 from opentelemetry import context as context_api
 from opentelemetry import trace
-from opentelemetry.sdk.environment_variables import OTEL_BSP_MAX_EXPORT_BATCH_SIZE
+from opentelemetry.sdk.environment_variables import OTEL_BSP_MAX_EXPORT_BATCH_SIZE, OTEL_BSP_SCHEDULE_DELAY
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, SynchronousMultiSpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import SpanExporter
 
+from .batch_export import BatchExportProcessor, drop_report, flush_processors, shutdown_processors
 from .options import DEFAULT, ConfigError, Options, env_service_name
 
 logger = logging.getLogger("lmscope")
 
-_DEFAULT_EXPORT_BATCH_SIZE = 512  # the SDK's default for OTEL_BSP_MAX_EXPORT_BATCH_SIZE
+# The SDK's defaults for OTEL_BSP_MAX_EXPORT_BATCH_SIZE and OTEL_BSP_SCHEDULE_DELAY.
+_DEFAULT_EXPORT_BATCH_SIZE = 512
+_DEFAULT_SCHEDULE_DELAY_MS = 5000
 
 
 class _ProcessorGroup(SynchronousMultiSpanProcessor):
@@ -38,19 +41,25 @@ class _ProcessorGroup(SynchronousMultiSpanProcessor):
         super().__init__()
         for processor in processors:
             self.add_span_processor(processor)
+        self.processors = tuple(processors)
         self._closed = False
         self._close_lock = threading.Lock()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         # False after shutdown, as the SDK's own processors answer; nothing is left to deliver then.
-        return not self._closed and super().force_flush(timeout_millis)
+        # In parallel: one hanging backend must not use up the time of the others.
+        return not self._closed and flush_processors(self.processors, timeout_millis / 1000)
 
     def shutdown(self) -> None:
+        """Deliver what is queued (bounded by SHUTDOWN_TIMEOUT_S), close the exporters, report drops in one line."""
         with self._close_lock:
             if self._closed:
                 return
             self._closed = True
-        super().shutdown()
+        shutdown_processors(self.processors)
+        report = drop_report(self.processors)
+        if report is not None:
+            logger.warning(report)
 
 
 class SwitchableSpanProcessor(SpanProcessor):
@@ -122,6 +131,11 @@ class TracingSetup:
         """False when the provider belongs to the app (we only added processors to it)."""
         return self._owns_provider
 
+    @property
+    def processors(self) -> tuple[SpanProcessor, ...]:
+        """Our processors, one per exporter, in the order of the `exporters` option."""
+        return self._group.processors
+
     def tracer(self, name: str, version: str | None = None) -> trace.Tracer:
         return self._provider.get_tracer(name, version)
 
@@ -130,14 +144,17 @@ class TracingSetup:
         return self._group.force_flush(timeout_millis)
 
     def shutdown(self) -> None:
-        """Detach, flush and shut down our processors; the provider itself stays up. Idempotent."""
+        """Detach, flush and shut down our processors; the provider itself stays up. Idempotent.
+
+        Waits at most SHUTDOWN_TIMEOUT_S for exporters to deliver; what they could not is counted and
+        reported in one warning line.
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
         self._switch.detach(self._group)  # first, so no new span reaches a processor being shut down
         self._on_close(self)
-        self._group.force_flush()
         self._group.shutdown()
 
 
@@ -177,7 +194,8 @@ class ProviderRegistry:
             setup = TracingSetup(provider, switch, group, owns_provider=owns, on_close=self._forget)
             self._live.append(setup)
             if not self._exit_hook_registered:
-                self._at_exit(self.flush_all)
+                # Registered after the provider was created, so it runs before the SDK's own atexit shutdown.
+                self._at_exit(self.shutdown_all)
                 self._exit_hook_registered = True
         return setup
 
@@ -207,11 +225,16 @@ class ProviderRegistry:
         with self._lock:
             self._live = [s for s in self._live if s is not setup]
 
-    def flush_all(self, timeout_millis: int = 30000) -> bool:
-        """Flush every live setup; registered with atexit once per registry."""
+    def shutdown_all(self) -> None:
+        """At interpreter exit (atexit, once per registry): deliver what is queued, close exporters, report drops.
+
+        The app is ending, so our processors shut down rather than only flush: that bounds the wait
+        (SHUTDOWN_TIMEOUT_S per setup), and the drop report is written once, before logging shuts down.
+        """
         with self._lock:
             live = list(self._live)
-        return all([setup.force_flush(timeout_millis) for setup in live])
+        for setup in live:
+            setup.shutdown()
 
 
 _REGISTRY = ProviderRegistry()
@@ -267,12 +290,21 @@ def otlp_exporter_for(options: Options, protocol_option: str, protocol: str, end
     return OTLPSpanExporter(endpoint=_http_traces_url(endpoint))
 
 
-def batch_processor(exporter: SpanExporter, options: Options) -> BatchSpanProcessor:
-    """A BatchSpanProcessor whose queue holds at most `options.max_queue_size` spans."""
+def _env_positive_int(name: str, default: int) -> int:
     try:
-        batch_size = int(os.environ.get(OTEL_BSP_MAX_EXPORT_BATCH_SIZE, _DEFAULT_EXPORT_BATCH_SIZE))
+        value = int(os.environ.get(name, default))
     except ValueError:
-        batch_size = _DEFAULT_EXPORT_BATCH_SIZE
-    # The SDK rejects a batch larger than the queue; shrink it only then, so OTEL_BSP_* keep their meaning.
-    shrink = options.max_queue_size if batch_size > options.max_queue_size else None
-    return BatchSpanProcessor(exporter, max_queue_size=options.max_queue_size, max_export_batch_size=shrink)
+        return default
+    return value if value > 0 else default
+
+
+def batch_processor(exporter: SpanExporter, options: Options, *, name: str | None = None) -> BatchExportProcessor:
+    """A batch processor whose queue holds at most `options.max_queue_size` spans (see batch_export.py).
+
+    OTEL_BSP_MAX_EXPORT_BATCH_SIZE and OTEL_BSP_SCHEDULE_DELAY keep their meaning; a batch never exceeds
+    the queue. `name` labels the exporter in log lines (build_span_processors sets the exporter's option name).
+    """
+    return BatchExportProcessor(
+        exporter, max_queue_size=options.max_queue_size,
+        max_export_batch_size=_env_positive_int(OTEL_BSP_MAX_EXPORT_BATCH_SIZE, _DEFAULT_EXPORT_BATCH_SIZE),
+        schedule_delay_millis=_env_positive_int(OTEL_BSP_SCHEDULE_DELAY, _DEFAULT_SCHEDULE_DELAY_MS), name=name)

@@ -72,7 +72,7 @@ class ExperimentSpanExporter(SpanExporter):
     """Resolves the experiment id at the first export, then posts OTLP with it; retries while unresolved."""
 
     def __init__(self, tracking_uri: str, headers: Mapping[str, str], experiment_id: Callable[[], str]) -> None:
-        self._url = tracking_uri.rstrip("/") + MLFLOW_OTLP_TRACES_PATH
+        self._url = self.endpoint = tracking_uri.rstrip("/") + MLFLOW_OTLP_TRACES_PATH
         self._headers = dict(headers)
         self._experiment_id = experiment_id
         self._where = mask_url(tracking_uri)

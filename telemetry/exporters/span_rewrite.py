@@ -32,6 +32,11 @@ class AttributeAddingExporter(SpanExporter):
         self._inner = inner
         self._extra = extra
 
+    @property
+    def endpoint(self) -> str | None:
+        """Where the wrapped exporter sends: what lmscope's export warnings name."""
+        return getattr(self._inner, "endpoint", None) or getattr(self._inner, "_endpoint", None)
+
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         copies = []
         for span in spans:

@@ -21,6 +21,7 @@ LM_KEY = "sk-SECRET-lm-key-0004"
 _APP = textwrap.dedent("""
     import logging, sys
     logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)  # every library's log line, secrets or not
+    logging.getLogger("app").debug("DEBUG logging is on")  # the exporters' own lines are held back while they export
     import dspy
     import lmscope
 
@@ -81,6 +82,15 @@ def test_backends_down_do_not_fail_instrument_or_the_program(lm_server, tmp_path
     baseline = _run_app(lm_server, tmp_path / "unused.jsonl", "none", {})
     answer = [line for line in baseline.stdout.splitlines() if line.startswith("ANSWER")]
     assert answer and [line for line in done.stdout.splitlines() if line.startswith("ANSWER")] == answer
-    assert "lmscope: mlflow: cannot get the experiment id" in done.stderr
+    # One warning per exporter, naming it and where it sends (the presets' own log lines are held back),
+    # and at exit one line counting what was dropped.
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("WARNING:lmscope:")]
+    assert sorted(line.split(" cannot deliver spans to ")[0] for line in warnings if "cannot deliver" in line) == [
+        "WARNING:lmscope:lmscope: exporter jaeger", "WARNING:lmscope:lmscope: exporter mlflow"]
+    assert all(f"cannot deliver spans to {down}/v1/traces (connection refused)" in line
+               for line in warnings if "cannot deliver" in line)
+    assert [line for line in warnings if "spans were not exported" in line] == [
+        f"WARNING:lmscope:lmscope: 4 spans were not exported; jaeger to {down}/v1/traces: 2 (2 export failed; "
+        f"connection refused); mlflow to {down}/v1/traces: 2 (2 export failed; connection refused)"]
     assert len((tmp_path / "traces.jsonl").read_text().splitlines()) >= 1  # the file exporter is unaffected
     assert time.monotonic() - started < 120

@@ -38,7 +38,7 @@ def test_defaults_with_nothing_set() -> None:
     options = resolve_options()
     assert options == Options(service_name="lmscope-app", exporters=("console",), file_path="lmscope-traces.jsonl",
                               otlp_endpoint=None, otlp_protocol="http/protobuf", capture_content=True,
-                              console_stream="stderr", max_queue_size=2048, metrics_exporters=("none",),
+                              console_stream="stderr", max_queue_size=8192, metrics_exporters=("none",),
                               prometheus_endpoint="127.0.0.1:9464", jaeger_endpoint=None,
                               jaeger_protocol="http/protobuf", langfuse_host="https://cloud.langfuse.com",
                               mlflow_tracking_uri="http://localhost:5000", mlflow_experiment_id=None,
@@ -85,7 +85,7 @@ MATRIX: list[tuple[str, object, str, str, tuple[Any, Any, Any], Any]] = [
     ("otlp_protocol", "grpc", "http/protobuf", '"grpc"', ("grpc", "http/protobuf", "grpc"), "http/protobuf"),
     ("capture_content", False, "yes", "false", (False, True, False), True),
     ("console_stream", "stdout", "stderr", '"stdout"', ("stdout", "stderr", "stdout"), "stderr"),
-    ("max_queue_size", 10, "20", "30", (10, 20, 30), 2048),
+    ("max_queue_size", 10, "20", "30", (10, 20, 30), 8192),
     ("metrics_exporters", "prometheus", "otlp, console", '["console"]',
      (("prometheus",), ("otlp", "console"), ("console",)), ("none",)),
     ("prometheus_endpoint", "0.0.0.0:9000", "[::1]:9464", '"localhost:0"', ("0.0.0.0:9000", "[::1]:9464", "localhost:0"),

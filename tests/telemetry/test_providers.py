@@ -126,7 +126,7 @@ def test_fresh_process_installs_our_provider_once() -> None:
     span = exporter.get_finished_spans()[0]
     assert (span.instrumentation_scope.name, span.instrumentation_scope.version) == ("test", "1.0")
     assert provider_processors(setup.tracer_provider) == [SwitchableSpanProcessor]
-    assert globals_.exit_hooks == [registry.flush_all]
+    assert globals_.exit_hooks == [registry.shutdown_all]
 
 
 def test_reinstrument_after_shutdown_reuses_our_provider() -> None:
@@ -146,7 +146,7 @@ def test_reinstrument_after_shutdown_reuses_our_provider() -> None:
     assert (globals_.set_calls, second_setup.owns_provider) == ([provider], True)
     assert (record(first_exporter), record(second_exporter)) == ([], ["again"])
     assert provider_processors(provider) == [SwitchableSpanProcessor]
-    assert globals_.exit_hooks == [registry.flush_all]
+    assert globals_.exit_hooks == [registry.shutdown_all]
 
 
 def test_reusing_our_provider_with_new_service_name_warns(caplog: pytest.LogCaptureFixture) -> None:
@@ -172,7 +172,7 @@ def test_shutdown_flushes_then_shuts_down_our_processors_once() -> None:
     assert recorder.calls == ["start work", "end work", "flush", "flush", "shutdown"]
 
 
-def test_exit_hook_flushes_live_setups(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_exit_hook_delivers_and_shuts_down_live_setups(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "600000")  # nothing leaves the batch unless flushed
     globals_ = FakeGlobals(trace.ProxyTracerProvider())
     registry = globals_.registry()
@@ -182,9 +182,9 @@ def test_exit_hook_flushes_live_setups(monkeypatch: pytest.MonkeyPatch) -> None:
     setup.tracer("test").start_span("queued").end()
     assert record(exporter) == []
     assert len(globals_.exit_hooks) == 1
-    assert globals_.exit_hooks[0]() is True
+    globals_.exit_hooks[0]()
     assert record(exporter) == ["queued"]
-    setup.shutdown()
+    assert setup.force_flush() is False  # shut down: nothing left to deliver
 
 
 # --- the app already set an SDK provider ------------------------------------------------------------------
@@ -234,7 +234,7 @@ def test_app_provider_shutdown_shuts_our_processors_once() -> None:
     setup = FakeGlobals(app).registry().setup(Options(), [recorder])
     app.shutdown()  # the app's atexit, say
     setup.shutdown()
-    assert recorder.calls == ["shutdown"]
+    assert recorder.calls == ["flush", "shutdown"]
 
 
 def test_non_sdk_global_provider_gets_a_private_provider(caplog: pytest.LogCaptureFixture) -> None:
@@ -378,7 +378,7 @@ def test_grpc_without_its_exporter_names_the_pip_command(monkeypatch: pytest.Mon
 # --- batch processor ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("queue", "batch_env", "expected"), [
-    (2048, None, (2048, 512)),
+    (8192, None, (8192, 512)),
     (100, None, (100, 100)),  # the SDK refuses a batch larger than the queue
     (100, "50", (100, 50)),
     (100, "500", (100, 100)),
@@ -388,7 +388,5 @@ def test_batch_processor_queue_and_batch_size(monkeypatch: pytest.MonkeyPatch, q
     if batch_env is not None:
         monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", batch_env)
     processor = batch_processor(InMemorySpanExporter(), resolve_options(max_queue_size=queue))
-    # No public accessors: read the SDK's batch state to pin the exact sizes.
-    inner = processor._batch_processor
-    assert (inner._queue.maxlen, inner._max_export_batch_size) == expected
+    assert (processor.max_queue_size, processor.max_export_batch_size) == expected
     processor.shutdown()
