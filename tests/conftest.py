@@ -79,6 +79,7 @@ def _load_helper(name: str):
 
 
 otlp_servers = _load_helper("otlp_servers")
+_load_helper("span_attributes")
 
 
 @pytest.fixture

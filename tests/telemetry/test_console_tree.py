@@ -18,6 +18,7 @@ from lmscope.telemetry.exporters.console import ConsoleTreeProcessor
 from lmscope.telemetry.exporters.otlp_json import OtlpJsonFileExporter
 from lmscope.telemetry.trace_file import SpanRecord, read_trace_file
 from lmscope.telemetry.tree import build_trees, render_tree
+from span_attributes import lm_attributes
 
 MS = 1_000_000
 
@@ -55,23 +56,6 @@ def _provider(*processors: Any) -> TracerProvider:
     return provider
 
 
-def _lm(model: str, tokens: tuple[int, int, int], cost: float | None, **extra: Any) -> dict[str, Any]:
-    input_tokens, output_tokens, cached_tokens = tokens
-    attributes: dict[str, Any] = {
-        semconv.SPAN_KIND: semconv.KIND_LLM,
-        semconv.GEN_AI_REQUEST_MODEL: model,
-        semconv.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
-        semconv.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
-        semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: cached_tokens,
-        semconv.CACHE_HIT: False,
-    }
-    if cost is None:
-        attributes[semconv.COST_UNKNOWN] = True
-    else:
-        attributes[semconv.GEN_AI_USAGE_COST] = cost
-    return {**attributes, **extra}
-
-
 def _module(path: str, rollup: tuple[int, int, int, int] | None = None, *, unknown: bool = False,
             **extra: Any) -> dict[str, Any]:
     attributes: dict[str, Any] = {semconv.SPAN_KIND: semconv.KIND_CHAIN, semconv.MODULE_PATH: path}
@@ -99,7 +83,7 @@ def _run_rag(provider: TracerProvider) -> None:
     rag = span("rag", None, 0, _module("rag", (4, 1200, 80, 300), unknown=True, **{semconv.COST_TOTAL_USD: 0.00054}))
     rewrite = span("rag.rewrite", rag, 10, _module("rag.rewrite", (1, 400, 20, 0), **{
         semconv.COST_TOTAL_USD: 0.00012, semconv.BATCH_INDEX: 0}))
-    lm = span("chat gpt-4o-mini", rewrite, 15, _lm("gpt-4o-mini", (400, 20, 0), 0.00012))
+    lm = span("chat gpt-4o-mini", rewrite, 15, lm_attributes("gpt-4o-mini", 400, 20, 0, 0.00012))
     lm.end(end_time=305 * MS)
     rewrite.end(end_time=310 * MS)
     retrieve = span("rag.retrieve", rag, 320, _module("rag.retrieve", (0, 0, 0, 0), **{
@@ -111,11 +95,11 @@ def _run_rag(provider: TracerProvider) -> None:
     predict = span("rag.answer.predict", answer, 350, _module("rag.answer.predict", (3, 800, 60, 300), unknown=True, **{
         semconv.COST_TOTAL_USD: 0.00042}))
     # Started last, ended first: the tree still lists children by start time.
-    unpriced = span("chat mystery", predict, 1000, _lm("mystery", (0, 0, 0), None))
+    unpriced = span("chat mystery", predict, 1000, lm_attributes("mystery", 0, 0, 0, None))
     unpriced.end(end_time=1001 * MS)
-    priced = span("chat gpt-4o", predict, 360, _lm("gpt-4o", (800, 60, 300), 0.00042))
+    priced = span("chat gpt-4o", predict, 360, lm_attributes("gpt-4o", 800, 60, 300, 0.00042))
     priced.end(end_time=960 * MS)
-    hit = span("chat gpt-4o", predict, 970, _lm("gpt-4o", (0, 0, 0), 0.0, **{
+    hit = span("chat gpt-4o", predict, 970, lm_attributes("gpt-4o", 0, 0, 0, 0.0, **{
         semconv.CACHE_HIT: True, semconv.CACHE_LAYER: "memory", semconv.CACHE_SAVED_USD: 0.00042}))
     hit.end(end_time=970 * MS + 400_000)
     predict.end(end_time=1240 * MS)

@@ -18,23 +18,7 @@ from lmscope.telemetry import semconv
 from lmscope.telemetry.exporters.otlp_json import OtlpJsonFileExporter
 from lmscope.telemetry.report import Report, Usage, render_report, summarize
 from lmscope.telemetry.trace_file import read_trace_file, records_from_spans
-
-
-def _lm(model: str, input_tokens: int, output_tokens: int, cached_tokens: int = 0, cost: float | None = None,
-        **extra: Any) -> dict[str, Any]:
-    attributes: dict[str, Any] = {
-        semconv.SPAN_KIND: semconv.KIND_LLM,
-        semconv.GEN_AI_REQUEST_MODEL: model,
-        semconv.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
-        semconv.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
-        semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: cached_tokens,
-        semconv.CACHE_HIT: False,
-    }
-    if cost is None:
-        attributes[semconv.COST_UNKNOWN] = True
-    else:
-        attributes[semconv.GEN_AI_USAGE_COST] = cost
-    return {**attributes, **extra}
+from span_attributes import lm_attributes
 
 
 def _module(path: str, **rollups: Any) -> dict[str, Any]:
@@ -54,22 +38,22 @@ def _program(provider: TracerProvider) -> None:
     # Trace 1: rag -> rewrite -> LM;  rag -> answer -> (a tool span) -> LM, LM (cache hit), LM (unpriced, failed)
     rag = span("rag", None, _module("rag"))
     rewrite = span("rag.rewrite", rag, _module("rag.rewrite"))
-    span("chat gpt-4o-mini", rewrite, _lm("gpt-4o-mini", 100, 10, cost=0.25)).end()
+    span("chat gpt-4o-mini", rewrite, lm_attributes("gpt-4o-mini", 100, 10, cost=0.25)).end()
     rewrite.end()
     answer = span("rag.answer", rag, _module("rag.answer"))
     # Not a module span (no lmscope.module.path): LM calls under it still belong to rag.answer.
     step = span("format", answer, {semconv.SPAN_KIND: semconv.KIND_TOOL})
-    span("chat gpt-4o", step, _lm("gpt-4o", 1000, 200, cached_tokens=300, cost=0.5)).end()
+    span("chat gpt-4o", step, lm_attributes("gpt-4o", 1000, 200, cached_tokens=300, cost=0.5)).end()
     step.end()
-    span("chat gpt-4o", answer, _lm("gpt-4o", 0, 0, cost=0.0, **{
+    span("chat gpt-4o", answer, lm_attributes("gpt-4o", 0, 0, cost=0.0, **{
         semconv.CACHE_HIT: True, semconv.CACHE_LAYER: "disk", semconv.CACHE_SAVED_USD: 0.5})).end()
-    failed = span("chat mystery-model", answer, _lm("mystery-model", 40, 0))
+    failed = span("chat mystery-model", answer, lm_attributes("mystery-model", 40, 0))
     failed.set_status(Status(StatusCode.ERROR, "RateLimitError: slow down"))
     failed.end()
     answer.end()
     rag.end()
     # Trace 2: a bare LM call outside any module, and a span that is neither LM nor module.
-    span("chat gpt-4o-mini", None, _lm("gpt-4o-mini", 7, 3, cost=0.125, **{
+    span("chat gpt-4o-mini", None, lm_attributes("gpt-4o-mini", 7, 3, cost=0.125, **{
         semconv.CACHE_HIT: True, semconv.CACHE_LAYER: "memory", semconv.CACHE_SAVED_USD: 0.125})).end()
     span("retrieve", None, {semconv.SPAN_KIND: semconv.KIND_RETRIEVER}).end()
 
