@@ -12,6 +12,7 @@ import wrapt
 from ._version import __version__
 from .instrumentation.dspy import DSPyInstrumentor
 from .telemetry import semconv
+from .telemetry.internal_errors import guarded, report_internal_error
 from .telemetry.options import Options, resolve_options
 from .telemetry.pipeline import build_span_processors
 from .telemetry.providers import TracingSetup, setup_tracing
@@ -50,10 +51,15 @@ class Instrumentation:
         if not self._live:
             return
         recorder = self.metrics_recorder
-        self.dspy.instrument(self.tracing.tracer("lmscope.instrumentation.dspy", __version__),
-                             capture_content=self.options.capture_content,
-                             lm_call_listeners=() if recorder is None else (recorder.record_lm_call,),
-                             module_listeners=() if recorder is None else (recorder.record_module,))
+        try:
+            self.dspy.instrument(self.tracing.tracer("lmscope.instrumentation.dspy", __version__),
+                                 capture_content=self.options.capture_content,
+                                 lm_call_listeners=() if recorder is None else (recorder.record_lm_call,),
+                                 module_listeners=() if recorder is None else (recorder.record_module,))
+        except Exception as exc:  # noqa: BLE001 - raised here it would come out of the app's `import dspy`
+            # A DSPy whose layout we do not know, say: leave it untraced and exactly as it was, never broken.
+            report_internal_error("instrumenting dspy (DSPy runs untraced)", exc)
+            guarded("undoing a partial dspy instrumentation", self.dspy.uninstrument)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         flushed = [self.tracing.force_flush(timeout_millis)]
@@ -84,11 +90,13 @@ def instrument(*, service_name: str | None = None, exporters: Sequence[str] | st
                mlflow_experiment_id: str | None = None, mlflow_experiment_name: str | None = None) -> Instrumentation:
     """Trace DSPy programs: every module step, LM call, cache hit, retrieval and tool call becomes a span.
 
-    Every option left as None comes from `LMSCOPE_<NAME>`, then `[tool.lmscope]` in the app's
+    Every option left as None comes from `LMSCOPE_<NAME>`, then the standard variables that mean the same
+    (`OTEL_*`, `LANGFUSE_BASE_URL`/`LANGFUSE_HOST`, `MLFLOW_*`), then `[tool.lmscope]` in the app's
     pyproject.toml, then the default. `exporters`: console (default), file, otlp, jaeger, langfuse,
     mlflow, or none; several at once each get every span. The backend options (`jaeger_*`,
-    `langfuse_host`, `mlflow_*`) are read only when their exporter is on; Langfuse and MLflow
-    credentials come from their usual environment variables only. A bad value or missing credentials
+    `langfuse_host`, `mlflow_*`) are read only when their exporter is on; credentials are never
+    arguments: Langfuse keys come from LANGFUSE_PUBLIC_KEY/LANGFUSE_SECRET_KEY or the app's own Langfuse
+    client, MLflow's from MLFLOW_TRACKING_TOKEN or _USERNAME/_PASSWORD. A bad value or missing credentials
     raise `lmscope.ConfigError` naming the option, the value and what is allowed; a backend that is
     merely down does not. Calling it again returns the active handle unchanged.
 

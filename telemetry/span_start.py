@@ -10,9 +10,11 @@ program call.
 `span_starter(tracer)` returns a function that starts spans as `tracer.start_span(name, context, kind)`
 would. For an SDK `Tracer` with that default sampler, it builds the same `SpanContext` and the same SDK
 span, and starts it the same way, so processors' `on_start`/`on_end` see what they always see. It does this
-only while the SDK's code is the code this module follows: the names used by `Tracer.start_span`,
-`ParentBased.should_sample` and `StaticSampler.should_sample` must match a known fingerprint. Anything else
-(another sampler or SDK version, a disabled tracer) goes to `tracer.start_span`.
+only on an SDK release whose code was checked against this module (`_CHECKED_SDK_VERSIONS`), and only while
+the names used by `Tracer.start_span`, `ParentBased.should_sample` and `StaticSampler.should_sample` still
+match the fingerprint taken then (a guard against a patched SDK; the names alone would miss a change of logic,
+hence the version). Anything else (another sampler or SDK version, a disabled tracer) goes to
+`tracer.start_span`.
 tests/telemetry/test_span_start.py compares both paths span by span.
 """
 
@@ -27,9 +29,12 @@ from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, T
 StartSpan = Callable[..., Span]
 """(name, context, kind=SpanKind.INTERNAL) -> a started span."""
 
-# sha1 of repr((co_names of Tracer.start_span, ParentBased.should_sample, StaticSampler.should_sample)):
-# opentelemetry-sdk 1.45 (Python 3.10-3.13). A new SDK whose code differs gets the plain start_span until
-# someone checks `start` below against it and adds its fingerprint.
+# opentelemetry-sdk releases whose start_span, _Span and sampling code `start` below was checked against
+# (1.45.0-1.45.2 ship identical trace/__init__.py and sampling.py). A new release gets the plain start_span
+# until someone checks `start` against it and adds it here (and to the dev extra's pin).
+_CHECKED_SDK_VERSIONS = frozenset({"1.45.0", "1.45.1", "1.45.2"})
+# sha1 of repr((co_names of Tracer.start_span, ParentBased.should_sample, StaticSampler.should_sample)) on those
+# releases (Python 3.10-3.13).
 _KNOWN_SDK_FINGERPRINTS = frozenset({"ae3c316945cf"})
 
 
@@ -37,8 +42,10 @@ def span_starter(tracer: Any) -> StartSpan:
     """`tracer.start_span`, or the equivalent fast path when the tracer is an SDK one with the default sampler."""
     try:
         from opentelemetry.sdk.trace import Tracer, _Span, sampling
+        from opentelemetry.sdk.version import __version__ as sdk_version
 
-        eligible = (type(tracer) is Tracer and _default_sampler(tracer.sampler, sampling)
+        eligible = (type(tracer) is Tracer and sdk_version in _CHECKED_SDK_VERSIONS
+                    and _default_sampler(tracer.sampler, sampling)
                     and _sdk_fingerprint(Tracer, sampling) in _KNOWN_SDK_FINGERPRINTS)
     except (ImportError, AttributeError):
         eligible = False

@@ -11,11 +11,11 @@ from .lm_call import LMCall
 
 class Spend:
     __slots__ = ("calls", "input_tokens", "output_tokens", "cached_tokens", "cost_usd", "cache_hits", "saved_usd",
-                 "unpriced_calls")
+                 "unpriced_calls", "unpriced_hits")
 
     def __init__(self) -> None:
         self.calls = self.input_tokens = self.output_tokens = self.cached_tokens = 0
-        self.cache_hits = self.unpriced_calls = 0
+        self.cache_hits = self.unpriced_calls = self.unpriced_hits = 0
         self.cost_usd = self.saved_usd = 0.0
         """Known cost only: calls without a price are counted in `unpriced_calls`, never as 0."""
 
@@ -26,7 +26,10 @@ class Spend:
         self.cached_tokens += call.cached_tokens
         if call.cache_hit:
             self.cache_hits += 1
-            self.saved_usd += call.saved_usd or 0.0
+            if call.saved_usd is None:  # the original call's price was unknown: so is what the hit saved
+                self.unpriced_hits += 1
+            else:
+                self.saved_usd += call.saved_usd
         if call.cost_usd is None:
             self.unpriced_calls += 1
         else:
@@ -44,3 +47,4 @@ class Spend:
         self.cache_hits += other.cache_hits
         self.saved_usd += other.saved_usd
         self.unpriced_calls += other.unpriced_calls
+        self.unpriced_hits += other.unpriced_hits

@@ -67,6 +67,38 @@ def test_instrument_writes_otlp_json_file_and_console_tree_without_secrets(tmp_p
                for span in ss["spans"])
 
 
+_BROKEN_INSTRUMENTOR_APP = textwrap.dedent("""
+    import sys
+    import lmscope
+    from lmscope.instrumentation.dspy import DSPyInstrumentor
+
+    patch_everything = DSPyInstrumentor.instrument
+
+    def instrument_then_fail(self, *args, **kwargs):  # as a DSPy with an unknown layout would, half-way
+        patch_everything(self, *args, **kwargs)
+        raise AttributeError("module 'dspy' has no attribute 'Predict'")
+
+    DSPyInstrumentor.instrument = instrument_then_fail
+    lmscope.instrument(exporters=["none"])
+    import dspy  # the post-import hook runs here: its fault must not come out of the app's import
+
+    patched = [f"{owner.__name__}.{name}" for owner in (dspy.Module, dspy.clients.base_lm.BaseLM)
+               for name, value in vars(owner).items() if getattr(value, "__module__", "").startswith("lmscope")]
+    print("PATCHED", patched)
+    dspy.configure(lm=dspy.LM("openai/gpt-4o-mini", api_base=sys.argv[1], api_key="sk-x"))
+    print("ANSWER", dspy.Predict("question -> answer")(question="What is the capital of France?").answer)
+""")
+
+
+def test_a_fault_while_instrumenting_dspy_leaves_it_untraced_and_working(lm_server):
+    done = _run([sys.executable, "-c", _BROKEN_INSTRUMENTOR_APP, lm_server.base_url])
+    assert done.returncode == 0, done.stderr
+    assert "PATCHED []" in done.stdout  # the partial patches were undone: DSPy is exactly as it was
+    assert "ANSWER A stand-in answer to: What is the capital of France?" in done.stdout
+    [warning] = [line for line in done.stderr.splitlines() if "internal error" in line]
+    assert "instrumenting dspy (DSPy runs untraced)" in warning and "has no attribute 'Predict'" in warning
+
+
 def test_bad_option_fails_at_instrument_with_one_clear_line():
     with pytest.raises(lmscope.ConfigError) as caught:
         lmscope.instrument(exporters=["jagger"])

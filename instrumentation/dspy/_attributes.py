@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
 from ...telemetry import semconv
 from ...telemetry.lm_call import LMCall
@@ -31,7 +31,7 @@ def _jsonable(value: Any) -> Any:
                 return convert()
             except Exception:  # noqa: BLE001 - fall back to str below
                 break
-    return str(value)
+    return _safe_str(value)
 
 
 def _make_encode() -> Callable[[Any], str]:
@@ -59,7 +59,7 @@ def to_json(value: Any) -> str:
             return _encode(value)
         store = _plain_store(value)
         return _encode(value if store is None else store)
-    except (TypeError, ValueError, RecursionError):  # keys JSON cannot have, cycles, a failing str()
+    except Exception:  # noqa: BLE001 - keys JSON cannot have, cycles, a failing conversion: content never costs the span
         return _encode(_safe_str(value))
 
 
@@ -232,11 +232,11 @@ def rollup_attributes(totals: Totals) -> dict[str, Any]:
         semconv.USAGE_CACHED_TOKENS: totals.cached_tokens,
         semconv.CACHE_HITS: totals.cache_hits,
     }
-    if totals.calls:
+    if totals.calls > totals.unpriced_calls:  # no known price at all: no total, never a silent $0
         attributes[semconv.COST_TOTAL_USD] = totals.cost_usd
     if totals.unpriced_calls:
         attributes[semconv.COST_UNKNOWN] = True
-    if totals.cache_hits:
+    if totals.cache_hits > totals.unpriced_hits:  # likewise for hits whose original price was unknown
         attributes[semconv.CACHE_SAVED_TOTAL_USD] = totals.saved_usd
     return attributes
 
@@ -271,22 +271,6 @@ def settings_name(key: str) -> str | None:
     return name
 
 
-def settings_attributes(values: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
-    """`lmscope.settings.*` from already-read effective settings; secret-looking keys are dropped."""
-    attributes: dict[str, Any] = {}
-    for key, value in values.items():
-        if value is not None and isinstance(value, _SETTING_TYPES):
-            name = settings_name(key) if type(key) is str else (None if is_secret_key(key)
-                                                                 else semconv.SETTINGS_PREFIX + key)
-            if name is not None:
-                attributes[name] = value
-    if overrides:
-        keys = sorted_overrides(overrides) if type(overrides) is frozenset else tuple(sorted(overrides))
-        if keys:
-            attributes[semconv.SETTINGS_OVERRIDES] = keys
-    return attributes
-
-
 def sorted_overrides(overrides: frozenset[str]) -> tuple[str, ...]:
     keys = _override_tuples.get(overrides)
     if keys is None:
@@ -295,8 +279,6 @@ def sorted_overrides(overrides: frozenset[str]) -> tuple[str, ...]:
         keys = _override_tuples[overrides] = tuple(sorted(overrides))
     return keys
 
-
-_SETTING_TYPES = (str, bool, int, float)
 
 
 def document_attributes(passages: Any, capture_content: bool) -> dict[str, Any]:

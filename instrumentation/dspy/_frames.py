@@ -84,10 +84,6 @@ class LMFrame:
         self.stored_record: Any = None
 
 
-def current_frame() -> ModuleFrame | LMFrame | None:
-    return otel_context.get_current().get(FRAME_KEY)
-
-
 def current_lm_frame() -> LMFrame | None:
     frame = otel_context.get_current().get(FRAME_KEY)
     return frame if type(frame) is LMFrame else None

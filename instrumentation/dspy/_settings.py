@@ -8,6 +8,7 @@ ParallelExecutor patch, worker threads.
 
 from __future__ import annotations
 
+from contextlib import ContextDecorator
 from typing import Any, Callable, Mapping
 
 from opentelemetry import context as otel_context
@@ -22,27 +23,10 @@ _INTERNAL_KEYS = frozenset({"caller_modules", "caller_predict", "send_stream", "
 _REPORTED = ("adapter", "cache", "track_usage", "num_threads", "max_errors", "disable_history", "async_max_workers")
 
 
-def read_settings(settings: Any, overrides: frozenset[str]) -> dict[str, Any]:
-    """The effective values worth recording (`settings.copy()` merges global config and overrides)."""
-    config: Mapping[str, Any] = settings.copy()
-    lm = config.get("lm")
-    adapter = config.get("adapter")
-    values: dict[str, Any] = {
-        "lm.model": getattr(lm, "model", None),
-        "adapter": type(adapter).__name__ if adapter is not None else "ChatAdapter",
-        "cache": getattr(lm, "cache", None),
-    }
-    for key in _REPORTED[3:]:
-        values[key] = config.get(key)
-    values["track_usage"] = config.get("track_usage")
-    for key in overrides:
-        if key not in values and key != "lm":
-            values[key] = config.get(key)
-    return values
-
-
 def settings_span_attributes(settings: Any, overrides: frozenset[str]) -> dict[str, Any]:
-    """`settings_attributes(read_settings(settings, overrides), overrides)` in one pass, same keys and order."""
+    """`lmscope.settings.*` for the effective settings (`settings.copy()` merges global config and overrides):
+    LM model, adapter, cache, the `_REPORTED` keys, then any other key the active overrides set, never a
+    secret-looking one; and `lmscope.settings.overrides`, the sorted override keys."""
     config: Mapping[str, Any] = settings.copy()
     get = config.get
     lm = get("lm")
@@ -73,16 +57,18 @@ def settings_span_attributes(settings: Any, overrides: frozenset[str]) -> dict[s
 
 _SETTING_TYPES = (str, bool, int, float)
 _READ_KEYS = frozenset({"lm.model", "adapter", "cache", *_REPORTED[3:], "track_usage"})
-# The fixed keys in read_settings' order (none of them looks secret: checked here, once).
+# The fixed keys, in the order their attributes are written (none of them looks secret: checked here, once).
 _LM_MODEL, _ADAPTER, _CACHE = (semconv.SETTINGS_PREFIX + key for key in ("lm.model", "adapter", "cache"))
 _FIXED_NAMES = tuple((key, semconv.SETTINGS_PREFIX + key) for key in (*_REPORTED[3:], "track_usage"))
 assert not any(is_secret_key(key) for key in _READ_KEYS)
 
 
-class _OverrideScope:
-    """Enters DSPy's own context manager, then records the user's keys for the block's duration."""
+class _OverrideScope(ContextDecorator):
+    """Enters DSPy's own context manager, then records the user's keys for the block's duration.
 
-    __slots__ = ("_inner", "_keys", "_token")
+    A ContextDecorator like DSPy's own `@contextmanager` result, so `@dspy.context(lm=...)` on a function
+    keeps working: each call of the function gets a fresh scope (`_recreate_cm`).
+    """
 
     def __init__(self, inner: Any, keys: frozenset[str]) -> None:
         self._inner = inner
@@ -100,6 +86,9 @@ class _OverrideScope:
             otel_context.detach(self._token)
         return self._inner.__exit__(*exc_info)
 
+    def _recreate_cm(self) -> _OverrideScope:
+        return _OverrideScope(self._inner._recreate_cm(), self._keys)
+
 
 def wrap_settings_context(original: Callable[..., Any]) -> Callable[..., Any]:
     def context(self: Any, **kwargs: Any) -> Any:
@@ -112,7 +101,3 @@ def wrap_settings_context(original: Callable[..., Any]) -> Callable[..., Any]:
 
     context.__doc__ = original.__doc__
     return context
-
-
-def current_overrides() -> frozenset[str]:
-    return otel_context.get_value(OVERRIDES_KEY) or frozenset()

@@ -120,3 +120,51 @@ def test_adapter_fallback_is_visible(spans, lm_server, unique):
     assert predict.status.status_code.name == "ERROR"
     assert predict.attributes[semconv.ERROR_TYPE] == "AdapterParseError"
     assert [s.name for s in spans()].count("chat gpt-4o-mini") == 2
+
+
+def test_dspy_context_still_works_as_a_decorator(spans, make_lm, unique):
+    """`@dspy.context(...)` on a function is DSPy's own contextmanager feature; lmscope's wrapper keeps it."""
+    dspy.configure(lm=make_lm())
+
+    @dspy.context(lm=make_lm(temperature=0.9), track_usage=True)
+    def ask(question):
+        return dspy.Predict("question -> answer")(question=question)
+
+    ask(f"first {unique}")
+    ask(f"second {unique}")  # a fresh scope per call
+    calls = [s for s in spans() if s.name == "chat gpt-4o-mini"]
+    assert len(calls) == 2
+    for call in calls:
+        assert call.attributes[semconv.SETTINGS_OVERRIDES] == ("lm", "track_usage")
+        assert call.attributes[semconv.GEN_AI_REQUEST_TEMPERATURE] == 0.9
+
+
+def test_no_known_price_gives_no_cost_total_never_zero(spans, lm_server, engine, unique):
+    dspy.configure(lm=dspy.LM("openai/lmscope-unpriced-model", api_base=lm_server.base_url, api_key="sk-x",
+                              **({"engine": "litellm"} if engine == "litellm" else {})))
+    question = f"What is the capital of France? {unique}"
+    dspy.Predict("question -> answer")(question=question)
+    dspy.Predict("question -> answer")(question=question)  # a DSPy cache hit of a call with no known price
+    fresh, hit = [s for s in spans() if s.name == "predict"]
+    assert fresh.attributes[semconv.COST_UNKNOWN] is True
+    assert semconv.COST_TOTAL_USD not in fresh.attributes
+    assert hit.attributes[semconv.CACHE_HITS] == 1
+    assert hit.attributes[semconv.COST_TOTAL_USD] == 0.0  # a hit bills nothing, and that is known
+    assert semconv.CACHE_SAVED_TOTAL_USD not in hit.attributes  # what it saved is not
+
+
+class Unprintable:
+    def __str__(self):
+        raise AttributeError("no text for you")
+
+
+def test_an_unprintable_input_costs_its_text_not_the_span(spans, make_lm, unique):
+    class Echo(dspy.Module):
+        def forward(self, payload, question):
+            return dspy.Prediction(answer=question)
+
+    Echo()(payload=Unprintable(), question=f"q {unique}")
+    [echo] = [s for s in spans() if s.name == "echo"]
+    assert echo.attributes[semconv.MODULE_PATH] == "echo"
+    assert echo.attributes[semconv.SPAN_KIND] == semconv.KIND_CHAIN
+    assert "<unprintable Unprintable>" in echo.attributes[semconv.INPUT_VALUE]
