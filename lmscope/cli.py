@@ -17,7 +17,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    command = [part for part in args.command if part != "--"] if args.command else []
+    # Only the separator goes: a `--` after the command is the command's own argument.
+    command = list(args.command or [])
+    if command[:1] == ["--"]:
+        command = command[1:]
     if not command:
         print("lmscope run: give the command to run, e.g. lmscope run -- python app.py", file=sys.stderr)
         return 2

@@ -8,7 +8,9 @@ environment variable, e.g. OPENAI_API_KEY).
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from contextlib import ExitStack
 from typing import Any, Sequence
@@ -67,7 +69,10 @@ def run(model: str | None = None, file_path: str | None = None, exporters: Seque
         lm_base_url: str | None = None) -> int:
     """Run the four passes; `lm_base_url` points at a stand-in LM server already running (tests share one)."""
     # Keep the demo's DSPy cache and price lookups local: a first run must really be a fresh run.
-    os.environ.setdefault("DSPY_CACHEDIR", tempfile.mkdtemp(prefix="lmscope-demo-cache-"))
+    if "DSPY_CACHEDIR" not in os.environ:
+        cache_dir = tempfile.mkdtemp(prefix="lmscope-demo-cache-")
+        os.environ["DSPY_CACHEDIR"] = cache_dir
+        atexit.register(shutil.rmtree, cache_dir, ignore_errors=True)  # at exit: DSPy keeps its cache open till then
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import lmscope
 

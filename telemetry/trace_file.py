@@ -14,6 +14,17 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from opentelemetry.sdk.trace import ReadableSpan
 
+from . import semconv
+
+# The figures the tree and the report add up. A file may hold other producers' spans: a value of the wrong
+# type under one of these keys (a cost sent as a string, say) is read as absent rather than crash a sum.
+_NUMBERS: frozenset[str] = frozenset({
+    semconv.GEN_AI_USAGE_INPUT_TOKENS, semconv.GEN_AI_USAGE_OUTPUT_TOKENS, semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+    semconv.GEN_AI_USAGE_COST, semconv.USAGE_INPUT_TOKENS, semconv.USAGE_OUTPUT_TOKENS, semconv.USAGE_CACHED_TOKENS,
+    semconv.COST_TOTAL_USD, semconv.LM_CALLS, semconv.CACHE_HITS, semconv.CACHE_SAVED_USD,
+    semconv.CACHE_SAVED_TOTAL_USD, semconv.BATCH_INDEX,
+})
+
 # OTLP enum values by number; the SDK's own enums are read by name.
 _KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 _STATUS_CODES = ("UNSET", "OK", "ERROR")
@@ -75,7 +86,7 @@ def _record_from_span(span: ReadableSpan) -> SpanRecord:
         kind=span.kind.name,
         start_ns=span.start_time or 0,
         end_ns=span.end_time or 0,
-        attributes=dict(span.attributes or {}),
+        attributes=_numbers_checked(dict(span.attributes or {})),
         status_code=span.status.status_code.name,
         status_message=span.status.description or "",
         events=tuple(
@@ -121,7 +132,7 @@ def _record_from_json(span: Mapping[str, Any], resource: dict[str, Any]) -> Span
         kind=_enum(span.get("kind", 0), _KINDS, "SPAN_KIND_"),
         start_ns=int(span.get("startTimeUnixNano", 0)),
         end_ns=int(span.get("endTimeUnixNano", 0)),
-        attributes=_attributes(span.get("attributes")),
+        attributes=_numbers_checked(_attributes(span.get("attributes"))),
         status_code=_enum(status.get("code", 0), _STATUS_CODES, "STATUS_CODE_"),
         status_message=status.get("message", ""),
         events=tuple(
@@ -145,6 +156,14 @@ def _enum(value: int | str, names: tuple[str, ...], prefix: str) -> str:
     if isinstance(value, str):
         return value.removeprefix(prefix)
     return names[value]
+
+
+def _numbers_checked(attributes: dict[str, Any]) -> dict[str, Any]:
+    wrong = [key for key in _NUMBERS.intersection(attributes)
+             if isinstance(attributes[key], bool) or not isinstance(attributes[key], (int, float))]
+    for key in wrong:
+        del attributes[key]
+    return attributes
 
 
 def _attributes(encoded: Iterable[Mapping[str, Any]] | None) -> dict[str, Any]:

@@ -58,12 +58,31 @@ def build_trees(records: Iterable[SpanRecord]) -> list[TraceTree]:
         for node in nodes.values():
             parent = nodes.get(node.record.parent_span_id) if node.record.parent_span_id else None
             (roots if parent is None or parent is node else parent.children).append(node)
+        roots.extend(_break_cycles(nodes, roots))
         for node in nodes.values():
             node.children.sort(key=_start)
         roots.sort(key=_start)
         trees.append(TraceTree(trace_id, roots))
     trees.sort(key=lambda tree: _start(tree.roots[0]))
     return trees
+
+
+def _break_cycles(nodes: dict[str, SpanNode], roots: list[SpanNode]) -> list[SpanNode]:
+    """New roots for spans no root reaches: parent links that form a cycle (a broken producer's file).
+
+    Without this a trace made only of a cycle has no root, and a cycle beside a real root vanishes from the
+    tree and from every sum. The earliest span of each cycle is cut from its parent and becomes a root.
+    """
+    reached = {id(node) for root in roots for node, _ in TraceTree("", [root]).walk()}
+    new_roots: list[SpanNode] = []
+    for node in sorted(nodes.values(), key=_start):
+        if id(node) in reached:
+            continue
+        parent = nodes[node.record.parent_span_id]  # unreached, so it has a parent in this trace
+        parent.children.remove(node)
+        new_roots.append(node)
+        reached.update(id(n) for n, _ in TraceTree("", [node]).walk())
+    return new_roots
 
 
 def _start(node: SpanNode) -> int:

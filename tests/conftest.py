@@ -6,15 +6,19 @@ set here, before any test module imports dspy.
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
-os.environ.setdefault("DSPY_CACHEDIR", tempfile.mkdtemp(prefix="lmscope-test-dspy-cache-"))
+if "DSPY_CACHEDIR" not in os.environ:
+    os.environ["DSPY_CACHEDIR"] = tempfile.mkdtemp(prefix="lmscope-test-dspy-cache-")
+    atexit.register(shutil.rmtree, os.environ["DSPY_CACHEDIR"], ignore_errors=True)
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 

@@ -131,6 +131,13 @@ def test_lmscope_run_instruments_an_unmodified_app(tmp_path, lm_server):
     assert sorted(r.name for r in read_trace_file(trace_file)) == ["chat gpt-4o-mini", "predict"]
 
 
+def test_lmscope_run_passes_the_commands_own_double_dash_through(tmp_path):
+    done = _run([sys.executable, "-m", "lmscope", "run", "--exporters", "none", "--", sys.executable, "-c",
+                 "import sys; print(sys.argv[1:])", "a", "--", "b"])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['a', '--', 'b']"
+
+
 def test_demo_runs_offline_and_cli_reads_its_file(tmp_path):
     trace_file = tmp_path / "demo.jsonl"
     done = _run([sys.executable, "-m", "lmscope", "demo", "--file", str(trace_file)],

@@ -5,6 +5,7 @@ Costs are binary fractions (0.25, 0.125, ...) so every sum is exact and compared
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from lmscope.telemetry import semconv
 from lmscope.telemetry.exporters.otlp_json import OtlpJsonFileExporter
 from lmscope.telemetry.report import Report, Usage, render_report, summarize
 from lmscope.telemetry.trace_file import read_trace_file, records_from_spans
+from lmscope.telemetry.tree import build_trees
 from span_attributes import lm_attributes
 
 
@@ -132,3 +134,41 @@ total      0      0       0       0  $0.000000           0  $0.000000           
 module  calls  input  output  cached   cost USD  cache hits  saved USD  unknown cost
 ------  -----  -----  ------  ------  ---------  ----------  ---------  ------------
 total       0      0       0       0  $0.000000           0  $0.000000             0"""
+
+
+def _json_span(span_id: str, parent: str | None, name: str, start: int, attributes: dict[str, Any]) -> dict[str, Any]:
+    def value(item: Any) -> dict[str, Any]:
+        if isinstance(item, bool):
+            return {"boolValue": item}
+        if isinstance(item, str):
+            return {"stringValue": item}
+        return {"doubleValue": item} if isinstance(item, float) else {"intValue": str(item)}
+
+    span = {"traceId": "ab" * 16, "spanId": span_id, "name": name, "startTimeUnixNano": str(start),
+            "endTimeUnixNano": str(start + 10), "attributes": [{"key": k, "value": value(v)} for k, v in attributes.items()]}
+    if parent:
+        span["parentSpanId"] = parent
+    return span
+
+
+def test_a_foreign_file_with_a_parent_cycle_and_string_figures_still_reads(tmp_path: Path) -> None:
+    """Another producer's spans: parents that form a cycle, a cost sent as a string. Nothing may vanish or crash."""
+    lm = lm_attributes("gpt-4o", 100, 10, cost=0.25)
+    spans = [
+        _json_span("0000000000000001", None, "root", 1, {semconv.SPAN_KIND: semconv.KIND_CHAIN}),
+        _json_span("000000000000000a", "0000000000000001", "chat gpt-4o", 2, lm),
+        # b and c name each other as parents: no root reaches them.
+        _json_span("000000000000000b", "000000000000000c", "chat gpt-4o", 3, lm),
+        _json_span("000000000000000c", "000000000000000b", "chat gpt-4o", 4,
+                   {**lm, semconv.GEN_AI_USAGE_COST: "0.25", semconv.GEN_AI_USAGE_INPUT_TOKENS: "lots"}),
+    ]
+    path = tmp_path / "foreign.jsonl"
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}) + "\n")
+
+    records = read_trace_file(path)
+    report = summarize(records)
+    assert (report.total.calls, report.total.input_tokens, report.total.cost_usd) == (3, 200, 0.5)
+    assert report.total.unknown_cost_calls == 1  # the string cost reads as no cost, never as 0 or a crash
+    [tree] = build_trees(records)
+    assert [(node.record.span_id[-1], parent.record.span_id[-1] if parent else None) for node, parent in tree.walk()] \
+        == [("1", None), ("a", "1"), ("b", None), ("c", "b")]
