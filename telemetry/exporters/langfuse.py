@@ -1,8 +1,8 @@
 """The `langfuse` preset: OTLP/HTTP to Langfuse's OTel endpoint, with the attributes its ingestion maps.
 
 Where it sends: `{langfuse_host}/api/public/otel/v1/traces`, `langfuse_host` being the argument >
-LMSCOPE_LANGFUSE_HOST > LANGFUSE_BASE_URL > LANGFUSE_HOST > pyproject > the host of a Langfuse client the app
-already created > https://cloud.langfuse.com. Credentials: LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY, else
+LMSCOPE_LANGFUSE_HOST > LANGFUSE_BASE_URL > LANGFUSE_HOST > pyproject > the host of the one Langfuse client the
+app already created (wherever the keys came from) > https://cloud.langfuse.com. Credentials: LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY, else
 the keys of the one `langfuse.Langfuse(...)` client the app set up (the package is read only if the app
 imported it). Headers are those the Langfuse SDK sends: Basic auth, the public key, the SDK name and version
 (naming lmscope) and `x-langfuse-ingestion-version: 4` (real-time ingestion); bodies are gzipped, as the SDK does.
@@ -85,9 +85,11 @@ def langfuse_target(options: Options) -> LangfuseTarget:
     public_key = os.environ.get(PUBLIC_KEY_ENV, "").strip()
     secret_key = os.environ.get(SECRET_KEY_ENV, "").strip()
     host = options.langfuse_host
-    if not (public_key or secret_key) and (client := _app_client_settings()) is not None:
-        public_key, secret_key, client_host = client
-        host = host if options.given("langfuse_host") else client_host
+    if (client := _app_client_settings()) is not None:
+        if not (public_key or secret_key):
+            public_key, secret_key = client[0], client[1]
+        if not options.given("langfuse_host"):  # the app's client knows its region even when the keys are in env
+            host = client[2]
     missing = [name for name, value in ((PUBLIC_KEY_ENV, public_key), (SECRET_KEY_ENV, secret_key)) if not value]
     if missing:
         raise ConfigError.for_option(

@@ -26,15 +26,30 @@ class ExperimentUnavailable(Exception):
     """The experiment id could not be had now (server down, refused, deleted experiment); try again later."""
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Refuses every redirect: urllib would resend the Authorization header to whatever host a 3xx names."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 def _call(url: str, headers: Mapping[str, str], body: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """One REST call; MLflow's JSON error body becomes an ExperimentUnavailable naming its error_code."""
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method="POST" if body is not None else "GET",
                                      headers={**headers, "Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:  # noqa: S310 - http(s) checked
+        with _OPENER.open(request, timeout=_TIMEOUT_S) as response:
             return json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as error:
+        if 300 <= error.code < 400:  # the redirect handler declined it: the 3xx surfaces here
+            error.close()
+            raise ExperimentUnavailable(
+                f"HTTP {error.code} redirect not followed (it would carry the credentials elsewhere); set "
+                "MLFLOW_TRACKING_URI to the server's final address") from None
         try:
             code = json.loads(error.read()).get("error_code", "")
         except (ValueError, AttributeError):

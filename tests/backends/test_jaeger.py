@@ -85,3 +85,43 @@ def test_several_exporters_each_get_every_span(monkeypatch: pytest.MonkeyPatch, 
     for records in (receiver.records(), second_receiver.records(), grpc_receiver.records(),
                     read_trace_file(tmp_path / "t.jsonl")):
         assert sorted(r.span_id for r in records) == expected
+
+
+@pytest.mark.parametrize("base_path", ["/otlp", "/otlp/"])
+def test_generic_otel_endpoint_always_gets_v1_traces_like_the_otlp_exporter(
+        monkeypatch: pytest.MonkeyPatch, receiver, second_receiver, traced_run, base_path: str) -> None:
+    """OTEL_EXPORTER_OTLP_ENDPOINT is a base URL for every signal: the spec appends /v1/traces even when it has a
+    path (an API gateway's /otlp prefix), and the `otlp` exporter does. The jaeger preset reading the same
+    variable must post to the same URL. Fails if the preset uses a base with a path as given (.../otlp)."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    from lmscope.telemetry.providers import otlp_span_exporter
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url + base_path)
+    traced_run(resolve_options(exporters="jaeger"))
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", second_receiver.url + base_path)
+    otlp = otlp_span_exporter(resolve_options(exporters="otlp"))
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(otlp))
+    provider.get_tracer("t").start_span("one").end()
+    provider.shutdown()
+    assert {r.path for r in receiver.requests} == {r.path for r in second_receiver.requests} == {"/otlp/v1/traces"}
+
+
+@pytest.mark.parametrize("setting", ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "LMSCOPE_JAEGER_ENDPOINT", "argument"])
+def test_a_traces_endpoint_with_a_path_is_used_as_given(monkeypatch: pytest.MonkeyPatch, receiver, traced_run,
+                                                        setting: str) -> None:
+    """The signal-specific variable and lmscope's own settings name the full URL: nothing is appended to a path
+    (only a bare host gets /v1/traces). Fails if the generic variable's rule leaks to these sources."""
+    url = receiver.url + "/otlp"
+    if setting == "argument":
+        options = resolve_options(exporters="jaeger", jaeger_endpoint=url)
+    else:
+        monkeypatch.setenv(setting, url)
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")  # outranked: never used
+        options = resolve_options(exporters="jaeger")
+    assert jaeger_endpoint(options) == url
+    recorded = traced_run(options)
+    assert {r.path for r in receiver.requests} == {"/otlp"}
+    assert by_id(receiver.records()) == by_id(recorded)

@@ -180,3 +180,28 @@ def test_keys_and_host_of_the_apps_langfuse_client(receiver, traced_run) -> None
     assert {r.headers["authorization"] for r in ours} == {"Basic " + base64.b64encode(b"pk-lf-app:sk-lf-app").decode()}
     assert sorted(s.span_id for s in receiver.records() if s.span_id in {r.span_id for r in recorded}) == sorted(
         r.span_id for r in recorded)
+
+
+def test_host_of_the_apps_client_with_keys_from_the_environment(monkeypatch: pytest.MonkeyPatch, receiver,
+                                                                  second_receiver, traced_run) -> None:
+    """Keys in LANGFUSE_*_KEY and `Langfuse(base_url=<a region>)` in the app: the client's host is where the
+    project lives, so spans go there, not to the default cloud host; a langfuse_host that is set still wins.
+    Fails if the client's host is used only when the keys also come from the client."""
+    from langfuse import Langfuse
+    from langfuse._client.resource_manager import LangfuseResourceManager
+
+    monkeypatch.setenv("LANGFUSE_PUBLIC_KEY", PUBLIC)
+    monkeypatch.setenv("LANGFUSE_SECRET_KEY", SECRET)
+    client = Langfuse(public_key=PUBLIC, secret_key=SECRET, base_url=receiver.url, tracer_provider=TracerProvider())
+    try:
+        target = langfuse_target(resolve_options(exporters="langfuse"))
+        assert (target.host, target.public_key, target.secret_key) == (receiver.url, PUBLIC, SECRET)
+        recorded = traced_run(resolve_options(exporters="langfuse"))
+        monkeypatch.setenv("LANGFUSE_HOST", second_receiver.url)
+        assert langfuse_target(resolve_options(exporters="langfuse")).host == second_receiver.url
+    finally:
+        client.shutdown()
+        LangfuseResourceManager.reset()
+    ours = [r for r in receiver.requests if r.headers.get("x-langfuse-sdk-name") == "lmscope"]
+    assert {r.path for r in ours} == {"/api/public/otel/v1/traces"}
+    assert {s.span_id for s in receiver.records()} >= {r.span_id for r in recorded}
