@@ -77,7 +77,6 @@ class ExperimentSpanExporter(SpanExporter):
         self._experiment_id = experiment_id
         self._where = mask_url(tracking_uri)
         self._inner: SpanExporter | None = None
-        self._warned = False
         self._lock = threading.Lock()
 
     def _connect(self) -> SpanExporter | None:
@@ -86,12 +85,10 @@ class ExperimentSpanExporter(SpanExporter):
                 try:
                     experiment_id = self._experiment_id()
                 except (ExperimentUnavailable, KeyError, TypeError) as problem:
-                    if not self._warned:  # once per outage, not once per batch
-                        logger.warning("lmscope: mlflow: cannot get the experiment id from %s (%s); spans are "
-                                       "dropped until it answers", self._where, problem)
-                        self._warned = True
+                    # Every time: the export guard turns it into one warning per outage and the exit report's reason.
+                    logger.warning("lmscope: mlflow: cannot get the experiment id from %s (%s); spans are "
+                                   "dropped until it answers", self._where, problem)
                     return None
-                self._warned = False
                 self._inner = pinned_otlp_http_exporter(self._url, {**self._headers, EXPERIMENT_HEADER: experiment_id})
             return self._inner
 

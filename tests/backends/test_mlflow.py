@@ -176,20 +176,24 @@ def test_experiment_name_resolves_to_the_existing_one(mlflow_server: str) -> Non
 
 
 def test_server_down_fails_exports_not_instrument_and_warns_once(caplog: pytest.LogCaptureFixture) -> None:
+    """Through the export guard, as `instrument()` builds it: one warning for the outage, naming why."""
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExportResult
 
+    from lmscope.telemetry.export_guard import GuardedExporter
+
     down = f"http://127.0.0.1:{_free_port()}"
-    exporter = mlflow_span_exporter(resolve_options(exporters="mlflow", mlflow_tracking_uri=down,
-                                                    mlflow_experiment_name="anything"))
+    exporter = GuardedExporter(mlflow_span_exporter(resolve_options(exporters="mlflow", mlflow_tracking_uri=down,
+                                                                    mlflow_experiment_name="anything")), "mlflow")
     span = TracerProvider().get_tracer("t").start_span("work")
     span.end()
     with caplog.at_level(logging.WARNING, logger="lmscope"):
         results = [exporter.export([span]) for _ in range(3)]
     assert results == [SpanExportResult.FAILURE] * 3
     [message] = [r.getMessage() for r in caplog.records if r.name == "lmscope"]
-    assert message.startswith(f"lmscope: mlflow: cannot get the experiment id from {down} (")
-    assert message.endswith("); spans are dropped until it answers")
+    # The experiment lookup's own line ("cannot get the experiment id ... connection refused") gave the reason.
+    assert message.startswith(f"lmscope: exporter mlflow cannot deliver spans to {down}/v1/traces "
+                              "(connection refused); "), message
     exporter.shutdown()
 
 
