@@ -52,17 +52,30 @@ def module(metric: str, *matchers: str) -> str:
     return f"{metric}{{{', '.join((SCOPE, SERVICE, *matchers))}}}"
 
 
+BASELINE_LOOKBACK = "1h"
+"""How far before a window's start its baseline (the counter's last value there) is looked for."""
+
+
 def increase(selector: str, window: str) -> str:
-    """How much each counter series grew over `window`, exactly: its last value in the window minus its value at
-    the window's start, or its whole value when the series began inside the window.
+    """How much each counter series grew over `window`, exactly: its last value in the window minus its last value
+    before the window (the baseline), or its whole value when it has no baseline or restarted from zero since.
 
     Prometheus's `increase()` extrapolates and never counts a series' first sample: a short DSPy run scraped two
-    or three times would show a fraction of its spend, and a one-off error none at all. `increase()` is used only
-    for series whose counter reset inside the window (the app restarted), where no exact figure exists.
-    Last values come from `last_over_time`, so a process that exited inside the window still counts.
+    or three times would show a fraction of its spend, and a one-off error none at all. Last values come from
+    `last_over_time`, so a process that exited inside the window still counts. The baseline is the last sample of
+    the BASELINE_LOOKBACK before the window: a range selector skips the stale markers a failed scrape writes (an
+    instant `offset` would find none there and count the counter's whole value again). No baseline (the series
+    began inside the window, or after a gap longer than the lookback): the whole last value. A baseline above the
+    window's lowest value means the counter restarted between the two (the app restarted; a window of one sample
+    has no reset for `resets()` to see): the whole last value, the count since the restart. Consecutive windows
+    share their boundary samples, so the bars of a time series add up to the range's total. `increase()` is used
+    only where a counter reset between two samples inside the window, where no exact figure exists. A restart
+    that is not seen (its first value already at or above the baseline) counts only the growth past the baseline.
     """
     last = f"last_over_time({selector}[{window}])"
-    exact = f"(({last} - {selector} offset {window}) or {last})"
+    baseline = f"last_over_time({selector}[{BASELINE_LOOKBACK}] offset {window})"
+    continued = f"({baseline} <= min_over_time({selector}[{window}]))"  # no restart since the baseline
+    exact = f"(({last} - {continued}) or {last})"
     return f"(({exact} unless (resets({selector}[{window}]) > 0)) or increase({selector}[{window}]))"
 
 
@@ -71,14 +84,24 @@ def total(selector: str, window: str = RANGE, by: Sequence[str] = ()) -> str:
     return f"sum{grouping} ({increase(selector, window)})"
 
 
+def grown(expr: str) -> str:
+    """`expr`'s series that grew: rankings list no 0-value bars for series idle in the time range."""
+    return f"({expr} > 0)"
+
+
+def divided(numerator: str, denominator: str, matching: str = "") -> str:
+    """numerator / denominator where the denominator grew: an idle window shows no data, never NaN (0/0)."""
+    return f"{numerator} /{matching} {grown(denominator)}"
+
+
 def ratio(part: str, whole: str, window: str, by: Sequence[str] = ()) -> str:
     """part/whole of two counters' increases; 0 (not "no data") where `whole` grew and `part` did not."""
-    return (f"({total(part, window, by)} or {total(whole, window, by)} * 0)"
-            f" / {total(whole, window, by)}")
+    return divided(f"({total(part, window, by)} or {total(whole, window, by)} * 0)", total(whole, window, by))
 
 
 def quantile(q: float, histogram_bucket: str, window: str, by: Sequence[str] = ()) -> str:
-    return f"histogram_quantile({q}, {total(histogram_bucket, window, ('le', *by))})"
+    """The q-quantile of a histogram's observations in `window`; none (not NaN) where there were none."""
+    return f"(histogram_quantile({q}, {total(histogram_bucket, window, ('le', *by))}) >= 0)"
 
 
 def name_no_module(expr: str) -> str:
@@ -198,7 +221,7 @@ def cost_dashboard() -> dashboard.Dashboard:
      .add(figure("LM calls", "Provider calls that returned usage (DSPy cache hits and failed calls excluded).",
                  "short", target(total(calls), "calls", instant=True)), 4, 4)
      .add(figure("Cost per LM call", "Spend divided by the LM calls that returned usage.", "currencyUSD",
-                 target(f"{total(spend)} / {total(calls)}", "per call", instant=True)), 5, 4)
+                 target(divided(total(spend), total(calls)), "per call", instant=True)), 5, 4)
      .add(figure("Tokens", "Input and output tokens; cached: input tokens read from the provider's prompt cache "
                  "(a part of the input tokens).", "short",
                  target(total(lm(f"{TOKENS}_sum", INPUT)), "input", instant=True),
@@ -213,7 +236,7 @@ def cost_dashboard() -> dashboard.Dashboard:
                        target(total(spend, STEP, [SERVICE_LABEL]), legend(SERVICE_LABEL))), 12, 9)
      .add(ranking("Top modules by cost", "The ten DSPy module paths whose LM calls cost most in the time range.",
                   "currencyUSD",
-                  target(top(name_no_module(total(spend, by=[MODULE_PATH]))), legend(MODULE_PATH),
+                  target(top(name_no_module(grown(total(spend, by=[MODULE_PATH])))), legend(MODULE_PATH),
                          instant=True)), 12, 9)
      .add(per_interval("Tokens over time", "Tokens per interval: input, output, and input read from prompt caches.",
                        "short",
@@ -222,7 +245,7 @@ def cost_dashboard() -> dashboard.Dashboard:
                        target(total(lm(CACHED_TOKENS), STEP), "cached")), 12, 9)
      .add(ranking("Cost per LM call by model", "Spend divided by the LM calls that returned usage, per model.",
                   "currencyUSD",
-                  target(f"{total(spend, by=[MODEL_LABEL])} / {total(calls, by=[MODEL_LABEL])}",
+                  target(divided(total(spend, by=[MODEL_LABEL]), total(calls, by=[MODEL_LABEL])),
                          legend(MODEL_LABEL), instant=True)), 12, 9))
     return board
 
@@ -244,10 +267,10 @@ def cache_dashboard() -> dashboard.Dashboard:
                  target(total(lm(SAVED_TOKENS)), "saved", instant=True)), 6, 4)
      .add(ranking("Hit ratio by layer", "Hits served by each layer of DSPy's cache (memory, disk), of all LM "
                   "calls that consulted it.", "percentunit",
-                  target(f"{total(hits, by=[layer])} / on() group_left() {total(requests)}", legend(layer),
+                  target(divided(total(hits, by=[layer]), total(requests), " on() group_left()"), legend(layer),
                          instant=True)), 12, 8)
      .add(lines("Hit ratio by layer over time", "Share of cache lookups each layer answered.", "percentunit",
-                target(f"{total(hits, SMOOTH, [layer])} / on() group_left() {total(requests, SMOOTH)}",
+                target(divided(total(hits, SMOOTH, [layer]), total(requests, SMOOTH), " on() group_left()"),
                        legend(layer))), 12, 8)
      .add(per_interval("Cache lookups", "LM calls that consulted DSPy's cache per interval: misses, and hits by "
                        "layer.", "short",
@@ -258,7 +281,7 @@ def cache_dashboard() -> dashboard.Dashboard:
           12, 9)
      .add(ranking("Dollars saved by module path", "The ten DSPy module paths whose cached LM calls saved most.",
                   "currencyUSD",
-                  target(top(name_no_module(total(lm(SAVED_USD), by=[MODULE_PATH]))), legend(MODULE_PATH),
+                  target(top(name_no_module(grown(total(lm(SAVED_USD), by=[MODULE_PATH])))), legend(MODULE_PATH),
                          instant=True)), 24, 8))
     return board
 
@@ -293,8 +316,8 @@ def latency_dashboard() -> dashboard.Dashboard:
                 target(ratio(module_failed, module_calls, SMOOTH, [MODULE_PATH]), legend(MODULE_PATH))), 12, 8)
      .add(ranking("Errors by type", "Failed LM calls and module calls in the time range, by exception class.",
                   "short",
-                  target(total(lm_failed, by=["error_type"]), f"LM call: {legend('error_type')}", instant=True),
-                  target(total(module_failed, by=[MODULE_PATH, "error_type"]),
+                  target(grown(total(lm_failed, by=["error_type"])), f"LM call: {legend('error_type')}", instant=True),
+                  target(grown(total(module_failed, by=[MODULE_PATH, "error_type"])),
                          f"{legend(MODULE_PATH)}: {legend('error_type')}", instant=True)), 24, 8))
     return board
 

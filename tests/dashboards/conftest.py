@@ -86,10 +86,10 @@ class PrometheusServer:
                 stdout=log, stderr=subprocess.STDOUT)
         try:
             self._wait(lambda: self._get("/-/ready") is not None, "ready")
+            self.version = self.api("/api/v1/status/buildinfo")["version"]
         except BaseException:
             self.stop()
             raise
-        self.version = self.api("/api/v1/status/buildinfo")["version"]
 
     def _get(self, path: str) -> bytes | None:
         try:
