@@ -7,10 +7,13 @@ down, slow or failing backend:
   span that finds the queue full is dropped and counted (never an SDK log line per span).
 - Flushing runs on the worker; callers only wait, up to their timeout. So a flush or shutdown with a
   hanging backend returns in time, and several exporters flush in parallel (`flush_processors`).
-- Shutdown waits at most `SHUTDOWN_TIMEOUT_S` for queued spans (a hanging backend), and no longer than
-  the first failed attempt when the backend is down: the exporter would only back off and retry until
-  its own timeout (OTEL_EXPORTER_OTLP_TIMEOUT, 10 s). Then the exporter is shut down, which ends its
-  retries, and what could not be sent is counted; `drop_report` turns all counts into one line.
+- Shutdown always makes a last attempt at what is queued, even when an earlier batch failed (one blip at
+  a cold collector must not cost every later span). It waits at most `SHUTDOWN_TIMEOUT_S` (a hanging
+  backend), and stops waiting as soon as the backend fails again during shutdown: the exporter would only
+  back off and retry until its own timeout (OTEL_EXPORTER_OTLP_TIMEOUT, 10 s). A backend that was failing
+  when shutdown began has `RECOVERY_PROBE_S` to take a batch, so a backend known to hang does not hold
+  the exit either. Then the exporter is shut down, which ends its retries, and what could not be sent is
+  counted; `drop_report` turns all counts into one line.
 - No spans lost under load with a healthy backend. In a tight CPython loop (DSPy on cache hits or a
   dummy LM) a woken worker thread can wait hundreds of milliseconds for the GIL, because the app thread
   keeps re-taking it (benchmarks/README.md). So when `YIELD_AT_BATCHES` batches are queued, the span's
@@ -41,6 +44,10 @@ from .options import DEFAULT_MAX_QUEUE_SIZE
 
 SHUTDOWN_TIMEOUT_S = 5.0
 """The longest a shutdown (and so the app's exit) waits for queued spans; a setup's exporters share it."""
+RECOVERY_PROBE_S = 0.5
+"""How long shutdown waits for a backend whose last export failed to take a batch before giving up on it:
+long enough for one batch to a collector that is back, short enough that one that still hangs (and only
+answers at the exporter's timeout) barely delays the exit. Once a batch gets through, the usual bound holds."""
 YIELD_AT_BATCHES = 2
 """Queued batches from which a producer hands the GIL to the worker: it is a batch behind."""
 YIELD_MAX_WAIT_S = 0.25
@@ -145,17 +152,17 @@ class BatchExportProcessor(SpanProcessor):
         self.max_export_batch_size = min(max_export_batch_size, max_queue_size)
         self._delay_s = schedule_delay_millis / 1000
         self._yield_at = min(YIELD_AT_BATCHES * self.max_export_batch_size, max_queue_size)
-        self._queue_full = 0
-        self._export_failed = 0
-        self._unsent = 0
         self._closing = False
         self._abandoned = False
+        # Set by begin_shutdown: exports numbered above this one are the last attempt (see `gave_up`).
+        self._last_attempt_after = 0
+        self._probe_until: float | None = None
         self._start()
         if hasattr(os, "register_at_fork"):
             weak_start = weakref.WeakMethod(self._start)
 
             def restart_in_child() -> None:
-                # A forked child has no worker thread; it starts its own with an empty queue.
+                # A forked child has no worker thread; it starts its own with an empty queue and its own counts.
                 start = weak_start()
                 if start is not None:
                     start()
@@ -163,6 +170,11 @@ class BatchExportProcessor(SpanProcessor):
             os.register_at_fork(after_in_child=restart_in_child)
 
     def _start(self) -> None:
+        # Drop counts start here, not in __init__: a forked child (restart_in_child) reports only the spans
+        # it dropped, not its parent's again (the parent reports those at its own exit).
+        self._queue_full = 0
+        self._export_failed = 0
+        self._unsent = 0
         self._queue: deque[ReadableSpan] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -245,17 +257,33 @@ class BatchExportProcessor(SpanProcessor):
         return self.request_flush().wait(timeout_millis / 1000)
 
     def begin_shutdown(self) -> FlushRequest | None:
-        """Stop accepting spans and ask for a last flush; None when shutdown has already begun."""
+        """Stop accepting spans and ask for a last flush; None when shutdown has already begun.
+
+        The last flush is asked for even when the backend failed before: only an attempt made now tells
+        whether it is back. `gave_up` says when waiting for it is pointless.
+        """
         with self._lock:
             if self._closing:
                 return None
             self._closing = True
-        if self.exporter.troubled:
-            # The backend did not take the last batch: spare the app's exit the wait for more failures.
-            request = FlushRequest()
-            request.answer(False)
-            return request
+        self._last_attempt_after = self.exporter.attempts
+        if self.exporter.failing:
+            self._probe_until = time.monotonic() + RECOVERY_PROBE_S
         return self.request_flush()
+
+    def gave_up(self, now: float) -> bool:
+        """During shutdown: True when the last flush cannot deliver in time, so the exit need not wait for it."""
+        exporter = self.exporter
+        if exporter.failed_since(self._last_attempt_after):
+            return True  # an attempt made during shutdown failed: the backend is down now, not just earlier
+        if exporter.retrying:
+            # The export under way (from before shutdown) failed and backs off: the last attempt could only
+            # start after its retries, which end at the exporter's timeout (10 s), past the shutdown bound.
+            return True
+        # A backend that was failing at shutdown has to take a batch within the probe; if it does, it is
+        # back and the shutdown bound applies, else it is still down or hanging.
+        return (self._probe_until is not None and now >= self._probe_until
+                and not exporter.succeeded_since(self._last_attempt_after))
 
     def finish_shutdown(self, timeout_s: float = 1.0) -> None:
         """Give up on what is still queued or in flight (counted as unsent) and shut the exporter down."""
@@ -329,7 +357,10 @@ class BatchExportProcessor(SpanProcessor):
                 if self._in_flight:  # else shutdown already counted this batch as unsent
                     self._in_flight = 0
                     if result is not SpanExportResult.SUCCESS:
-                        self._export_failed += len(batch)
+                        if self._abandoned:  # shutdown gave up on it and its exporter's shutdown ended its retries
+                            self._unsent += len(batch)
+                        else:
+                            self._export_failed += len(batch)
             delivered = delivered and result is SpanExportResult.SUCCESS
             exported += len(batch)
         return False
@@ -361,11 +392,12 @@ def shutdown_processors(processors: Sequence[SpanProcessor], timeout_s: float = 
         if not isinstance(processor, BatchExportProcessor):  # synchronous ones (console trees)
             processor.force_flush(int(max(0.0, deadline - time.monotonic()) * 1000))
             processor.shutdown()
-    # Wait for the last flushes, but not for an exporter whose backend just failed an attempt: it would
+    # Wait for the last flushes, but not for an exporter whose backend fails them (`gave_up`): it would
     # only back off and retry until the deadline (a refused connection at exit).
     waiting = [(p, r) for p, r in last_flushes if r is not None]
     while waiting and time.monotonic() < deadline:
-        waiting = [(p, r) for p, r in waiting if not r.answered and not p.exporter.troubled]
+        now = time.monotonic()
+        waiting = [(p, r) for p, r in waiting if not r.answered and not p.gave_up(now)]
         if waiting:
             waiting[0][1].wait(min(0.02, deadline - time.monotonic()))
     for processor, request in last_flushes:

@@ -135,12 +135,24 @@ class GuardedExporter(SpanExporter):
         """Why the latest failed export failed, or the export under way ran into trouble (kept after recovery)."""
         self._failing = False
         self._trouble = threading.Event()
+        # Exports are numbered from 1 as they start; shutdown compares these with the number at its start,
+        # so a failure from before shutdown (a blip long fixed) is told apart from one it just ran into.
+        self._attempts = 0
+        self._exporting = False
+        self._failed_at = 0
+        """The number of the latest export that ran into trouble (logged an error or failed); 0: none."""
+        self._succeeded_at = 0
         self._closed = False
         self._warned_at: float | None = None
         self._warned_this_outage = False
         self._shutdown_takes_timeout = _takes_timeout(inner.shutdown)
         for name_ in _quiet_loggers(inner):
-            logging.getLogger(name_).addFilter(_FILTER)  # addFilter ignores a filter already there
+            export_logger = logging.getLogger(name_)
+            # First in line: the gRPC exporter's logger has the SDK's DuplicateFilter, which drops a record
+            # equal to the one before (same message template within 20 s). Behind it, the second of two
+            # exporters retrying against the same down backend would never be seen to be in trouble.
+            if _FILTER not in export_logger.filters:
+                export_logger.filters.insert(0, _FILTER)
 
     @property
     def failing(self) -> bool:
@@ -152,19 +164,45 @@ class GuardedExporter(SpanExporter):
         """True while failing, and as soon as the export under way logged an error (it may be retrying)."""
         return self._failing or self._trouble.is_set()
 
+    @property
+    def attempts(self) -> int:
+        """How many exports have started (the one under way included)."""
+        return self._attempts
+
+    @property
+    def retrying(self) -> bool:
+        """True while the export under way has run into trouble and not returned: the OTLP exporters back
+        off and retry then, until their own timeout (OTEL_EXPORTER_OTLP_TIMEOUT, 10 s)."""
+        return self._exporting and self._failed_at == self._attempts
+
+    def failed_since(self, attempt: int) -> bool:
+        """True when an export numbered above `attempt` ran into trouble (failed, or logged an error)."""
+        return self._failed_at > attempt
+
+    def succeeded_since(self, attempt: int) -> bool:
+        """True when an export numbered above `attempt` delivered its batch."""
+        return self._succeeded_at > attempt
+
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         error: str | None = None
         self._trouble.clear()
-        with _captured_logs(self) as records:
-            try:
-                result = self.inner.export(spans)
-            except Exception as exc:  # noqa: BLE001 - an exporter bug must not kill the export thread
-                result, error = SpanExportResult.FAILURE, f"{type(exc).__name__}: {exc}"
+        self._attempts += 1  # before _exporting: `retrying` must not take the last export's failure for this one's
+        self._exporting = True
+        try:
+            with _captured_logs(self) as records:
+                try:
+                    result = self.inner.export(spans)
+                except Exception as exc:  # noqa: BLE001 - an exporter bug must not kill the export thread
+                    result, error = SpanExportResult.FAILURE, f"{type(exc).__name__}: {exc}"
+        finally:
+            self._exporting = False
         if result is SpanExportResult.SUCCESS:
             self._trouble.clear()
+            self._succeeded_at = self._attempts
             self._recovered()
         else:
             self._trouble.set()
+            self._failed_at = self._attempts
             if error is None:
                 error = records[0].getMessage() if records else "the exporter reported a failure"
             self._failed(safe_reason(error))
@@ -172,6 +210,7 @@ class GuardedExporter(SpanExporter):
 
     def _note_trouble(self, message: str) -> None:
         self.last_error = safe_reason(message)
+        self._failed_at = self._attempts
         self._trouble.set()
 
     def _failed(self, reason: str) -> None:
