@@ -244,12 +244,16 @@ class OtlpReceiverProcess:
         self._process.communicate("", timeout=30)
 
 
-def refused_url() -> str:
-    """A URL on a port that was free a moment ago: connecting to it is refused."""
+def free_port() -> int:
+    """A port on 127.0.0.1 that was free a moment ago (for a server to bind, or for nobody to listen on)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+        return probe.getsockname()[1]
+
+
+def refused_url() -> str:
+    """A URL on a port that was free a moment ago: connecting to it is refused."""
+    return f"http://127.0.0.1:{free_port()}"
 
 
 def serve_all() -> None:

@@ -181,12 +181,12 @@ def test_metrics_off_by_default_add_no_hook_and_no_import(tmp_path):
 def test_a_bad_span_exporter_leaves_no_scrape_endpoint_behind(monkeypatch):
     import socket
 
+    from otlp_servers import free_port
+
     import lmscope
 
     monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.grpc.trace_exporter", None)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     with pytest.raises(lmscope.ConfigError, match="^lmscope: otlp_protocol: 'grpc' needs the gRPC exporter"):
         lmscope.instrument(exporters="otlp", otlp_protocol="grpc", metrics_exporters="prometheus",
                            prometheus_endpoint=f"127.0.0.1:{port}")

@@ -7,11 +7,12 @@ is exercised in test_mlflow.py): what matters here is where each credential goes
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import textwrap
 import time
+
+from otlp_servers import refused_url  # loaded by tests/conftest.py
 
 LANGFUSE_SECRET = "sk-lf-SECRET-langfuse-0001"
 MLFLOW_TOKEN = "mlflow-SECRET-token-0002"
@@ -67,14 +68,8 @@ def test_secrets_go_to_their_own_backend_only(lm_server, receiver, second_receiv
     assert not [h for h in mlflow_headers if "x-collector-key" in h or "x-langfuse-public-key" in h]
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_backends_down_do_not_fail_instrument_or_the_program(lm_server, tmp_path) -> None:
-    down = f"http://127.0.0.1:{_closed_port()}"
+    down = refused_url()
     started = time.monotonic()
     done = _run_app(lm_server, tmp_path / "traces.jsonl", "jaeger,mlflow,file", {
         "LMSCOPE_JAEGER_ENDPOINT": down, "MLFLOW_TRACKING_URI": down, "MLFLOW_EXPERIMENT_NAME": "never reached"})

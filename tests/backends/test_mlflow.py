@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from otlp_servers import free_port  # loaded by tests/conftest.py
 
 from lmscope.telemetry.exporters.mlflow import mlflow_auth_headers, mlflow_span_exporter
 from lmscope.telemetry.exporters.mlflow_experiment import resolve_experiment_id
@@ -24,12 +24,6 @@ from lmscope.telemetry.options import ConfigError, resolve_options
 from lmscope.telemetry.trace_file import SpanRecord, read_trace_file
 
 SERVER_START_TIMEOUT_S = 180  # 5-12 s when the machine is idle (research notes); CI machines are busier
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -59,7 +53,7 @@ def _warm_up(url: str) -> None:
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `mlflow server` on 127.0.0.1 with a fresh sqlite store; yields its URL, stops it afterwards."""
     folder = tmp_path_factory.mktemp("mlflow")
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     log = (folder / "server.log").open("wb")
     command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", url.rsplit(":", 1)[1],
                "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
@@ -182,7 +176,7 @@ def test_server_down_fails_exports_not_instrument_and_warns_once(caplog: pytest.
 
     from lmscope.telemetry.export_guard import GuardedExporter
 
-    down = f"http://127.0.0.1:{_free_port()}"
+    down = f"http://127.0.0.1:{free_port()}"
     exporter = GuardedExporter(mlflow_span_exporter(resolve_options(exporters="mlflow", mlflow_tracking_uri=down,
                                                                     mlflow_experiment_name="anything")), "mlflow")
     span = TracerProvider().get_tracer("t").start_span("work")

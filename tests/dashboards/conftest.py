@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -20,6 +19,7 @@ from types import SimpleNamespace
 from typing import Callable, Iterator, Mapping
 
 import pytest
+from otlp_servers import free_port  # loaded by tests/conftest.py
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD_FOLDER = ROOT / "dashboards"
@@ -77,7 +77,7 @@ class PrometheusServer:
         config.write_text(json.dumps({  # JSON is YAML
             "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
             "scrape_configs": [{"job_name": "lmscope", "static_configs": [{"targets": [target]}]}]}))
-        self.url = f"http://127.0.0.1:{_free_port()}"
+        self.url = f"http://127.0.0.1:{free_port()}"
         self.log = folder / "prometheus.log"
         with self.log.open("wb") as log:
             self._process = subprocess.Popen(
@@ -148,12 +148,6 @@ class PrometheusServer:
             self._process.wait()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def start_prometheus(tmp_path_factory):
     """`start_prometheus("host:port")`: a PrometheusServer scraping that target; stopped after the module."""
@@ -168,6 +162,6 @@ def start_prometheus(tmp_path_factory):
         server.stop()
 
 
-@pytest.fixture(scope="session")
-def free_port():
-    return _free_port
+@pytest.fixture(scope="session", name="free_port")
+def free_port_fixture():
+    return free_port
