@@ -1,20 +1,19 @@
-"""Start SDK spans without asking the default sampler, whose answer is known in advance.
+"""Start spans without asking the default sampler, whose answer is known in advance, as light spans.
 
 `Tracer.start_span` asks its sampler about every span. With the SDK's default sampler,
 `ParentBased(root=ALWAYS_ON)` with its default delegates, the answer is fixed: a root span or the child
 of a sampled parent is recorded and sampled, the child of an unsampled parent is dropped, and the parent's
 trace state carries over. Asking still costs a sampler chain, two more current-span lookups, a
-`SamplingResult` and new flag objects: about 4.5 µs per span inside a DSPy call, ~30 µs of a 3-step
-program call.
+`SamplingResult` and new flag objects.
 
 `span_starter(tracer)` returns a function that starts spans as `tracer.start_span(name, context, kind)`
-would. For an SDK `Tracer` with that default sampler, it builds the same `SpanContext` and the same SDK
-span, and starts it the same way, so processors' `on_start`/`on_end` see what they always see. It does this
-only on an SDK release whose code was checked against this module (`_CHECKED_SDK_VERSIONS`), and only while
-the names used by `Tracer.start_span`, `ParentBased.should_sample` and `StaticSampler.should_sample` still
-match the fingerprint taken then (a guard against a patched SDK; the names alone would miss a change of logic,
-hence the version). Anything else (another sampler or SDK version, a disabled tracer) goes to
-`tracer.start_span`.
+would. For an SDK `Tracer` with that default sampler, it builds the same `SpanContext`, makes a `LightSpan`
+(light_span.py: an SDK `Span` subclass with deferred attributes) on the tracer's resource, scope, limits and
+processors, and hands it to the processors' `on_start` as the SDK does. It does this only on an SDK release
+whose code was checked against this module and light_span.py (`_CHECKED_SDK_VERSIONS`), and only while the
+names used by the SDK code they stand in for or build on still match the fingerprint taken then (a guard
+against a patched SDK; the names alone would miss a change of logic, hence the version). Anything else
+(another sampler or SDK version, a disabled tracer) goes to `tracer.start_span`.
 tests/telemetry/test_span_start.py compares both paths span by span.
 """
 
@@ -24,29 +23,33 @@ import hashlib
 from typing import Any, Callable
 
 from opentelemetry.context import Context
-from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, TraceFlags, get_current_span
+from opentelemetry.trace import (INVALID_SPAN_CONTEXT, NonRecordingSpan, Span, SpanContext, SpanKind, TraceFlags,
+                                 get_current_span)
+from opentelemetry.trace.propagation import _SPAN_KEY
+
+from .light_span import LightSpan, TracerFields, start_light_span
 
 StartSpan = Callable[..., Span]
 """(name, context, kind=SpanKind.INTERNAL) -> a started span."""
 
-# opentelemetry-sdk releases whose start_span, _Span and sampling code `start` below was checked against
+# opentelemetry-sdk releases whose start_span, Span and sampling code `start` and LightSpan were checked against
 # (1.45.0-1.45.2 ship identical trace/__init__.py and sampling.py). A new release gets the plain start_span
-# until someone checks `start` against it and adds it here (and to the dev extra's pin).
+# until someone checks them against it and adds it here (and to the dev extra's pin).
 _CHECKED_SDK_VERSIONS = frozenset({"1.45.0", "1.45.1", "1.45.2"})
-# sha1 of repr((co_names of Tracer.start_span, ParentBased.should_sample, StaticSampler.should_sample)) on those
-# releases (Python 3.10-3.13).
-_KNOWN_SDK_FINGERPRINTS = frozenset({"ae3c316945cf"})
+# sha1 of repr(co_names of the functions `_sdk_fingerprint` lists) on those releases (Python 3.10-3.13).
+_KNOWN_SDK_FINGERPRINTS = frozenset({"6c75a0573d78"})
 
 
 def span_starter(tracer: Any) -> StartSpan:
-    """`tracer.start_span`, or the equivalent fast path when the tracer is an SDK one with the default sampler."""
+    """`tracer.start_span`, or the equivalent light path for an SDK tracer with the default sampler."""
     try:
-        from opentelemetry.sdk.trace import Tracer, _Span, sampling
+        from opentelemetry.sdk.trace import ReadableSpan, Tracer, sampling
+        from opentelemetry.sdk.trace._tracer_metrics import NoOpTracerMetrics
         from opentelemetry.sdk.version import __version__ as sdk_version
 
         eligible = (type(tracer) is Tracer and sdk_version in _CHECKED_SDK_VERSIONS
                     and _default_sampler(tracer.sampler, sampling)
-                    and _sdk_fingerprint(Tracer, sampling) in _KNOWN_SDK_FINGERPRINTS)
+                    and _sdk_fingerprint(Tracer, ReadableSpan, sampling) in _KNOWN_SDK_FINGERPRINTS)
     except (ImportError, AttributeError):
         eligible = False
     if not eligible:
@@ -56,11 +59,18 @@ def span_starter(tracer: Any) -> StartSpan:
     flags = {(sampled, random): TraceFlags((TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
                                            | (TraceFlags.RANDOM_TRACE_ID if random else 0))
              for sampled in (False, True) for random in (False, True)}
+    fields = TracerFields(tracer)  # a Tracer's resource, scope, processor and limits are never reassigned
+    tracer_metrics = tracer._tracer_metrics
+    count_spans = type(tracer_metrics) is not NoOpTracerMetrics  # set when the tracer is made
 
     def start(name: str, context: Context | None = None, kind: SpanKind = SpanKind.INTERNAL) -> Span:
-        # Per call, as the SDK reads them per call: the sampler, the tracer config, ids, resource, processors.
-        parent = get_current_span(context).get_span_context()
-        if tracer.sampler is not sampler or not tracer._is_enabled() or type(parent) is not SpanContext:
+        # Per call, as the SDK reads them per call: the sampler, the tracer config, ids.
+        found = context.get(_SPAN_KEY) if context is not None else get_current_span()  # get_current_span(context)
+        if type(found) is LightSpan:
+            parent = found._context
+        else:
+            parent = found.get_span_context() if isinstance(found, Span) else INVALID_SPAN_CONTEXT
+        if tracer.sampler is not sampler or not tracer._tracer_config.is_enabled or type(parent) is not SpanContext:
             return tracer.start_span(name, context, kind)
         ids = tracer.id_generator
         if parent.is_valid:
@@ -71,15 +81,11 @@ def span_starter(tracer: Any) -> StartSpan:
             sampled, random = True, ids.is_trace_id_random()  # the root sampler is ALWAYS_ON
         span_context = SpanContext(trace_id, ids.generate_span_id(), is_remote=False,
                                    trace_flags=flags[sampled, random], trace_state=trace_state)
-        record_end_metrics = tracer._tracer_metrics.start_span(parent, sampled_decision if sampled else dropped_decision)
+        record_end_metrics = tracer_metrics.start_span(parent, sampled_decision if sampled else dropped_decision) \
+            if count_spans else None
         if not sampled:
             return NonRecordingSpan(context=span_context)
-        span = _Span(name=name, context=span_context, parent=parent, sampler=sampler, resource=tracer.resource,
-                     attributes=None, span_processor=tracer.span_processor, kind=kind, links=(),
-                     instrumentation_info=tracer.instrumentation_info, limits=tracer._span_limits,
-                     instrumentation_scope=tracer._instrumentation_scope, record_end_metrics=record_end_metrics)
-        span.start(parent_context=context)
-        return span
+        return start_light_span(name, span_context, parent, kind, fields, record_end_metrics, context)
 
     return start
 
@@ -92,7 +98,12 @@ def _default_sampler(sampler: Any, sampling: Any) -> bool:
             and sampler._local_parent_sampled is always_on and sampler._local_parent_not_sampled is always_off)
 
 
-def _sdk_fingerprint(tracer_class: Any, sampling: Any) -> str:
-    names = (tracer_class.start_span.__code__.co_names, sampling.ParentBased.should_sample.__code__.co_names,
-             sampling.StaticSampler.should_sample.__code__.co_names)
-    return hashlib.sha1(repr(names).encode()).hexdigest()[:12]
+def _sdk_fingerprint(tracer_class: Any, readable_class: Any, sampling: Any) -> str:
+    """The names used by the SDK code `start` and `LightSpan` stand in for or build on."""
+    from opentelemetry.sdk.trace import Span as SdkSpan
+
+    functions = (tracer_class.start_span, sampling.ParentBased.should_sample, sampling.StaticSampler.should_sample,
+                 SdkSpan.__init__, SdkSpan.start, SdkSpan.end, SdkSpan.set_status, SdkSpan.update_name,
+                 SdkSpan.record_exception, SdkSpan.__exit__, readable_class.__init__, readable_class.to_json,
+                 tracer_class._is_enabled, tracer_class.__init__, get_current_span)
+    return hashlib.sha1(repr(tuple(function.__code__.co_names for function in functions)).encode()).hexdigest()[:12]

@@ -35,6 +35,15 @@ class Spend:
         else:
             self.cost_usd += call.cost_usd
 
+    def copy(self) -> Spend:
+        """A snapshot (the instance's class, so a subclass's methods stay)."""
+        copied = type(self).__new__(type(self))
+        copied.calls, copied.input_tokens, copied.output_tokens = self.calls, self.input_tokens, self.output_tokens
+        copied.cached_tokens, copied.cost_usd, copied.cache_hits = self.cached_tokens, self.cost_usd, self.cache_hits
+        copied.saved_usd, copied.unpriced_calls, copied.unpriced_hits = self.saved_usd, self.unpriced_calls, \
+            self.unpriced_hits
+        return copied
+
     def add(self, other: Spend) -> None:
         if not other.calls:  # every field only grows in add_call, which counts the call: all zero
             return

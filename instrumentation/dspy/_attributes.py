@@ -63,6 +63,64 @@ def to_json(value: Any) -> str:
         return _encode(_safe_str(value))
 
 
+def content_snapshot(value: Any) -> Any:
+    """Captured content for a deferred builder: a value whose `to_json` later is `to_json(value)` now.
+
+    The user's objects may change after the call. What DSPy passes around most (kwargs and Prediction stores of
+    strings and string lists, chat message lists, lists of completions) is copied: scalars are immutable, lists
+    become tuples (the same JSON array), dicts are copied. Anything else is encoded now and kept as its JSON
+    text. So the result is JSON text (str) or a copy made of dicts and tuples: see `content_json`.
+    """
+    kind = type(value)
+    if kind is dict:
+        copied = _flat_copy(value)
+    elif kind is list or kind is tuple:
+        copied = _flat_items(value)
+    elif kind is str:
+        copied = None
+    else:
+        store = _plain_store(value)
+        copied = _flat_copy(store) if store is not None else None
+    return to_json(value) if copied is None else copied
+
+
+def _flat_copy(mapping: dict[Any, Any]) -> dict[str, Any] | None:
+    """A copy of a dict of str keys to scalars or flat lists of scalars (as tuples), or None if it is not one."""
+    if not _STR_TYPE.issuperset(map(type, mapping)):
+        return None
+    if _SCALAR_TYPES.issuperset(map(type, mapping.values())):
+        return dict(mapping)
+    copied = {}
+    for key, item in mapping.items():
+        if type(item) in _SCALAR_TYPES:
+            copied[key] = item
+        elif type(item) in _FLAT_SEQUENCES and _SCALAR_TYPES.issuperset(map(type, item)):
+            copied[key] = tuple(item)
+        else:
+            return None
+    return copied
+
+
+def _flat_items(items: list[Any] | tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """A list of scalars, or of flat dicts (chat messages), as a tuple of copies; None if it is neither."""
+    if _SCALAR_TYPES.issuperset(map(type, items)):
+        return tuple(items)
+    copied = []
+    for item in items:
+        if type(item) is not dict:
+            return None
+        entry = _flat_copy(item)
+        if entry is None:
+            return None
+        copied.append(entry)
+    return tuple(copied)
+
+
+def content_json(content: Any) -> str:
+    """The JSON text of what `content_snapshot` returned."""
+    return content if type(content) is str else to_json(content)
+
+
 def _safe_str(value: Any) -> str:
     try:
         return str(value)
@@ -74,6 +132,9 @@ def _safe_str(value: Any) -> str:
 # so this module needs no DSPy import.
 _example_types: dict[type, bool] = {}
 _SCALARS = (str, int, float, bool, type(None))
+_SCALAR_TYPES = frozenset(_SCALARS)
+_STR_TYPE = frozenset({str})
+_FLAT_SEQUENCES = frozenset({list, tuple})
 _NATIVE = frozenset({dict, list, tuple, str})
 
 
@@ -125,12 +186,14 @@ def put_output(attributes: dict[str, Any], value: Any) -> None:
 
 
 def request_parameters(lm_kwargs: Mapping[str, Any], call_kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The allowlisted parameters of `{**lm_kwargs, **call_kwargs}` that are not None, in allowlist order."""
+    """The allowlisted parameters of `{**lm_kwargs, **call_kwargs}` that are not None, in allowlist order.
+
+    A list (`stop`) becomes a tuple: the same JSON, and the LM's own list may change after the call."""
     parameters: dict[str, Any] = {}
     for name in _REQUEST_PARAMETERS:
         value = call_kwargs[name] if name in call_kwargs else lm_kwargs.get(name)
         if value is not None:
-            parameters[name] = value
+            parameters[name] = tuple(value) if type(value) is list else value
     return parameters
 
 

@@ -63,7 +63,26 @@ def module_path(parent: ModuleFrame | None, module: Any) -> str:
         return snake_name(type(module))
     if parent.module is module:  # an item of `module.batch(...)`: named like the module itself
         return parent.path
-    return f"{parent.path}.{attribute_name(parent.module, module) or snake_name(type(module))}"
+    return f"{parent.path}.{_attribute_name(parent.module, module) or snake_name(type(module))}"
+
+
+_found_names: dict[tuple[int, int], str] = {}
+"""(id(owner), id(child)) -> the plain attribute name found for them; checked on every use (a reused id is harmless)."""
+
+
+def _attribute_name(owner: Any, child: Any) -> str | None:
+    """`attribute_name`, remembering plain names: a program calls the same sub-modules again and again, and a name
+    found once stays the module's name while that attribute still holds it."""
+    key = (id(owner), id(child))
+    name = _found_names.get(key)
+    if name is not None and getattr(owner, "__dict__", {}).get(name) is child:
+        return name
+    name = attribute_name(owner, child)
+    if name is not None and "[" not in name:
+        if len(_found_names) >= 4096:
+            _found_names.clear()
+        _found_names[key] = name
+    return name
 
 
 def span_kind(cls: type) -> str:
@@ -81,6 +100,21 @@ def span_kind(cls: type) -> str:
             kind = semconv.KIND_CHAIN
         _kinds[cls] = kind
     return kind
+
+
+def module_signature(module: Any) -> Any:
+    """`module.signature`, read from the instance dict where DSPy keeps it (a missing attribute costs an exception)."""
+    fields = getattr(module, "__dict__", None)
+    if fields is not None and "signature" in fields:
+        return fields["signature"]
+    cls = type(module)
+    has = _class_signatures.get(cls)
+    if has is None:
+        has = _class_signatures[cls] = any("signature" in vars(base) for base in cls.__mro__)
+    return getattr(module, "signature", None) if has else None
+
+
+_class_signatures: dict[type, bool] = {}
 
 
 def signature_text(signature: Any) -> str | None:

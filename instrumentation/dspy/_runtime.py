@@ -12,22 +12,24 @@ from typing import Any, Callable, Mapping
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer, set_span_in_context
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from ...telemetry import semconv
 from ...telemetry.context_attributes import context_attributes
 from ...telemetry.internal_errors import report_internal_error
 from ...telemetry.lm_call import LMCall
 from ...telemetry.providers_names import split_route
-from ...telemetry.span_attributes import store_attributes
+from ...telemetry.light_span import defer
+from ...telemetry.span_context import with_span
 from ...telemetry.span_start import span_starter
 from ...telemetry.usage import active_trackers
-from ._attributes import (document_attributes, lm_request_attributes, lm_result_attributes, request_parameters,
-                          put_input, put_output, rollup_attributes)
+from ._attributes import content_snapshot, document_attributes, request_parameters
 from ._frames import BATCH_ITEM_KEY, FRAME_KEY, OVERRIDES_KEY, LMFrame, ModuleFrame
-from ._naming import module_path, signature_text, span_kind
+from ._naming import module_path, module_signature, span_kind
 from ._results import lm_call_from_result
-from ._settings import settings_span_attributes
+from ._settings import SettingsSnapshot, settings_snapshot
+from ._span_builders import (lm_end_attributes, lm_start_attributes, module_end_attributes,
+                             module_start_attributes)
 
 Step = tuple[Any, object]  # (frame, context token)
 LMCallListener = Callable[[LMCall], None]
@@ -75,34 +77,21 @@ class Runtime:
         frame = ModuleFrame(span, path, owner, parent, container, recording)
         if self.module_listeners and (owner is not None or container):  # tools have no module path
             frame.timing = (name, time.perf_counter())
-        token = otel_context.attach(otel_context.set_value(FRAME_KEY, frame, set_span_in_context(span, ctx)))
+        token = otel_context.attach(with_span(ctx, span, {FRAME_KEY: frame}))
         if recording:
             # After the attach, a fault must not escape: the wrapper would run the call without ending the span.
             try:
                 cls = type(module)
                 kind = kind or span_kind(cls)
                 frame.retriever = kind == semconv.KIND_RETRIEVER
-                attributes: dict[str, Any] = {semconv.SPAN_KIND: kind, semconv.MODULE_CLASS: cls.__name__}
-                if owner is not None or container:  # tools are steps, not modules: they have no module path
-                    attributes[semconv.MODULE_PATH] = name
-                signature = signature_text(getattr(module, "signature", None))
-                if signature:
-                    attributes[semconv.MODULE_SIGNATURE] = signature
-                if getattr(module, "_compiled", False):
-                    attributes[semconv.MODULE_COMPILED] = True
-                if extra:
-                    attributes.update(extra)
                 batch_item = ctx.get(BATCH_ITEM_KEY)
-                if batch_item is not None and batch_item[1] is parent:
-                    attributes[semconv.BATCH_INDEX] = batch_item[0]
-                scoped = context_attributes(ctx)
-                if scoped:
-                    attributes.update(scoped)
-                if parent is None or parent.container:
-                    attributes.update(self._settings_attributes(ctx))
-                if self.capture_content and kwargs:
-                    put_input(attributes, kwargs)
-                store_attributes(span, attributes)
+                defer(span, module_start_attributes, kind, cls.__name__,
+                      name if owner is not None or container else None,  # tools are steps: they have no module path
+                      module_signature(module), bool(getattr(module, "_compiled", False)), extra,
+                      batch_item[0] if batch_item is not None and batch_item[1] is parent else None,
+                      context_attributes(ctx),
+                      self._settings(ctx) if parent is None or parent.container else None,
+                      content_snapshot(kwargs) if self.capture_content and kwargs else None)
             except Exception as exc:  # noqa: BLE001
                 report_internal_error("module span attributes", exc)
         return frame, token
@@ -112,13 +101,13 @@ class Runtime:
         span = frame.span
         try:
             if span.is_recording():
-                attributes = rollup_attributes(frame.totals)
+                documents = content = None
                 if error is None and output is not None:
                     if frame.retriever:
-                        attributes.update(document_attributes(_passages(output), self.capture_content))
+                        documents = _documents(output, self.capture_content)
                     if self.capture_content:
-                        put_output(attributes, output)
-                store_attributes(span, attributes)
+                        content = content_snapshot(output)
+                defer(span, module_end_attributes, frame.totals.copy(), documents, self.capture_content, content)
             if error is not None:
                 _record_error(span, error)
             parent = frame.parent
@@ -147,22 +136,18 @@ class Runtime:
         frame = LMFrame(span, parent, lm, model, provider, time.perf_counter())
         # Inside our LM span, other instrumentations (OpenInference's LiteLLM one, HTTP clients) stand
         # down through OTel's standard suppression key: one LM span per LM call, whatever else is on.
-        lm_ctx = otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True, set_span_in_context(span, ctx))
-        token = otel_context.attach(otel_context.set_value(FRAME_KEY, frame, lm_ctx))
+        token = otel_context.attach(with_span(ctx, span, {_SUPPRESS_INSTRUMENTATION_KEY: True, FRAME_KEY: frame}))
         if span.is_recording():
             try:  # as in start_module: nothing may escape once the context is attached
-                # `messages` is not a request parameter (the allowlist never reads it): no filtered copy needed.
-                attributes = lm_request_attributes(model, provider,
-                                                   request_parameters(getattr(lm, "kwargs", None) or {}, kwargs))
-                scoped = context_attributes(ctx)
-                if scoped:
-                    attributes.update(scoped)
-                attributes.update(self._settings_attributes(ctx))
+                content = None
                 if self.capture_content:
                     prompt = kwargs.get("messages") or (args[0] if args else kwargs.get("prompt"))
                     if prompt is not None:
-                        put_input(attributes, prompt)
-                store_attributes(span, attributes)
+                        content = content_snapshot(prompt)
+                # `messages` is not a request parameter (the allowlist never reads it): no filtered copy needed.
+                defer(span, lm_start_attributes, model, provider,
+                      request_parameters(getattr(lm, "kwargs", None) or {}, kwargs), context_attributes(ctx),
+                      self._settings(ctx), content)
             except Exception as exc:  # noqa: BLE001
                 report_internal_error("LM span attributes", exc)
         return frame, token
@@ -182,10 +167,8 @@ class Runtime:
             # Nobody reads an unsampled call's LMCall unless a listener, a tracker or a recording ancestor does.
             call = self._lm_call(frame, error) if recording or listeners or trackers or rolls_up else None
             if recording:
-                attributes = lm_result_attributes(call) if frame.result is not None else {}
-                if self.capture_content and error is None and output is not None:
-                    put_output(attributes, output)
-                store_attributes(span, attributes)
+                content = content_snapshot(output) if self.capture_content and error is None and output is not None else None
+                defer(span, lm_end_attributes, call if frame.result is not None else None, content)
             if error is not None:
                 _record_error(span, error)
             if rolls_up:
@@ -214,8 +197,8 @@ class Runtime:
             call.error_type = type(error).__name__
         return call
 
-    def _settings_attributes(self, ctx: Mapping[Any, Any]) -> dict[str, Any]:
-        return settings_span_attributes(self.settings, ctx.get(OVERRIDES_KEY) or _EMPTY)
+    def _settings(self, ctx: Mapping[Any, Any]) -> SettingsSnapshot:
+        return settings_snapshot(self.settings, ctx.get(OVERRIDES_KEY) or _EMPTY)
 
 
 def _passages(output: Any) -> Any:
@@ -225,6 +208,20 @@ def _passages(output: Any) -> Any:
         return output["passages"]
     except (KeyError, TypeError, IndexError):
         return getattr(output, "passages", None)
+
+
+def _documents(output: Any, capture_content: bool) -> tuple[str, ...] | dict[str, Any] | None:
+    """What a retriever returned, for `module_end_attributes`: a list of strings as a tuple (immutable), anything
+    else as its document attributes, built now."""
+    passages = _passages(output)
+    if not isinstance(passages, (list, tuple)):
+        return None
+    if _STR.issuperset(map(type, passages)):
+        return tuple(passages)
+    return document_attributes(passages, capture_content)
+
+
+_STR = frozenset({str})
 
 
 def _record_error(span: Any, error: BaseException) -> None:

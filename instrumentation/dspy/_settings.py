@@ -23,22 +23,30 @@ _INTERNAL_KEYS = frozenset({"caller_modules", "caller_predict", "send_stream", "
 _REPORTED = ("adapter", "cache", "track_usage", "num_threads", "max_errors", "disable_history", "async_max_workers")
 
 
-def settings_span_attributes(settings: Any, overrides: frozenset[str]) -> dict[str, Any]:
-    """`lmscope.settings.*` for the effective settings (`settings.copy()` merges global config and overrides):
-    LM model, adapter, cache, the `_REPORTED` keys, then any other key the active overrides set, never a
-    secret-looking one; and `lmscope.settings.overrides`, the sorted override keys."""
+SettingsSnapshot = tuple  # (effective config dict, lm.model, lm.cache, override keys)
+
+
+def settings_snapshot(settings: Any, overrides: frozenset[str]) -> SettingsSnapshot:
+    """What `settings_attributes` needs, taken now: `settings.copy()` (a new dict merging global config and
+    overrides) and the two LM fields read from the LM object."""
     config: Mapping[str, Any] = settings.copy()
+    lm = config.get("lm")
+    return config, getattr(lm, "model", None), getattr(lm, "cache", None), overrides
+
+
+def settings_attributes(snapshot: SettingsSnapshot) -> dict[str, Any]:
+    """`lmscope.settings.*` for the effective settings: LM model, adapter, cache, the `_REPORTED` keys, then any
+    other key the active overrides set, never a secret-looking one; and `lmscope.settings.overrides`, the sorted
+    override keys."""
+    config, model, cache, overrides = snapshot
     get = config.get
-    lm = get("lm")
     adapter = get("adapter")
     attributes: dict[str, Any] = {}
-    value = getattr(lm, "model", None)
-    if value is not None and isinstance(value, _SETTING_TYPES):
-        attributes[_LM_MODEL] = value
+    if model is not None and isinstance(model, _SETTING_TYPES):
+        attributes[_LM_MODEL] = model
     attributes[_ADAPTER] = type(adapter).__name__ if adapter is not None else "ChatAdapter"
-    value = getattr(lm, "cache", None)
-    if value is not None and isinstance(value, _SETTING_TYPES):
-        attributes[_CACHE] = value
+    if cache is not None and isinstance(cache, _SETTING_TYPES):
+        attributes[_CACHE] = cache
     for key, name in _FIXED_NAMES:
         value = get(key)
         if value is not None and isinstance(value, _SETTING_TYPES):

@@ -7,8 +7,8 @@ import pytest
 from dspy.utils.callback import BaseCallback
 
 from lmscope.instrumentation.dspy import DSPyInstrumentor
-from lmscope.instrumentation.dspy import _runtime
-from lmscope.telemetry import semconv
+from lmscope.instrumentation.dspy import _runtime, _span_builders
+from lmscope.telemetry import internal_errors, semconv
 
 
 class Broken(dspy.Module):
@@ -57,9 +57,31 @@ def test_fault_inside_lmscope_does_not_change_the_result(spans, make_lm, rag, un
     def explode(*args, **kwargs):
         raise RuntimeError("forced lmscope fault")
 
-    monkeypatch.setattr(_runtime, "lm_result_attributes", explode)
+    monkeypatch.setattr(_span_builders, "lm_result_attributes", explode)
     monkeypatch.setattr(_runtime, "module_path", explode)
     assert rag(question=f"What is the capital of France? {unique}").answer == expected
+
+
+def test_a_failing_attribute_builder_costs_its_attributes_not_the_span(spans, make_lm, unique, monkeypatch, caplog):
+    # Builders run when the span is read (telemetry/light_span.py), after the call: the span is still
+    # exported, with the other builders' attributes, and the fault is reported once.
+    dspy.configure(lm=make_lm(cache=False))
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("forced builder fault")
+
+    monkeypatch.setattr(_span_builders, "lm_result_attributes", explode)
+    monkeypatch.setattr(internal_errors, "_reported", set())  # "log once" is per process
+    with caplog.at_level("WARNING", logger="lmscope"):
+        answer = dspy.Predict("question -> answer")(question=f"q {unique}").answer
+    assert answer
+    (call,) = [s for s in spans() if s.name.startswith("chat ")]
+    assert call.attributes[semconv.GEN_AI_OPERATION_NAME] == "chat"  # the start builder's attributes are there
+    assert semconv.GEN_AI_USAGE_INPUT_TOKENS not in call.attributes  # the failed builder's are not
+    assert semconv.OUTPUT_VALUE not in call.attributes
+    predict = next(s for s in spans() if s.name == "predict")
+    assert predict.attributes[semconv.LM_CALLS] == 1
+    assert "forced builder fault" in caplog.text
 
 
 def test_uninstrument_restores_dspy_exactly_and_its_callbacks_still_fire(make_lm, unique):
