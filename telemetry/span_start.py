@@ -20,12 +20,16 @@ tests/telemetry/test_span_start.py compares both paths span by span.
 from __future__ import annotations
 
 import hashlib
+from random import getrandbits
 from typing import Any, Callable
 
 from opentelemetry.context import Context
 from opentelemetry.trace import (INVALID_SPAN_CONTEXT, NonRecordingSpan, Span, SpanContext, SpanKind, TraceFlags,
                                  get_current_span)
 from opentelemetry.trace.propagation import _SPAN_KEY
+from opentelemetry.trace.span import _SPAN_ID_MAX_VALUE as _MAX_SPAN_ID
+from opentelemetry.trace.span import _TRACE_ID_MAX_VALUE as _MAX_TRACE_ID
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
 from .light_span import LightSpan, TracerFields, start_light_span
 
@@ -37,7 +41,7 @@ StartSpan = Callable[..., Span]
 # until someone checks them against it and adds it here (and to the dev extra's pin).
 _CHECKED_SDK_VERSIONS = frozenset({"1.45.0", "1.45.1", "1.45.2"})
 # sha1 of repr(co_names of the functions `_sdk_fingerprint` lists) on those releases (Python 3.10-3.13).
-_KNOWN_SDK_FINGERPRINTS = frozenset({"6c75a0573d78"})
+_KNOWN_SDK_FINGERPRINTS = frozenset({"c0f506fd904d"})
 
 
 def span_starter(tracer: Any) -> StartSpan:
@@ -45,6 +49,7 @@ def span_starter(tracer: Any) -> StartSpan:
     try:
         from opentelemetry.sdk.trace import ReadableSpan, Tracer, sampling
         from opentelemetry.sdk.trace._tracer_metrics import NoOpTracerMetrics
+        from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
         from opentelemetry.sdk.version import __version__ as sdk_version
 
         eligible = (type(tracer) is Tracer and sdk_version in _CHECKED_SDK_VERSIONS
@@ -55,10 +60,12 @@ def span_starter(tracer: Any) -> StartSpan:
     if not eligible:
         return tracer.start_span
     sampler = tracer.sampler
+    new_tuple = tuple.__new__
     sampled_decision, dropped_decision = sampling.Decision.RECORD_AND_SAMPLE, sampling.Decision.DROP
     flags = {(sampled, random): TraceFlags((TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
                                            | (TraceFlags.RANDOM_TRACE_ID if random else 0))
              for sampled in (False, True) for random in (False, True)}
+    follow = _ParentFlags(flags)
     fields = TracerFields(tracer)  # a Tracer's resource, scope, processor and limits are never reassigned
     tracer_metrics = tracer._tracer_metrics
     count_spans = type(tracer_metrics) is not NoOpTracerMetrics  # set when the tracer is made
@@ -73,14 +80,21 @@ def span_starter(tracer: Any) -> StartSpan:
         if tracer.sampler is not sampler or not tracer._tracer_config.is_enabled or type(parent) is not SpanContext:
             return tracer.start_span(name, context, kind)
         ids = tracer.id_generator
-        if parent.is_valid:
-            trace_id, parent_flags, trace_state = parent.trace_id, parent.trace_flags, parent.trace_state
-            sampled, random = parent_flags.sampled, parent_flags.random_trace_id  # ParentBased: follow the parent
+        # SpanContext is a tuple: (trace_id, span_id, is_remote, trace_flags, trace_state, is_valid).
+        if parent[5]:
+            trace_id, trace_state = parent[0], parent[4]
+            sampled, child_flags = follow[parent[3]]  # ParentBased: follow the parent
         else:
-            parent, trace_id, trace_state = None, ids.generate_trace_id(), None
-            sampled, random = True, ids.is_trace_id_random()  # the root sampler is ALWAYS_ON
-        span_context = SpanContext(trace_id, ids.generate_span_id(), is_remote=False,
-                                   trace_flags=flags[sampled, random], trace_state=trace_state)
+            parent, trace_id, trace_state = None, ids.generate_trace_id(), DEFAULT_TRACE_STATE
+            sampled, child_flags = True, flags[True, ids.is_trace_id_random()]  # the root sampler is ALWAYS_ON
+        span_id = getrandbits(64) if type(ids) is RandomIdGenerator else 0
+        if not span_id:  # another generator, or the one draw in 2**64 that RandomIdGenerator would redraw
+            span_id = ids.generate_span_id()
+        if 0 < trace_id <= _MAX_TRACE_ID and 0 < span_id <= _MAX_SPAN_ID:  # what SpanContext() checks
+            span_context = new_tuple(SpanContext, (trace_id, span_id, False, child_flags, trace_state, True))
+        else:
+            span_context = SpanContext(trace_id, span_id, is_remote=False, trace_flags=child_flags,
+                                       trace_state=trace_state)
         record_end_metrics = tracer_metrics.start_span(parent, sampled_decision if sampled else dropped_decision) \
             if count_spans else None
         if not sampled:
@@ -88,6 +102,19 @@ def span_starter(tracer: Any) -> StartSpan:
         return start_light_span(name, span_context, parent, kind, fields, record_end_metrics, context)
 
     return start
+
+
+class _ParentFlags(dict):
+    """parent trace flags -> (sampled, the child's flags): what ParentBased and the SDK derive from them."""
+
+    def __init__(self, flags: dict[tuple[bool, bool], TraceFlags]) -> None:
+        super().__init__()
+        self._flags = flags
+
+    def __missing__(self, parent_flags: TraceFlags) -> tuple[bool, TraceFlags]:
+        sampled = parent_flags.sampled
+        made = self[parent_flags] = (sampled, self._flags[sampled, parent_flags.random_trace_id])
+        return made
 
 
 def _default_sampler(sampler: Any, sampling: Any) -> bool:
@@ -101,9 +128,11 @@ def _default_sampler(sampler: Any, sampling: Any) -> bool:
 def _sdk_fingerprint(tracer_class: Any, readable_class: Any, sampling: Any) -> str:
     """The names used by the SDK code `start` and `LightSpan` stand in for or build on."""
     from opentelemetry.sdk.trace import Span as SdkSpan
+    from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 
     functions = (tracer_class.start_span, sampling.ParentBased.should_sample, sampling.StaticSampler.should_sample,
                  SdkSpan.__init__, SdkSpan.start, SdkSpan.end, SdkSpan.set_status, SdkSpan.update_name,
                  SdkSpan.record_exception, SdkSpan.__exit__, readable_class.__init__, readable_class.to_json,
-                 tracer_class._is_enabled, tracer_class.__init__, get_current_span)
+                 tracer_class._is_enabled, tracer_class.__init__, get_current_span, SpanContext.__new__,
+                 RandomIdGenerator.generate_span_id)
     return hashlib.sha1(repr(tuple(function.__code__.co_names for function in functions)).encode()).hexdigest()[:12]

@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping
 from ...telemetry import semconv
 from ...telemetry.lm_call import LMCall
 from ...telemetry.providers_names import gen_ai_provider, openinference_provider
-from ._frames import Totals
+from ...telemetry.spend import Spend
 
 # Request parameters worth recording. An allowlist, not a denylist: `lm.kwargs` also holds api_key,
 # api_base and headers, and a new secret-bearing key must never slip through by default.
@@ -79,7 +79,9 @@ def content_snapshot(value: Any) -> Any:
     elif kind is str:
         copied = None
     else:
-        store = _plain_store(value)
+        # The JSON of an Example whose store holds scalars and flat lists is the JSON of its store, whether
+        # `to_json` encodes the store (`_plain_store`) or `toDict()` (a copy of it, value for value).
+        store = _example_store(value)
         copied = _flat_copy(store) if store is not None else None
     return to_json(value) if copied is None else copied
 
@@ -145,6 +147,24 @@ def _plain_store(value: Any) -> dict[str, Any] | None:
     pydantic models, and the items of lists and dicts), so JSON of the store itself is JSON of `toDict()`,
     which is what the encoder's `default` would have produced, minus the copy and the per-value checks.
     """
+    store = _example_store(value)
+    if store is None:
+        return None
+    for item in store.values():
+        kind = type(item)
+        if kind in _SCALARS:
+            continue
+        if kind is list:
+            for element in item:
+                if type(element) is not str:
+                    return None
+            continue
+        return None
+    return store
+
+
+def _example_store(value: Any) -> dict[str, Any] | None:
+    """The `_store` dict of a DSPy Example/Prediction whose `toDict` is DSPy's own, else None."""
     cls = type(value)
     is_example = _example_types.get(cls)
     if is_example is None:
@@ -159,19 +179,7 @@ def _plain_store(value: Any) -> dict[str, Any] | None:
     if attributes is None or "toDict" in attributes:
         return None
     store = attributes.get("_store")
-    if type(store) is not dict:
-        return None
-    for item in store.values():
-        kind = type(item)
-        if kind in _SCALARS:
-            continue
-        if kind is list:
-            for element in item:
-                if type(element) is not str:
-                    return None
-            continue
-        return None
-    return store
+    return store if type(store) is dict else None
 
 
 def put_input(attributes: dict[str, Any], value: Any) -> None:
@@ -286,7 +294,7 @@ def lm_result_attributes(call: LMCall) -> dict[str, Any]:
     return attributes
 
 
-def rollup_attributes(totals: Totals) -> dict[str, Any]:
+def rollup_attributes(totals: Spend) -> dict[str, Any]:
     """A module's subtree spend, under lmscope.* keys only (backends would sum gen_ai.usage.* again)."""
     attributes: dict[str, Any] = {
         semconv.LM_CALLS: totals.calls,

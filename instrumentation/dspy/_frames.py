@@ -14,6 +14,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import Span
 
 from ...telemetry.lm_call import LMCall
+from ...telemetry.span_context import current_context
 from ...telemetry.spend import Spend
 
 FRAME_KEY = otel_context.create_key("lmscope-dspy-frame")
@@ -27,25 +28,10 @@ OVERRIDES_KEY = otel_context.create_key("lmscope-dspy-overrides")
 _merge_lock = threading.Lock()
 
 
-class Totals(Spend):
-    """A module subtree's spend; worker threads merge into frames other threads own, hence the lock."""
-
-    __slots__ = ()
-
-    def add_call(self, call: LMCall) -> None:
-        with _merge_lock:
-            super().add_call(call)
-
-    def add(self, other: Spend) -> None:
-        if other.calls:
-            with _merge_lock:
-                super().add(other)
-
-
 class ModuleFrame:
     """A module call, or a container (`batch`, `Parallel`, `Evaluate`) whose children run in workers."""
 
-    __slots__ = ("span", "path", "module", "parent", "totals", "container", "rolls_up", "timing", "retriever")
+    __slots__ = ("span", "path", "module", "parent", "totals", "container", "rolls_up", "timing", "retriever", "ended")
 
     def __init__(self, span: Span, path: str, module: Any, parent: ModuleFrame | None, container: bool,
                  recording: bool = True) -> None:
@@ -53,7 +39,8 @@ class ModuleFrame:
         self.path = path
         self.module = module
         self.parent = parent
-        self.totals = Totals()
+        self.totals = Spend()
+        """The subtree's spend so far. Changed only under `_merge_lock`: worker threads merge into it."""
         self.container = container
         self.rolls_up = recording or (parent is not None and parent.rolls_up)
         """Whether this frame or an ancestor records: only then is anyone going to read the roll-ups."""
@@ -61,6 +48,28 @@ class ModuleFrame:
         """(module path, perf_counter at start), set only when someone listens for module durations."""
         self.retriever = False
         """A recording RETRIEVER span: its output becomes document attributes."""
+        self.ended = False
+
+    def add_call(self, call: LMCall) -> None:
+        with _merge_lock:
+            self._writable().add_call(call)
+
+    def add_totals(self, other: Spend) -> None:
+        if other.calls:
+            with _merge_lock:
+                self._writable().add(other)
+
+    def end(self) -> Spend:
+        """The totals the ended span reports. They stay as they are: a child that ends later (a straggling worker)
+        adds to a copy, which this frame's parent never sees either, as before."""
+        with _merge_lock:
+            self.ended = True
+            return self.totals
+
+    def _writable(self) -> Spend:
+        if self.ended:  # copy on write: the ended span's deferred roll-up reads the original
+            self.totals, self.ended = self.totals.copy(), False
+        return self.totals
 
 
 class LMFrame:
@@ -85,5 +94,5 @@ class LMFrame:
 
 
 def current_lm_frame() -> LMFrame | None:
-    frame = otel_context.get_current().get(FRAME_KEY)
+    frame = current_context().get(FRAME_KEY)
     return frame if type(frame) is LMFrame else None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Mapping
 
-from opentelemetry import context as otel_context
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
@@ -19,8 +18,8 @@ from ...telemetry.context_attributes import context_attributes
 from ...telemetry.internal_errors import report_internal_error
 from ...telemetry.lm_call import LMCall
 from ...telemetry.providers_names import split_route
-from ...telemetry.light_span import defer
-from ...telemetry.span_context import with_span
+from ...telemetry.light_span import LightSpan, defer
+from ...telemetry.span_context import attach, current_context, detach, with_span
 from ...telemetry.span_start import span_starter
 from ...telemetry.usage import active_trackers
 from ._attributes import content_snapshot, document_attributes, request_parameters
@@ -61,10 +60,10 @@ class Runtime:
         self.module_listeners: list[ModuleListener] = []
 
     # --- modules and containers ------------------------------------------------------------------
-    def start_module(self, module: Any, kwargs: Mapping[str, Any], *, container: bool = False,
+    def start_module(self, module: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any], *, container: bool = False,
                      name: str | None = None, name_suffix: str = "", kind: str | None = None,
                      path_owner: Any = None, extra: Mapping[str, Any] | None = None) -> Step:
-        ctx = otel_context.get_current()
+        ctx = current_context()
         parent = ctx.get(FRAME_KEY)
         if type(parent) is LMFrame:  # a module run by an LM (rare): attach it to the LM's module
             parent = parent.parent
@@ -73,11 +72,11 @@ class Runtime:
         if name is None:
             name = path + name_suffix if path else name_suffix.lstrip(".")
         span = self.start_span(name, ctx)
-        recording = span.is_recording()
+        recording = type(span) is LightSpan or span.is_recording()  # a light span records until it ends
         frame = ModuleFrame(span, path, owner, parent, container, recording)
         if self.module_listeners and (owner is not None or container):  # tools have no module path
             frame.timing = (name, time.perf_counter())
-        token = otel_context.attach(with_span(ctx, span, {FRAME_KEY: frame}))
+        token = attach(with_span(ctx, span, FRAME_KEY, frame))
         if recording:
             # After the attach, a fault must not escape: the wrapper would run the call without ending the span.
             try:
@@ -91,7 +90,7 @@ class Runtime:
                       batch_item[0] if batch_item is not None and batch_item[1] is parent else None,
                       context_attributes(ctx),
                       self._settings(ctx) if parent is None or parent.container else None,
-                      content_snapshot(kwargs) if self.capture_content and kwargs else None)
+                      _inputs(args, kwargs) if self.capture_content and (args or kwargs) else None)
             except Exception as exc:  # noqa: BLE001
                 report_internal_error("module span attributes", exc)
         return frame, token
@@ -107,12 +106,12 @@ class Runtime:
                         documents = _documents(output, self.capture_content)
                     if self.capture_content:
                         content = content_snapshot(output)
-                defer(span, module_end_attributes, frame.totals.copy(), documents, self.capture_content, content)
+                defer(span, module_end_attributes, frame.end(), documents, self.capture_content, content)
             if error is not None:
                 _record_error(span, error)
             parent = frame.parent
             if parent is not None and parent.rolls_up:
-                parent.totals.add(frame.totals)
+                parent.add_totals(frame.totals)
             if frame.timing is not None:
                 path, started = frame.timing
                 duration = time.perf_counter() - started
@@ -122,12 +121,12 @@ class Runtime:
         except Exception as exc:  # noqa: BLE001
             report_internal_error("module span end", exc)
         finally:
-            otel_context.detach(token)
+            detach(token)
             span.end()
 
     # --- LM calls --------------------------------------------------------------------------------
     def start_lm(self, lm: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Step:
-        ctx = otel_context.get_current()
+        ctx = current_context()
         parent = ctx.get(FRAME_KEY)
         if type(parent) is LMFrame:
             parent = parent.parent
@@ -136,7 +135,7 @@ class Runtime:
         frame = LMFrame(span, parent, lm, model, provider, time.perf_counter())
         # Inside our LM span, other instrumentations (OpenInference's LiteLLM one, HTTP clients) stand
         # down through OTel's standard suppression key: one LM span per LM call, whatever else is on.
-        token = otel_context.attach(with_span(ctx, span, {_SUPPRESS_INSTRUMENTATION_KEY: True, FRAME_KEY: frame}))
+        token = attach(with_span(ctx, span, FRAME_KEY, frame, _SUPPRESS_INSTRUMENTATION_KEY, True))
         if span.is_recording():
             try:  # as in start_module: nothing may escape once the context is attached
                 content = None
@@ -160,7 +159,7 @@ class Runtime:
             listeners = self.lm_call_listeners
             parent = frame.parent
             if frame.result is not None:
-                trackers = active_trackers(otel_context.get_current())
+                trackers = active_trackers(current_context())
                 rolls_up = parent is not None and parent.rolls_up
             else:
                 trackers, rolls_up = (), False
@@ -172,7 +171,7 @@ class Runtime:
             if error is not None:
                 _record_error(span, error)
             if rolls_up:
-                parent.totals.add_call(call)
+                parent.add_call(call)
             for usage in trackers:
                 usage.record(call)
             for listener in listeners:
@@ -180,7 +179,7 @@ class Runtime:
         except Exception as exc:  # noqa: BLE001
             report_internal_error("LM span end", exc)
         finally:
-            otel_context.detach(token)
+            detach(token)
             span.end()
 
     def _lm_call(self, frame: LMFrame, error: BaseException | None) -> LMCall:
@@ -208,6 +207,11 @@ def _passages(output: Any) -> Any:
         return output["passages"]
     except (KeyError, TypeError, IndexError):
         return getattr(output, "passages", None)
+
+
+def _inputs(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+    """A module call's captured input: its keyword arguments, positional ones under "args"."""
+    return content_snapshot({"args": args, **kwargs} if args else kwargs)
 
 
 def _documents(output: Any, capture_content: bool) -> tuple[str, ...] | dict[str, Any] | None:

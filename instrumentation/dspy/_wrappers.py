@@ -61,13 +61,8 @@ def traced_async(original: Callable[..., Any], start: Start, end: End, where: st
 
 
 def module_call(runtime: Runtime, original: Callable[..., Any], *, is_async: bool = False) -> Callable[..., Any]:
-    start_module = runtime.start_module
-
-    def start(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Step:
-        return start_module(module, {"args": args, **kwargs} if args else kwargs)
-
     wrap = traced_async if is_async else traced
-    return wrap(original, start, runtime.end_module, "module span start")
+    return wrap(original, runtime.start_module, runtime.end_module, "module span start")
 
 
 def lm_call(runtime: Runtime, original: Callable[..., Any], *, is_async: bool = False) -> Callable[..., Any]:
@@ -83,7 +78,7 @@ def container_call(runtime: Runtime, original: Callable[..., Any], *, name_suffi
         parent = otel_context.get_current().get(FRAME_KEY)
         if not own_path and parent is not None and getattr(parent, "container", False):
             return None, None  # Parallel inside Module.batch: the batch span already covers it
-        return runtime.start_module(owner, {}, container=True, name_suffix=name_suffix, kind=kind,
+        return runtime.start_module(owner, (), {}, container=True, name_suffix=name_suffix, kind=kind,
                                     path_owner=owner if own_path else NO_PATH)
 
     def end(step: Step, output: Any, error: BaseException | None) -> None:
@@ -98,7 +93,7 @@ def tool_call(runtime: Runtime, original: Callable[..., Any], *, is_async: bool 
         name = str(getattr(tool, "name", None) or type(tool).__name__)
         extra = {semconv.GEN_AI_OPERATION_NAME: semconv.GEN_AI_OPERATION_EXECUTE_TOOL,
                  semconv.GEN_AI_TOOL_NAME: name, semconv.TOOL_NAME: name}
-        return runtime.start_module(tool, kwargs, name=f"{semconv.GEN_AI_OPERATION_EXECUTE_TOOL} {name}",
+        return runtime.start_module(tool, (), kwargs, name=f"{semconv.GEN_AI_OPERATION_EXECUTE_TOOL} {name}",
                                     kind=semconv.KIND_TOOL, path_owner=NO_PATH, extra=extra)
 
     wrap = traced_async if is_async else traced
