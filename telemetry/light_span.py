@@ -44,10 +44,11 @@ _sdk_logger = logging.getLogger("opentelemetry.sdk.trace")
 _UNSET = Status(StatusCode.UNSET)
 _EMPTY: tuple[Any, ...] = ()
 
-# One lock for every light span's mutations and for applying deferred builders: spans are changed by the
-# thread that runs them and read once by an export thread, so it is uncontended; an RLock, because a write
-# applies what is queued first.
+# One lock for every light span's changes (the SDK has one per span): a span is changed by the thread that runs it,
+# so it is uncontended. A second one while deferred builders run, taken after the first when a write applies what
+# is queued, never the other way round: an export thread building a batch's attributes never holds up `end()`.
 _lock = threading.RLock()
+_build_lock = threading.Lock()
 
 
 class LightSpan(Span):
@@ -55,6 +56,7 @@ class LightSpan(Span):
     # before export) falls back to the class defaults below until set, at which point an instance dict appears.
     __slots__ = ("_name", "_context", "_kind", "_parent", "_start_time", "_end_time", "_tracer_fields",
                  "_record_end_metrics", "_pending")
+    _pending: list[Any] | None
 
     _lock = _lock
     _record_exception = True
@@ -79,12 +81,14 @@ class LightSpan(Span):
         """The SDK's attribute mapping, with every deferred builder applied."""
         bounded = self._bounded
         if bounded is None or self._pending:
-            with _lock:
-                bounded = self._materialize()
+            bounded = self._materialize()
         return bounded
 
     def _materialize(self) -> BoundedAttributes:
-        """Caller holds `_lock`."""
+        with _build_lock:
+            return self._apply_pending()
+
+    def _apply_pending(self) -> BoundedAttributes:
         bounded = self._bounded
         if bounded is None:
             limits = self._limits
@@ -94,7 +98,8 @@ class LightSpan(Span):
         if pending:
             immutable, bounded._immutable = bounded._immutable, False  # built now, but belonging to before the end
             try:
-                for build, args in pending:
+                for index in range(0, len(pending), 2):
+                    build, args = pending[index], pending[index + 1]
                     try:
                         attributes = build(*args)
                     except Exception as exc:  # noqa: BLE001 - a builder's fault costs its attributes, not the span
@@ -271,11 +276,12 @@ def start_light_span(name: str, context: trace_api.SpanContext, parent: trace_ap
 def defer(span: Any, build: Build, *args: Any) -> None:
     """`span.set_attributes(build(*args))`, run when the span's attributes are first read or written."""
     if type(span) is LightSpan and span._end_time is None:
-        pending = span._pending
+        pending = span._pending  # build, args, build, args, ...: one list, no pair tuples (fewer objects for the GC)
         if pending is None:
-            span._pending = [(build, args)]
+            span._pending = [build, args]
         else:
-            pending.append((build, args))
+            pending.append(build)
+            pending.append(args)
         return
     try:
         built = build(*args)

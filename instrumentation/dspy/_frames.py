@@ -76,11 +76,13 @@ class LMFrame:
     """An LM call; `finalize` and the cache probe fill it in, the LM wrapper turns it into attributes."""
 
     __slots__ = ("span", "parent", "lm", "model", "provider", "started", "call", "result", "cache_layer",
-                 "cache_key_memo", "stored_record")
+                 "cache_key_memo", "stored_record", "trackers")
 
     def __init__(self, span: Span, parent: ModuleFrame | None, lm: Any, model: str, provider: str | None,
-                 started: float) -> None:
+                 started: float, trackers: tuple[Any, ...] = ()) -> None:
         self.span = span
+        self.trackers = trackers
+        """The `lmscope.track()` blocks the call runs in."""
         self.parent = parent
         self.lm = lm
         self.model = model

@@ -102,16 +102,22 @@ def span_kind(cls: type) -> str:
     return kind
 
 
-def module_signature(module: Any) -> Any:
-    """`module.signature`, read from the instance dict where DSPy keeps it (a missing attribute costs an exception)."""
+def module_facts(module: Any) -> tuple[Any, bool]:
+    """`(module.signature, bool(module._compiled))`, read from the instance dict where DSPy keeps both (a missing
+    attribute would cost an exception)."""
     fields = getattr(module, "__dict__", None)
-    if fields is not None and "signature" in fields:
-        return fields["signature"]
-    cls = type(module)
-    has = _class_signatures.get(cls)
-    if has is None:
-        has = _class_signatures[cls] = any("signature" in vars(base) for base in cls.__mro__)
-    return getattr(module, "signature", None) if has else None
+    if fields is None:
+        return getattr(module, "signature", None), bool(getattr(module, "_compiled", False))
+    signature = fields.get("signature")
+    if signature is None:
+        cls = type(module)
+        has = _class_signatures.get(cls)
+        if has is None:
+            has = _class_signatures[cls] = any("signature" in vars(base) for base in cls.__mro__)
+        if has:
+            signature = getattr(module, "signature", None)
+    compiled = fields["_compiled"] if "_compiled" in fields else getattr(module, "_compiled", False)
+    return signature, bool(compiled)
 
 
 _class_signatures: dict[type, bool] = {}

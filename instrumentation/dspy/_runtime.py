@@ -24,7 +24,7 @@ from ...telemetry.span_start import span_starter
 from ...telemetry.usage import active_trackers
 from ._attributes import content_snapshot, document_attributes, request_parameters
 from ._frames import BATCH_ITEM_KEY, FRAME_KEY, OVERRIDES_KEY, LMFrame, ModuleFrame
-from ._naming import module_path, module_signature, span_kind
+from ._naming import module_facts, module_path, span_kind
 from ._results import lm_call_from_result
 from ._settings import SettingsSnapshot, settings_snapshot
 from ._span_builders import (lm_end_attributes, lm_start_attributes, module_end_attributes,
@@ -86,7 +86,7 @@ class Runtime:
                 batch_item = ctx.get(BATCH_ITEM_KEY)
                 defer(span, module_start_attributes, kind, cls.__name__,
                       name if owner is not None or container else None,  # tools are steps: they have no module path
-                      module_signature(module), bool(getattr(module, "_compiled", False)), extra,
+                      *module_facts(module), extra,
                       batch_item[0] if batch_item is not None and batch_item[1] is parent else None,
                       context_attributes(ctx),
                       self._settings(ctx) if parent is None or parent.container else None,
@@ -99,7 +99,7 @@ class Runtime:
         frame, token = step
         span = frame.span
         try:
-            if span.is_recording():
+            if type(span) is LightSpan or span.is_recording():  # a light span records until it ends
                 documents = content = None
                 if error is None and output is not None:
                     if frame.retriever:
@@ -132,11 +132,11 @@ class Runtime:
             parent = parent.parent
         provider, model = _route(str(getattr(lm, "model", "unknown")))
         span = self.start_span(semconv.LM_SPAN_NAME_PREFIX + model, ctx, SpanKind.CLIENT)
-        frame = LMFrame(span, parent, lm, model, provider, time.perf_counter())
+        frame = LMFrame(span, parent, lm, model, provider, time.perf_counter(), active_trackers(ctx))
         # Inside our LM span, other instrumentations (OpenInference's LiteLLM one, HTTP clients) stand
         # down through OTel's standard suppression key: one LM span per LM call, whatever else is on.
         token = attach(with_span(ctx, span, FRAME_KEY, frame, _SUPPRESS_INSTRUMENTATION_KEY, True))
-        if span.is_recording():
+        if type(span) is LightSpan or span.is_recording():
             try:  # as in start_module: nothing may escape once the context is attached
                 content = None
                 if self.capture_content:
@@ -155,11 +155,11 @@ class Runtime:
         frame, token = step
         span = frame.span
         try:
-            recording = span.is_recording()
+            recording = type(span) is LightSpan or span.is_recording()
             listeners = self.lm_call_listeners
             parent = frame.parent
             if frame.result is not None:
-                trackers = active_trackers(current_context())
+                trackers = frame.trackers
                 rolls_up = parent is not None and parent.rolls_up
             else:
                 trackers, rolls_up = (), False
@@ -209,9 +209,17 @@ def _passages(output: Any) -> Any:
         return getattr(output, "passages", None)
 
 
-def _inputs(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
-    """A module call's captured input: its keyword arguments, positional ones under "args"."""
+def _inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """A module call's captured input: its keyword arguments, positional ones under "args".
+
+    `kwargs` is the wrapper's own `**kwargs` dict (the call itself got a copy): when it holds only immutable
+    scalars it is its own snapshot."""
+    if not args and _SCALAR_TYPES.issuperset(map(type, kwargs.values())):
+        return kwargs
     return content_snapshot({"args": args, **kwargs} if args else kwargs)
+
+
+_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
 
 
 def _documents(output: Any, capture_content: bool) -> tuple[str, ...] | dict[str, Any] | None:

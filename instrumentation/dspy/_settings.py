@@ -23,44 +23,55 @@ _INTERNAL_KEYS = frozenset({"caller_modules", "caller_predict", "send_stream", "
 _REPORTED = ("adapter", "cache", "track_usage", "num_threads", "max_errors", "disable_history", "async_max_workers")
 
 
-SettingsSnapshot = tuple  # (effective config dict, lm.model, lm.cache, override keys)
+SettingsSnapshot = tuple
+"""(lm.model, lm.cache, adapter class name, the `_FIXED_NAMES` values, the other overridden keys' values,
+override keys): only what `settings_attributes` reports, so a span holds no reference to the config itself."""
 
 
 def settings_snapshot(settings: Any, overrides: frozenset[str]) -> SettingsSnapshot:
-    """What `settings_attributes` needs, taken now: `settings.copy()` (a new dict merging global config and
-    overrides) and the two LM fields read from the LM object."""
-    config: Mapping[str, Any] = settings.copy()
-    lm = config.get("lm")
-    return config, getattr(lm, "model", None), getattr(lm, "cache", None), overrides
+    """What `settings_attributes` needs, read now from `settings.copy()` (global config merged with overrides)."""
+    get = settings.copy().get
+    lm, adapter = get("lm"), get("adapter")
+    return (getattr(lm, "model", None), getattr(lm, "cache", None),
+            type(adapter).__name__ if adapter is not None else "ChatAdapter", tuple(map(get, _FIXED_KEYS)),
+            tuple(map(get, _other_keys(overrides))) if overrides else (), overrides)
 
 
 def settings_attributes(snapshot: SettingsSnapshot) -> dict[str, Any]:
     """`lmscope.settings.*` for the effective settings: LM model, adapter, cache, the `_REPORTED` keys, then any
     other key the active overrides set, never a secret-looking one; and `lmscope.settings.overrides`, the sorted
     override keys."""
-    config, model, cache, overrides = snapshot
-    get = config.get
-    adapter = get("adapter")
+    model, cache, adapter, fixed, others, overrides = snapshot
     attributes: dict[str, Any] = {}
     if model is not None and isinstance(model, _SETTING_TYPES):
         attributes[_LM_MODEL] = model
-    attributes[_ADAPTER] = type(adapter).__name__ if adapter is not None else "ChatAdapter"
+    attributes[_ADAPTER] = adapter
     if cache is not None and isinstance(cache, _SETTING_TYPES):
         attributes[_CACHE] = cache
-    for key, name in _FIXED_NAMES:
-        value = get(key)
+    for (_key, name), value in zip(_FIXED_NAMES, fixed):
         if value is not None and isinstance(value, _SETTING_TYPES):
             attributes[name] = value
     if overrides:
-        for key in overrides:
-            if key not in _READ_KEYS and key != "lm":
-                value = get(key)
-                if value is not None and isinstance(value, _SETTING_TYPES):
-                    name = settings_name(key)
-                    if name is not None:
-                        attributes[name] = value
+        for key, value in zip(_other_keys(overrides), others):
+            if value is not None and isinstance(value, _SETTING_TYPES):
+                name = settings_name(key)
+                if name is not None:
+                    attributes[name] = value
         attributes[semconv.SETTINGS_OVERRIDES] = sorted_overrides(overrides)
     return attributes
+
+
+_other_keys_memo: dict[frozenset[str], tuple[str, ...]] = {}
+
+
+def _other_keys(overrides: frozenset[str]) -> tuple[str, ...]:
+    """The override keys not among the fixed ones, in the set's iteration order (the same every time for one set)."""
+    keys = _other_keys_memo.get(overrides)
+    if keys is None:
+        if len(_other_keys_memo) >= 4096:
+            _other_keys_memo.clear()
+        keys = _other_keys_memo[overrides] = tuple(key for key in overrides if key not in _READ_KEYS and key != "lm")
+    return keys
 
 
 _SETTING_TYPES = (str, bool, int, float)
@@ -68,6 +79,7 @@ _READ_KEYS = frozenset({"lm.model", "adapter", "cache", *_REPORTED[3:], "track_u
 # The fixed keys, in the order their attributes are written (none of them looks secret: checked here, once).
 _LM_MODEL, _ADAPTER, _CACHE = (semconv.SETTINGS_PREFIX + key for key in ("lm.model", "adapter", "cache"))
 _FIXED_NAMES = tuple((key, semconv.SETTINGS_PREFIX + key) for key in (*_REPORTED[3:], "track_usage"))
+_FIXED_KEYS = tuple(key for key, _name in _FIXED_NAMES)
 assert not any(is_secret_key(key) for key in _READ_KEYS)
 
 
