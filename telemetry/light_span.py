@@ -36,7 +36,7 @@ from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace.status import Status, StatusCode
 
 from .internal_errors import report_internal_error
-from .span_attributes import store_attributes
+from .span_attributes import store_attributes, update_plain
 
 Build = Callable[..., "dict[str, Any]"]
 
@@ -54,7 +54,8 @@ _build_lock = threading.Lock()
 class LightSpan(Span):
     # Slots for what every span sets; what few spans ever set (events, links, a status, the attribute mapping
     # before export) falls back to the class defaults below until set, at which point an instance dict appears.
-    __slots__ = ("_name", "_context", "_kind", "_parent", "_start_time", "_end_time", "_tracer_fields",
+    # `context` is a slot (the SDK: a property over `_context`): every processor's `on_end` reads it first.
+    __slots__ = ("_name", "context", "_kind", "_parent", "_start_time", "_end_time", "_tracer_fields",
                  "_record_end_metrics", "_pending")
     _pending: list[Any] | None
 
@@ -67,6 +68,11 @@ class LightSpan(Span):
     _bounded: BoundedAttributes | None = None
     _event_list: BoundedList | None = None
     _link_list: BoundedList | None = None
+
+    _context = property(lambda self: self.context)
+
+    def get_span_context(self) -> trace_api.SpanContext:
+        return self.context
 
     # What the SDK's span stores per span and a light span shares with every span of its tracer.
     _resource = property(lambda self: self._tracer_fields.resource)
@@ -105,7 +111,7 @@ class LightSpan(Span):
                     except Exception as exc:  # noqa: BLE001 - a builder's fault costs its attributes, not the span
                         report_internal_error(f"span attributes ({getattr(build, '__name__', build)})", exc)
                         continue
-                    if attributes:
+                    if attributes and not update_plain(bounded, attributes):
                         bounded._set_items(attributes)
             finally:
                 self._pending = None
@@ -260,7 +266,7 @@ def start_light_span(name: str, context: trace_api.SpanContext, parent: trace_ap
     """A started `LightSpan`, handed to the processors' `on_start` (a function, not a constructor: one call)."""
     span = _new(LightSpan)
     span._name = name
-    span._context = context
+    span.context = context
     span._kind = kind
     span._parent = parent
     span._tracer_fields = fields

@@ -39,22 +39,30 @@ def store_attributes(span: Any, attributes: dict[str, Any]) -> None:
     global _enabled
     if _enabled and type(span) is _SdkSpan:
         try:
-            if _SCALARS.issuperset(map(type, attributes.values())) or _plain_tuples(attributes):
-                bounded = span._attributes
-                stored = bounded._dict
-                limit = bounded.maxlen
-                with span._lock:
-                    if (span._end_time is None and type(bounded) is BoundedAttributes and bounded.max_value_len is None
-                            and (limit is None or len(stored) + len(attributes) <= limit)
-                            and (not stored or stored.keys().isdisjoint(attributes))):
-                        stored.update(attributes)
-                        return
+            with span._lock:
+                if span._end_time is None and update_plain(span._attributes, attributes):
+                    return
         except AttributeError as exc:  # an SDK whose Span keeps its attributes differently
             _enabled = False
             report_internal_error("span attribute fast path (using set_attributes)", exc)
     # Everything the fast path does not take: ended spans (the SDK warns and drops), a count or value-length
     # limit in reach (it truncates or drops), a key set again (it moves to the end), values it must clean.
     span.set_attributes(attributes)
+
+
+def update_plain(bounded: Any, attributes: dict[str, Any]) -> bool:
+    """`bounded._set_items(attributes)` when that would store the items as they are, in order, dropping none: then
+    straight into its dict. False (and nothing done) otherwise. The caller keeps the mapping from changing meanwhile.
+    """
+    if type(bounded) is not BoundedAttributes or bounded.max_value_len is not None or bounded._immutable:
+        return False
+    if not (_SCALARS.issuperset(map(type, attributes.values())) or _plain_tuples(attributes)):
+        return False
+    stored, limit = bounded._dict, bounded.maxlen
+    if (limit is None or len(stored) + len(attributes) <= limit) and (not stored or stored.keys().isdisjoint(attributes)):
+        stored.update(attributes)
+        return True
+    return False
 
 
 def _plain_tuples(attributes: dict[str, Any]) -> bool:

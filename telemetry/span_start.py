@@ -74,7 +74,7 @@ def span_starter(tracer: Any) -> StartSpan:
         # Per call, as the SDK reads them per call: the sampler, the tracer config, ids.
         found = context.get(_SPAN_KEY) if context is not None else get_current_span()  # get_current_span(context)
         if type(found) is LightSpan:
-            parent = found._context
+            parent = found.context
         else:
             parent = found.get_span_context() if isinstance(found, Span) else INVALID_SPAN_CONTEXT
         if tracer.sampler is not sampler or not tracer._tracer_config.is_enabled or type(parent) is not SpanContext:

@@ -54,17 +54,15 @@ class ModuleFrame:
         with _merge_lock:
             self._writable().add_call(call)
 
-    def add_totals(self, other: Spend) -> None:
-        if other.calls:
-            with _merge_lock:
-                self._writable().add(other)
-
-    def end(self) -> Spend:
-        """The totals the ended span reports. They stay as they are: a child that ends later (a straggling worker)
-        adds to a copy, which this frame's parent never sees either, as before."""
+    def end(self, parent: ModuleFrame | None) -> Spend:
+        """The totals the ended span reports, added into `parent`'s (if given). They stay as they are: a child
+        that ends later (a straggling worker) adds to a copy, which the parent never sees either."""
         with _merge_lock:
             self.ended = True
-            return self.totals
+            totals = self.totals
+            if parent is not None and totals.calls:
+                parent._writable().add(totals)
+            return totals
 
     def _writable(self) -> Spend:
         if self.ended:  # copy on write: the ended span's deferred roll-up reads the original

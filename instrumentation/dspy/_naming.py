@@ -63,26 +63,25 @@ def module_path(parent: ModuleFrame | None, module: Any) -> str:
         return snake_name(type(module))
     if parent.module is module:  # an item of `module.batch(...)`: named like the module itself
         return parent.path
-    return f"{parent.path}.{_attribute_name(parent.module, module) or snake_name(type(module))}"
-
-
-_found_names: dict[tuple[int, int], str] = {}
-"""(id(owner), id(child)) -> the plain attribute name found for them; checked on every use (a reused id is harmless)."""
-
-
-def _attribute_name(owner: Any, child: Any) -> str | None:
-    """`attribute_name`, remembering plain names: a program calls the same sub-modules again and again, and a name
-    found once stays the module's name while that attribute still holds it."""
-    key = (id(owner), id(child))
-    name = _found_names.get(key)
-    if name is not None and getattr(owner, "__dict__", {}).get(name) is child:
-        return name
-    name = attribute_name(owner, child)
+    owner = parent.module
+    key = (parent.path, id(owner), id(module))
+    found = _found_paths.get(key)
+    if found is not None and getattr(owner, "__dict__", _NO_FIELDS).get(found[1]) is module:
+        return found[0]
+    name = attribute_name(owner, module)
+    path = f"{parent.path}.{name or snake_name(type(module))}"
     if name is not None and "[" not in name:
-        if len(_found_names) >= 4096:
-            _found_names.clear()
-        _found_names[key] = name
-    return name
+        if len(_found_paths) >= 4096:
+            _found_paths.clear()
+        _found_paths[key] = (path, name)
+    return path
+
+
+_found_paths: dict[tuple[str, int, int], tuple[str, str]] = {}
+"""(parent path, id(owner), id(child)) -> (path, attribute name) found before. A program calls the same sub-modules
+again and again; a name found once stays the module's name while that attribute still holds it (checked on every
+use, so a reused id is harmless)."""
+_NO_FIELDS: dict[str, Any] = {}
 
 
 def span_kind(cls: type) -> str:

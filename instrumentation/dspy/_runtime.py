@@ -86,7 +86,7 @@ class Runtime:
                 batch_item = ctx.get(BATCH_ITEM_KEY)
                 defer(span, module_start_attributes, kind, cls.__name__,
                       name if owner is not None or container else None,  # tools are steps: they have no module path
-                      *module_facts(module), extra,
+                      module_facts(module), extra,
                       batch_item[0] if batch_item is not None and batch_item[1] is parent else None,
                       context_attributes(ctx),
                       self._settings(ctx) if parent is None or parent.container else None,
@@ -99,6 +99,8 @@ class Runtime:
         frame, token = step
         span = frame.span
         try:
+            parent = frame.parent
+            totals = frame.end(parent if parent is not None and parent.rolls_up else None)
             if type(span) is LightSpan or span.is_recording():  # a light span records until it ends
                 documents = content = None
                 if error is None and output is not None:
@@ -106,12 +108,9 @@ class Runtime:
                         documents = _documents(output, self.capture_content)
                     if self.capture_content:
                         content = content_snapshot(output)
-                defer(span, module_end_attributes, frame.end(), documents, self.capture_content, content)
+                defer(span, module_end_attributes, totals, documents, self.capture_content, content)
             if error is not None:
                 _record_error(span, error)
-            parent = frame.parent
-            if parent is not None and parent.rolls_up:
-                parent.add_totals(frame.totals)
             if frame.timing is not None:
                 path, started = frame.timing
                 duration = time.perf_counter() - started

@@ -25,13 +25,14 @@ def _put_content(attributes: dict[str, Any], value_key: str, mime_key: str, cont
         attributes[mime_key] = semconv.MIME_JSON
 
 
-def module_start_attributes(kind: str, class_name: str, path: str | None, signature: Any, compiled: bool,
+def module_start_attributes(kind: str, class_name: str, path: str | None, facts: tuple[Any, bool],
                             extra: Mapping[str, Any] | None, batch_index: int | None,
                             scoped: Mapping[str, Any] | None, settings: SettingsSnapshot | None,
                             content: Any) -> dict[str, Any]:
     attributes: dict[str, Any] = {semconv.SPAN_KIND: kind, semconv.MODULE_CLASS: class_name}
     if path is not None:
         attributes[semconv.MODULE_PATH] = path
+    signature, compiled = facts  # `_naming.module_facts`
     text = signature_text(signature)
     if text:
         attributes[semconv.MODULE_SIGNATURE] = text
