@@ -69,6 +69,9 @@ class LightSpan(Span):
     _event_list: BoundedList | None = None
     _link_list: BoundedList | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("LightSpan is made by lmscope's span starter (start_light_span), not constructed")
+
     _context = property(lambda self: self.context)
 
     def get_span_context(self) -> trace_api.SpanContext:

@@ -204,3 +204,8 @@ def test_links_and_events_given_at_start_do_not_apply_here():
     span = span_starter(provider.get_tracer("t"))("s")
     assert span.links == () and span.events == () and dict(span.attributes) == {}
     assert isinstance(Link(span.get_span_context()), Link)
+
+
+def test_a_light_span_is_not_constructed_directly():
+    with pytest.raises(TypeError, match="span starter"):
+        LightSpan("name")
