@@ -36,7 +36,12 @@ def settings_snapshot(settings: Any, overrides: frozenset[str]) -> SettingsSnaps
     lm, adapter = get("lm"), get("adapter")
     return (getattr(lm, "model", None), getattr(lm, "cache", None),
             type(adapter).__name__ if adapter is not None else "ChatAdapter", tuple(map(get, _FIXED_KEYS)),
-            tuple(map(get, _other_keys(overrides))) if overrides else (), overrides)
+            tuple(map(_reported, map(get, _other_keys(overrides)))) if overrides else (), overrides)
+
+
+def _reported(value: Any) -> Any:
+    """A setting's value if it can be an attribute, else None: a snapshot holds no user object until export."""
+    return value if isinstance(value, _SETTING_TYPES) else None
 
 
 def settings_attributes(snapshot: SettingsSnapshot) -> dict[str, Any]:
