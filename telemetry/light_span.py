@@ -212,8 +212,8 @@ class TracerFields:
     __slots__ = ("resource", "scope", "info", "processor", "limits", "_hooks")
 
     def __init__(self, tracer: Any) -> None:
-        self.resource, self.scope, self.info = tracer.resource, tracer._instrumentation_scope, tracer.instrumentation_info
-        self.processor, self.limits = tracer.span_processor, tracer._span_limits
+        self.resource, self.scope = tracer.resource, tracer._instrumentation_scope
+        self.info, self.processor, self.limits = tracer.instrumentation_info, tracer.span_processor, tracer._span_limits
         processor = self.processor
         self._hooks = _Hooks(processor, processor._span_processors
                              if type(processor) is SynchronousMultiSpanProcessor else None)

@@ -59,7 +59,8 @@ def update_plain(bounded: Any, attributes: dict[str, Any]) -> bool:
     if not (_SCALARS.issuperset(map(type, attributes.values())) or _plain_tuples(attributes)):
         return False
     stored, limit = bounded._dict, bounded.maxlen
-    if (limit is None or len(stored) + len(attributes) <= limit) and (not stored or stored.keys().isdisjoint(attributes)):
+    fits = limit is None or len(stored) + len(attributes) <= limit
+    if fits and (not stored or stored.keys().isdisjoint(attributes)):
         stored.update(attributes)
         return True
     return False

@@ -7,7 +7,7 @@ times our whole budget, and a user's `dspy.configure(callbacks=...)` silently dr
 
 from __future__ import annotations
 
-from typing import Any, Callable, Collection
+from typing import Callable, Collection
 
 from opentelemetry.trace import Tracer
 

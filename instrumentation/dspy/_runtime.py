@@ -165,7 +165,8 @@ class Runtime:
             # Nobody reads an unsampled call's LMCall unless a listener, a tracker or a recording ancestor does.
             call = self._lm_call(frame, error) if recording or listeners or trackers or rolls_up else None
             if recording:
-                content = content_snapshot(output) if self.capture_content and error is None and output is not None else None
+                captured = self.capture_content and error is None and output is not None
+                content = content_snapshot(output) if captured else None
                 defer(span, lm_end_attributes, call if frame.result is not None else None, content)
             if error is not None:
                 _record_error(span, error)

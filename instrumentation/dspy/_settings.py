@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 from contextlib import ContextDecorator
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 from opentelemetry import context as otel_context
 

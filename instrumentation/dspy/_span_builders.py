@@ -14,7 +14,8 @@ from typing import Any, Mapping
 from ...telemetry import semconv
 from ...telemetry.lm_call import LMCall
 from ...telemetry.spend import Spend
-from ._attributes import content_json, document_attributes, lm_request_attributes, lm_result_attributes, rollup_attributes
+from ._attributes import (content_json, document_attributes, lm_request_attributes, lm_result_attributes,
+                          rollup_attributes)
 from ._naming import signature_text
 from ._settings import SettingsSnapshot, settings_attributes
 

@@ -25,7 +25,8 @@ from lmscope.telemetry.light_span import LightSpan
 _VARYING = {semconv.GEN_AI_RESPONSE_ID}
 
 
-def traced_run(sampler: sampling.Sampler | None, program: Any, question: str, server: Any) -> tuple[list[Any], set[type]]:
+def traced_run(sampler: sampling.Sampler | None, program: Any, question: str,
+               server: Any) -> tuple[list[Any], set[type]]:
     server.reset_prefix_cache()  # both runs see the same cached prompt tokens
     exporter = InMemorySpanExporter()
     provider = TracerProvider(sampler=sampler)
