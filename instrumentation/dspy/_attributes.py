@@ -182,17 +182,6 @@ def _example_store(value: Any) -> dict[str, Any] | None:
     return store if type(store) is dict else None
 
 
-def put_input(attributes: dict[str, Any], value: Any) -> None:
-    """Captured content: `input.value` as JSON, with the mime type OpenInference readers need."""
-    attributes[semconv.INPUT_VALUE] = to_json(value)
-    attributes[semconv.INPUT_MIME_TYPE] = semconv.MIME_JSON
-
-
-def put_output(attributes: dict[str, Any], value: Any) -> None:
-    attributes[semconv.OUTPUT_VALUE] = to_json(value)
-    attributes[semconv.OUTPUT_MIME_TYPE] = semconv.MIME_JSON
-
-
 def request_parameters(lm_kwargs: Mapping[str, Any], call_kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """The allowlisted parameters of `{**lm_kwargs, **call_kwargs}` that are not None, in allowlist order.
 
@@ -349,7 +338,6 @@ def sorted_overrides(overrides: frozenset[str]) -> tuple[str, ...]:
             _override_tuples.clear()
         keys = _override_tuples[overrides] = tuple(sorted(overrides))
     return keys
-
 
 
 def document_attributes(passages: Any, capture_content: bool) -> dict[str, Any]:
