@@ -31,12 +31,18 @@ from typing import Any, Callable, Mapping, Sequence
 
 from opentelemetry import trace as trace_api
 from opentelemetry.attributes import BoundedAttributes
-from opentelemetry.sdk.trace import Event, Span, SynchronousMultiSpanProcessor, _is_valid_link
+from opentelemetry.sdk.trace import Event, Span, SynchronousMultiSpanProcessor
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace.status import Status, StatusCode
 
 from .internal_errors import report_internal_error
 from .span_attributes import store_attributes, update_plain
+
+try:
+    from opentelemetry.sdk.trace import _is_valid_link
+except ImportError:  # pragma: no cover - an SDK without it: light spans are not made there (span_start.py)
+    def _is_valid_link(context: Any, attributes: Any) -> bool:
+        return bool(context and (context.is_valid or (attributes or context.trace_state)))
 
 Build = Callable[..., "dict[str, Any]"]
 

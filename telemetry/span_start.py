@@ -26,9 +26,6 @@ from typing import Any, Callable
 from opentelemetry.context import Context
 from opentelemetry.trace import (INVALID_SPAN_CONTEXT, NonRecordingSpan, Span, SpanContext, SpanKind, TraceFlags,
                                  get_current_span)
-from opentelemetry.trace.propagation import _SPAN_KEY
-from opentelemetry.trace.span import _SPAN_ID_MAX_VALUE as _MAX_SPAN_ID
-from opentelemetry.trace.span import _TRACE_ID_MAX_VALUE as _MAX_TRACE_ID
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
 from .light_span import LightSpan, TracerFields, start_light_span
@@ -51,6 +48,9 @@ def span_starter(tracer: Any) -> StartSpan:
         from opentelemetry.sdk.trace._tracer_metrics import NoOpTracerMetrics
         from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
         from opentelemetry.sdk.version import __version__ as sdk_version
+        from opentelemetry.trace.propagation import _SPAN_KEY  # private names: a missing one means the plain path
+        from opentelemetry.trace.span import _SPAN_ID_MAX_VALUE as _MAX_SPAN_ID
+        from opentelemetry.trace.span import _TRACE_ID_MAX_VALUE as _MAX_TRACE_ID
 
         eligible = (type(tracer) is Tracer and sdk_version in _CHECKED_SDK_VERSIONS
                     and _default_sampler(tracer.sampler, sampling)
