@@ -4,7 +4,7 @@
 
 The 3-step DSPy program of bench_overhead.py (DummyLM; its program, LM, configuration and block helpers
 are imported from there) runs under lmscope's DSPy instrumentation with lmscope's real export pipeline
-(`telemetry.providers.batch_processor`: BatchExportProcessor + GuardedExporter), once per backend:
+(`telemetry._tracer_provider.batch_processor`: BatchExportProcessor + GuardedExporter), once per backend:
 
     base          no instrumentation (for reference)
     noop          lmscope -> a no-op exporter
@@ -43,10 +43,10 @@ from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import SpanExporter  # noqa: E402
 
 from lmscope.instrumentation.dspy import DSPyInstrumentor  # noqa: E402
-from lmscope.telemetry.batch_export import SHUTDOWN_TIMEOUT_S, BatchExportProcessor, drop_report  # noqa: E402
-from lmscope.telemetry.export_guard import describe_destination  # noqa: E402
-from lmscope.telemetry.options import resolve_options  # noqa: E402
-from lmscope.telemetry.providers import batch_processor, otlp_span_exporter  # noqa: E402
+from lmscope.telemetry._batch_export import SHUTDOWN_TIMEOUT_S, BatchExportProcessor, drop_report  # noqa: E402
+from lmscope.telemetry._export_guard import describe_destination  # noqa: E402
+from lmscope.telemetry._options import resolve_options  # noqa: E402
+from lmscope.telemetry._tracer_provider import batch_processor, otlp_span_exporter  # noqa: E402
 
 SERVERS = Path(__file__).resolve().parent.parent / "tests" / "otlp_servers.py"
 FLUSH_TIMEOUT_MS = 5_000

@@ -148,7 +148,7 @@ class CountingExporter(SpanExporter):
 class AttributeReadingExporter(SpanExporter):
     """Reads every attribute, event and link of every span, as any real exporter does, and keeps nothing.
 
-    lmscope builds most attributes when they are first read (telemetry/light_span.py): with the no-op exporter
+    lmscope builds most attributes when they are first read (telemetry/_light_span.py): with the no-op exporter
     they are never built. Behind this exporter they are, on the export thread, and the `amortized` column
     (which adds the flush after each block) shows that cost next to the program-thread cost.
     """
@@ -309,14 +309,14 @@ def metric_listeners() -> dict[str, Any]:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-    from lmscope.telemetry.metrics import MetricsRecorder
+    from lmscope.telemetry._metrics import MetricsRecorder
 
     recorder = MetricsRecorder(MeterProvider(metric_readers=[InMemoryMetricReader()]).get_meter("lmscope"))
     return {"lm_call_listeners": [recorder.record_lm_call], "module_listeners": [recorder.record_module]}
 
 
 def file_exporter(path: str) -> SpanExporter:
-    from lmscope.telemetry.exporters.otlp_json import OtlpJsonFileExporter
+    from lmscope.telemetry._exporters.otlp_json import OtlpJsonFileExporter
 
     return OtlpJsonFileExporter(path)
 

@@ -16,10 +16,10 @@ from typing import Iterator
 
 from ._instrument import Instrumentation, active, force_flush, instrument, uninstrument
 from ._version import __version__
-from .telemetry.context_attributes import context
-from .telemetry.options import ConfigError
-from .telemetry.usage import Usage
-from .telemetry.usage import track as _track
+from .telemetry._context_attributes import context
+from .telemetry._options import ConfigError
+from .telemetry._usage import Usage
+from .telemetry._usage import track as _track
 
 __all__ = ["ConfigError", "Instrumentation", "Usage", "__version__", "context", "force_flush", "instrument",
            "track", "uninstrument"]

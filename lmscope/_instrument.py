@@ -11,15 +11,15 @@ import wrapt
 
 from ._version import __version__
 from .instrumentation.dspy import DSPyInstrumentor
-from .telemetry import semconv
-from .telemetry.internal_errors import guarded, report_internal_error
-from .telemetry.options import Options, resolve_options
-from .telemetry.pipeline import build_span_processors
-from .telemetry.providers import TracingSetup, setup_tracing
+from .telemetry import _semconv as semconv
+from .telemetry._internal_errors import guarded, report_internal_error
+from .telemetry._options import Options, resolve_options
+from .telemetry._pipeline import build_span_processors
+from .telemetry._tracer_provider import TracingSetup, setup_tracing
 
 if TYPE_CHECKING:  # imported when instrument() runs: `import lmscope` stays as light as it was
-    from .telemetry.metrics import MetricsRecorder
-    from .telemetry.metrics_setup import MetricsSetup
+    from .telemetry._metrics import MetricsRecorder
+    from .telemetry._metrics_setup import MetricsSetup
 
 logger = logging.getLogger("lmscope")
 _lock = threading.Lock()
@@ -36,7 +36,7 @@ class Instrumentation:
         """None when metrics are off (no exporter and no app MeterProvider): then no metric hook runs at all."""
         self.metrics_recorder: MetricsRecorder | None = None
         if metrics is not None:
-            from .telemetry.metrics import MetricsRecorder
+            from .telemetry._metrics import MetricsRecorder
 
             self.metrics_recorder = MetricsRecorder(metrics.meter(semconv.METER_NAME, __version__))
         self.dspy = DSPyInstrumentor()
@@ -115,7 +115,7 @@ def instrument(*, service_name: str | None = None, exporters: Sequence[str] | st
              "mlflow_experiment_name": mlflow_experiment_name}
     options = {name: value for name, value in given.items() if value is not None}
     resolved = resolve_options(**options)
-    from .telemetry.metrics_setup import setup_metrics
+    from .telemetry._metrics_setup import setup_metrics
 
     with _lock:
         if _active is not None:

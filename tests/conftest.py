@@ -31,7 +31,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
 
     Option tests use it for every test (autouse in their module or folder) and get tmp_path back.
     """
-    from lmscope.telemetry.options import find_pyproject
+    from lmscope.telemetry._options import find_pyproject
 
     for name in list(os.environ):
         if name.startswith(("LMSCOPE_", "OTEL_", "LANGFUSE_", "MLFLOW_")):

@@ -62,7 +62,7 @@ class _Recording:
 
         from google.protobuf.json_format import MessageToDict
 
-        from lmscope.telemetry.trace_file import records_from_request
+        from lmscope.telemetry._trace_file import records_from_request
 
         with self._lock:
             requests = [received.request for received in self.requests]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lmscope.telemetry import semconv
+from lmscope.telemetry import _semconv as semconv
 
 
 def lm_attributes(model: str, input_tokens: int, output_tokens: int, cached_tokens: int = 0,

@@ -22,13 +22,13 @@ from typing import Any, Iterator
 import pytest
 from opentelemetry import trace
 
-from lmscope.demo import build_program
+from lmscope._demo import build_program
 from lmscope.instrumentation.dspy import DSPyInstrumentor
-from lmscope.telemetry.batch_export import SHUTDOWN_TIMEOUT_S
-from lmscope.telemetry.options import resolve_options
-from lmscope.telemetry.pipeline import build_span_processors
-from lmscope.telemetry.providers import ProviderRegistry, TracingSetup
-from lmscope.telemetry.trace_file import read_trace_file
+from lmscope.telemetry._batch_export import SHUTDOWN_TIMEOUT_S
+from lmscope.telemetry._options import resolve_options
+from lmscope.telemetry._pipeline import build_span_processors
+from lmscope.telemetry._tracer_provider import ProviderRegistry, TracingSetup
+from lmscope.telemetry._trace_file import read_trace_file
 
 SPANS_PER_CALL = 7
 
@@ -133,7 +133,7 @@ def test_a_tight_loop_of_cache_hits_loses_no_span(lm_server, otlp_receiver_proce
 APP = textwrap.dedent("""
     import sys, time
     import dspy
-    from lmscope.demo import build_program
+    from lmscope._demo import build_program
 
     lm = dspy.LM("openai/gpt-4o-mini", api_base=sys.argv[1], api_key="sk-test-SECRET-123")
     dspy.configure(lm=lm)

@@ -23,12 +23,12 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from lmscope.telemetry.exporters.endpoints import (
+from lmscope.telemetry._exporters.endpoints import (
     JAEGER_OTLP_GRPC_ENDPOINT,
     JAEGER_OTLP_HTTP_ENDPOINT,
     MLFLOW_DEFAULT_TRACKING_URI,
 )
-from lmscope.telemetry.options import DEFAULT_PROMETHEUS_ENDPOINT
+from lmscope.telemetry._options import DEFAULT_PROMETHEUS_ENDPOINT
 
 LMSCOPE_DEFAULTS = {
     "jaeger_http_endpoint": JAEGER_OTLP_HTTP_ENDPOINT,  # exporters=["jaeger"] (http/protobuf)

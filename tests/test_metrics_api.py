@@ -14,13 +14,13 @@ import sys
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from lmscope.telemetry.report import summarize
-from lmscope.telemetry.trace_file import read_trace_file
+from lmscope.telemetry._report import summarize
+from lmscope.telemetry._trace_file import read_trace_file
 
 _APP = """
 import json, sys, urllib.request
 import dspy, lmscope
-from lmscope.demo import build_program, run_workload
+from lmscope._demo import build_program, run_workload
 
 base_url, trace_file, mode = sys.argv[1:4]
 if mode == "app-provider":  # the app set up OTel metrics itself; lmscope adds no exporter

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import lmscope
-from lmscope.telemetry.trace_file import read_trace_file
+from lmscope.telemetry._trace_file import read_trace_file
 
 SECRET = "sk-test-SECRET-do-not-leak-4242"
 

@@ -30,11 +30,11 @@ def traced_run(lm_server) -> Callable[..., list]:
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     import lmscope
-    from lmscope.demo import build_program
+    from lmscope._demo import build_program
     from lmscope.instrumentation.dspy import DSPyInstrumentor
-    from lmscope.telemetry.pipeline import build_span_processors
-    from lmscope.telemetry.providers import build_resource
-    from lmscope.telemetry.trace_file import records_from_spans
+    from lmscope.telemetry._pipeline import build_span_processors
+    from lmscope.telemetry._tracer_provider import build_resource
+    from lmscope.telemetry._trace_file import records_from_spans
 
     def run(options) -> list:
         provider = TracerProvider(resource=build_resource(options))

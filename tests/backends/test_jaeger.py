@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import pytest
 
-from lmscope.telemetry.exporters.endpoints import JAEGER_OTLP_GRPC_ENDPOINT, JAEGER_OTLP_HTTP_ENDPOINT
-from lmscope.telemetry.exporters.jaeger import jaeger_endpoint
-from lmscope.telemetry.options import resolve_options
+from lmscope.telemetry._exporters.endpoints import JAEGER_OTLP_GRPC_ENDPOINT, JAEGER_OTLP_HTTP_ENDPOINT
+from lmscope.telemetry._exporters.jaeger import jaeger_endpoint
+from lmscope.telemetry._options import resolve_options
 
 
 def by_id(records: list) -> dict:
@@ -72,7 +72,7 @@ def test_default_endpoint_is_jaegers_own_port(protocol: str, expected: str) -> N
 
 def test_several_exporters_each_get_every_span(monkeypatch: pytest.MonkeyPatch, receiver, second_receiver,
                                                grpc_receiver, traced_run, tmp_path) -> None:
-    from lmscope.telemetry.trace_file import read_trace_file
+    from lmscope.telemetry._trace_file import read_trace_file
 
     monkeypatch.setenv("LANGFUSE_PUBLIC_KEY", "pk-lf-many")
     monkeypatch.setenv("LANGFUSE_SECRET_KEY", "sk-lf-many")
@@ -96,7 +96,7 @@ def test_generic_otel_endpoint_always_gets_v1_traces_like_the_otlp_exporter(
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-    from lmscope.telemetry.providers import otlp_span_exporter
+    from lmscope.telemetry._tracer_provider import otlp_span_exporter
 
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url + base_path)
     traced_run(resolve_options(exporters="jaeger"))

@@ -17,9 +17,9 @@ from importlib import metadata
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from lmscope.telemetry.exporters.endpoints import LANGFUSE_DEFAULT_HOST
-from lmscope.telemetry.exporters.langfuse import langfuse_attributes, langfuse_target
-from lmscope.telemetry.options import ConfigError, resolve_options
+from lmscope.telemetry._exporters.endpoints import LANGFUSE_DEFAULT_HOST
+from lmscope.telemetry._exporters.langfuse import langfuse_attributes, langfuse_target
+from lmscope.telemetry._options import ConfigError, resolve_options
 
 PUBLIC, SECRET = "pk-lf-1234", "sk-lf-SECRET-5678"
 COLLECTOR_KEY = "collector-SECRET-must-stay-home"

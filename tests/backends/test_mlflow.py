@@ -18,10 +18,10 @@ from typing import Iterator
 import pytest
 from otlp_servers import free_port  # loaded by tests/conftest.py
 
-from lmscope.telemetry.exporters.mlflow import mlflow_auth_headers, mlflow_span_exporter
-from lmscope.telemetry.exporters.mlflow_experiment import resolve_experiment_id
-from lmscope.telemetry.options import ConfigError, resolve_options
-from lmscope.telemetry.trace_file import SpanRecord, read_trace_file
+from lmscope.telemetry._exporters.mlflow import mlflow_auth_headers, mlflow_span_exporter
+from lmscope.telemetry._exporters.mlflow_experiment import resolve_experiment_id
+from lmscope.telemetry._options import ConfigError, resolve_options
+from lmscope.telemetry._trace_file import SpanRecord, read_trace_file
 
 SERVER_START_TIMEOUT_S = 180  # 5-12 s when the machine is idle (research notes); CI machines are busier
 
@@ -112,7 +112,7 @@ def test_demo_traces_in_mlflow_match_the_trace_file(mlflow_server: str, lm_serve
     trace_file = tmp_path / "demo.jsonl"
     env = _clean_env(MLFLOW_TRACKING_URI=mlflow_server, MLFLOW_EXPERIMENT_NAME="lmscope demo",
                      OTEL_EXPORTER_OTLP_TIMEOUT="120")
-    demo = ("import sys; from lmscope.demo import run; "
+    demo = ("import sys; from lmscope._demo import run; "
             "sys.exit(run(file_path=sys.argv[1], exporters=['mlflow', 'file'], lm_base_url=sys.argv[2]))")
     done = subprocess.run([sys.executable, "-c", demo, str(trace_file), lm_server.base_url], env=env,
                           capture_output=True, text=True, timeout=300, check=False)
@@ -174,7 +174,7 @@ def test_server_down_fails_exports_not_instrument_and_warns_once(caplog: pytest.
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExportResult
 
-    from lmscope.telemetry.export_guard import GuardedExporter
+    from lmscope.telemetry._export_guard import GuardedExporter
 
     down = f"http://127.0.0.1:{free_port()}"
     exporter = GuardedExporter(mlflow_span_exporter(resolve_options(exporters="mlflow", mlflow_tracking_uri=down,

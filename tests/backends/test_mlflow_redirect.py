@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from lmscope.telemetry.exporters.mlflow_experiment import ExperimentUnavailable, resolve_experiment_id
+from lmscope.telemetry._exporters.mlflow_experiment import ExperimentUnavailable, resolve_experiment_id
 
 
 def test_a_redirect_is_not_followed_and_keeps_the_token_home() -> None:

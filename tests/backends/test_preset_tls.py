@@ -18,10 +18,10 @@ import requests
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from lmscope.telemetry.exporters.langfuse import langfuse_span_exporter
-from lmscope.telemetry.exporters.mlflow import mlflow_span_exporter
-from lmscope.telemetry.options import resolve_options
-from lmscope.telemetry.providers import otlp_span_exporter
+from lmscope.telemetry._exporters.langfuse import langfuse_span_exporter
+from lmscope.telemetry._exporters.mlflow import mlflow_span_exporter
+from lmscope.telemetry._options import resolve_options
+from lmscope.telemetry._tracer_provider import otlp_span_exporter
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ def main(lm_url: str, dead_lm_url: str, trace_file: str, service: str) -> None:
                                 metrics_exporters=["prometheus"], prometheus_endpoint="127.0.0.1:0")
     import dspy
 
-    from lmscope.demo import QUESTIONS, build_program, run_workload
+    from lmscope._demo import QUESTIONS, build_program, run_workload
 
     lm = dspy.LM("openai/gpt-4o-mini", api_base=lm_url, api_key="sk-lmscope-test")
     dead_lm = dspy.LM("openai/gpt-4o-mini", api_base=dead_lm_url, api_key="sk-lmscope-test", num_retries=0)

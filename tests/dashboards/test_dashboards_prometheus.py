@@ -29,9 +29,9 @@ from typing import Any
 
 import pytest
 
-from lmscope.telemetry import semconv
-from lmscope.telemetry.report import Report, summarize
-from lmscope.telemetry.trace_file import read_trace_file
+from lmscope.telemetry import _semconv as semconv
+from lmscope.telemetry._report import Report, summarize
+from lmscope.telemetry._trace_file import read_trace_file
 
 APP = Path(__file__).with_name("demo_workload_app.py")
 MODEL = "gpt-4o-mini"

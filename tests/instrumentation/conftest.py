@@ -39,7 +39,7 @@ def metered():
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-    from lmscope.telemetry.metrics import MetricsRecorder
+    from lmscope.telemetry._metrics import MetricsRecorder
 
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])

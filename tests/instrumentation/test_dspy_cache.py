@@ -11,7 +11,7 @@ import textwrap
 import dspy
 import pytest
 
-from lmscope.telemetry import semconv
+from lmscope.telemetry import _semconv as semconv
 
 
 def lm_spans(finished):

@@ -1,7 +1,7 @@
 """Light spans and deferred attributes change nothing an exporter sees.
 
 The same DSPy program runs twice against the stand-in LM: once on a tracer with the SDK's default sampler,
-where lmscope makes `LightSpan`s whose attributes are built when first read (telemetry/light_span.py), and once
+where lmscope makes `LightSpan`s whose attributes are built when first read (telemetry/_light_span.py), and once
 on a tracer whose sampler is `ALWAYS_ON` (the same decisions, but not the default sampler object), where it
 falls back to the SDK's own spans and builds every attribute on the spot. Both exports must be the same trees,
 with the same attributes in the same order, the same statuses and events; only ids, times and the server's
@@ -19,8 +19,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from lmscope.instrumentation.dspy import DSPyInstrumentor
-from lmscope.telemetry import semconv
-from lmscope.telemetry.light_span import LightSpan
+from lmscope.telemetry import _semconv as semconv
+from lmscope.telemetry._light_span import LightSpan
 
 _VARYING = {semconv.GEN_AI_RESPONSE_ID}
 

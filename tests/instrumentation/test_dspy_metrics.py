@@ -8,7 +8,7 @@ import time
 import dspy
 import pytest
 
-from lmscope.telemetry import semconv
+from lmscope.telemetry import _semconv as semconv
 
 # gpt-4o-mini in LiteLLM's bundled price map (LITELLM_LOCAL_MODEL_COST_MAP=True): USD per token.
 INPUT_PRICE, CACHED_INPUT_PRICE, OUTPUT_PRICE = 0.15e-6, 0.075e-6, 0.6e-6

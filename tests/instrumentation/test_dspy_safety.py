@@ -8,7 +8,7 @@ from dspy.utils.callback import BaseCallback
 
 from lmscope.instrumentation.dspy import DSPyInstrumentor
 from lmscope.instrumentation.dspy import _runtime, _span_builders
-from lmscope.telemetry import internal_errors, semconv
+from lmscope.telemetry import _internal_errors as internal_errors, _semconv as semconv
 
 
 class Broken(dspy.Module):
@@ -63,7 +63,7 @@ def test_fault_inside_lmscope_does_not_change_the_result(spans, make_lm, rag, un
 
 
 def test_a_failing_attribute_builder_costs_its_attributes_not_the_span(spans, make_lm, unique, monkeypatch, caplog):
-    # Builders run when the span is read (telemetry/light_span.py), after the call: the span is still
+    # Builders run when the span is read (telemetry/_light_span.py), after the call: the span is still
     # exported, with the other builders' attributes, and the fault is reported once.
     dspy.configure(lm=make_lm(cache=False))
 

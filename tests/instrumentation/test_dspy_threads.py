@@ -8,8 +8,8 @@ import dspy
 import pytest
 
 import lmscope
-from lmscope.telemetry import semconv
-from lmscope.telemetry.usage import track
+from lmscope.telemetry import _semconv as semconv
+from lmscope.telemetry._usage import track
 
 
 def examples(unique, n=3):

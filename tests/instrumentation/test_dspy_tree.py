@@ -8,7 +8,7 @@ import dspy
 import litellm
 import pytest
 
-from lmscope.telemetry import semconv
+from lmscope.telemetry import _semconv as semconv
 
 SETTINGS = {"lmscope.settings.lm.model": "openai/gpt-4o-mini", "lmscope.settings.adapter": "ChatAdapter",
             "lmscope.settings.cache": True, "lmscope.settings.track_usage": False,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lmscope.telemetry.options import ConfigError, resolve_options
+from lmscope.telemetry._options import ConfigError, resolve_options
 
 # option, exporter that reads it, argument, LMSCOPE_ env text, (standard variable, its text), TOML string.
 # The expected value of every layer is the text given to that layer.

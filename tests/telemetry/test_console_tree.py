@@ -13,11 +13,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags, set_span_in_context
 
-from lmscope.telemetry import internal_errors, semconv
-from lmscope.telemetry.exporters.console import ConsoleTreeProcessor
-from lmscope.telemetry.exporters.otlp_json import OtlpJsonFileExporter
-from lmscope.telemetry.trace_file import SpanRecord, read_trace_file
-from lmscope.telemetry.tree import build_trees, render_tree
+from lmscope.telemetry import _internal_errors as internal_errors, _semconv as semconv
+from lmscope.telemetry._exporters.console import ConsoleTreeProcessor
+from lmscope.telemetry._exporters.otlp_json import OtlpJsonFileExporter
+from lmscope.telemetry._trace_file import SpanRecord, read_trace_file
+from lmscope.telemetry._tree import build_trees, render_tree
 from span_attributes import lm_attributes
 
 MS = 1_000_000

@@ -20,16 +20,16 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from lmscope.telemetry.batch_export import (
+from lmscope.telemetry._batch_export import (
     SHUTDOWN_TIMEOUT_S,
     BatchExportProcessor,
     drop_report,
     flush_processors,
     shutdown_processors,
 )
-from lmscope.telemetry.export_guard import GuardedExporter, safe_reason
-from lmscope.telemetry.options import resolve_options
-from lmscope.telemetry.providers import batch_processor, otlp_span_exporter
+from lmscope.telemetry._export_guard import GuardedExporter, safe_reason
+from lmscope.telemetry._options import resolve_options
+from lmscope.telemetry._tracer_provider import batch_processor, otlp_span_exporter
 
 
 pytestmark = pytest.mark.usefixtures("clean_env")

@@ -17,9 +17,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
 
-from lmscope.telemetry import internal_errors
-from lmscope.telemetry.light_span import LightSpan, defer
-from lmscope.telemetry.span_start import span_starter
+from lmscope.telemetry import _internal_errors as internal_errors
+from lmscope.telemetry._light_span import LightSpan, defer
+from lmscope.telemetry._span_start import span_starter
 
 LIMITS = dict(max_span_attributes=4, max_span_attribute_length=5, max_events=2, max_links=2,
               max_event_attributes=2, max_link_attributes=2)

@@ -22,10 +22,10 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from lmscope.telemetry import metrics_setup, semconv
-from lmscope.telemetry.lm_call import LMCall
-from lmscope.telemetry.metrics import MetricsRecorder
-from lmscope.telemetry.options import ConfigError, resolve_options
+from lmscope.telemetry import _metrics_setup as metrics_setup, _semconv as semconv
+from lmscope.telemetry._lm_call import LMCall
+from lmscope.telemetry._metrics import MetricsRecorder
+from lmscope.telemetry._options import ConfigError, resolve_options
 
 FRESH = LMCall(model="gpt-4o-mini", provider="openai", input_tokens=120, output_tokens=30, cached_tokens=64,
                cost_usd=0.0000312, engine="native", duration_s=0.42, module_path="rag.answer", cache_used=True)

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from lmscope.telemetry import options as options_module
-from lmscope.telemetry.options import OPTION_NAMES, ConfigError, Options, resolve_options
+from lmscope.telemetry import _options as options_module
+from lmscope.telemetry._options import OPTION_NAMES, ConfigError, Options, resolve_options
 
 ALLOWED_OPTIONS = ("service_name, exporters, file_path, otlp_endpoint, otlp_protocol, capture_content, "
                    "console_stream, max_queue_size, metrics_exporters, prometheus_endpoint, jaeger_endpoint, "

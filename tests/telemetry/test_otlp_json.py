@@ -34,9 +34,9 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
-from lmscope.telemetry import semconv
-from lmscope.telemetry.exporters.otlp_json import OtlpJsonFileExporter, encode_spans
-from lmscope.telemetry.trace_file import TraceFileError, read_trace_file, records_from_spans
+from lmscope.telemetry import _semconv as semconv
+from lmscope.telemetry._exporters.otlp_json import OtlpJsonFileExporter, encode_spans
+from lmscope.telemetry._trace_file import TraceFileError, read_trace_file, records_from_spans
 
 REMOTE_PARENT = SpanContext(
     trace_id=0x0AF7651916CD43DD8448EB211C80319C,

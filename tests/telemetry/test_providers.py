@@ -21,8 +21,8 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerPro
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from lmscope.telemetry.options import ConfigError, Options, resolve_options
-from lmscope.telemetry.providers import (
+from lmscope.telemetry._options import ConfigError, Options, resolve_options
+from lmscope.telemetry._tracer_provider import (
     ProviderRegistry,
     SwitchableSpanProcessor,
     batch_processor,
@@ -270,8 +270,8 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from lmscope.telemetry.options import resolve_options
-from lmscope.telemetry.providers import setup_tracing
+from lmscope.telemetry._options import resolve_options
+from lmscope.telemetry._tracer_provider import setup_tracing
 
 def names(exporter):
     return [s.name for s in exporter.get_finished_spans()]

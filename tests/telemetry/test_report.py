@@ -15,11 +15,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode, set_span_in_context
 
-from lmscope.telemetry import semconv
-from lmscope.telemetry.exporters.otlp_json import OtlpJsonFileExporter
-from lmscope.telemetry.report import Report, Usage, render_report, summarize
-from lmscope.telemetry.trace_file import read_trace_file, records_from_spans
-from lmscope.telemetry.tree import build_trees
+from lmscope.telemetry import _semconv as semconv
+from lmscope.telemetry._exporters.otlp_json import OtlpJsonFileExporter
+from lmscope.telemetry._report import Report, Usage, render_report, summarize
+from lmscope.telemetry._trace_file import read_trace_file, records_from_spans
+from lmscope.telemetry._tree import build_trees
 from span_attributes import lm_attributes
 
 

@@ -1,6 +1,6 @@
 """`lmscope report FILE --html OUT`: one page, opened from disk in a real browser, with nothing to fetch.
 
-The trace file comes from a real run: the demo's RAG program (`lmscope.demo.build_program`) on real DSPy
+The trace file comes from a real run: the demo's RAG program (`lmscope._demo.build_program`) on real DSPy
 against the stand-in LM server, written by lmscope's file exporter, with one unpriced model and one LM
 that cannot be reached. Debian's headless Chromium then opens the page: the DOM it builds must show
 `report.py`'s figures to the digit and every span of the file in its place, and its screenshot must hold
@@ -23,15 +23,15 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode, set_span_in_context
 
-from lmscope.cli import main
-from lmscope.telemetry import semconv
-from lmscope.telemetry.exporters.otlp_json import OtlpJsonFileExporter
-from lmscope.telemetry.report import Report, render_report, summarize
-from lmscope.telemetry.report_html import CONTENT_SECURITY_POLICY, MAX_CHART_ROWS, render_html
-from lmscope.telemetry.report_html_style import PALETTE
-from lmscope.telemetry.report_page import gather_page
-from lmscope.telemetry.trace_file import SpanRecord, read_trace_file, records_from_spans
-from lmscope.telemetry.tree import build_trees, error_text, format_usd, span_facts
+from lmscope._cli import main
+from lmscope.telemetry import _semconv as semconv
+from lmscope.telemetry._exporters.otlp_json import OtlpJsonFileExporter
+from lmscope.telemetry._report import Report, render_report, summarize
+from lmscope.telemetry._report_html import CONTENT_SECURITY_POLICY, MAX_CHART_ROWS, render_html
+from lmscope.telemetry._report_html_style import PALETTE
+from lmscope.telemetry._report_page import gather_page
+from lmscope.telemetry._trace_file import SpanRecord, read_trace_file, records_from_spans
+from lmscope.telemetry._tree import build_trees, error_text, format_usd, span_facts
 
 INJECTED = "<script>document.title='pwned'</script>"
 
@@ -39,7 +39,7 @@ _APP = textwrap.dedent("""
     import socket, sys
     import dspy
     import lmscope
-    from lmscope.demo import QUESTIONS, build_program
+    from lmscope._demo import QUESTIONS, build_program
 
     base_url, trace_file = sys.argv[1], sys.argv[2]
     lmscope.instrument(service_name="html-report-test", exporters=["file"], file_path=trace_file,

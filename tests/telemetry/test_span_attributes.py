@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import INVALID_SPAN
 
-from lmscope.telemetry.span_attributes import store_attributes
+from lmscope.telemetry._span_attributes import store_attributes
 
 CLEAN = {"lmscope.module.path": "rag.answer", "lmscope.lm.calls": 2, "lmscope.cost.total_usd": 0.25,
          "lmscope.cache.hit": False, "gen_ai.response.finish_reasons": ("stop", "length"),

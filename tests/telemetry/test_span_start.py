@@ -21,8 +21,8 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import (NonRecordingSpan, SpanContext, SpanKind, TraceFlags, TraceState, get_current_span,
                                  set_span_in_context)
 
-from lmscope.telemetry.light_span import LightSpan
-from lmscope.telemetry.span_start import span_starter
+from lmscope.telemetry._light_span import LightSpan
+from lmscope.telemetry._span_start import span_starter
 
 
 def kind_of(span: Any) -> Any:
@@ -88,7 +88,7 @@ def both(steps: Callable[[Callable[..., Any]], list[Any]], **options: Any) -> bo
 
 
 FELL_BACK = ("span_starter used tracer.start_span: the installed SDK's start_span/sampler code differs from the "
-             "code telemetry/span_start.py follows; check `start` against it and add its fingerprint")
+             "code telemetry/_span_start.py follows; check `start` against it and add its fingerprint")
 
 
 def tree(start_span: Callable[..., Any]) -> list[Any]:

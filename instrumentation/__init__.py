@@ -1,1 +1,0 @@
-"""One subpackage per instrumented library; each imports its library only inside `_instrument`."""

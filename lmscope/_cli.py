@@ -1,0 +1,87 @@
+"""The `lmscope` command: demo, run, tree, report."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from ._demo import run
+
+    return run(model=args.model, file_path=args.file,
+               exporters=args.exporters.split(",") if args.exporters else None)
+
+
+def _run(args: argparse.Namespace) -> int:
+    # Only the separator goes: a `--` after the command is the command's own argument.
+    command = list(args.command or [])
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if not command:
+        print("lmscope run: give the command to run, e.g. lmscope run -- python app.py", file=sys.stderr)
+        return 2
+    env = dict(os.environ)
+    bootstrap = str(Path(__file__).with_name("_bootstrap"))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [bootstrap, env.get("PYTHONPATH")]))
+    if args.exporters:
+        env["LMSCOPE_EXPORTERS"] = args.exporters
+    os.execvpe(command[0], command, env)
+    return 127  # not reached
+
+
+def _tree(args: argparse.Namespace) -> int:
+    from .telemetry._trace_file import read_trace_file
+    from .telemetry._tree import build_trees, render_tree
+
+    for tree in build_trees(read_trace_file(args.file)):
+        print(render_tree(tree))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .telemetry._report import render_report
+    from .telemetry._report_html import render_html
+    from .telemetry._report_page import gather_page
+    from .telemetry._trace_file import read_trace_file
+
+    page = gather_page(read_trace_file(args.file), source=Path(args.file).name)
+    print(render_report(page.report))
+    if args.html:
+        Path(args.html).write_text(render_html(page), encoding="utf-8")
+        print(f"HTML report: {args.html}", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="lmscope", description="OpenTelemetry for DSPy and LiteLLM programs")
+    commands = parser.add_subparsers(dest="name", required=True)
+    demo = commands.add_parser("demo", help="trace a 3-step RAG program against a local stand-in LM")
+    demo.add_argument("--model", help="a real provider model (e.g. openai/gpt-4o-mini) instead of the stand-in")
+    demo.add_argument("--file", help="trace file path (default: LMSCOPE_FILE_PATH or lmscope-traces.jsonl)")
+    demo.add_argument("--exporters", help="comma-separated exporters (default: console,file)")
+    demo.set_defaults(handler=_demo)
+    run = commands.add_parser("run", help="run a Python program with lmscope instrumentation, no code change")
+    run.add_argument("--exporters", help="comma-separated exporters for the program (LMSCOPE_EXPORTERS)")
+    run.add_argument("command", nargs=argparse.REMAINDER, help="-- python app.py [args]")
+    run.set_defaults(handler=_run)
+    tree = commands.add_parser("tree", help="print the span trees in a trace file")
+    tree.add_argument("file")
+    tree.set_defaults(handler=_tree)
+    report = commands.add_parser("report", help="tokens, cost and cache hits by model and module path")
+    report.add_argument("file")
+    report.add_argument("--html", metavar="OUT", help="also write a self-contained HTML page (charts, trace trees)")
+    report.set_defaults(handler=_report)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except (OSError, ValueError) as exc:
+        print(f"lmscope {args.name}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

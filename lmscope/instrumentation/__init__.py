@@ -1,0 +1,1 @@
+"""One subpackage per instrumented library; each imports its library only when the app does."""

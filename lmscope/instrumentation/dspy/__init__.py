@@ -1,0 +1,85 @@
+"""DSPy instrumentation: module, LM, cache, retriever and tool spans with tokens, cost and settings.
+
+Methods are wrapped directly rather than through DSPy callbacks: DSPy's callback dispatch alone costs
+about 0.5 ms per program call (uuid, `inspect.getcallargs`, 11 hook pairs; research perf.md), several
+times our whole budget, and a user's `dspy.configure(callbacks=...)` silently drops a registered one.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Collection
+
+from opentelemetry.trace import Tracer
+
+from ...telemetry import _semconv as semconv
+from ...telemetry._lm_call import LMCall
+from .._patching import Patcher
+from . import _wrappers as wrappers
+from ._runtime import ModuleListener, Runtime
+from ._settings import wrap_settings_context
+from .package import _instruments
+
+
+class DSPyInstrumentor:
+    """Patches DSPy classes in place; `uninstrument()` puts back the exact objects it found."""
+
+    def __init__(self) -> None:
+        self._patcher = Patcher()
+        self.runtime: Runtime | None = None
+
+    @staticmethod
+    def instrumentation_dependencies() -> Collection[str]:
+        return _instruments
+
+    @property
+    def is_instrumented(self) -> bool:
+        return bool(self._patcher)
+
+    def instrument(self, tracer: Tracer, *, capture_content: bool,
+                   lm_call_listeners: Collection[Callable[[LMCall], None]] = (),
+                   module_listeners: Collection[ModuleListener] = ()) -> None:
+        if self.is_instrumented:
+            return
+        import dspy
+        from dspy.adapters.chat_adapter import ChatAdapter
+        from dspy.adapters.types.tool import Tool
+        from dspy.clients import execution
+        from dspy.clients.base_lm import BaseLM
+        from dspy.clients.cache import Cache
+        from dspy.dsp.utils.settings import Settings
+        from dspy.evaluate.evaluate import Evaluate
+        from dspy.predict.parallel import Parallel
+        from dspy.primitives.module import Module
+        from dspy.retrievers.embeddings import Embeddings
+        from dspy.retrievers.retrieve import Retrieve
+        from dspy.utils.parallelizer import ParallelExecutor
+
+        runtime = self.runtime = Runtime(tracer, dspy.settings, capture_content=capture_content)
+        runtime.lm_call_listeners.extend(lm_call_listeners)
+        runtime.module_listeners.extend(module_listeners)
+        patch = self._patcher.replace
+        patch(Module, "__call__", lambda f: wrappers.module_call(runtime, f))
+        patch(Module, "acall", lambda f: wrappers.module_call(runtime, f, is_async=True))
+        patch(Retrieve, "__call__", lambda f: wrappers.module_call(runtime, f))
+        patch(Embeddings, "__call__", lambda f: wrappers.module_call(runtime, f))
+        patch(BaseLM, "__call__", lambda f: wrappers.lm_call(runtime, f))
+        patch(BaseLM, "acall", lambda f: wrappers.lm_call(runtime, f, is_async=True))
+        patch(Tool, "__call__", lambda f: wrappers.tool_call(runtime, f))
+        patch(Tool, "acall", lambda f: wrappers.tool_call(runtime, f, is_async=True))
+        patch(execution, "finalize", wrappers.finalize)
+        patch(Cache, "get", wrappers.cache_get)
+        patch(Cache, "cache_key", wrappers.cache_key)
+        patch(ParallelExecutor, "execute", wrappers.parallel_execute)
+        patch(Module, "batch", lambda f: wrappers.container_call(runtime, f, name_suffix=".batch"))
+        patch(Parallel, "forward", lambda f: wrappers.container_call(runtime, f, name_suffix=".parallel",
+                                                                      own_path=False))
+        patch(Evaluate, "__call__", lambda f: wrappers.container_call(runtime, f, name_suffix=".evaluate",
+                                                                       kind=semconv.KIND_EVALUATOR, own_path=False))
+        patch(ChatAdapter, "_make_json_adapter_fallback", wrappers.adapter_fallback)
+        patch(Settings, "context", wrap_settings_context)
+        # `dspy.context` was bound to the original method when dspy was imported (dspy/__init__.py).
+        patch(dspy, "context", lambda _: dspy.settings.context)
+
+    def uninstrument(self) -> None:
+        self._patcher.restore_all()
+        self.runtime = None

@@ -1,0 +1,361 @@
+"""Pure attribute builders: plain values in, `{key: value}` out. No spans, no DSPy imports."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Mapping
+
+from ...telemetry import _semconv as semconv
+from ...telemetry._lm_call import LMCall
+from ...telemetry._lm_vendors import gen_ai_provider, openinference_provider
+from ...telemetry._spend import Spend
+
+# Request parameters worth recording. An allowlist, not a denylist: `lm.kwargs` also holds api_key,
+# api_base and headers, and a new secret-bearing key must never slip through by default.
+_REQUEST_PARAMETERS = ("temperature", "max_tokens", "max_completion_tokens", "top_p", "n", "stop", "seed",
+                       "frequency_penalty", "presence_penalty", "reasoning_effort", "rollout_id", "num_retries")
+_GEN_AI_REQUEST = {"temperature": semconv.GEN_AI_REQUEST_TEMPERATURE, "top_p": semconv.GEN_AI_REQUEST_TOP_P,
+                   "max_tokens": semconv.GEN_AI_REQUEST_MAX_TOKENS,
+                   "max_completion_tokens": semconv.GEN_AI_REQUEST_MAX_TOKENS}
+_SECRET_MARKERS = ("key", "secret", "token", "password", "auth", "credential", "header", "api_base", "base_url")
+_MAX_DOCUMENTS = 32
+_CACHE_LIMIT = 4096
+"""Entries per memo dict below; a full one is cleared, not grown."""
+
+
+def _jsonable(value: Any) -> Any:
+    for method in ("toDict", "model_dump"):
+        convert = getattr(value, method, None)
+        if callable(convert):
+            try:
+                return convert()
+            except Exception:  # noqa: BLE001 - fall back to str below
+                break
+    return _safe_str(value)
+
+
+def _make_encode() -> Callable[[Any], str]:
+    """One encoder for every value, built once: `json.dumps(value, default=..., ensure_ascii=False)` builds a
+    JSONEncoder per call, and even a shared encoder's `encode` builds a new C encoder per call (~0.6 µs).
+
+    The C encoder is made without circular-reference markers: those are state shared by every call, which
+    threads would trip over. A cycle then ends in RecursionError instead of ValueError; `to_json` handles both.
+    """
+    c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+    if c_make_encoder is None:  # no C accelerator (PyPy): the standard encoder, same output
+        return json.JSONEncoder(ensure_ascii=False, default=_jsonable).encode
+    encoder = c_make_encoder(None, _jsonable, json.encoder.encode_basestring, None, ": ", ", ", False, False, True)
+    join = "".join
+    return lambda value: join(encoder(value, 0))
+
+
+_encode = _make_encode()
+
+
+def to_json(value: Any) -> str:
+    """JSON for `input.value`/`output.value`; anything JSON does not know becomes its str()."""
+    try:
+        if type(value) in _NATIVE:  # LM messages and outputs, module kwargs: straight to the encoder
+            return _encode(value)
+        store = _plain_store(value)
+        return _encode(value if store is None else store)
+    except Exception:  # noqa: BLE001 - keys JSON cannot have, cycles, a failing conversion: content never costs the span
+        return _encode(_safe_str(value))
+
+
+def content_snapshot(value: Any) -> Any:
+    """Captured content for a deferred builder: a value whose `to_json` later is `to_json(value)` now.
+
+    The user's objects may change after the call. What DSPy passes around most (kwargs and Prediction stores of
+    strings and string lists, chat message lists, lists of completions) is copied: scalars are immutable, lists
+    become tuples (the same JSON array), dicts are copied. Anything else is encoded now and kept as its JSON
+    text. So the result is JSON text (str) or a copy made of dicts and tuples: see `content_json`.
+    """
+    kind = type(value)
+    if kind is dict:
+        copied = _flat_copy(value)
+    elif kind is list or kind is tuple:
+        copied = _flat_items(value)
+    elif kind is str:
+        copied = None
+    else:
+        # The JSON of an Example whose store holds scalars and flat lists is the JSON of its store, whether
+        # `to_json` encodes the store (`_plain_store`) or `toDict()` (a copy of it, value for value).
+        store = _example_store(value)
+        copied = _flat_copy(store) if store is not None else None
+    return to_json(value) if copied is None else copied
+
+
+def _flat_copy(mapping: dict[Any, Any]) -> dict[str, Any] | None:
+    """A copy of a dict of str keys to scalars or flat lists of scalars (as tuples), or None if it is not one."""
+    if not _STR_TYPE.issuperset(map(type, mapping)):
+        return None
+    if _SCALAR_TYPES.issuperset(map(type, mapping.values())):
+        return dict(mapping)
+    copied = {}
+    for key, item in mapping.items():
+        if type(item) in _SCALAR_TYPES:
+            copied[key] = item
+        elif type(item) in _FLAT_SEQUENCES and _SCALAR_TYPES.issuperset(map(type, item)):
+            copied[key] = tuple(item)
+        else:
+            return None
+    return copied
+
+
+def _flat_items(items: list[Any] | tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """A list of scalars, or of flat dicts (chat messages), as a tuple of copies; None if it is neither."""
+    if _SCALAR_TYPES.issuperset(map(type, items)):
+        return tuple(items)
+    copied = []
+    for item in items:
+        if type(item) is not dict:
+            return None
+        entry = _flat_copy(item)
+        if entry is None:
+            return None
+        copied.append(entry)
+    return tuple(copied)
+
+
+def content_json(content: Any) -> str:
+    """The JSON text of what `content_snapshot` returned."""
+    return content if type(content) is str else to_json(content)
+
+
+def _safe_str(value: Any) -> str:
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001
+        return f"<unprintable {type(value).__name__}>"
+
+
+# Types whose `toDict` is DSPy's `Example.toDict` (Example, Prediction and their subclasses), found by name
+# so this module needs no DSPy import.
+_example_types: dict[type, bool] = {}
+_SCALARS = (str, int, float, bool, type(None))
+_SCALAR_TYPES = frozenset(_SCALARS)
+_STR_TYPE = frozenset({str})
+_FLAT_SEQUENCES = frozenset({list, tuple})
+_NATIVE = frozenset({dict, list, tuple, str})
+
+
+def _plain_store(value: Any) -> dict[str, Any] | None:
+    """An Example/Prediction's `_store` when it only holds plain scalars and lists of strings.
+
+    `Example.toDict()` copies such a store value for value (it only converts objects with `toDict`,
+    pydantic models, and the items of lists and dicts), so JSON of the store itself is JSON of `toDict()`,
+    which is what the encoder's `default` would have produced, minus the copy and the per-value checks.
+    """
+    store = _example_store(value)
+    if store is None:
+        return None
+    for item in store.values():
+        kind = type(item)
+        if kind in _SCALARS:
+            continue
+        if kind is list:
+            for element in item:
+                if type(element) is not str:
+                    return None
+            continue
+        return None
+    return store
+
+
+def _example_store(value: Any) -> dict[str, Any] | None:
+    """The `_store` dict of a DSPy Example/Prediction whose `toDict` is DSPy's own, else None."""
+    cls = type(value)
+    is_example = _example_types.get(cls)
+    if is_example is None:
+        to_dict = getattr(cls, "toDict", None)
+        is_example = _example_types[cls] = (getattr(to_dict, "__qualname__", None) == "Example.toDict"
+                                            and getattr(to_dict, "__module__", None) == "dspy.primitives.example")
+        if len(_example_types) > _CACHE_LIMIT:
+            _example_types.clear()
+    if not is_example:
+        return None
+    attributes = getattr(value, "__dict__", None)
+    if attributes is None or "toDict" in attributes:
+        return None
+    store = attributes.get("_store")
+    return store if type(store) is dict else None
+
+
+def request_parameters(lm_kwargs: Mapping[str, Any], call_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The allowlisted parameters of `{**lm_kwargs, **call_kwargs}` that are not None, in allowlist order.
+
+    A list (`stop`) becomes a tuple: the same JSON, and the LM's own list may change after the call."""
+    parameters: dict[str, Any] = {}
+    for name in _REQUEST_PARAMETERS:
+        value = call_kwargs[name] if name in call_kwargs else lm_kwargs.get(name)
+        if value is not None:
+            parameters[name] = tuple(value) if type(value) is list else value
+    return parameters
+
+
+# (model, provider, parameters) -> request attributes, for parameters whose values are plain scalars. The key
+# tells True from 1 and 0.0 from -0.0 (type, and repr for floats), which compare equal but differ in JSON.
+_request_attributes: dict[tuple[Any, ...], dict[str, Any]] = {}
+_PLAIN = (str, int, bool)
+
+
+def lm_request_attributes(model: str, provider: str | None, parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The request attributes of an LM span (a new dict each call: the caller adds to it)."""
+    key: tuple[Any, ...] | None = (model, provider)
+    for name, value in parameters.items():
+        kind = type(value)
+        if kind is float:
+            key += (name, kind, repr(value))  # type: ignore[operator]
+        elif kind in _PLAIN:
+            key += (name, kind, value)  # type: ignore[operator]
+        else:
+            key = None
+            break
+    if key is not None and type(model) is str and (provider is None or type(provider) is str):
+        cached = _request_attributes.get(key)
+        if cached is None:
+            if len(_request_attributes) >= _CACHE_LIMIT:
+                _request_attributes.clear()
+            cached = _request_attributes[key] = _lm_request_attributes(model, provider, parameters)
+        return cached.copy()
+    return _lm_request_attributes(model, provider, parameters)
+
+
+def _lm_request_attributes(model: str, provider: str | None, parameters: Mapping[str, Any]) -> dict[str, Any]:
+    attributes: dict[str, Any] = {
+        semconv.SPAN_KIND: semconv.KIND_LLM,
+        semconv.GEN_AI_OPERATION_NAME: semconv.GEN_AI_OPERATION_CHAT,
+        semconv.GEN_AI_REQUEST_MODEL: model,
+        semconv.LLM_MODEL_NAME: model,
+    }
+    if provider is not None:
+        attributes[semconv.GEN_AI_PROVIDER_NAME] = gen_ai_provider(provider)
+        attributes[semconv.LLM_PROVIDER] = openinference_provider(provider)
+    for name, value in parameters.items():
+        key = _GEN_AI_REQUEST.get(name)
+        if key is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+            attributes[key] = value
+    if parameters.get("n", 1) != 1:
+        attributes[semconv.GEN_AI_REQUEST_CHOICE_COUNT] = parameters["n"]
+    if parameters:
+        attributes[semconv.LLM_INVOCATION_PARAMETERS] = to_json(parameters)
+    return attributes
+
+
+def lm_result_attributes(call: LMCall) -> dict[str, Any]:
+    """Usage, cost and cache facts of a finished call, in both conventions with equal values."""
+    attributes: dict[str, Any] = {
+        semconv.GEN_AI_USAGE_INPUT_TOKENS: call.input_tokens,
+        semconv.GEN_AI_USAGE_OUTPUT_TOKENS: call.output_tokens,
+        semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: call.cached_tokens,
+        semconv.LLM_TOKEN_COUNT_PROMPT: call.input_tokens,
+        semconv.LLM_TOKEN_COUNT_COMPLETION: call.output_tokens,
+        semconv.LLM_TOKEN_COUNT_TOTAL: call.input_tokens + call.output_tokens,
+        semconv.LLM_TOKEN_COUNT_CACHE_READ: call.cached_tokens,
+        semconv.CACHE_HIT: call.cache_hit,
+    }
+    if call.reasoning_tokens:
+        attributes[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = call.reasoning_tokens
+        attributes[semconv.LLM_TOKEN_COUNT_REASONING] = call.reasoning_tokens
+    if call.cost_usd is None:
+        attributes[semconv.COST_UNKNOWN] = True
+    else:
+        attributes[semconv.GEN_AI_USAGE_COST] = call.cost_usd
+        attributes[semconv.LLM_COST_TOTAL] = call.cost_usd
+        if call.cost_source:
+            attributes[semconv.COST_SOURCE] = call.cost_source
+    if call.cache_hit:
+        if call.cache_layer:
+            attributes[semconv.CACHE_LAYER] = call.cache_layer
+        if call.saved_usd is not None:
+            attributes[semconv.CACHE_SAVED_USD] = call.saved_usd
+        if call.saved_tokens is not None:
+            attributes[semconv.CACHE_SAVED_TOKENS] = call.saved_tokens
+    if call.response_model:
+        attributes[semconv.GEN_AI_RESPONSE_MODEL] = call.response_model
+    if call.response_id:
+        attributes[semconv.GEN_AI_RESPONSE_ID] = call.response_id
+    if call.finish_reasons:
+        attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = call.finish_reasons
+    if call.engine:
+        attributes[semconv.LM_ENGINE] = call.engine
+    return attributes
+
+
+def rollup_attributes(totals: Spend) -> dict[str, Any]:
+    """A module's subtree spend, under lmscope.* keys only (backends would sum gen_ai.usage.* again)."""
+    attributes: dict[str, Any] = {
+        semconv.LM_CALLS: totals.calls,
+        semconv.USAGE_INPUT_TOKENS: totals.input_tokens,
+        semconv.USAGE_OUTPUT_TOKENS: totals.output_tokens,
+        semconv.USAGE_CACHED_TOKENS: totals.cached_tokens,
+        semconv.CACHE_HITS: totals.cache_hits,
+    }
+    if totals.calls > totals.unpriced_calls:  # no known price at all: no total, never a silent $0
+        attributes[semconv.COST_TOTAL_USD] = totals.cost_usd
+    if totals.unpriced_calls:
+        attributes[semconv.COST_UNKNOWN] = True
+    if totals.cache_hits > totals.unpriced_hits:  # likewise for hits whose original price was unknown
+        attributes[semconv.CACHE_SAVED_TOTAL_USD] = totals.saved_usd
+    return attributes
+
+
+_secret_keys: dict[str, bool] = {}
+_settings_names: dict[str, str | None] = {}
+"""settings key -> its attribute name, or None for a secret-looking key (both bounded by _CACHE_LIMIT)."""
+_override_tuples: dict[frozenset[str], tuple[str, ...]] = {}
+
+
+def is_secret_key(key: str) -> bool:
+    secret = _secret_keys.get(key)
+    if secret is None:
+        lowered = key.lower()
+        secret = any(marker in lowered for marker in _SECRET_MARKERS)
+        if len(_secret_keys) >= _CACHE_LIMIT:
+            _secret_keys.clear()
+        _secret_keys[key] = secret
+    return secret
+
+
+def settings_name(key: str) -> str | None:
+    """`lmscope.settings.<key>`, or None for a key that looks like it holds a secret."""
+    try:
+        return _settings_names[key]
+    except KeyError:
+        pass
+    name = None if is_secret_key(key) else semconv.SETTINGS_PREFIX + key
+    if len(_settings_names) >= _CACHE_LIMIT:
+        _settings_names.clear()
+    _settings_names[key] = name
+    return name
+
+
+def sorted_overrides(overrides: frozenset[str]) -> tuple[str, ...]:
+    keys = _override_tuples.get(overrides)
+    if keys is None:
+        if len(_override_tuples) >= _CACHE_LIMIT:
+            _override_tuples.clear()
+        keys = _override_tuples[overrides] = tuple(sorted(overrides))
+    return keys
+
+
+def document_attributes(passages: Any, capture_content: bool) -> dict[str, Any]:
+    """`retrieval.documents.N.document.{id,score,content}` for what a retriever returned."""
+    if not isinstance(passages, (list, tuple)):
+        return {}
+    attributes: dict[str, Any] = {}
+    for index, passage in enumerate(passages[:_MAX_DOCUMENTS]):
+        prefix = f"{semconv.RETRIEVAL_DOCUMENTS}.{index}."
+        if isinstance(passage, Mapping):
+            doc_id = passage.get("id", passage.get("pid", index))
+            score = passage.get("score")
+            content = passage.get("long_text", passage.get("text", passage.get("content")))
+        else:
+            doc_id, score, content = index, None, passage
+        attributes[prefix + semconv.DOCUMENT_ID] = str(doc_id)
+        if isinstance(score, (int, float)):
+            attributes[prefix + semconv.DOCUMENT_SCORE] = float(score)
+        if capture_content and content is not None:
+            attributes[prefix + semconv.DOCUMENT_CONTENT] = str(content)
+    return attributes

@@ -1,0 +1,103 @@
+"""Turn what DSPy's `finalize` saw (its `CallResult`) into one `LMCall`.
+
+Read by duck typing so this module needs no DSPy import. Facts it relies on (dspy-internals §4):
+a cache hit zeroes `usage` but keeps the original call's `cost`; native results keep the original usage
+on `responses[i].usage`; LiteLLM results carry the ModelResponse in `raw`.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from ...telemetry._lm_call import LMCall
+
+_NATIVE_COST_KIND = "estimate"  # DSPy priced it from its bundled snapshot of LiteLLM's price map
+
+
+def _plain(value: Any) -> Mapping[str, Any]:
+    if value is None:
+        return _NO_MAPPING
+    if type(value) is dict or isinstance(value, Mapping):  # a dict first: the Mapping ABC check is slow
+        return value
+    dump = getattr(value, "model_dump", None)
+    return dump() if callable(dump) else _NO_MAPPING
+
+
+_NO_MAPPING: Mapping[str, Any] = MappingProxyType({})
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def engine_name(lm: Any, result: Any) -> str:
+    raw = getattr(result, "raw", None)
+    if type(lm).__name__ == "DummyLM":
+        return "dummy"
+    if raw is not None and type(raw).__module__.startswith("litellm"):
+        return "litellm"
+    if getattr(result, "responses", None):
+        return "native"
+    return "legacy"
+
+
+def _finish_reasons(result: Any) -> tuple[str, ...]:
+    responses = getattr(result, "responses", None) or ()
+    reasons = [getattr(response, "finish_reason", None) for response in responses]
+    if not reasons:
+        choices = getattr(getattr(result, "raw", None), "choices", None) or ()
+        reasons = [getattr(choice, "finish_reason", None) for choice in choices]
+    return tuple(str(reason) for reason in reasons if reason)
+
+
+def _response_id(result: Any) -> str | None:
+    responses = getattr(result, "responses", None)
+    source = responses[0] if responses else getattr(result, "raw", None)
+    response_id = getattr(source, "id", None)
+    return response_id if isinstance(response_id, str) and response_id else None
+
+
+def _original_tokens(result: Any, stored_record: Any) -> int | None:
+    """Tokens the cached answer cost when it was first produced, if anything still records them."""
+    responses = getattr(result, "responses", None)
+    if responses:
+        usage = getattr(responses[0], "usage", None)
+        if usage is not None:
+            return _count(getattr(usage, "input_tokens", 0)) + _count(getattr(usage, "output_tokens", 0))
+    usage = _plain(getattr(stored_record, "usage", None))
+    if usage:
+        return _count(usage.get("prompt_tokens")) + _count(usage.get("completion_tokens"))
+    return None
+
+
+def lm_call_from_result(lm: Any, result: Any, *, model: str, provider: str | None, cache_layer: str | None,
+                        stored_record: Any, duration_s: float, module_path: str | None) -> LMCall:
+    engine = engine_name(lm, result)
+    call = LMCall(model=model, provider=provider, engine=engine, duration_s=duration_s, module_path=module_path,
+                  response_model=getattr(result, "response_model", None) or None,
+                  response_id=_response_id(result), finish_reasons=_finish_reasons(result))
+    cost = getattr(result, "cost", None)
+    cost = float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None
+    if getattr(result, "cache_hit", False):
+        call.cache_hit = True
+        call.cache_layer = cache_layer
+        call.cost_usd = 0.0
+        call.cost_source = "lmscope"  # a cache hit bills nothing: our statement, not a price lookup
+        call.saved_usd = cost
+        call.saved_tokens = _original_tokens(result, stored_record)
+        return call
+    usage = _plain(getattr(result, "usage", None))
+    call.input_tokens = _count(usage.get("prompt_tokens"))
+    call.output_tokens = _count(usage.get("completion_tokens"))
+    call.cached_tokens = _count(_plain(usage.get("prompt_tokens_details")).get("cached_tokens"))
+    call.reasoning_tokens = _count(_plain(usage.get("completion_tokens_details")).get("reasoning_tokens"))
+    if cost is not None:
+        call.cost_usd = cost
+        if engine == "litellm":
+            call.cost_source = "litellm"
+        elif _plain(getattr(result, "cost_details", None)).get("kind") == _NATIVE_COST_KIND:
+            call.cost_source = "dspy"
+        else:
+            call.cost_source = "provider"
+    return call

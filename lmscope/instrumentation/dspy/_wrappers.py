@@ -1,0 +1,211 @@
+"""Wrapper factories: each takes the original callable and returns the traced replacement.
+
+Two shapes cover every DSPy entry point: `traced` for a sync method, `traced_async` for a coroutine
+method. `start` runs before the call and returns a step; `end` always runs after it, with the result or
+the exception. If `start` fails, the original runs untouched; the user's exception is re-raised as is.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from typing import Any, Callable
+
+from opentelemetry import context as otel_context
+
+from ...telemetry import _semconv as semconv
+from ...telemetry._internal_errors import report_internal_error
+from ._frames import BATCH_ITEM_KEY, FRAME_KEY, current_lm_frame
+from ._runtime import NO_PATH, Runtime, Step
+
+Start = Callable[[Any, tuple[Any, ...], dict[str, Any]], Step]
+End = Callable[[Step, Any, "BaseException | None"], None]
+
+
+def traced(original: Callable[..., Any], start: Start, end: End, where: str) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            step = start(self, args, kwargs)
+        except Exception as exc:  # noqa: BLE001
+            report_internal_error(where, exc)
+            return original(self, *args, **kwargs)
+        try:
+            result = original(self, *args, **kwargs)
+        except BaseException as error:
+            end(step, None, error)
+            raise
+        end(step, result, None)
+        return result
+
+    return wrapper
+
+
+def traced_async(original: Callable[..., Any], start: Start, end: End, where: str) -> Callable[..., Any]:
+    @functools.wraps(original)
+    async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            step = start(self, args, kwargs)
+        except Exception as exc:  # noqa: BLE001
+            report_internal_error(where, exc)
+            return await original(self, *args, **kwargs)
+        try:
+            result = await original(self, *args, **kwargs)
+        except BaseException as error:
+            end(step, None, error)
+            raise
+        end(step, result, None)
+        return result
+
+    return wrapper
+
+
+def module_call(runtime: Runtime, original: Callable[..., Any], *, is_async: bool = False) -> Callable[..., Any]:
+    wrap = traced_async if is_async else traced
+    return wrap(original, runtime.start_module, runtime.end_module, "module span start")
+
+
+def lm_call(runtime: Runtime, original: Callable[..., Any], *, is_async: bool = False) -> Callable[..., Any]:
+    wrap = traced_async if is_async else traced
+    return wrap(original, runtime.start_lm, runtime.end_lm, "LM span start")
+
+
+def container_call(runtime: Runtime, original: Callable[..., Any], *, name_suffix: str, kind: str | None = None,
+                   own_path: bool = True) -> Callable[..., Any]:
+    """A span around work DSPy fans out to threads (`batch`, `Parallel`, `Evaluate`): one trace, not many."""
+
+    def start(owner: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Step:
+        parent = otel_context.get_current().get(FRAME_KEY)
+        if not own_path and parent is not None and getattr(parent, "container", False):
+            return None, None  # Parallel inside Module.batch: the batch span already covers it
+        return runtime.start_module(owner, (), {}, container=True, name_suffix=name_suffix, kind=kind,
+                                    path_owner=owner if own_path else NO_PATH)
+
+    def end(step: Step, output: Any, error: BaseException | None) -> None:
+        if step[0] is not None:
+            runtime.end_module(step, None, error)
+
+    return traced(original, start, end, "container span start")
+
+
+def tool_call(runtime: Runtime, original: Callable[..., Any], *, is_async: bool = False) -> Callable[..., Any]:
+    def start(tool: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Step:
+        name = str(getattr(tool, "name", None) or type(tool).__name__)
+        extra = {semconv.GEN_AI_OPERATION_NAME: semconv.GEN_AI_OPERATION_EXECUTE_TOOL,
+                 semconv.GEN_AI_TOOL_NAME: name, semconv.TOOL_NAME: name}
+        return runtime.start_module(tool, (), kwargs, name=f"{semconv.GEN_AI_OPERATION_EXECUTE_TOOL} {name}",
+                                    kind=semconv.KIND_TOOL, path_owner=NO_PATH, extra=extra)
+
+    wrap = traced_async if is_async else traced
+    return wrap(original, start, runtime.end_module, "tool span start")
+
+
+def finalize(original: Callable[..., Any]) -> Callable[..., Any]:
+    """`dspy.clients.execution.finalize`: the one place that sees usage, cost and the cache-hit flag."""
+
+    @functools.wraps(original)
+    def wrapper(lm: Any, call: Any, result: Any) -> Any:
+        frame = current_lm_frame()
+        if frame is not None:
+            frame.call = call
+            frame.result = result
+        return original(lm, call, result)
+
+    return wrapper
+
+
+def cache_get(original: Callable[..., Any]) -> Callable[..., Any]:
+    """`Cache.get`: tells a memory hit from a disk hit (DSPy promotes disk hits, so look before)."""
+
+    @functools.wraps(original)
+    def wrapper(self: Any, request: Any, ignored_args_for_cache_key: Any = None) -> Any:
+        frame = current_lm_frame()
+        if frame is None or frame.cache_layer is not None:
+            return original(self, request, ignored_args_for_cache_key)
+        key = in_memory = None
+        try:
+            key = self.cache_key(request, ignored_args_for_cache_key)
+            with self._lock:
+                in_memory = bool(self.enable_memory_cache) and key in self.memory_cache
+            frame.cache_key_memo = (request, key)  # lets the original get reuse the hash
+        except Exception as exc:  # noqa: BLE001
+            report_internal_error("cache probe", exc)
+        try:
+            value = original(self, request, ignored_args_for_cache_key)
+        finally:
+            frame.cache_key_memo = None
+        if value is not None and key is not None:
+            frame.cache_layer = "memory" if in_memory else "disk"
+            if self.enable_memory_cache:
+                with self._lock:  # the stored record still has the usage the hit copy had zeroed
+                    frame.stored_record = self.memory_cache.get(key)
+        return value
+
+    return wrapper
+
+
+def cache_key(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def wrapper(self: Any, request: Any, ignored_args_for_cache_key: Any = None) -> Any:
+        frame = current_lm_frame()
+        if frame is not None:
+            memo = frame.cache_key_memo
+            if memo is not None and memo[0] is request:
+                return memo[1]
+        return original(self, request, ignored_args_for_cache_key)
+
+    return wrapper
+
+
+def parallel_execute(original: Callable[..., Any]) -> Callable[..., Any]:
+    """`ParallelExecutor.execute`: carry the launching OTel context into worker threads.
+
+    DSPy copies only its own settings into workers (dspy-internals §2.5). We attach the launching context
+    (span, frame, `lmscope.context`, `track()`, overrides) around each item and mark its position.
+    """
+
+    @functools.wraps(original)
+    def wrapper(self: Any, function: Callable[[Any], Any], data: Any) -> Any:
+        launching = otel_context.get_current()
+        parent = launching.get(FRAME_KEY)
+        positions: dict[int, list[int]] = {}
+        for index, item in enumerate(data):
+            positions.setdefault(id(item), []).append(index)
+        lock = threading.Lock()
+
+        def run(item: Any) -> Any:
+            with lock:  # straggler resubmission may run an item twice: it keeps its last index
+                indices = positions.get(id(item)) or [-1]
+                index = indices.pop(0) if len(indices) > 1 else indices[0]
+            token = otel_context.attach(otel_context.set_value(BATCH_ITEM_KEY, (index, parent), launching))
+            try:
+                return function(item)
+            finally:
+                otel_context.detach(token)
+
+        return original(self, run, data)
+
+    return wrapper
+
+
+def adapter_fallback(original: Callable[..., Any]) -> Callable[..., Any]:
+    """`ChatAdapter._make_json_adapter_fallback` runs only when parsing failed: mark it on the step."""
+
+    @functools.wraps(original)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            import sys
+
+            from opentelemetry import trace
+
+            error = sys.exc_info()[1]
+            attributes = {"from": type(self).__name__, "to": "JSONAdapter"}
+            if error is not None:
+                attributes[semconv.ERROR_TYPE] = type(error).__name__
+                attributes["message"] = str(error)[:500]
+            trace.get_current_span().add_event(semconv.ADAPTER_EVENT_FALLBACK, attributes)
+        except Exception as exc:  # noqa: BLE001
+            report_internal_error("adapter fallback event", exc)
+        return original(self, *args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,1 @@
+"""Internal: OpenTelemetry plumbing that knows nothing of DSPy or LiteLLM (options, providers, exporters, names)."""

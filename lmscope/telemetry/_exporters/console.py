@@ -1,0 +1,84 @@
+"""Print each trace as a span tree when its local root span ends: the zero-setup way to see a run."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from typing import TextIO
+
+from cachetools import LRUCache
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from .._internal_errors import report_internal_error
+from .._trace_file import records_from_spans
+from .._tree import build_trees, render_tree
+
+# Bounds, so a trace whose root never ends (a crashed worker, a root still open at exit) cannot leak:
+# least recently touched traces are dropped first, and one huge trace keeps only its first spans.
+_MAX_TRACES = 1024
+_MAX_SPANS_PER_TRACE = 10_000
+
+
+class ConsoleTreeProcessor(SpanProcessor):
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        max_traces: int = _MAX_TRACES,
+        max_spans_per_trace: int = _MAX_SPANS_PER_TRACE,
+    ) -> None:
+        self._stream = stream
+        self._max_spans = max_spans_per_trace
+        self._pending: LRUCache[int, list[ReadableSpan]] = LRUCache(maxsize=max_traces)
+        self._lock = threading.Lock()
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        try:
+            self._on_end(span)
+        except Exception as exc:  # noqa: BLE001 - a console printout must never break the app
+            report_internal_error("console tree", exc)
+
+    def _on_end(self, span: ReadableSpan) -> None:
+        trace_id = span.context.trace_id
+        parent = span.parent
+        with self._lock:
+            if parent is not None and not parent.is_remote:  # not a local root: keep it for later
+                spans = self._pending.get(trace_id)
+                if spans is None:
+                    self._pending[trace_id] = [span]
+                elif len(spans) < self._max_spans:
+                    spans.append(span)
+                return
+            spans = self._pending.pop(trace_id, [])
+        spans.append(span)
+        # Rendering and writing happen outside the lock: other threads keep ending spans meanwhile.
+        self._print(spans)
+
+    def _print(self, spans: list[ReadableSpan]) -> None:
+        # Resolved now, not at construction, so pytest's capsys or a later redirect of stderr is honoured.
+        stream = self._stream if self._stream is not None else sys.stderr
+        color = _wants_color(stream)
+        text = "\n".join(render_tree(tree, color=color) for tree in build_trees(records_from_spans(spans)))
+        stream.write(text + "\n")
+        stream.flush()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True  # a trace is printed when its root ends, not before
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._pending.clear()
+
+
+def _wants_color(stream: TextIO) -> bool:
+    if os.environ.get("NO_COLOR"):
+        return False
+    try:
+        return stream.isatty()
+    except Exception:  # noqa: BLE001 - closed or odd file-like objects
+        return False

@@ -1,0 +1,378 @@
+"""Options: one declarative table and one resolver.
+
+Each option is resolved from the first layer that has it: keyword argument > environment (`LMSCOPE_<NAME>`,
+then the standard `OTEL_*` aliases of that option) > `[tool.lmscope]` in the app's pyproject.toml > default.
+Standard OTel variables rank with the environment, above pyproject.toml, because a deployment sets them to
+describe where it runs (collector protocol, service name) and that must beat what the app checked in.
+
+A backend preset's options (jaeger_*, langfuse_host, mlflow_*) are read only when that exporter is on, so a
+variable set for another tool (MLFLOW_TRACKING_URI=databricks) cannot break a run that does not use the backend.
+
+A bad value raises `ConfigError` with one line: the option, where the value came from, the value, what is
+allowed. Values that may carry credentials (endpoint userinfo and query) are masked in that line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, Final, Literal, Mapping, Sequence, cast
+from urllib.parse import urlsplit
+
+from ._exporters.endpoints import LANGFUSE_DEFAULT_HOST, MLFLOW_DEFAULT_TRACKING_URI
+
+if sys.version_info >= (3, 11):
+    import tomllib as _toml
+else:  # pragma: no cover - exercised on 3.10 only
+    try:
+        import tomli as _toml
+    except ImportError:  # no TOML reader: pyproject.toml is skipped rather than half-read
+        _toml = None
+
+EXPORTERS: Final = ("console", "file", "otlp", "jaeger", "langfuse", "mlflow")
+"""Exporter names that send spans somewhere; a new backend preset adds its name here."""
+METRICS_EXPORTERS: Final = ("otlp", "prometheus", "console")
+"""Exporter names that send metrics somewhere (`metrics_exporters`)."""
+NO_EXPORT: Final = "none"
+"""The exporter name that turns export off; it cannot be combined with the others."""
+OTLP_PROTOCOLS: Final = ("http/protobuf", "grpc")
+CONSOLE_STREAMS: Final = ("stderr", "stdout")
+DEFAULT_SERVICE_NAME: Final = "lmscope-app"
+DEFAULT_PROMETHEUS_ENDPOINT: Final = "127.0.0.1:9464"
+"""Loopback, not 0.0.0.0: a scrape endpoint is reachable from outside the host only when asked for."""
+DEFAULT_MAX_QUEUE_SIZE: Final = 8192
+"""Spans queued per exporter. Four times the SDK's 2,048: a tight DSPy loop (cache hits) makes ~7,000 spans/s
+and a busy machine can keep the export thread off the CPU for a second; about 5 KB per span with content."""
+
+ARGUMENT: Final = "argument"
+"""Source label of a keyword argument."""
+DEFAULT: Final = "default"
+"""Source label of a value nobody set."""
+PYPROJECT_TABLE: Final = "[tool.lmscope]"
+
+_TRUE: Final = frozenset({"true", "1", "yes"})
+_FALSE: Final = frozenset({"false", "0", "no"})
+
+
+class ConfigError(ValueError):
+    """A bad lmscope option; the message is one line naming option, source, value and what is allowed."""
+
+    @classmethod
+    def for_option(cls, name: str, problem: str, source: str, allowed: str) -> ConfigError:
+        return cls(f"lmscope: {name}: {problem} (from {source}); allowed: {allowed}")
+
+
+@dataclass(frozen=True)
+class Options:
+    """Resolved lmscope options; `sources` says where each value came from (argument, env var, pyproject)."""
+
+    service_name: str = DEFAULT_SERVICE_NAME
+    exporters: tuple[str, ...] = ("console",)
+    file_path: str = "lmscope-traces.jsonl"
+    otlp_endpoint: str | None = None
+    otlp_protocol: Literal["http/protobuf", "grpc"] = "http/protobuf"
+    capture_content: bool = True
+    console_stream: Literal["stderr", "stdout"] = "stderr"
+    max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE
+    metrics_exporters: tuple[str, ...] = (NO_EXPORT,)
+    prometheus_endpoint: str = DEFAULT_PROMETHEUS_ENDPOINT
+    jaeger_endpoint: str | None = None
+    jaeger_protocol: Literal["http/protobuf", "grpc"] = "http/protobuf"
+    langfuse_host: str = LANGFUSE_DEFAULT_HOST
+    mlflow_tracking_uri: str = MLFLOW_DEFAULT_TRACKING_URI
+    mlflow_experiment_id: str | None = None
+    mlflow_experiment_name: str | None = None
+    otlp_metrics_protocol: Literal["http/protobuf", "grpc"] = "http/protobuf"
+    """`otlp_protocol` as the metrics exporter reads it (OTEL_EXPORTER_OTLP_METRICS_PROTOCOL, not ..._TRACES_...)."""
+    sources: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), compare=False, repr=False)
+
+    def given(self, name: str) -> bool:
+        """True when someone set the option (argument, env var, pyproject), False for a default."""
+        return self.sources.get(name, DEFAULT) != DEFAULT
+
+
+class _Invalid(Exception):
+    """A parser's complaint about a raw value; the resolver adds option name, source and allowed values."""
+
+
+def _show(value: object) -> str:
+    """A bounded, single-line repr for error messages."""
+    text = repr(value).replace("\n", "\\n")
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def mask_url(url: str) -> str:
+    """Hide userinfo and query of a URL-ish string: both are where people put tokens."""
+    return re.sub(r"\?.*$", "?***", re.sub(r"[^/@]*@", "***@", url))
+
+
+# Parsers: a raw value from any layer (native from arguments and TOML, str from env) -> typed value.
+
+def _string(raw: object) -> str:
+    if not isinstance(raw, str):
+        raise _Invalid(f"not a string: {_show(raw)}")
+    if not raw.strip():
+        raise _Invalid(f"empty value {raw!r}")
+    return raw.strip()
+
+
+def _path(raw: object) -> str:
+    value = os.fspath(raw) if isinstance(raw, os.PathLike) else raw
+    return os.path.expanduser(_string(value))
+
+
+def _exporter_list(allowed: tuple[str, ...]) -> Callable[[object], tuple[str, ...]]:
+    """A parser for a list of exporter names out of `allowed`, or 'none' alone."""
+
+    def parse(raw: object) -> tuple[str, ...]:
+        if isinstance(raw, str):
+            items: Sequence[object] = raw.split(",")
+        elif isinstance(raw, (list, tuple)):
+            items = raw
+        else:
+            raise _Invalid(f"not a list of exporter names or a comma-separated string: {_show(raw)}")
+        names: list[str] = []
+        for item in items:
+            if not isinstance(item, str):
+                raise _Invalid(f"not an exporter name: {_show(item)}")
+            name = item.strip().lower()
+            if name and name not in (*allowed, NO_EXPORT):
+                raise _Invalid(f"unknown exporter {item.strip()!r}")
+            if name and name not in names:
+                names.append(name)
+        if not names:
+            raise _Invalid(f"no exporter named in {_show(raw)}")
+        if NO_EXPORT in names and len(names) > 1:
+            raise _Invalid(f"'none' cannot be combined with other exporters: {_show(raw)}")
+        return tuple(names)
+
+    return parse
+
+
+def _endpoint(raw: object) -> str:
+    value = _string(raw)
+    problem = _Invalid(f"malformed endpoint {mask_url(value)!r}")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        raise problem from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value):
+        raise problem
+    return value
+
+
+def split_host_port(text: str) -> tuple[str, int]:
+    """`127.0.0.1:9464` -> ("127.0.0.1", 9464); `[::1]:9464` -> ("::1", 9464). Raises ValueError."""
+    host, sep, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or int(port) > 65535 or any(c in host for c in " /[]@?#"):
+        raise ValueError(text)
+    return host, int(port)
+
+
+def _host_port(raw: object) -> str:
+    value = _string(raw)
+    try:
+        split_host_port(value)
+    except ValueError:
+        raise _Invalid(f"malformed host:port {value!r}") from None
+    return value
+
+
+def _choice(noun: str, choices: tuple[str, ...]) -> Callable[[object], str]:
+    def parse(raw: object) -> str:
+        value = _string(raw).lower()
+        if value not in choices:
+            raise _Invalid(f"unknown {noun} {raw!r}")
+        return value
+
+    return parse
+
+
+def _boolean(raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = raw.strip().lower() if isinstance(raw, str) else None
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise _Invalid(f"not a boolean: {_show(raw)}")
+
+
+def _positive_int(raw: object) -> int:
+    value: object = raw
+    if isinstance(raw, str):
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise _Invalid(f"not an integer: {_show(raw)}") from None
+    # bool is an int subclass, but `max_queue_size=True` is a mistake, not 1.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _Invalid(f"not an integer: {_show(raw)}")
+    if value <= 0:
+        raise _Invalid(f"not a positive integer: {_show(raw)}")
+    return value
+
+
+def env_service_name() -> str | None:
+    """The service name the standard variables give (OTEL_SERVICE_NAME, else OTEL_RESOURCE_ATTRIBUTES)."""
+    # The SDK's own detector, so parsing and precedence match what Resource.create does.
+    from opentelemetry.sdk.resources import SERVICE_NAME, OTELResourceDetector
+
+    name = OTELResourceDetector().detect().attributes.get(SERVICE_NAME)
+    return name if isinstance(name, str) and name else None
+
+
+@dataclass(frozen=True)
+class _Option:
+    name: str
+    parse: Callable[[object], object]
+    allowed: str
+    default: Callable[[], object]
+    env_aliases: tuple[str, ...] = ()
+    """Standard OTel variables read after LMSCOPE_<NAME>."""
+    key: str = ""
+    """The user-facing option this row reads (argument, LMSCOPE_<KEY>, pyproject) when it is not `name`: a
+    per-signal view of one option, with that signal's OTel variables (otlp_protocol for metrics)."""
+    config_relative: bool = False
+    """A relative path from pyproject.toml is relative to that file, as ruff and pytest read theirs."""
+    exporter: str | None = None
+    """Read only when this exporter is on: a stray MLFLOW_TRACKING_URI=databricks must not break a console run."""
+
+    @property
+    def user_key(self) -> str:
+        return self.key or self.name
+
+    @property
+    def env(self) -> tuple[str, ...]:
+        return (f"LMSCOPE_{self.user_key.upper()}", *self.env_aliases)
+
+
+_TABLE: Final[tuple[_Option, ...]] = (
+    _Option("service_name", _string, "a non-empty string",
+            lambda: env_service_name() or DEFAULT_SERVICE_NAME, env_aliases=("OTEL_SERVICE_NAME",)),
+    _Option("exporters", _exporter_list(EXPORTERS), ", ".join((*EXPORTERS, NO_EXPORT)), lambda: ("console",)),
+    _Option("file_path", _path, "a non-empty file path", lambda: "lmscope-traces.jsonl", config_relative=True),
+    _Option("otlp_endpoint", _endpoint, "an http:// or https:// URL with a host, e.g. http://localhost:4318",
+            lambda: None),
+    _Option("otlp_protocol", _choice("protocol", OTLP_PROTOCOLS), ", ".join(OTLP_PROTOCOLS),
+            lambda: "http/protobuf",
+            env_aliases=("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")),
+    _Option("capture_content", _boolean, "true, false, 1, 0, yes, no", lambda: True),
+    _Option("console_stream", _choice("stream", CONSOLE_STREAMS), ", ".join(CONSOLE_STREAMS), lambda: "stderr"),
+    _Option("max_queue_size", _positive_int, "an integer > 0", lambda: DEFAULT_MAX_QUEUE_SIZE,
+            env_aliases=("OTEL_BSP_MAX_QUEUE_SIZE",)),
+    _Option("metrics_exporters", _exporter_list(METRICS_EXPORTERS), ", ".join((*METRICS_EXPORTERS, NO_EXPORT)),
+            lambda: (NO_EXPORT,)),
+    _Option("prometheus_endpoint", _host_port, "host:port, e.g. 127.0.0.1:9464 (port 0 picks a free port)",
+            lambda: DEFAULT_PROMETHEUS_ENDPOINT),
+    _Option("otlp_metrics_protocol", _choice("protocol", OTLP_PROTOCOLS), ", ".join(OTLP_PROTOCOLS),
+            lambda: "http/protobuf", key="otlp_protocol",
+            env_aliases=("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")),
+    # Backend presets. Their standard variables rank as env aliases, like the OTEL_* ones above.
+    _Option("jaeger_endpoint", _endpoint, "an http:// or https:// URL with a host, e.g. http://localhost:4318",
+            lambda: None, env_aliases=("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+            exporter="jaeger"),
+    _Option("jaeger_protocol", _choice("protocol", OTLP_PROTOCOLS), ", ".join(OTLP_PROTOCOLS),
+            lambda: "http/protobuf",
+            env_aliases=("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"), exporter="jaeger"),
+    # LANGFUSE_BASE_URL before LANGFUSE_HOST: the order the Langfuse SDK reads them.
+    _Option("langfuse_host", _endpoint, "the http:// or https:// base URL of a Langfuse server",
+            lambda: LANGFUSE_DEFAULT_HOST, env_aliases=("LANGFUSE_BASE_URL", "LANGFUSE_HOST"), exporter="langfuse"),
+    _Option("mlflow_tracking_uri", _endpoint,
+            "the http:// or https:// URL of an `mlflow server` (file and database stores cannot receive OTLP)",
+            lambda: MLFLOW_DEFAULT_TRACKING_URI, env_aliases=("MLFLOW_TRACKING_URI",), exporter="mlflow"),
+    _Option("mlflow_experiment_id", _string, "a non-empty experiment id", lambda: None,
+            env_aliases=("MLFLOW_EXPERIMENT_ID",), exporter="mlflow"),
+    _Option("mlflow_experiment_name", _string, "a non-empty experiment name", lambda: None,
+            env_aliases=("MLFLOW_EXPERIMENT_NAME",), exporter="mlflow"),
+)
+OPTION_NAMES: Final[tuple[str, ...]] = tuple(option.name for option in _TABLE if not option.key)
+"""What a user can set; rows with a `key` are views of another option, not options of their own."""
+
+
+def _reject_unknown(names: Sequence[str], source: str) -> None:
+    for name in names:
+        if name not in OPTION_NAMES:
+            raise ConfigError.for_option(name, "unknown option", source, ", ".join(OPTION_NAMES))
+
+
+def find_pyproject(start: Path) -> Path | None:
+    """The first pyproject.toml from `start` up to the filesystem root."""
+    for directory in (start, *start.parents):
+        candidate = directory / "pyproject.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_pyproject(path: Path | None) -> tuple[dict[str, Any], str]:
+    """`[tool.lmscope]` of `path` with keys normalised (`file-path` == `file_path`), and its source label."""
+    if path is None or _toml is None:
+        return {}, ""
+    source = f"{path} {PYPROJECT_TABLE}"
+    try:
+        with path.open("rb") as stream:
+            document = _toml.load(stream)
+    except (OSError, _toml.TOMLDecodeError) as exc:
+        detail = str(exc).replace("\n", " ")
+        raise ConfigError(f"lmscope: cannot read {PYPROJECT_TABLE} from {path}: {detail}") from None
+    tool = document.get("tool")
+    table = tool.get("lmscope", {}) if isinstance(tool, dict) else {}
+    if not isinstance(table, dict):
+        raise ConfigError(f"lmscope: {PYPROJECT_TABLE} in {path} must be a table, got {_show(table)}")
+    config = {key.replace("-", "_"): value for key, value in table.items()}
+    _reject_unknown(list(config), source)
+    return config, source
+
+
+def _lookup(option: _Option, given: Mapping[str, object], environ: Mapping[str, str],
+            config: Mapping[str, object], config_source: str) -> tuple[object, str]:
+    """(raw value, source label) from the highest layer that has the option."""
+    if option.user_key in given:
+        return given[option.user_key], ARGUMENT
+    for variable in option.env:
+        # An empty variable counts as unset, as the OTel SDK treats its own variables.
+        if environ.get(variable, "").strip():
+            return environ[variable], variable
+    if option.user_key in config:
+        return config[option.user_key], config_source
+    return None, DEFAULT
+
+
+def resolve_options(**kwargs: object) -> Options:
+    """Resolve every option: keyword argument > LMSCOPE_<NAME> (then OTEL_* aliases) > pyproject > default.
+
+    A keyword argument of None counts as not given. Raises `ConfigError` on an unknown option or bad value.
+
+    Example:
+        >>> resolve_options(exporters="console,file").exporters
+        ('console', 'file')
+    """
+    given = {name: value for name, value in kwargs.items() if value is not None}
+    _reject_unknown(list(given), ARGUMENT)
+    pyproject = find_pyproject(Path.cwd())
+    config, config_source = _read_pyproject(pyproject)
+    values: dict[str, object] = {}
+    sources: dict[str, str] = {}
+    for option in _TABLE:
+        raw, source = _lookup(option, given, os.environ, config, config_source)
+        if option.exporter is not None and option.exporter not in cast(tuple, values["exporters"]):
+            source = DEFAULT  # `exporters` comes earlier in the table, so it is resolved by now
+        sources[option.name] = source
+        if source == DEFAULT:
+            values[option.name] = option.default()
+            continue
+        try:
+            value = option.parse(raw)
+        except _Invalid as exc:
+            raise ConfigError.for_option(option.user_key, str(exc), source, option.allowed) from None
+        if option.config_relative and source == config_source and pyproject is not None:
+            value = os.path.join(pyproject.parent, cast(str, value))  # an absolute value stays as it is
+        values[option.name] = value
+    return Options(**cast(dict[str, Any], values), sources=MappingProxyType(sources))

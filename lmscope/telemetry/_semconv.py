@@ -1,0 +1,149 @@
+"""Every span attribute, span name part and metric name lmscope writes, in one place.
+
+Instrumentors, the console tree, the report, dashboards and tests read names from here; nothing spells
+a key by hand elsewhere. OpenInference keys come from `openinference-semantic-conventions`; OTel GenAI
+keys follow semantic conventions v1.41 (the version Langfuse, MLflow and Phoenix read today); our own
+keys live under `lmscope.`.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from openinference.semconv.trace import (
+    DocumentAttributes,
+    OpenInferenceSpanKindValues,
+    SpanAttributes,
+)
+
+# --- OpenInference -------------------------------------------------------------------------------
+SPAN_KIND: Final = SpanAttributes.OPENINFERENCE_SPAN_KIND
+KIND_CHAIN: Final = OpenInferenceSpanKindValues.CHAIN.value
+KIND_LLM: Final = OpenInferenceSpanKindValues.LLM.value
+KIND_RETRIEVER: Final = OpenInferenceSpanKindValues.RETRIEVER.value
+KIND_TOOL: Final = OpenInferenceSpanKindValues.TOOL.value
+KIND_AGENT: Final = OpenInferenceSpanKindValues.AGENT.value
+KIND_EVALUATOR: Final = OpenInferenceSpanKindValues.EVALUATOR.value
+
+INPUT_VALUE: Final = SpanAttributes.INPUT_VALUE
+INPUT_MIME_TYPE: Final = SpanAttributes.INPUT_MIME_TYPE
+OUTPUT_VALUE: Final = SpanAttributes.OUTPUT_VALUE
+OUTPUT_MIME_TYPE: Final = SpanAttributes.OUTPUT_MIME_TYPE
+MIME_JSON: Final = "application/json"
+
+LLM_MODEL_NAME: Final = SpanAttributes.LLM_MODEL_NAME
+LLM_PROVIDER: Final = SpanAttributes.LLM_PROVIDER
+LLM_INVOCATION_PARAMETERS: Final = SpanAttributes.LLM_INVOCATION_PARAMETERS
+LLM_TOKEN_COUNT_PROMPT: Final = SpanAttributes.LLM_TOKEN_COUNT_PROMPT
+LLM_TOKEN_COUNT_COMPLETION: Final = SpanAttributes.LLM_TOKEN_COUNT_COMPLETION
+LLM_TOKEN_COUNT_TOTAL: Final = SpanAttributes.LLM_TOKEN_COUNT_TOTAL
+LLM_TOKEN_COUNT_CACHE_READ: Final = SpanAttributes.LLM_TOKEN_COUNT_PROMPT_DETAILS_CACHE_READ
+LLM_TOKEN_COUNT_REASONING: Final = SpanAttributes.LLM_TOKEN_COUNT_COMPLETION_DETAILS_REASONING
+LLM_COST_PROMPT: Final = SpanAttributes.LLM_COST_PROMPT
+LLM_COST_COMPLETION: Final = SpanAttributes.LLM_COST_COMPLETION
+LLM_COST_TOTAL: Final = SpanAttributes.LLM_COST_TOTAL
+
+RETRIEVAL_DOCUMENTS: Final = SpanAttributes.RETRIEVAL_DOCUMENTS
+DOCUMENT_ID: Final = DocumentAttributes.DOCUMENT_ID
+DOCUMENT_SCORE: Final = DocumentAttributes.DOCUMENT_SCORE
+DOCUMENT_CONTENT: Final = DocumentAttributes.DOCUMENT_CONTENT
+
+TOOL_NAME: Final = SpanAttributes.TOOL_NAME
+TOOL_DESCRIPTION: Final = SpanAttributes.TOOL_DESCRIPTION
+
+SESSION_ID: Final = SpanAttributes.SESSION_ID
+USER_ID: Final = SpanAttributes.USER_ID
+METADATA: Final = SpanAttributes.METADATA
+TAG_TAGS: Final = SpanAttributes.TAG_TAGS
+
+# --- OTel GenAI (v1.41) --------------------------------------------------------------------------
+GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+GEN_AI_REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
+GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
+GEN_AI_REQUEST_TOP_P: Final = "gen_ai.request.top_p"
+GEN_AI_REQUEST_CHOICE_COUNT: Final = "gen_ai.request.choice.count"
+GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
+GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
+GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
+GEN_AI_USAGE_COST: Final = "gen_ai.usage.cost"
+"""USD. Not in the spec; the de facto key that Langfuse ingests and LiteLLM/OpenLIT emit."""
+GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
+GEN_AI_OPERATION_CHAT: Final = "chat"
+GEN_AI_OPERATION_RETRIEVAL: Final = "retrieval"
+GEN_AI_OPERATION_EXECUTE_TOOL: Final = "execute_tool"
+ERROR_TYPE: Final = "error.type"
+
+# --- lmscope -------------------------------------------------------------------------------------
+MODULE_PATH: Final = "lmscope.module.path"
+MODULE_CLASS: Final = "lmscope.module.class"
+MODULE_SIGNATURE: Final = "lmscope.module.signature"
+MODULE_COMPILED: Final = "lmscope.module.compiled"
+BATCH_INDEX: Final = "lmscope.batch.index"
+
+LM_ENGINE: Final = "lmscope.lm.engine"
+"""Which DSPy engine served the call: native, litellm, dummy, legacy or the engine's class name."""
+COST_SOURCE: Final = "lmscope.cost.source"
+"""Who priced the call: provider | litellm | dspy | lmscope."""
+COST_UNKNOWN: Final = "lmscope.cost.unknown"
+CACHE_HIT: Final = "lmscope.cache.hit"
+CACHE_LAYER: Final = "lmscope.cache.layer"
+"""memory | disk (DSPy's response cache tiers)."""
+CACHE_SAVED_USD: Final = "lmscope.cache.saved_usd"
+CACHE_SAVED_TOKENS: Final = "lmscope.cache.saved_tokens"
+
+# Roll-ups on module spans: deliberately not gen_ai.usage.* / llm.*, which backends would sum again.
+USAGE_INPUT_TOKENS: Final = "lmscope.usage.input_tokens"
+USAGE_OUTPUT_TOKENS: Final = "lmscope.usage.output_tokens"
+USAGE_CACHED_TOKENS: Final = "lmscope.usage.cached_tokens"
+COST_TOTAL_USD: Final = "lmscope.cost.total_usd"
+LM_CALLS: Final = "lmscope.lm.calls"
+CACHE_HITS: Final = "lmscope.cache.hits"
+CACHE_SAVED_TOTAL_USD: Final = "lmscope.cache.saved_total_usd"
+
+SETTINGS_PREFIX: Final = "lmscope.settings."
+SETTINGS_OVERRIDES: Final = "lmscope.settings.overrides"
+"""The settings keys an active `dspy.context(...)` set (string array)."""
+
+ADAPTER_EVENT_FALLBACK: Final = "lmscope.adapter.fallback"
+"""Span event: ChatAdapter failed to parse and DSPy retried with JSONAdapter."""
+
+LM_SPAN_NAME_PREFIX: Final = "chat "
+
+# --- metrics -------------------------------------------------------------------------------------
+# Names and units as written here; Prometheus sees them translated (dots -> `_`, unit suffix, counters
+# `_total`): the exact series names are listed in telemetry/_metrics.py.
+METER_NAME: Final = "lmscope"
+METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
+METRIC_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
+METRIC_COST: Final = "gen_ai.usage.cost"
+"""USD, a counter. Not in the spec (PR semantic-conventions-genai#443 is open); LiteLLM and OpenLIT emit a
+histogram of that name, which Prometheus names `..._USD_bucket/_sum/_count`: ours is `..._USD_total`."""
+METRIC_CACHED_TOKENS: Final = "lmscope.usage.cached_tokens"
+"""Prompt tokens read from the provider's prompt cache: a subset of the input tokens, not a token type."""
+METRIC_CACHE_REQUESTS: Final = "lmscope.cache.requests"
+METRIC_CACHE_SAVED_USD: Final = "lmscope.cache.saved"
+METRIC_CACHE_SAVED_TOKENS: Final = "lmscope.cache.saved_tokens"
+METRIC_MODULE_DURATION: Final = "lmscope.module.duration"
+
+GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
+GEN_AI_TOKEN_TYPE_INPUT: Final = "input"
+GEN_AI_TOKEN_TYPE_OUTPUT: Final = "output"
+CACHE_RESULT: Final = "lmscope.cache.result"
+"""Metric attribute: hit | miss (a span says the same with the boolean lmscope.cache.hit)."""
+CACHE_RESULT_HIT: Final = "hit"
+CACHE_RESULT_MISS: Final = "miss"
+
+# OTel GenAI v1.41 explicit bucket boundaries.
+TOKEN_BUCKETS: Final = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
+DURATION_BUCKETS: Final = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+MODULE_DURATION_BUCKETS: Final = (0.001, 0.005, *DURATION_BUCKETS, 163.84, 327.68, 655.36)
+"""The spec's LM-call buckets, widened both ways: a module may be a retriever taking 1 ms or a batch taking minutes."""
+
+__all__ = sorted(name for name in dir() if name.isupper())
+"""What `lmscope.semconv` publishes: every name above."""

@@ -1,1 +1,0 @@
-"""OpenTelemetry plumbing that knows nothing of DSPy or LiteLLM: options, providers, exporters, names."""
