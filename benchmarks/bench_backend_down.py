@@ -4,7 +4,7 @@
 
 The 3-step DSPy program of bench_overhead.py (DummyLM; its program, LM, configuration and block helpers
 are imported from there) runs under lmscope's DSPy instrumentation with lmscope's real export pipeline
-(`telemetry._tracer_provider.batch_processor`: BatchExportProcessor + GuardedExporter), once per backend:
+(`telemetry._pipeline.batch_processor`: BatchExportProcessor + GuardedExporter), once per backend:
 
     base          no instrumentation (for reference)
     noop          lmscope -> a no-op exporter
@@ -27,26 +27,25 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
 
 import bench_overhead as bench  # sets LITELLM_LOCAL_MODEL_COST_MAP and DSPY_CACHEDIR before dspy loads
+import dspy
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter
 
-import dspy  # noqa: E402
-from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import SpanExporter  # noqa: E402
-
-from lmscope.instrumentation.dspy import DSPyInstrumentor  # noqa: E402
-from lmscope.telemetry._batch_export import SHUTDOWN_TIMEOUT_S, BatchExportProcessor, drop_report  # noqa: E402
-from lmscope.telemetry._export_guard import describe_destination  # noqa: E402
-from lmscope.telemetry._options import resolve_options  # noqa: E402
-from lmscope.telemetry._tracer_provider import batch_processor, otlp_span_exporter  # noqa: E402
+from lmscope.instrumentation.dspy import DSPyInstrumentor
+from lmscope.telemetry._batch_export import SHUTDOWN_TIMEOUT_S, BatchExportProcessor, drop_report
+from lmscope.telemetry._export_guard import describe_destination
+from lmscope.telemetry._exporters.otlp import otlp_span_exporter
+from lmscope.telemetry._options import resolve_options
+from lmscope.telemetry._pipeline import batch_processor
 
 SERVERS = Path(__file__).resolve().parent.parent / "tests" / "otlp_servers.py"
 FLUSH_TIMEOUT_MS = 5_000

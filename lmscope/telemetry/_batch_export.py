@@ -26,16 +26,17 @@ down, slow or failing backend:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
-from opentelemetry import context as otel_context
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context
+from opentelemetry.context import Context
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
@@ -133,18 +134,17 @@ def _export_workers_cpu() -> float | None:
         return None
     total = 0.0
     for clock in list(_WORKER_CLOCKS):
-        try:
+        with contextlib.suppress(OSError):  # the thread ended between the copy and the read
             total += time.clock_gettime(clock)
-        except OSError:  # the thread ended between the copy and the read
-            pass
     return total
 
 
 class BatchExportProcessor(SpanProcessor):
     """Queues ended spans (at most `max_queue_size`) and exports them in batches on a worker thread."""
 
-    def __init__(self, exporter: SpanExporter, *, max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE, max_export_batch_size: int = 512,
-                 schedule_delay_millis: float = 5000, name: str | None = None) -> None:
+    def __init__(self, exporter: SpanExporter, *, max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE,
+                 max_export_batch_size: int = 512, schedule_delay_millis: float = 5000,
+                 name: str | None = None) -> None:
         if max_queue_size < 1 or max_export_batch_size < 1 or schedule_delay_millis <= 0:
             raise ValueError("max_queue_size, max_export_batch_size and schedule_delay_millis must be positive")
         self.exporter = exporter if isinstance(exporter, GuardedExporter) else GuardedExporter(exporter, name)
@@ -348,11 +348,8 @@ class BatchExportProcessor(SpanProcessor):
                 self._batches_taken += 1
                 self._progress.notify_all()
             # As the SDK's BatchSpanProcessor does: an instrumented HTTP client must not trace our own export.
-            token = otel_context.attach(otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
-            try:
+            with suppress_instrumentation():
                 result = self.exporter.export(batch)
-            finally:
-                otel_context.detach(token)
             with self._lock:
                 if self._in_flight:  # else shutdown already counted this batch as unsent
                     self._in_flight = 0

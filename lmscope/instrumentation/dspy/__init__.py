@@ -1,13 +1,13 @@
 """DSPy instrumentation: module, LM, cache, retriever and tool spans with tokens, cost and settings.
 
 Methods are wrapped directly rather than through DSPy callbacks: DSPy's callback dispatch alone costs
-about 0.5 ms per program call (uuid, `inspect.getcallargs`, 11 hook pairs; research perf.md), several
-times our whole budget, and a user's `dspy.configure(callbacks=...)` silently drops a registered one.
+about 0.5 ms per program call (uuid, `inspect.getcallargs`, 11 hook pairs), several times our whole budget,
+and a user's `dspy.configure(callbacks=...)` silently drops a registered one (docs/dspy-internals.md §8).
 """
 
 from __future__ import annotations
 
-from typing import Callable, Collection
+from collections.abc import Callable, Collection
 
 from opentelemetry.trace import Tracer
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ...telemetry import _semconv as semconv
 from ...telemetry._lm_call import LMCall
 from ...telemetry._lm_vendors import gen_ai_provider, openinference_provider
+from ...telemetry._memo import BoundedMemo
 from ...telemetry._spend import Spend
 
 # Request parameters worth recording. An allowlist, not a denylist: `lm.kwargs` also holds api_key,
@@ -19,8 +21,6 @@ _GEN_AI_REQUEST = {"temperature": semconv.GEN_AI_REQUEST_TEMPERATURE, "top_p": s
                    "max_completion_tokens": semconv.GEN_AI_REQUEST_MAX_TOKENS}
 _SECRET_MARKERS = ("key", "secret", "token", "password", "auth", "credential", "header", "api_base", "base_url")
 _MAX_DOCUMENTS = 32
-_CACHE_LIMIT = 4096
-"""Entries per memo dict below; a full one is cleared, not grown."""
 
 
 def _jsonable(value: Any) -> Any:
@@ -63,66 +63,6 @@ def to_json(value: Any) -> str:
         return _encode(_safe_str(value))
 
 
-def content_snapshot(value: Any) -> Any:
-    """Captured content for a deferred builder: a value whose `to_json` later is `to_json(value)` now.
-
-    The user's objects may change after the call. What DSPy passes around most (kwargs and Prediction stores of
-    strings and string lists, chat message lists, lists of completions) is copied: scalars are immutable, lists
-    become tuples (the same JSON array), dicts are copied. Anything else is encoded now and kept as its JSON
-    text. So the result is JSON text (str) or a copy made of dicts and tuples: see `content_json`.
-    """
-    kind = type(value)
-    if kind is dict:
-        copied = _flat_copy(value)
-    elif kind is list or kind is tuple:
-        copied = _flat_items(value)
-    elif kind is str:
-        copied = None
-    else:
-        # The JSON of an Example whose store holds scalars and flat lists is the JSON of its store, whether
-        # `to_json` encodes the store (`_plain_store`) or `toDict()` (a copy of it, value for value).
-        store = _example_store(value)
-        copied = _flat_copy(store) if store is not None else None
-    return to_json(value) if copied is None else copied
-
-
-def _flat_copy(mapping: dict[Any, Any]) -> dict[str, Any] | None:
-    """A copy of a dict of str keys to scalars or flat lists of scalars (as tuples), or None if it is not one."""
-    if not _STR_TYPE.issuperset(map(type, mapping)):
-        return None
-    if _SCALAR_TYPES.issuperset(map(type, mapping.values())):
-        return dict(mapping)
-    copied = {}
-    for key, item in mapping.items():
-        if type(item) in _SCALAR_TYPES:
-            copied[key] = item
-        elif type(item) in _FLAT_SEQUENCES and _SCALAR_TYPES.issuperset(map(type, item)):
-            copied[key] = tuple(item)
-        else:
-            return None
-    return copied
-
-
-def _flat_items(items: list[Any] | tuple[Any, ...]) -> tuple[Any, ...] | None:
-    """A list of scalars, or of flat dicts (chat messages), as a tuple of copies; None if it is neither."""
-    if _SCALAR_TYPES.issuperset(map(type, items)):
-        return tuple(items)
-    copied = []
-    for item in items:
-        if type(item) is not dict:
-            return None
-        entry = _flat_copy(item)
-        if entry is None:
-            return None
-        copied.append(entry)
-    return tuple(copied)
-
-
-def content_json(content: Any) -> str:
-    """The JSON text of what `content_snapshot` returned."""
-    return content if type(content) is str else to_json(content)
-
-
 def _safe_str(value: Any) -> str:
     try:
         return str(value)
@@ -130,13 +70,7 @@ def _safe_str(value: Any) -> str:
         return f"<unprintable {type(value).__name__}>"
 
 
-# Types whose `toDict` is DSPy's `Example.toDict` (Example, Prediction and their subclasses), found by name
-# so this module needs no DSPy import.
-_example_types: dict[type, bool] = {}
 _SCALARS = (str, int, float, bool, type(None))
-_SCALAR_TYPES = frozenset(_SCALARS)
-_STR_TYPE = frozenset({str})
-_FLAT_SEQUENCES = frozenset({list, tuple})
 _NATIVE = frozenset({dict, list, tuple, str})
 
 
@@ -163,17 +97,20 @@ def _plain_store(value: Any) -> dict[str, Any] | None:
     return store
 
 
+def _has_dspy_to_dict(cls: type) -> bool:
+    """Whether `cls.toDict` is DSPy's `Example.toDict` (Example, Prediction and their subclasses), found by name
+    so this module needs no DSPy import."""
+    to_dict = getattr(cls, "toDict", None)
+    return (getattr(to_dict, "__qualname__", None) == "Example.toDict"
+            and getattr(to_dict, "__module__", None) == "dspy.primitives.example")
+
+
+_example_types: BoundedMemo[type, bool] = BoundedMemo(_has_dspy_to_dict)
+
+
 def _example_store(value: Any) -> dict[str, Any] | None:
     """The `_store` dict of a DSPy Example/Prediction whose `toDict` is DSPy's own, else None."""
-    cls = type(value)
-    is_example = _example_types.get(cls)
-    if is_example is None:
-        to_dict = getattr(cls, "toDict", None)
-        is_example = _example_types[cls] = (getattr(to_dict, "__qualname__", None) == "Example.toDict"
-                                            and getattr(to_dict, "__module__", None) == "dspy.primitives.example")
-        if len(_example_types) > _CACHE_LIMIT:
-            _example_types.clear()
-    if not is_example:
+    if not _example_types(type(value)):
         return None
     attributes = getattr(value, "__dict__", None)
     if attributes is None or "toDict" in attributes:
@@ -183,43 +120,53 @@ def _example_store(value: Any) -> dict[str, Any] | None:
 
 
 def request_parameters(lm_kwargs: Mapping[str, Any], call_kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The allowlisted parameters of `{**lm_kwargs, **call_kwargs}` that are not None, in allowlist order.
-
-    A list (`stop`) becomes a tuple: the same JSON, and the LM's own list may change after the call."""
+    """The allowlisted parameters of `{**lm_kwargs, **call_kwargs}` that are not None, in allowlist order."""
     parameters: dict[str, Any] = {}
     for name in _REQUEST_PARAMETERS:
         value = call_kwargs[name] if name in call_kwargs else lm_kwargs.get(name)
         if value is not None:
-            parameters[name] = tuple(value) if type(value) is list else value
+            parameters[name] = value
     return parameters
 
 
-# (model, provider, parameters) -> request attributes, for parameters whose values are plain scalars. The key
-# tells True from 1 and 0.0 from -0.0 (type, and repr for floats), which compare equal but differ in JSON.
-_request_attributes: dict[tuple[Any, ...], dict[str, Any]] = {}
+RequestKey = tuple[str, "str | None", tuple[tuple[Any, ...], ...]]
+"""(model, provider, one (name, type, value) item per parameter; floats also carry their repr): what an LM's
+request attributes depend on. Type and repr tell True from 1 and 0.0 from -0.0, which compare equal but differ in
+JSON."""
 _PLAIN = (str, int, bool)
+
+
+def _request_key(model: str, provider: str | None, parameters: Mapping[str, Any]) -> RequestKey | None:
+    """The memo key of these request attributes, or None when a value is not a plain scalar (`stop` lists)."""
+    if type(model) is not str or not (provider is None or type(provider) is str):
+        return None
+    items: list[tuple[Any, ...]] = []
+    for name, value in parameters.items():
+        kind = type(value)
+        if kind is float:
+            items.append((name, kind, repr(value), value))
+        elif kind in _PLAIN:
+            items.append((name, kind, value))
+        else:
+            return None
+    return model, provider, tuple(items)
+
+
+def _request_attributes_of(key: RequestKey) -> dict[str, Any]:
+    model, provider, items = key
+    return _lm_request_attributes(model, provider, {item[0]: item[-1] for item in items})
+
+
+# A program sends the same model and parameters again and again: their attributes (and JSON) are made once.
+_request_attributes: BoundedMemo[RequestKey, dict[str, Any]] = BoundedMemo(_request_attributes_of)
 
 
 def lm_request_attributes(model: str, provider: str | None, parameters: Mapping[str, Any]) -> dict[str, Any]:
     """The request attributes of an LM span (a new dict each call: the caller adds to it)."""
-    key: tuple[Any, ...] | None = (model, provider)
-    for name, value in parameters.items():
-        kind = type(value)
-        if kind is float:
-            key += (name, kind, repr(value))  # type: ignore[operator]
-        elif kind in _PLAIN:
-            key += (name, kind, value)  # type: ignore[operator]
-        else:
-            key = None
-            break
-    if key is not None and type(model) is str and (provider is None or type(provider) is str):
-        cached = _request_attributes.get(key)
-        if cached is None:
-            if len(_request_attributes) >= _CACHE_LIMIT:
-                _request_attributes.clear()
-            cached = _request_attributes[key] = _lm_request_attributes(model, provider, parameters)
-        return cached.copy()
-    return _lm_request_attributes(model, provider, parameters)
+    key = _request_key(model, provider, parameters)
+    if key is None:
+        return _lm_request_attributes(model, provider, parameters)
+    return _request_attributes(key).copy()
 
 
 def _lm_request_attributes(model: str, provider: str | None, parameters: Mapping[str, Any]) -> dict[str, Any]:
@@ -301,43 +248,29 @@ def rollup_attributes(totals: Spend) -> dict[str, Any]:
     return attributes
 
 
-_secret_keys: dict[str, bool] = {}
-_settings_names: dict[str, str | None] = {}
-"""settings key -> its attribute name, or None for a secret-looking key (both bounded by _CACHE_LIMIT)."""
-_override_tuples: dict[frozenset[str], tuple[str, ...]] = {}
+def _looks_secret(key: str) -> bool:
+    lowered = key.lower()
+    return any(marker in lowered for marker in _SECRET_MARKERS)
 
 
-def is_secret_key(key: str) -> bool:
-    secret = _secret_keys.get(key)
-    if secret is None:
-        lowered = key.lower()
-        secret = any(marker in lowered for marker in _SECRET_MARKERS)
-        if len(_secret_keys) >= _CACHE_LIMIT:
-            _secret_keys.clear()
-        _secret_keys[key] = secret
-    return secret
+is_secret_key: BoundedMemo[str, bool] = BoundedMemo(_looks_secret)
+"""is_secret_key(key) -> whether a settings key looks like it holds a secret (its value is never recorded)."""
 
 
-def settings_name(key: str) -> str | None:
-    """`lmscope.settings.<key>`, or None for a key that looks like it holds a secret."""
-    try:
-        return _settings_names[key]
-    except KeyError:
-        pass
-    name = None if is_secret_key(key) else semconv.SETTINGS_PREFIX + key
-    if len(_settings_names) >= _CACHE_LIMIT:
-        _settings_names.clear()
-    _settings_names[key] = name
-    return name
+def _settings_name(key: str) -> str | None:
+    return None if is_secret_key(key) else semconv.SETTINGS_PREFIX + key
 
 
-def sorted_overrides(overrides: frozenset[str]) -> tuple[str, ...]:
-    keys = _override_tuples.get(overrides)
-    if keys is None:
-        if len(_override_tuples) >= _CACHE_LIMIT:
-            _override_tuples.clear()
-        keys = _override_tuples[overrides] = tuple(sorted(overrides))
-    return keys
+settings_name: BoundedMemo[str, str | None] = BoundedMemo(_settings_name)
+"""settings_name(key) -> `lmscope.settings.<key>`, or None for a key that looks like it holds a secret."""
+
+
+def _sorted_tuple(keys: frozenset[str]) -> tuple[str, ...]:
+    return tuple(sorted(keys))
+
+
+sorted_overrides: BoundedMemo[frozenset[str], tuple[str, ...]] = BoundedMemo(_sorted_tuple)
+"""sorted_overrides(keys) -> the override keys in sorted order (`lmscope.settings.overrides`)."""
 
 
 def document_attributes(passages: Any, capture_content: bool) -> dict[str, Any]:

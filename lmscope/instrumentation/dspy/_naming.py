@@ -8,10 +8,11 @@ named the same before and after `compile`.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, NamedTuple
 from weakref import WeakKeyDictionary
 
 from ...telemetry import _semconv as semconv
+from ...telemetry._memo import DEFAULT_LIMIT, BoundedMemo
 from ._frames import ModuleFrame
 
 # DSPy's own bookkeeping attributes: never sub-modules, and `history` can hold 10,000 entries.
@@ -19,27 +20,26 @@ _SKIPPED_ATTRIBUTES = frozenset({"history", "callbacks", "demos", "config", "sig
                                  "traces", "stage", "_compiled"})
 _MAX_SCANNED_ITEMS = 256
 
-_snake_names: dict[type, str] = {}
-_kinds: dict[type, str] = {}
 _signature_texts: WeakKeyDictionary[type, str] = WeakKeyDictionary()
 
 
-def snake_name(cls: type) -> str:
+def _snake_case(cls: type) -> str:
     """`RAG` -> `rag`, `MultiHopQA` -> `multi_hop_qa`, `ChainOfThought` -> `chain_of_thought`."""
-    name = _snake_names.get(cls)
-    if name is None:
-        spaced = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", cls.__name__)
-        name = _snake_names[cls] = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", spaced).lower()
-    return name
+    spaced = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", cls.__name__)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", spaced).lower()
+
+
+snake_name: BoundedMemo[type, str] = BoundedMemo(_snake_case)
+"""A module class's name in snake case (`_snake_case`), the root of every path: computed once per class."""
 
 
 def attribute_name(owner: Any, child: Any) -> str | None:
     """The attribute of `owner` holding `child`: `answer`, `hops[1]` or `tools[search]`."""
     try:
-        items = vars(owner).items()
+        fields: dict[str, Any] = vars(owner)
     except TypeError:
         return None
-    for key, value in items:
+    for key, value in fields.items():
         if value is child:
             return key
         if key in _SKIPPED_ATTRIBUTES:
@@ -71,7 +71,7 @@ def module_path(parent: ModuleFrame | None, module: Any) -> str:
     name = attribute_name(owner, module)
     path = f"{parent.path}.{name or snake_name(type(module))}"
     if name is not None and "[" not in name:
-        if len(_found_paths) >= 4096:
+        if len(_found_paths) >= DEFAULT_LIMIT:  # BoundedMemo's policy: a full memo starts again empty
             _found_paths.clear()
         _found_paths[key] = (path, name)
     return path
@@ -80,46 +80,57 @@ def module_path(parent: ModuleFrame | None, module: Any) -> str:
 _found_paths: dict[tuple[str, int, int], tuple[str, str]] = {}
 """(parent path, id(owner), id(child)) -> (path, attribute name) found before. A program calls the same sub-modules
 again and again; a name found once stays the module's name while that attribute still holds it (checked on every
-use, so a reused id is harmless)."""
+use, so a reused id is harmless).
+
+Not a `BoundedMemo`: the answer depends on the objects, not on the key (their ids, so that no module, nor the deep
+copies optimizers make of it, is kept alive here), and an entry is checked against the live attribute before use."""
 _NO_FIELDS: dict[str, Any] = {}
 
 
-def span_kind(cls: type) -> str:
+def _kind_of(cls: type) -> str:
     """The OpenInference kind of a module class; a class may say `lmscope_span_kind = "RETRIEVER"`."""
-    kind = _kinds.get(cls)
-    if kind is None:
-        declared = getattr(cls, "lmscope_span_kind", None)
-        if isinstance(declared, str):
-            kind = declared.upper()
-        elif "retriev" in cls.__name__.lower() or cls.__module__.startswith("dspy.retrievers"):
-            kind = semconv.KIND_RETRIEVER
-        elif cls.__name__ in ("ReAct", "CodeAct"):
-            kind = semconv.KIND_AGENT
-        else:
-            kind = semconv.KIND_CHAIN
-        _kinds[cls] = kind
-    return kind
+    declared = getattr(cls, "lmscope_span_kind", None)
+    if isinstance(declared, str):
+        return declared.upper()
+    if "retriev" in cls.__name__.lower() or cls.__module__.startswith("dspy.retrievers"):
+        return semconv.KIND_RETRIEVER
+    if cls.__name__ in ("ReAct", "CodeAct"):
+        return semconv.KIND_AGENT
+    return semconv.KIND_CHAIN
 
 
-def module_facts(module: Any) -> tuple[Any, bool]:
-    """`(module.signature, bool(module._compiled))`, read from the instance dict where DSPy keeps both (a missing
+span_kind: BoundedMemo[type, str] = BoundedMemo(_kind_of)
+"""A module class's span kind (`_kind_of`), computed once per class."""
+
+
+class ModuleFacts(NamedTuple):
+    """What a module span reports about the module instance itself."""
+
+    signature: Any
+    """The module's DSPy `Signature` class, or None (a module without one)."""
+    compiled: bool
+    """Whether an optimizer compiled it (DSPy's `_compiled` flag)."""
+
+
+def module_facts(module: Any) -> ModuleFacts:
+    """`module.signature` and `bool(module._compiled)`, read from the instance dict where DSPy keeps both (a missing
     attribute would cost an exception)."""
     fields = getattr(module, "__dict__", None)
     if fields is None:
-        return getattr(module, "signature", None), bool(getattr(module, "_compiled", False))
+        return ModuleFacts(getattr(module, "signature", None), bool(getattr(module, "_compiled", False)))
     signature = fields.get("signature")
-    if signature is None:
-        cls = type(module)
-        has = _class_signatures.get(cls)
-        if has is None:
-            has = _class_signatures[cls] = any("signature" in vars(base) for base in cls.__mro__)
-        if has:
-            signature = getattr(module, "signature", None)
+    if signature is None and _has_class_signature(type(module)):
+        signature = getattr(module, "signature", None)
     compiled = fields["_compiled"] if "_compiled" in fields else getattr(module, "_compiled", False)
-    return signature, bool(compiled)
+    return ModuleFacts(signature, bool(compiled))
 
 
-_class_signatures: dict[type, bool] = {}
+def _declares_signature(cls: type) -> bool:
+    """Whether `cls` or a base class defines `signature` (else looking it up on an instance only raises)."""
+    return any("signature" in vars(base) for base in cls.__mro__)
+
+
+_has_class_signature: BoundedMemo[type, bool] = BoundedMemo(_declares_signature)
 
 
 def signature_text(signature: Any) -> str | None:
@@ -128,8 +139,9 @@ def signature_text(signature: Any) -> str | None:
         return None
     text = _signature_texts.get(signature)
     if text is None:
+        dspy_signature: Any = signature  # its field lists are properties of DSPy's metaclass, unseen by a checker
         try:
-            fields = f"{', '.join(signature.input_fields)} -> {', '.join(signature.output_fields)}"
+            fields = f"{', '.join(dspy_signature.input_fields)} -> {', '.join(dspy_signature.output_fields)}"
         except AttributeError:
             return None
         name = signature.__name__

@@ -1,14 +1,15 @@
 """Turn what DSPy's `finalize` saw (its `CallResult`) into one `LMCall`.
 
-Read by duck typing so this module needs no DSPy import. Facts it relies on (dspy-internals §4):
+Read by duck typing so this module needs no DSPy import. Facts it relies on (docs/dspy-internals.md §4, §5):
 a cache hit zeroes `usage` but keeps the original call's `cost`; native results keep the original usage
 on `responses[i].usage`; LiteLLM results carry the ModelResponse in `raw`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from ...telemetry._lm_call import LMCall
 

@@ -1,51 +1,47 @@
 """Span lifecycle for DSPy calls: start a span and its frame, end it with attributes and roll-ups.
 
-Hot path. Attributes are computed only when the span records, contexts are attached by hand (no
-generator-based context managers), and every fault inside lmscope is reported and swallowed: the
-wrappers in `_wrappers.py` call into here and fall back to the bare DSPy call if starting fails.
+Hot path, and public OpenTelemetry API only. A span's attributes are built once, where their values are known:
+the start set goes to `tracer.start_span(..., attributes=...)` (so samplers and processors' `on_start` see it),
+the end set to one `span.set_attributes` just before `span.end()`. Nothing is built for a span that does not
+record. A fault inside lmscope never reaches the program (`report_internal_error`): the wrappers in `_wrappers.py`
+call into here and fall back to the bare DSPy call if starting fails, and a failing builder costs its attributes.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from opentelemetry import context as otel_context
+from opentelemetry.context import Context
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, set_span_in_context
 
 from ...telemetry import _semconv as semconv
 from ...telemetry._context_attributes import context_attributes
 from ...telemetry._internal_errors import report_internal_error
 from ...telemetry._lm_call import LMCall
 from ...telemetry._lm_vendors import split_route
-from ...telemetry._light_span import LightSpan, defer
-from ...telemetry._span_context import attach, current_context, detach, with_span
-from ...telemetry._span_start import span_starter
+from ...telemetry._memo import BoundedMemo
 from ...telemetry._usage import active_trackers
-from ._attributes import content_snapshot, document_attributes, request_parameters
-from ._frames import BATCH_ITEM_KEY, FRAME_KEY, OVERRIDES_KEY, LMFrame, ModuleFrame
+from ._attributes import request_parameters
+from ._frames import BATCH_ITEM_KEY, FRAME_KEY, OVERRIDES_KEY, BatchItem, LMFrame, ModuleFrame
 from ._naming import module_facts, module_path, span_kind
 from ._results import lm_call_from_result
-from ._settings import SettingsSnapshot, settings_snapshot
-from ._span_builders import (lm_end_attributes, lm_start_attributes, module_end_attributes,
-                             module_start_attributes)
+from ._settings import settings_attributes
+from ._span_builders import lm_end_attributes, lm_start_attributes, module_end_attributes, module_start_attributes
 
-Step = tuple[Any, object]  # (frame, context token)
 LMCallListener = Callable[[LMCall], None]
 ModuleListener = Callable[[str, float, "str | None"], None]
 """Called at every module (or container) span end with its module path, duration in s and error type."""
+Attributes = dict[str, Any]
 
 _EMPTY: frozenset[str] = frozenset()
 NO_PATH = object()
 """`path_owner` for spans that are not modules (containers without one, tools): they take the parent's path."""
-_routes: dict[str, tuple[str | None, str]] = {}
-
-
-def _route(route: str) -> tuple[str | None, str]:
-    parts = _routes.get(route)
-    if parts is None:
-        parts = _routes[route] = split_route(route)
-    return parts
+_route: BoundedMemo[str, tuple[str | None, str]] = BoundedMemo(split_route)
+"""_route(lm.model) -> (provider, model): `openai/gpt-4o-mini` -> ("openai", "gpt-4o-mini")."""
 
 
 class Runtime:
@@ -53,7 +49,6 @@ class Runtime:
 
     def __init__(self, tracer: Tracer, settings: Any, *, capture_content: bool) -> None:
         self.tracer = tracer
-        self.start_span = span_starter(tracer)
         self.settings = settings
         self.capture_content = capture_content
         self.lm_call_listeners: list[LMCallListener] = []
@@ -62,53 +57,47 @@ class Runtime:
     # --- modules and containers ------------------------------------------------------------------
     def start_module(self, module: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any], *, container: bool = False,
                      name: str | None = None, name_suffix: str = "", kind: str | None = None,
-                     path_owner: Any = None, extra: Mapping[str, Any] | None = None) -> Step:
-        ctx = current_context()
-        parent = ctx.get(FRAME_KEY)
-        if type(parent) is LMFrame:  # a module run by an LM (rare): attach it to the LM's module
-            parent = parent.parent
+                     path_owner: Any = None, extra: Mapping[str, Any] | None = None) -> ModuleFrame:
+        ctx = otel_context.get_current()
+        parent = _calling_module(ctx)
         owner = None if path_owner is NO_PATH else (module if path_owner is None else path_owner)
         path = module_path(parent, owner) if owner is not None else (parent.path if parent else "")
-        if name is None:
-            name = path + name_suffix if path else name_suffix.lstrip(".")
-        span = self.start_span(name, ctx)
-        recording = type(span) is LightSpan or span.is_recording()  # a light span records until it ends
-        frame = ModuleFrame(span, path, owner, parent, container, recording)
-        if self.module_listeners and (owner is not None or container):  # tools have no module path
-            frame.timing = (name, time.perf_counter())
-        token = attach(with_span(ctx, span, FRAME_KEY, frame))
-        if recording:
-            # After the attach, a fault must not escape: the wrapper would run the call without ending the span.
-            try:
-                cls = type(module)
-                kind = kind or span_kind(cls)
-                frame.retriever = kind == semconv.KIND_RETRIEVER
-                batch_item = ctx.get(BATCH_ITEM_KEY)
-                defer(span, module_start_attributes, kind, cls.__name__,
-                      name if owner is not None or container else None,  # tools are steps: they have no module path
-                      module_facts(module), extra,
-                      batch_item[0] if batch_item is not None and batch_item[1] is parent else None,
-                      context_attributes(ctx),
-                      self._settings(ctx) if parent is None or parent.container else None,
-                      _inputs(args, kwargs) if self.capture_content and (args or kwargs) else None)
-            except Exception as exc:  # noqa: BLE001
-                report_internal_error("module span attributes", exc)
-        return frame, token
+        span_name = name if name is not None else (path + name_suffix if path else name_suffix.lstrip("."))
+        cls = type(module)
+        span_kind_name = kind or span_kind(cls)
 
-    def end_module(self, step: Step, output: Any, error: BaseException | None) -> None:
-        frame, token = step
+        def build() -> Attributes:
+            facts = module_facts(module)
+            batch_item = ctx.get(BATCH_ITEM_KEY)
+            return module_start_attributes(
+                kind=span_kind_name, class_name=cls.__name__,
+                path=span_name if owner is not None or container else None,  # tools are steps: no module path
+                signature=facts.signature, compiled=facts.compiled, extra=extra,
+                batch_index=batch_item.index if type(batch_item) is BatchItem and batch_item.launcher is parent
+                else None,
+                scoped=context_attributes(ctx),
+                settings=self._settings(ctx) if parent is None or parent.container else None,
+                content=_inputs(args, kwargs) if self.capture_content and (args or kwargs) else None)
+
+        span = self._start_span(span_name, ctx, SpanKind.INTERNAL, parent, build, "module span attributes")
+        recording = span.is_recording()
+        frame = ModuleFrame(span, path, owner, parent, container, recording)
+        frame.retriever = recording and span_kind_name == semconv.KIND_RETRIEVER
+        if self.module_listeners and (owner is not None or container):  # tools have no module path
+            frame.timing = (span_name, time.perf_counter())
+        frame.token = otel_context.attach(otel_context.set_value(FRAME_KEY, frame, set_span_in_context(span, ctx)))
+        return frame
+
+    def end_module(self, frame: ModuleFrame, output: Any, error: BaseException | None) -> None:
         span = frame.span
         try:
             parent = frame.parent
             totals = frame.end(parent if parent is not None and parent.rolls_up else None)
-            if type(span) is LightSpan or span.is_recording():  # a light span records until it ends
-                documents = content = None
-                if error is None and output is not None:
-                    if frame.retriever:
-                        documents = _documents(output, self.capture_content)
-                    if self.capture_content:
-                        content = content_snapshot(output)
-                defer(span, module_end_attributes, totals, documents, self.capture_content, content)
+            if span.is_recording():
+                returned = error is None and output is not None
+                _set_attributes(span, "module span end attributes", module_end_attributes, totals,
+                                _passages(output) if returned and frame.retriever else None, self.capture_content,
+                                output if returned and self.capture_content else None)
             if error is not None:
                 _record_error(span, error)
             if frame.timing is not None:
@@ -120,66 +109,69 @@ class Runtime:
         except Exception as exc:  # noqa: BLE001
             report_internal_error("module span end", exc)
         finally:
-            detach(token)
+            if frame.token is not None:
+                otel_context.detach(frame.token)
             span.end()
 
     # --- LM calls --------------------------------------------------------------------------------
-    def start_lm(self, lm: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Step:
-        ctx = current_context()
-        parent = ctx.get(FRAME_KEY)
-        if type(parent) is LMFrame:
-            parent = parent.parent
+    def start_lm(self, lm: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> LMFrame:
+        ctx = otel_context.get_current()
+        parent = _calling_module(ctx)
         provider, model = _route(str(getattr(lm, "model", "unknown")))
-        span = self.start_span(semconv.LM_SPAN_NAME_PREFIX + model, ctx, SpanKind.CLIENT)
-        frame = LMFrame(span, parent, lm, model, provider, time.perf_counter(), active_trackers(ctx))
-        # Inside our LM span, other instrumentations (OpenInference's LiteLLM one, HTTP clients) stand
-        # down through OTel's standard suppression key: one LM span per LM call, whatever else is on.
-        token = attach(with_span(ctx, span, FRAME_KEY, frame, _SUPPRESS_INSTRUMENTATION_KEY, True))
-        if type(span) is LightSpan or span.is_recording():
-            try:  # as in start_module: nothing may escape once the context is attached
-                content = None
-                if self.capture_content:
-                    prompt = kwargs.get("messages") or (args[0] if args else kwargs.get("prompt"))
-                    if prompt is not None:
-                        content = content_snapshot(prompt)
-                # `messages` is not a request parameter (the allowlist never reads it): no filtered copy needed.
-                defer(span, lm_start_attributes, model, provider,
-                      request_parameters(getattr(lm, "kwargs", None) or {}, kwargs), context_attributes(ctx),
-                      self._settings(ctx), content)
-            except Exception as exc:  # noqa: BLE001
-                report_internal_error("LM span attributes", exc)
-        return frame, token
 
-    def end_lm(self, step: Step, output: Any, error: BaseException | None) -> None:
-        frame, token = step
+        def build() -> Attributes:
+            prompt = None
+            if self.capture_content:
+                prompt = kwargs.get("messages") or (args[0] if args else kwargs.get("prompt"))
+            # `messages` is not a request parameter (the allowlist never reads it): no filtered copy needed.
+            parameters = request_parameters(getattr(lm, "kwargs", None) or {}, kwargs)
+            return lm_start_attributes(model, provider, parameters, context_attributes(ctx), self._settings(ctx),
+                                       prompt)
+
+        span = self._start_span(semconv.LM_SPAN_NAME_PREFIX + model, ctx, SpanKind.CLIENT, parent, build,
+                                "LM span attributes")
+        frame = LMFrame(span, parent, lm, model, provider, time.perf_counter(), active_trackers(ctx))
+        # Inside our LM span, other instrumentations (OpenInference's LiteLLM one, HTTP clients) stand down through
+        # OTel's standard suppression: one LM span per LM call, whatever else is on. Entered last (only context calls
+        # follow, which do not fail), so no fault can leave it open; `end_lm` leaves it after detaching our context.
+        suppression = suppress_instrumentation()
+        suppression.__enter__()
+        frame.suppression = suppression
+        lm_context = set_span_in_context(span, otel_context.get_current())  # the context suppression attached
+        frame.token = otel_context.attach(otel_context.set_value(FRAME_KEY, frame, lm_context))
+        return frame
+
+    def end_lm(self, frame: LMFrame, output: Any, error: BaseException | None) -> None:
         span = frame.span
         try:
-            recording = type(span) is LightSpan or span.is_recording()
+            recording = span.is_recording()
             listeners = self.lm_call_listeners
             parent = frame.parent
-            if frame.result is not None:
-                trackers = frame.trackers
-                rolls_up = parent is not None and parent.rolls_up
-            else:
-                trackers, rolls_up = (), False
+            finished = frame.result is not None  # DSPy's `finalize` saw the call's result
+            trackers = frame.trackers if finished else ()
+            rolls_up = finished and parent is not None and parent.rolls_up
             # Nobody reads an unsampled call's LMCall unless a listener, a tracker or a recording ancestor does.
             call = self._lm_call(frame, error) if recording or listeners or trackers or rolls_up else None
             if recording:
                 captured = self.capture_content and error is None and output is not None
-                content = content_snapshot(output) if captured else None
-                defer(span, lm_end_attributes, call if frame.result is not None else None, content)
+                _set_attributes(span, "LM span end attributes", lm_end_attributes, call if finished else None,
+                                output if captured else None)
             if error is not None:
                 _record_error(span, error)
-            if rolls_up:
-                parent.add_call(call)
-            for usage in trackers:
-                usage.record(call)
-            for listener in listeners:
-                listener(call)
+            if call is not None:
+                if rolls_up and parent is not None:
+                    parent.add_call(call)
+                for usage in trackers:
+                    usage.record(call)
+                for listener in listeners:
+                    listener(call)
         except Exception as exc:  # noqa: BLE001
             report_internal_error("LM span end", exc)
         finally:
-            detach(token)
+            if frame.token is not None:
+                otel_context.detach(frame.token)
+            if frame.suppression is not None:
+                frame.suppression.__exit__(None, None, None)
             span.end()
 
     def _lm_call(self, frame: LMFrame, error: BaseException | None) -> LMCall:
@@ -196,11 +188,62 @@ class Runtime:
             call.error_type = type(error).__name__
         return call
 
-    def _settings(self, ctx: Mapping[Any, Any]) -> SettingsSnapshot:
-        return settings_snapshot(self.settings, ctx.get(OVERRIDES_KEY) or _EMPTY)
+    # --- shared ----------------------------------------------------------------------------------
+    def _start_span(self, name: str, ctx: Context, kind: SpanKind, parent: ModuleFrame | None,
+                    build: Callable[[], Attributes], where: str) -> Span:
+        """`tracer.start_span` in `ctx`, with the start attributes `build()` returns if the span records.
+
+        Whether it will record is known only once it has started, and the attributes should be there at the start
+        (samplers and processors' `on_start` see them). So they are built up front when the span will most likely
+        record: at the top of a program, or under a module span that records (ParentBased samplers, the SDK's
+        default, follow the parent). Under one that does not, they are built only if the sampler decides otherwise,
+        and set right after the start.
+        """
+        likely = parent is None or parent.span.is_recording()
+        attributes = _built(build, where) if likely else None
+        span = self.tracer.start_span(name, ctx, kind, attributes)
+        if attributes is None and span.is_recording():
+            span.set_attributes(_built(build, where))
+        return span
+
+    def _settings(self, ctx: Context) -> Attributes:
+        overrides = ctx.get(OVERRIDES_KEY)
+        return settings_attributes(self.settings, overrides if isinstance(overrides, frozenset) else _EMPTY)
+
+
+def _calling_module(ctx: Context) -> ModuleFrame | None:
+    """The frame of the module a call runs in; a module run by an LM (rare) belongs to the LM's module."""
+    frame = ctx.get(FRAME_KEY)
+    if type(frame) is LMFrame:
+        return frame.parent
+    return frame if type(frame) is ModuleFrame else None
+
+
+def _built(build: Callable[[], Attributes], where: str) -> Attributes:
+    try:
+        return build()
+    except Exception as exc:  # noqa: BLE001 - a builder's fault costs its attributes, not the span
+        report_internal_error(where, exc)
+        return {}
+
+
+def _set_attributes(span: Span, where: str, build: Callable[..., Attributes], *args: Any) -> None:
+    """`span.set_attributes(build(*args))`; a builder's fault costs its attributes, not the span."""
+    try:
+        attributes = build(*args)
+    except Exception as exc:  # noqa: BLE001
+        report_internal_error(where, exc)
+        return
+    span.set_attributes(attributes)
+
+
+def _inputs(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+    """A module call's captured input: its keyword arguments, positional ones under "args"."""
+    return {"args": args, **kwargs} if args else kwargs
 
 
 def _passages(output: Any) -> Any:
+    """What a retriever returned: the output itself if it is a list, else its `passages`."""
     if isinstance(output, (list, tuple)):
         return output
     try:
@@ -209,34 +252,7 @@ def _passages(output: Any) -> Any:
         return getattr(output, "passages", None)
 
 
-def _inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """A module call's captured input: its keyword arguments, positional ones under "args".
-
-    `kwargs` is the wrapper's own `**kwargs` dict (the call itself got a copy): when it holds only immutable
-    scalars it is its own snapshot."""
-    if not args and _SCALAR_TYPES.issuperset(map(type, kwargs.values())):
-        return kwargs
-    return content_snapshot({"args": args, **kwargs} if args else kwargs)
-
-
-_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
-
-
-def _documents(output: Any, capture_content: bool) -> tuple[str, ...] | dict[str, Any] | None:
-    """What a retriever returned, for `module_end_attributes`: a list of strings as a tuple (immutable), anything
-    else as its document attributes, built now."""
-    passages = _passages(output)
-    if not isinstance(passages, (list, tuple)):
-        return None
-    if _STR.issuperset(map(type, passages)):
-        return tuple(passages)
-    return document_attributes(passages, capture_content)
-
-
-_STR = frozenset({str})
-
-
-def _record_error(span: Any, error: BaseException) -> None:
+def _record_error(span: Span, error: BaseException) -> None:
     span.record_exception(error)
     span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
     span.set_attribute(semconv.ERROR_TYPE, type(error).__name__)

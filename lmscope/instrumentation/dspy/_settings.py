@@ -1,7 +1,7 @@
 """What DSPy's settings were when a call ran, and which keys a `dspy.context(...)` block set.
 
 DSPy keeps no record of the keys a context block overrides: on entry it snapshots the whole config, and
-every module call enters a context of its own (dspy-internals §1.3). So we wrap `Settings.context` and
+every module call enters a context of its own (docs/dspy-internals.md §3). So we wrap `Settings.context` and
 keep the user's keys in the OpenTelemetry context, which reaches asyncio tasks and, through our
 ParallelExecutor patch, worker threads.
 """
@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+from collections.abc import Callable
 from contextlib import ContextDecorator
-from typing import Any, Callable
+from contextvars import Token
+from typing import Any
 
 from opentelemetry import context as otel_context
+from opentelemetry.context import Context
 
 from ...telemetry import _semconv as semconv
+from ...telemetry._memo import BoundedMemo
 from ._attributes import is_secret_key, settings_name, sorted_overrides
 from ._frames import OVERRIDES_KEY
 
@@ -25,63 +29,46 @@ _INTERNAL_KEYS = frozenset({"caller_modules", "caller_predict", "send_stream", "
 _REPORTED = ("adapter", "cache", "track_usage", "num_threads", "max_errors", "disable_history", "async_max_workers")
 
 
-SettingsSnapshot = tuple
-"""(lm.model, lm.cache, adapter class name, the `_FIXED_NAMES` values, the other overridden keys' values,
-override keys): only what `settings_attributes` reports, so a span holds no reference to the config itself."""
-
-
-def settings_snapshot(settings: Any, overrides: frozenset[str]) -> SettingsSnapshot:
-    """What `settings_attributes` needs, read now from `settings.copy()` (global config merged with overrides)."""
+def settings_attributes(settings: Any, overrides: frozenset[str]) -> dict[str, Any]:
+    """`lmscope.settings.*` for the effective settings (`settings.copy()`: the global config merged with the active
+    overrides): LM model, adapter, cache, the `_REPORTED` keys, then any other key the active overrides set,
+    never a secret-looking one; and `lmscope.settings.overrides`, the sorted override keys. Values that cannot be
+    attributes (objects, None) are left out."""
     get = settings.copy().get
     lm, adapter = get("lm"), get("adapter")
-    return (getattr(lm, "model", None), getattr(lm, "cache", None),
-            type(adapter).__name__ if adapter is not None else "ChatAdapter", tuple(map(get, _FIXED_KEYS)),
-            tuple(map(_reported, map(get, _other_keys(overrides)))) if overrides else (), overrides)
-
-
-def _reported(value: Any) -> Any:
-    """A setting's value if it can be an attribute, else None: a snapshot holds no user object until export."""
-    return value if isinstance(value, _SETTING_TYPES) else None
-
-
-def settings_attributes(snapshot: SettingsSnapshot) -> dict[str, Any]:
-    """`lmscope.settings.*` for the effective settings: LM model, adapter, cache, the `_REPORTED` keys, then any
-    other key the active overrides set, never a secret-looking one; and `lmscope.settings.overrides`, the sorted
-    override keys."""
-    model, cache, adapter, fixed, others, overrides = snapshot
     attributes: dict[str, Any] = {}
-    if model is not None and isinstance(model, _SETTING_TYPES):
+    model = getattr(lm, "model", None)
+    if isinstance(model, _SETTING_TYPES):
         attributes[_LM_MODEL] = model
-    attributes[_ADAPTER] = adapter
-    if cache is not None and isinstance(cache, _SETTING_TYPES):
+    attributes[_ADAPTER] = type(adapter).__name__ if adapter is not None else "ChatAdapter"
+    cache = getattr(lm, "cache", None)
+    if isinstance(cache, _SETTING_TYPES):
         attributes[_CACHE] = cache
-    for (_key, name), value in zip(_FIXED_NAMES, fixed):
-        if value is not None and isinstance(value, _SETTING_TYPES):
+    for key, name in _FIXED_NAMES:
+        value = get(key)
+        if isinstance(value, _SETTING_TYPES):
             attributes[name] = value
     if overrides:
-        for key, value in zip(_other_keys(overrides), others):
-            if value is not None and isinstance(value, _SETTING_TYPES):
-                name = settings_name(key)
-                if name is not None:
-                    attributes[name] = value
+        for key in _other_keys(overrides):
+            value = get(key)
+            if isinstance(value, _SETTING_TYPES):
+                other_name = settings_name(key)
+                if other_name is not None:
+                    attributes[other_name] = value
         attributes[semconv.SETTINGS_OVERRIDES] = sorted_overrides(overrides)
     return attributes
 
 
-_other_keys_memo: dict[frozenset[str], tuple[str, ...]] = {}
+def _keys_not_read_above(overrides: frozenset[str]) -> tuple[str, ...]:
+    return tuple(key for key in overrides if key not in _READ_KEYS and key != "lm")
 
 
-def _other_keys(overrides: frozenset[str]) -> tuple[str, ...]:
-    """The override keys not among the fixed ones, in the set's iteration order (the same every time for one set)."""
-    keys = _other_keys_memo.get(overrides)
-    if keys is None:
-        if len(_other_keys_memo) >= 4096:
-            _other_keys_memo.clear()
-        keys = _other_keys_memo[overrides] = tuple(key for key in overrides if key not in _READ_KEYS and key != "lm")
-    return keys
-
+_other_keys: BoundedMemo[frozenset[str], tuple[str, ...]] = BoundedMemo(_keys_not_read_above)
+"""_other_keys(overrides) -> the override keys not among the fixed ones, in the set's iteration order (the same
+every time for one set)."""
 
 _SETTING_TYPES = (str, bool, int, float)
+_NO_KEYS: frozenset[str] = frozenset()
 _READ_KEYS = frozenset({"lm.model", "adapter", "cache", *_REPORTED[3:], "track_usage"})
 # The fixed keys, in the order their attributes are written (none of them looks secret: checked here, once).
 _LM_MODEL, _ADAPTER, _CACHE = (semconv.SETTINGS_PREFIX + key for key in ("lm.model", "adapter", "cache"))
@@ -100,11 +87,13 @@ class _OverrideScope(ContextDecorator):
     def __init__(self, inner: Any, keys: frozenset[str]) -> None:
         self._inner = inner
         self._keys = keys
-        self._token: object | None = None
+        self._token: Token[Context] | None = None
 
     def __enter__(self) -> Any:
         value = self._inner.__enter__()
-        outer = otel_context.get_value(OVERRIDES_KEY) or frozenset()
+        outer = otel_context.get_value(OVERRIDES_KEY)
+        if not isinstance(outer, frozenset):
+            outer = _NO_KEYS
         self._token = otel_context.attach(otel_context.set_value(OVERRIDES_KEY, outer | self._keys))
         return value
 

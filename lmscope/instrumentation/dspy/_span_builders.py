@@ -1,39 +1,38 @@
-"""The four attribute sets of a DSPy span (module start and end, LM start and end), from snapshots.
+"""The four attribute sets of a DSPy span: module start and end, LM start and end.
 
-`_runtime.py` takes the snapshots while the call runs and defers these builders
-(telemetry/_light_span.py); they run when the span's attributes are first read, usually on the export
-thread. Every argument is immutable by then: strings and numbers, a settings snapshot, a `Spend` copy, an
-`LMCall` nobody changes after its span ends, captured content as `content_snapshot` copies or JSON text (the
-user's objects may change after the call). Keys are written in the order the eager code wrote them.
+`_runtime.py` calls each one once, at the point its values are known: the start sets go to `start_span`, the
+end sets to `span.set_attributes` before the span ends. They read plain values (names, an `LMCall`, a `Spend`,
+the settings attributes) and the call's own inputs and outputs, which they encode as JSON only when content is
+captured (`content` is None otherwise). Keys are written in the order the tests and backends expect.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ...telemetry import _semconv as semconv
 from ...telemetry._lm_call import LMCall
 from ...telemetry._spend import Spend
-from ._attributes import (content_json, document_attributes, lm_request_attributes, lm_result_attributes,
-                          rollup_attributes)
+from ._attributes import document_attributes, lm_request_attributes, lm_result_attributes, rollup_attributes, to_json
 from ._naming import signature_text
-from ._settings import SettingsSnapshot, settings_attributes
+
 
 def _put_content(attributes: dict[str, Any], value_key: str, mime_key: str, content: Any) -> None:
-    """`content`: what `content_snapshot` returned, or None (not captured)."""
+    """`content`: the captured input or output, or None (not captured)."""
     if content is not None:
-        attributes[value_key] = content_json(content)
+        attributes[value_key] = to_json(content)
         attributes[mime_key] = semconv.MIME_JSON
 
 
-def module_start_attributes(kind: str, class_name: str, path: str | None, facts: tuple[Any, bool],
+def module_start_attributes(*, kind: str, class_name: str, path: str | None, signature: Any, compiled: bool,
                             extra: Mapping[str, Any] | None, batch_index: int | None,
-                            scoped: Mapping[str, Any] | None, settings: SettingsSnapshot | None,
+                            scoped: Mapping[str, Any] | None, settings: Mapping[str, Any] | None,
                             content: Any) -> dict[str, Any]:
+    """`path` is None for steps that are not modules (tools); `settings` only on the outermost module spans."""
     attributes: dict[str, Any] = {semconv.SPAN_KIND: kind, semconv.MODULE_CLASS: class_name}
     if path is not None:
         attributes[semconv.MODULE_PATH] = path
-    signature, compiled = facts  # `_naming.module_facts`
     text = signature_text(signature)
     if text:
         attributes[semconv.MODULE_SIGNATURE] = text
@@ -45,36 +44,33 @@ def module_start_attributes(kind: str, class_name: str, path: str | None, facts:
         attributes[semconv.BATCH_INDEX] = batch_index
     if scoped:
         attributes.update(scoped)
-    if settings is not None:
-        attributes.update(settings_attributes(settings))
+    if settings:
+        attributes.update(settings)
     _put_content(attributes, semconv.INPUT_VALUE, semconv.INPUT_MIME_TYPE, content)
     return attributes
 
 
-def module_end_attributes(totals: Spend, documents: tuple[str, ...] | dict[str, Any] | None, capture_content: bool,
-                          content: Any) -> dict[str, Any]:
-    """`documents`: a retriever's passages as strings, or their attributes already built."""
+def module_end_attributes(totals: Spend, passages: Any, capture_content: bool, content: Any) -> dict[str, Any]:
+    """`passages`: what a retriever returned (None for other modules), listed as documents."""
     attributes = rollup_attributes(totals)
-    if type(documents) is tuple:
-        attributes.update(document_attributes(documents, capture_content))
-    elif documents:
-        attributes.update(documents)
+    if passages is not None:
+        attributes.update(document_attributes(passages, capture_content))
     _put_content(attributes, semconv.OUTPUT_VALUE, semconv.OUTPUT_MIME_TYPE, content)
     return attributes
 
 
 def lm_start_attributes(model: str, provider: str | None, parameters: Mapping[str, Any],
-                        scoped: Mapping[str, Any] | None, settings: SettingsSnapshot, content: Any) -> dict[str, Any]:
+                        scoped: Mapping[str, Any] | None, settings: Mapping[str, Any], content: Any) -> dict[str, Any]:
     attributes = lm_request_attributes(model, provider, parameters)
     if scoped:
         attributes.update(scoped)
-    attributes.update(settings_attributes(settings))
+    attributes.update(settings)
     _put_content(attributes, semconv.INPUT_VALUE, semconv.INPUT_MIME_TYPE, content)
     return attributes
 
 
 def lm_end_attributes(call: LMCall | None, content: Any) -> dict[str, Any]:
+    """`call` is None when DSPy never finished the call (it failed before `finalize`): no usage to report."""
     attributes = lm_result_attributes(call) if call is not None else {}
     _put_content(attributes, semconv.OUTPUT_VALUE, semconv.OUTPUT_MIME_TYPE, content)
     return attributes
-

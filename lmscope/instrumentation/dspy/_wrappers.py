@@ -1,60 +1,65 @@
 """Wrapper factories: each takes the original callable and returns the traced replacement.
 
 Two shapes cover every DSPy entry point: `traced` for a sync method, `traced_async` for a coroutine
-method. `start` runs before the call and returns a step; `end` always runs after it, with the result or
-the exception. If `start` fails, the original runs untouched; the user's exception is re-raised as is.
+method. `start` runs before the call and returns its frame (`_frames.py`: the span, the attached context and
+what the call learns on the way); `end` always runs after it, with that frame and the result or the exception.
+If `start` fails, the original runs untouched; the user's exception is re-raised as is.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from opentelemetry import context as otel_context
 
 from ...telemetry import _semconv as semconv
 from ...telemetry._internal_errors import report_internal_error
-from ._frames import BATCH_ITEM_KEY, FRAME_KEY, current_lm_frame
-from ._runtime import NO_PATH, Runtime, Step
+from ._frames import BATCH_ITEM_KEY, FRAME_KEY, BatchItem, ModuleFrame, current_lm_frame
+from ._runtime import NO_PATH, Runtime
 
-Start = Callable[[Any, tuple[Any, ...], dict[str, Any]], Step]
-End = Callable[[Step, Any, "BaseException | None"], None]
+Frame = TypeVar("Frame")
+"""What `start` hands to `end`: an LMFrame, a ModuleFrame, or None for a call that gets no span."""
+Start = Callable[[Any, tuple[Any, ...], dict[str, Any]], Frame]
+End = Callable[[Frame, Any, "BaseException | None"], None]
 
 
-def traced(original: Callable[..., Any], start: Start, end: End, where: str) -> Callable[..., Any]:
+def traced(original: Callable[..., Any], start: Start[Frame], end: End[Frame], where: str) -> Callable[..., Any]:
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            step = start(self, args, kwargs)
+            frame = start(self, args, kwargs)
         except Exception as exc:  # noqa: BLE001
             report_internal_error(where, exc)
             return original(self, *args, **kwargs)
         try:
             result = original(self, *args, **kwargs)
         except BaseException as error:
-            end(step, None, error)
+            end(frame, None, error)
             raise
-        end(step, result, None)
+        end(frame, result, None)
         return result
 
     return wrapper
 
 
-def traced_async(original: Callable[..., Any], start: Start, end: End, where: str) -> Callable[..., Any]:
+def traced_async(original: Callable[..., Any], start: Start[Frame], end: End[Frame],
+                  where: str) -> Callable[..., Any]:
     @functools.wraps(original)
     async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            step = start(self, args, kwargs)
+            frame = start(self, args, kwargs)
         except Exception as exc:  # noqa: BLE001
             report_internal_error(where, exc)
             return await original(self, *args, **kwargs)
         try:
             result = await original(self, *args, **kwargs)
         except BaseException as error:
-            end(step, None, error)
+            end(frame, None, error)
             raise
-        end(step, result, None)
+        end(frame, result, None)
         return result
 
     return wrapper
@@ -74,22 +79,22 @@ def container_call(runtime: Runtime, original: Callable[..., Any], *, name_suffi
                    own_path: bool = True) -> Callable[..., Any]:
     """A span around work DSPy fans out to threads (`batch`, `Parallel`, `Evaluate`): one trace, not many."""
 
-    def start(owner: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Step:
-        parent = otel_context.get_current().get(FRAME_KEY)
-        if not own_path and parent is not None and getattr(parent, "container", False):
-            return None, None  # Parallel inside Module.batch: the batch span already covers it
+    def start(owner: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ModuleFrame | None:
+        parent = otel_context.get_value(FRAME_KEY)
+        if not own_path and type(parent) is ModuleFrame and parent.container:
+            return None  # Parallel inside Module.batch: the batch span already covers it
         return runtime.start_module(owner, (), {}, container=True, name_suffix=name_suffix, kind=kind,
                                     path_owner=owner if own_path else NO_PATH)
 
-    def end(step: Step, output: Any, error: BaseException | None) -> None:
-        if step[0] is not None:
-            runtime.end_module(step, None, error)
+    def end(frame: ModuleFrame | None, output: Any, error: BaseException | None) -> None:
+        if frame is not None:
+            runtime.end_module(frame, None, error)
 
     return traced(original, start, end, "container span start")
 
 
 def tool_call(runtime: Runtime, original: Callable[..., Any], *, is_async: bool = False) -> Callable[..., Any]:
-    def start(tool: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Step:
+    def start(tool: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ModuleFrame:
         name = str(getattr(tool, "name", None) or type(tool).__name__)
         extra = {semconv.GEN_AI_OPERATION_NAME: semconv.GEN_AI_OPERATION_EXECUTE_TOOL,
                  semconv.GEN_AI_TOOL_NAME: name, semconv.TOOL_NAME: name}
@@ -160,7 +165,7 @@ def cache_key(original: Callable[..., Any]) -> Callable[..., Any]:
 def parallel_execute(original: Callable[..., Any]) -> Callable[..., Any]:
     """`ParallelExecutor.execute`: carry the launching OTel context into worker threads.
 
-    DSPy copies only its own settings into workers (dspy-internals §2.5). We attach the launching context
+    DSPy copies only its own settings into workers (docs/dspy-internals.md §6). We attach the launching context
     (span, frame, `lmscope.context`, `track()`, overrides) around each item and mark its position.
     """
 
@@ -177,7 +182,7 @@ def parallel_execute(original: Callable[..., Any]) -> Callable[..., Any]:
             with lock:  # straggler resubmission may run an item twice: it keeps its last index
                 indices = positions.get(id(item)) or [-1]
                 index = indices.pop(0) if len(indices) > 1 else indices[0]
-            token = otel_context.attach(otel_context.set_value(BATCH_ITEM_KEY, (index, parent), launching))
+            token = otel_context.attach(otel_context.set_value(BATCH_ITEM_KEY, BatchItem(index, parent), launching))
             try:
                 return function(item)
             finally:
