@@ -7,8 +7,9 @@ instrumentation re-attaches the launching context in worker threads, `batch`/`Pa
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 from opentelemetry import context as otel_context
 
@@ -35,7 +36,8 @@ def context(*, session_id: str | None = None, user_id: str | None = None, tags: 
     _check("metadata", metadata, Mapping, "a mapping")
     if tags is not None and not all(isinstance(tag, str) for tag in tags):
         raise TypeError(f"lmscope.context: tags must be a list of strings, got {tags!r}")
-    outer: dict[str, Any] = dict(otel_context.get_value(_KEY) or {})
+    enclosing = otel_context.get_value(_KEY)
+    outer: dict[str, Any] = dict(enclosing) if isinstance(enclosing, _Scope) else {}
     if session_id is not None:
         outer["session_id"] = session_id
     if user_id is not None:
@@ -52,7 +54,7 @@ def context(*, session_id: str | None = None, user_id: str | None = None, tags: 
         otel_context.detach(token)
 
 
-class _Scope(dict):
+class _Scope(dict[str, Any]):
     """The raw values (for nesting) plus the span attributes computed once per block, not per span."""
 
     def __init__(self, values: dict[str, Any], attributes: dict[str, Any]) -> None:
@@ -76,4 +78,4 @@ def _as_span_attributes(values: Mapping[str, Any]) -> dict[str, Any]:
 def context_attributes(ctx: Mapping[Any, Any] | None = None) -> Mapping[str, Any] | None:
     """The attributes of the innermost `lmscope.context` block in `ctx` (default: current), or None."""
     scope = (ctx if ctx is not None else otel_context.get_current()).get(_KEY)
-    return scope.attributes if scope is not None else None
+    return scope.attributes if isinstance(scope, _Scope) else None

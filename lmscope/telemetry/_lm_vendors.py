@@ -1,4 +1,9 @@
-"""Provider names as each convention spells them, from a LiteLLM-style `provider/model` route."""
+"""LM vendors (OpenAI, Azure, Bedrock, ...): split from a model route, and named as each convention spells them.
+
+The GenAI conventions call the vendor the "provider" (`gen_ai.provider.name`, OpenInference's `llm.provider`); it has
+nothing to do with OpenTelemetry's tracer or meter providers. Routes are LiteLLM's, which DSPy uses for its
+models: `openai/gpt-4o-mini`, `bedrock/anthropic.claude-3`; the part before the first `/` is LiteLLM's provider key.
+"""
 
 from __future__ import annotations
 
@@ -22,8 +27,10 @@ def split_route(route: str) -> tuple[str | None, str]:
 
 
 def gen_ai_provider(provider: str) -> str:
+    """`gen_ai.provider.name` for a LiteLLM provider key: `bedrock` -> `aws.bedrock`; other keys as they are."""
     return _GEN_AI.get(provider, provider)
 
 
 def openinference_provider(provider: str) -> str:
+    """`llm.provider` for a LiteLLM provider key: `bedrock` -> `aws`; other keys as they are."""
     return _OPENINFERENCE.get(provider, provider)

@@ -34,18 +34,23 @@ some of the same names).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any, TypeAlias
 
 from opentelemetry.metrics import Meter
 
 from . import _semconv as semconv
 from ._lm_call import LMCall
 from ._lm_vendors import gen_ai_provider
-
-_CACHE_LIMIT = 4096
-"""Entries in the attribute memo; the key space is small (models x module paths), this only bounds misuse."""
+from ._memo import BoundedMemo
 
 Attributes = Mapping[str, Any]
+
+_LMSeries: TypeAlias = tuple[str, str | None, str | None, str | None, str | None, str | None, str | None]
+"""What tells one LM-call series from another: (model, provider, module path, cache result, cache layer,
+token type, error type). A plain tuple, not a record: it is built for every point recorded."""
+_ModuleSeries: TypeAlias = tuple[str, str | None]
+"""(module path, error type)."""
 
 
 class MetricsRecorder:
@@ -75,8 +80,9 @@ class MetricsRecorder:
             semconv.METRIC_MODULE_DURATION, unit="s", description="DSPy module call duration",
             explicit_bucket_boundaries_advisory=semconv.MODULE_DURATION_BUCKETS)
         # The SDK keys its aggregations by attribute set; reusing one dict per set saves building it per call.
-        self._lm_attributes: dict[tuple[Any, ...], dict[str, Any]] = {}
-        self._module_attributes: dict[tuple[str, str | None], dict[str, Any]] = {}
+        # The sets are few (models x module paths x outcomes); the memo's bound only limits misuse.
+        self._lm_attributes = BoundedMemo(_lm_series_attributes)
+        self._module_attributes = BoundedMemo(_module_series_attributes)
 
     def record_lm_call(self, call: LMCall) -> None:
         model, provider, path = call.model, call.provider, call.module_path
@@ -106,42 +112,35 @@ class MetricsRecorder:
             self.cost.add(call.cost_usd, base)
 
     def record_module(self, path: str, duration_s: float, error_type: str | None) -> None:
-        key = (path, error_type)
-        attributes = self._module_attributes.get(key)
-        if attributes is None:
-            attributes = {semconv.MODULE_PATH: path}
-            if error_type is not None:
-                attributes[semconv.ERROR_TYPE] = error_type
-            _make_room(self._module_attributes)
-            self._module_attributes[key] = attributes
-        self.module_duration.record(duration_s, attributes)
+        self.module_duration.record(duration_s, self._module_attributes((path, error_type)))
 
     def _attributes(self, model: str, provider: str | None, module_path: str | None, *,
                     cache_result: str | None = None, layer: str | None = None, token_type: str | None = None,
                     error_type: str | None = None) -> Attributes:
-        key = (model, provider, module_path, cache_result, layer, token_type, error_type)
-        attributes = self._lm_attributes.get(key)
-        if attributes is None:
-            attributes = {semconv.GEN_AI_OPERATION_NAME: semconv.GEN_AI_OPERATION_CHAT,
-                          semconv.GEN_AI_REQUEST_MODEL: model}
-            if provider is not None:
-                attributes[semconv.GEN_AI_PROVIDER_NAME] = gen_ai_provider(provider)
-            if module_path:
-                attributes[semconv.MODULE_PATH] = module_path
-            if cache_result is not None:
-                attributes[semconv.CACHE_RESULT] = cache_result
-            if layer is not None:
-                attributes[semconv.CACHE_LAYER] = layer
-            if token_type is not None:
-                attributes[semconv.GEN_AI_TOKEN_TYPE] = token_type
-            if error_type is not None:
-                attributes[semconv.ERROR_TYPE] = error_type
-            _make_room(self._lm_attributes)
-            self._lm_attributes[key] = attributes
-        return attributes
+        return self._lm_attributes((model, provider, module_path, cache_result, layer, token_type, error_type))
 
 
-def _make_room(memo: dict[Any, Any]) -> None:
-    """Clear a full memo (threads may race here; at worst an entry is built twice, which is harmless)."""
-    if len(memo) >= _CACHE_LIMIT:
-        memo.clear()
+def _lm_series_attributes(series: _LMSeries) -> Attributes:
+    model, provider, module_path, cache_result, layer, token_type, error_type = series
+    attributes = {semconv.GEN_AI_OPERATION_NAME: semconv.GEN_AI_OPERATION_CHAT, semconv.GEN_AI_REQUEST_MODEL: model}
+    if provider is not None:
+        attributes[semconv.GEN_AI_PROVIDER_NAME] = gen_ai_provider(provider)
+    if module_path:
+        attributes[semconv.MODULE_PATH] = module_path
+    if cache_result is not None:
+        attributes[semconv.CACHE_RESULT] = cache_result
+    if layer is not None:
+        attributes[semconv.CACHE_LAYER] = layer
+    if token_type is not None:
+        attributes[semconv.GEN_AI_TOKEN_TYPE] = token_type
+    if error_type is not None:
+        attributes[semconv.ERROR_TYPE] = error_type
+    return attributes
+
+
+def _module_series_attributes(series: _ModuleSeries) -> Attributes:
+    path, error_type = series
+    attributes = {semconv.MODULE_PATH: path}
+    if error_type is not None:
+        attributes[semconv.ERROR_TYPE] = error_type
+    return attributes

@@ -18,15 +18,17 @@ import importlib
 import logging
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from opentelemetry import metrics
 from opentelemetry.sdk.resources import SERVICE_NAME
 
+from ._exporters.otlp import grpc_exporter_class
 from ._options import DEFAULT, NO_EXPORT, ConfigError, Options, split_host_port
-from ._tracer_provider import build_resource, grpc_exporter_class
+from ._tracer_provider import build_resource
 
 if TYPE_CHECKING:  # the SDK's metrics package costs ~80 ms to import: only when metrics are on
     from opentelemetry.sdk.metrics import MeterProvider
@@ -179,7 +181,8 @@ def otlp_metric_exporter(options: Options) -> MetricExporter:
     if options.otlp_metrics_protocol == "grpc":
         exporter = grpc_exporter_class("opentelemetry.exporter.otlp.proto.grpc.metric_exporter", "OTLPMetricExporter",
                                        "otlp_protocol", options.sources.get("otlp_metrics_protocol", DEFAULT))
-        return exporter(endpoint=options.otlp_endpoint)
+        made: MetricExporter = exporter(endpoint=options.otlp_endpoint)
+        return made
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
     return OTLPMetricExporter(endpoint=_http_metrics_url(options.otlp_endpoint))

@@ -17,10 +17,11 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Final, Literal, Mapping, Sequence, cast
+from typing import Any, Final, Literal, cast
 from urllib.parse import urlsplit
 
 from ._exporters.endpoints import LANGFUSE_DEFAULT_HOST, MLFLOW_DEFAULT_TRACKING_URI
@@ -362,7 +363,7 @@ def resolve_options(**kwargs: object) -> Options:
     sources: dict[str, str] = {}
     for option in _TABLE:
         raw, source = _lookup(option, given, os.environ, config, config_source)
-        if option.exporter is not None and option.exporter not in cast(tuple, values["exporters"]):
+        if option.exporter is not None and option.exporter not in cast("tuple[str, ...]", values["exporters"]):
             source = DEFAULT  # `exporters` comes earlier in the table, so it is resolved by now
         sources[option.name] = source
         if source == DEFAULT:

@@ -1,15 +1,22 @@
-"""Which span processors the resolved options ask for: one per exporter name."""
+"""Which span processors the resolved options ask for: one per exporter name, each exporter behind a batch
+processor (the console tree prints whole traces, so it is a processor of its own)."""
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
+from opentelemetry.sdk.environment_variables import OTEL_BSP_MAX_EXPORT_BATCH_SIZE, OTEL_BSP_SCHEDULE_DELAY
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 
+from ._batch_export import BatchExportProcessor
 from ._options import NO_EXPORT, Options
-from ._tracer_provider import batch_processor, otlp_span_exporter
+
+# The SDK's defaults for OTEL_BSP_MAX_EXPORT_BATCH_SIZE and OTEL_BSP_SCHEDULE_DELAY.
+_DEFAULT_EXPORT_BATCH_SIZE = 512
+_DEFAULT_SCHEDULE_DELAY_MS = 5000
 
 
 def _console(options: Options) -> SpanProcessor:
@@ -24,6 +31,12 @@ def _file(options: Options) -> SpanExporter:
     from ._exporters.otlp_json import OtlpJsonFileExporter
 
     return OtlpJsonFileExporter(options.file_path)
+
+
+def _otlp(options: Options) -> SpanExporter:
+    from ._exporters.otlp import otlp_span_exporter
+
+    return otlp_span_exporter(options)
 
 
 def _jaeger(options: Options) -> SpanExporter:
@@ -45,7 +58,7 @@ def _mlflow(options: Options) -> SpanExporter:
 
 
 _BATCHED: dict[str, Callable[[Options], SpanExporter]] = {
-    "file": _file, "otlp": otlp_span_exporter, "jaeger": _jaeger, "langfuse": _langfuse, "mlflow": _mlflow}
+    "file": _file, "otlp": _otlp, "jaeger": _jaeger, "langfuse": _langfuse, "mlflow": _mlflow}
 
 
 def _processor(name: str, options: Options) -> SpanProcessor:
@@ -53,6 +66,26 @@ def _processor(name: str, options: Options) -> SpanProcessor:
         return _console(options)
     # Named by its option name, so log lines and the drop report say "jaeger", not an exporter class.
     return batch_processor(_BATCHED[name](options), options, name=name)
+
+
+def batch_processor(exporter: SpanExporter, options: Options, *, name: str | None = None) -> BatchExportProcessor:
+    """A batch processor whose queue holds at most `options.max_queue_size` spans (see _batch_export.py).
+
+    OTEL_BSP_MAX_EXPORT_BATCH_SIZE and OTEL_BSP_SCHEDULE_DELAY keep their meaning; a batch never exceeds
+    the queue. `name` labels the exporter in log lines (build_span_processors sets the exporter's option name).
+    """
+    return BatchExportProcessor(
+        exporter, max_queue_size=options.max_queue_size,
+        max_export_batch_size=_env_positive_int(OTEL_BSP_MAX_EXPORT_BATCH_SIZE, _DEFAULT_EXPORT_BATCH_SIZE),
+        schedule_delay_millis=_env_positive_int(OTEL_BSP_SCHEDULE_DELAY, _DEFAULT_SCHEDULE_DELAY_MS), name=name)
+
+
+def _env_positive_int(name: str, default: int) -> int:
+    try:
+        value = int(os.environ.get(name, default))
+    except ValueError:
+        return default
+    return value if value > 0 else default
 
 
 def build_span_processors(options: Options) -> list[SpanProcessor]:

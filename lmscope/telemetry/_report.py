@@ -1,15 +1,19 @@
 """Spend by model and by module path, from LM spans only.
 
 Module spans carry roll-ups of their subtree (lmscope.usage.*, lmscope.cost.total_usd); summing those
-as well would count every call once per ancestor, so only LM spans are added up here.
+as well would count every call once per ancestor, so only LM spans are added up here. Each LM span is read back
+into the `LMCall` it records and summed with `Spend`, as the roll-ups and `lmscope.track()` sum them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from . import _semconv as semconv
+from ._lm_call import LMCall
+from ._spend import Spend
 from ._trace_file import SpanRecord
 from ._tree import TraceTree, build_trees, format_usd
 
@@ -18,50 +22,13 @@ UNKNOWN_MODEL = "(unknown model)"
 
 
 @dataclass(slots=True)
-class Usage:
-    """What a group of LM calls consumed."""
-
-    key: str
-    calls: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_tokens: int = 0
-    cost_usd: float = 0.0
-    """Known cost only; calls without a price are counted in `unknown_cost_calls`, never as 0."""
-    cache_hits: int = 0
-    saved_usd: float = 0.0
-    unknown_cost_calls: int = 0
-
-    def add(self, attributes: dict[str, Any]) -> None:
-        self.calls += 1
-        self.input_tokens += attributes.get(semconv.GEN_AI_USAGE_INPUT_TOKENS, 0)
-        self.output_tokens += attributes.get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS, 0)
-        self.cached_tokens += attributes.get(semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, 0)
-        cost = attributes.get(semconv.GEN_AI_USAGE_COST)
-        if cost is not None:
-            self.cost_usd += cost
-        if attributes.get(semconv.COST_UNKNOWN) or cost is None:
-            self.unknown_cost_calls += 1
-        if attributes.get(semconv.CACHE_HIT):
-            self.cache_hits += 1
-            self.saved_usd += attributes.get(semconv.CACHE_SAVED_USD, 0.0)
-
-    def merge(self, other: Usage) -> None:
-        """Add another group's figures (for an "everything else" row)."""
-        for name in _SUMMED_FIELDS:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-
-
-_SUMMED_FIELDS = tuple(name for name in Usage.__dataclass_fields__ if name != "key")
-
-
-@dataclass(slots=True)
 class Report:
     traces: int = 0
-    by_model: list[Usage] = field(default_factory=list)
-    by_module: list[Usage] = field(default_factory=list)
-    """Keyed by the nearest ancestor module span's lmscope.module.path."""
-    total: Usage = field(default_factory=lambda: Usage("total"))
+    by_model: dict[str, Spend] = field(default_factory=dict)
+    """Model -> its calls' spend, costliest first."""
+    by_module: dict[str, Spend] = field(default_factory=dict)
+    """The nearest ancestor module span's lmscope.module.path -> its calls' spend, costliest first."""
+    total: Spend = field(default_factory=Spend)
 
 
 def summarize(records: Iterable[SpanRecord]) -> Report:
@@ -70,9 +37,9 @@ def summarize(records: Iterable[SpanRecord]) -> Report:
 
 def summarize_trees(trees: Sequence[TraceTree]) -> Report:
     """The same report from trees already built (the HTML page draws them too)."""
-    by_model: dict[str, Usage] = {}
-    by_module: dict[str, Usage] = {}
-    total = Usage("total")
+    by_model: dict[str, Spend] = {}
+    by_module: dict[str, Spend] = {}
+    total = Spend()
     for tree in trees:
         module_of: dict[str, str | None] = {}  # span id -> nearest module path at or above it
         for node, parent in tree.walk():
@@ -81,20 +48,43 @@ def summarize_trees(trees: Sequence[TraceTree]) -> Report:
             module_of[node.record.span_id] = attributes.get(semconv.MODULE_PATH) or inherited
             if attributes.get(semconv.SPAN_KIND) != semconv.KIND_LLM:
                 continue
-            model = str(attributes.get(semconv.GEN_AI_REQUEST_MODEL) or attributes.get(semconv.LLM_MODEL_NAME)
-                        or UNKNOWN_MODEL)
-            module = str(inherited or NO_MODULE)
-            for groups, key in ((by_model, model), (by_module, module)):
-                usage = groups.get(key)
-                if usage is None:
-                    usage = groups[key] = Usage(key)
-                usage.add(attributes)
-            total.add(attributes)
+            call = lm_call_of_span(attributes)
+            _group(by_model, call.model).add_call(call)
+            _group(by_module, str(inherited or NO_MODULE)).add_call(call)
+            total.add_call(call)
     return Report(len(trees), _ranked(by_model), _ranked(by_module), total)
 
 
-def _ranked(groups: dict[str, Usage]) -> list[Usage]:
-    return sorted(groups.values(), key=lambda usage: (-usage.cost_usd, -usage.calls, usage.key))
+def lm_call_of_span(attributes: Mapping[str, Any]) -> LMCall:
+    """The figures an LM span recorded, as the `LMCall` `Spend` sums.
+
+    Unpriced, as the tree and HTML views also show it: a span with no cost (a failed call, another producer's
+    span) or with lmscope.cost.unknown (lmscope never writes a cost next to it; a cost another producer put there
+    is not summed). A cache hit without lmscope.cache.saved_usd saved an unknown amount.
+    """
+    model = attributes.get(semconv.GEN_AI_REQUEST_MODEL) or attributes.get(semconv.LLM_MODEL_NAME) or UNKNOWN_MODEL
+    cache_hit = bool(attributes.get(semconv.CACHE_HIT))
+    return LMCall(
+        model=str(model),
+        provider=None,  # the report does not group by provider
+        input_tokens=attributes.get(semconv.GEN_AI_USAGE_INPUT_TOKENS, 0),
+        output_tokens=attributes.get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS, 0),
+        cached_tokens=attributes.get(semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, 0),
+        cost_usd=None if attributes.get(semconv.COST_UNKNOWN) else attributes.get(semconv.GEN_AI_USAGE_COST),
+        cache_hit=cache_hit,
+        saved_usd=attributes.get(semconv.CACHE_SAVED_USD) if cache_hit else None,
+    )
+
+
+def _group(groups: dict[str, Spend], key: str) -> Spend:
+    spend = groups.get(key)
+    if spend is None:
+        spend = groups[key] = Spend()
+    return spend
+
+
+def _ranked(groups: dict[str, Spend]) -> dict[str, Spend]:
+    return dict(sorted(groups.items(), key=lambda item: (-item[1].cost_usd, -item[1].calls, item[0])))
 
 
 # --- text -------------------------------------------------------------------------------------------
@@ -113,15 +103,15 @@ def render_report(report: Report) -> str:
     ))
 
 
-def _table(title: str, rows: list[Usage], total: Usage) -> str:
-    table = [(title, *_HEADERS)] + [_cells(usage) for usage in (*rows, total)]
+def _table(title: str, groups: dict[str, Spend], total: Spend) -> str:
+    table = [(title, *_HEADERS), *(_cells(key, spend) for key, spend in groups.items()), _cells("total", total)]
     widths = [max(len(row[column]) for row in table) for column in range(len(table[0]))]
 
     def line(row: tuple[str, ...]) -> str:
         # The key column reads left to right; numbers line up on the right.
         return "  ".join(
             cell.ljust(width) if column == 0 else cell.rjust(width)
-            for column, (cell, width) in enumerate(zip(row, widths))
+            for column, (cell, width) in enumerate(zip(row, widths, strict=True))
         ).rstrip()
 
     rule = "  ".join("-" * width for width in widths)
@@ -129,15 +119,15 @@ def _table(title: str, rows: list[Usage], total: Usage) -> str:
     return "\n".join([header, rule, *body, rule, footer] if body else [header, rule, footer])
 
 
-def _cells(usage: Usage) -> tuple[str, ...]:
+def _cells(key: str, spend: Spend) -> tuple[str, ...]:
     return (
-        usage.key,
-        str(usage.calls),
-        str(usage.input_tokens),
-        str(usage.output_tokens),
-        str(usage.cached_tokens),
-        format_usd(usage.cost_usd),
-        str(usage.cache_hits),
-        format_usd(usage.saved_usd),
-        str(usage.unknown_cost_calls),
+        key,
+        str(spend.calls),
+        str(spend.input_tokens),
+        str(spend.output_tokens),
+        str(spend.cached_tokens),
+        format_usd(spend.cost_usd),
+        str(spend.cache_hits),
+        format_usd(spend.saved_usd),
+        str(spend.unpriced_calls),
     )

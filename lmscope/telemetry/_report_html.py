@@ -7,12 +7,12 @@ escaping could not run or phone home. Markup only: `report_page.gather_page` gat
 
 from __future__ import annotations
 
-from ._report import Usage
 from ._report_html_charts import BarRow, LegendItem, Segment, bar_chart
 from ._report_html_format import cost_html, count, esc, plural, utc_text
 from ._report_html_style import STYLE
 from ._report_html_trees import trace_html
 from ._report_page import Page
+from ._spend import Spend
 from ._tree import format_usd
 
 CONTENT_SECURITY_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
@@ -73,9 +73,9 @@ def _subtitle(page: Page) -> str:
     return esc(" · ".join(parts))
 
 
-def _totals(total: Usage) -> str:
+def _totals(total: Spend) -> str:
     cards = [
-        ("Cost", cost_html(total.cost_usd, total.unknown_cost_calls, total.calls, element_id="total-cost")),
+        ("Cost", cost_html(total, element_id="total-cost")),
         ("Tokens in", _figure("total-input", count(total.input_tokens))),
         ("Tokens out", _figure("total-output", count(total.output_tokens))),
         ("Cached tokens", _figure("total-cached", count(total.cached_tokens))),
@@ -91,50 +91,53 @@ def _figure(element_id: str, text: str) -> str:
     return f'<span id="{element_id}">{esc(text)}</span>'
 
 
-def _cost_chart(chart_id: str, caption: str, groups: list[Usage], css: str) -> str:
+def _cost_chart(chart_id: str, caption: str, groups: dict[str, Spend], css: str) -> str:
     rows = [
         BarRow(
-            label=usage.key,
-            segments=(Segment(css, usage.cost_usd, format_usd(usage.cost_usd)),),
-            value_html=cost_html(usage.cost_usd, usage.unknown_cost_calls, usage.calls, compact=True)
-            + f" <small>{_calls_text(usage)}</small>",
-            unpriced=usage.unknown_cost_calls > 0,
+            label=key,
+            segments=(Segment(css, spend.cost_usd, format_usd(spend.cost_usd)),),
+            value_html=cost_html(spend, compact=True) + f" <small>{_calls_text(spend)}</small>",
+            unpriced=spend.unpriced_calls > 0,
         )
-        for usage in _top(groups)
+        for key, spend in _top(groups)
     ]
     return bar_chart(chart_id, caption, rows)
 
 
-def _calls_text(usage: Usage) -> str:
-    text = plural(usage.calls, "call")
-    return esc(text + (f", {count(usage.unknown_cost_calls)} unpriced" if usage.unknown_cost_calls else ""))
+def _calls_text(spend: Spend) -> str:
+    text = plural(spend.calls, "call")
+    return esc(text + (f", {count(spend.unpriced_calls)} unpriced" if spend.unpriced_calls else ""))
 
 
-def _tokens_chart(groups: list[Usage]) -> str:
+def _tokens_chart(groups: dict[str, Spend]) -> str:
     rows = []
-    for usage in _top(groups):
-        cached = min(usage.cached_tokens, usage.input_tokens)  # cached prompt tokens are part of the input
+    for key, spend in _top(groups):
+        cached = min(spend.cached_tokens, spend.input_tokens)  # cached prompt tokens are part of the input
+        uncached = spend.input_tokens - cached
         rows.append(BarRow(
-            label=usage.key,
+            label=key,
             segments=(
-                Segment("tokens-input", usage.input_tokens - cached, f"{count(usage.input_tokens - cached)} input, not cached"),
+                Segment("tokens-input", uncached, f"{count(uncached)} input, not cached"),
                 Segment("tokens-cached", cached, f"{count(cached)} input, cached"),
-                Segment("tokens-output", usage.output_tokens, f"{count(usage.output_tokens)} output"),
+                Segment("tokens-output", spend.output_tokens, f"{count(spend.output_tokens)} output"),
             ),
-            value_html=esc(f"{count(usage.input_tokens)} in · {count(usage.cached_tokens)} cached · "
-                           f"{count(usage.output_tokens)} out"),
+            value_html=esc(f"{count(spend.input_tokens)} in · {count(spend.cached_tokens)} cached · "
+                           f"{count(spend.output_tokens)} out"),
         ))
     legend = (LegendItem("tokens-input", "input"), LegendItem("tokens-cached", "cached input"),
               LegendItem("tokens-output", "output"))
     return bar_chart("tokens-by-model", "Tokens by model", rows, legend)
 
 
-def _top(groups: list[Usage]) -> list[Usage]:
-    """The costliest groups (already ranked), and the rest summed into one row."""
-    if len(groups) <= MAX_CHART_ROWS:
-        return groups
-    head, tail = groups[: MAX_CHART_ROWS - 1], groups[MAX_CHART_ROWS - 1:]
-    others = Usage(f"({len(tail)} others)")
-    for usage in tail:
-        others.merge(usage)
-    return [*head, others]
+def _top(groups: dict[str, Spend]) -> list[tuple[str, Spend]]:
+    """(label, spend) of the costliest groups (already ranked), and the rest summed into one row.
+
+    A list, not a dict: a group could be named like the "others" row (a model called "(3 others)")."""
+    rows = list(groups.items())
+    if len(rows) <= MAX_CHART_ROWS:
+        return rows
+    head, tail = rows[: MAX_CHART_ROWS - 1], rows[MAX_CHART_ROWS - 1:]
+    others = Spend()
+    for _, spend in tail:
+        others.add(spend)
+    return [*head, (f"({len(tail)} others)", others)]

@@ -7,10 +7,11 @@ where the "some calls unpriced" marker can follow it).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from ._report_html_format import esc
+
 
 @dataclass(frozen=True, slots=True)
 class Segment:

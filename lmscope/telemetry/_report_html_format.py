@@ -6,6 +6,7 @@ import html
 from datetime import datetime, timezone
 from typing import Any
 
+from ._spend import Spend
 from ._tree import format_usd
 
 UNKNOWN = "unknown"
@@ -24,18 +25,17 @@ def plural(number: int, noun: str) -> str:
     return f"{count(number)} {noun}" + ("" if number == 1 else "s")
 
 
-def cost_html(cost_usd: float, unknown_calls: int, calls: int, *, element_id: str | None = None,
-              compact: bool = False) -> str:
+def cost_html(spend: Spend, *, element_id: str | None = None, compact: bool = False) -> str:
     """A group's cost. A price nobody knows is "unknown", never $0; when only some calls are unpriced the
     known amount is shown as a lower bound ("+ ?" when `compact`, else a note saying how many)."""
     id_attribute = f' id="{element_id}"' if element_id else ""
-    if not unknown_calls:
-        return f'<span class="amount"{id_attribute}>{esc(format_usd(cost_usd))}</span>'
-    note = plural(unknown_calls, "call") + " of unknown price"
-    if unknown_calls >= calls:
+    if not spend.unpriced_calls:
+        return f'<span class="amount"{id_attribute}>{esc(format_usd(spend.cost_usd))}</span>'
+    note = plural(spend.unpriced_calls, "call") + " of unknown price"
+    if spend.unpriced_calls >= spend.calls:
         amount = f'<span class="amount unknown"{id_attribute}>{UNKNOWN}</span>'
         return amount if compact else f'{amount} <small class="unpriced">{esc(note)}</small>'
-    amount = f'<span class="amount"{id_attribute}>{esc(format_usd(cost_usd))}</span>'
+    amount = f'<span class="amount"{id_attribute}>{esc(format_usd(spend.cost_usd))}</span>'
     if compact:
         return f'{amount} <span class="unknown" title="plus {esc(note)}">+ ?</span>'
     return f'{amount} <small class="unpriced">+ {esc(note)}</small>'

@@ -36,7 +36,8 @@ h1 small { color: var(--muted); font-weight: 400; font-size: 14px; }
 h2 { font-size: 16px; margin: 24px 0 8px; }
 .sub { color: var(--muted); margin: 4px 0 14px; }
 .totals { display: flex; flex-wrap: wrap; gap: 10px; margin: 0; }
-.totals > div { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 8px 14px; min-width: 120px; }
+.totals > div { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 8px 14px;
+  min-width: 120px; }
 .totals dt { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
 .totals dd { margin: 0; font-size: 20px; font-weight: 600; font-variant-numeric: tabular-nums; }
 .totals dd small { display: block; font-size: 12px; font-weight: 400; color: var(--muted); }
@@ -48,14 +49,17 @@ h2 { font-size: 16px; margin: 24px 0 8px; }
 .swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 5px; }
 .bar-row { display: grid; grid-template-columns: minmax(0, 1fr) auto; grid-template-areas: "label value" "track track";
            column-gap: 10px; row-gap: 2px; margin-bottom: 8px; }
-.bar-label { grid-area: label; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; font-family: ui-monospace, monospace;
+.bar-label { grid-area: label; overflow: hidden; text-overflow: ellipsis; white-space: nowrap;
+  font-family: ui-monospace, monospace;
              font-size: 12.5px; }
-.bar-track { grid-area: track; display: block; height: 16px; background: var(--soft); border-radius: 3px; overflow: hidden; }
+.bar-track { grid-area: track; display: block; height: 16px; background: var(--soft); border-radius: 3px;
+  overflow: hidden; }
 .bar-fill { display: flex; width: calc(100% - 12px); height: 100%; }
 .bar { display: block; flex: none; height: 100%; }
 .bar-unpriced { display: block; flex: none; width: 10px; height: 100%;
                 background: repeating-linear-gradient(45deg, #d97706 0 3px, #fde68a 3px 6px); }
-.bar-value { grid-area: value; font-variant-numeric: tabular-nums; font-size: 12.5px; white-space: nowrap; text-align: right; }
+.bar-value { grid-area: value; font-variant-numeric: tabular-nums; font-size: 12.5px; white-space: nowrap;
+  text-align: right; }
 .bar-value small { color: var(--muted); }
 .empty { color: var(--muted); margin: 4px 0; }
 .note { color: var(--muted); }
@@ -80,7 +84,8 @@ summary.row:hover { background: var(--soft); }
 .row.cols { color: var(--muted); font-size: 11px; text-transform: uppercase; cursor: default; padding-left: 18px; }
 .row .name { font-family: ui-monospace, monospace; white-space: nowrap; }
 .row .notes { flex: 1; display: flex; gap: 6px; min-width: 0; overflow: hidden; white-space: nowrap; }
-.row .timeline { flex: none; width: 180px; height: 10px; position: relative; background: var(--soft); border-radius: 2px; }
+.row .timeline { flex: none; width: 180px; height: 10px; position: relative; background: var(--soft);
+  border-radius: 2px; }
 .row.cols .timeline { background: none; height: auto; }
 .tl { position: absolute; top: 0; height: 100%; border-radius: 2px; }
 .row .num { flex: none; width: 72px; text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }

@@ -48,15 +48,15 @@ class _Window:
 
 
 def trace_html(trace: TraceView, *, open_: bool) -> str:
-    tree, usage = trace.tree, trace.usage
+    tree, spend = trace.tree, trace.spend
     roots = tree.roots
     name = span_facts(roots[0].record).label + (f" (+{len(roots) - 1} more roots)" if len(roots) > 1 else "")
     meta = [
         esc(utc_text(trace.start_ns, milliseconds=True) + " UTC"),
         esc(format_duration((trace.end_ns - trace.start_ns) / 1e6).strip()),
         plural(trace.spans, "span"),
-        plural(usage.calls, "LM call"),
-        cost_html(usage.cost_usd, usage.unknown_cost_calls, usage.calls, compact=True),
+        plural(spend.calls, "LM call"),
+        cost_html(spend, compact=True),
     ]
     error_html = f'<span class="badge error">{plural(trace.errors, "error")}</span>' if trace.errors else ""
     body = _spans_html(tree, _Window(trace.start_ns, trace.end_ns - trace.start_ns))
@@ -89,7 +89,8 @@ def _spans_html(tree: TraceTree, window: _Window) -> str:
             stack.append("</ul></details></li>")
             stack.extend(reversed(item.children))
         else:
-            parts.append(f'<li><details class="span leaf"><summary class="row">{row}</summary>{attributes}</details></li>')
+            parts.append(f'<li><details class="span leaf"><summary class="row">{row}</summary>{attributes}'
+                         '</details></li>')
     return "".join(parts)
 
 
@@ -101,7 +102,8 @@ def _row_html(record: SpanRecord, facts: SpanFacts, window: _Window) -> str:
     return (
         f'<span class="name">{esc(facts.label)}</span>'
         f'<span class="notes">{_kind_html(kind)}{_notes_html(facts)}</span>'
-        f'<span class="timeline"><span class="tl {bar_class}" style="left:{left:.3f}%;width:{width:.3f}%"></span></span>'
+        f'<span class="timeline"><span class="tl {bar_class}" style="left:{left:.3f}%;width:{width:.3f}%">'
+        '</span></span>'
         f'<span class="num dur">{esc(format_duration(record.duration_ms).strip())}</span>'
         f'<span class="num in">{_number(input_tokens)}</span>'
         f'<span class="num out">{_number(output_tokens)}</span>'

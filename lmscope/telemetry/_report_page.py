@@ -6,10 +6,11 @@ Totals come from `report.summarize_trees` (LM spans only, as the text report), s
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
-from ._report import Report, Usage, summarize_trees
+from ._report import Report, summarize_trees
+from ._spend import Spend
 from ._trace_file import SpanRecord
 from ._tree import TraceTree, build_trees
 
@@ -22,7 +23,7 @@ class TraceView:
     number: int
     """1-based, in start order."""
     tree: TraceTree
-    usage: Usage
+    spend: Spend
     """This trace's LM calls."""
     start_ns: int
     end_ns: int
@@ -65,7 +66,7 @@ def _trace_view(number: int, tree: TraceTree) -> TraceView:
     return TraceView(
         number=number,
         tree=tree,
-        usage=summarize_trees([tree]).total,
+        spend=summarize_trees([tree]).total,
         start_ns=min(record.start_ns for record in records),
         end_ns=max(record.end_ns for record in records),
         spans=len(records),

@@ -1,23 +1,33 @@
 """`Spend`: what a group of LM calls consumed, summed from `LMCall`s.
 
-One accumulator behind the module-span roll-ups and `lmscope.track()`, so the two cannot disagree.
+The one accumulator for tokens and money: module-span roll-ups, `lmscope.track()` and `lmscope report` all
+sum with it, so they cannot disagree, and they use its field names (the `track()` dicts have them as keys).
 Not thread-safe by itself: callers hold their own lock.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ._lm_call import LMCall
 
 
+@dataclass(slots=True)
 class Spend:
-    __slots__ = ("calls", "input_tokens", "output_tokens", "cached_tokens", "cost_usd", "cache_hits", "saved_usd",
-                 "unpriced_calls", "unpriced_hits")
-
-    def __init__(self) -> None:
-        self.calls = self.input_tokens = self.output_tokens = self.cached_tokens = 0
-        self.cache_hits = self.unpriced_calls = self.unpriced_hits = 0
-        self.cost_usd = self.saved_usd = 0.0
-        """Known cost only: calls without a price are counted in `unpriced_calls`, never as 0."""
+    calls: int = 0
+    """LM calls, DSPy cache hits among them."""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    """Prompt tokens the provider read from its prompt cache (part of `input_tokens`)."""
+    cost_usd: float = 0.0
+    """Known cost only: calls without a price are counted in `unpriced_calls`, never as 0."""
+    cache_hits: int = 0
+    """Calls DSPy answered from its own cache: nothing billed."""
+    saved_usd: float = 0.0
+    """What the cache hits first cost, where that was known (the rest are counted in `unpriced_hits`)."""
+    unpriced_calls: int = 0
+    unpriced_hits: int = 0
 
     def add_call(self, call: LMCall) -> None:
         self.calls += 1
@@ -35,19 +45,11 @@ class Spend:
         else:
             self.cost_usd += call.cost_usd
 
-    def copy(self) -> Spend:
-        """A snapshot (the instance's class, so a subclass's methods stay)."""
-        copied = type(self).__new__(type(self))
-        copied.calls, copied.input_tokens, copied.output_tokens = self.calls, self.input_tokens, self.output_tokens
-        copied.cached_tokens, copied.cost_usd, copied.cache_hits = self.cached_tokens, self.cost_usd, self.cache_hits
-        copied.saved_usd, copied.unpriced_calls, copied.unpriced_hits = self.saved_usd, self.unpriced_calls, \
-            self.unpriced_hits
-        return copied
-
     def add(self, other: Spend) -> None:
+        """Add another group's figures (a child module's roll-up, one model's share of a total)."""
         if not other.calls:  # every field only grows in add_call, which counts the call: all zero
             return
-        # Spelled out rather than a loop over __slots__ with getattr/setattr: this runs once per module span.
+        # Spelled out rather than a loop over the fields with getattr/setattr: this runs once per module span.
         self.calls += other.calls
         self.input_tokens += other.input_tokens
         self.output_tokens += other.output_tokens

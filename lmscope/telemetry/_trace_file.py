@@ -9,8 +9,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 

@@ -4,41 +4,40 @@ The SDK can add a span processor to a provider but never remove one, and `set_tr
 per process. So lmscope hangs exactly one `SwitchableSpanProcessor` on a provider and attaches or detaches
 its processor groups there: teardown leaves an app's provider as it found it, and instrumenting again after
 teardown reuses the provider lmscope installed earlier.
+
+Which processors and exporters there are (one per exporter name) is `_pipeline`'s business; this module only
+routes the spans of a provider to them.
 """
 
 from __future__ import annotations
 
 import atexit
-import importlib
 import logging
-import os
 import threading
-from typing import Callable, Sequence
-from urllib.parse import urlsplit
+from collections.abc import Callable, Sequence
 from weakref import WeakKeyDictionary
 
 from opentelemetry import context as context_api
 from opentelemetry import trace
-from opentelemetry.sdk.environment_variables import OTEL_BSP_MAX_EXPORT_BATCH_SIZE, OTEL_BSP_SCHEDULE_DELAY
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, SynchronousMultiSpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import SpanExporter
 
-from ._batch_export import BatchExportProcessor, drop_report, flush_processors, shutdown_processors
-from ._options import DEFAULT, ConfigError, Options, env_service_name
+from ._batch_export import drop_report, flush_processors, shutdown_processors
+from ._options import Options, env_service_name
 
 logger = logging.getLogger("lmscope")
 
-# The SDK's defaults for OTEL_BSP_MAX_EXPORT_BATCH_SIZE and OTEL_BSP_SCHEDULE_DELAY.
-_DEFAULT_EXPORT_BATCH_SIZE = 512
-_DEFAULT_SCHEDULE_DELAY_MS = 5000
+
+def _fanout() -> SynchronousMultiSpanProcessor:
+    """An empty SDK fan-out; a function, so the SDK's unannotated constructor is excused to mypy in one place."""
+    return SynchronousMultiSpanProcessor()  # type: ignore[no-untyped-call, unused-ignore]  # unannotated in the SDK
 
 
 class _ProcessorGroup(SynchronousMultiSpanProcessor):
     """One setup's processors. Shuts down once, whoever asks first: our teardown or the provider at exit."""
 
     def __init__(self, processors: Sequence[SpanProcessor]) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call, unused-ignore]  # the SDK leaves __init__ unannotated
         for processor in processors:
             self.add_span_processor(processor)
         self.processors = tuple(processors)
@@ -67,7 +66,7 @@ class SwitchableSpanProcessor(SpanProcessor):
 
     def __init__(self) -> None:
         # Replaced whole on every change, so span callbacks read one consistent fan-out without a lock.
-        self._fanout = SynchronousMultiSpanProcessor()
+        self._fanout = _fanout()
         self._groups: tuple[SpanProcessor, ...] = ()
         self._lock = threading.Lock()
 
@@ -77,23 +76,22 @@ class SwitchableSpanProcessor(SpanProcessor):
 
     def attach(self, group: SpanProcessor) -> None:
         with self._lock:
-            self._set(self._groups + (group,))
+            self._set((*self._groups, group))
 
     def detach(self, group: SpanProcessor) -> None:
         with self._lock:
             self._set(tuple(g for g in self._groups if g is not group))
 
     def _set(self, groups: tuple[SpanProcessor, ...]) -> None:
-        fanout = SynchronousMultiSpanProcessor()
+        fanout = _fanout()
         for group in groups:
             fanout.add_span_processor(group)
         self._groups, self._fanout = groups, fanout
 
+    # Only the public hooks are forwarded: the SDK's private `_on_ending` stays the base class's no-op, which is all
+    # lmscope's own processors (the only ones in the groups) implement.
     def on_start(self, span: Span, parent_context: context_api.Context | None = None) -> None:
         self._fanout.on_start(span, parent_context=parent_context)
-
-    def _on_ending(self, span: Span) -> None:
-        self._fanout._on_ending(span)
 
     def on_end(self, span: ReadableSpan) -> None:
         self._fanout.on_end(span)
@@ -247,64 +245,3 @@ def setup_tracing(options: Options, processors: Sequence[SpanProcessor]) -> Trac
     none was set yet. `TracingSetup.shutdown()` detaches our processors and never shuts down the app's provider.
     """
     return _REGISTRY.setup(options, processors)
-
-
-def _http_traces_url(endpoint: str | None) -> str | None:
-    """Append /v1/traces to a bare endpoint, as the OTel spec does for OTEL_EXPORTER_OTLP_ENDPOINT."""
-    if endpoint is None:
-        return None
-    parts = urlsplit(endpoint)
-    return parts._replace(path="/v1/traces").geturl() if parts.path in ("", "/") else endpoint
-
-
-def grpc_exporter_class(module: str, name: str, option: str, source: str) -> type:
-    """Class `name` of the gRPC exporter `module`, or a ConfigError on `option` with the pip command (the gRPC
-    exporter is an optional install: grpcio is large)."""
-    try:
-        exporter_module = importlib.import_module(module)
-    except ImportError:
-        raise ConfigError.for_option(
-            option, "'grpc' needs the gRPC exporter, which is not installed", source,
-            "http/protobuf, or grpc after pip install opentelemetry-exporter-otlp-proto-grpc") from None
-    return getattr(exporter_module, name)
-
-
-def otlp_span_exporter(options: Options) -> SpanExporter:
-    """An OTLP span exporter for `options.otlp_protocol`, sending to `options.otlp_endpoint`.
-
-    Headers, timeout, compression and certificates come from OTEL_EXPORTER_OTLP_* through the exporter
-    itself; with no endpoint it also reads OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT.
-    """
-    return otlp_exporter_for(options, "otlp_protocol", options.otlp_protocol, options.otlp_endpoint)
-
-
-def otlp_exporter_for(options: Options, protocol_option: str, protocol: str, endpoint: str | None) -> SpanExporter:
-    """A plain OTLP exporter over `protocol`; `protocol_option` names the option in a ConfigError."""
-    # Imported here: each exporter pulls in its transport (requests, grpcio), which a console-only run never needs.
-    if protocol == "grpc":
-        exporter = grpc_exporter_class("opentelemetry.exporter.otlp.proto.grpc.trace_exporter", "OTLPSpanExporter",
-                                       protocol_option, options.sources.get(protocol_option, DEFAULT))
-        return exporter(endpoint=endpoint)
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-    return OTLPSpanExporter(endpoint=_http_traces_url(endpoint))
-
-
-def _env_positive_int(name: str, default: int) -> int:
-    try:
-        value = int(os.environ.get(name, default))
-    except ValueError:
-        return default
-    return value if value > 0 else default
-
-
-def batch_processor(exporter: SpanExporter, options: Options, *, name: str | None = None) -> BatchExportProcessor:
-    """A batch processor whose queue holds at most `options.max_queue_size` spans (see batch_export.py).
-
-    OTEL_BSP_MAX_EXPORT_BATCH_SIZE and OTEL_BSP_SCHEDULE_DELAY keep their meaning; a batch never exceeds
-    the queue. `name` labels the exporter in log lines (build_span_processors sets the exporter's option name).
-    """
-    return BatchExportProcessor(
-        exporter, max_queue_size=options.max_queue_size,
-        max_export_batch_size=_env_positive_int(OTEL_BSP_MAX_EXPORT_BATCH_SIZE, _DEFAULT_EXPORT_BATCH_SIZE),
-        schedule_delay_millis=_env_positive_int(OTEL_BSP_SCHEDULE_DELAY, _DEFAULT_SCHEDULE_DELAY_MS), name=name)

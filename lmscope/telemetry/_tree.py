@@ -15,8 +15,9 @@ rag                          1.25 s   in 1200  out 80  cached 300  $0.000540
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from . import _semconv as semconv
 from ._trace_file import SpanRecord
@@ -54,7 +55,7 @@ def build_trees(records: Iterable[SpanRecord]) -> list[TraceTree]:
         by_trace.setdefault(record.trace_id, {})[record.span_id] = SpanNode(record)
     trees = []
     for trace_id, nodes in by_trace.items():
-        roots = []
+        roots: list[SpanNode] = []
         for node in nodes.values():
             parent = nodes.get(node.record.parent_span_id) if node.record.parent_span_id else None
             (roots if parent is None or parent is node else parent.children).append(node)
@@ -78,7 +79,7 @@ def _break_cycles(nodes: dict[str, SpanNode], roots: list[SpanNode]) -> list[Spa
     for node in sorted(nodes.values(), key=_start):
         if id(node) in reached:
             continue
-        parent = nodes[node.record.parent_span_id]  # unreached, so it has a parent in this trace
+        parent = nodes[str(node.record.parent_span_id)]  # unreached, so it has a parent in this trace
         parent.children.remove(node)
         new_roots.append(node)
         reached.update(id(n) for n, _ in TraceTree("", [node]).walk())

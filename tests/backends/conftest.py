@@ -8,7 +8,7 @@ An in-memory copy of every finished span is what the receivers must have got.
 from __future__ import annotations
 
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 
@@ -33,8 +33,8 @@ def traced_run(lm_server) -> Callable[..., list]:
     from lmscope._demo import build_program
     from lmscope.instrumentation.dspy import DSPyInstrumentor
     from lmscope.telemetry._pipeline import build_span_processors
-    from lmscope.telemetry._tracer_provider import build_resource
     from lmscope.telemetry._trace_file import records_from_spans
+    from lmscope.telemetry._tracer_provider import build_resource
 
     def run(options) -> list:
         provider = TracerProvider(resource=build_resource(options))

@@ -12,6 +12,7 @@ import sys
 import textwrap
 import time
 
+import pytest
 from otlp_servers import refused_url  # loaded by tests/conftest.py
 
 LANGFUSE_SECRET = "sk-lf-SECRET-langfuse-0001"
@@ -27,7 +28,7 @@ _APP = textwrap.dedent("""
     import lmscope
 
     handle = lmscope.instrument(exporters=sys.argv[3].split(","), file_path=sys.argv[2])
-    print("HANDLE", repr(handle), repr(handle.options))
+    print("HANDLE", repr(handle), repr(handle.exporters))
     dspy.configure(lm=dspy.LM("openai/gpt-4o-mini", api_base=sys.argv[1], api_key=sys.argv[4]))
     with lmscope.context(session_id="s-1", user_id="u-1"):
         print("ANSWER", dspy.Predict("question -> answer")(question="What is the capital of France?").answer)
@@ -68,6 +69,7 @@ def test_secrets_go_to_their_own_backend_only(lm_server, receiver, second_receiv
     assert not [h for h in mlflow_headers if "x-collector-key" in h or "x-langfuse-public-key" in h]
 
 
+@pytest.mark.slow  # the app's force_flush() retries its two refused backends for about 7 s
 def test_backends_down_do_not_fail_instrument_or_the_program(lm_server, tmp_path) -> None:
     down = refused_url()
     started = time.monotonic()

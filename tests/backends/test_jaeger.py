@@ -9,7 +9,6 @@ events, resource and every attribute.
 
 from __future__ import annotations
 
-
 import pytest
 
 from lmscope.telemetry._exporters.endpoints import JAEGER_OTLP_GRPC_ENDPOINT, JAEGER_OTLP_HTTP_ENDPOINT
@@ -96,7 +95,7 @@ def test_generic_otel_endpoint_always_gets_v1_traces_like_the_otlp_exporter(
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-    from lmscope.telemetry._tracer_provider import otlp_span_exporter
+    from lmscope.telemetry._exporters.otlp import otlp_span_exporter
 
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url + base_path)
     traced_run(resolve_options(exporters="jaeger"))

@@ -12,8 +12,8 @@ import sys
 import time
 import urllib.request
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from otlp_servers import free_port  # loaded by tests/conftest.py
@@ -23,7 +23,7 @@ from lmscope.telemetry._exporters.mlflow_experiment import resolve_experiment_id
 from lmscope.telemetry._options import ConfigError, resolve_options
 from lmscope.telemetry._trace_file import SpanRecord, read_trace_file
 
-SERVER_START_TIMEOUT_S = 180  # 5-12 s when the machine is idle (research notes); CI machines are busier
+SERVER_START_TIMEOUT_S = 180  # it took 5-12 s on an idle 2-core machine; CI machines are busier
 
 
 def _clean_env(**extra: str) -> dict[str, str]:

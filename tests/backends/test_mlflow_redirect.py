@@ -24,7 +24,7 @@ def test_a_redirect_is_not_followed_and_keeps_the_token_home() -> None:
     seen_elsewhere: list[str | None] = []
 
     class Elsewhere(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             seen_elsewhere.append(self.headers.get("Authorization"))
             body = json.dumps({"experiment": {"experiment_id": "7", "lifecycle_stage": "active"}}).encode()
             self.send_response(200)
@@ -36,7 +36,7 @@ def test_a_redirect_is_not_followed_and_keeps_the_token_home() -> None:
             pass
 
     class Redirecting(Elsewhere):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self.send_response(302)
             self.send_header("Location", f"http://localhost:{elsewhere.server_address[1]}{self.path}")
             self.send_header("Content-Length", "0")

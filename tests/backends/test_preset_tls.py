@@ -20,8 +20,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from lmscope.telemetry._exporters.langfuse import langfuse_span_exporter
 from lmscope.telemetry._exporters.mlflow import mlflow_span_exporter
+from lmscope.telemetry._exporters.otlp import otlp_span_exporter
 from lmscope.telemetry._options import resolve_options
-from lmscope.telemetry._tracer_provider import otlp_span_exporter
 
 
 @pytest.fixture

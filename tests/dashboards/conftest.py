@@ -14,9 +14,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Callable, Iterator, Mapping
 
 import pytest
 from otlp_servers import free_port  # loaded by tests/conftest.py

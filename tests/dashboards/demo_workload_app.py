@@ -37,11 +37,11 @@ def main(lm_url: str, dead_lm_url: str, trace_file: str, service: str) -> None:
         with dspy.context(lm=dead_lm):
             try:
                 program(question="Which river flows through Berlin?")
-            except Exception as exc:  # the LM call fails: that is the point of this phase
+            except Exception as exc:  # noqa: BLE001 - the LM call fails: that is the point of this phase
                 print("FAILED", type(exc).__name__, flush=True)
 
     phases = {"demo": lambda: run_workload(program, lm), "later": later, "fail": fail}
-    host, port = handle.metrics.prometheus_address
+    host, port = handle.prometheus_address
     print(f"METRICS {host}:{port}", flush=True)
     for line in sys.stdin:
         phase = line.strip()

@@ -79,7 +79,7 @@ class ScriptedApp:
 
 def serve(app: ScriptedApp) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             status, body = app.scrape() if self.path == "/metrics" else (404, "")
             data = body.encode()
             self.send_response(status)

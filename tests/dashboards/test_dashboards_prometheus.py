@@ -255,12 +255,12 @@ def test_cost_figures_equal_the_spans(run, grafana, dashboards):
     assert figures("Cost per LM call") == {"per call": usd(per_call)}
     tokens = {"input": total.input_tokens, "output": total.output_tokens, "cached": total.cached_tokens}
     assert figures("Tokens") == tokens
-    by_module = {usage.key: usd(usage.cost_usd) for usage in facts.report.by_module if usage.cost_usd}
+    by_module = {path: usd(spend.cost_usd) for path, spend in facts.report.by_module.items() if spend.cost_usd}
     assert figures("Top modules by cost", "lmscope_module_path") == by_module
     assert figures("Cost per LM call by model", "gen_ai_request_model") == {MODEL: usd(per_call)}
     # Time series: the bars of the 1 s steps add up to the same totals.
     assert figures("Spend by model", "gen_ai_request_model") == {
-        usage.key: usd(usage.cost_usd) for usage in facts.report.by_model}
+        model: usd(spend.cost_usd) for model, spend in facts.report.by_model.items()}
     assert figures("Spend by module path", "lmscope_module_path") == by_module
     assert figures("Spend by service", "service_name") == {run.service: usd(total.cost_usd)}
     assert figures("Tokens over time") == tokens
@@ -278,9 +278,9 @@ def test_cache_figures_equal_the_spans(run, grafana, dashboards):
         layer: pytest.approx(n / lookups, rel=1e-12) for layer, n in facts.hits.items()}
     assert figures("Cache lookups", ("lmscope_cache_result", "lmscope_cache_layer")) == dict(facts.cache_lookups)
     assert figures("Dollars saved by model", "gen_ai_request_model") == {
-        usage.key: usd(usage.saved_usd) for usage in facts.report.by_model}
+        model: usd(spend.saved_usd) for model, spend in facts.report.by_model.items()}
     assert figures("Dollars saved by module path", "lmscope_module_path") == {
-        usage.key: usd(usage.saved_usd) for usage in facts.report.by_module if usage.saved_usd}
+        path: usd(spend.saved_usd) for path, spend in facts.report.by_module.items() if spend.saved_usd}
 
 
 def test_latency_and_error_figures_match_the_spans(run, grafana, dashboards):

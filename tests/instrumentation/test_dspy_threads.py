@@ -95,10 +95,10 @@ def test_context_and_track_follow_worker_threads_and_count_cache_hits(spans, mak
         "input_tokens": sum(a[semconv.GEN_AI_USAGE_INPUT_TOKENS] for a in billed),
         "output_tokens": sum(a[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] for a in billed),
         "cached_tokens": sum(a[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] for a in billed),
-        "requests": 12, "cached_requests": 6,
+        "calls": 12, "cache_hits": 6,
         "cost_usd": pytest.approx(sum(a[semconv.GEN_AI_USAGE_COST] for a in billed), rel=1e-12),
         "saved_usd": pytest.approx(sum(a[semconv.CACHE_SAVED_USD] for a in hits), rel=1e-12),
-        "unpriced_requests": 0,
+        "unpriced_calls": 0,
     }}
 
 
@@ -107,5 +107,5 @@ def test_dspy_own_tracker_loses_batch_usage_where_track_does_not(spans, make_lm,
     with dspy.track_usage() as theirs, track() as ours:
         rag.batch(examples(unique, 2), num_threads=2, disable_progress_bar=True)
     assert theirs.get_total_tokens() == {}  # DSPy deep-copies its tracker per worker and drops the copies
-    assert ours.by_model()["gpt-4o-mini"]["requests"] == 4
+    assert ours.by_model()["gpt-4o-mini"]["calls"] == 4
     assert ours.by_model()["gpt-4o-mini"]["input_tokens"] > 0

@@ -12,13 +12,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags, set_span_in_context
+from span_attributes import lm_attributes
 
-from lmscope.telemetry import _internal_errors as internal_errors, _semconv as semconv
+from lmscope.telemetry import _semconv as semconv
 from lmscope.telemetry._exporters.console import ConsoleTreeProcessor
 from lmscope.telemetry._exporters.otlp_json import OtlpJsonFileExporter
 from lmscope.telemetry._trace_file import SpanRecord, read_trace_file
 from lmscope.telemetry._tree import build_trees, render_tree
-from span_attributes import lm_attributes
 
 MS = 1_000_000
 
@@ -73,7 +73,8 @@ def _module(path: str, rollup: tuple[int, int, int, int] | None = None, *, unkno
 
 
 def _run_rag(provider: TracerProvider) -> None:
-    """The DESIGN.md example, with fixed times; spans end in an order unlike their start order."""
+    """The RAG tree of README.md's "What a traced call looks like", with fixed times; spans end in an order
+    unlike their start order."""
     tracer = provider.get_tracer("test")
 
     def span(name: str, parent: Any, start_ms: float, attributes: dict[str, Any]) -> Any:
@@ -179,9 +180,8 @@ class BrokenStream(io.StringIO):
         raise OSError("stream closed")
 
 
-def test_a_failing_stream_never_reaches_the_app(caplog: pytest.LogCaptureFixture,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(internal_errors, "_reported", set())  # "log once" is per process
+@pytest.mark.usefixtures("swallow_internal_errors")  # the broken stream is a fault lmscope must absorb
+def test_a_failing_stream_never_reaches_the_app(caplog: pytest.LogCaptureFixture) -> None:
     provider = _provider(ConsoleTreeProcessor(BrokenStream()))
     tracer = provider.get_tracer("test")
     with caplog.at_level(logging.WARNING, logger="lmscope"):

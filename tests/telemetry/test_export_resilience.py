@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -28,16 +28,17 @@ from lmscope.telemetry._batch_export import (
     shutdown_processors,
 )
 from lmscope.telemetry._export_guard import GuardedExporter, safe_reason
+from lmscope.telemetry._exporters.otlp import otlp_span_exporter
 from lmscope.telemetry._options import resolve_options
-from lmscope.telemetry._tracer_provider import batch_processor, otlp_span_exporter
-
+from lmscope.telemetry._pipeline import batch_processor
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def otlp_processor(url: str, *, name: str = "otlp", protocol: str = "http/protobuf",
                    max_queue_size: int = 2048) -> BatchExportProcessor:
-    options = resolve_options(exporters="none", otlp_endpoint=url, otlp_protocol=protocol, max_queue_size=max_queue_size)
+    options = resolve_options(exporters="none", otlp_endpoint=url, otlp_protocol=protocol,
+                              max_queue_size=max_queue_size)
     return batch_processor(otlp_span_exporter(options), options, name=name)
 
 
@@ -52,14 +53,15 @@ def lmscope_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 def foreign_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [f"{r.name}: {r.getMessage()}" for r in caplog.records if r.name != "lmscope" and r.levelno >= logging.WARNING]
+    return [f"{r.name}: {r.getMessage()}" for r in caplog.records
+            if r.name != "lmscope" and r.levelno >= logging.WARNING]
 
 
 # --- one warning per exporter, drops counted, secrets masked ------------------------------------------------
 
 BACKENDS = ["refused", "hanging", "500", "grpc-refused"]
-REASONS = {"refused": "connection refused", "hanging": "no success within the export timeout", "500": "HTTP 500 Internal Server Error",
-           "grpc-refused": "connection refused"}
+REASONS = {"refused": "connection refused", "hanging": "no success within the export timeout",
+           "500": "HTTP 500 Internal Server Error", "grpc-refused": "connection refused"}
 
 
 @pytest.fixture
@@ -212,6 +214,7 @@ def finished_spans_in_memory(name: str) -> int:
     return sum(type(o) is ReadableSpan and o.name == name for o in gc.get_objects())
 
 
+@pytest.mark.slow  # waits out the 5 s shutdown bound
 def test_queue_never_exceeds_its_cap_while_the_backend_hangs(hanging_backend) -> None:
     """Memory stays bounded: the queue holds at most max_queue_size spans and dropped spans are freed."""
     processor = otlp_processor(hanging_backend.url, max_queue_size=64)  # OTLP timeout: the default 10 s
@@ -236,6 +239,7 @@ def test_queue_never_exceeds_its_cap_while_the_backend_hangs(hanging_backend) ->
     assert (processor.stats().dropped, processor.stats().unsent_at_shutdown) == (5_000, held)
 
 
+@pytest.mark.slow  # waits out the 5 s shutdown bound
 def test_several_hanging_backends_delay_shutdown_once(hanging_backend, tmp_path) -> None:
     """Exporters shut down in parallel under one deadline; a healthy one still delivers everything."""
     hanging = [otlp_processor(hanging_backend.url, name=f"otlp{i}") for i in range(3)]

@@ -13,8 +13,8 @@ import sys
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator
 
 import pytest
 from opentelemetry import metrics
@@ -22,7 +22,8 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from lmscope.telemetry import _metrics_setup as metrics_setup, _semconv as semconv
+from lmscope.telemetry import _metrics_setup as metrics_setup
+from lmscope.telemetry import _semconv as semconv
 from lmscope.telemetry._lm_call import LMCall
 from lmscope.telemetry._metrics import MetricsRecorder
 from lmscope.telemetry._options import ConfigError, resolve_options
@@ -178,7 +179,7 @@ class MetricsReceiver(ThreadingHTTPServer):
 class _ReceiverHandler(BaseHTTPRequestHandler):
     server: MetricsReceiver
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         request = metrics_service_pb2.ExportMetricsServiceRequest.FromString(body)
         self.server.received.append((self.path, {k.lower(): v for k, v in self.headers.items()}, request))

@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 from opentelemetry import trace
@@ -21,15 +21,10 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerPro
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from lmscope.telemetry._exporters.otlp import otlp_span_exporter
 from lmscope.telemetry._options import ConfigError, Options, resolve_options
-from lmscope.telemetry._tracer_provider import (
-    ProviderRegistry,
-    SwitchableSpanProcessor,
-    batch_processor,
-    build_resource,
-    otlp_span_exporter,
-)
-
+from lmscope.telemetry._pipeline import batch_processor
+from lmscope.telemetry._tracer_provider import ProviderRegistry, SwitchableSpanProcessor, build_resource
 
 pytestmark = pytest.mark.usefixtures("clean_env")  # tests/telemetry/conftest.py
 

@@ -14,13 +14,14 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode, set_span_in_context
+from span_attributes import lm_attributes
 
 from lmscope.telemetry import _semconv as semconv
 from lmscope.telemetry._exporters.otlp_json import OtlpJsonFileExporter
-from lmscope.telemetry._report import Report, Usage, render_report, summarize
+from lmscope.telemetry._report import Report, render_report, summarize
+from lmscope.telemetry._spend import Spend
 from lmscope.telemetry._trace_file import read_trace_file, records_from_spans
 from lmscope.telemetry._tree import build_trees
-from span_attributes import lm_attributes
 
 
 def _module(path: str, **rollups: Any) -> dict[str, Any]:
@@ -75,23 +76,26 @@ def test_sums_lm_spans_by_model_and_nearest_module(spans: list[ReadableSpan]) ->
 
     assert report == Report(
         traces=3,
-        by_model=[
-            Usage("gpt-4o", calls=2, input_tokens=1000, output_tokens=200, cached_tokens=300, cost_usd=0.5,
-                  cache_hits=1, saved_usd=0.5),
-            Usage("gpt-4o-mini", calls=2, input_tokens=107, output_tokens=13, cost_usd=0.375,
-                  cache_hits=1, saved_usd=0.125),
-            Usage("mystery-model", calls=1, input_tokens=40, unknown_cost_calls=1),
-        ],
-        by_module=[
-            Usage("rag.answer", calls=3, input_tokens=1040, output_tokens=200, cached_tokens=300, cost_usd=0.5,
-                  cache_hits=1, saved_usd=0.5, unknown_cost_calls=1),
-            Usage("rag.rewrite", calls=1, input_tokens=100, output_tokens=10, cost_usd=0.25),
-            Usage("(no module)", calls=1, input_tokens=7, output_tokens=3, cost_usd=0.125,
-                  cache_hits=1, saved_usd=0.125),
-        ],
-        total=Usage("total", calls=5, input_tokens=1147, output_tokens=213, cached_tokens=300, cost_usd=0.875,
-                    cache_hits=2, saved_usd=0.625, unknown_cost_calls=1),
+        by_model={
+            "gpt-4o": Spend(calls=2, input_tokens=1000, output_tokens=200, cached_tokens=300, cost_usd=0.5,
+                            cache_hits=1, saved_usd=0.5),
+            "gpt-4o-mini": Spend(calls=2, input_tokens=107, output_tokens=13, cost_usd=0.375,
+                                 cache_hits=1, saved_usd=0.125),
+            "mystery-model": Spend(calls=1, input_tokens=40, unpriced_calls=1),
+        },
+        by_module={
+            "rag.answer": Spend(calls=3, input_tokens=1040, output_tokens=200, cached_tokens=300, cost_usd=0.5,
+                                cache_hits=1, saved_usd=0.5, unpriced_calls=1),
+            "rag.rewrite": Spend(calls=1, input_tokens=100, output_tokens=10, cost_usd=0.25),
+            "(no module)": Spend(calls=1, input_tokens=7, output_tokens=3, cost_usd=0.125,
+                                 cache_hits=1, saved_usd=0.125),
+        },
+        total=Spend(calls=5, input_tokens=1147, output_tokens=213, cached_tokens=300, cost_usd=0.875,
+                    cache_hits=2, saved_usd=0.625, unpriced_calls=1),
     )
+    # Costliest first (dict equality above ignores the order).
+    assert list(report.by_model) == ["gpt-4o", "gpt-4o-mini", "mystery-model"]
+    assert list(report.by_module) == ["rag.answer", "rag.rewrite", "(no module)"]
 
 
 def test_file_and_in_process_records_give_the_same_report(spans: list[ReadableSpan], tmp_path: Path) -> None:
@@ -145,7 +149,8 @@ def _json_span(span_id: str, parent: str | None, name: str, start: int, attribut
         return {"doubleValue": item} if isinstance(item, float) else {"intValue": str(item)}
 
     span = {"traceId": "ab" * 16, "spanId": span_id, "name": name, "startTimeUnixNano": str(start),
-            "endTimeUnixNano": str(start + 10), "attributes": [{"key": k, "value": value(v)} for k, v in attributes.items()]}
+            "endTimeUnixNano": str(start + 10),
+            "attributes": [{"key": k, "value": value(v)} for k, v in attributes.items()]}
     if parent:
         span["parentSpanId"] = parent
     return span
@@ -168,7 +173,7 @@ def test_a_foreign_file_with_a_parent_cycle_and_string_figures_still_reads(tmp_p
     records = read_trace_file(path)
     report = summarize(records)
     assert (report.total.calls, report.total.input_tokens, report.total.cost_usd) == (3, 200, 0.5)
-    assert report.total.unknown_cost_calls == 1  # the string cost reads as no cost, never as 0 or a crash
+    assert report.total.unpriced_calls == 1  # the string cost reads as no cost, never as 0 or a crash
     [tree] = build_trees(records)
     assert [(node.record.span_id[-1], parent.record.span_id[-1] if parent else None) for node, parent in tree.walk()] \
         == [("1", None), ("a", "1"), ("b", None), ("c", "b")]

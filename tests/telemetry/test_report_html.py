@@ -13,8 +13,9 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.resources import Resource
@@ -30,6 +31,7 @@ from lmscope.telemetry._report import Report, render_report, summarize
 from lmscope.telemetry._report_html import CONTENT_SECURITY_POLICY, MAX_CHART_ROWS, render_html
 from lmscope.telemetry._report_html_style import PALETTE
 from lmscope.telemetry._report_page import gather_page
+from lmscope.telemetry._spend import Spend
 from lmscope.telemetry._trace_file import SpanRecord, read_trace_file, records_from_spans
 from lmscope.telemetry._tree import build_trees, error_text, format_usd, span_facts
 
@@ -88,8 +90,8 @@ def _write_html(trace_file: Path, out: Path, capsys: pytest.CaptureFixture[str])
     assert f"HTML report: {out}" in printed.err
 
 
-def _cost_shown(cost_usd: float, unknown_calls: int, calls: int) -> str:
-    return "unknown" if unknown_calls and unknown_calls >= calls else format_usd(cost_usd)
+def _cost_shown(spend: Spend) -> str:
+    return "unknown" if spend.unpriced_calls and spend.unpriced_calls >= spend.calls else format_usd(spend.cost_usd)
 
 
 # --- the page of a real run, in Chromium ----------------------------------------------------------------
@@ -103,7 +105,7 @@ def test_html_report_of_a_real_run_draws_totals_charts_and_trees(demo_trace_file
     records = read_trace_file(demo_trace_file)
     report = summarize(records)
     # The run holds what the page must get right: cache hits, unpriced calls next to priced ones, errors.
-    assert report.total.cache_hits == 2 and report.total.unknown_cost_calls == 3 and report.total.cost_usd > 0
+    assert report.total.cache_hits == 2 and report.total.unpriced_calls == 3 and report.total.cost_usd > 0
     assert any(record.status_code == "ERROR" for record in records)
 
     dom = chromium.dom(page)
@@ -139,18 +141,17 @@ def _assert_cost_charts(dom: Any, report: Report) -> None:
     for chart_id, groups in (("cost-by-module", report.by_module), ("cost-by-model", report.by_model)):
         rows = _chart_rows(dom, chart_id)
         shown = [(row.find(cls="bar-label").text(), row.find(cls="amount").text()) for row in rows]
-        assert shown == [(usage.key, _cost_shown(usage.cost_usd, usage.unknown_cost_calls, usage.calls))
-                         for usage in groups]
-        largest = max(usage.cost_usd for usage in groups)
-        for row, usage in zip(rows, groups):
+        assert shown == [(key, _cost_shown(spend)) for key, spend in groups.items()]
+        largest = max(spend.cost_usd for spend in groups.values())
+        for row, spend in zip(rows, groups.values(), strict=True):
             bars = row.find_all(cls="bar")
-            if usage.cost_usd:
+            if spend.cost_usd:
                 assert len(bars) == 1
                 assert float(bars[0].attrs["style"].removeprefix("width:").rstrip("%")) == pytest.approx(
-                    max(usage.cost_usd / largest * 100, 0.5), abs=0.001)
+                    max(spend.cost_usd / largest * 100, 0.5), abs=0.001)
             else:
                 assert bars == []
-            assert bool(row.find_all(cls="bar-unpriced")) == bool(usage.unknown_cost_calls)
+            assert bool(row.find_all(cls="bar-unpriced")) == bool(spend.unpriced_calls)
     # The unpriced model reads "unknown" and draws no bar.
     unpriced = next(row for row in _chart_rows(dom, "cost-by-model")
                     if row.find(cls="bar-label").text() == "lmscope-unpriced-model")
@@ -160,8 +161,8 @@ def _assert_cost_charts(dom: Any, report: Report) -> None:
 def _assert_tokens_chart(dom: Any, report: Report) -> None:
     shown = [(row.find(cls="bar-label").text(), row.find(cls="bar-value").text())
              for row in _chart_rows(dom, "tokens-by-model")]
-    assert shown == [(usage.key, f"{usage.input_tokens:,} in · {usage.cached_tokens:,} cached · "
-                                 f"{usage.output_tokens:,} out") for usage in report.by_model]
+    assert shown == [(model, f"{spend.input_tokens:,} in · {spend.cached_tokens:,} cached · "
+                             f"{spend.output_tokens:,} out") for model, spend in report.by_model.items()]
 
 
 def _dom_tree(items: Any) -> list[tuple[str, list[Any]]]:
@@ -194,7 +195,7 @@ def _assert_trees(dom: Any, records: list[SpanRecord]) -> None:
     assert [trace.find("code", "trace-id").text() for trace in traces] == [tree.trace_id for tree in trees]
     assert "open" in traces[0].attrs and not any("open" in trace.attrs for trace in traces[1:])
     # The same tree, span for span: every module path and LM span of the file, under the same parent.
-    for trace, tree in zip(traces, trees):
+    for trace, tree in zip(traces, trees, strict=True):
         assert _dom_tree(trace.find("ul", "spans")) == _file_tree(tree.roots)
     rows = _rows_by_span(dom)
     for tree in trees:
@@ -259,17 +260,18 @@ def _bands(image: Any, colour: str) -> list[int]:
 def _assert_bars_drawn(image: Any, report: Report, records: list[SpanRecord]) -> None:
     # Cost bars: one per priced group, top to bottom in the report's order, lengths in proportion to cost.
     for colour, groups in ((PALETTE["cost-module"], report.by_module), (PALETTE["cost-model"], report.by_model)):
-        priced = [usage.cost_usd for usage in groups if usage.cost_usd > 0]
+        priced = [spend.cost_usd for spend in groups.values() if spend.cost_usd > 0]
         bands = _bands(image, colour)
         assert len(bands) == len(priced), (colour, bands)
         assert bands[0] > 150  # the costliest fills its track
-        for length, cost in zip(bands, priced):
+        for length, cost in zip(bands, priced, strict=True):
             assert length == pytest.approx(bands[0] * cost / priced[0], abs=2)
     # Token bars: a band per model that used tokens of that kind, plus the legend's swatch.
-    with_input = [usage for usage in report.by_model if usage.input_tokens > usage.cached_tokens]
+    with_input = [spend for spend in report.by_model.values() if spend.input_tokens > spend.cached_tokens]
     assert len(_bands(image, PALETTE["tokens-input"])) == len(with_input) + 1
-    assert len(_bands(image, PALETTE["tokens-output"])) == sum(u.output_tokens > 0 for u in report.by_model) + 1
-    assert len(_bands(image, PALETTE["tokens-cached"])) == sum(u.cached_tokens > 0 for u in report.by_model) + 1
+    models = report.by_model.values()
+    assert len(_bands(image, PALETTE["tokens-output"])) == sum(spend.output_tokens > 0 for spend in models) + 1
+    assert len(_bands(image, PALETTE["tokens-cached"])) == sum(spend.cached_tokens > 0 for spend in models) + 1
     # The first trace is open: its LM spans' timeline bars are on screen, one band each.
     first = build_trees(records)[0]
     lm_spans = [node for node, _ in first.walk()

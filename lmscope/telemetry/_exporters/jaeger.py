@@ -14,8 +14,8 @@ from __future__ import annotations
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from .._options import Options
-from .._tracer_provider import otlp_exporter_for
 from .endpoints import JAEGER_OTLP_GRPC_ENDPOINT, JAEGER_OTLP_HTTP_ENDPOINT
+from .otlp import otlp_exporter_for
 
 _GENERIC_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
 """A base URL for every signal: the spec appends the signal's path to it, whatever path it already has."""

@@ -2,7 +2,8 @@
 
 Where it sends: `{langfuse_host}/api/public/otel/v1/traces`, `langfuse_host` being the argument >
 LMSCOPE_LANGFUSE_HOST > LANGFUSE_BASE_URL > LANGFUSE_HOST > pyproject > the host of the one Langfuse client the
-app already created (wherever the keys came from) > https://cloud.langfuse.com. Credentials: LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY, else
+app already created (wherever the keys came from) > https://cloud.langfuse.com.
+Credentials: LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY, else
 the keys of the one `langfuse.Langfuse(...)` client the app set up (the package is read only if the app
 imported it). Headers are those the Langfuse SDK sends: Basic auth, the public key, the SDK name and version
 (naming lmscope) and `x-langfuse-ingestion-version: 4` (real-time ingestion); bodies are gzipped, as the SDK does.
@@ -20,8 +21,9 @@ import base64
 import json
 import os
 import sys
+from collections.abc import Mapping
 from importlib import metadata
-from typing import Any, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.sdk.trace.export import SpanExporter

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote
 
 DEFAULT_EXPERIMENT_ID = "0"
@@ -43,7 +44,8 @@ def _call(url: str, headers: Mapping[str, str], body: Mapping[str, Any] | None =
                                      headers={**headers, "Content-Type": "application/json"})
     try:
         with _OPENER.open(request, timeout=_TIMEOUT_S) as response:
-            return json.loads(response.read() or b"{}")
+            answer: dict[str, Any] = json.loads(response.read() or b"{}")
+            return answer
     except urllib.error.HTTPError as error:
         if 300 <= error.code < 400:  # the redirect handler declined it: the 3xx surfaces here
             error.close()

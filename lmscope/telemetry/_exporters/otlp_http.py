@@ -12,7 +12,8 @@ the default CA bundle (or REQUESTS_CA_BUNDLE, requests' own variable), no client
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import requests
 from opentelemetry.exporter.otlp.proto.http import Compression
@@ -34,7 +35,7 @@ class _PinnedHeadersSession(requests.Session):
         super().__init__()
         self._pinned = dict(headers)
 
-    def request(self, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def request(self, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs["verify"] = kwargs["cert"] = None  # None: requests merges in its defaults (and REQUESTS_CA_BUNDLE)
         return super().request(*args, **kwargs)
 

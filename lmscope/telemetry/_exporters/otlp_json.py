@@ -9,13 +9,15 @@ protobuf: the encoder runs in the BatchSpanProcessor thread and shares the GIL w
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import math
 import os
 import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, Mapping, Sequence
+from typing import IO, Any
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
@@ -212,10 +214,8 @@ class OtlpJsonFileExporter(SpanExporter):
     def _close_file(self) -> None:
         file, self._file = self._file, None
         if file is not None:
-            try:
+            with contextlib.suppress(OSError):
                 file.close()
-            except OSError:
-                pass
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True  # every export already flushed its line
