@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The test command of README.md: installs everything the tests need into .venv, then runs them.
-# The tests start their own servers (the stand-in LM server, MLflow, Prometheus) on 127.0.0.1.
+# The test command of README.md: installs everything the tests need into .venv, type-checks and lints the
+# package, runs the fast tests once more on the oldest OpenTelemetry SDK lmscope declares, then runs the whole
+# suite on the newest. The tests start their own servers (the stand-in LM server, MLflow, Prometheus) on 127.0.0.1.
+# Every step runs even when an earlier one failed, so one CI run reports everything; the suite runs last and
+# its exit code is the script's, unless it passed and an earlier step failed (then 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,16 +17,58 @@ if [ "${#apt_packages[@]}" -gt 0 ]; then
     apt-get install -y -qq "${apt_packages[@]}" >/dev/null
 fi
 export LITELLM_LOCAL_MODEL_COST_MAP=True
+
+failed=()
+
+# Runs pytest with the venv's `pytest` script, never `python -m pytest`: that would put the repository root on
+# sys.path, where the `telemetry` and `instrumentation` symlinks would import as top-level packages.
+# pytest's exit code 5 (no test collected) is a failure too.
+run_pytest() {
+    local status=0
+    "$@" || status=$?
+    if [ "$status" -eq 5 ]; then
+        echo "pytest collected no tests: failing on purpose" >&2
+        status=1
+    fi
+    return "$status"
+}
+
+# --- the oldest SDK lmscope declares ---------------------------------------------------------------------
+# The floors of opentelemetry-api, -sdk and -exporter-otlp in pyproject.toml, which must be one version. The dev
+# extra is installed with them pinned to it (pip picks the exporter and instrumentation betas of that release);
+# only the fast tests run (`-m "not slow"`): the SDK-dependent code paths are all among them.
+floors=$(grep -oE '"opentelemetry-(api|sdk|exporter-otlp)>=[0-9.]+"' pyproject.toml | grep -oE '[0-9][0-9.]*' | sort -u)
+if [ "$(printf '%s\n' "$floors" | wc -l)" -ne 1 ] || [ -z "$floors" ]; then
+    echo "pyproject.toml: opentelemetry-api, -sdk and -exporter-otlp must declare one floor (found: $floors)" >&2
+    exit 1
+fi
+floor_venv=.venv/sdk-floor  # inside .venv: ignored by git, ruff and mypy like .venv itself
+python3 -m venv "$floor_venv"
+"$floor_venv/bin/python" -m pip install --quiet --upgrade pip
+"$floor_venv/bin/python" -m pip install --quiet -e '.[dev]' \
+    "opentelemetry-api==$floors" "opentelemetry-sdk==$floors" "opentelemetry-exporter-otlp==$floors"
+echo "--- tests on the oldest declared OpenTelemetry SDK ($floors), without the slow ones" >&2
+run_pytest "$floor_venv/bin/pytest" -q -m "not slow" "$@" || failed+=("pytest on opentelemetry-sdk $floors")
+
+# --- the newest SDK ----------------------------------------------------------------------------------------
 python3 -m venv .venv
 . .venv/bin/activate
 python -m pip install --quiet --upgrade pip
-python -m pip install --quiet -e '.[dev]'
-set +e
-python -m pytest -q "$@"
-status=$?
-set -e
-if [ "$status" -eq 5 ]; then
-    echo "pytest collected no tests: failing on purpose" >&2
-    exit 1
+# The newest SDK, also when .venv is reused from an earlier run (a fresh clone gets the newest anyway).
+python -m pip install --quiet -e '.[dev]' --upgrade opentelemetry-api opentelemetry-sdk opentelemetry-exporter-otlp
+python -m pip list 2>/dev/null | grep -E '^opentelemetry-(api|sdk) ' >&2
+echo "--- mypy --strict (pyproject.toml [tool.mypy])" >&2
+mypy || failed+=("mypy")
+echo "--- ruff check" >&2
+ruff check || failed+=("ruff check")
+
+echo "--- tests on the newest OpenTelemetry SDK" >&2
+status=0
+run_pytest pytest -q "$@" || status=$?
+if [ "$status" -eq 0 ] && [ "${#failed[@]}" -gt 0 ]; then
+    status=1
+fi
+if [ "${#failed[@]}" -gt 0 ]; then
+    printf 'failed before the main test run: %s\n' "${failed[@]}" >&2
 fi
 exit "$status"

@@ -11,9 +11,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
+from . import semconv
 from ._instrument import Instrumentation, active, force_flush, instrument, uninstrument
 from ._version import __version__
 from .telemetry._context_attributes import context
@@ -21,8 +22,8 @@ from .telemetry._options import ConfigError
 from .telemetry._usage import Usage
 from .telemetry._usage import track as _track
 
-__all__ = ["ConfigError", "Instrumentation", "Usage", "__version__", "context", "force_flush", "instrument",
-           "track", "uninstrument"]
+__all__ = ["ConfigError", "Instrumentation", "Usage", "__version__", "active", "context", "force_flush", "instrument",
+           "semconv", "track", "uninstrument"]
 
 
 @contextmanager

@@ -4,6 +4,8 @@ rewrite (Predict) -> retrieve (a retriever module over a small corpus) -> answer
 run four ways: fresh, cached, under `dspy.context(...)`, and as a threaded batch. The LM is lmscope's
 stand-in server on 127.0.0.1 unless `--model` names a real provider model (its key from the usual
 environment variable, e.g. OPENAI_API_KEY).
+
+`build_program` is the one definition of this program: the tests and the benchmarks build it here too.
 """
 
 from __future__ import annotations
@@ -12,8 +14,12 @@ import atexit
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import dspy
 
 CORPUS = (
     "Paris is the capital and largest city of France.",
@@ -31,29 +37,43 @@ QUESTIONS = (
 )
 
 
-def build_program() -> Any:
+Retrieve = Callable[[str], Sequence[str]]
+"""A retrieval strategy: the rewritten query in, the passages the answer step reads out."""
+
+
+def keyword_search(query: str) -> list[str]:
+    """The demo's retrieval, a stand-in for a vector store: the two CORPUS passages that contain the most of the
+    query's words longer than three characters (ties keep CORPUS order)."""
+    words = {word.strip("?.,").lower() for word in query.split() if len(word) > 3}
+    ranked = sorted(CORPUS, key=lambda passage: -sum(word in passage.lower() for word in words))
+    return ranked[:2]
+
+
+def build_program(retrieve: Retrieve = keyword_search) -> dspy.Module:
+    """A fresh 3-step RAG program, the one the demo runs and the tests and benchmarks trace:
+    rewrite (Predict "question -> query") -> retrieve (a `Retriever` module calling `retrieve`) -> answer
+    (ChainOfThought "context: list[str], question -> answer").
+
+    Tests pass a `retrieve` returning fixed passages, so the LM sees the same prompts in every run.
+    """
+    # Imported here, not at the top: `import lmscope._demo` (the CLI, the tests' collection) stays free of DSPy.
     import dspy
 
-    class Retriever(dspy.Module):
-        """Keyword overlap over CORPUS: a stand-in for a vector store."""
+    # dspy ships no type information, so to mypy its classes are `Any` ("cannot subclass Any").
+    class Retriever(dspy.Module):  # type: ignore[misc]
+        """Retrieval as a module step of its own: "Retriever" in the class name makes it a RETRIEVER span."""
 
-        def __init__(self, k: int = 2) -> None:
-            super().__init__()
-            self.k = k
+        def forward(self, query: str) -> dspy.Prediction:
+            return dspy.Prediction(passages=list(retrieve(query)))
 
-        def forward(self, query: str) -> Any:
-            words = {word.strip("?.,").lower() for word in query.split() if len(word) > 3}
-            ranked = sorted(CORPUS, key=lambda passage: -sum(word in passage.lower() for word in words))
-            return dspy.Prediction(passages=ranked[: self.k])
-
-    class RAG(dspy.Module):
+    class RAG(dspy.Module):  # type: ignore[misc]
         def __init__(self) -> None:
             super().__init__()
             self.rewrite = dspy.Predict("question -> query")
-            self.retrieve = Retriever(k=2)
+            self.retrieve = Retriever()
             self.answer = dspy.ChainOfThought("context: list[str], question -> answer")
 
-        def forward(self, question: str) -> Any:
+        def forward(self, question: str) -> dspy.Prediction:
             query = self.rewrite(question=question).query
             passages = self.retrieve(query=query).passages
             return self.answer(context=passages, question=question)
@@ -97,13 +117,13 @@ def run(model: str | None = None, file_path: str | None = None, exporters: Seque
         _print_summary(usage.by_model())
     # Flushes (bounded: a down OTLP backend does not hold the demo up) and reports spans it could not send.
     lmscope.uninstrument()
-    if "file" in handle.options.exporters:
-        path = handle.options.file_path
+    path = handle.file_path
+    if path is not None:
         print(f"\ntrace file: {path}  (try: lmscope tree {path}; lmscope report {path} --html report.html)")
     return 0
 
 
-def run_workload(program: Any, lm: Any) -> None:
+def run_workload(program: dspy.Module, lm: dspy.LM) -> None:
     """The demo's four runs of `program`: fresh, cached, under `dspy.context(...)`, a threaded batch."""
     import dspy
 
@@ -125,6 +145,6 @@ def _print_summary(by_model: dict[str, dict[str, Any]]) -> None:
     print(f"{'model':<16}{'calls':>6}{'cached':>8}{'in tok':>9}{'out tok':>9}{'prompt-cache tok':>18}"
           f"{'cost USD':>12}{'saved USD':>12}")
     for model, usage in sorted(by_model.items()):
-        print(f"{model:<16}{usage['requests']:>6}{usage['cached_requests']:>8}{usage['input_tokens']:>9}"
+        print(f"{model:<16}{usage['calls']:>6}{usage['cache_hits']:>8}{usage['input_tokens']:>9}"
               f"{usage['output_tokens']:>9}{usage['cached_tokens']:>18}{usage['cost_usd']:>12.6f}"
               f"{usage['saved_usd']:>12.6f}")

@@ -5,21 +5,21 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import TYPE_CHECKING, Any, Sequence
-
-import wrapt
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ._version import __version__
-from .instrumentation.dspy import DSPyInstrumentor
 from .telemetry import _semconv as semconv
 from .telemetry._internal_errors import guarded, report_internal_error
 from .telemetry._options import Options, resolve_options
-from .telemetry._pipeline import build_span_processors
-from .telemetry._tracer_provider import TracingSetup, setup_tracing
 
-if TYPE_CHECKING:  # imported when instrument() runs: `import lmscope` stays as light as it was
+if TYPE_CHECKING:  # imported when instrument() runs: `import lmscope` stays light (no SDK exporters, no wrapt)
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from .instrumentation.dspy import DSPyInstrumentor
     from .telemetry._metrics import MetricsRecorder
     from .telemetry._metrics_setup import MetricsSetup
+    from .telemetry._tracer_provider import TracingSetup
 
 logger = logging.getLogger("lmscope")
 _lock = threading.Lock()
@@ -27,56 +27,96 @@ _active: Instrumentation | None = None
 
 
 class Instrumentation:
-    """The handle `instrument()` returns: what is on, and how to flush or undo it."""
+    """The handle `instrument()` returns: what is on, and how to flush or undo it.
+
+    Read-only facts (`service_name`, `exporters`, `metrics_exporters`, `file_path`, `tracer_provider`,
+    `prometheus_address`) and two actions (`force_flush`, `uninstrument`); everything else is internal.
+    """
 
     def __init__(self, options: Options, tracing: TracingSetup, metrics: MetricsSetup | None = None) -> None:
-        self.options = options
-        self.tracing = tracing
-        self.metrics = metrics
+        self._options = options
+        self._tracing = tracing
+        self._metrics = metrics
         """None when metrics are off (no exporter and no app MeterProvider): then no metric hook runs at all."""
-        self.metrics_recorder: MetricsRecorder | None = None
+        self._metrics_recorder: MetricsRecorder | None = None
         if metrics is not None:
             from .telemetry._metrics import MetricsRecorder
 
-            self.metrics_recorder = MetricsRecorder(metrics.meter(semconv.METER_NAME, __version__))
-        self.dspy = DSPyInstrumentor()
+            self._metrics_recorder = MetricsRecorder(metrics.meter(semconv.METER_NAME, __version__))
+        from .instrumentation.dspy import DSPyInstrumentor
+
+        self._dspy: DSPyInstrumentor = DSPyInstrumentor()
         self._live = True
 
     @property
-    def tracer_provider(self) -> Any:
-        return self.tracing.tracer_provider
+    def service_name(self) -> str:
+        """`service.name` of every span and metric point lmscope exports."""
+        return self._options.service_name
 
-    def _instrument_dspy(self, _module: Any = None) -> None:
+    @property
+    def exporters(self) -> tuple[str, ...]:
+        """The span exporters in use (`console`, `file`, `otlp`, `jaeger`, `langfuse`, `mlflow`, or `none`)."""
+        return self._options.exporters
+
+    @property
+    def metrics_exporters(self) -> tuple[str, ...]:
+        """The metric exporters in use (`otlp`, `prometheus`, `console`, or `none`)."""
+        return self._options.metrics_exporters
+
+    @property
+    def file_path(self) -> str | None:
+        """Where the `file` exporter writes its OTLP/JSON lines; None when that exporter is off."""
+        return self._options.file_path if "file" in self._options.exporters else None
+
+    @property
+    def tracer_provider(self) -> TracerProvider:
+        """The SDK provider lmscope's spans go through: the app's own when it had set one, otherwise lmscope's."""
+        return self._tracing.tracer_provider
+
+    @property
+    def prometheus_address(self) -> tuple[str, int] | None:
+        """(host, port) of the Prometheus scrape endpoint lmscope serves; None when that exporter is off."""
+        return self._metrics.prometheus_address if self._metrics is not None else None
+
+    def _instrument_dspy(self, _module: object = None) -> None:
         # Runs when dspy is imported, or at once if it already was: never imports it for the app.
         if not self._live:
             return
-        recorder = self.metrics_recorder
+        recorder = self._metrics_recorder
         try:
-            self.dspy.instrument(self.tracing.tracer("lmscope.instrumentation.dspy", __version__),
-                                 capture_content=self.options.capture_content,
-                                 lm_call_listeners=() if recorder is None else (recorder.record_lm_call,),
-                                 module_listeners=() if recorder is None else (recorder.record_module,))
+            self._dspy.instrument(self._tracing.tracer("lmscope.instrumentation.dspy", __version__),
+                                  capture_content=self._options.capture_content,
+                                  lm_call_listeners=() if recorder is None else (recorder.record_lm_call,),
+                                  module_listeners=() if recorder is None else (recorder.record_module,))
         except Exception as exc:  # noqa: BLE001 - raised here it would come out of the app's `import dspy`
             # A DSPy whose layout we do not know, say: leave it untraced and exactly as it was, never broken.
             report_internal_error("instrumenting dspy (DSPy runs untraced)", exc)
-            guarded("undoing a partial dspy instrumentation", self.dspy.uninstrument)
+            guarded("undoing a partial dspy instrumentation", self._dspy.uninstrument)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        flushed = [self.tracing.force_flush(timeout_millis)]
-        if self.metrics is not None:
-            flushed.append(self.metrics.force_flush(timeout_millis))
+        """Export every finished span and push metrics now; True when every exporter confirmed in time."""
+        flushed = [self._tracing.force_flush(timeout_millis)]
+        if self._metrics is not None:
+            flushed.append(self._metrics.force_flush(timeout_millis))
         return all(flushed)
 
     def uninstrument(self) -> None:
-        self._live = False
-        self.dspy.uninstrument()
-        self.tracing.shutdown()
-        if self.metrics is not None:
-            self.metrics.shutdown()
+        """Flush, shut the exporters down and put DSPy back exactly as it was (`lmscope.uninstrument()`)."""
+        global _active
+        with _lock:
+            if _active is self:  # a later instrument() then starts afresh
+                _active = None
+            if not self._live:
+                return
+            self._live = False
+        self._dspy.uninstrument()
+        self._tracing.shutdown()
+        if self._metrics is not None:
+            self._metrics.shutdown()
 
     def __repr__(self) -> str:
-        return (f"<lmscope instrumentation exporters={list(self.options.exporters)} "
-                f"metrics_exporters={list(self.options.metrics_exporters)} service={self.options.service_name!r}>")
+        return (f"<lmscope instrumentation exporters={list(self.exporters)} "
+                f"metrics_exporters={list(self.metrics_exporters)} service={self.service_name!r}>")
 
 
 def instrument(*, service_name: str | None = None, exporters: Sequence[str] | str | None = None,
@@ -116,6 +156,8 @@ def instrument(*, service_name: str | None = None, exporters: Sequence[str] | st
     options = {name: value for name, value in given.items() if value is not None}
     resolved = resolve_options(**options)
     from .telemetry._metrics_setup import setup_metrics
+    from .telemetry._pipeline import build_span_processors
+    from .telemetry._tracer_provider import setup_tracing
 
     with _lock:
         if _active is not None:
@@ -131,20 +173,23 @@ def instrument(*, service_name: str | None = None, exporters: Sequence[str] | st
             raise
         handle = Instrumentation(resolved, setup_tracing(resolved, processors), metrics)
         _active = handle
+    # Here, not at module level: wrapt's package import costs ~60-120 ms (it loads asyncio), which `import lmscope`
+    # should not pay.
+    import wrapt
+
     wrapt.register_post_import_hook(handle._instrument_dspy, "dspy")
     return handle
 
 
 def uninstrument() -> None:
     """Flush what was recorded and put DSPy back exactly as it was."""
-    global _active
-    with _lock:
-        handle, _active = _active, None
+    handle = _active
     if handle is not None:
         handle.uninstrument()
 
 
 def active() -> Instrumentation | None:
+    """The handle of the active `instrument()` call, or None when lmscope is not instrumenting."""
     return _active
 
 

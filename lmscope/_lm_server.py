@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Mapping
+from typing import Any
 
 from ._lm_server_answers import compose_reply
 from ._lm_server_prefix_cache import PrefixCache
@@ -165,7 +166,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_json(400, error_body(str(exc)))
         except ValueError as exc:  # json.JSONDecodeError and UnicodeDecodeError
             return self._send_json(400, error_body(f"We could not parse the JSON body of your request: {exc}"))
-        except Exception as exc:  # a bug here must reach the client as a 500, not as a dropped connection
+        except Exception as exc:  # noqa: BLE001 - a bug here must reach the client as a 500, not as a dropped connection
             return self._send_json(500, error_body(f"stand-in LM failed: {exc!r}", error_type="server_error"))
         if body.get("stream") is True:
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))

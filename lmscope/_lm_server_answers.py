@@ -10,17 +10,15 @@ from __future__ import annotations
 import ast
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from ._lm_server_prompt import OutputField, PromptRequest, as_passages
 
 # Question words and glue words: they would make every passage look relevant.
 _STOPWORDS = frozenset(
-    "a about after all also an and any are as at be been before between but by can could did do does down "
-    "for from had has have how i if in into is it its me my not of on or out over should so some than that "
-    "the their them then there these they this those through to under up was we were what when where which "
-    "who whom whose why will with would you your".split())
+    ["a", "about", "after", "all", "also", "an", "and", "any", "are", "as", "at", "be", "been", "before", "between", "but", "by", "can", "could", "did", "do", "does", "down", "for", "from", "had", "has", "have", "how", "i", "if", "in", "into", "is", "it", "its", "me", "my", "not", "of", "on", "or", "out", "over", "should", "so", "some", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "those", "through", "to", "under", "up", "was", "we", "were", "what", "when", "where", "which", "who", "whom", "whose", "why", "will", "with", "would", "you", "your"])
 _QUERY_FIELDS = frozenset({"query", "search_query", "search", "keywords"})
 _ANSWER_FIELDS = frozenset({"answer", "response", "output", "result"})
 _REASONING_FIELDS = frozenset({"reasoning", "rationale", "thought", "next_thought"})

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Sequence
+from collections.abc import Sequence
 
 DEFAULT_CAPACITY = 512
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import threading
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 ENCODING_NAME = "o200k_base"
 REPLY_PRIMING_TOKENS = 3
@@ -42,7 +43,7 @@ def _point_tiktoken_at_litellm_bpe_files() -> None:
     spec = importlib.util.find_spec("litellm")
     if spec is None or not spec.submodule_search_locations:
         return
-    package_dir = list(spec.submodule_search_locations)[0]
+    package_dir = next(iter(spec.submodule_search_locations))
     os.environ["TIKTOKEN_CACHE_DIR"] = os.path.join(package_dir, "litellm_core_utils", "tokenizers")
 
 
@@ -72,7 +73,8 @@ def load_encoding() -> Any:
 
 def encode(text: str) -> list[int]:
     # disallowed_special=() : a prompt that happens to contain "<|endoftext|>" is text, not an error.
-    return load_encoding().encode(text, disallowed_special=())
+    tokens: list[int] = load_encoding().encode(text, disallowed_special=())
+    return tokens
 
 
 def count_tokens(text: str) -> int:

@@ -7,13 +7,11 @@ set here, before any test module imports dspy.
 from __future__ import annotations
 
 import atexit
-import importlib.util
 import os
 import shutil
-import sys
 import tempfile
-from pathlib import Path
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 if "DSPY_CACHEDIR" not in os.environ:
@@ -22,7 +20,21 @@ if "DSPY_CACHEDIR" not in os.environ:
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
-import pytest  # noqa: E402
+import pytest
+
+# A test that starts a real server or browser gets its marker from the fixture that starts it, so a new test
+# using the fixture cannot forget it. Those tests, and any marked so by hand (promtool), are `slow` as well:
+# `pytest -m "not slow"` is the fast loop. The markers are declared in pyproject.toml.
+_MARKER_OF_FIXTURE = {"mlflow_server": "mlflow", "start_prometheus": "prometheus", "chromium": "chromium"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        # `fixturenames` includes the fixtures a fixture asks for: `run` -> `start_prometheus` counts.
+        for fixture in _MARKER_OF_FIXTURE.keys() & set(getattr(item, "fixturenames", ())):
+            item.add_marker(_MARKER_OF_FIXTURE[fixture])
+        if any(item.get_closest_marker(name) for name in _MARKER_OF_FIXTURE.values()):
+            item.add_marker("slow")
 
 
 @pytest.fixture
@@ -39,6 +51,17 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
     monkeypatch.chdir(tmp_path)
     assert find_pyproject(tmp_path) is None
     return tmp_path
+
+
+@pytest.fixture
+def swallow_internal_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For a test that forces a fault inside lmscope on purpose: the fault is logged and swallowed, as in a user's
+    app, instead of re-raised (lmscope/telemetry/_internal_errors.py re-raises under pytest, so that any other
+    fault fails the test that caused it). "Logged once per place" is per process: this test starts afresh."""
+    from lmscope.telemetry import _internal_errors
+
+    monkeypatch.setattr(_internal_errors, "reraise_under_pytest", False)
+    monkeypatch.setattr(_internal_errors, "_reported", set())
 
 
 @pytest.fixture(scope="session")
@@ -72,18 +95,10 @@ def metric_series():
 # --- local OTLP backends (tests/otlp_servers.py), shared by the exporter and resilience tests ----------
 
 
-def _load_helper(name: str):
-    """Load tests/<name>.py as module `name`: with --import-mode=importlib, tests/ is not on sys.path."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-otlp_servers = _load_helper("otlp_servers")
-_load_helper("span_attributes")
+# pytest's default import mode puts the folder of each conftest and test file without an __init__.py on
+# sys.path (tests/ here, never the repository root, whose `telemetry` and `instrumentation` symlinks would
+# otherwise import as top-level packages): the helpers of tests/ import as plain modules, as benchmarks do.
+import otlp_servers  # noqa: E402
 
 
 @pytest.fixture

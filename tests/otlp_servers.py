@@ -128,7 +128,7 @@ class OtlpReceiver(_Server, _Recording):
         receiver = self
 
         class Handler(_QuietHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 body = self.read_body()
                 if receiver.status != 200:
                     self.reply(receiver.status)
@@ -137,7 +137,7 @@ class OtlpReceiver(_Server, _Recording):
                 receiver._keep(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, request))
                 self.reply(200, trace_service_pb2.ExportTraceServiceResponse().SerializeToString())
 
-            def do_GET(self) -> None:  # noqa: N802 - how OtlpReceiverProcess reads the span ids back
+            def do_GET(self) -> None:
                 self.reply(200, json.dumps(receiver.span_ids()).encode())
 
         _Server.__init__(self, Handler)
@@ -156,7 +156,7 @@ class OtlpGrpcReceiver(_Recording):
         receiver = self
 
         class Servicer(trace_service_pb2_grpc.TraceServiceServicer):
-            def Export(self, request: Any, context: Any) -> Any:  # noqa: N802 - generated name
+            def Export(self, request: Any, context: Any) -> Any:
                 metadata = {key.lower(): value for key, value in context.invocation_metadata()}
                 receiver._keep(Received("TraceService/Export", metadata, request))
                 return trace_service_pb2.ExportTraceServiceResponse()
@@ -181,7 +181,7 @@ class StatusServer(_Server):
         server = self
 
         class Handler(_QuietHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 self.read_body()
                 server.posts += 1
                 self.reply(status)

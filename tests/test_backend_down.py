@@ -16,8 +16,9 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from opentelemetry import trace
@@ -27,8 +28,8 @@ from lmscope.instrumentation.dspy import DSPyInstrumentor
 from lmscope.telemetry._batch_export import SHUTDOWN_TIMEOUT_S
 from lmscope.telemetry._options import resolve_options
 from lmscope.telemetry._pipeline import build_span_processors
-from lmscope.telemetry._tracer_provider import ProviderRegistry, TracingSetup
 from lmscope.telemetry._trace_file import read_trace_file
+from lmscope.telemetry._tracer_provider import ProviderRegistry, TracingSetup
 
 SPANS_PER_CALL = 7
 
@@ -106,6 +107,7 @@ def test_program_runs_the_same_and_lmscope_warns_once(program, backend_url: str,
     assert shutdown_s < 1.0  # known down: shutdown does not wait for it
 
 
+@pytest.mark.slow  # 3,000 program calls exported to two backends: about 20 s
 def test_a_tight_loop_of_cache_hits_loses_no_span(lm_server, otlp_receiver_process, tmp_path) -> None:
     """DSPy answering from its memory cache is a tight CPU loop (~7,000 spans/s) that starved the export
     thread of the GIL until the SDK's 2,048-span queue overflowed. With the default queue, 21,000 spans
@@ -159,6 +161,7 @@ def run_app(tmp_path, lm_server, calls: int, otlp_endpoint: str) -> tuple[subpro
     return done, ended - printed
 
 
+@pytest.mark.slow  # 1,000 program calls in an app process: about 20 s
 def test_a_normal_exit_delivers_every_span_exactly_once(tmp_path, lm_server, receiver) -> None:
     """1,000 program calls under `lmscope run`, file and OTLP exporters, and the app exits without a flush."""
     done, _ = run_app(tmp_path, lm_server, 1_000, receiver.url)
@@ -171,6 +174,7 @@ def test_a_normal_exit_delivers_every_span_exactly_once(tmp_path, lm_server, rec
     assert "lmscope" not in done.stderr  # no warning, no drop report
 
 
+@pytest.mark.slow  # an app process whose exit waits out the 5 s shutdown bound: about 10 s
 def test_exit_with_a_hanging_backend_is_bounded_and_reported(tmp_path, lm_server, hanging_backend) -> None:
     """The OTLP exporter would wait 10 s per request (and retry); the app's exit waits at most the bound."""
     done, exit_s = run_app(tmp_path, lm_server, 200, hanging_backend.url)

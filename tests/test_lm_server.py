@@ -22,14 +22,14 @@ from typing import Any
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("DSPY_CACHEDIR", tempfile.mkdtemp(prefix="lmscope-test-lm-server-"))
 
-import dspy  # noqa: E402
-import httpx  # noqa: E402
-import pytest  # noqa: E402
-from dspy.streaming import StreamListener, StreamResponse  # noqa: E402
+import dspy
+import httpx
+import pytest
+from dspy.streaming import StreamListener, StreamResponse
 
-from lmscope import _lm_server_tokens  # noqa: E402
-from lmscope._lm_server import StandInLM, count_tokens  # noqa: E402
-from lmscope._lm_server_prefix_cache import PrefixCache  # noqa: E402
+from lmscope import _lm_server_tokens
+from lmscope._lm_server import StandInLM, count_tokens
+from lmscope._lm_server_prefix_cache import PrefixCache
 
 BLOCK = 32
 API_KEY = "sk-test-SECRET-never-stored"
@@ -352,7 +352,7 @@ def test_missing_tiktoken_fails_at_construction_with_the_pip_command(monkeypatch
 def test_tokenizer_loads_offline_without_importing_litellm(tmp_path, user_cache_dir):
     import importlib.util
 
-    litellm_dir = list(importlib.util.find_spec("litellm").submodule_search_locations)[0]
+    litellm_dir = next(iter(importlib.util.find_spec("litellm").submodule_search_locations))
     bundled = os.path.join(litellm_dir, "litellm_core_utils", "tokenizers")
     env = {k: v for k, v in os.environ.items() if k != "TIKTOKEN_CACHE_DIR"}
     expected_dir = bundled
@@ -371,7 +371,7 @@ def test_tokenizer_loads_offline_without_importing_litellm(tmp_path, user_cache_
 def test_prefix_cache_rounds_down_and_forgets_the_oldest():
     cache = PrefixCache(block_tokens=4, capacity=2)
     assert cache.lookup_and_remember("m", list(range(10))) == 0
-    assert cache.lookup_and_remember("m", list(range(7)) + [99, 99]) == 4  # common prefix 7 -> one block
+    assert cache.lookup_and_remember("m", [*list(range(7)), 99, 99]) == 4  # common prefix 7 -> one block
     assert cache.lookup_and_remember("m", list(range(10))) == 8  # 10 -> two blocks
     assert cache.lookup_and_remember("other", list(range(10))) == 0
     cache.lookup_and_remember("m", [50] * 8)

@@ -1,13 +1,14 @@
 """Attribute patching that puts back exactly what it found.
 
 OpenInference's uninstrument follows `__wrapped__` chains and strips DSPy's own `@with_callbacks`
-decorators with them (research/perf.md §4). We never unwrap: we remember the object that was in the
+decorators with them (docs/dspy-internals.md §10). We never unwrap: we remember the object that was in the
 class `__dict__` and restore that very object.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _MISSING = object()
 

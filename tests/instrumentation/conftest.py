@@ -89,28 +89,18 @@ def unique():
 CORPUS = ["Paris is the capital of France.", "Berlin is the capital of Germany.", "Tokyo is the capital of Japan."]
 
 
+def _fixed_passages(query):
+    """Retrieval that ignores the query: the LM sees the same prompts whatever the rewrite step returned."""
+    return CORPUS[:2]
+
+
 @pytest.fixture
 def rag():
-    """A fresh 3-step program: rewrite (Predict) -> retrieve (Retriever module) -> answer (ChainOfThought)."""
-    import dspy
+    """A fresh 3-step program (lmscope._demo.build_program): rewrite (Predict) -> retrieve (Retriever module)
+    -> answer (ChainOfThought), retrieving CORPUS[:2] for every query."""
+    from lmscope._demo import build_program
 
-    class Retriever(dspy.Module):
-        def forward(self, query):
-            return dspy.Prediction(passages=CORPUS[:2])
-
-    class RAG(dspy.Module):
-        def __init__(self):
-            super().__init__()
-            self.rewrite = dspy.Predict("question -> query")
-            self.retrieve = Retriever()
-            self.answer = dspy.ChainOfThought("context: list[str], question -> answer")
-
-        def forward(self, question):
-            query = self.rewrite(question=question).query
-            passages = self.retrieve(query=query).passages
-            return self.answer(context=passages, question=question)
-
-    return RAG()
+    return build_program(retrieve=_fixed_passages)
 
 
 def _tree(finished):

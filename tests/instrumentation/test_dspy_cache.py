@@ -83,7 +83,8 @@ def _run_child(tmp_path, lm_server, engine, question):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("engine", ["native", "litellm"])
+# litellm: each of the two child processes imports LiteLLM (about 10 s on a busy 2-core machine).
+@pytest.mark.parametrize("engine", ["native", pytest.param("litellm", marks=pytest.mark.slow)])
 def test_new_process_on_same_cache_dir_hits_disk(tmp_path, lm_server, engine, unique):
     question = f"Which river flows through Paris? {unique}"
     first = _run_child(tmp_path, lm_server, engine, question)

@@ -6,9 +6,8 @@ import dspy
 import pytest
 from dspy.utils.callback import BaseCallback
 
-from lmscope.instrumentation.dspy import DSPyInstrumentor
-from lmscope.instrumentation.dspy import _runtime, _span_builders
-from lmscope.telemetry import _internal_errors as internal_errors, _semconv as semconv
+from lmscope.instrumentation.dspy import DSPyInstrumentor, _runtime
+from lmscope.telemetry import _semconv as semconv
 
 
 class Broken(dspy.Module):
@@ -50,38 +49,64 @@ def test_lm_error_is_recorded_on_the_lm_span(spans, unique):
     assert call.attributes[semconv.ERROR_TYPE] == type(caught.value).__name__
 
 
-def test_fault_inside_lmscope_does_not_change_the_result(spans, make_lm, rag, unique, monkeypatch):
-    dspy.configure(lm=make_lm(cache=False))
-    expected = rag(question=f"What is the capital of France? {unique}").answer
+# Faults forced inside lmscope, each in a function `_runtime` really calls on the path of a DSPy call (patched where
+# `_runtime` looks it up), with what the fault costs in the exported spans: (name in _runtime, the spans it
+# concerns, an attribute those spans must lack, or None when the spans must be missing altogether).
+FAULTS = [
+    pytest.param("module_path", "module", None, id="module span start"),
+    pytest.param("module_start_attributes", "module", semconv.MODULE_PATH, id="module start attributes"),
+    pytest.param("module_end_attributes", "module", semconv.LM_CALLS, id="module end attributes"),
+    pytest.param("lm_start_attributes", "lm", semconv.GEN_AI_OPERATION_NAME, id="LM start attributes"),
+    pytest.param("lm_end_attributes", "lm", semconv.GEN_AI_USAGE_INPUT_TOKENS, id="LM end attributes"),
+]
+RAG_MODULE_SPANS = ["rag", "rag.answer", "rag.answer.predict", "rag.retrieve", "rag.rewrite"]
+
+
+@pytest.mark.parametrize(("target", "concerns", "lost"), FAULTS)
+def test_fault_inside_lmscope_costs_telemetry_not_the_result(spans, make_lm, rag, unique, monkeypatch, caplog,
+                                                             swallow_internal_errors, target, concerns, lost):
+    dspy.configure(lm=make_lm(cache=False))  # no DSPy cache: the faulted run calls the LM as the first one did
+    question = f"What is the capital of France? {unique}"
+    expected = rag(question=question).toDict()
+    before = len(spans())
 
     def explode(*args, **kwargs):
         raise RuntimeError("forced lmscope fault")
 
-    monkeypatch.setattr(_span_builders, "lm_result_attributes", explode)
-    monkeypatch.setattr(_runtime, "module_path", explode)
-    assert rag(question=f"What is the capital of France? {unique}").answer == expected
+    monkeypatch.setattr(_runtime, target, explode)  # raising=True: a renamed target fails here, loudly
+    with caplog.at_level("WARNING", logger="lmscope"):
+        result = rag(question=question).toDict()
+    assert result == expected  # the user's result is unchanged
+    assert "forced lmscope fault" in caplog.text  # the fault did happen, and was logged
+
+    faulted = spans()[before:]
+    attributes = {span.name: dict(span.attributes or {}) for span in faulted if not span.name.startswith("chat ")}
+    lm_attributes = [dict(span.attributes or {}) for span in faulted if span.name.startswith("chat ")]
+    assert len(lm_attributes) == 2  # no fault costs an LM call its span
+    if lost is None:  # the module spans never started: the modules ran untraced
+        assert attributes == {}
+        return
+    assert sorted(attributes) == RAG_MODULE_SPANS
+    module_attributes = list(attributes.values())
+    if concerns == "module":
+        hit, spared, spared_key = module_attributes, lm_attributes, semconv.GEN_AI_OPERATION_NAME
+    else:
+        hit, spared, spared_key = lm_attributes, module_attributes, semconv.MODULE_PATH
+    assert all(lost not in found for found in hit), f"{lost} set despite the fault"
+    assert all(spared_key in found for found in spared), "a fault on one kind of span costs the other kind nothing"
 
 
-def test_a_failing_attribute_builder_costs_its_attributes_not_the_span(spans, make_lm, unique, monkeypatch, caplog):
-    # Builders run when the span is read (telemetry/_light_span.py), after the call: the span is still
-    # exported, with the other builders' attributes, and the fault is reported once.
+def test_a_fault_inside_lmscope_fails_the_test_that_caused_it(spans, make_lm, unique, monkeypatch):
+    """Without `swallow_internal_errors`, lmscope re-raises its own faults under pytest: a fault nobody forced
+    fails the test that ran into it instead of hiding as a missing attribute."""
     dspy.configure(lm=make_lm(cache=False))
 
     def explode(*args, **kwargs):
-        raise RuntimeError("forced builder fault")
+        raise RuntimeError("forced lmscope fault")
 
-    monkeypatch.setattr(_span_builders, "lm_result_attributes", explode)
-    monkeypatch.setattr(internal_errors, "_reported", set())  # "log once" is per process
-    with caplog.at_level("WARNING", logger="lmscope"):
-        answer = dspy.Predict("question -> answer")(question=f"q {unique}").answer
-    assert answer
-    (call,) = [s for s in spans() if s.name.startswith("chat ")]
-    assert call.attributes[semconv.GEN_AI_OPERATION_NAME] == "chat"  # the start builder's attributes are there
-    assert semconv.GEN_AI_USAGE_INPUT_TOKENS not in call.attributes  # the failed builder's are not
-    assert semconv.OUTPUT_VALUE not in call.attributes
-    predict = next(s for s in spans() if s.name == "predict")
-    assert predict.attributes[semconv.LM_CALLS] == 1
-    assert "forced builder fault" in caplog.text
+    monkeypatch.setattr(_runtime, "module_path", explode)
+    with pytest.raises(RuntimeError, match="forced lmscope fault"):
+        dspy.Predict("question -> answer")(question=f"q {unique}")
 
 
 def test_uninstrument_restores_dspy_exactly_and_its_callbacks_still_fire(make_lm, unique):
