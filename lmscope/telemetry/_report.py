@@ -15,7 +15,7 @@ from . import _semconv as semconv
 from ._lm_call import LMCall
 from ._spend import Spend
 from ._trace_file import SpanRecord
-from ._tree import TraceTree, build_trees, format_usd
+from ._tree import UNPRICED_MARK, TraceTree, build_trees, format_cost, pad_cost
 
 NO_MODULE = "(no module)"
 UNKNOWN_MODEL = "(unknown model)"
@@ -89,7 +89,8 @@ def _ranked(groups: dict[str, Spend]) -> dict[str, Spend]:
 
 # --- text -------------------------------------------------------------------------------------------
 
-_HEADERS = ("calls", "input", "output", "cached", "cost USD", "cache hits", "saved USD", "unknown cost")
+_HEADERS = ("calls", "input", "output", "cached", "cost USD", "cache hits", "saved USD", "unpriced")
+_COST_COLUMNS = (5, 7)  # "cost USD" and "saved USD", after the key column
 
 
 def render_report(report: Report) -> str:
@@ -104,7 +105,8 @@ def render_report(report: Report) -> str:
 
 
 def _table(title: str, groups: dict[str, Spend], total: Spend) -> str:
-    table = [(title, *_HEADERS), *(_cells(key, spend) for key, spend in groups.items()), _cells("total", total)]
+    rows = [_cells(key, spend) for key, spend in groups.items()]
+    table = _align_costs([(title, *_HEADERS), *rows, _cells("total", total)])
     widths = [max(len(row[column]) for row in table) for column in range(len(table[0]))]
 
     def line(row: tuple[str, ...]) -> str:
@@ -120,14 +122,28 @@ def _table(title: str, groups: dict[str, Spend], total: Spend) -> str:
 
 
 def _cells(key: str, spend: Spend) -> tuple[str, ...]:
+    # A group whose calls are all unpriced costs `unpriced`, never $0; some unpriced: the known part, marked.
+    # Likewise for what cache hits saved when the price of the calls they repeat was unknown.
     return (
         key,
         str(spend.calls),
         str(spend.input_tokens),
         str(spend.output_tokens),
         str(spend.cached_tokens),
-        format_usd(spend.cost_usd),
+        format_cost(spend.cost_usd, some_unpriced=spend.unpriced_calls > 0,
+                    all_unpriced=spend.calls > 0 and spend.unpriced_calls >= spend.calls),
         str(spend.cache_hits),
-        format_usd(spend.saved_usd),
+        format_cost(spend.saved_usd, some_unpriced=spend.unpriced_hits > 0,
+                    all_unpriced=spend.cache_hits > 0 and spend.unpriced_hits >= spend.cache_hits),
         str(spend.unpriced_calls),
     )
+
+
+def _align_costs(rows: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """Amounts (and the header) line up on their last digit in a column where some are marked ` + unpriced`."""
+    aligned = [list(row) for row in rows]
+    for column in _COST_COLUMNS:
+        marked = any(row[column].endswith(UNPRICED_MARK) for row in rows)
+        for row in aligned:
+            row[column] = pad_cost(row[column], marked=marked)
+    return [tuple(row) for row in aligned]

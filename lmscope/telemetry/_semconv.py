@@ -85,6 +85,8 @@ MODULE_CLASS: Final = "lmscope.module.class"
 MODULE_SIGNATURE: Final = "lmscope.module.signature"
 MODULE_COMPILED: Final = "lmscope.module.compiled"
 BATCH_INDEX: Final = "lmscope.batch.index"
+BATCH_NUM_THREADS: Final = "lmscope.batch.num_threads"
+"""On `batch`/`Parallel`/`Evaluate` spans: the thread count DSPy's ParallelExecutor ran with (argument or setting)."""
 
 LM_ENGINE: Final = "lmscope.lm.engine"
 """Which DSPy engine served the call: native, litellm, dummy, legacy or the engine's class name."""

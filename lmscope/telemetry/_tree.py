@@ -2,15 +2,20 @@
 
 ```
 trace 0000000000000000000000000000000a
-rag                          1.25 s   in 1200  out 80  cached 300  $0.000540
-├── rag.rewrite             300.0 ms  in  400  out 20              $0.000120  batch[0]
+rag                          1.25 s   in 1200  out 80  cached 300  $0.000540 + unpriced
+├── rag.rewrite             300.0 ms  in  400  out 20              $0.000120             batch[0]
 │   └── chat gpt-4o-mini    290.0 ms  in  400  out 20              $0.000120
-├── rag.retrieve             20.0 ms                                          ERROR ConnectionError: index offline
-└── rag.answer              900.0 ms  in  800  out 60  cached 300  $0.000420
-    └── rag.answer.predict  890.0 ms  in  800  out 60  cached 300  $0.000420
+├── rag.retrieve             20.0 ms                                                     ERROR ConnectionError: down
+└── rag.answer              900.0 ms  in  800  out 60  cached 300  $0.000420 + unpriced
+    └── rag.answer.predict  890.0 ms  in  800  out 60  cached 300  $0.000420 + unpriced
         ├── chat gpt-4o     600.0 ms  in  800  out 60  cached 300  $0.000420
-        └── chat gpt-4o       0.4 ms  in    0  out  0              $0.000000  cache:memory saved $0.000420
+        ├── chat gpt-4o       0.4 ms  in    0  out  0              $0.000000             cache:memory saved $0.000420
+        └── chat mystery      1.0 ms  in    0  out  0               unpriced
 ```
+
+A call whose price is unknown reads `unpriced`, never $0: a module whose calls are all unpriced says so, and
+one with some priced calls shows their known cost `+ unpriced` (the HTML report's "unknown" and "+ ?").
+A cache hit billed nothing still reads $0.000000.
 """
 
 from __future__ import annotations
@@ -102,6 +107,7 @@ Cell = tuple[str, str]
 def render_tree(tree: TraceTree, *, color: bool = False) -> str:
     """The trace as text, one line per span; `color` adds ANSI colours (for a terminal only)."""
     rows = [_row(node.record, prefix) for node, prefix in _prefixed(tree)]
+    _align_costs(rows)
     widths = [_column_width(rows, column) for column in range(_NOTES)]
     lines = [f"trace {tree.trace_id}"]
     for row in rows:
@@ -166,16 +172,23 @@ def _row(record: SpanRecord, prefix: str) -> list[Any]:
         row[_OUT] = ("out", str(output_tokens))
         if cached_tokens:
             row[_CACHED] = ("cached", str(cached_tokens))
-    if facts.cost_usd is not None:
-        row[_COST] = ("", format_usd(facts.cost_usd))
+    cost = cost_text(facts)
+    if cost is not None:
+        row[_COST] = ("", cost)
     row.extend(_notes(facts))
     return row
 
 
+def _align_costs(rows: list[list[Any]]) -> None:
+    """Amounts line up on their last digit when some rows carry the ` + unpriced` mark."""
+    marked = any(row[_COST] is not None and row[_COST][1].endswith(UNPRICED_MARK) for row in rows)
+    for row in rows:
+        if row[_COST] is not None:
+            row[_COST] = ("", pad_cost(row[_COST][1], marked=marked))
+
+
 def _notes(facts: SpanFacts) -> list[tuple[str, str | None]]:
     notes: list[tuple[str, str | None]] = []
-    if facts.cost_unknown:
-        notes.append(("cost unknown", None))
     if facts.cache_layer is not None:
         text = f"cache:{facts.cache_layer}"
         saved = facts.saved_usd
@@ -268,3 +281,35 @@ def format_duration(ms: float) -> str:
 def format_usd(amount: float) -> str:
     # Six decimals: single LM calls cost fractions of a cent.
     return f"${amount:.6f}"
+
+
+UNPRICED = "unpriced"
+"""What a text view shows for a cost nobody knows (the HTML report says "unknown"), never $0."""
+UNPRICED_MARK = " + unpriced"
+"""After a known amount when some calls it sums have no price: the amount is only a lower bound."""
+
+
+def format_cost(known_usd: float | None, *, some_unpriced: bool, all_unpriced: bool) -> str:
+    """A cost that may be partly or wholly unknown: `$0.000120`, `$0.000120 + unpriced` or `unpriced`."""
+    if all_unpriced or known_usd is None:
+        return UNPRICED
+    return format_usd(known_usd) + (UNPRICED_MARK if some_unpriced else "")
+
+
+def cost_text(facts: SpanFacts) -> str | None:
+    """A span's cost cell: None when the span saw no LM call (nothing to price).
+
+    Some price below the span is unknown: what is known is a lower bound, and nothing known (no cost, or a
+    roll-up of 0 over unpriced calls) is `unpriced`, as the HTML tree reads it.
+    """
+    if not facts.cost_unknown:
+        return format_usd(facts.cost_usd) if facts.cost_usd is not None else None
+    return format_cost(facts.cost_usd, some_unpriced=True, all_unpriced=not facts.cost_usd)
+
+
+def pad_cost(text: str, *, marked: bool) -> str:
+    """`text` padded on the right so that, right-aligned, its amount lines up with the amounts of a column
+    where some cells are `marked` with ` + unpriced`."""
+    if not marked or text.endswith(UNPRICED_MARK):
+        return text
+    return text + " " * len(UNPRICED_MARK)

@@ -201,3 +201,20 @@ def test_nothing_counted_twice_with_litellm_callbacks_and_openinference_on(meter
     assert got[TOKENS][lm_attributes("predict", **{semconv.GEN_AI_TOKEN_TYPE: "input"})] == (
         2, sum(s.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] for s in calls))
     assert reader.get_metrics_data().resource_metrics[0].scope_metrics[0].scope.name == "lmscope"
+
+
+def test_a_call_with_both_cache_tiers_off_is_not_a_cache_request(metered, metric_series, make_lm, unique,
+                                                                   monkeypatch):
+    """With `dspy.configure_cache` turning both tiers off, DSPy's cache does nothing: no cache hit or miss is
+    counted, while the call itself is (its duration and tokens)."""
+    monkeypatch.setattr(dspy, "cache", dspy.cache)  # the session's cache is back on teardown
+    dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=False)
+    spans, reader = metered
+    dspy.configure(lm=make_lm())
+    dspy.Predict("question -> answer")(question=f"What is the capital of Chile? {unique}")
+
+    got = metric_series(reader)
+    assert REQUESTS not in got
+    assert sum(count for count, _ in got[DURATION].values()) == 1
+    (span,) = lm_spans(spans())
+    assert span.attributes[semconv.SETTINGS_PREFIX + "cache"] is False

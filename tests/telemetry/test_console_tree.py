@@ -24,15 +24,15 @@ MS = 1_000_000
 
 EXPECTED_TREE = """\
 trace 0000000000000000000000000000000a
-rag                          1.25 s   in 1200  out 80  cached 300  $0.000540  cost unknown
-├── rag.rewrite             300.0 ms  in  400  out 20              $0.000120  batch[0]
+rag                          1.25 s   in 1200  out 80  cached 300  $0.000540 + unpriced
+├── rag.rewrite             300.0 ms  in  400  out 20              $0.000120             batch[0]
 │   └── chat gpt-4o-mini    290.0 ms  in  400  out 20              $0.000120
-├── rag.retrieve             20.0 ms                                          ERROR ConnectionError: index offline
-└── rag.answer              900.0 ms  in  800  out 60  cached 300  $0.000420  cost unknown
-    └── rag.answer.predict  890.0 ms  in  800  out 60  cached 300  $0.000420  cost unknown
+├── rag.retrieve             20.0 ms                                                     ERROR ConnectionError: index offline
+└── rag.answer              900.0 ms  in  800  out 60  cached 300  $0.000420 + unpriced
+    └── rag.answer.predict  890.0 ms  in  800  out 60  cached 300  $0.000420 + unpriced
         ├── chat gpt-4o     600.0 ms  in  800  out 60  cached 300  $0.000420
-        ├── chat gpt-4o       0.4 ms  in    0  out  0              $0.000000  cache:memory saved $0.000420
-        └── chat mystery      1.0 ms  in    0  out  0                         cost unknown"""
+        ├── chat gpt-4o       0.4 ms  in    0  out  0              $0.000000             cache:memory saved $0.000420
+        └── chat mystery      1.0 ms  in    0  out  0               unpriced"""
 
 
 class SequentialIds(IdGenerator):
@@ -220,4 +220,38 @@ def test_color_only_when_asked() -> None:
     assert "\x1b[" not in render_tree(tree)
     assert render_tree(tree, color=True) == (
         f"trace {'f' * 32}\na  \x1b[2m1.0 ms\x1b[0m  \x1b[31mERROR ValueError: boom\x1b[0m"
+    )
+
+
+def test_unpriced_calls_read_unpriced_never_zero_and_a_cache_hit_still_costs_zero() -> None:
+    """Roll-ups as lmscope writes them: no lmscope.cost.total_usd when nothing below was priced, and
+    lmscope.cost.unknown when something was not; a roll-up of 0.0 over unpriced calls (another producer) and an
+    LM span with no cost at all (a failed call) are unpriced too."""
+    unpriced_hit = lm_attributes("mystery", 0, 0, 0, 0.0, **{semconv.CACHE_HIT: True, semconv.CACHE_LAYER: "disk"})
+    failed = lm_attributes("mystery", 5, 0)
+    del failed[semconv.COST_UNKNOWN]
+    records = [
+        _record("agent", None, 0, 10, attributes=_module("agent", (4, 30, 6, 0), unknown=True, **{
+            semconv.COST_TOTAL_USD: 0.000029})),
+        _record("agent.plan", "agent", 1, 3, attributes=_module("agent.plan", (1, 10, 2, 0), unknown=True)),
+        _record("chat mystery", "agent.plan", 1, 2, attributes=lm_attributes("mystery", 10, 2)),
+        _record("agent.act", "agent", 4, 9, attributes=_module("agent.act", (3, 20, 4, 0), unknown=True, **{
+            semconv.COST_TOTAL_USD: 0.000029})),
+        _record("chat gpt-4o-mini", "agent.act", 4, 5, attributes=lm_attributes("gpt-4o-mini", 15, 4, 0, 0.000029)),
+        _record("hit", "agent.act", 6, 7, attributes=unpriced_hit),
+        _record("failed", "agent.act", 8, 9, attributes=failed),
+        _record("other", None, 20, 21, attributes=_module("other", (1, 0, 0, 0), unknown=True, **{
+            semconv.COST_TOTAL_USD: 0.0})),
+    ]
+    trees = build_trees(records)
+    assert "\n".join(render_tree(tree) for tree in trees) == (
+        f"trace {'f' * 32}\n"
+        "agent                     10.0 ms  in 30  out 6  $0.000029 + unpriced\n"
+        "├── agent.plan             2.0 ms  in 10  out 2   unpriced\n"
+        "│   └── chat mystery       1.0 ms  in 10  out 2   unpriced\n"
+        "└── agent.act              5.0 ms  in 20  out 4  $0.000029 + unpriced\n"
+        "    ├── chat gpt-4o-mini   1.0 ms  in 15  out 4  $0.000029\n"
+        "    ├── hit                1.0 ms  in  0  out 0  $0.000000             cache:disk\n"
+        "    └── failed             1.0 ms  in  5  out 0   unpriced\n"
+        "other                      1.0 ms  in  0  out 0   unpriced"
     )

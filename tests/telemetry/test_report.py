@@ -110,35 +110,69 @@ def test_render_report(spans: list[ReadableSpan]) -> None:
     assert render_report(summarize(records_from_spans(spans))) == """\
 5 LM calls in 3 traces
 
-model          calls  input  output  cached   cost USD  cache hits  saved USD  unknown cost
--------------  -----  -----  ------  ------  ---------  ----------  ---------  ------------
-gpt-4o             2   1000     200     300  $0.500000           1  $0.500000             0
-gpt-4o-mini        2    107      13       0  $0.375000           1  $0.125000             0
-mystery-model      1     40       0       0  $0.000000           0  $0.000000             1
--------------  -----  -----  ------  ------  ---------  ----------  ---------  ------------
-total              5   1147     213     300  $0.875000           2  $0.625000             1
+model          calls  input  output  cached   cost USD             cache hits  saved USD  unpriced
+-------------  -----  -----  ------  ------  --------------------  ----------  ---------  --------
+gpt-4o             2   1000     200     300  $0.500000                      1  $0.500000         0
+gpt-4o-mini        2    107      13       0  $0.375000                      1  $0.125000         0
+mystery-model      1     40       0       0   unpriced                      0  $0.000000         1
+-------------  -----  -----  ------  ------  --------------------  ----------  ---------  --------
+total              5   1147     213     300  $0.875000 + unpriced           2  $0.625000         1
 
-module       calls  input  output  cached   cost USD  cache hits  saved USD  unknown cost
------------  -----  -----  ------  ------  ---------  ----------  ---------  ------------
-rag.answer       3   1040     200     300  $0.500000           1  $0.500000             1
-rag.rewrite      1    100      10       0  $0.250000           0  $0.000000             0
-(no module)      1      7       3       0  $0.125000           1  $0.125000             0
------------  -----  -----  ------  ------  ---------  ----------  ---------  ------------
-total            5   1147     213     300  $0.875000           2  $0.625000             1"""
+module       calls  input  output  cached   cost USD             cache hits  saved USD  unpriced
+-----------  -----  -----  ------  ------  --------------------  ----------  ---------  --------
+rag.answer       3   1040     200     300  $0.500000 + unpriced           1  $0.500000         1
+rag.rewrite      1    100      10       0  $0.250000                      0  $0.000000         0
+(no module)      1      7       3       0  $0.125000                      1  $0.125000         0
+-----------  -----  -----  ------  ------  --------------------  ----------  ---------  --------
+total            5   1147     213     300  $0.875000 + unpriced           2  $0.625000         1"""
 
 
 def test_empty_report() -> None:
     assert render_report(summarize([])) == """\
 0 LM calls in 0 traces
 
-model  calls  input  output  cached   cost USD  cache hits  saved USD  unknown cost
------  -----  -----  ------  ------  ---------  ----------  ---------  ------------
-total      0      0       0       0  $0.000000           0  $0.000000             0
+model  calls  input  output  cached   cost USD  cache hits  saved USD  unpriced
+-----  -----  -----  ------  ------  ---------  ----------  ---------  --------
+total      0      0       0       0  $0.000000           0  $0.000000         0
 
-module  calls  input  output  cached   cost USD  cache hits  saved USD  unknown cost
-------  -----  -----  ------  ------  ---------  ----------  ---------  ------------
-total       0      0       0       0  $0.000000           0  $0.000000             0"""
+module  calls  input  output  cached   cost USD  cache hits  saved USD  unpriced
+------  -----  -----  ------  ------  ---------  ----------  ---------  --------
+total       0      0       0       0  $0.000000           0  $0.000000         0"""
 
+
+
+def test_unpriced_groups_read_unpriced_and_mixed_ones_mark_their_known_cost() -> None:
+    """A group whose calls all lack a price costs `unpriced`, never $0.000000; a cache hit of such a call billed
+    $0 (known) but saved an unknown amount; a group with some priced calls shows their cost, marked."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("test")
+    agent = tracer.start_span("agent", attributes=_module("agent"))
+    for attributes in (
+        lm_attributes("mystery", 10, 2),
+        lm_attributes("mystery", 0, 0, cost=0.0, **{semconv.CACHE_HIT: True, semconv.CACHE_LAYER: "disk"}),
+        lm_attributes("gpt-4o", 20, 4, cost=0.25),
+    ):
+        tracer.start_span("chat", set_span_in_context(agent), attributes=attributes).end()
+    agent.end()
+    provider.shutdown()
+
+    assert render_report(summarize(records_from_spans(memory.get_finished_spans()))) == """\
+3 LM calls in 1 trace
+
+model    calls  input  output  cached   cost USD             cache hits  saved USD  unpriced
+-------  -----  -----  ------  ------  --------------------  ----------  ---------  --------
+gpt-4o       1     20       4       0  $0.250000                      0  $0.000000         0
+mystery      2     10       2       0  $0.000000 + unpriced           1   unpriced         1
+-------  -----  -----  ------  ------  --------------------  ----------  ---------  --------
+total        3     30       6       0  $0.250000 + unpriced           1   unpriced         1
+
+module  calls  input  output  cached   cost USD             cache hits  saved USD  unpriced
+------  -----  -----  ------  ------  --------------------  ----------  ---------  --------
+agent       3     30       6       0  $0.250000 + unpriced           1   unpriced         1
+------  -----  -----  ------  ------  --------------------  ----------  ---------  --------
+total       3     30       6       0  $0.250000 + unpriced           1   unpriced         1"""
 
 def _json_span(span_id: str, parent: str | None, name: str, start: int, attributes: dict[str, Any]) -> dict[str, Any]:
     def value(item: Any) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from ...telemetry._lm_call import LMCall
 from .._patching import Patcher
 from . import _wrappers as wrappers
 from ._runtime import ModuleListener, Runtime
-from ._settings import wrap_settings_context
+from ._settings import patch_context_generator, wrap_settings_context
 from .package import _instruments
 
 
@@ -26,6 +26,7 @@ class DSPyInstrumentor:
     def __init__(self) -> None:
         self._patcher = Patcher()
         self.runtime: Runtime | None = None
+        self._undo_context: Callable[[], None] | None = None
 
     @staticmethod
     def instrumentation_dependencies() -> Collection[str]:
@@ -76,10 +77,17 @@ class DSPyInstrumentor:
         patch(Evaluate, "__call__", lambda f: wrappers.container_call(runtime, f, name_suffix=".evaluate",
                                                                        kind=semconv.KIND_EVALUATOR, own_path=False))
         patch(ChatAdapter, "_make_json_adapter_fallback", wrappers.adapter_fallback)
-        patch(Settings, "context", wrap_settings_context)
-        # `dspy.context` was bound to the original method when dspy was imported (dspy/__init__.py).
-        patch(dspy, "context", lambda _: dspy.settings.context)
+        # Every binding of `Settings.context` (`dspy.context`, a user's `from dspy import context`) calls one helper;
+        # its generator is swapped in place. If DSPy's `context` ever stops being `@contextmanager`, wrap the
+        # attributes instead: `dspy.context` was bound to the original method when dspy was imported.
+        self._undo_context = patch_context_generator(vars(Settings).get("context"))
+        if self._undo_context is None:
+            patch(Settings, "context", wrap_settings_context)
+            patch(dspy, "context", lambda _: dspy.settings.context)
 
     def uninstrument(self) -> None:
         self._patcher.restore_all()
+        if self._undo_context is not None:
+            self._undo_context()
+            self._undo_context = None
         self.runtime = None

@@ -9,6 +9,7 @@ call into here and fall back to the bare DSPy call if starting fails, and a fail
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -125,8 +126,8 @@ class Runtime:
                 prompt = kwargs.get("messages") or (args[0] if args else kwargs.get("prompt"))
             # `messages` is not a request parameter (the allowlist never reads it): no filtered copy needed.
             parameters = request_parameters(getattr(lm, "kwargs", None) or {}, kwargs)
-            return lm_start_attributes(model, provider, parameters, context_attributes(ctx), self._settings(ctx),
-                                       prompt)
+            return lm_start_attributes(model, provider, parameters, context_attributes(ctx),
+                                       self._settings(ctx, lm), prompt)
 
         span = self._start_span(semconv.LM_SPAN_NAME_PREFIX + model, ctx, SpanKind.CLIENT, parent, build,
                                 "LM span attributes")
@@ -183,7 +184,9 @@ class Runtime:
         call = lm_call_from_result(frame.lm, frame.result, model=frame.model, provider=frame.provider,
                                    cache_layer=frame.cache_layer, stored_record=frame.stored_record,
                                    duration_s=duration, module_path=module)
-        call.cache_used = bool(getattr(frame.call, "cache", False))  # DSPy's PreparedCall.cache, seen by finalize
+        # DSPy's PreparedCall.cache, seen by finalize, and a tier left on by `dspy.configure_cache(...)`: otherwise
+        # DSPy's Cache.get/put do nothing, and the call did not use the cache (span, roll-ups and metrics agree).
+        call.cache_used = bool(getattr(frame.call, "cache", False)) and _dspy_cache_tier_on()
         if error is not None:  # raised after DSPy finished the call: billed all the same
             call.error_type = type(error).__name__
         return call
@@ -206,9 +209,10 @@ class Runtime:
             span.set_attributes(_built(build, where))
         return span
 
-    def _settings(self, ctx: Context) -> Attributes:
+    def _settings(self, ctx: Context, lm: Any = None) -> Attributes:
+        """`lmscope.settings.*` of the effective settings; an LM span passes its `lm`, which they then describe."""
         overrides = ctx.get(OVERRIDES_KEY)
-        return settings_attributes(self.settings, overrides if isinstance(overrides, frozenset) else _EMPTY)
+        return settings_attributes(self.settings, overrides if isinstance(overrides, frozenset) else _EMPTY, lm)
 
 
 def _calling_module(ctx: Context) -> ModuleFrame | None:
@@ -256,3 +260,14 @@ def _record_error(span: Span, error: BaseException) -> None:
     span.record_exception(error)
     span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
     span.set_attribute(semconv.ERROR_TYPE, type(error).__name__)
+
+
+def _dspy_cache_tier_on() -> bool:
+    """Whether `dspy.cache` has its memory or disk tier on; with both off, DSPy's `Cache.get`/`put` do nothing.
+
+    Read at the call's end, without importing DSPy: the cache object DSPy used, unless `configure_cache` replaced
+    it during the call."""
+    cache = getattr(sys.modules.get("dspy"), "cache", None)
+    if cache is None:
+        return True
+    return bool(getattr(cache, "enable_memory_cache", True)) or bool(getattr(cache, "enable_disk_cache", True))

@@ -9,8 +9,9 @@ ParallelExecutor patch, worker threads.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from contextlib import ContextDecorator
 from contextvars import Token
 from typing import Any
@@ -29,13 +30,20 @@ _INTERNAL_KEYS = frozenset({"caller_modules", "caller_predict", "send_stream", "
 _REPORTED = ("adapter", "cache", "track_usage", "num_threads", "max_errors", "disable_history", "async_max_workers")
 
 
-def settings_attributes(settings: Any, overrides: frozenset[str]) -> dict[str, Any]:
+def settings_attributes(settings: Any, overrides: frozenset[str], lm: Any = None) -> dict[str, Any]:
     """`lmscope.settings.*` for the effective settings (`settings.copy()`: the global config merged with the active
     overrides): LM model, adapter, cache, the `_REPORTED` keys, then any other key the active overrides set,
     never a secret-looking one; and `lmscope.settings.overrides`, the sorted override keys. Values that cannot be
-    attributes (objects, None) are left out."""
+    attributes (objects, None) are left out.
+
+    `lm`: the LM that made the call an LM span describes (`predictor.set_lm`, `predictor(..., lm=)` and
+    `dspy.context(lm=)` each pick their own); its model and cache are reported rather than the settings' LM.
+    Module spans pass none and describe the settings' LM. Read per call, not memoized: two attribute reads
+    cost less than a weak-keyed lookup, and a model or cache changed on the LM object shows at once."""
     get = settings.copy().get
-    lm, adapter = get("lm"), get("adapter")
+    adapter = get("adapter")
+    if lm is None:
+        lm = get("lm")
     attributes: dict[str, Any] = {}
     model = getattr(lm, "model", None)
     if isinstance(model, _SETTING_TYPES):
@@ -75,6 +83,67 @@ _LM_MODEL, _ADAPTER, _CACHE = (semconv.SETTINGS_PREFIX + key for key in ("lm.mod
 _FIXED_NAMES = tuple((key, semconv.SETTINGS_PREFIX + key) for key in (*_REPORTED[3:], "track_usage"))
 _FIXED_KEYS = tuple(key for key, _name in _FIXED_NAMES)
 assert not any(is_secret_key(key) for key in _READ_KEYS)
+
+
+def patch_context_generator(helper: Any) -> Callable[[], None] | None:
+    """Make every `Settings.context` call record the user's keys, however it was reached; returns the undo.
+
+    `dspy.context` is `settings.context`, a bound method taken when dspy is imported, and a user's `from dspy import
+    context` (or any other name bound before we instrument) holds the same method: replacing the class or module
+    attribute misses them. What every binding calls is the one `helper` function `@contextmanager` made, which builds
+    a `_GeneratorContextManager` over the generator function in its closure. We swap that closure cell for
+    `record_overrides(generator)` and the undo puts back the very function it held, so `@dspy.context(...)` as a
+    decorator, `inspect.signature` and `__wrapped__` are untouched. Returns None (nothing patched) when `helper` is
+    not such a helper; the caller then wraps the attributes instead (`wrap_settings_context`).
+    """
+    code, closure = getattr(helper, "__code__", None), getattr(helper, "__closure__", None)
+    if code is None or not closure or code.co_freevars != ("func",):
+        return None
+    cell = closure[0]
+    generator: Callable[..., Generator[Any, None, None]] = cell.cell_contents
+    if not inspect.isgeneratorfunction(generator) or getattr(helper, "__wrapped__", None) is not generator:
+        return None
+    cell.cell_contents = record_overrides(generator)
+
+    def undo() -> None:
+        cell.cell_contents = generator
+
+    return undo
+
+
+def record_overrides(generator: Callable[..., Generator[Any, None, None]]) -> Callable[..., Any]:
+    """The generator function of `Settings.context`, recording the user's keys for the block's duration.
+
+    DSPy's own calls (`caller_modules=...` on every module call) get DSPy's generator itself: one plain call more."""
+
+    @functools.wraps(generator)
+    def context(self: Any, **kwargs: Any) -> Generator[Any, None, None]:
+        inner = generator(self, **kwargs)
+        if kwargs.keys() <= _INTERNAL_KEYS:  # DSPy's own plumbing: nothing to record
+            return inner
+        return _recording(inner, frozenset(kwargs) - _INTERNAL_KEYS)
+
+    return context
+
+
+def _recording(inner: Generator[Any, None, None], keys: frozenset[str]) -> Generator[Any, None, None]:
+    """DSPy's context generator `inner`, with `keys` added to the recorded overrides while its block runs: entered
+    after DSPy's entry, left before DSPy's exit, as `_OverrideScope` does. An exception from the block goes on into
+    DSPy's generator, whose `finally` restores its settings and re-raises it (contextlib then restores the
+    exception's traceback, as it does without us)."""
+    value = next(inner)
+    outer = otel_context.get_value(OVERRIDES_KEY)
+    if not isinstance(outer, frozenset):
+        outer = _NO_KEYS
+    token = otel_context.attach(otel_context.set_value(OVERRIDES_KEY, outer | keys))
+    try:
+        yield value
+    except BaseException as exc:
+        otel_context.detach(token)
+        inner.throw(exc)
+        raise
+    otel_context.detach(token)
+    yield from inner
 
 
 class _OverrideScope(ContextDecorator):

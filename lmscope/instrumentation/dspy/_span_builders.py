@@ -70,7 +70,18 @@ def lm_start_attributes(model: str, provider: str | None, parameters: Mapping[st
 
 
 def lm_end_attributes(call: LMCall | None, content: Any) -> dict[str, Any]:
-    """`call` is None when DSPy never finished the call (it failed before `finalize`): no usage to report."""
-    attributes = lm_result_attributes(call) if call is not None else {}
+    """`call` is None when DSPy never finished the call (it failed before `finalize`): no usage to report.
+
+    A finished call also restates `lmscope.settings.cache` as what DSPy did for it, over the start value (the LM's
+    `cache` setting): the call's own `cache` (`dspy.LM(cache=False)`, `config={"cache": False}`), and whether
+    `dspy.configure_cache(...)` left DSPy a cache tier to use."""
+    if call is None:
+        attributes: dict[str, Any] = {}
+    else:
+        attributes = lm_result_attributes(call)
+        attributes[_SETTINGS_CACHE] = call.cache_used
     _put_content(attributes, semconv.OUTPUT_VALUE, semconv.OUTPUT_MIME_TYPE, content)
     return attributes
+
+
+_SETTINGS_CACHE = semconv.SETTINGS_PREFIX + "cache"

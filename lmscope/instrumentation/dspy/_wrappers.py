@@ -127,9 +127,14 @@ def cache_get(original: Callable[..., Any]) -> Callable[..., Any]:
         frame = current_lm_frame()
         if frame is None or frame.cache_layer is not None:
             return original(self, request, ignored_args_for_cache_key)
-        key = in_memory = None
+        if not self.enable_memory_cache and not self.enable_disk_cache:
+            return original(self, request, ignored_args_for_cache_key)  # DSPy returns before hashing: so do we
         try:
             key = self.cache_key(request, ignored_args_for_cache_key)
+        except Exception:  # noqa: BLE001 - what DSPy catches here: it skips its cache for a request it cannot hash
+            return original(self, request, ignored_args_for_cache_key)  # which fails again and says so at DEBUG
+        in_memory = None
+        try:
             with self._lock:
                 in_memory = bool(self.enable_memory_cache) and key in self.memory_cache
             frame.cache_key_memo = (request, key)  # lets the original get reuse the hash
@@ -139,7 +144,7 @@ def cache_get(original: Callable[..., Any]) -> Callable[..., Any]:
             value = original(self, request, ignored_args_for_cache_key)
         finally:
             frame.cache_key_memo = None
-        if value is not None and key is not None:
+        if value is not None and in_memory is not None:
             frame.cache_layer = "memory" if in_memory else "disk"
             if self.enable_memory_cache:
                 with self._lock:  # the stored record still has the usage the hit copy had zeroed
@@ -167,12 +172,15 @@ def parallel_execute(original: Callable[..., Any]) -> Callable[..., Any]:
 
     DSPy copies only its own settings into workers (docs/dspy-internals.md §6). We attach the launching context
     (span, frame, `lmscope.context`, `track()`, overrides) around each item and mark its position.
+    The container span that launched the run (`batch`, `Parallel`, `Evaluate`) gets the executor's thread count.
     """
 
     @functools.wraps(original)
     def wrapper(self: Any, function: Callable[[Any], Any], data: Any) -> Any:
         launching = otel_context.get_current()
         parent = launching.get(FRAME_KEY)
+        if type(parent) is ModuleFrame and parent.container:
+            _record_num_threads(parent, self)
         positions: dict[int, list[int]] = {}
         for index, item in enumerate(data):
             positions.setdefault(id(item), []).append(index)
@@ -191,6 +199,17 @@ def parallel_execute(original: Callable[..., Any]) -> Callable[..., Any]:
         return original(self, run, data)
 
     return wrapper
+
+
+def _record_num_threads(frame: ModuleFrame, executor: Any) -> None:
+    """The count DSPy resolved in `ParallelExecutor.__init__` (the argument, else `dspy.settings`/`dspy.context`),
+    read from the executor that runs the items: exactly what the run used, however the caller got to it."""
+    try:
+        num_threads = getattr(executor, "num_threads", None)
+        if type(num_threads) is int and frame.span.is_recording():
+            frame.span.set_attribute(semconv.BATCH_NUM_THREADS, num_threads)
+    except Exception as exc:  # noqa: BLE001
+        report_internal_error("batch thread count", exc)
 
 
 def adapter_fallback(original: Callable[..., Any]) -> Callable[..., Any]:
