@@ -97,6 +97,8 @@ def test_rag_call_is_one_tree_with_exact_lm_attributes(spans, make_lm, rag, uniq
     assert by_name["rag.rewrite"].attributes[semconv.MODULE_SIGNATURE] == "question -> query"
     assert by_name["rag.rewrite"].attributes[semconv.MODULE_CLASS] == "Predict"
     assert by_name["rag.answer"].attributes[semconv.MODULE_CLASS] == "ChainOfThought"
+    # A ChainOfThought keeps its signature on the Predict it runs: its span shows that one too.
+    assert by_name["rag.answer"].attributes[semconv.MODULE_SIGNATURE] == "context, question -> reasoning, answer"
     assert by_name["rag.answer.predict"].attributes[semconv.MODULE_SIGNATURE] == \
         "context, question -> reasoning, answer"
     assert by_name["rag.answer.predict"].attributes[semconv.LM_CALLS] == 1
@@ -196,3 +198,10 @@ def test_one_lm_span_even_with_openinference_litellm_instrumented(spans, lm_serv
     assert [s.name for s in spans()] == ["chat gpt-4o-mini", "predict"]
     # OpenInference stood down inside DSPy's call but still traces LiteLLM used directly.
     assert [s.name for s in their_spans.get_finished_spans()] == ["completion"]
+
+
+@pytest.mark.parametrize("agent", ["ReAct", "ReActV2", "CodeAct"])
+def test_agent_modules_are_agent_spans(agent):
+    from lmscope.instrumentation.dspy._naming import span_kind
+
+    assert span_kind(getattr(dspy, agent)) == semconv.KIND_AGENT

@@ -94,7 +94,7 @@ def _kind_of(cls: type) -> str:
         return declared.upper()
     if "retriev" in cls.__name__.lower() or cls.__module__.startswith("dspy.retrievers"):
         return semconv.KIND_RETRIEVER
-    if cls.__name__ in ("ReAct", "CodeAct"):
+    if cls.__name__ in ("ReAct", "ReActV2", "CodeAct"):
         return semconv.KIND_AGENT
     return semconv.KIND_CHAIN
 
@@ -121,6 +121,9 @@ def module_facts(module: Any) -> ModuleFacts:
     signature = fields.get("signature")
     if signature is None and _has_class_signature(type(module)):
         signature = getattr(module, "signature", None)
+    if signature is None:  # ChainOfThought and kin keep theirs on the Predict they run: report that one
+        inner = fields.get("predict")
+        signature = getattr(inner, "__dict__", _NO_FIELDS).get("signature") if inner is not None else None
     compiled = fields["_compiled"] if "_compiled" in fields else getattr(module, "_compiled", False)
     return ModuleFacts(signature, bool(compiled))
 
