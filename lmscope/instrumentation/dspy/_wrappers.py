@@ -9,7 +9,6 @@ If `start` fails, the original runs untouched; the user's exception is re-raised
 from __future__ import annotations
 
 import functools
-import inspect
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -39,7 +38,6 @@ def traced(original: Callable[..., Any], start: Start[Frame], end: End[Frame], w
             result = original(self, *args, **kwargs)
         except BaseException as error:
             end(frame, None, error)
-            _drop_own_frame(error)
             raise
         end(frame, result, None)
         return result
@@ -60,24 +58,11 @@ def traced_async(original: Callable[..., Any], start: Start[Frame], end: End[Fra
             result = await original(self, *args, **kwargs)
         except BaseException as error:
             end(frame, None, error)
-            _drop_own_frame(error)
             raise
         end(frame, result, None)
         return result
 
     return wrapper
-
-
-def _drop_own_frame(error: BaseException) -> None:
-    """Take the wrapper's own frame out of `error`'s traceback before it is re-raised, so that what the program
-    sees is what it would see untraced. DSPy reads tracebacks: ReAct sends a failing tool's last frames to the LM
-    (`format_error_for_lm(err, traceback_frames=5)`), where one extra frame would change the prompt, the cache key
-    and leak lmscope's install path. A bare `raise` re-raises with the exception's current traceback and adds no
-    entry for the re-raising frame (Python 3.11+; on 3.10 the frame stays)."""
-    here = inspect.currentframe()  # None on Pythons without frames: then nothing is dropped
-    trace = error.__traceback__
-    if here is not None and trace is not None and trace.tb_frame is here.f_back:
-        error.__traceback__ = trace.tb_next
 
 
 def module_call(runtime: Runtime, original: Callable[..., Any], *, is_async: bool = False) -> Callable[..., Any]:
