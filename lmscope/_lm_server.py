@@ -52,6 +52,8 @@ class StandInLM:
         self._prefix_cache = PrefixCache(cache_block_tokens)
         self._lock = threading.Lock()
         self._requests = 0
+        self.recorded_bodies: list[bytes] | None = None
+        """Set to a list to keep the raw body of every POST from then on (tests compare what the LM received)."""
         self._models_seen: set[str] = set(DEFAULT_MODELS)
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -157,6 +159,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         raw = self._read_body()  # always drain the body, so the connection stays usable
+        recorded = self.server.stand_in.recorded_bodies
+        if recorded is not None:
+            recorded.append(raw)
         if self.path.split("?", 1)[0] != CHAT_PATH:
             return self._send_not_found()
         try:

@@ -8,12 +8,14 @@ and a user's `dspy.configure(callbacks=...)` silently drops a registered one (do
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from typing import Any
 
 from opentelemetry.trace import Tracer
 
 from ...telemetry import _semconv as semconv
 from ...telemetry._lm_call import LMCall
 from .._patching import Patcher
+from .._stack import attributed_to
 from . import _wrappers as wrappers
 from ._runtime import ModuleListener, Runtime
 from ._settings import patch_context_generator, wrap_settings_context
@@ -58,7 +60,11 @@ class DSPyInstrumentor:
         runtime = self.runtime = Runtime(tracer, dspy.settings, capture_content=capture_content)
         runtime.lm_call_listeners.extend(lm_call_listeners)
         runtime.module_listeners.extend(module_listeners)
-        patch = self._patcher.replace
+
+        def patch(owner: object, name: str, make_wrapper: Callable[[Any], Any]) -> None:
+            # DSPy's stack walks count the wrapper's frames as DSPy's own (`_stack.py`): warnings blame the user's line.
+            self._patcher.replace(owner, name, lambda original: attributed_to("dspy", make_wrapper(original)))
+
         patch(Module, "__call__", lambda f: wrappers.module_call(runtime, f))
         patch(Module, "acall", lambda f: wrappers.module_call(runtime, f, is_async=True))
         patch(Retrieve, "__call__", lambda f: wrappers.module_call(runtime, f))

@@ -17,6 +17,7 @@ from opentelemetry import context as otel_context
 
 from ...telemetry import _semconv as semconv
 from ...telemetry._internal_errors import report_internal_error
+from .._stack import drop_own_frame
 from ._frames import BATCH_ITEM_KEY, FRAME_KEY, BatchItem, ModuleFrame, current_lm_frame
 from ._runtime import NO_PATH, Runtime
 
@@ -38,6 +39,7 @@ def traced(original: Callable[..., Any], start: Start[Frame], end: End[Frame], w
             result = original(self, *args, **kwargs)
         except BaseException as error:
             end(frame, None, error)
+            drop_own_frame(error, wrapper)
             raise
         end(frame, result, None)
         return result
@@ -58,6 +60,7 @@ def traced_async(original: Callable[..., Any], start: Start[Frame], end: End[Fra
             result = await original(self, *args, **kwargs)
         except BaseException as error:
             end(frame, None, error)
+            drop_own_frame(error, wrapper)
             raise
         end(frame, result, None)
         return result
@@ -114,7 +117,11 @@ def finalize(original: Callable[..., Any]) -> Callable[..., Any]:
         if frame is not None:
             frame.call = call
             frame.result = result
-        return original(lm, call, result)
+        try:
+            return original(lm, call, result)
+        except BaseException as error:
+            drop_own_frame(error, wrapper)
+            raise
 
     return wrapper
 
@@ -193,6 +200,9 @@ def parallel_execute(original: Callable[..., Any]) -> Callable[..., Any]:
             token = otel_context.attach(otel_context.set_value(BATCH_ITEM_KEY, BatchItem(index, parent), launching))
             try:
                 return function(item)
+            except BaseException as error:
+                drop_own_frame(error, run)
+                raise
             finally:
                 otel_context.detach(token)
 
@@ -230,6 +240,10 @@ def adapter_fallback(original: Callable[..., Any]) -> Callable[..., Any]:
             trace.get_current_span().add_event(semconv.ADAPTER_EVENT_FALLBACK, attributes)
         except Exception as exc:  # noqa: BLE001
             report_internal_error("adapter fallback event", exc)
-        return original(self, *args, **kwargs)
+        try:
+            return original(self, *args, **kwargs)
+        except BaseException as error:
+            drop_own_frame(error, wrapper)
+            raise
 
     return wrapper

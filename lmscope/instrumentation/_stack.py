@@ -1,0 +1,62 @@
+"""What code that reads the call stack sees of lmscope's wrappers: nothing it would not see untraced.
+
+Two readers matter:
+
+- Tracebacks. DSPy sends them on: ReAct hands a failing tool's first frames to the LM
+  (`format_error_for_lm(err, traceback_frames=5)`), so one extra frame of ours would change the prompt and the
+  cache key, and send lmscope's install path to the provider. A wrapper that re-raises calls `drop_own_frame`.
+- Stack walks that attribute a warning to "the first frame outside the library". DSPy's migration
+  `DeprecationWarning`s skip every frame whose module is `dspy` or `dspy.*` (`dspy/clients/_deprecation.py`):
+  our wrapper between the user's line and DSPy would take the blame, and Python's default filters, which show
+  `DeprecationWarning`s only when they are attributed to `__main__`, would then hide them. `attributed_to` gives a
+  wrapper a module name the walk skips, so the user's line is blamed, as without lmscope.
+
+Only function and traceback objects are touched, never live frames (`inspect.currentframe()`, `f_back`).
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+Function = TypeVar("Function", bound=Callable[..., Any])
+
+
+def drop_own_frame(error: BaseException, wrapper: Callable[..., Any]) -> None:
+    """Take `wrapper`'s entry off the head of `error`'s traceback, if it is there.
+
+    Call it in the wrapper's `except` block right before a bare `raise`: from Python 3.11 on, a bare `raise`
+    re-raises with the exception's own `__traceback__` and adds no entry for the re-raising frame, so the program
+    sees the traceback it would see untraced. (Python 3.10 re-raises the traceback saved when the exception was
+    caught: there the wrapper's frame stays.)
+    """
+    trace = error.__traceback__
+    if trace is not None and trace.tb_frame.f_code is getattr(wrapper, "__code__", None):
+        error.__traceback__ = trace.tb_next
+
+
+_globals_by_package: dict[tuple[int, str], dict[str, Any]] = {}
+
+
+def attributed_to(package: str, wrapper: Function) -> Function:
+    """A copy of `wrapper` whose frames carry the module name `<package>.__lmscope__`.
+
+    A frame's module name is its function's `__globals__["__name__"]`, so the copy gets a copy of its module's
+    globals with that one name changed (made once per module and package, after the module has loaded: every name
+    the wrapper looks up is there). Code, closure, defaults and the `functools.wraps` attributes are the original's.
+    """
+    if not isinstance(wrapper, types.FunctionType):
+        return wrapper
+    module_globals = wrapper.__globals__
+    key = (id(module_globals), package)
+    renamed = _globals_by_package.get(key)
+    if renamed is None:
+        renamed = _globals_by_package[key] = {**module_globals, "__name__": f"{package}.__lmscope__"}
+    copy = types.FunctionType(wrapper.__code__, renamed, wrapper.__name__, wrapper.__defaults__, wrapper.__closure__)
+    copy.__kwdefaults__ = wrapper.__kwdefaults__
+    copy.__dict__.update(wrapper.__dict__)
+    copy.__qualname__ = wrapper.__qualname__
+    copy.__module__ = wrapper.__module__
+    copy.__doc__ = wrapper.__doc__
+    return copy  # type: ignore[return-value]
