@@ -50,6 +50,8 @@ DOCUMENT_CONTENT: Final = DocumentAttributes.DOCUMENT_CONTENT
 
 TOOL_NAME: Final = SpanAttributes.TOOL_NAME
 TOOL_DESCRIPTION: Final = SpanAttributes.TOOL_DESCRIPTION
+TOOL_PARAMETERS: Final = SpanAttributes.TOOL_PARAMETERS
+"""JSON schema of the tool's arguments, as the LM is shown it (`{"type": "object", "properties": ...}`)."""
 
 SESSION_ID: Final = SpanAttributes.SESSION_ID
 USER_ID: Final = SpanAttributes.USER_ID
@@ -74,6 +76,9 @@ GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tok
 GEN_AI_USAGE_COST: Final = "gen_ai.usage.cost"
 """USD. Not in the spec; the de facto key that Langfuse ingests and LiteLLM/OpenLIT emit."""
 GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
+GEN_AI_TOOL_DESCRIPTION: Final = "gen_ai.tool.description"
+GEN_AI_TOOL_TYPE: Final = "gen_ai.tool.type"
+GEN_AI_TOOL_TYPE_FUNCTION: Final = "function"
 GEN_AI_OPERATION_CHAT: Final = "chat"
 GEN_AI_OPERATION_RETRIEVAL: Final = "retrieval"
 GEN_AI_OPERATION_EXECUTE_TOOL: Final = "execute_tool"
@@ -114,6 +119,10 @@ SETTINGS_OVERRIDES: Final = "lmscope.settings.overrides"
 
 ADAPTER_EVENT_FALLBACK: Final = "lmscope.adapter.fallback"
 """Span event: ChatAdapter failed to parse and DSPy retried with JSONAdapter."""
+ADAPTER_NAME: Final = "lmscope.adapter.name"
+"""On an LM span made by an adapter DSPy fell back to: that adapter's class (`JSONAdapter`)."""
+ADAPTER_FALLBACK_FROM: Final = "lmscope.adapter.fallback_from"
+"""With `lmscope.adapter.name`: the class of the adapter whose parse failed (`ChatAdapter`)."""
 
 LM_SPAN_NAME_PREFIX: Final = "chat "
 

@@ -45,6 +45,7 @@ class DSPyInstrumentor:
             return
         import dspy
         from dspy.adapters.chat_adapter import ChatAdapter
+        from dspy.adapters.json_adapter import JSONAdapter
         from dspy.adapters.types.tool import Tool
         from dspy.clients import execution
         from dspy.clients.base_lm import BaseLM
@@ -83,6 +84,8 @@ class DSPyInstrumentor:
         patch(Evaluate, "__call__", lambda f: wrappers.container_call(runtime, f, name_suffix=".evaluate",
                                                                        kind=semconv.KIND_EVALUATOR, own_path=False))
         patch(ChatAdapter, "_make_json_adapter_fallback", wrappers.adapter_fallback)
+        patch(JSONAdapter, "__call__", wrappers.fallback_adapter_call)
+        patch(JSONAdapter, "acall", lambda f: wrappers.fallback_adapter_call(f, is_async=True))
         # Every binding of `Settings.context` (`dspy.context`, a user's `from dspy import context`) calls one helper;
         # its generator is swapped in place. If DSPy's `context` ever stops being `@contextmanager`, wrap the
         # attributes instead: `dspy.context` was bound to the original method when dspy was imported.

@@ -28,6 +28,8 @@ BATCH_ITEM_KEY = otel_context.create_key("lmscope-dspy-batch-item")
 """A `BatchItem`, set in a worker thread; only the worker's top span takes the index."""
 OVERRIDES_KEY = otel_context.create_key("lmscope-dspy-overrides")
 """frozenset of the settings keys set by the active `dspy.context(...)` blocks."""
+ADAPTER_KEY = otel_context.create_key("lmscope-dspy-fallback-adapter")
+"""(adapter class name, class name of the adapter it stands in for), set while a fallback adapter runs."""
 
 # Roll-ups from worker threads land on a parent frame owned by another thread; one lock for all merges
 # is uncontended in practice (a merge happens once per finished span) and keeps the counters exact.

@@ -27,7 +27,7 @@ from ...telemetry._lm_vendors import split_route
 from ...telemetry._memo import BoundedMemo
 from ...telemetry._usage import active_trackers
 from ._attributes import request_parameters
-from ._frames import BATCH_ITEM_KEY, FRAME_KEY, OVERRIDES_KEY, BatchItem, LMFrame, ModuleFrame
+from ._frames import ADAPTER_KEY, BATCH_ITEM_KEY, FRAME_KEY, OVERRIDES_KEY, BatchItem, LMFrame, ModuleFrame
 from ._naming import module_facts, module_path, span_kind
 from ._results import lm_call_from_result
 from ._settings import settings_attributes
@@ -126,8 +126,12 @@ class Runtime:
                 prompt = kwargs.get("messages") or (args[0] if args else kwargs.get("prompt"))
             # `messages` is not a request parameter (the allowlist never reads it): no filtered copy needed.
             parameters = request_parameters(getattr(lm, "kwargs", None) or {}, kwargs)
-            return lm_start_attributes(model, provider, parameters, context_attributes(ctx),
-                                       self._settings(ctx, lm), prompt)
+            attributes = lm_start_attributes(model, provider, parameters, context_attributes(ctx),
+                                             self._settings(ctx, lm), prompt)
+            adapter = ctx.get(ADAPTER_KEY)
+            if type(adapter) is tuple:  # made by the adapter DSPy fell back to: (its class, the one it replaced)
+                attributes[semconv.ADAPTER_NAME], attributes[semconv.ADAPTER_FALLBACK_FROM] = adapter
+            return attributes
 
         span = self._start_span(semconv.LM_SPAN_NAME_PREFIX + model, ctx, SpanKind.CLIENT, parent, build,
                                 "LM span attributes")

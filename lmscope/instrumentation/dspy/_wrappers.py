@@ -11,14 +11,18 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable
+from contextvars import Token
 from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
 from opentelemetry import context as otel_context
+from opentelemetry.context import Context
 
 from ...telemetry import _semconv as semconv
 from ...telemetry._internal_errors import report_internal_error
 from .._stack import drop_own_frame
-from ._frames import BATCH_ITEM_KEY, FRAME_KEY, BatchItem, ModuleFrame, current_lm_frame
+from ._attributes import tool_attributes
+from ._frames import ADAPTER_KEY, BATCH_ITEM_KEY, FRAME_KEY, BatchItem, ModuleFrame, current_lm_frame
 from ._runtime import NO_PATH, Runtime
 
 Frame = TypeVar("Frame")
@@ -99,8 +103,7 @@ def container_call(runtime: Runtime, original: Callable[..., Any], *, name_suffi
 def tool_call(runtime: Runtime, original: Callable[..., Any], *, is_async: bool = False) -> Callable[..., Any]:
     def start(tool: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ModuleFrame:
         name = str(getattr(tool, "name", None) or type(tool).__name__)
-        extra = {semconv.GEN_AI_OPERATION_NAME: semconv.GEN_AI_OPERATION_EXECUTE_TOOL,
-                 semconv.GEN_AI_TOOL_NAME: name, semconv.TOOL_NAME: name}
+        extra = tool_attributes(name, getattr(tool, "desc", None), getattr(tool, "args", None))
         return runtime.start_module(tool, (), kwargs, name=f"{semconv.GEN_AI_OPERATION_EXECUTE_TOOL} {name}",
                                     kind=semconv.KIND_TOOL, path_owner=NO_PATH, extra=extra)
 
@@ -222,8 +225,13 @@ def _record_num_threads(frame: ModuleFrame, executor: Any) -> None:
         report_internal_error("batch thread count", exc)
 
 
+_fallback_adapters: WeakKeyDictionary[Any, str] = WeakKeyDictionary()
+"""Adapters made by `_make_json_adapter_fallback` -> the class name of the adapter they stand in for."""
+
+
 def adapter_fallback(original: Callable[..., Any]) -> Callable[..., Any]:
-    """`ChatAdapter._make_json_adapter_fallback` runs only when parsing failed: mark it on the step."""
+    """`ChatAdapter._make_json_adapter_fallback` runs only when parsing failed: mark it on the step, and remember
+    the adapter it makes, so that its LM calls say which adapter made them (`fallback_adapter_call`)."""
 
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -241,9 +249,31 @@ def adapter_fallback(original: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as exc:  # noqa: BLE001
             report_internal_error("adapter fallback event", exc)
         try:
-            return original(self, *args, **kwargs)
+            adapter = original(self, *args, **kwargs)
         except BaseException as error:
             drop_own_frame(error, wrapper)
             raise
+        try:
+            _fallback_adapters[adapter] = type(self).__name__
+        except Exception as exc:  # noqa: BLE001 - an adapter that cannot be weakly referenced goes unlabelled
+            report_internal_error("adapter fallback label", exc)
+        return adapter
 
     return wrapper
+
+
+def fallback_adapter_call(original: Callable[..., Any], *, is_async: bool = False) -> Callable[..., Any]:
+    """`JSONAdapter.__call__`/`acall`: while a fallback adapter runs, its LM calls carry its name."""
+
+    def start(adapter: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Token[Context] | None:
+        stands_in_for = _fallback_adapters.get(adapter) if _fallback_adapters else None
+        if stands_in_for is None:
+            return None
+        return otel_context.attach(otel_context.set_value(ADAPTER_KEY, (type(adapter).__name__, stands_in_for)))
+
+    def end(token: Token[Context] | None, output: Any, error: BaseException | None) -> None:
+        if token is not None:
+            otel_context.detach(token)
+
+    wrap = traced_async if is_async else traced
+    return wrap(original, start, end, "fallback adapter start")
