@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from ._options import mask_url
+from ._url_masking import mask_url, mask_urls_in
 
 logger = logging.getLogger("lmscope")
 
@@ -91,17 +91,22 @@ _REASONS = (
     (re.compile(r"StatusCode\.([A-Z_]+)"), r"gRPC \1"),
     (re.compile(r"code: (\d{3}), reason: ([^,]*)"), r"HTTP \1 \2"),
 )
-_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"()<>]+")
 _QUERY = re.compile(r"\?[^\s'\"()<>]*")
+_SCANNED_CHARS = 65_536
+"""How much of a message is searched for a known reason: a backend's error page can be megabytes."""
 
 
 def safe_reason(message: str, limit: int = 160) -> str:
-    """A one-line reason for a failed export, with URL userinfo and query strings masked."""
+    """A one-line reason for a failed export, with URL userinfo, query strings and fragments masked.
+
+    Linear in the message (every pattern here matches forward from one position), and only its head is read."""
+    head = message[:_SCANNED_CHARS]
     for pattern, reason in _REASONS:
-        found = pattern.search(message)
+        found = pattern.search(head)
         if found:
-            return found.expand(reason).strip()
-    masked = _QUERY.sub("?***", _URL.sub(lambda m: mask_url(m.group(0)), message))
+            return " ".join(mask_urls_in(found.expand(reason)[: limit * 8]).split())[:limit]
+    # Only the first `limit` characters are shown: mask a head with room for the whitespace that `split` drops.
+    masked = _QUERY.sub("?***", mask_urls_in(head[: limit * 8]))
     masked = " ".join(masked.split())
     return masked if len(masked) <= limit else masked[: limit - 3] + "..."
 

@@ -15,7 +15,6 @@ allowed. Values that may carry credentials (endpoint userinfo and query) are mas
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any, Final, Literal, cast
 from urllib.parse import urlsplit
 
 from ._exporters.endpoints import LANGFUSE_DEFAULT_HOST, MLFLOW_DEFAULT_TRACKING_URI
+from ._url_masking import mask_url
 
 if sys.version_info >= (3, 11):
     import tomllib as _toml
@@ -104,11 +104,6 @@ def _show(value: object) -> str:
     """A bounded, single-line repr for error messages."""
     text = repr(value).replace("\n", "\\n")
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-def mask_url(url: str) -> str:
-    """Hide userinfo and query of a URL-ish string: both are where people put tokens."""
-    return re.sub(r"\?.*$", "?***", re.sub(r"[^/@]*@", "***@", url))
 
 
 # Parsers: a raw value from any layer (native from arguments and TOML, str from env) -> typed value.

@@ -29,7 +29,8 @@ from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from .. import _semconv as semconv
-from .._options import DEFAULT, ConfigError, Options, mask_url
+from .._options import DEFAULT, ConfigError, Options
+from .._url_masking import mask_url
 from .endpoints import LANGFUSE_OTLP_TRACES_PATH
 from .otlp_http import pinned_otlp_http_exporter
 from .span_rewrite import AttributeAddingExporter

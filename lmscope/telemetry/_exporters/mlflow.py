@@ -28,7 +28,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from .. import _semconv as semconv
-from .._options import DEFAULT, ConfigError, Options, mask_url
+from .._options import DEFAULT, ConfigError, Options
+from .._url_masking import mask_url
 from .endpoints import MLFLOW_OTLP_TRACES_PATH
 from .mlflow_experiment import DEFAULT_EXPERIMENT_ID, ExperimentUnavailable, resolve_experiment_id
 from .otlp_http import pinned_otlp_http_exporter
