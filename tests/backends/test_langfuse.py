@@ -205,3 +205,32 @@ def test_host_of_the_apps_client_with_keys_from_the_environment(monkeypatch: pyt
     ours = [r for r in receiver.requests if r.headers.get("x-langfuse-sdk-name") == "lmscope"]
     assert {r.path for r in ours} == {"/api/public/otel/v1/traces"}
     assert {s.span_id for s in receiver.records()} >= {r.span_id for r in recorded}
+
+
+def test_a_span_with_unreadable_usage_loses_that_attribute_not_its_batch(langfuse_env, receiver,
+                                                                         swallow_internal_errors) -> None:
+    """An app's own span on a shared provider can carry anything. Langfuse's ingestion parses usage keys as
+    numbers and rejects the whole request over one bad value, so Langfuse's copy of that span goes without it;
+    and a span whose Langfuse keys cannot be worked out at all goes as it is. The rest of the batch is untouched."""
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    from lmscope.telemetry._exporters.langfuse import langfuse_span_exporter
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(langfuse_span_exporter(resolve_options(exporters="langfuse"))))
+    tracer = provider.get_tracer("app")
+    with tracer.start_as_current_span("app step", attributes={"gen_ai.usage.input_tokens": "lots",
+                                                             "llm.token_count.total": "n/a", "http.route": "/ask"}):
+        tracer.start_span("chat app-model", attributes={
+            "openinference.span.kind": "LLM", "gen_ai.usage.input_tokens": "7", "gen_ai.usage.output_tokens": 3,
+            "gen_ai.usage.cost": "free"}).end()
+        tracer.start_span("fine", attributes={"openinference.span.kind": "CHAIN"}).end()
+    provider.shutdown()
+
+    received = {record.name: record.attributes for record in receiver.records()}
+    assert received == {
+        "app step": {"http.route": "/ask"},
+        "chat app-model": {"openinference.span.kind": "LLM", "gen_ai.usage.output_tokens": 3,
+                           "langfuse.observation.type": "generation"},
+        "fine": {"openinference.span.kind": "CHAIN", "langfuse.observation.type": "chain"},
+    }

@@ -124,10 +124,10 @@ def langfuse_headers(target: LangfuseTarget) -> dict[str, str]:
 
 def _usage_details(attributes: Mapping[str, Any]) -> dict[str, int]:
     """OTel usage (cached and reasoning tokens inside input and output) -> Langfuse's disjoint usage types."""
-    input_tokens = int(attributes.get(semconv.GEN_AI_USAGE_INPUT_TOKENS, 0))
-    output_tokens = int(attributes.get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS, 0))
-    cached = int(attributes.get(semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, 0))
-    reasoning = int(attributes.get(semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, 0))
+    input_tokens, output_tokens, cached, reasoning = (
+        int(value) if _is_number(value := attributes.get(key, 0)) else 0
+        for key in (semconv.GEN_AI_USAGE_INPUT_TOKENS, semconv.GEN_AI_USAGE_OUTPUT_TOKENS,
+                    semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS))
     details = {"input": input_tokens - cached, "output": output_tokens - reasoning,
                "total": input_tokens + output_tokens}
     if cached:
@@ -137,17 +137,31 @@ def _usage_details(attributes: Mapping[str, Any]) -> dict[str, int]:
     return details
 
 
+_USAGE_KEY_PREFIXES = ("gen_ai.usage.", "llm.token_count.")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _unreadable_usage(attributes: Mapping[str, Any]) -> dict[str, None]:
+    """Usage keys whose value is not a number, marked for removal: Langfuse's ingestion parses them as numbers and
+    rejects the whole request over one bad value (the app's own spans, on a shared provider, can carry anything)."""
+    return {key: None for key, value in attributes.items() if key.startswith(_USAGE_KEY_PREFIXES)
+            and not _is_number(value)}
+
+
 def langfuse_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
-    """The keys Langfuse needs on top of a span's own attributes."""
-    extra: dict[str, Any] = {}
+    """The keys Langfuse needs on top of a span's own attributes (None: a key to leave out of Langfuse's copy)."""
+    extra: dict[str, Any] = _unreadable_usage(attributes)
     kind = attributes.get(semconv.SPAN_KIND)
     # Spans without an OpenInference kind (the app's own, on a shared provider) keep Langfuse's own mapping.
     if kind in _OBSERVATION_TYPES:
         extra[OBSERVATION_TYPE] = _OBSERVATION_TYPES[kind]
-    if kind == semconv.KIND_LLM and semconv.GEN_AI_USAGE_INPUT_TOKENS in attributes:
+    if kind == semconv.KIND_LLM and _is_number(attributes.get(semconv.GEN_AI_USAGE_INPUT_TOKENS)):
         extra[USAGE_DETAILS] = json.dumps(_usage_details(attributes))
         cost = attributes.get(semconv.GEN_AI_USAGE_COST)
-        if cost is not None:  # a cache hit's 0.0 too: Langfuse must not price it from the token counts
+        if _is_number(cost):  # a cache hit's 0.0 too: Langfuse must not price it from the token counts
             extra[COST_DETAILS] = json.dumps({"total": cost})
     if tags := attributes.get(semconv.TAG_TAGS):
         extra[TRACE_TAGS] = tuple(tags)

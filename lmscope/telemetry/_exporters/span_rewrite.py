@@ -13,15 +13,19 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from .._internal_errors import report_internal_error
+
 ExtraAttributes = Callable[[Mapping[str, Any]], Mapping[str, Any]]
-"""A span's attributes -> the keys to add (an empty mapping leaves the span as it is)."""
+"""A span's attributes -> the keys to add, or to remove with the value None (an attribute is never None); an empty
+mapping leaves the span as it is."""
 
 
 def with_attributes(span: ReadableSpan, extra: Mapping[str, Any]) -> ReadableSpan:
-    """A copy of `span` whose attributes also hold `extra`."""
+    """A copy of `span` whose attributes also hold `extra` (keys mapped to None are left out)."""
+    attributes = {key: value for key, value in {**(span.attributes or {}), **extra}.items() if value is not None}
     return ReadableSpan(
         name=span.name, context=span.context, parent=span.parent, resource=span.resource,
-        attributes={**(span.attributes or {}), **extra}, events=span.events, links=span.links, kind=span.kind,
+        attributes=attributes, events=span.events, links=span.links, kind=span.kind,
         status=span.status, start_time=span.start_time, end_time=span.end_time,
         instrumentation_scope=span.instrumentation_scope)
 
@@ -41,7 +45,11 @@ class AttributeAddingExporter(SpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         copies = []
         for span in spans:
-            added = self._extra(span.attributes or {})
+            try:
+                added = self._extra(span.attributes or {})
+            except Exception as exc:  # noqa: BLE001 - one odd span (the app's own, say) must not cost its batch
+                report_internal_error("backend attributes", exc)
+                added = {}
             copies.append(with_attributes(span, added) if added else span)
         return self._inner.export(copies)
 
