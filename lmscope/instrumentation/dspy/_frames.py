@@ -34,6 +34,8 @@ ADAPTER_KEY = otel_context.create_key("lmscope-dspy-fallback-adapter")
 # Roll-ups from worker threads land on a parent frame owned by another thread; one lock for all merges
 # is uncontended in practice (a merge happens once per finished span) and keeps the counters exact.
 _merge_lock = threading.Lock()
+_count_lock = threading.Lock()
+"""Guards `ModuleFrame.child_calls`: children of one frame may start in several worker threads at once."""
 
 
 class BatchItem:
@@ -49,8 +51,8 @@ class BatchItem:
 class ModuleFrame:
     """A module call, or a container (`batch`, `Parallel`, `Evaluate`) whose children run in workers."""
 
-    __slots__ = ("container", "ended", "module", "parent", "path", "retriever", "rolls_up", "span", "timing", "token",
-                 "totals")
+    __slots__ = ("child_calls", "container", "ended", "module", "parent", "path", "retriever", "rolls_up", "span",
+                 "timing", "token", "totals")
 
     def __init__(self, span: Span, path: str, module: Any, parent: ModuleFrame | None, container: bool,
                  recording: bool) -> None:
@@ -70,6 +72,18 @@ class ModuleFrame:
         self.ended = False
         self.token: Token[Context] | None = None
         """The token of the context attached for this call (`opentelemetry.context.attach`)."""
+        self.child_calls: dict[str, int] | None = None
+        """Child module path -> how many calls of it this frame has started (made on the first child)."""
+
+    def next_call_index(self, path: str) -> int:
+        """The position of this call of the child module at `path` among this frame's calls of it: 0, 1, 2 ..."""
+        with _count_lock:
+            calls = self.child_calls
+            if calls is None:
+                calls = self.child_calls = {}
+            index = calls.get(path, 0)
+            calls[path] = index + 1
+        return index
 
     def add_call(self, call: LMCall) -> None:
         with _merge_lock:

@@ -28,7 +28,7 @@ from ...telemetry._memo import BoundedMemo
 from ...telemetry._usage import active_trackers
 from ._attributes import request_parameters
 from ._frames import ADAPTER_KEY, BATCH_ITEM_KEY, FRAME_KEY, OVERRIDES_KEY, BatchItem, LMFrame, ModuleFrame
-from ._naming import module_facts, module_path, span_kind
+from ._naming import module_aliases, module_facts, module_path, span_kind
 from ._results import lm_call_from_result
 from ._settings import settings_attributes
 from ._span_builders import lm_end_attributes, lm_start_attributes, module_end_attributes, module_start_attributes
@@ -66,16 +66,21 @@ class Runtime:
         span_name = name if name is not None else (path + name_suffix if path else name_suffix.lstrip("."))
         cls = type(module)
         span_kind_name = kind or span_kind(cls)
+        has_path = owner is not None or container  # tools are steps: no module path
+        batch_item = ctx.get(BATCH_ITEM_KEY)
+        batch_index = batch_item.index if type(batch_item) is BatchItem and batch_item.launcher is parent else None
+        # Counted whether or not the span records, so that sampled spans still number their calls right; a batch item
+        # is placed by its lmscope.batch.index instead (worker threads start items in no fixed order).
+        call_index = parent.next_call_index(span_name) if has_path and parent is not None and batch_index is None \
+            else None
 
         def build() -> Attributes:
             facts = module_facts(module)
-            batch_item = ctx.get(BATCH_ITEM_KEY)
             return module_start_attributes(
-                kind=span_kind_name, class_name=cls.__name__,
-                path=span_name if owner is not None or container else None,  # tools are steps: no module path
-                signature=facts.signature, compiled=facts.compiled, extra=extra,
-                batch_index=batch_item.index if type(batch_item) is BatchItem and batch_item.launcher is parent
-                else None,
+                kind=span_kind_name, class_name=cls.__name__, path=span_name if has_path else None,
+                aliases=module_aliases(parent, owner) if owner is not None and not container else (),
+                call_index=call_index, signature=facts.signature, compiled=facts.compiled, extra=extra,
+                batch_index=batch_index,
                 scoped=context_attributes(ctx),
                 settings=self._settings(ctx) if parent is None or parent.container else None,
                 content=_inputs(args, kwargs) if self.capture_content and (args or kwargs) else None)
@@ -84,7 +89,7 @@ class Runtime:
         recording = span.is_recording()
         frame = ModuleFrame(span, path, owner, parent, container, recording)
         frame.retriever = recording and span_kind_name == semconv.KIND_RETRIEVER
-        if self.module_listeners and (owner is not None or container):  # tools have no module path
+        if self.module_listeners and has_path:
             frame.timing = (span_name, time.perf_counter())
         frame.token = otel_context.attach(otel_context.set_value(FRAME_KEY, frame, set_span_in_context(span, ctx)))
         return frame

@@ -25,14 +25,20 @@ def _put_content(attributes: dict[str, Any], value_key: str, mime_key: str, cont
         attributes[mime_key] = semconv.MIME_JSON
 
 
-def module_start_attributes(*, kind: str, class_name: str, path: str | None, signature: Any, compiled: bool,
+def module_start_attributes(*, kind: str, class_name: str, path: str | None, aliases: tuple[str, ...],
+                            call_index: int | None, signature: Any, compiled: bool,
                             extra: Mapping[str, Any] | None, batch_index: int | None,
                             scoped: Mapping[str, Any] | None, settings: Mapping[str, Any] | None,
                             content: Any) -> dict[str, Any]:
-    """`path` is None for steps that are not modules (tools); `settings` only on the outermost module spans."""
+    """`path` is None for steps that are not modules (tools); `settings` only on the outermost module spans;
+    `call_index` only under a parent span, for other than batch items."""
     attributes: dict[str, Any] = {semconv.SPAN_KIND: kind, semconv.MODULE_CLASS: class_name}
     if path is not None:
         attributes[semconv.MODULE_PATH] = path
+    if aliases:
+        attributes[semconv.MODULE_ALIASES] = aliases
+    if call_index is not None:
+        attributes[semconv.MODULE_CALL_INDEX] = call_index
     text = signature_text(signature)
     if text:
         attributes[semconv.MODULE_SIGNATURE] = text
