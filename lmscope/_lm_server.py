@@ -55,6 +55,8 @@ class StandInLM:
         self._models_seen: set[str] = set(DEFAULT_MODELS)
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.received: list[Any] | None = None
+        """Set to a list to keep every parsed chat request body in it (tests: what the LM really received)."""
 
     # lifecycle
 
@@ -126,6 +128,8 @@ class StandInLM:
             # Counted before the reply is written, so a client that got its answer sees itself counted.
             self._requests += 1
             self._models_seen.add(model)
+            if self.received is not None:
+                self.received.append(body)
         return Completion(model=model, text=text, choices=choices, prompt_tokens=len(prompt_ids),
                           cached_tokens=cached, completion_tokens=count_tokens(text))
 

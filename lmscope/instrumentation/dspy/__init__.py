@@ -12,6 +12,7 @@ from collections.abc import Callable, Collection
 from opentelemetry.trace import Tracer
 
 from ...telemetry import _semconv as semconv
+from ...telemetry._content import ContentPolicy
 from ...telemetry._lm_call import LMCall
 from .._patching import Patcher
 from . import _wrappers as wrappers
@@ -36,9 +37,11 @@ class DSPyInstrumentor:
     def is_instrumented(self) -> bool:
         return bool(self._patcher)
 
-    def instrument(self, tracer: Tracer, *, capture_content: bool,
+    def instrument(self, tracer: Tracer, *, capture_content: bool | ContentPolicy,
                    lm_call_listeners: Collection[Callable[[LMCall], None]] = (),
                    module_listeners: Collection[ModuleListener] = ()) -> None:
+        """`capture_content`: the policy for captured content; a bool is the default policy (scrubbed, limited)
+        with content captured or not."""
         if self.is_instrumented:
             return
         import dspy
@@ -55,7 +58,9 @@ class DSPyInstrumentor:
         from dspy.retrievers.retrieve import Retrieve
         from dspy.utils.parallelizer import ParallelExecutor
 
-        runtime = self.runtime = Runtime(tracer, dspy.settings, capture_content=capture_content)
+        content = (capture_content if isinstance(capture_content, ContentPolicy)
+                   else ContentPolicy.capturing(capture_content))
+        runtime = self.runtime = Runtime(tracer, dspy.settings, content=content)
         runtime.lm_call_listeners.extend(lm_call_listeners)
         runtime.module_listeners.extend(module_listeners)
         patch = self._patcher.replace
@@ -76,7 +81,7 @@ class DSPyInstrumentor:
                                                                       own_path=False))
         patch(Evaluate, "__call__", lambda f: wrappers.container_call(runtime, f, name_suffix=".evaluate",
                                                                        kind=semconv.KIND_EVALUATOR, own_path=False))
-        patch(ChatAdapter, "_make_json_adapter_fallback", wrappers.adapter_fallback)
+        patch(ChatAdapter, "_make_json_adapter_fallback", lambda f: wrappers.adapter_fallback(runtime, f))
         # Every binding of `Settings.context` (`dspy.context`, a user's `from dspy import context`) calls one helper;
         # its generator is swapped in place. If DSPy's `context` ever stops being `@contextmanager`, wrap the
         # attributes instead: `dspy.context` was bound to the original method when dspy was imported.
