@@ -16,14 +16,13 @@ from typing import Any
 
 import dspy
 import pytest
-
-from lmscope.telemetry import _semconv as semconv
-from lmscope._instrument import _content_policy
-from lmscope.telemetry._content import ContentPolicy
-from lmscope.telemetry._options import resolve_options
-
 from content_spans import by_name as _by_name
 from content_spans import lm_span as _lm_span
+
+from lmscope._instrument import _content_policy
+from lmscope.telemetry import _semconv as semconv
+from lmscope.telemetry._content import ContentPolicy
+from lmscope.telemetry._options import resolve_options
 
 CONTENT_KEYS = (semconv.INPUT_VALUE, semconv.OUTPUT_VALUE)
 

@@ -8,14 +8,14 @@ from typing import Any
 
 import dspy
 import pytest
+from content_spans import by_name as _by_name
+from content_spans import everything_recorded as _everything_recorded
+from content_spans import lm_span as _lm_span
 
 import lmscope
 from lmscope.telemetry import _semconv as semconv
 from lmscope.telemetry._content import ContentPolicy
 from lmscope.telemetry._scrub import Scrubber
-from content_spans import by_name as _by_name
-from content_spans import everything_recorded as _everything_recorded
-from content_spans import lm_span as _lm_span
 
 OPENAI_KEY = "sk-proj-" + "Q1w2E3r4T5y6" * 3
 DB_URL = "postgres://bob:hunter2@db.example.com:5432/app"
