@@ -111,7 +111,9 @@ _ASSIGNMENT: Final = re.compile(
 """`password=hunter2`, `'api_key': 'abc'` in free text (an exception message, a dict's repr); keeps the key."""
 
 SHAPE_RULES: Final[tuple[Rule, ...]] = (
-    Rule("provider_key", re.compile(r"(?<![A-Za-z0-9_-])sk-[A-Za-z0-9_-]{20,512}"), ("sk-",)),
+    # Also as a repr shortens it (pydantic's `'sk-pro...5y6Q1w2'` in a validation error quotes both ends).
+    Rule("provider_key", re.compile(r"(?<![A-Za-z0-9_-])sk-(?:[A-Za-z0-9_-]{20,512}"
+                                    r"|[A-Za-z0-9_-]{1,512}(?:\.\.\.|…)[A-Za-z0-9_-]{4,512})"), ("sk-",)),
     Rule("aws_access_key", re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])"), ("AKIA", "ASIA")),
     Rule("github_token",
          re.compile(r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{30,255}|github_pat_[A-Za-z0-9_]{22,255})"),

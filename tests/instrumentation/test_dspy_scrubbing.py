@@ -116,6 +116,33 @@ def test_retrieved_documents_and_context_metadata_are_scrubbed(traced, make_lm, 
     assert OPENAI_KEY not in _everything_recorded(finished)
 
 
+def test_adapter_fallback_and_parse_error_messages_are_scrubbed(traced, engine, unique):
+    """The LM answers with a key where an int belongs: ChatAdapter's parse error (which quotes the answer) becomes
+    the fallback event's message, and JSONAdapter's the exception's. The program still gets DSPy's own error."""
+    from dspy.utils.exceptions import AdapterParseError
+
+    from lmscope._lm_server import StandInLM
+
+    spans = traced(ContentPolicy())
+    with StandInLM(model_answers={"count": f"not a number, use {OPENAI_KEY}"}) as server:
+        options = {"api_base": server.base_url, "api_key": "sk-x", "cache": False}
+        dspy.configure(lm=dspy.LM("openai/gpt-4o-mini", **options, **({"engine": "litellm"} if engine == "litellm"
+                                                                       else {})))
+        with pytest.raises(AdapterParseError) as caught:
+            dspy.Predict("question -> count: int")(question=f"How many? {unique}")
+
+    assert "not a number, use sk-pro" in str(caught.value)
+    finished = spans()
+    predict = _by_name(finished, "predict")
+    (fallback,) = [event for event in predict.events if event.name == semconv.ADAPTER_EVENT_FALLBACK]
+    message = fallback.attributes["message"]
+    assert message.startswith(f"Failed to parse field count with value not a number, use {REDACTED} from the LM")
+    assert len(message) <= 500 and "input_value='not a number, use [REDACTED]'" in message
+    assert predict.attributes[semconv.SCRUBBED] is True
+    recorded = _everything_recorded(finished)
+    assert "Q1w2E3r4T5y6" not in recorded and "1w2E3r4T5y6" not in recorded
+
+
 class _Connect(dspy.Module):
     def forward(self, url: str) -> Any:
         raise ConnectionError(f"cannot reach {url}: password=hunter2 rejected")

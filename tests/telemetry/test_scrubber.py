@@ -60,6 +60,7 @@ def test_values_under_credential_keys_are_redacted_at_any_depth() -> None:
 @pytest.mark.parametrize(("text", "expected"), [
     (f"key {OPENAI} end", "key [REDACTED] end"),
     (f"{ANTHROPIC}", "[REDACTED]"),
+    ("input_value='use sk-pro...1w2E3r4T5y6Q1w2E3r4T5y6', input_type=str", "input_value='use [REDACTED]', input_type=str"),
     (f"aws {AWS}.", "aws [REDACTED]."),
     (f"gh {GITHUB}", "gh [REDACTED]"),
     (f"google={GOOGLE}", "google=[REDACTED]"),
@@ -156,7 +157,7 @@ ADVERSARIAL = [
     "sk-" * 33_334, "a" * 100_000, "token_" * 16_667, "eyJ" * 33_334, "eyJa." * 20_000, "Basic " * 16_667,
     "http://" + "a:" * 50_000, "x://a:" * 16_667, "data:image/png" + ";a" * 50_000, "A" * 99_999 + "!",
     "=a" * 50_000, "a@b://" * 16_667, "Bearer " * 14_286, "ghp_" * 25_000, "AKIA" * 25_000,
-    "password=" * 11_112, "'api_key': '" * 8_334, "api_key_" * 12_500,
+    "password=" * 11_112, "'api_key': '" * 8_334, "api_key_" * 12_500, "sk-ab..." * 12_500,
 ]
 
 
