@@ -262,6 +262,8 @@ def _passages(output: Any) -> Any:
 def _record_error(span: Span, error: BaseException, policy: ContentPolicy) -> None:
     """The exception event, status and `error.type`; message and traceback scrubbed and cut like content (an
     error often quotes its input: a connection string, a request, a config dict)."""
+    if not span.is_recording():  # all of it would be dropped: skip formatting and scrubbing the traceback
+        return
     try:
         message = str(error)
     except Exception:  # noqa: BLE001 - what the SDK would fail on too
