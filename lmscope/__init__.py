@@ -19,11 +19,12 @@ from ._instrument import Instrumentation, active, force_flush, instrument, unins
 from ._version import __version__
 from .telemetry._context_attributes import context
 from .telemetry._options import ConfigError
+from .telemetry._scrub_match import ScrubMatch
 from .telemetry._usage import Usage
 from .telemetry._usage import track as _track
 
-__all__ = ["ConfigError", "Instrumentation", "Usage", "__version__", "active", "context", "force_flush", "instrument",
-           "semconv", "track", "uninstrument"]
+__all__ = ["ConfigError", "Instrumentation", "ScrubMatch", "Usage", "__version__", "active", "context", "force_flush",
+           "instrument", "semconv", "track", "uninstrument"]
 
 
 @contextmanager

@@ -6,17 +6,19 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .telemetry import _semconv as semconv
 from .telemetry._internal_errors import guarded, report_internal_error
-from .telemetry._options import Options, resolve_options
+from .telemetry._options import ARGUMENT, ConfigError, Options, resolve_options
+from .telemetry._scrub_match import ScrubCallback
 
 if TYPE_CHECKING:  # imported when instrument() runs: `import lmscope` stays light (no SDK exporters, no wrapt)
     from opentelemetry.sdk.trace import TracerProvider
 
     from .instrumentation.dspy import DSPyInstrumentor
+    from .telemetry._content import ContentPolicy
     from .telemetry._metrics import MetricsRecorder
     from .telemetry._metrics_setup import MetricsSetup
     from .telemetry._tracer_provider import TracingSetup
@@ -33,8 +35,14 @@ class Instrumentation:
     `prometheus_address`) and two actions (`force_flush`, `uninstrument`); everything else is internal.
     """
 
-    def __init__(self, options: Options, tracing: TracingSetup, metrics: MetricsSetup | None = None) -> None:
+    def __init__(self, options: Options, tracing: TracingSetup, metrics: MetricsSetup | None = None,
+                 content: ContentPolicy | None = None) -> None:
         self._options = options
+        if content is None:
+            from .telemetry._content import ContentPolicy
+
+            content = ContentPolicy.capturing(options.capture_content)
+        self._content = content
         self._tracing = tracing
         self._metrics = metrics
         """None when metrics are off (no exporter and no app MeterProvider): then no metric hook runs at all."""
@@ -85,7 +93,7 @@ class Instrumentation:
         recorder = self._metrics_recorder
         try:
             self._dspy.instrument(self._tracing.tracer("lmscope.instrumentation.dspy", __version__),
-                                  capture_content=self._options.capture_content,
+                                  capture_content=self._content,
                                   lm_call_listeners=() if recorder is None else (recorder.record_lm_call,),
                                   module_listeners=() if recorder is None else (recorder.record_module,))
         except Exception as exc:  # noqa: BLE001 - raised here it would come out of the app's `import dspy`
@@ -127,7 +135,9 @@ def instrument(*, service_name: str | None = None, exporters: Sequence[str] | st
                prometheus_endpoint: str | None = None,
                jaeger_endpoint: str | None = None, jaeger_protocol: str | None = None,
                langfuse_host: str | None = None, mlflow_tracking_uri: str | None = None,
-               mlflow_experiment_id: str | None = None, mlflow_experiment_name: str | None = None) -> Instrumentation:
+               mlflow_experiment_id: str | None = None, mlflow_experiment_name: str | None = None,
+               scrub: bool | None = None, scrub_patterns: Sequence[str] | None = None,
+               scrub_callback: ScrubCallback | None = None, max_content_chars: int | None = None) -> Instrumentation:
     """Trace DSPy programs: every module step, LM call, cache hit, retrieval and tool call becomes a span.
 
     Every option left as None comes from `LMSCOPE_<NAME>`, then the standard variables that mean the same
@@ -144,6 +154,11 @@ def instrument(*, service_name: str | None = None, exporters: Sequence[str] | st
     prometheus (a scrape endpoint on `prometheus_endpoint`, default 127.0.0.1:9464; needs the
     `lmscope[prometheus]` extra). With none, lmscope's metrics still go through the app's SDK MeterProvider
     if it set one; with neither, no metric is recorded and recording costs nothing.
+
+    Captured content (`capture_content`, default on) is scrubbed before it is stored: values under credential
+    keys and credential-shaped text become `[REDACTED]` (`scrub=False` turns that off; `scrub_patterns` adds
+    regexes; `scrub_callback(match: lmscope.ScrubMatch)` returns a value to keep, or None to redact), binary data
+    is described rather than copied, and no value is longer than `max_content_chars` (default 16384).
     """
     global _active
     given = {"service_name": service_name, "exporters": exporters, "file_path": file_path,
@@ -152,16 +167,18 @@ def instrument(*, service_name: str | None = None, exporters: Sequence[str] | st
              "metrics_exporters": metrics_exporters, "prometheus_endpoint": prometheus_endpoint,
              "jaeger_endpoint": jaeger_endpoint, "jaeger_protocol": jaeger_protocol, "langfuse_host": langfuse_host,
              "mlflow_tracking_uri": mlflow_tracking_uri, "mlflow_experiment_id": mlflow_experiment_id,
-             "mlflow_experiment_name": mlflow_experiment_name}
+             "mlflow_experiment_name": mlflow_experiment_name, "scrub": scrub, "scrub_patterns": scrub_patterns,
+             "max_content_chars": max_content_chars}
     options = {name: value for name, value in given.items() if value is not None}
     resolved = resolve_options(**options)
+    content = _content_policy(resolved, scrub_callback)
     from .telemetry._metrics_setup import setup_metrics
     from .telemetry._pipeline import build_span_processors
     from .telemetry._tracer_provider import setup_tracing
 
     with _lock:
         if _active is not None:
-            if options:
+            if options or scrub_callback is not None:
                 logger.warning("lmscope: already instrumented; call lmscope.uninstrument() to change options")
             return _active
         metrics = setup_metrics(resolved)
@@ -171,7 +188,7 @@ def instrument(*, service_name: str | None = None, exporters: Sequence[str] | st
             if metrics is not None:  # a ConfigError from the span exporters: leave no scrape endpoint behind
                 metrics.shutdown()
             raise
-        handle = Instrumentation(resolved, setup_tracing(resolved, processors), metrics)
+        handle = Instrumentation(resolved, setup_tracing(resolved, processors), metrics, content)
         _active = handle
     # Here, not at module level: wrapt's package import costs ~60-120 ms (it loads asyncio), which `import lmscope`
     # should not pay.
@@ -179,6 +196,21 @@ def instrument(*, service_name: str | None = None, exporters: Sequence[str] | st
 
     wrapt.register_post_import_hook(handle._instrument_dspy, "dspy")
     return handle
+
+
+def _content_policy(options: Options, scrub_callback: Any) -> ContentPolicy:
+    """The content policy of these options; raises ConfigError for a callback that cannot be called."""
+    from .telemetry._content import content_policy
+
+    if scrub_callback is not None and not callable(scrub_callback):
+        shown = repr(scrub_callback)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        raise ConfigError.for_option("scrub_callback", f"not callable: {shown}", ARGUMENT,
+                                     "a function taking a lmscope.ScrubMatch, or None")
+    return content_policy(capture_content=options.capture_content,
+                          capture_source=options.sources.get("capture_content", ""), scrub=options.scrub,
+                          scrub_patterns=options.scrub_patterns, scrub_callback=scrub_callback,
+                          max_content_chars=options.max_content_chars)
 
 
 def uninstrument() -> None:

@@ -89,6 +89,12 @@ class StandInLM:
     # what callers read
 
     @property
+    def received(self) -> list[Any] | None:
+        """The bodies of `recorded_bodies`, parsed (None when not recording): what the LM was asked."""
+        recorded = self.recorded_bodies
+        return None if recorded is None else [json.loads(body) for body in recorded]
+
+    @property
     def base_url(self) -> str:
         if self._httpd is None:
             raise RuntimeError("StandInLM is not running: call start() or use it as a context manager")

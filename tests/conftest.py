@@ -39,14 +39,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
-    """No LMSCOPE_/OTEL_/LANGFUSE_/MLFLOW_ variable from the outer shell; cwd is tmp_path, no pyproject.toml above.
+    """No LMSCOPE_/OTEL_/OPENINFERENCE_/LANGFUSE_/MLFLOW_ variable from the outer shell; cwd is tmp_path, no pyproject.toml above.
 
     Option tests use it for every test (autouse in their module or folder) and get tmp_path back.
     """
     from lmscope.telemetry._options import find_pyproject
 
     for name in list(os.environ):
-        if name.startswith(("LMSCOPE_", "OTEL_", "LANGFUSE_", "MLFLOW_")):
+        if name.startswith(("LMSCOPE_", "OTEL_", "OPENINFERENCE_", "LANGFUSE_", "MLFLOW_")):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     assert find_pyproject(tmp_path) is None

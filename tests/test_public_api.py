@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -107,6 +108,55 @@ def test_bad_option_fails_at_instrument_with_one_clear_line():
         lmscope.instrument(exporters=["jagger"])
     assert str(caught.value).startswith("lmscope: exporters: unknown exporter 'jagger' (from argument); allowed:")
     assert "\n" not in str(caught.value)
+
+
+_SCRUBBING_APP = textwrap.dedent("""
+    import sys
+    import dspy
+    import lmscope
+
+    seen = []
+
+    def keep_ticket_ids(match: lmscope.ScrubMatch):
+        seen.append(type(match).__name__)
+        return match.value if match.path[-1] == "ticket_token" else None
+
+    lmscope.instrument(exporters=["file"], file_path=sys.argv[2], scrub_patterns=[r"ACCT-[0-9]{6}"],
+                       scrub_callback=keep_ticket_ids, max_content_chars=2000)
+    dspy.configure(lm=dspy.LM("openai/gpt-4o-mini", api_base=sys.argv[1], api_key="sk-x", cache=False))
+    secret = sys.argv[3]
+    with lmscope.context(metadata={"api_key": secret}):
+        dspy.Predict("question, ticket_token -> answer")(
+            ticket_token="T-1", question=f"Why is {secret} refused for ACCT-123456? " + "Please help. " * 400)
+    lmscope.force_flush()
+    print("SEEN", sorted(set(seen)))
+""")
+
+
+def test_instrument_scrubs_and_limits_what_it_exports(tmp_path, lm_server):
+    """The public options end to end: what reaches the exported file is scrubbed, limited and marked."""
+    trace_file = tmp_path / "traces.jsonl"
+    secret = "sk-proj-" + "Zx9Yw8Vu7" * 4
+    done = _run([sys.executable, "-c", _SCRUBBING_APP, lm_server.base_url, str(trace_file), secret])
+    assert done.returncode == 0, done.stderr
+    assert "SEEN ['ScrubMatch']" in done.stdout
+    exported = trace_file.read_text()
+    assert secret not in exported and "ACCT-123456" not in exported
+    records = read_trace_file(trace_file)
+    predict = next(r for r in records if r.name == "predict")
+    assert predict.attributes["lmscope.scrubbed"] is True
+    assert predict.attributes["metadata"] == '{"api_key": "[REDACTED]"}'
+    value = predict.attributes["input.value"]
+    # The callback kept the value under `ticket_token` (a credential key by its name), redacted the rest.
+    assert value.startswith('{"ticket_token": "T-1", "question": "Why is [REDACTED] refused for [REDACTED]? Please')
+    assert len(value) == 2000 and value.endswith(" chars]")
+    assert all(len(str(v)) <= 2000 for r in records for v in r.attributes.values())
+
+
+def test_scrub_match_is_public():
+    assert "ScrubMatch" in lmscope.__all__
+    match = lmscope.ScrubMatch(path=("input.value", "api_key"), value="k", pattern_match=re.search("key", "api_key"))
+    assert (match.path, match.value, match.pattern_match.group(0)) == (("input.value", "api_key"), "k", "key")
 
 
 def test_track_without_instrument_says_what_to_do():

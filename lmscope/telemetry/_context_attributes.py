@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 
 from . import _semconv as semconv
+
+if TYPE_CHECKING:
+    from ._content import ContentPolicy
 
 _KEY = otel_context.create_key("lmscope-context-attributes")
 
@@ -60,6 +63,21 @@ class _Scope(dict[str, Any]):
     def __init__(self, values: dict[str, Any], attributes: dict[str, Any]) -> None:
         super().__init__(values)
         self.attributes = attributes
+        self._recorded: tuple[ContentPolicy, dict[str, Any]] | None = None
+
+    def recorded(self, policy: ContentPolicy) -> dict[str, Any]:
+        """The attributes with `metadata` scrubbed and cut by `policy`: once per block, not per span."""
+        cached = self._recorded  # one read: another thread may set it meanwhile, to the same value
+        if cached is not None and cached[0] is policy:
+            return cached[1]
+        attributes = dict(self.attributes)
+        metadata = attributes.get(semconv.METADATA)
+        if metadata is not None:
+            attributes[semconv.METADATA], redacted = policy.json(metadata, semconv.METADATA)
+            if redacted:
+                attributes[semconv.SCRUBBED] = True
+        self._recorded = (policy, attributes)
+        return attributes
 
 
 def _as_span_attributes(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -75,7 +93,11 @@ def _as_span_attributes(values: Mapping[str, Any]) -> dict[str, Any]:
     return attributes
 
 
-def context_attributes(ctx: Mapping[Any, Any] | None = None) -> Mapping[str, Any] | None:
-    """The attributes of the innermost `lmscope.context` block in `ctx` (default: current), or None."""
+def context_attributes(ctx: Mapping[Any, Any] | None = None,
+                       policy: ContentPolicy | None = None) -> Mapping[str, Any] | None:
+    """The attributes of the innermost `lmscope.context` block in `ctx` (default: current), or None; with a
+    `policy`, as that policy records them (`metadata` scrubbed and cut)."""
     scope = (ctx if ctx is not None else otel_context.get_current()).get(_KEY)
-    return scope.attributes if isinstance(scope, _Scope) else None
+    if not isinstance(scope, _Scope):
+        return None
+    return scope.attributes if policy is None else scope.recorded(policy)

@@ -15,6 +15,7 @@ allowed. Values that may carry credentials (endpoint userinfo and query) are mas
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +50,15 @@ DEFAULT_MAX_QUEUE_SIZE: Final = 8192
 """Spans queued per exporter. Four times the SDK's 2,048: a tight DSPy loop (cache hits) makes ~7,000 spans/s
 and a busy machine can keep the export thread off the CPU for a second; about 5 KB per span with content."""
 
+DEFAULT_MAX_CONTENT_CHARS: Final = 16384
+"""Longest captured attribute value (`input.value`, document text, ...); longer ones are cut with a marker."""
+CAPTURE_MESSAGE_CONTENT: Final = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+_CAPTURE_MODES: Final = {"no_content": False, "event_only": False, "span_only": True, "span_and_event": True}
+"""The values opentelemetry-util-genai gives CAPTURE_MESSAGE_CONTENT besides true/false; lmscope records content on
+spans only, so EVENT_ONLY means none on spans."""
+
+CAPTURE_ALLOWED: Final = "true, false, 1, 0, yes, no, or the OTel GenAI modes " + ", ".join(_CAPTURE_MODES)
+
 ARGUMENT: Final = "argument"
 """Source label of a keyword argument."""
 DEFAULT: Final = "default"
@@ -77,6 +87,9 @@ class Options:
     otlp_endpoint: str | None = None
     otlp_protocol: Literal["http/protobuf", "grpc"] = "http/protobuf"
     capture_content: bool = True
+    scrub: bool = True
+    scrub_patterns: tuple[str, ...] = ()
+    max_content_chars: int = DEFAULT_MAX_CONTENT_CHARS
     console_stream: Literal["stderr", "stdout"] = "stderr"
     max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE
     metrics_exporters: tuple[str, ...] = (NO_EXPORT,)
@@ -200,6 +213,47 @@ def _boolean(raw: object) -> bool:
     raise _Invalid(f"not a boolean: {_show(raw)}")
 
 
+def _capture_switch(raw: object) -> bool:
+    if isinstance(raw, str) and raw.strip().lower() in _CAPTURE_MODES:
+        return _CAPTURE_MODES[raw.strip().lower()]
+    return _boolean(raw)
+
+
+def _patterns(raw: object) -> tuple[str, ...]:
+    """Regexes: a list (argument, pyproject), or from the environment a JSON array or one regex."""
+    items: object = raw
+    if isinstance(raw, str):
+        text = raw.strip()
+        if text.startswith("["):
+            import json
+
+            try:
+                items = json.loads(text)
+            except ValueError:
+                raise _Invalid(f"not a JSON array of regexes: {_show(raw)}") from None
+        else:
+            items = [text]
+    if not isinstance(items, (list, tuple)) or not all(isinstance(item, str) for item in items):
+        raise _Invalid(f"not a list of regex strings: {_show(raw)}")
+    for item in items:
+        try:
+            re.compile(item)
+        except re.error as exc:
+            raise _Invalid(f"regex {_show(item)} does not compile: {exc}") from None
+    return tuple(items)
+
+
+def parse_env_boolean(variable: str, environ: Mapping[str, str]) -> bool:
+    """A true/false switch another tool defines (OPENINFERENCE_HIDE_*): unset or empty is False."""
+    raw = environ.get(variable, "").strip()
+    if not raw:
+        return False
+    try:
+        return _boolean(raw)
+    except _Invalid as exc:
+        raise ConfigError.for_option(variable, str(exc), variable, "true, false, 1, 0, yes, no") from None
+
+
 def _positive_int(raw: object) -> int:
     value: object = raw
     if isinstance(raw, str):
@@ -259,7 +313,12 @@ _TABLE: Final[tuple[_Option, ...]] = (
     _Option("otlp_protocol", _choice("protocol", OTLP_PROTOCOLS), ", ".join(OTLP_PROTOCOLS),
             lambda: "http/protobuf",
             env_aliases=("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")),
-    _Option("capture_content", _boolean, "true, false, 1, 0, yes, no", lambda: True),
+    _Option("capture_content", _capture_switch, CAPTURE_ALLOWED, lambda: True,
+            env_aliases=(CAPTURE_MESSAGE_CONTENT,)),
+    _Option("scrub", _boolean, "true, false, 1, 0, yes, no", lambda: True),
+    _Option("scrub_patterns", _patterns, "a list of regexes that compile (from the environment: a JSON array, "
+            "or one regex)", lambda: ()),
+    _Option("max_content_chars", _positive_int, "an integer > 0", lambda: DEFAULT_MAX_CONTENT_CHARS),
     _Option("console_stream", _choice("stream", CONSOLE_STREAMS), ", ".join(CONSOLE_STREAMS), lambda: "stderr"),
     _Option("max_queue_size", _positive_int, "an integer > 0", lambda: DEFAULT_MAX_QUEUE_SIZE,
             env_aliases=("OTEL_BSP_MAX_QUEUE_SIZE",)),

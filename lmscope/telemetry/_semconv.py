@@ -122,6 +122,9 @@ SETTINGS_PREFIX: Final = "lmscope.settings."
 SETTINGS_OVERRIDES: Final = "lmscope.settings.overrides"
 """The settings keys an active `dspy.context(...)` set (string array)."""
 
+SCRUBBED: Final = "lmscope.scrubbed"
+"""True on a span where lmscope redacted a credential from captured content (never set to false)."""
+
 ADAPTER_EVENT_FALLBACK: Final = "lmscope.adapter.fallback"
 """Span event: ChatAdapter failed to parse and DSPy retried with JSONAdapter."""
 ADAPTER_NAME: Final = "lmscope.adapter.name"

@@ -33,6 +33,32 @@ def spans():
 
 
 @pytest.fixture
+def traced(lm_server):
+    """`traced(policy)`: instrument DSPy with that `ContentPolicy`; returns the finished-spans function. The stand-in
+    server keeps the request bodies it receives in `lm_server.recorded_bodies` (parsed: `lm_server.received`) meanwhile."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from lmscope.instrumentation.dspy import DSPyInstrumentor
+
+    instrumentor = DSPyInstrumentor()
+
+    def instrument(policy):
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        instrumentor.instrument(provider.get_tracer("test"), capture_content=policy)
+        return exporter.get_finished_spans
+
+    lm_server.recorded_bodies = []
+    yield instrument
+    lm_server.recorded_bodies = None
+    instrumentor.uninstrument()
+    _reset_dspy()
+
+
+@pytest.fixture
 def metered():
     """`spans` plus lmscope's metric instruments on a MeterProvider with an InMemoryMetricReader, fed by the
     same hooks `lmscope.instrument()` uses; yields (the finished-spans function, the reader)."""

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from lmscope.telemetry import _options as options_module
-from lmscope.telemetry._options import OPTION_NAMES, ConfigError, Options, resolve_options
+from lmscope.telemetry._options import CAPTURE_ALLOWED, OPTION_NAMES, ConfigError, Options, resolve_options
 
 ALLOWED_OPTIONS = ("service_name, exporters, file_path, otlp_endpoint, otlp_protocol, capture_content, "
-                   "console_stream, max_queue_size, metrics_exporters, prometheus_endpoint, jaeger_endpoint, "
+                   "scrub, scrub_patterns, max_content_chars, console_stream, max_queue_size, metrics_exporters, prometheus_endpoint, jaeger_endpoint, "
                    "jaeger_protocol, langfuse_host, mlflow_tracking_uri, mlflow_experiment_id, mlflow_experiment_name")
 EXPORTERS_ALLOWED = "console, file, otlp, jaeger, langfuse, mlflow, none"
 
@@ -44,12 +44,13 @@ def test_defaults_with_nothing_set() -> None:
                               mlflow_tracking_uri="http://localhost:5000", mlflow_experiment_id=None,
                               mlflow_experiment_name=None, otlp_metrics_protocol="http/protobuf")
     assert dict(options.sources) == dict.fromkeys((*OPTION_NAMES, "otlp_metrics_protocol"), "default")
-    assert [options.given(name) for name in OPTION_NAMES] == [False] * 16
+    assert [options.given(name) for name in OPTION_NAMES] == [False] * 19
 
 
 def test_option_names_and_error_type() -> None:
     assert OPTION_NAMES == ("service_name", "exporters", "file_path", "otlp_endpoint", "otlp_protocol",
-                            "capture_content", "console_stream", "max_queue_size", "metrics_exporters",
+                            "capture_content", "scrub", "scrub_patterns", "max_content_chars", "console_stream",
+                            "max_queue_size", "metrics_exporters",
                             "prometheus_endpoint", "jaeger_endpoint", "jaeger_protocol", "langfuse_host",
                             "mlflow_tracking_uri", "mlflow_experiment_id", "mlflow_experiment_name")
     # otlp_metrics_protocol is otlp_protocol as the metrics exporter reads it, not an option of its own.
@@ -84,6 +85,9 @@ MATRIX: list[tuple[str, object, str, str, tuple[Any, Any, Any], Any]] = [
      ("http://arg:4318", "https://env.example", "http://toml:4318/v1/traces"), None),
     ("otlp_protocol", "grpc", "http/protobuf", '"grpc"', ("grpc", "http/protobuf", "grpc"), "http/protobuf"),
     ("capture_content", False, "yes", "false", (False, True, False), True),
+    ("scrub", False, "no", "true", (False, False, True), True),
+    ("scrub_patterns", [r"acct-\d+"], '["b+", "c"]', "['d']", ((r"acct-\d+",), ("b+", "c"), ("d",)), ()),
+    ("max_content_chars", 100, "200", "300", (100, 200, 300), 16384),
     ("console_stream", "stdout", "stderr", '"stdout"', ("stdout", "stderr", "stdout"), "stderr"),
     ("max_queue_size", 10, "20", "30", (10, 20, 30), 8192),
     ("metrics_exporters", "prometheus", "otlp, console", '["console"]',
@@ -295,12 +299,12 @@ ERRORS: list[tuple[dict[str, object], dict[str, str], str | None, str]] = [
     ({}, {}, "exporters = []",
      "lmscope: exporters: no exporter named in [] (from {source}); allowed: {EXPORTERS_ALLOWED}"),
     ({"capture_content": "maybe"}, {}, None,
-     "lmscope: capture_content: not a boolean: 'maybe' (from argument); allowed: true, false, 1, 0, yes, no"),
+     "lmscope: capture_content: not a boolean: 'maybe' (from argument); allowed: " + CAPTURE_ALLOWED),
     ({}, {"LMSCOPE_CAPTURE_CONTENT": "maybe"}, None,
      "lmscope: capture_content: not a boolean: 'maybe' (from LMSCOPE_CAPTURE_CONTENT); "
-     "allowed: true, false, 1, 0, yes, no"),
+     "allowed: " + CAPTURE_ALLOWED),
     ({}, {}, "capture_content = 1",
-     "lmscope: capture_content: not a boolean: 1 (from {source}); allowed: true, false, 1, 0, yes, no"),
+     "lmscope: capture_content: not a boolean: 1 (from {source}); allowed: " + CAPTURE_ALLOWED),
     ({"max_queue_size": 0}, {}, None,
      "lmscope: max_queue_size: not a positive integer: 0 (from argument); allowed: an integer > 0"),
     ({}, {"LMSCOPE_MAX_QUEUE_SIZE": "-5"}, None,

@@ -13,6 +13,7 @@ from typing import Any
 from opentelemetry.trace import Tracer
 
 from ...telemetry import _semconv as semconv
+from ...telemetry._content import ContentPolicy
 from ...telemetry._lm_call import LMCall
 from .._patching import Patcher
 from .._stack import attributed_to
@@ -38,9 +39,11 @@ class DSPyInstrumentor:
     def is_instrumented(self) -> bool:
         return bool(self._patcher)
 
-    def instrument(self, tracer: Tracer, *, capture_content: bool,
+    def instrument(self, tracer: Tracer, *, capture_content: bool | ContentPolicy,
                    lm_call_listeners: Collection[Callable[[LMCall], None]] = (),
                    module_listeners: Collection[ModuleListener] = ()) -> None:
+        """`capture_content`: the policy for captured content; a bool is the default policy (scrubbed, limited)
+        with content captured or not."""
         if self.is_instrumented:
             return
         import dspy
@@ -58,7 +61,9 @@ class DSPyInstrumentor:
         from dspy.retrievers.retrieve import Retrieve
         from dspy.utils.parallelizer import ParallelExecutor
 
-        runtime = self.runtime = Runtime(tracer, dspy.settings, capture_content=capture_content)
+        content = (capture_content if isinstance(capture_content, ContentPolicy)
+                   else ContentPolicy.capturing(capture_content))
+        runtime = self.runtime = Runtime(tracer, dspy.settings, content=content)
         runtime.lm_call_listeners.extend(lm_call_listeners)
         runtime.module_listeners.extend(module_listeners)
 
@@ -83,7 +88,7 @@ class DSPyInstrumentor:
                                                                       own_path=False))
         patch(Evaluate, "__call__", lambda f: wrappers.container_call(runtime, f, name_suffix=".evaluate",
                                                                        kind=semconv.KIND_EVALUATOR, own_path=False))
-        patch(ChatAdapter, "_make_json_adapter_fallback", wrappers.adapter_fallback)
+        patch(ChatAdapter, "_make_json_adapter_fallback", lambda f: wrappers.adapter_fallback(runtime, f))
         patch(JSONAdapter, "__call__", wrappers.fallback_adapter_call)
         patch(JSONAdapter, "acall", lambda f: wrappers.fallback_adapter_call(f, is_async=True))
         # Every binding of `Settings.context` (`dspy.context`, a user's `from dspy import context`) calls one helper;

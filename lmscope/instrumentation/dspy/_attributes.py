@@ -7,9 +7,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ...telemetry import _semconv as semconv
+from ...telemetry._binary import describe_base64, describe_bytes
+from ...telemetry._content import ContentPolicy
 from ...telemetry._lm_call import LMCall
 from ...telemetry._lm_vendors import gen_ai_provider, openinference_provider
 from ...telemetry._memo import BoundedMemo
+from ...telemetry._scrub_rules import describe_binary
 from ...telemetry._spend import Spend
 
 # Request parameters worth recording. An allowlist, not a denylist: `lm.kwargs` also holds api_key,
@@ -24,6 +27,11 @@ _MAX_DOCUMENTS = 32
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):  # described, never copied (str() would be its repr)
+        return describe_bytes(value)
+    media = _media_kind(type(value))
+    if media is not None:
+        return _describe_media(value, media)
     for method in ("toDict", "model_dump"):
         convert = getattr(value, method, None)
         if callable(convert):
@@ -32,6 +40,28 @@ def _jsonable(value: Any) -> Any:
             except Exception:  # noqa: BLE001 - fall back to str below
                 break
     return _safe_str(value)
+
+
+def _dspy_media(cls: type) -> str | None:
+    """"Image" or "Audio" for DSPy's media types (found by name: this module imports no DSPy), else None."""
+    if cls.__name__ in ("Image", "Audio") and cls.__module__.startswith("dspy.adapters.types"):
+        return cls.__name__
+    return None
+
+
+_media_kind: BoundedMemo[type, str | None] = BoundedMemo(_dspy_media)
+
+
+def _describe_media(value: Any, kind: str) -> str:
+    """A `dspy.Image` or `dspy.Audio` as the text content capture records: its URL, with inline data described.
+
+    Their `model_dump()` is the content-part list DSPy sends the LM, base64 and all (~400 KB for a 300 KB PNG)."""
+    if kind == "Image":
+        return describe_binary(str(getattr(value, "url", "")))
+    data, audio_format = getattr(value, "data", None), getattr(value, "audio_format", None)
+    if not isinstance(data, str):
+        return "[audio]"
+    return describe_base64(data, f"audio/{audio_format}" if audio_format else None) or "[audio]"
 
 
 def _make_encode() -> Callable[[Any], str]:
@@ -291,8 +321,9 @@ def tool_attributes(name: str, description: Any, arguments: Any) -> dict[str, An
     return attributes
 
 
-def document_attributes(passages: Any, capture_content: bool) -> dict[str, Any]:
-    """`retrieval.documents.N.document.{id,score,content}` for what a retriever returned."""
+def document_attributes(passages: Any, policy: ContentPolicy) -> dict[str, Any]:
+    """`retrieval.documents.N.document.{id,score,content}` for what a retriever returned (text only when outputs are
+    captured, scrubbed and cut like any content)."""
     if not isinstance(passages, (list, tuple)):
         return {}
     attributes: dict[str, Any] = {}
@@ -307,6 +338,9 @@ def document_attributes(passages: Any, capture_content: bool) -> dict[str, Any]:
         attributes[prefix + semconv.DOCUMENT_ID] = str(doc_id)
         if isinstance(score, (int, float)):
             attributes[prefix + semconv.DOCUMENT_SCORE] = float(score)
-        if capture_content and content is not None:
-            attributes[prefix + semconv.DOCUMENT_CONTENT] = str(content)
+        if policy.capture_outputs and content is not None:
+            key = prefix + semconv.DOCUMENT_CONTENT
+            attributes[key], redacted = policy.text(_safe_str(content), key)
+            if redacted:
+                attributes[semconv.SCRUBBED] = True
     return attributes

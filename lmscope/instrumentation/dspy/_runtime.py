@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -20,6 +21,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, set_span_in_context
 
 from ...telemetry import _semconv as semconv
+from ...telemetry._content import ContentPolicy
 from ...telemetry._context_attributes import context_attributes
 from ...telemetry._internal_errors import report_internal_error
 from ...telemetry._lm_call import LMCall
@@ -48,10 +50,10 @@ _route: BoundedMemo[str, tuple[str | None, str]] = BoundedMemo(split_route)
 class Runtime:
     """Everything the wrappers share: the tracer, the options that shape attributes, the listeners."""
 
-    def __init__(self, tracer: Tracer, settings: Any, *, capture_content: bool) -> None:
+    def __init__(self, tracer: Tracer, settings: Any, *, content: ContentPolicy) -> None:
         self.tracer = tracer
         self.settings = settings
-        self.capture_content = capture_content
+        self.content = content
         self.lm_call_listeners: list[LMCallListener] = []
         self.module_listeners: list[ModuleListener] = []
 
@@ -81,9 +83,10 @@ class Runtime:
                 aliases=module_aliases(parent, owner) if owner is not None and not container else (),
                 call_index=call_index, signature=facts.signature, compiled=facts.compiled, extra=extra,
                 batch_index=batch_index,
-                scoped=context_attributes(ctx),
+                scoped=context_attributes(ctx, self.content),
                 settings=self._settings(ctx) if parent is None or parent.container else None,
-                content=_inputs(args, kwargs) if self.capture_content and (args or kwargs) else None)
+                content=_inputs(args, kwargs) if self.content.capture_inputs and (args or kwargs) else None,
+                policy=self.content)
 
         span = self._start_span(span_name, ctx, SpanKind.INTERNAL, parent, build, "module span attributes")
         recording = span.is_recording()
@@ -102,10 +105,10 @@ class Runtime:
             if span.is_recording():
                 returned = error is None and output is not None
                 _set_attributes(span, "module span end attributes", module_end_attributes, totals,
-                                _passages(output) if returned and frame.retriever else None, self.capture_content,
-                                output if returned and self.capture_content else None)
+                                _passages(output) if returned and frame.retriever else None, self.content,
+                                output if returned and self.content.capture_outputs else None)
             if error is not None:
-                _record_error(span, error)
+                _record_error(span, error, self.content)
             if frame.timing is not None:
                 path, started = frame.timing
                 duration = time.perf_counter() - started
@@ -127,12 +130,12 @@ class Runtime:
 
         def build() -> Attributes:
             prompt = None
-            if self.capture_content:
+            if self.content.capture_inputs:
                 prompt = kwargs.get("messages") or (args[0] if args else kwargs.get("prompt"))
             # `messages` is not a request parameter (the allowlist never reads it): no filtered copy needed.
             parameters = request_parameters(getattr(lm, "kwargs", None) or {}, kwargs)
-            attributes = lm_start_attributes(model, provider, parameters, context_attributes(ctx),
-                                             self._settings(ctx, lm), prompt)
+            attributes = lm_start_attributes(model, provider, parameters, context_attributes(ctx, self.content),
+                                             self._settings(ctx, lm), prompt, self.content)
             adapter = ctx.get(ADAPTER_KEY)
             if type(adapter) is tuple:  # made by the adapter DSPy fell back to: (its class, the one it replaced)
                 attributes[semconv.ADAPTER_NAME], attributes[semconv.ADAPTER_FALLBACK_FROM] = adapter
@@ -163,11 +166,11 @@ class Runtime:
             # Nobody reads an unsampled call's LMCall unless a listener, a tracker or a recording ancestor does.
             call = self._lm_call(frame, error) if recording or listeners or trackers or rolls_up else None
             if recording:
-                captured = self.capture_content and error is None and output is not None
+                captured = self.content.capture_outputs and error is None and output is not None
                 _set_attributes(span, "LM span end attributes", lm_end_attributes, call if finished else None,
-                                output if captured else None)
+                                output if captured else None, self.content)
             if error is not None:
-                _record_error(span, error)
+                _record_error(span, error, self.content)
             if call is not None:
                 if rolls_up and parent is not None:
                     parent.add_call(call)
@@ -265,10 +268,27 @@ def _passages(output: Any) -> Any:
         return getattr(output, "passages", None)
 
 
-def _record_error(span: Span, error: BaseException) -> None:
-    span.record_exception(error)
-    span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+def _record_error(span: Span, error: BaseException, policy: ContentPolicy) -> None:
+    """The exception event, status and `error.type`; message and traceback scrubbed and cut like content (an
+    error often quotes its input: a connection string, a request, a config dict)."""
+    if not span.is_recording():  # all of it would be dropped: skip formatting and scrubbing the traceback
+        return
+    try:
+        message = str(error)
+    except Exception:  # noqa: BLE001 - what the SDK would fail on too
+        message = f"<unprintable {type(error).__name__}>"
+    message, redacted = policy.text(message, _EXCEPTION_MESSAGE, free_text=True)
+    stacktrace = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    stacktrace, stack_redacted = policy.text(stacktrace, _EXCEPTION_STACKTRACE, free_text=True)
+    span.record_exception(error, {_EXCEPTION_MESSAGE: message, _EXCEPTION_STACKTRACE: stacktrace})
+    span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {message}"))
     span.set_attribute(semconv.ERROR_TYPE, type(error).__name__)
+    if redacted or stack_redacted:
+        span.set_attribute(semconv.SCRUBBED, True)
+
+
+_EXCEPTION_MESSAGE = "exception.message"
+_EXCEPTION_STACKTRACE = "exception.stacktrace"
 
 
 def _dspy_cache_tier_on() -> bool:

@@ -12,24 +12,29 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...telemetry import _semconv as semconv
+from ...telemetry._content import ContentPolicy
 from ...telemetry._lm_call import LMCall
 from ...telemetry._spend import Spend
 from ._attributes import document_attributes, lm_request_attributes, lm_result_attributes, rollup_attributes, to_json
 from ._naming import signature_text
 
 
-def _put_content(attributes: dict[str, Any], value_key: str, mime_key: str, content: Any) -> None:
-    """`content`: the captured input or output, or None (not captured)."""
+def _put_content(attributes: dict[str, Any], value_key: str, mime_key: str, content: Any,
+                 policy: ContentPolicy) -> None:
+    """`content`: the captured input or output, or None (not captured); recorded as the policy allows."""
     if content is not None:
-        attributes[value_key] = to_json(content)
+        text, redacted = policy.json(to_json(content), value_key)
+        attributes[value_key] = text
         attributes[mime_key] = semconv.MIME_JSON
+        if redacted:
+            attributes[semconv.SCRUBBED] = True
 
 
 def module_start_attributes(*, kind: str, class_name: str, path: str | None, aliases: tuple[str, ...],
                             call_index: int | None, signature: Any, compiled: bool,
                             extra: Mapping[str, Any] | None, batch_index: int | None,
                             scoped: Mapping[str, Any] | None, settings: Mapping[str, Any] | None,
-                            content: Any) -> dict[str, Any]:
+                            content: Any, policy: ContentPolicy) -> dict[str, Any]:
     """`path` is None for steps that are not modules (tools); `settings` only on the outermost module spans;
     `call_index` only under a parent span, for other than batch items."""
     attributes: dict[str, Any] = {semconv.SPAN_KIND: kind, semconv.MODULE_CLASS: class_name}
@@ -52,30 +57,31 @@ def module_start_attributes(*, kind: str, class_name: str, path: str | None, ali
         attributes.update(scoped)
     if settings:
         attributes.update(settings)
-    _put_content(attributes, semconv.INPUT_VALUE, semconv.INPUT_MIME_TYPE, content)
+    _put_content(attributes, semconv.INPUT_VALUE, semconv.INPUT_MIME_TYPE, content, policy)
     return attributes
 
 
-def module_end_attributes(totals: Spend, passages: Any, capture_content: bool, content: Any) -> dict[str, Any]:
+def module_end_attributes(totals: Spend, passages: Any, policy: ContentPolicy, content: Any) -> dict[str, Any]:
     """`passages`: what a retriever returned (None for other modules), listed as documents."""
     attributes = rollup_attributes(totals)
     if passages is not None:
-        attributes.update(document_attributes(passages, capture_content))
-    _put_content(attributes, semconv.OUTPUT_VALUE, semconv.OUTPUT_MIME_TYPE, content)
+        attributes.update(document_attributes(passages, policy))
+    _put_content(attributes, semconv.OUTPUT_VALUE, semconv.OUTPUT_MIME_TYPE, content, policy)
     return attributes
 
 
 def lm_start_attributes(model: str, provider: str | None, parameters: Mapping[str, Any],
-                        scoped: Mapping[str, Any] | None, settings: Mapping[str, Any], content: Any) -> dict[str, Any]:
+                        scoped: Mapping[str, Any] | None, settings: Mapping[str, Any], content: Any,
+                        policy: ContentPolicy) -> dict[str, Any]:
     attributes = lm_request_attributes(model, provider, parameters)
     if scoped:
         attributes.update(scoped)
     attributes.update(settings)
-    _put_content(attributes, semconv.INPUT_VALUE, semconv.INPUT_MIME_TYPE, content)
+    _put_content(attributes, semconv.INPUT_VALUE, semconv.INPUT_MIME_TYPE, content, policy)
     return attributes
 
 
-def lm_end_attributes(call: LMCall | None, content: Any) -> dict[str, Any]:
+def lm_end_attributes(call: LMCall | None, content: Any, policy: ContentPolicy) -> dict[str, Any]:
     """`call` is None when DSPy never finished the call (it failed before `finalize`): no usage to report.
 
     A finished call also restates `lmscope.settings.cache` as what DSPy did for it, over the start value (the LM's
@@ -86,7 +92,7 @@ def lm_end_attributes(call: LMCall | None, content: Any) -> dict[str, Any]:
     else:
         attributes = lm_result_attributes(call)
         attributes[_SETTINGS_CACHE] = call.cache_used
-    _put_content(attributes, semconv.OUTPUT_VALUE, semconv.OUTPUT_MIME_TYPE, content)
+    _put_content(attributes, semconv.OUTPUT_VALUE, semconv.OUTPUT_MIME_TYPE, content, policy)
     return attributes
 
 

@@ -25,6 +25,7 @@ from ._attributes import tool_attributes
 from ._frames import ADAPTER_KEY, BATCH_ITEM_KEY, FRAME_KEY, BatchItem, ModuleFrame, current_lm_frame
 from ._runtime import NO_PATH, Runtime
 
+_FALLBACK_MESSAGE_CHARS = 500
 Frame = TypeVar("Frame")
 """What `start` hands to `end`: an LMFrame, a ModuleFrame, or None for a call that gets no span."""
 Start = Callable[[Any, tuple[Any, ...], dict[str, Any]], Frame]
@@ -229,9 +230,11 @@ _fallback_adapters: WeakKeyDictionary[Any, str] = WeakKeyDictionary()
 """Adapters made by `_make_json_adapter_fallback` -> the class name of the adapter they stand in for."""
 
 
-def adapter_fallback(original: Callable[..., Any]) -> Callable[..., Any]:
+def adapter_fallback(runtime: Runtime, original: Callable[..., Any]) -> Callable[..., Any]:
     """`ChatAdapter._make_json_adapter_fallback` runs only when parsing failed: mark it on the step, and remember
-    the adapter it makes, so that its LM calls say which adapter made them (`fallback_adapter_call`)."""
+    the adapter it makes, so that its LM calls say which adapter made them (`fallback_adapter_call`).
+
+    The event's message quotes what the LM said: it is scrubbed like content and cut to 500 characters."""
 
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -241,11 +244,15 @@ def adapter_fallback(original: Callable[..., Any]) -> Callable[..., Any]:
             from opentelemetry import trace
 
             error = sys.exc_info()[1]
-            attributes = {"from": type(self).__name__, "to": "JSONAdapter"}
+            attributes: dict[str, Any] = {"from": type(self).__name__, "to": "JSONAdapter"}
+            span = trace.get_current_span()
             if error is not None:
                 attributes[semconv.ERROR_TYPE] = type(error).__name__
-                attributes["message"] = str(error)[:500]
-            trace.get_current_span().add_event(semconv.ADAPTER_EVENT_FALLBACK, attributes)
+                attributes["message"], redacted = runtime.content.text(str(error), "message", free_text=True,
+                                                                       max_chars=_FALLBACK_MESSAGE_CHARS)
+                if redacted and span.is_recording():
+                    span.set_attribute(semconv.SCRUBBED, True)
+            span.add_event(semconv.ADAPTER_EVENT_FALLBACK, attributes)
         except Exception as exc:  # noqa: BLE001
             report_internal_error("adapter fallback event", exc)
         try:

@@ -1,0 +1,164 @@
+"""Nothing secret on spans: credentials in captured content are redacted before any attribute is stored, on real
+DSPy runs against the stand-in LM server (both engines), while the program and the LM see exactly what they did."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import dspy
+import pytest
+from content_spans import by_name as _by_name
+from content_spans import everything_recorded as _everything_recorded
+from content_spans import lm_span as _lm_span
+
+import lmscope
+from lmscope.telemetry import _semconv as semconv
+from lmscope.telemetry._content import ContentPolicy
+from lmscope.telemetry._scrub import Scrubber
+
+OPENAI_KEY = "sk-proj-" + "Q1w2E3r4T5y6" * 3
+DB_URL = "postgres://bob:hunter2@db.example.com:5432/app"
+REDACTED = "[REDACTED]"
+
+
+def _sent_text(lm_server: Any) -> str:
+    return json.dumps(lm_server.received)
+
+
+def test_value_under_a_credential_key_is_redacted_and_the_callers_dict_is_untouched(traced, make_lm, lm_server,
+                                                                                        unique):
+    spans = traced(ContentPolicy())
+    dspy.configure(lm=make_lm(cache=False))
+    config = {"api_key": OPENAI_KEY, "temperature": 0.5}
+    question = f"What is the capital of France? {unique}"
+    dspy.Predict("question -> answer")(question=question, config=config)
+
+    assert config == {"api_key": OPENAI_KEY, "temperature": 0.5}  # a copy was scrubbed, not the caller's dict
+    finished = spans()
+    predict = _by_name(finished, "predict")
+    assert predict.attributes[semconv.INPUT_VALUE] == json.dumps(
+        {"question": question, "config": {"api_key": REDACTED, "temperature": 0.5}}, ensure_ascii=False)
+    assert predict.attributes[semconv.SCRUBBED] is True
+    assert semconv.SCRUBBED not in _lm_span(finished).attributes  # its messages hold no credential
+    assert OPENAI_KEY not in _everything_recorded(finished)
+    (body,) = lm_server.received
+    assert body["temperature"] == 0.5 and question in _sent_text(lm_server)
+
+
+def test_credential_shapes_are_redacted_on_module_and_lm_spans_but_reach_the_lm(traced, make_lm, lm_server, unique):
+    spans = traced(ContentPolicy())
+    dspy.configure(lm=make_lm(cache=False))
+    question = f"Why does {DB_URL} reject my key {OPENAI_KEY}? {unique}"
+    dspy.Predict("question -> answer")(question=question)
+
+    finished = spans()
+    scrubbed_question = f"Why does postgres://{REDACTED}@db.example.com:5432/app reject my key {REDACTED}? {unique}"
+    predict, lm = _by_name(finished, "predict"), _lm_span(finished)
+    assert predict.attributes[semconv.INPUT_VALUE] == json.dumps({"question": scrubbed_question}, ensure_ascii=False)
+    messages = json.loads(lm.attributes[semconv.INPUT_VALUE])
+    assert scrubbed_question in messages[-1]["content"]
+    assert predict.attributes[semconv.SCRUBBED] is True and lm.attributes[semconv.SCRUBBED] is True
+    recorded = _everything_recorded(finished)
+    assert OPENAI_KEY not in recorded and "hunter2" not in recorded
+    # What the LM received is what the program sent: the credential text is there, verbatim.
+    (body,) = lm_server.received
+    assert question in body["messages"][-1]["content"]
+
+
+def test_scrub_off_records_content_verbatim(traced, make_lm, unique):
+    spans = traced(ContentPolicy(scrubber=Scrubber(secrets=False)))
+    dspy.configure(lm=make_lm())
+    question = f"My key is {OPENAI_KEY}. {unique}"
+    dspy.Predict("question -> answer")(question=question, config={"api_key": OPENAI_KEY})
+
+    finished = spans()
+    predict = _by_name(finished, "predict")
+    assert predict.attributes[semconv.INPUT_VALUE] == json.dumps(
+        {"question": question, "config": {"api_key": OPENAI_KEY}}, ensure_ascii=False)
+    assert all(semconv.SCRUBBED not in span.attributes for span in finished)
+
+
+def test_extra_patterns_and_a_callback_that_keeps_values(traced, make_lm, unique):
+    def keep_session_ids(match: lmscope.ScrubMatch) -> Any:
+        return match.value if match.path[-1] == "session_id" else None
+
+    spans = traced(ContentPolicy(scrubber=Scrubber(patterns=[r"ACCT-\d{6}"], callback=keep_session_ids)))
+    dspy.configure(lm=make_lm())
+    dspy.Predict("question, session_id -> answer")(question=f"Balance of ACCT-123456? {unique}", session_id="s-42")
+
+    predict = _by_name(spans(), "predict")
+    assert predict.attributes[semconv.INPUT_VALUE] == json.dumps(
+        {"question": f"Balance of {REDACTED}? {unique}", "session_id": "s-42"}, ensure_ascii=False)
+    assert predict.attributes[semconv.SCRUBBED] is True
+
+
+def test_retrieved_documents_and_context_metadata_are_scrubbed(traced, make_lm, unique):
+    from lmscope._demo import build_program
+
+    spans = traced(ContentPolicy())
+    dspy.configure(lm=make_lm())
+    passages = [f"Paris is the capital of France. {unique}", f"Ops note: deploy with token {OPENAI_KEY}"]
+    rag = build_program(retrieve=lambda query: passages)
+    with lmscope.context(session_id="s-1", metadata={"team": "search", "api_key": OPENAI_KEY}):
+        rag(question=f"What is the capital of France? {unique}")
+
+    finished = spans()
+    retrieve = _by_name(finished, "rag.retrieve")
+    documents = f"{semconv.RETRIEVAL_DOCUMENTS}.{{}}.{semconv.DOCUMENT_CONTENT}"
+    assert retrieve.attributes[documents.format(0)] == passages[0]
+    assert retrieve.attributes[documents.format(1)] == f"Ops note: deploy with token {REDACTED}"
+    assert retrieve.attributes[semconv.SCRUBBED] is True
+    for span in finished:
+        assert span.attributes[semconv.METADATA] == json.dumps({"api_key": REDACTED, "team": "search"})
+        assert span.attributes[semconv.SESSION_ID] == "s-1"
+        assert span.attributes[semconv.SCRUBBED] is True
+    assert OPENAI_KEY not in _everything_recorded(finished)
+
+
+def test_adapter_fallback_and_parse_error_messages_are_scrubbed(traced, engine, unique):
+    """The LM answers with a key where an int belongs: ChatAdapter's parse error (which quotes the answer) becomes
+    the fallback event's message, and JSONAdapter's the exception's. The program still gets DSPy's own error."""
+    from dspy.utils.exceptions import AdapterParseError
+
+    from lmscope._lm_server import StandInLM
+
+    spans = traced(ContentPolicy())
+    with StandInLM(model_answers={"count": f"not a number, use {OPENAI_KEY}"}) as server:
+        options = {"api_base": server.base_url, "api_key": "sk-x", "cache": False}
+        dspy.configure(lm=dspy.LM("openai/gpt-4o-mini", **options, **({"engine": "litellm"} if engine == "litellm"
+                                                                       else {})))
+        with pytest.raises(AdapterParseError) as caught:
+            dspy.Predict("question -> count: int")(question=f"How many? {unique}")
+
+    assert "not a number, use sk-pro" in str(caught.value)
+    finished = spans()
+    predict = _by_name(finished, "predict")
+    (fallback,) = [event for event in predict.events if event.name == semconv.ADAPTER_EVENT_FALLBACK]
+    message = fallback.attributes["message"]
+    assert message.startswith(f"Failed to parse field count with value not a number, use {REDACTED} from the LM")
+    assert len(message) <= 500 and "input_value='not a number, use [REDACTED]'" in message
+    assert predict.attributes[semconv.SCRUBBED] is True
+    recorded = _everything_recorded(finished)
+    assert "Q1w2E3r4T5y6" not in recorded and "1w2E3r4T5y6" not in recorded
+
+
+class _Connect(dspy.Module):
+    def forward(self, url: str) -> Any:
+        raise ConnectionError(f"cannot reach {url}: password=hunter2 rejected")
+
+
+def test_exception_message_traceback_and_status_are_scrubbed(traced):
+    spans = traced(ContentPolicy())
+    with pytest.raises(ConnectionError) as caught:
+        _Connect()(url=DB_URL)
+
+    assert str(caught.value) == f"cannot reach {DB_URL}: password=hunter2 rejected"  # the program's own, unchanged
+    (span,) = spans()
+    (event,) = span.events
+    expected = f"cannot reach postgres://{REDACTED}@db.example.com:5432/app: password={REDACTED} rejected"
+    assert event.attributes["exception.message"] == expected
+    assert event.attributes["exception.stacktrace"].endswith(f"ConnectionError: {expected}\n")
+    assert span.status.description == f"ConnectionError: {expected}"
+    assert span.attributes[semconv.SCRUBBED] is True
+    assert "hunter2" not in _everything_recorded(spans())
