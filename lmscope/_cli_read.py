@@ -50,7 +50,8 @@ def report(path: str, html: str | None) -> int:
     status = _finish("report", path, problems)
     if html:
         try:
-            Path(html).write_text(render_html(page), encoding="utf-8")
+            # backslashreplace: a lone surrogate in span text ("\ud800" in the file's JSON) cannot be UTF-8.
+            Path(html).write_text(render_html(page), encoding="utf-8", errors="backslashreplace")
         except OSError as exc:
             print(f"lmscope report: cannot write {printable(html)}: {_reason(exc)}", file=sys.stderr)
             return EXIT_UNREADABLE

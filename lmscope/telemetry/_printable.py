@@ -23,14 +23,20 @@ def _escape(char: str) -> str:
 
 
 # C0 (0x00-0x1f), DEL and C1 (0x80-0x9f: 0x9b alone is a CSI in some terminals) are Unicode category Cc.
+# Lone surrogates (a "\ud800" in a file's JSON, a non-UTF-8 file name from argv) cannot be encoded at all:
+# printed raw they end the program with UnicodeEncodeError.
 _TABLE: dict[int, str] = {
     ord(char): _escape(char)
-    for char in (*map(chr, range(0x20)), "\x7f", *map(chr, range(0x80, 0xA0)), *_INVISIBLE_BREAKERS)
+    for char in (*map(chr, range(0x20)), "\x7f", *map(chr, range(0x80, 0xA0)), *_INVISIBLE_BREAKERS,
+                 *map(chr, range(0xD800, 0xE000)))
 }
 # A backslash is left as it is: escaping it would double every Windows path and regex, and a literal `\x1b`
 # in a name can at worst look like an escaped ESC, never act as one.
 
 
-def printable(text: object) -> str:
-    """`text` (or `str(text)`) with each control character written out as `\\x1b`, `\\n`, `\\u202e` ..."""
-    return str(text).translate(_TABLE)
+def printable(text: object, max_chars: int | None = None) -> str:
+    """`text` (or `str(text)`) with each control character written out as `\\x1b`, `\\n`, `\\u202e` ...;
+    cut to `max_chars` (ending in "…") when given: a column is as wide as its widest cell, so one huge name
+    would otherwise pad every row of a table to its width."""
+    shown = str(text).translate(_TABLE)
+    return shown if max_chars is None or len(shown) <= max_chars else shown[: max_chars - 1] + "…"

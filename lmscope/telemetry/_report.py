@@ -16,7 +16,7 @@ from ._lm_call import LMCall
 from ._printable import printable
 from ._spend import Spend
 from ._trace_records import SpanRecord
-from ._tree import UNPRICED_MARK, TraceTree, build_trees, format_cost, pad_cost
+from ._tree import MAX_LABEL_CHARS, UNPRICED_MARK, TraceTree, build_trees, format_cost, pad_cost
 
 NO_MODULE = "(no module)"
 UNKNOWN_MODEL = "(unknown model)"
@@ -142,7 +142,7 @@ def _cells(key: str, spend: Spend) -> tuple[str, ...]:
     # A group whose calls are all unpriced costs `unpriced`, never $0; some unpriced: the known part, marked.
     # Likewise for what cache hits saved when the price of the calls they repeat was unknown.
     return (
-        printable(key),  # a model or module name from the file: never a raw control character on screen
+        printable(key, MAX_LABEL_CHARS),  # a name from the file: no raw control character, no 1 MB column
         str(spend.calls),
         str(spend.input_tokens),
         str(spend.output_tokens),

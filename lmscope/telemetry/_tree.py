@@ -35,6 +35,8 @@ from ._trace_records import SpanRecord
 _MAX_ERROR_CHARS = 120
 _GAP = "  "
 _RED, _GREEN, _DIM = "31", "32", "2"
+MAX_LABEL_CHARS = 160
+"""A span's label is cut here in the text tree: the label column is as wide as its widest label."""
 MAX_DRAWN_DEPTH = 64
 """Levels below the root drawn at most, by the text tree and the HTML report alike."""
 
@@ -201,7 +203,7 @@ def _row(record: SpanRecord, prefix: str) -> list[Any]:
     """Cells for the aligned columns, then (text, colour) notes."""
     facts = span_facts(record)
     row: list[Any] = [None] * _NOTES
-    row[_LABEL] = ("", prefix + printable(facts.label))
+    row[_LABEL] = ("", prefix + printable(facts.label, MAX_LABEL_CHARS))
     row[_DURATION] = ("", format_duration(record.duration_ms))
     if facts.tokens is not None:
         input_tokens, output_tokens, cached_tokens = facts.tokens
@@ -227,7 +229,7 @@ def _align_costs(rows: list[list[Any]]) -> None:
 def _notes(facts: SpanFacts) -> list[tuple[str, str | None]]:
     notes: list[tuple[str, str | None]] = []
     if facts.cache_layer is not None:
-        text = f"cache:{printable(facts.cache_layer)}"
+        text = f"cache:{printable(facts.cache_layer, MAX_LABEL_CHARS)}"
         saved = facts.saved_usd
         notes.append((f"{text} saved {format_usd(saved)}" if saved is not None else text, _GREEN))
     if facts.batch_index is not None:

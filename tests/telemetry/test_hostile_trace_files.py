@@ -255,3 +255,23 @@ def test_cli_exit_codes(command: str, tmp_path: Path) -> None:
     for path, (code, stderr) in cases.items():
         done = lmscope(command, path)
         assert (done.returncode, done.stderr.splitlines()) == (code, stderr)
+
+
+def test_lone_surrogates_and_huge_names_neither_crash_nor_blow_up_the_output(tmp_path: Path) -> None:
+    """Valid JSON, so no message: but "\\ud800" cannot be encoded (UnicodeEncodeError when printed or written)
+    and a 1 MB name would pad every row of the tree and the report to 1 MB."""
+    huge = "x" * 1_000_000
+    spans = [span("root", "0000000000000001", attributes=[{"key": "gen_ai.request.model",
+                                                          "value": {"stringValue": "\ud800model"}}]),
+             span(huge, "0000000000000002", parentSpanId="0000000000000001",
+                  attributes=[{"key": "openinference.span.kind", "value": {"stringValue": "LLM"}},
+                              {"key": "gen_ai.request.model", "value": {"stringValue": huge}}]),
+             *(span(f"s{n}\udc80", f"{n + 16:016x}", parentSpanId="0000000000000001") for n in range(200))]
+    path = tmp_path / FILE
+    path.write_text(json.dumps(request(*spans)) + "\n")
+    for args in (["tree", path], ["report", path, "--html", tmp_path / "out.html"]):
+        done = lmscope(*args)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+        assert len(done.stdout) < 100_000
+    assert "s0\\udc80" in lmscope("tree", path).stdout
+    assert "s0\\udc80" in (tmp_path / "out.html").read_text(encoding="utf-8")

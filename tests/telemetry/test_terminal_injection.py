@@ -115,5 +115,6 @@ def test_file_names_and_bad_values_in_messages_are_escaped(tmp_path: Path, capsy
 
 
 def test_printable() -> None:
-    assert printable("a\x1b[31mb\n\r\t\x00\x7f\x85\u2028\u202e é 日本 \\x1b") \
-        == "a\\x1b[31mb\\n\\r\\t\\x00\\x7f\\x85\\u2028\\u202e é 日本 \\x1b"
+    assert printable("a\x1b[31mb\n\r\t\x00\x7f\x85\u2028\u202e\ud800 é 日本 \\x1b") \
+        == "a\\x1b[31mb\\n\\r\\t\\x00\\x7f\\x85\\u2028\\u202e\\ud800 é 日本 \\x1b"
+    assert printable("\x1b" * 10, max_chars=9) == "\\x1b\\x1b…"
