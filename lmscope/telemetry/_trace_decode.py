@@ -23,6 +23,7 @@ _KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 _STATUS_CODES = ("UNSET", "OK", "ERROR")
 _MAX_NANOS = 2**64 - 1  # fixed64 in OTLP; also keeps datetime() in range when a page prints the time
 _INT64 = range(-(2**63), 2**64)  # intValue is int64; a uint64 written by some producers is accepted too
+_PARENT_IS_REMOTE = 0x300
 _MAX_VALUE_DEPTH = 32
 """Arrays and key-value lists nested deeper than this are dropped: no real attribute nests so deep."""
 _MAX_DIGITS = 40
@@ -120,8 +121,14 @@ def _record(span: Any, resource: dict[str, Any], line: int, issues: list[str]) -
         status_message=_text(status, "message", issues),
         events=tuple(_events(span.get("events"), issues)),
         resource=resource,
+        remote_parent=_remote_parent(span.get("flags")),
         line=line,
     )
+
+
+def _remote_parent(flags: Any) -> bool:
+    # OTLP SpanFlags: bit 8 says bit 9 is known, bit 9 says the parent is remote.
+    return isinstance(flags, int) and flags & _PARENT_IS_REMOTE == _PARENT_IS_REMOTE
 
 
 def _events(encoded: Any, issues: list[str]) -> Iterator[EventRecord]:

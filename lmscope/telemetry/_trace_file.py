@@ -50,6 +50,7 @@ def _record_from_span(span: ReadableSpan) -> SpanRecord:
             EventRecord(event.name, event.timestamp, dict(event.attributes or {})) for event in span.events
         ),
         resource=dict(span.resource.attributes),
+        remote_parent=parent is not None and parent.is_remote,
     )
 
 

@@ -47,6 +47,8 @@ class SpanRecord:
     events: tuple[EventRecord, ...] = ()
     resource: dict[str, Any] = field(default_factory=dict)
     """The resource's attributes (service.name, ...)."""
+    remote_parent: bool = field(default=False, compare=False)
+    """The parent is in another process (OTLP span flags): this span is its process's root of the trace."""
     line: int = field(default=0, compare=False)
     """The trace file line it was read from (1-based), for messages; 0 for a span taken from the SDK."""
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +18,8 @@ from lmscope._cli import main
 from lmscope.telemetry._read_problems import ReadProblems
 from lmscope.telemetry._report_html import render_html
 from lmscope.telemetry._report_page import gather_page
-from lmscope.telemetry._trace_file import iter_trace_file
-from lmscope.telemetry._trace_stream import stream_trees
+from lmscope.telemetry._trace_file import SpanRecord, iter_trace_file
+from lmscope.telemetry._trace_stream import IDLE_LINES, stream_trees
 from lmscope.telemetry._tree import render_tree
 
 MB = 1024 * 1024
@@ -87,3 +87,32 @@ def test_tree_command_on_a_deep_chain(tmp_path: Path, capsys: Any) -> None:
     assert main(["tree", str(path)]) == 0
     printed = capsys.readouterr()
     assert printed.err == "" and len(printed.out.splitlines()) == 67
+
+
+def test_traces_are_handed_on_as_they_complete_not_at_the_end_of_the_file() -> None:
+    """Memory follows the open traces: a trace goes once the line with its local root is done (a span without a
+    parent, or with a parent in another process), or after IDLE_LINES lines without a span of it."""
+    consumed = 0
+
+    def records() -> Iterator[SpanRecord]:
+        nonlocal consumed
+        for line in range(1, 3001):
+            trace = f"{line:032x}"
+            child = SpanRecord(trace, "0000000000000002", "0000000000000001", "child", "INTERNAL", 1, 2, line=line)
+            if line <= 1000:  # a producer that does not mark remote parents: no root ever comes
+                root = SpanRecord(trace, "0000000000000001", "00000000000000ff", "root", "INTERNAL", 0, 3, line=line)
+            elif line <= 2000:  # a server's traces: the local root's parent is the caller's span
+                root = SpanRecord(trace, "0000000000000001", "00000000000000ff", "root", "SERVER", 0, 3,
+                                  remote_parent=True, line=line)
+            else:
+                root = SpanRecord(trace, "0000000000000001", None, "root", "INTERNAL", 0, 3, line=line)
+            for record in (child, root):
+                consumed += 1
+                yield record
+
+    lag = {}  # trace (= its line) -> lines read past it when its tree came
+    for tree in stream_trees(records()):
+        lag[int(tree.trace_id, 16)] = consumed // 2 - int(tree.trace_id, 16)
+    assert len(lag) == 3000
+    assert {lag[line] for line in range(1, 1001)} == {IDLE_LINES}  # rootless: once idle for IDLE_LINES lines
+    assert {lag[line] for line in range(1001, 3001)} == {0}  # handed on as soon as the next line starts
