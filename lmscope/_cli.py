@@ -34,26 +34,15 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _tree(args: argparse.Namespace) -> int:
-    from .telemetry._trace_file import read_trace_file
-    from .telemetry._tree import build_trees, render_tree
+    from ._cli_read import tree
 
-    for tree in build_trees(read_trace_file(args.file)):
-        print(render_tree(tree))
-    return 0
+    return tree(args.file)
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .telemetry._report import render_report
-    from .telemetry._report_html import render_html
-    from .telemetry._report_page import gather_page
-    from .telemetry._trace_file import read_trace_file
+    from ._cli_read import report
 
-    page = gather_page(read_trace_file(args.file), source=Path(args.file).name)
-    print(render_report(page.report))
-    if args.html:
-        Path(args.html).write_text(render_html(page), encoding="utf-8")
-        print(f"HTML report: {args.html}", file=sys.stderr)
-    return 0
+    return report(args.file, args.html)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -78,6 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args))
+    except BrokenPipeError:  # `lmscope tree FILE | head`: the reader has seen enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 0
     except (OSError, ValueError) as exc:
         print(f"lmscope {args.name}: {exc}", file=sys.stderr)
         return 1

@@ -7,15 +7,16 @@ into the `LMCall` it records and summed with `Spend`, as the roll-ups and `lmsco
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import _semconv as semconv
 from ._lm_call import LMCall
+from ._printable import printable
 from ._spend import Spend
-from ._trace_file import SpanRecord
-from ._tree import UNPRICED_MARK, TraceTree, build_trees, format_cost, pad_cost
+from ._trace_records import SpanRecord
+from ._tree import MAX_LABEL_CHARS, UNPRICED_MARK, TraceTree, build_trees, format_cost, pad_cost
 
 NO_MODULE = "(no module)"
 UNKNOWN_MODEL = "(unknown model)"
@@ -35,12 +36,26 @@ def summarize(records: Iterable[SpanRecord]) -> Report:
     return summarize_trees(build_trees(records))
 
 
-def summarize_trees(trees: Sequence[TraceTree]) -> Report:
-    """The same report from trees already built (the HTML page draws them too)."""
-    by_model: dict[str, Spend] = {}
-    by_module: dict[str, Spend] = {}
-    total = Spend()
+def summarize_trees(trees: Iterable[TraceTree]) -> Report:
+    """The same report from trees already built (the HTML page draws them too), or streamed one at a time."""
+    builder = ReportBuilder()
     for tree in trees:
+        builder.add(tree)
+    return builder.report()
+
+
+class ReportBuilder:
+    """The report summed one trace at a time, so a file's trees need not all be held at once."""
+
+    def __init__(self) -> None:
+        self._by_model: dict[str, Spend] = {}
+        self._by_module: dict[str, Spend] = {}
+        self._total = Spend()
+        # Ids rather than a count of trees: a span read after its trace's root arrives as a second tree.
+        self._trace_ids: set[str] = set()
+
+    def add(self, tree: TraceTree) -> None:
+        self._trace_ids.add(tree.trace_id)
         module_of: dict[str, str | None] = {}  # span id -> nearest module path at or above it
         for node, parent in tree.walk():
             attributes = node.record.attributes
@@ -49,10 +64,12 @@ def summarize_trees(trees: Sequence[TraceTree]) -> Report:
             if attributes.get(semconv.SPAN_KIND) != semconv.KIND_LLM:
                 continue
             call = lm_call_of_span(attributes)
-            _group(by_model, call.model).add_call(call)
-            _group(by_module, str(inherited or NO_MODULE)).add_call(call)
-            total.add_call(call)
-    return Report(len(trees), _ranked(by_model), _ranked(by_module), total)
+            _group(self._by_model, call.model).add_call(call)
+            _group(self._by_module, str(inherited or NO_MODULE)).add_call(call)
+            self._total.add_call(call)
+
+    def report(self) -> Report:
+        return Report(len(self._trace_ids), _ranked(self._by_model), _ranked(self._by_module), self._total)
 
 
 def lm_call_of_span(attributes: Mapping[str, Any]) -> LMCall:
@@ -125,7 +142,7 @@ def _cells(key: str, spend: Spend) -> tuple[str, ...]:
     # A group whose calls are all unpriced costs `unpriced`, never $0; some unpriced: the known part, marked.
     # Likewise for what cache hits saved when the price of the calls they repeat was unknown.
     return (
-        key,
+        printable(key, MAX_LABEL_CHARS),  # a name from the file: no raw control character, no 1 MB column
         str(spend.calls),
         str(spend.input_tokens),
         str(spend.output_tokens),

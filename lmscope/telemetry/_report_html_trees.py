@@ -16,7 +16,17 @@ from . import _semconv as semconv
 from ._report_html_format import cost_html, count, esc, plural, utc_text
 from ._report_page import TraceView
 from ._trace_file import SpanRecord
-from ._tree import SpanFacts, SpanNode, TraceTree, format_duration, format_usd, span_facts
+from ._tree import (
+    MAX_DRAWN_DEPTH,
+    SpanFacts,
+    SpanNode,
+    TraceTree,
+    count_below,
+    format_duration,
+    format_usd,
+    hidden_text,
+    span_facts,
+)
 
 MAX_VALUE_CHARS = 2000
 """Attribute values (prompts, answers, documents) are cut here: the page stays small enough to open."""
@@ -71,23 +81,28 @@ def trace_html(trace: TraceView, *, open_: bool) -> str:
 
 def _spans_html(tree: TraceTree, window: _Window) -> str:
     # Iterative, not recursive: a trace file is untrusted input and may nest deeper than Python recurses.
+    # Capped at MAX_DRAWN_DEPTH levels, as the text tree: browsers stop nesting elements a few hundred deep.
     parts: list[str] = []
-    stack: list[SpanNode | str] = list(reversed(tree.roots))
+    stack: list[tuple[SpanNode, int] | str] = [(root, 0) for root in reversed(tree.roots)]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
             parts.append(item)
             continue
-        record = item.record
+        node, depth = item
+        record = node.record
         row = _row_html(record, span_facts(record), window)
         attributes = _attributes_html(record)
-        if item.children:
+        if node.children:
             parts.append(
                 f'<li><details class="span" open><summary class="row">{row}</summary>'
                 f'<details class="attrs"><summary>attributes</summary>{attributes}</details><ul class="spans">'
             )
             stack.append("</ul></details></li>")
-            stack.extend(reversed(item.children))
+            if depth >= MAX_DRAWN_DEPTH:
+                parts.append(f'<li class="hidden-spans">{esc(hidden_text(count_below(node), MAX_DRAWN_DEPTH))}</li>')
+                continue
+            stack.extend((child, depth + 1) for child in reversed(node.children))
         else:
             parts.append(f'<li><details class="span leaf"><summary class="row">{row}</summary>{attributes}'
                          '</details></li>')

@@ -16,6 +16,10 @@ rag                          1.25 s   in 1200  out 80  cached 300  $0.000540 + u
 A call whose price is unknown reads `unpriced`, never $0: a module whose calls are all unpriced says so, and
 one with some priced calls shows their known cost `+ unpriced` (the HTML report's "unknown" and "+ ?").
 A cache hit billed nothing still reads $0.000000.
+
+Spans nested deeper than `MAX_DRAWN_DEPTH` levels are not drawn: one row says how many were left out, so a
+runaway recursion of 20,000 levels prints 65 rows, not 20,000 rows each 80,000 characters wide. Text from the
+spans goes through `printable`: a name or error cannot move the cursor, retitle the terminal or forge a row.
 """
 
 from __future__ import annotations
@@ -25,11 +29,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _semconv as semconv
-from ._trace_file import SpanRecord
+from ._printable import printable
+from ._trace_records import SpanRecord
 
 _MAX_ERROR_CHARS = 120
 _GAP = "  "
 _RED, _GREEN, _DIM = "31", "32", "2"
+MAX_LABEL_CHARS = 160
+"""A span's label is cut here in the text tree: the label column is as wide as its widest label."""
+MAX_DRAWN_DEPTH = 64
+"""Levels below the root drawn at most, by the text tree and the HTML report alike."""
 
 
 @dataclass(slots=True)
@@ -54,10 +63,14 @@ class TraceTree:
 
 
 def build_trees(records: Iterable[SpanRecord]) -> list[TraceTree]:
-    """One tree per trace, earliest first; children in start order; an orphan span becomes a root."""
+    """One tree per trace, earliest first; children in start order; an orphan span becomes a root.
+
+    A span id seen twice in a trace (a broken producer) keeps its first span."""
     by_trace: dict[str, dict[str, SpanNode]] = {}
     for record in records:
-        by_trace.setdefault(record.trace_id, {})[record.span_id] = SpanNode(record)
+        nodes = by_trace.setdefault(record.trace_id, {})
+        if record.span_id not in nodes:
+            nodes[record.span_id] = SpanNode(record)
     trees = []
     for trace_id, nodes in by_trace.items():
         roots: list[SpanNode] = []
@@ -104,12 +117,13 @@ _RIGHT_ALIGNED = {_DURATION, _IN, _OUT, _CACHED, _COST}
 Cell = tuple[str, str]
 
 
-def render_tree(tree: TraceTree, *, color: bool = False) -> str:
+def render_tree(tree: TraceTree, *, color: bool = False, max_depth: int = MAX_DRAWN_DEPTH) -> str:
     """The trace as text, one line per span; `color` adds ANSI colours (for a terminal only)."""
-    rows = [_row(node.record, prefix) for node, prefix in _prefixed(tree)]
+    rows = [_row(item.record, prefix) if isinstance(item, SpanNode) else _hidden_row(item, prefix, max_depth)
+            for item, prefix in _prefixed(tree, max_depth)]
     _align_costs(rows)
     widths = [_column_width(rows, column) for column in range(_NOTES)]
-    lines = [f"trace {tree.trace_id}"]
+    lines = [f"trace {printable(tree.trace_id)}"]
     for row in rows:
         parts = []
         for column, width in enumerate(widths):
@@ -120,12 +134,17 @@ def render_tree(tree: TraceTree, *, color: bool = False) -> str:
     return "\n".join(lines)
 
 
-def _prefixed(tree: TraceTree) -> Iterator[tuple[SpanNode, str]]:
-    """Each node with its box-drawing prefix ("│   └── ")."""
-    stack: list[tuple[SpanNode, str, str]] = [(root, "", "") for root in reversed(tree.roots)]
+def _prefixed(tree: TraceTree, max_depth: int) -> Iterator[tuple[SpanNode | int, str]]:
+    """Each node with its box-drawing prefix ("│   └── "); below `max_depth`, the number of spans not drawn.
+
+    Iterative, and the prefixes stop growing at the cap: memory and output stay linear in the spans drawn."""
+    stack: list[tuple[SpanNode, str, str, int]] = [(root, "", "", 0) for root in reversed(tree.roots)]
     while stack:
-        node, prefix, indent = stack.pop()
+        node, prefix, indent, depth = stack.pop()
         yield node, prefix
+        if node.children and depth >= max_depth:
+            yield count_below(node), indent + "└── "
+            continue
         last = len(node.children) - 1
         for index in range(last, -1, -1):
             is_last = index == last
@@ -133,7 +152,27 @@ def _prefixed(tree: TraceTree) -> Iterator[tuple[SpanNode, str]]:
                 node.children[index],
                 indent + ("└── " if is_last else "├── "),
                 indent + ("    " if is_last else "│   "),
+                depth + 1,
             ))
+
+
+def count_below(node: SpanNode) -> int:
+    """The spans under `node` (not counting it)."""
+    hidden, stack = 0, list(node.children)
+    while stack:
+        hidden += 1
+        stack.extend(stack.pop().children)
+    return hidden
+
+
+def hidden_text(hidden: int, max_depth: int) -> str:
+    return f"… {hidden:,} more span{'' if hidden == 1 else 's'} deeper than {max_depth} levels not drawn"
+
+
+def _hidden_row(hidden: int, prefix: str, max_depth: int) -> list[Any]:
+    row: list[Any] = [None] * _NOTES
+    row[_LABEL] = ("", prefix + hidden_text(hidden, max_depth))
+    return row
 
 
 def _column_width(rows: list[list[Any]], column: int) -> int:
@@ -164,7 +203,7 @@ def _row(record: SpanRecord, prefix: str) -> list[Any]:
     """Cells for the aligned columns, then (text, colour) notes."""
     facts = span_facts(record)
     row: list[Any] = [None] * _NOTES
-    row[_LABEL] = ("", prefix + facts.label)
+    row[_LABEL] = ("", prefix + printable(facts.label, MAX_LABEL_CHARS))
     row[_DURATION] = ("", format_duration(record.duration_ms))
     if facts.tokens is not None:
         input_tokens, output_tokens, cached_tokens = facts.tokens
@@ -190,13 +229,13 @@ def _align_costs(rows: list[list[Any]]) -> None:
 def _notes(facts: SpanFacts) -> list[tuple[str, str | None]]:
     notes: list[tuple[str, str | None]] = []
     if facts.cache_layer is not None:
-        text = f"cache:{facts.cache_layer}"
+        text = f"cache:{printable(facts.cache_layer, MAX_LABEL_CHARS)}"
         saved = facts.saved_usd
         notes.append((f"{text} saved {format_usd(saved)}" if saved is not None else text, _GREEN))
     if facts.batch_index is not None:
         notes.append((f"batch[{facts.batch_index}]", None))
     if facts.error is not None:
-        notes.append((f"ERROR {facts.error}".rstrip(), _RED))
+        notes.append((f"ERROR {printable(facts.error)}".rstrip(), _RED))
     return notes
 
 

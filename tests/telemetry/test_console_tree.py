@@ -157,8 +157,11 @@ def test_buffer_is_bounded_when_roots_never_end() -> None:
     # root0's children were evicted when root2's trace arrived; root1 kept only its first three children.
     roots[0].end(end_time=3 * MS)
     roots[1].end(end_time=3 * MS)
-    printed = [line.split()[-3] for line in stream.getvalue().splitlines() if not line.startswith("trace")]
+    lines = stream.getvalue().splitlines()
+    printed = [line.split()[-3] for line in lines if not line.startswith(("trace", "…"))]
     assert printed == ["root0", "root1", "child0", "child1", "child2"]
+    # The cap is not silent: the trace that lost spans says how many.
+    assert lines[-1] == "… 2 more spans not shown (the console keeps 3 per trace)"
 
 
 def test_shutdown_drops_the_buffer_and_force_flush_prints_nothing() -> None:

@@ -36,7 +36,7 @@ from opentelemetry.trace import (
 
 from lmscope.telemetry import _semconv as semconv
 from lmscope.telemetry._exporters.otlp_json import OtlpJsonFileExporter, encode_spans
-from lmscope.telemetry._trace_file import TraceFileError, read_trace_file, records_from_spans
+from lmscope.telemetry._trace_file import ReadProblems, read_trace_file, records_from_spans
 
 REMOTE_PARENT = SpanContext(
     trace_id=0x0AF7651916CD43DD8448EB211C80319C,
@@ -276,11 +276,13 @@ def test_export_after_shutdown_fails_without_writing(spans: list[ReadableSpan], 
     assert len(path.read_text(encoding="utf-8").splitlines()) == 1
 
 
-def test_bad_line_names_the_file_and_line(spans: list[ReadableSpan], tmp_path: Path) -> None:
+def test_bad_line_names_the_file_and_line_and_the_rest_is_read(spans: list[ReadableSpan], tmp_path: Path) -> None:
     path = tmp_path / "spans.jsonl"
-    path.write_text(json.dumps(encode_spans(spans)) + "\n\n" + '{"resourceSpans": [{"scopeSpans": [{"spans": [{}]}]}]}\n')
-    with pytest.raises(TraceFileError, match=rf"^{path}:3: not an OTLP/JSON trace request"):
-        read_trace_file(path)
-    path.write_text("{not json\n")
-    with pytest.raises(TraceFileError, match=rf"^{path}:1: "):
-        read_trace_file(path)
+    path.write_text(json.dumps(encode_spans(spans)) + "\n\n" + '{"resourceSpans": [{"scopeSpans": [{"spans": [{}]}]}]}\n'
+                    + "{not json\n" + json.dumps(encode_spans(spans)) + "\n")
+    clean = tmp_path / "clean.jsonl"
+    clean.write_text(json.dumps(encode_spans(spans)) + "\n")
+    problems = ReadProblems("spans.jsonl")
+    assert read_trace_file(path, problems) == read_trace_file(clean) * 2
+    assert problems.lines() == ["spans.jsonl line 3: span 1 has no traceId; skipped (and 1 more problem)",
+                                "spans.jsonl: skipped 1 unreadable line (4)"]

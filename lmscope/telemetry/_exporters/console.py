@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from dataclasses import dataclass
 from typing import TextIO
 
 from cachetools import LRUCache
@@ -16,7 +17,8 @@ from .._trace_file import records_from_spans
 from .._tree import build_trees, render_tree
 
 # Bounds, so a trace whose root never ends (a crashed worker, a root still open at exit) cannot leak:
-# least recently touched traces are dropped first, and one huge trace keeps only its first spans.
+# least recently touched traces are dropped first, and one huge trace keeps only its first spans (the
+# printout then says how many it left out).
 _MAX_TRACES = 1024
 _MAX_SPANS_PER_TRACE = 10_000
 
@@ -31,7 +33,7 @@ class ConsoleTreeProcessor(SpanProcessor):
     ) -> None:
         self._stream = stream
         self._max_spans = max_spans_per_trace
-        self._pending: LRUCache[int, list[ReadableSpan]] = LRUCache(maxsize=max_traces)
+        self._pending: LRUCache[int, _Pending] = LRUCache(maxsize=max_traces)
         self._lock = threading.Lock()
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
@@ -48,22 +50,27 @@ class ConsoleTreeProcessor(SpanProcessor):
         parent = span.parent
         with self._lock:
             if parent is not None and not parent.is_remote:  # not a local root: keep it for later
-                spans = self._pending.get(trace_id)
-                if spans is None:
-                    self._pending[trace_id] = [span]
-                elif len(spans) < self._max_spans:
-                    spans.append(span)
+                pending = self._pending.get(trace_id)
+                if pending is None:
+                    self._pending[trace_id] = _Pending([span])
+                elif len(pending.spans) < self._max_spans:
+                    pending.spans.append(span)
+                else:
+                    pending.dropped += 1
                 return
-            spans = self._pending.pop(trace_id, [])
-        spans.append(span)
+            pending = self._pending.pop(trace_id, None) or _Pending([])
+        pending.spans.append(span)
         # Rendering and writing happen outside the lock: other threads keep ending spans meanwhile.
-        self._print(spans)
+        self._print(pending)
 
-    def _print(self, spans: list[ReadableSpan]) -> None:
+    def _print(self, pending: _Pending) -> None:
         # Resolved now, not at construction, so pytest's capsys or a later redirect of stderr is honoured.
         stream = self._stream if self._stream is not None else sys.stderr
         color = _wants_color(stream)
-        text = "\n".join(render_tree(tree, color=color) for tree in build_trees(records_from_spans(spans)))
+        text = "\n".join(render_tree(tree, color=color) for tree in build_trees(records_from_spans(pending.spans)))
+        if pending.dropped:
+            text += (f"\n… {pending.dropped:,} more span{'' if pending.dropped == 1 else 's'} not shown "
+                     f"(the console keeps {self._max_spans:,} per trace)")
         stream.write(text + "\n")
         stream.flush()
 
@@ -73,6 +80,14 @@ class ConsoleTreeProcessor(SpanProcessor):
     def shutdown(self) -> None:
         with self._lock:
             self._pending.clear()
+
+
+@dataclass(slots=True)
+class _Pending:
+    """The ended spans of a trace whose root has not ended yet, and how many more were left out."""
+
+    spans: list[ReadableSpan]
+    dropped: int = 0
 
 
 def _wants_color(stream: TextIO) -> bool:
