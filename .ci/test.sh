@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command of README.md: installs everything the tests need into .venv, type-checks and lints the
-# package, runs the fast tests once more on the oldest OpenTelemetry SDK lmscope declares, then runs the whole
+# package, runs the fast tests once more on the oldest version of every dependency lmscope declares, then the whole
 # suite on the newest. The tests start their own servers (the stand-in LM server, MLflow, Prometheus) on 127.0.0.1.
 # Every step runs even when an earlier one failed, so one CI run reports everything; the suite runs last and
 # its exit code is the script's, unless it passed and an earlier step failed (then 1).
@@ -33,22 +33,22 @@ run_pytest() {
     return "$status"
 }
 
-# --- the oldest SDK lmscope declares ---------------------------------------------------------------------
-# The floors of opentelemetry-api, -sdk and -exporter-otlp in pyproject.toml, which must be one version. The dev
-# extra is installed with them pinned to it (pip picks the exporter and instrumentation betas of that release);
-# only the fast tests run (`-m "not slow"`): the SDK-dependent code paths are all among them.
+# --- the oldest versions lmscope declares ---------------------------------------------------------------------
+# Every `>=` floor of pyproject.toml's runtime dependencies and of LiteLLM (.ci/floor_pins.py), pinned: the dev
+# extra is installed around them. opentelemetry-api, -sdk and -exporter-otlp must declare one floor (one release).
+# Only the fast tests run (`-m "not slow"`): the version-dependent code paths are all among them.
 floors=$(grep -oE '"opentelemetry-(api|sdk|exporter-otlp)>=[0-9.]+"' pyproject.toml | grep -oE '[0-9][0-9.]*' | sort -u)
 if [ "$(printf '%s\n' "$floors" | wc -l)" -ne 1 ] || [ -z "$floors" ]; then
     echo "pyproject.toml: opentelemetry-api, -sdk and -exporter-otlp must declare one floor (found: $floors)" >&2
     exit 1
 fi
-floor_venv=.venv/sdk-floor  # inside .venv: ignored by git, ruff and mypy like .venv itself
+mapfile -t floor_pins < <(python3 .ci/floor_pins.py)
+floor_venv=.venv/floor  # inside .venv: ignored by git, ruff and mypy like .venv itself
 python3 -m venv "$floor_venv"
 "$floor_venv/bin/python" -m pip install --quiet --upgrade pip
-"$floor_venv/bin/python" -m pip install --quiet -e '.[dev]' \
-    "opentelemetry-api==$floors" "opentelemetry-sdk==$floors" "opentelemetry-exporter-otlp==$floors"
-echo "--- tests on the oldest declared OpenTelemetry SDK ($floors), without the slow ones" >&2
-run_pytest "$floor_venv/bin/pytest" -q -m "not slow" "$@" || failed+=("pytest on opentelemetry-sdk $floors")
+"$floor_venv/bin/python" -m pip install --quiet -e '.[dev]' "${floor_pins[@]}"
+echo "--- tests on the oldest declared versions (${floor_pins[*]}), without the slow ones" >&2
+run_pytest "$floor_venv/bin/pytest" -q -m "not slow" "$@" || failed+=("pytest on the declared floors")
 
 # --- the newest SDK ----------------------------------------------------------------------------------------
 python3 -m venv .venv
