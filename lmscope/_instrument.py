@@ -26,6 +26,15 @@ _lock = threading.Lock()
 _active: Instrumentation | None = None
 
 
+def _renew_lock_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # another thread of the parent may have been instrumenting (lmscope/telemetry/_fork.py)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_renew_lock_in_child)
+
+
 class Instrumentation:
     """The handle `instrument()` returns: what is on, and how to flush or undo it.
 

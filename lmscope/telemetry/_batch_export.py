@@ -30,7 +30,6 @@ import contextlib
 import os
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from ._export_guard import GuardedExporter
+from ._fork import renew_after_fork
 from ._options import DEFAULT_MAX_QUEUE_SIZE
 
 SHUTDOWN_TIMEOUT_S = 5.0
@@ -158,20 +158,12 @@ class BatchExportProcessor(SpanProcessor):
         self._last_attempt_after = 0
         self._probe_until: float | None = None
         self._start()
-        if hasattr(os, "register_at_fork"):
-            weak_start = weakref.WeakMethod(self._start)
-
-            def restart_in_child() -> None:
-                # A forked child has no worker thread; it starts its own with an empty queue and its own counts.
-                start = weak_start()
-                if start is not None:
-                    start()
-
-            os.register_at_fork(after_in_child=restart_in_child)
+        self._start_worker()
+        renew_after_fork(self)
 
     def _start(self) -> None:
-        # Drop counts start here, not in __init__: a forked child (restart_in_child) reports only the spans
-        # it dropped, not its parent's again (the parent reports those at its own exit).
+        # Drop counts start here, not in __init__: a forked child (after_fork_in_child) reports only the spans it
+        # dropped, not its parent's again (the parent reports those at its own exit).
         self._queue_full = 0
         self._export_failed = 0
         self._unsent = 0
@@ -183,8 +175,23 @@ class BatchExportProcessor(SpanProcessor):
         self._budget = _YieldBudget()
         self._flush_requests: list[FlushRequest] = []
         self._in_flight = 0
+        self._worker: threading.Thread | None = None
+
+    def _start_worker(self) -> None:
         self._worker = threading.Thread(target=self._work, name="lmscope-export", daemon=True)
         self._worker.start()
+
+    def after_fork_in_child(self) -> None:
+        """A forked child has no worker thread and may have inherited our locks held: it starts afresh, with an
+        empty queue and its own counts, and its worker starts with its first span or flush (`_ensure_worker`)."""
+        self._start()
+        if self._closing:  # forked after shutdown: nothing is exported in the child either
+            self._abandoned = True
+
+    def _ensure_worker(self) -> None:
+        # Called with self._lock held, so two threads of a forked child do not both start one.
+        if self._worker is None and not self._abandoned:
+            self._start_worker()
 
     @property
     def queued(self) -> int:
@@ -212,6 +219,8 @@ class BatchExportProcessor(SpanProcessor):
                 return
             self._queue.append(span)
             queued = len(self._queue)
+            if self._worker is None:
+                self._ensure_worker()
         if queued >= self.max_export_batch_size:
             if not self._wake.is_set():
                 self._wake.set()
@@ -247,6 +256,7 @@ class BatchExportProcessor(SpanProcessor):
                 request.answer(False)
                 return request
             self._flush_requests.append(request)
+            self._ensure_worker()
         self._wake.set()
         return request
 
@@ -297,8 +307,9 @@ class BatchExportProcessor(SpanProcessor):
         self._wake.set()
         # Aborts the OTLP exporters' retry back-off; a request already on the wire ends with its own timeout.
         self.exporter.shutdown(timeout_millis=int(timeout_s * 1000))
-        if not self._in_flight:  # else the worker is stuck on the wire: joining would only wait
-            self._worker.join(timeout_s)
+        worker = self._worker
+        if worker is not None and not self._in_flight:  # else the worker is stuck on the wire: joining would only wait
+            worker.join(timeout_s)
         with self._lock:
             # A batch still on the wire (hanging backend) counts as unsent; its late outcome is ignored.
             self._unsent += self._in_flight

@@ -23,6 +23,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, SynchronousMultiSpanProcessor, TracerProvider
 
 from ._batch_export import drop_report, flush_processors, shutdown_processors
+from ._fork import renew_after_fork
 from ._options import Options, env_service_name
 
 logger = logging.getLogger("lmscope")
@@ -42,6 +43,10 @@ class _ProcessorGroup(SynchronousMultiSpanProcessor):
             self.add_span_processor(processor)
         self.processors = tuple(processors)
         self._closed = False
+        self._close_lock = threading.Lock()
+        renew_after_fork(self)
+
+    def after_fork_in_child(self) -> None:
         self._close_lock = threading.Lock()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
@@ -68,6 +73,10 @@ class SwitchableSpanProcessor(SpanProcessor):
         # Replaced whole on every change, so span callbacks read one consistent fan-out without a lock.
         self._fanout = _fanout()
         self._groups: tuple[SpanProcessor, ...] = ()
+        self._lock = threading.Lock()
+        renew_after_fork(self)
+
+    def after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
 
     @property
@@ -118,6 +127,10 @@ class TracingSetup:
         self._owns_provider = owns_provider
         self._on_close = on_close
         self._closed = False
+        self._lock = threading.Lock()
+        renew_after_fork(self)
+
+    def after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
 
     @property
@@ -178,6 +191,10 @@ class ProviderRegistry:
         self._switches: WeakKeyDictionary[TracerProvider, SwitchableSpanProcessor] = WeakKeyDictionary()
         self._live: list[TracingSetup] = []
         self._exit_hook_registered = False
+        self._lock = threading.Lock()
+        renew_after_fork(self)
+
+    def after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
 
     def setup(self, options: Options, processors: Sequence[SpanProcessor]) -> TracingSetup:
