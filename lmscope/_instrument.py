@@ -182,12 +182,38 @@ def instrument(*, service_name: str | None = None, exporters: Sequence[str] | st
             raise
         handle = Instrumentation(resolved, setup_tracing(resolved, processors), metrics)
         _active = handle
+    _watch_dspy_import()
+    return handle
+
+
+_watching_dspy = False
+"""True while lmscope's one post-import hook for dspy waits for the import (wrapt fires a hook once, then drops it)."""
+
+
+def _watch_dspy_import() -> None:
+    """Instrument DSPy for the active handle now if the app imported it, else when it does.
+
+    One hook per process, not one per `instrument()`: wrapt cannot remove a hook, and a hook per call would keep
+    every earlier handle alive until DSPy is imported (100 instrument/uninstrument cycles, 100 hooks).
+    """
+    global _watching_dspy
+    with _lock:
+        if _watching_dspy:
+            return
+        _watching_dspy = True
     # Here, not at module level: wrapt's package import costs ~60-120 ms (it loads asyncio), which `import lmscope`
-    # should not pay.
+    # should not pay. When dspy is imported already, wrapt calls the hook at once.
     import wrapt
 
-    wrapt.register_post_import_hook(handle._instrument_dspy, "dspy")
-    return handle
+    wrapt.register_post_import_hook(_dspy_imported, "dspy")
+
+
+def _dspy_imported(module: object) -> None:
+    global _watching_dspy
+    _watching_dspy = False
+    handle = _active
+    if handle is not None:
+        handle._instrument_dspy(module)
 
 
 def uninstrument() -> None:
