@@ -37,20 +37,6 @@ class Raising(SpanProcessor):
             raise RuntimeError("app processor on_end bug")
 
 
-def traced(processor: SpanProcessor) -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    provider.add_span_processor(processor)
-    instrumentor = DSPyInstrumentor()
-    instrumentor.instrument(provider.get_tracer("test"), capture_content=False)
-    try:
-        yield exporter
-    finally:
-        instrumentor.uninstrument()
-        dspy.configure(lm=None)
-
-
 @pytest.fixture
 def expected_answer(rag, make_lm, unique) -> str:
     """What the program answers with no instrumentation at all (the stand-in LM answers deterministically)."""
@@ -58,26 +44,43 @@ def expected_answer(rag, make_lm, unique) -> str:
         return str(rag(question=f"What is the capital of France? {unique}").answer)
 
 
-def test_an_on_start_that_raises_costs_only_that_span(rag, make_lm, unique, expected_answer, tree, caplog) -> None:
-    for exporter in traced(Raising(on_start_for="chat ")):
-        dspy.configure(lm=make_lm())
-        result = rag(question=f"What is the capital of France? {unique}")
-        assert str(result.answer) == expected_answer
-        # The LM spans could not start; the module spans around them are all there, nested as usual.
-        assert tree(exporter.get_finished_spans()) == [("rag", [("rag.rewrite", []), ("rag.retrieve", []),
-                                                                ("rag.answer", [("rag.answer.predict", [])])])]
+@pytest.fixture
+def traced(request: pytest.FixtureRequest, expected_answer: str) -> Iterator[InMemorySpanExporter]:
+    """DSPy traced on a provider whose processors are an in-memory exporter, then the app's `request.param`
+    (after `expected_answer` ran untraced)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider.add_span_processor(request.param)
+    instrumentor = DSPyInstrumentor()
+    instrumentor.instrument(provider.get_tracer("test"), capture_content=False)
+    yield exporter
+    instrumentor.uninstrument()
+    dspy.configure(lm=None)
+
+
+@pytest.mark.parametrize("traced", [Raising(on_start_for="chat ")], indirect=True)
+def test_an_on_start_that_raises_costs_only_that_span(traced, rag, make_lm, unique, expected_answer, tree,
+                                                      caplog) -> None:
+    dspy.configure(lm=make_lm())
+    result = rag(question=f"What is the capital of France? {unique}")
+    assert str(result.answer) == expected_answer
+    # The LM spans could not start; the module spans around them are all there, nested as usual.
+    assert tree(traced.get_finished_spans()) == [("rag", [("rag.rewrite", []), ("rag.retrieve", []),
+                                                          ("rag.answer", [("rag.answer.predict", [])])])]
     assert otel_context.get_current() == otel_context.Context()  # every attach was detached
     errors = [r.getMessage() for r in caplog.records if r.name == "lmscope" and r.levelno >= logging.WARNING]
     assert len(errors) == 1 and "app processor on_start bug" in errors[0]  # once, not once per span
 
 
-def test_an_on_end_that_raises_fails_no_call(rag, make_lm, unique, expected_answer, rag_tree, tree, caplog) -> None:
-    for exporter in traced(Raising(on_end=True)):
-        dspy.configure(lm=make_lm())
-        for _ in range(2):
-            result = rag(question=f"What is the capital of France? {unique}")
-            assert str(result.answer) == expected_answer
-        assert tree(exporter.get_finished_spans()) == [rag_tree, rag_tree]
+@pytest.mark.parametrize("traced", [Raising(on_end=True)], indirect=True)
+def test_an_on_end_that_raises_fails_no_call(traced, rag, make_lm, unique, expected_answer, rag_tree, tree,
+                                             caplog) -> None:
+    dspy.configure(lm=make_lm())
+    for _ in range(2):
+        result = rag(question=f"What is the capital of France? {unique}")
+        assert str(result.answer) == expected_answer
+    assert tree(traced.get_finished_spans()) == [rag_tree, rag_tree]
     assert otel_context.get_current() == otel_context.Context()
     errors = [r.getMessage() for r in caplog.records if r.name == "lmscope" and r.levelno >= logging.WARNING]
     assert len(errors) == 1 and "app processor on_end bug" in errors[0]
