@@ -8,6 +8,8 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from . import _signals
+from ._signals import SignalFlush
 from ._version import __version__
 from .telemetry import _semconv as semconv
 from .telemetry._internal_errors import guarded, report_internal_error
@@ -102,6 +104,13 @@ class Instrumentation:
             report_internal_error("instrumenting dspy (DSPy runs untraced)", exc)
             guarded("undoing a partial dspy instrumentation", self._dspy.uninstrument)
 
+    def _signal_flush(self) -> SignalFlush:
+        from .telemetry._batch_export import SHUTDOWN_TIMEOUT_S
+
+        tracing = self._tracing
+        return SignalFlush(flush=lambda: tracing.force_flush(int(SHUTDOWN_TIMEOUT_S * 1000)),
+                           shutdown=tracing.shutdown, locks=tracing.locks)
+
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Export every finished span and push metrics now; True when every exporter confirmed in time."""
         flushed = [self._tracing.force_flush(timeout_millis)]
@@ -118,6 +127,7 @@ class Instrumentation:
             if not self._live:
                 return
             self._live = False
+        _signals.uninstall()
         self._dspy.uninstrument()
         self._tracing.shutdown()
         if self._metrics is not None:
@@ -182,6 +192,8 @@ def instrument(*, service_name: str | None = None, exporters: Sequence[str] | st
             raise
         handle = Instrumentation(resolved, setup_tracing(resolved, processors), metrics)
         _active = handle
+        if handle._tracing.exports:  # a SIGTERM must not lose what is queued (lmscope/_signals.py)
+            _signals.install(handle._signal_flush())
     _watch_dspy_import()
     return handle
 

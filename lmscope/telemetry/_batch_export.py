@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import threading
 import time
 from collections import deque
@@ -169,7 +170,10 @@ class BatchExportProcessor(SpanProcessor):
         self._unsent = 0
         self._queue: deque[ReadableSpan] = deque()
         self._lock = threading.Lock()
-        self._wake = threading.Event()
+        # A SimpleQueue, not an Event: its put() takes no Python-level lock, so a signal handler (lmscope's flush
+        # on SIGTERM) can wake the worker even when it interrupted the main thread inside on_end.
+        self._wake: queue.SimpleQueue[None] = queue.SimpleQueue()
+        self._woken = False
         self._progress = threading.Condition(threading.Lock())
         self._batches_taken = 0
         self._budget = _YieldBudget()
@@ -222,8 +226,8 @@ class BatchExportProcessor(SpanProcessor):
             if self._worker is None:
                 self._ensure_worker()
         if queued >= self.max_export_batch_size:
-            if not self._wake.is_set():
-                self._wake.set()
+            if not self._woken:
+                self._wake_worker()
             if queued >= self._yield_at:
                 self._yield_to_worker()
 
@@ -248,6 +252,10 @@ class BatchExportProcessor(SpanProcessor):
                 break
         self._budget.spend(lost)
 
+    def _wake_worker(self) -> None:
+        self._woken = True
+        self._wake.put(None)
+
     def request_flush(self) -> FlushRequest:
         """Ask the worker to export everything queued now; answered when it has (or has given up)."""
         request = FlushRequest()
@@ -257,7 +265,7 @@ class BatchExportProcessor(SpanProcessor):
                 return request
             self._flush_requests.append(request)
             self._ensure_worker()
-        self._wake.set()
+        self._wake_worker()
         return request
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
@@ -304,7 +312,7 @@ class BatchExportProcessor(SpanProcessor):
             requests, self._flush_requests = self._flush_requests, []
         for request in requests:
             request.answer(False)
-        self._wake.set()
+        self._wake_worker()
         # Aborts the OTLP exporters' retry back-off; a request already on the wire ends with its own timeout.
         self.exporter.shutdown(timeout_millis=int(timeout_s * 1000))
         worker = self._worker
@@ -334,8 +342,15 @@ class BatchExportProcessor(SpanProcessor):
 
     def _work_until_abandoned(self) -> None:
         while not self._abandoned:
-            woken = self._wake.wait(self._delay_s)
-            self._wake.clear()
+            try:
+                self._wake.get(timeout=self._delay_s)
+                woken = True
+            except queue.Empty:
+                woken = False
+            self._woken = False  # before draining: a wake-up from now on leaves a token for the next round
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    self._wake.get_nowait()
             with self._lock:
                 requests, self._flush_requests = self._flush_requests, []
                 # A flush exports what was queued when the worker took the request, not spans that keep coming.
@@ -355,9 +370,15 @@ class BatchExportProcessor(SpanProcessor):
                     return delivered
                 batch = [self._queue.popleft() for _ in range(min(queued, self.max_export_batch_size))]
                 self._in_flight = len(batch)
-            with self._progress:
-                self._batches_taken += 1
-                self._progress.notify_all()
+            self._batches_taken += 1
+            # Never waits: a producer interrupted by a signal handler while it held this lock (inside wait_for)
+            # must not stop the worker the handler's flush waits for. A producer that misses a notification
+            # sees the count at the end of its wait slice.
+            if self._progress.acquire(blocking=False):
+                try:
+                    self._progress.notify_all()
+                finally:
+                    self._progress.release()
             # As the SDK's BatchSpanProcessor does: an instrumented HTTP client must not trace our own export.
             with suppress_instrumentation():
                 result = self.exporter.export(batch)

@@ -15,6 +15,7 @@ import atexit
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 from weakref import WeakKeyDictionary
 
 from opentelemetry import context as context_api
@@ -22,7 +23,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, SynchronousMultiSpanProcessor, TracerProvider
 
-from ._batch_export import drop_report, flush_processors, shutdown_processors
+from ._batch_export import BatchExportProcessor, drop_report, flush_processors, shutdown_processors
 from ._fork import renew_after_fork
 from ._options import Options, env_service_name
 
@@ -146,6 +147,16 @@ class TracingSetup:
     def processors(self) -> tuple[SpanProcessor, ...]:
         """Our processors, one per exporter, in the order of the `exporters` option."""
         return self._group.processors
+
+    @property
+    def exports(self) -> bool:
+        """True when spans leave the process through a batch processor (a file or a backend), not only a console."""
+        return any(isinstance(p, BatchExportProcessor) for p in self._group.processors)
+
+    def locks(self) -> list[Any]:
+        """The locks a flush or shutdown of this setup takes (lmscope/_signals.py checks they are free)."""
+        found = [self._lock, self._group._close_lock, self._switch._lock]
+        return found + [lock for p in self._group.processors if (lock := getattr(p, "_lock", None)) is not None]
 
     def tracer(self, name: str, version: str | None = None) -> trace.Tracer:
         return self._provider.get_tracer(name, version)
