@@ -22,6 +22,12 @@ down, slow or failing backend:
   network (a slow or hanging backend) gains nothing from the GIL, so the producer goes on after one
   `YIELD_SLICE_S`. Nobody waits while the exporter is failing or retrying, and wait time in which the
   worker did not compute is capped by a budget refilling at `YIELD_BUDGET_SHARE` of wall time.
+  Many producers (64 threads of `Module.batch`) can still overrun the queue past that yield; so a producer that
+  finds it full waits for the worker's next batch while the exporter is healthy (`_wait_for_room`): at most
+  `FULL_MAX_WAIT_S` per span, never while it fails or retries, and not for an export that is stuck (it has
+  run 4x longer than recent ones, at least `FULL_STALL_S`, with its worker computing nothing meanwhile).
+- Fork and signals: a forked child starts its worker afresh (lmscope/telemetry/_fork.py); the worker's wake-up
+  and progress notice never block, so lmscope's SIGTERM flush (lmscope/_signals.py) cannot deadlock on them.
 """
 
 from __future__ import annotations
@@ -59,6 +65,12 @@ YIELD_SLICE_S = 0.0005
 YIELD_BUDGET_SHARE = 0.02
 """Producers lose at most this share of wall time waiting for a worker that does not compute (plus the burst)."""
 YIELD_BUDGET_BURST_S = 0.01
+FULL_SLICE_S = 0.005
+"""With the queue full, a producer checks this often whether the worker took a batch."""
+FULL_STALL_S = 0.1
+"""The least an export may run (its worker not computing) before producers stop waiting for it."""
+FULL_MAX_WAIT_S = 2.0
+"""The longest one span's producer waits for room (all rounds), however healthy the exporter looks."""
 
 
 @dataclass(frozen=True)
@@ -180,6 +192,11 @@ class BatchExportProcessor(SpanProcessor):
         self._flush_requests: list[FlushRequest] = []
         self._in_flight = 0
         self._worker: threading.Thread | None = None
+        self._export_started: float | None = None
+        self._export_seconds: deque[float] = deque(maxlen=8)
+        """Wall time of the latest successful exports: what a healthy export takes here, under this load."""
+        self._stalled_at = -1
+        """`_batches_taken` when a producer last gave up on a stuck export: nobody waits again until it moves."""
 
     def _start_worker(self) -> None:
         self._worker = threading.Thread(target=self._work, name="lmscope-export", daemon=True)
@@ -214,22 +231,67 @@ class BatchExportProcessor(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         if not span.context.trace_flags.sampled:
             return
-        with self._lock:
-            if self._closing or len(self._queue) >= self.max_queue_size:
+        waiting_since: float | None = None
+        while True:
+            with self._lock:
                 if self._closing:
                     self._unsent += 1
-                else:
+                    return
+                if len(self._queue) < self.max_queue_size:
+                    self._queue.append(span)
+                    queued = len(self._queue)
+                    if self._worker is None:
+                        self._ensure_worker()
+                    break
+            if waiting_since is None:
+                waiting_since = time.monotonic()
+            # Full again after a wait (other producers took the room): wait on, within the same bound.
+            if not self._wait_for_room(waiting_since):
+                with self._lock:
                     self._queue_full += 1
                 return
-            self._queue.append(span)
-            queued = len(self._queue)
-            if self._worker is None:
-                self._ensure_worker()
         if queued >= self.max_export_batch_size:
             if not self._woken:
                 self._wake_worker()
             if queued >= self._yield_at:
                 self._yield_to_worker()
+
+    def _wait_for_room(self, since: float) -> bool:
+        """The queue is full: wait while a healthy exporter works it off; False when waiting cannot help.
+
+        A healthy exporter (its exports succeed, the current one is not stuck) always makes room, so the span's
+        producer waits for the next batch instead of losing the span: with 64 producer threads the yield above
+        is not enough (they overran the queue of a healthy file exporter). It does not wait while the exporter
+        is failing or retrying, and not for an export that has run far longer than the recent ones did while its
+        worker computed nothing for as long (a hanging backend): that costs one producer `_stall_after()` (at
+        least FULL_STALL_S), once per stuck export; later spans are dropped at once until the worker takes a
+        batch again.
+        """
+        if self.exporter.troubled or threading.current_thread() is self._worker:
+            return False
+        taken = self._batches_taken
+        if taken == self._stalled_at:
+            return False
+        idle_since = time.monotonic()  # the worker's CPU clock has not moved since
+        while True:
+            cpu_before = _export_workers_cpu()
+            with self._progress:
+                if self._progress.wait_for(lambda: self._batches_taken != taken, FULL_SLICE_S):
+                    return True
+            cpu_after = _export_workers_cpu()
+            now = time.monotonic()
+            if self.exporter.troubled or self._closing or now - since >= FULL_MAX_WAIT_S:
+                return False
+            if cpu_before is not None and cpu_after is not None and cpu_after - cpu_before >= FULL_SLICE_S / 10:
+                idle_since = now  # it computes (an encoder): slow, not stuck
+            started, limit = self._export_started, self._stall_after()
+            if started is not None and now - started > limit and now - idle_since > limit:
+                self._stalled_at = taken
+                return False
+
+    def _stall_after(self) -> float:
+        """How long an export may run before a full queue stops waiting for it: 4x the slowest recent one."""
+        return max(FULL_STALL_S, 4 * max(self._export_seconds, default=0.0))
 
     def _yield_to_worker(self) -> None:
         if self.exporter.troubled or threading.current_thread() is self._worker or self._budget.available() <= 0:
@@ -380,8 +442,12 @@ class BatchExportProcessor(SpanProcessor):
                 finally:
                     self._progress.release()
             # As the SDK's BatchSpanProcessor does: an instrumented HTTP client must not trace our own export.
+            self._export_started = started = time.monotonic()
             with suppress_instrumentation():
                 result = self.exporter.export(batch)
+            self._export_started = None
+            if result is SpanExportResult.SUCCESS:
+                self._export_seconds.append(time.monotonic() - started)
             with self._lock:
                 if self._in_flight:  # else shutdown already counted this batch as unsent
                     self._in_flight = 0
