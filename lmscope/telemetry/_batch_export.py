@@ -65,8 +65,9 @@ YIELD_SLICE_S = 0.0005
 YIELD_BUDGET_SHARE = 0.02
 """Producers lose at most this share of wall time waiting for a worker that does not compute (plus the burst)."""
 YIELD_BUDGET_BURST_S = 0.01
-FULL_SLICE_S = 0.005
-"""With the queue full, a producer checks this often whether the worker took a batch."""
+FULL_SLICE_S = 0.05
+"""With the queue full, how often a waiting producer looks at the worker (the worker also wakes it per batch):
+not much more often, or 64 waiters polling take the GIL from the worker they wait for."""
 FULL_STALL_S = 0.1
 """The least an export may run (its worker not computing) before producers stop waiting for it."""
 FULL_MAX_WAIT_S = 2.0
@@ -196,6 +197,8 @@ class BatchExportProcessor(SpanProcessor):
         self._export_seconds: deque[float] = deque(maxlen=8)
         """Wall time of the latest successful exports: what a healthy export takes here, under this load."""
         self._stalled_at = -1
+        self._waiters = 0
+        """Producers waiting for room in the full queue."""
         """`_batches_taken` when a producer last gave up on a stuck export: nobody waits again until it moves."""
 
     def _start_worker(self) -> None:
@@ -231,30 +234,48 @@ class BatchExportProcessor(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         if not span.context.trace_flags.sampled:
             return
-        waiting_since: float | None = None
-        while True:
-            with self._lock:
-                if self._closing:
-                    self._unsent += 1
-                    return
-                if len(self._queue) < self.max_queue_size:
-                    self._queue.append(span)
-                    queued = len(self._queue)
-                    if self._worker is None:
-                        self._ensure_worker()
-                    break
-            if waiting_since is None:
-                waiting_since = time.monotonic()
-            # Full again after a wait (other producers took the room): wait on, within the same bound.
-            if not self._wait_for_room(waiting_since):
-                with self._lock:
-                    self._queue_full += 1
+        with self._lock:
+            if self._closing:
+                self._unsent += 1
+                return
+            # The last `_waiters` places are kept for the producers waiting for room: a woken waiter finds its
+            # place, not one a running producer took first (else a waiter could lose the race round after round).
+            if len(self._queue) < self.max_queue_size - self._waiters:
+                self._queue.append(span)
+                queued = len(self._queue)
+                if self._worker is None:
+                    self._ensure_worker()
+            else:
+                queued = -1
+                self._waiters += 1
+        if queued < 0:
+            queued = self._append_when_room(span)
+            if queued < 0:
                 return
         if queued >= self.max_export_batch_size:
             if not self._woken:
                 self._wake_worker()
             if queued >= self._yield_at:
                 self._yield_to_worker()
+
+    def _append_when_room(self, span: ReadableSpan) -> int:
+        """Queue `span` once there is room (see `_wait_for_room`); its queue length then, or -1 if it was dropped."""
+        since = time.monotonic()
+        while True:
+            # A waiter tries only after the worker took a batch, never at once: the places kept free are for
+            # those who were waiting before it.
+            waited = self._wait_for_room(since)
+            with self._lock:
+                if self._closing or len(self._queue) < self.max_queue_size or not waited:
+                    self._waiters -= 1
+                    if self._closing:
+                        self._unsent += 1
+                        return -1
+                    if not waited:
+                        self._queue_full += 1
+                        return -1
+                    self._queue.append(span)
+                    return len(self._queue)
 
     def _wait_for_room(self, since: float) -> bool:
         """The queue is full: wait while a healthy exporter works it off; False when waiting cannot help.
