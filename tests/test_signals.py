@@ -60,15 +60,16 @@ def run_until_signal(tmp_path: Path, mode: str, signum: int) -> tuple[subprocess
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr), ended
 
 
-def exported(path: Path) -> list[int]:
+def exported_spans(path: Path) -> list[dict]:
     if not path.exists():
         return []
-    numbers = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        for resource in json.loads(line)["resourceSpans"]:
-            for scope in resource["scopeSpans"]:
-                numbers.extend(int(span["attributes"][0]["value"]["intValue"]) for span in scope["spans"])
-    return sorted(numbers)
+    return [span for line in path.read_text(encoding="utf-8").splitlines()
+            for resource in json.loads(line)["resourceSpans"] for scope in resource["scopeSpans"]
+            for span in scope["spans"]]
+
+
+def exported(path: Path) -> list[int]:
+    return sorted(int(span["attributes"][0]["value"]["intValue"]) for span in exported_spans(path))
 
 
 def not_exported(stderr: str) -> int:
@@ -127,3 +128,28 @@ def test_an_ignored_signal_stays_ignored_and_uninstrument_restores_the_handlers(
     done = subprocess.run([sys.executable, "-c", HANDLERS, str(tmp_path / "t.jsonl")], capture_output=True, text=True,
                           timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert done.stdout.strip() == "(True, False) (True, True) True", done.stderr
+
+
+INSIDE_ON_END = textwrap.dedent("""
+    import os, signal, sys, time
+    import lmscope
+    from opentelemetry import trace
+
+    handle = lmscope.instrument(exporters="file", file_path=sys.argv[1])
+    for i in range(100):
+        trace.get_tracer("t").start_span("work").end()
+    processor = handle._tracing.processors[0]
+    with processor._lock:  # as if the signal came while on_end held it: the handler must not wait for itself
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.5)
+    time.sleep(30)  # the handler's second try comes within milliseconds
+    print("still alive")
+""")
+
+
+def test_a_signal_that_interrupts_lmscopes_own_locked_section_comes_back_after_it(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    done = subprocess.run([sys.executable, "-c", INSIDE_ON_END, str(path)], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == -signal.SIGTERM, done.stderr
+    assert len(exported_spans(path)) == 100
