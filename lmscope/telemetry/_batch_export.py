@@ -197,9 +197,9 @@ class BatchExportProcessor(SpanProcessor):
         self._export_seconds: deque[float] = deque(maxlen=8)
         """Wall time of the latest successful exports: what a healthy export takes here, under this load."""
         self._stalled_at = -1
+        """`_batches_taken` when a producer last gave up on a stuck export: nobody waits again until it moves."""
         self._waiters = 0
         """Producers waiting for room in the full queue."""
-        """`_batches_taken` when a producer last gave up on a stuck export: nobody waits again until it moves."""
 
     def _start_worker(self) -> None:
         self._worker = threading.Thread(target=self._work, name="lmscope-export", daemon=True)
