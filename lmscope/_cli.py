@@ -26,7 +26,14 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     env = dict(os.environ)
     bootstrap = str(Path(__file__).with_name("_bootstrap"))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [bootstrap, env.get("PYTHONPATH")]))
+    original = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [bootstrap, original]))
+    # Read by the bootstrap (lmscope/_bootstrap/sitecustomize.py): without --children, the first Python process
+    # puts PYTHONPATH back as it was, so only it is instrumented.
+    env.pop("LMSCOPE_RUN_PYTHONPATH", None)
+    if original is not None:
+        env["LMSCOPE_RUN_PYTHONPATH"] = original
+    env["LMSCOPE_RUN_CHILDREN"] = "1" if args.children else "0"
     if args.exporters:
         env["LMSCOPE_EXPORTERS"] = args.exporters
     os.execvpe(command[0], command, env)
@@ -55,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.set_defaults(handler=_demo)
     run = commands.add_parser("run", help="run a Python program with lmscope instrumentation, no code change")
     run.add_argument("--exporters", help="comma-separated exporters for the program (LMSCOPE_EXPORTERS)")
+    run.add_argument("--children", action="store_true",
+                     help="also instrument every Python process the program starts (default: only the first one)")
     run.add_argument("command", nargs=argparse.REMAINDER, help="-- python app.py [args]")
     run.set_defaults(handler=_run)
     tree = commands.add_parser("tree", help="print the span trees in a trace file")

@@ -8,6 +8,8 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import _signals
+from ._signals import SignalFlush
 from ._version import __version__
 from .telemetry import _semconv as semconv
 from .telemetry._internal_errors import guarded, report_internal_error
@@ -26,6 +28,15 @@ if TYPE_CHECKING:  # imported when instrument() runs: `import lmscope` stays lig
 logger = logging.getLogger("lmscope")
 _lock = threading.Lock()
 _active: Instrumentation | None = None
+
+
+def _renew_lock_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # another thread of the parent may have been instrumenting (lmscope/telemetry/_fork.py)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_renew_lock_in_child)
 
 
 class Instrumentation:
@@ -101,6 +112,13 @@ class Instrumentation:
             report_internal_error("instrumenting dspy (DSPy runs untraced)", exc)
             guarded("undoing a partial dspy instrumentation", self._dspy.uninstrument)
 
+    def _signal_flush(self) -> SignalFlush:
+        from .telemetry._batch_export import SHUTDOWN_TIMEOUT_S
+
+        tracing = self._tracing
+        return SignalFlush(flush=lambda: tracing.force_flush(int(SHUTDOWN_TIMEOUT_S * 1000)),
+                           shutdown=tracing.shutdown, locks=tracing.locks)
+
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Export every finished span and push metrics now; True when every exporter confirmed in time."""
         flushed = [self._tracing.force_flush(timeout_millis)]
@@ -117,6 +135,7 @@ class Instrumentation:
             if not self._live:
                 return
             self._live = False
+        _signals.uninstall()
         self._dspy.uninstrument()
         self._tracing.shutdown()
         if self._metrics is not None:
@@ -190,12 +209,40 @@ def instrument(*, service_name: str | None = None, exporters: Sequence[str] | st
             raise
         handle = Instrumentation(resolved, setup_tracing(resolved, processors), metrics, content)
         _active = handle
+        if handle._tracing.exports:  # a SIGTERM must not lose what is queued (lmscope/_signals.py)
+            _signals.install(handle._signal_flush())
+    _watch_dspy_import()
+    return handle
+
+
+_watching_dspy = False
+"""True while lmscope's one post-import hook for dspy waits for the import (wrapt fires a hook once, then drops it)."""
+
+
+def _watch_dspy_import() -> None:
+    """Instrument DSPy for the active handle now if the app imported it, else when it does.
+
+    One hook per process, not one per `instrument()`: wrapt cannot remove a hook, and a hook per call would keep
+    every earlier handle alive until DSPy is imported (100 instrument/uninstrument cycles, 100 hooks).
+    """
+    global _watching_dspy
+    with _lock:
+        if _watching_dspy:
+            return
+        _watching_dspy = True
     # Here, not at module level: wrapt's package import costs ~60-120 ms (it loads asyncio), which `import lmscope`
-    # should not pay.
+    # should not pay. When dspy is imported already, wrapt calls the hook at once.
     import wrapt
 
-    wrapt.register_post_import_hook(handle._instrument_dspy, "dspy")
-    return handle
+    wrapt.register_post_import_hook(_dspy_imported, "dspy")
+
+
+def _dspy_imported(module: object) -> None:
+    global _watching_dspy
+    _watching_dspy = False
+    handle = _active
+    if handle is not None:
+        handle._instrument_dspy(module)
 
 
 def _content_policy(options: Options, scrub_callback: Any) -> ContentPolicy:

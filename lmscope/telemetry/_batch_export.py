@@ -22,15 +22,21 @@ down, slow or failing backend:
   network (a slow or hanging backend) gains nothing from the GIL, so the producer goes on after one
   `YIELD_SLICE_S`. Nobody waits while the exporter is failing or retrying, and wait time in which the
   worker did not compute is capped by a budget refilling at `YIELD_BUDGET_SHARE` of wall time.
+  Many producers (64 threads of `Module.batch`) can still overrun the queue past that yield; so a producer that
+  finds it full waits for the worker's next batch while the exporter is healthy (`_wait_for_room`): at most
+  `FULL_MAX_WAIT_S` per span, never while it fails or retries, and not for an export that is stuck (it has
+  run 4x longer than recent ones, at least `FULL_STALL_S`, with its worker computing nothing meanwhile).
+- Fork and signals: a forked child starts its worker afresh (lmscope/telemetry/_fork.py); the worker's wake-up
+  and progress notice never block, so lmscope's SIGTERM flush (lmscope/_signals.py) cannot deadlock on them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,6 +47,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from ._export_guard import GuardedExporter
+from ._fork import renew_after_fork
 from ._options import DEFAULT_MAX_QUEUE_SIZE
 
 SHUTDOWN_TIMEOUT_S = 5.0
@@ -58,6 +65,13 @@ YIELD_SLICE_S = 0.0005
 YIELD_BUDGET_SHARE = 0.02
 """Producers lose at most this share of wall time waiting for a worker that does not compute (plus the burst)."""
 YIELD_BUDGET_BURST_S = 0.01
+FULL_SLICE_S = 0.05
+"""With the queue full, how often a waiting producer looks at the worker (the worker also wakes it per batch):
+not much more often, or 64 waiters polling take the GIL from the worker they wait for."""
+FULL_STALL_S = 0.1
+"""The least an export may run (its worker not computing) before producers stop waiting for it."""
+FULL_MAX_WAIT_S = 2.0
+"""The longest one span's producer waits for room (all rounds), however healthy the exporter looks."""
 
 
 @dataclass(frozen=True)
@@ -158,33 +172,50 @@ class BatchExportProcessor(SpanProcessor):
         self._last_attempt_after = 0
         self._probe_until: float | None = None
         self._start()
-        if hasattr(os, "register_at_fork"):
-            weak_start = weakref.WeakMethod(self._start)
-
-            def restart_in_child() -> None:
-                # A forked child has no worker thread; it starts its own with an empty queue and its own counts.
-                start = weak_start()
-                if start is not None:
-                    start()
-
-            os.register_at_fork(after_in_child=restart_in_child)
+        self._start_worker()
+        renew_after_fork(self)
 
     def _start(self) -> None:
-        # Drop counts start here, not in __init__: a forked child (restart_in_child) reports only the spans
-        # it dropped, not its parent's again (the parent reports those at its own exit).
+        # Drop counts start here, not in __init__: a forked child (after_fork_in_child) reports only the spans it
+        # dropped, not its parent's again (the parent reports those at its own exit).
         self._queue_full = 0
         self._export_failed = 0
         self._unsent = 0
         self._queue: deque[ReadableSpan] = deque()
         self._lock = threading.Lock()
-        self._wake = threading.Event()
+        # A SimpleQueue, not an Event: its put() takes no Python-level lock, so a signal handler (lmscope's flush
+        # on SIGTERM) can wake the worker even when it interrupted the main thread inside on_end.
+        self._wake: queue.SimpleQueue[None] = queue.SimpleQueue()
+        self._woken = False
         self._progress = threading.Condition(threading.Lock())
         self._batches_taken = 0
         self._budget = _YieldBudget()
         self._flush_requests: list[FlushRequest] = []
         self._in_flight = 0
+        self._worker: threading.Thread | None = None
+        self._export_started: float | None = None
+        self._export_seconds: deque[float] = deque(maxlen=8)
+        """Wall time of the latest successful exports: what a healthy export takes here, under this load."""
+        self._stalled_at = -1
+        """`_batches_taken` when a producer last gave up on a stuck export: nobody waits again until it moves."""
+        self._waiters = 0
+        """Producers waiting for room in the full queue."""
+
+    def _start_worker(self) -> None:
         self._worker = threading.Thread(target=self._work, name="lmscope-export", daemon=True)
         self._worker.start()
+
+    def after_fork_in_child(self) -> None:
+        """A forked child has no worker thread and may have inherited our locks held: it starts afresh, with an
+        empty queue and its own counts, and its worker starts with its first span or flush (`_ensure_worker`)."""
+        self._start()
+        if self._closing:  # forked after shutdown: nothing is exported in the child either
+            self._abandoned = True
+
+    def _ensure_worker(self) -> None:
+        # Called with self._lock held, so two threads of a forked child do not both start one.
+        if self._worker is None and not self._abandoned:
+            self._start_worker()
 
     @property
     def queued(self) -> int:
@@ -204,19 +235,84 @@ class BatchExportProcessor(SpanProcessor):
         if not span.context.trace_flags.sampled:
             return
         with self._lock:
-            if self._closing or len(self._queue) >= self.max_queue_size:
-                if self._closing:
-                    self._unsent += 1
-                else:
-                    self._queue_full += 1
+            if self._closing:
+                self._unsent += 1
                 return
-            self._queue.append(span)
-            queued = len(self._queue)
+            # The last `_waiters` places are kept for the producers waiting for room: a woken waiter finds its
+            # place, not one a running producer took first (else a waiter could lose the race round after round).
+            if len(self._queue) < self.max_queue_size - self._waiters:
+                self._queue.append(span)
+                queued = len(self._queue)
+                if self._worker is None:
+                    self._ensure_worker()
+            else:
+                queued = -1
+                self._waiters += 1
+        if queued < 0:
+            queued = self._append_when_room(span)
+            if queued < 0:
+                return
         if queued >= self.max_export_batch_size:
-            if not self._wake.is_set():
-                self._wake.set()
+            if not self._woken:
+                self._wake_worker()
             if queued >= self._yield_at:
                 self._yield_to_worker()
+
+    def _append_when_room(self, span: ReadableSpan) -> int:
+        """Queue `span` once there is room (see `_wait_for_room`); its queue length then, or -1 if it was dropped."""
+        since = time.monotonic()
+        while True:
+            # A waiter tries only after the worker took a batch, never at once: the places kept free are for
+            # those who were waiting before it.
+            waited = self._wait_for_room(since)
+            with self._lock:
+                if self._closing or len(self._queue) < self.max_queue_size or not waited:
+                    self._waiters -= 1
+                    if self._closing:
+                        self._unsent += 1
+                        return -1
+                    if not waited:
+                        self._queue_full += 1
+                        return -1
+                    self._queue.append(span)
+                    return len(self._queue)
+
+    def _wait_for_room(self, since: float) -> bool:
+        """The queue is full: wait while a healthy exporter works it off; False when waiting cannot help.
+
+        A healthy exporter (its exports succeed, the current one is not stuck) always makes room, so the span's
+        producer waits for the next batch instead of losing the span: with 64 producer threads the yield above
+        is not enough (they overran the queue of a healthy file exporter). It does not wait while the exporter
+        is failing or retrying, and not for an export that has run far longer than the recent ones did while its
+        worker computed nothing for as long (a hanging backend): that costs one producer `_stall_after()` (at
+        least FULL_STALL_S), once per stuck export; later spans are dropped at once until the worker takes a
+        batch again.
+        """
+        if self.exporter.troubled or threading.current_thread() is self._worker:
+            return False
+        taken = self._batches_taken
+        if taken == self._stalled_at:
+            return False
+        idle_since = time.monotonic()  # the worker's CPU clock has not moved since
+        while True:
+            cpu_before = _export_workers_cpu()
+            with self._progress:
+                if self._progress.wait_for(lambda: self._batches_taken != taken, FULL_SLICE_S):
+                    return True
+            cpu_after = _export_workers_cpu()
+            now = time.monotonic()
+            if self.exporter.troubled or self._closing or now - since >= FULL_MAX_WAIT_S:
+                return False
+            if cpu_before is not None and cpu_after is not None and cpu_after - cpu_before >= FULL_SLICE_S / 10:
+                idle_since = now  # it computes (an encoder): slow, not stuck
+            started, limit = self._export_started, self._stall_after()
+            if started is not None and now - started > limit and now - idle_since > limit:
+                self._stalled_at = taken
+                return False
+
+    def _stall_after(self) -> float:
+        """How long an export may run before a full queue stops waiting for it: 4x the slowest recent one."""
+        return max(FULL_STALL_S, 4 * max(self._export_seconds, default=0.0))
 
     def _yield_to_worker(self) -> None:
         if self.exporter.troubled or threading.current_thread() is self._worker or self._budget.available() <= 0:
@@ -239,6 +335,10 @@ class BatchExportProcessor(SpanProcessor):
                 break
         self._budget.spend(lost)
 
+    def _wake_worker(self) -> None:
+        self._woken = True
+        self._wake.put(None)
+
     def request_flush(self) -> FlushRequest:
         """Ask the worker to export everything queued now; answered when it has (or has given up)."""
         request = FlushRequest()
@@ -247,7 +347,8 @@ class BatchExportProcessor(SpanProcessor):
                 request.answer(False)
                 return request
             self._flush_requests.append(request)
-        self._wake.set()
+            self._ensure_worker()
+        self._wake_worker()
         return request
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
@@ -294,11 +395,12 @@ class BatchExportProcessor(SpanProcessor):
             requests, self._flush_requests = self._flush_requests, []
         for request in requests:
             request.answer(False)
-        self._wake.set()
+        self._wake_worker()
         # Aborts the OTLP exporters' retry back-off; a request already on the wire ends with its own timeout.
         self.exporter.shutdown(timeout_millis=int(timeout_s * 1000))
-        if not self._in_flight:  # else the worker is stuck on the wire: joining would only wait
-            self._worker.join(timeout_s)
+        worker = self._worker
+        if worker is not None and not self._in_flight:  # else the worker is stuck on the wire: joining would only wait
+            worker.join(timeout_s)
         with self._lock:
             # A batch still on the wire (hanging backend) counts as unsent; its late outcome is ignored.
             self._unsent += self._in_flight
@@ -323,8 +425,15 @@ class BatchExportProcessor(SpanProcessor):
 
     def _work_until_abandoned(self) -> None:
         while not self._abandoned:
-            woken = self._wake.wait(self._delay_s)
-            self._wake.clear()
+            try:
+                self._wake.get(timeout=self._delay_s)
+                woken = True
+            except queue.Empty:
+                woken = False
+            self._woken = False  # before draining: a wake-up from now on leaves a token for the next round
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    self._wake.get_nowait()
             with self._lock:
                 requests, self._flush_requests = self._flush_requests, []
                 # A flush exports what was queued when the worker took the request, not spans that keep coming.
@@ -344,12 +453,22 @@ class BatchExportProcessor(SpanProcessor):
                     return delivered
                 batch = [self._queue.popleft() for _ in range(min(queued, self.max_export_batch_size))]
                 self._in_flight = len(batch)
-            with self._progress:
-                self._batches_taken += 1
-                self._progress.notify_all()
+            self._batches_taken += 1
+            # Never waits: a producer interrupted by a signal handler while it held this lock (inside wait_for)
+            # must not stop the worker the handler's flush waits for. A producer that misses a notification
+            # sees the count at the end of its wait slice.
+            if self._progress.acquire(blocking=False):
+                try:
+                    self._progress.notify_all()
+                finally:
+                    self._progress.release()
             # As the SDK's BatchSpanProcessor does: an instrumented HTTP client must not trace our own export.
+            self._export_started = started = time.monotonic()
             with suppress_instrumentation():
                 result = self.exporter.export(batch)
+            self._export_started = None
+            if result is SpanExportResult.SUCCESS:
+                self._export_seconds.append(time.monotonic() - started)
             with self._lock:
                 if self._in_flight:  # else shutdown already counted this batch as unsent
                     self._in_flight = 0

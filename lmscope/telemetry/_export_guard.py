@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from ._fork import renew_after_fork
 from ._url_masking import mask_url, mask_urls_in
 
 logger = logging.getLogger("lmscope")
@@ -151,6 +152,7 @@ class GuardedExporter(SpanExporter):
         self._warned_at: float | None = None
         self._warned_this_outage = False
         self._shutdown_takes_timeout = _takes_timeout(inner.shutdown)
+        renew_after_fork(self)
         for name_ in _quiet_loggers(inner):
             export_logger = logging.getLogger(name_)
             # First in line: the gRPC exporter's logger has the SDK's DuplicateFilter, which drops a record
@@ -158,6 +160,10 @@ class GuardedExporter(SpanExporter):
             # exporters retrying against the same down backend would never be seen to be in trouble.
             if _FILTER not in export_logger.filters:
                 export_logger.filters.insert(0, _FILTER)
+
+    def after_fork_in_child(self) -> None:
+        self._trouble = threading.Event()  # its lock may have been held by the parent's export worker
+        self._exporting = False
 
     @property
     def failing(self) -> bool:

@@ -15,6 +15,7 @@ import atexit
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 from weakref import WeakKeyDictionary
 
 from opentelemetry import context as context_api
@@ -22,7 +23,8 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, SynchronousMultiSpanProcessor, TracerProvider
 
-from ._batch_export import drop_report, flush_processors, shutdown_processors
+from ._batch_export import BatchExportProcessor, drop_report, flush_processors, shutdown_processors
+from ._fork import renew_after_fork
 from ._options import Options, env_service_name
 
 logger = logging.getLogger("lmscope")
@@ -42,6 +44,10 @@ class _ProcessorGroup(SynchronousMultiSpanProcessor):
             self.add_span_processor(processor)
         self.processors = tuple(processors)
         self._closed = False
+        self._close_lock = threading.Lock()
+        renew_after_fork(self)
+
+    def after_fork_in_child(self) -> None:
         self._close_lock = threading.Lock()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
@@ -68,6 +74,10 @@ class SwitchableSpanProcessor(SpanProcessor):
         # Replaced whole on every change, so span callbacks read one consistent fan-out without a lock.
         self._fanout = _fanout()
         self._groups: tuple[SpanProcessor, ...] = ()
+        self._lock = threading.Lock()
+        renew_after_fork(self)
+
+    def after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
 
     @property
@@ -119,6 +129,10 @@ class TracingSetup:
         self._on_close = on_close
         self._closed = False
         self._lock = threading.Lock()
+        renew_after_fork(self)
+
+    def after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
 
     @property
     def tracer_provider(self) -> TracerProvider:
@@ -133,6 +147,16 @@ class TracingSetup:
     def processors(self) -> tuple[SpanProcessor, ...]:
         """Our processors, one per exporter, in the order of the `exporters` option."""
         return self._group.processors
+
+    @property
+    def exports(self) -> bool:
+        """True when spans leave the process through a batch processor (a file or a backend), not only a console."""
+        return any(isinstance(p, BatchExportProcessor) for p in self._group.processors)
+
+    def locks(self) -> list[Any]:
+        """The locks a flush or shutdown of this setup takes (lmscope/_signals.py checks they are free)."""
+        found = [self._lock, self._group._close_lock, self._switch._lock]
+        return found + [lock for p in self._group.processors if (lock := getattr(p, "_lock", None)) is not None]
 
     def tracer(self, name: str, version: str | None = None) -> trace.Tracer:
         return self._provider.get_tracer(name, version)
@@ -178,6 +202,10 @@ class ProviderRegistry:
         self._switches: WeakKeyDictionary[TracerProvider, SwitchableSpanProcessor] = WeakKeyDictionary()
         self._live: list[TracingSetup] = []
         self._exit_hook_registered = False
+        self._lock = threading.Lock()
+        renew_after_fork(self)
+
+    def after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
 
     def setup(self, options: Options, processors: Sequence[SpanProcessor]) -> TracingSetup:

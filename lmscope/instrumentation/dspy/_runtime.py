@@ -18,7 +18,16 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 from opentelemetry.instrumentation.utils import suppress_instrumentation
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, set_span_in_context
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    Span,
+    SpanKind,
+    Status,
+    StatusCode,
+    Tracer,
+    get_current_span,
+    set_span_in_context,
+)
 
 from ...telemetry import _semconv as semconv
 from ...telemetry._content import ContentPolicy
@@ -120,7 +129,7 @@ class Runtime:
         finally:
             if frame.token is not None:
                 otel_context.detach(frame.token)
-            span.end()
+            _end(span)
 
     # --- LM calls --------------------------------------------------------------------------------
     def start_lm(self, lm: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> LMFrame:
@@ -185,7 +194,7 @@ class Runtime:
                 otel_context.detach(frame.token)
             if frame.suppression is not None:
                 frame.suppression.__exit__(None, None, None)
-            span.end()
+            _end(span)
 
     def _lm_call(self, frame: LMFrame, error: BaseException | None) -> LMCall:
         duration = time.perf_counter() - frame.started
@@ -216,7 +225,13 @@ class Runtime:
         """
         likely = parent is None or parent.span.is_recording()
         attributes = _built(build, where) if likely else None
-        span = self.tracer.start_span(name, ctx, kind, attributes)
+        try:
+            span = self.tracer.start_span(name, ctx, kind, attributes)
+        except Exception as exc:  # noqa: BLE001 - the SDK calls every processor's on_start in here, the app's too
+            report_internal_error("starting a span (a span processor or sampler raised; the span is not recorded)",
+                                  exc)
+            # A stand-in that records nothing: the call runs on, and its child spans hang under this span's parent.
+            return NonRecordingSpan(get_current_span(ctx).get_span_context())
         if attributes is None and span.is_recording():
             span.set_attributes(_built(build, where))
         return span
@@ -233,6 +248,14 @@ def _calling_module(ctx: Context) -> ModuleFrame | None:
     if type(frame) is LMFrame:
         return frame.parent
     return frame if type(frame) is ModuleFrame else None
+
+
+def _end(span: Span) -> None:
+    """`span.end()`, which runs every processor's `on_end` (the app's too): one that raises must not fail the call."""
+    try:
+        span.end()
+    except Exception as exc:  # noqa: BLE001
+        report_internal_error("ending a span (a span processor raised; processors after it missed the span)", exc)
 
 
 def _built(build: Callable[[], Attributes], where: str) -> Attributes:

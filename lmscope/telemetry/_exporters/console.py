@@ -12,6 +12,7 @@ from cachetools import LRUCache
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
+from .._fork import renew_after_fork
 from .._internal_errors import report_internal_error
 from .._trace_file import records_from_spans
 from .._tree import build_trees, render_tree
@@ -35,6 +36,11 @@ class ConsoleTreeProcessor(SpanProcessor):
         self._max_spans = max_spans_per_trace
         self._pending: LRUCache[int, _Pending] = LRUCache(maxsize=max_traces)
         self._lock = threading.Lock()
+        renew_after_fork(self)
+
+    def after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()  # the traces pending in the parent print there; the child's are its own
+        self._pending = LRUCache(maxsize=self._pending.maxsize)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         pass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import json
 import logging
 import math
@@ -17,13 +18,15 @@ import os
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext
+
+from .._fork import renew_after_fork
 
 logger = logging.getLogger("lmscope")
 
@@ -170,38 +173,78 @@ def _value(value: Any) -> JsonDict:
 
 
 class OtlpJsonFileExporter(SpanExporter):
-    """Appends one OTLP/JSON line per `export()` call; thread-safe; never raises into the caller."""
+    """Appends one OTLP/JSON line per `export()` call; thread-safe; never raises into the caller.
+
+    A line is written whole or not at all, so a reader never meets two requests run together: it is built in
+    full, then handed to the kernel with `os.write` on a descriptor opened with O_APPEND (no userspace buffer,
+    so a forked child neither inherits half a line nor writes the parent's again, and the lines of several
+    processes appending to one file do not interleave). When a write stops part-way (a full disk), the partial
+    line is cut off again (`_take_back`); if another process appended behind it meanwhile, the next line starts
+    with a newline instead, so the torn one stays a single unreadable line and every later span is readable.
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self._path = Path(path)
         self._lock = threading.Lock()
-        self._file: IO[str] | None = None
+        self._fd: int | None = None
+        self._torn = False
+        """A partial line could not be taken back: the next write ends it first."""
         self._closed = False
         self._warned = False
+        renew_after_fork(self)
+
+    def after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()  # the parent's export worker may have held it; the descriptor is shared
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if not spans:
             return SpanExportResult.SUCCESS
         try:
-            # Encode outside the lock: only the write needs to be serialised.
-            line = json.dumps(encode_spans(spans), separators=(",", ":"), ensure_ascii=False) + "\n"
+            # Encoded outside the lock: only the write needs to be serialised. Lone surrogates (not UTF-8) are
+            # replaced, so the line stays valid JSON in valid UTF-8.
+            line = (json.dumps(encode_spans(spans), separators=(",", ":"), ensure_ascii=False) + "\n").encode(
+                "utf-8", "replace")
             with self._lock:
                 if self._closed:
                     return SpanExportResult.FAILURE
-                file = self._open()
-                file.write(line)
-                # One flush per batch: a crash or `kill` loses at most the batch being written.
-                file.flush()
+                self._write_line(self._open(), line)
         except Exception as exc:  # noqa: BLE001 - an exporter must never raise into the SDK thread
             self._warn(exc)
             return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
 
-    def _open(self) -> IO[str]:
-        if self._file is None:
+    def _open(self) -> int:
+        if self._fd is None:
             self._path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self._path, "a", encoding="utf-8")  # noqa: SIM115 - kept open across exports
-        return self._file
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+            self._fd = os.open(self._path, flags, 0o666)
+        return self._fd
+
+    def _write_line(self, fd: int, line: bytes) -> None:
+        data = memoryview(b"\n" + line if self._torn else line)
+        written = 0
+        try:
+            while written < len(data):
+                count = _write(fd, data[written:])
+                if count <= 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                written += count
+        except OSError:
+            if written:
+                self._take_back(fd, written)
+            raise
+        self._torn = False
+
+    def _take_back(self, fd: int, written: int) -> None:
+        """Cut off the `written` bytes of a line that could not be finished; else mark the line torn."""
+        try:
+            end = os.lseek(fd, 0, os.SEEK_CUR)  # with O_APPEND: just past what this write appended
+            if os.fstat(fd).st_size == end:  # nobody appended behind it
+                os.ftruncate(fd, end - written)
+                return
+        except OSError:
+            pass
+        self._torn = True
 
     def _warn(self, exc: BaseException) -> None:
         # One warning per exporter: a full disk would otherwise log once per batch.
@@ -212,15 +255,19 @@ class OtlpJsonFileExporter(SpanExporter):
             self._close_file()  # reopen on the next export: the problem may be transient
 
     def _close_file(self) -> None:
-        file, self._file = self._file, None
-        if file is not None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
             with contextlib.suppress(OSError):
-                file.close()
+                os.close(fd)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True  # every export already flushed its line
+        return True  # every export already handed its line to the kernel
 
     def shutdown(self) -> None:
         with self._lock:
             self._closed = True
             self._close_file()
+
+
+_write = os.write
+"""The one call that writes a line (tests replace it to simulate a disk that fills up part-way)."""

@@ -1,0 +1,118 @@
+"""SIGTERM and SIGINT deliver lmscope's queued spans first, then reach the app's own handling unchanged.
+
+Without this a SIGTERM with the default action kills the process at once: no atexit hook runs, and every span
+still queued for export is lost without a word. `install` (from `instrument()`, in the main thread, when spans
+are exported) puts a handler on each signal the app has not ignored. It flushes within the shutdown bound
+(SHUTDOWN_TIMEOUT_S), then hands the signal on:
+
+- to the app's Python handler, if it had set one (SIGINT's default `default_int_handler` is one: Ctrl-C still
+  raises KeyboardInterrupt, and the normal exit then reports what could not be delivered);
+- for the default action (SIG_DFL), after a full shutdown that writes the usual drop-report line, by restoring
+  SIG_DFL and raising the signal again: the process dies by it, with the exit status it would have had.
+
+A handler runs in the main thread between two bytecodes, possibly inside lmscope's own span bookkeeping, holding
+a lock the flush needs. It then does not wait for itself: it sends the signal again a moment later (`_RETRY_S`),
+once that short critical section is over. `uninstrument` restores the previous handlers if ours are still set.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from types import FrameType
+from typing import Any, Protocol
+
+from .telemetry._internal_errors import guarded
+
+Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_RETRY_S = 0.002
+_MAX_RETRIES = 500
+"""About a second of retries; past that the signal goes on without a flush rather than never."""
+
+
+class _Lock(Protocol):
+    def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
+    def release(self) -> None: ...
+
+
+class SignalFlush:
+    """What the handler needs from an active instrumentation."""
+
+    def __init__(self, flush: Callable[[], object], shutdown: Callable[[], object],
+                 locks: Callable[[], Sequence[_Lock]]) -> None:
+        self.flush = flush
+        """Deliver what is queued, within the shutdown bound; the app goes on afterwards."""
+        self.shutdown = shutdown
+        """Deliver within the bound, close the exporters and write the drop report: the process is about to die."""
+        self.locks = locks
+        """The locks the flush takes, which the interrupted main thread may hold."""
+
+
+_lock = threading.Lock()
+_previous: dict[int, Handler] = {}
+_target: SignalFlush | None = None
+_retries = 0
+
+
+def install(target: SignalFlush) -> None:
+    """Flush on SIGTERM and SIGINT for `target`. Only from the main thread (Python allows no other), and never
+    over an ignored signal or a handler set outside Python (it could not be handed on)."""
+    global _target
+    if threading.current_thread() is not threading.main_thread():
+        return
+    with _lock:
+        _target = target
+        for signum in SIGNALS:
+            current = signal.getsignal(signum)
+            if current is _handle or current is None or current == signal.SIG_IGN:
+                continue
+            _previous[signum] = current
+            signal.signal(signum, _handle)
+
+
+def uninstall() -> None:
+    """Put back the handlers `install` replaced, where ours is still the one set."""
+    global _target
+    with _lock:
+        _target = None
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal.signal works only there; our handler, left set, just hands signals on
+        for signum, previous in list(_previous.items()):
+            if signal.getsignal(signum) is _handle:
+                signal.signal(signum, previous)
+            del _previous[signum]
+
+
+def _locks_free(target: SignalFlush) -> bool:
+    """False when a lock the flush needs stays taken: most likely by the very thread this handler interrupted."""
+    for lock in target.locks():
+        if not lock.acquire(timeout=0.05):
+            return False
+        lock.release()
+    return True
+
+
+def _handle(signum: int, frame: FrameType | None) -> None:
+    global _retries
+    previous = _previous.get(signum, signal.SIG_DFL)
+    target = _target
+    if target is not None:
+        if not _locks_free(target) and _retries < _MAX_RETRIES:
+            _retries += 1
+            threading.Timer(_RETRY_S, os.kill, (os.getpid(), signum)).start()
+            return
+        _retries = 0
+        if previous == signal.SIG_DFL:
+            guarded("delivering spans before the process ends on a signal", target.shutdown)
+        else:
+            guarded("delivering spans on a signal", target.flush)
+    if previous == signal.SIG_DFL:
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)  # dies here, as it would have without lmscope
+        return
+    if callable(previous):
+        previous(signum, frame)

@@ -1,0 +1,134 @@
+"""A process that forks while spans are being exported: every child traces normally and exits.
+
+Real processes: an app script instruments lmscope with its file exporter, keeps a producer thread ending spans
+(so export workers are writing and locks are held at the moment of each fork), and forks 40 times. Without
+lmscope/telemetry/_fork.py a child inherited a lock the parent's export worker held and its flush never
+returned (10 of 40 children on the code before it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.usefixtures("clean_env"),
+              pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX-only")]
+
+FORKS = 40
+
+APP = textwrap.dedent("""
+    import json, multiprocessing, os, sys, threading, time
+    import lmscope
+    from opentelemetry import trace
+
+    path, forks, how = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    lmscope.instrument(exporters="file", file_path=path)
+    tracer = trace.get_tracer("fork-test")
+    stop = threading.Event()
+
+    def produce():
+        while not stop.is_set():
+            with tracer.start_as_current_span("parent.work"):
+                pass
+
+    def child(i):  # a span of its own, flushed; then out without the parent's atexit hooks
+        tracer.start_span(f"child-{i}").end()
+        return 0 if lmscope.force_flush(15_000) else 2  # generous: a loaded 2-core box
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    outcomes = {}
+    if how.startswith("os.fork"):
+        for i in range(forks):
+            time.sleep(0.01)
+            pid = os.fork()
+            if pid == 0 and how == "os.fork+exit":  # a normal exit: atexit hooks run, lmscope's shutdown too
+                sys.exit(child(i))
+            if pid == 0:
+                code = 1
+                try:
+                    code = child(i)
+                finally:
+                    os._exit(code)
+            deadline = time.monotonic() + 60
+            while True:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    outcomes[i] = os.waitstatus_to_exitcode(status)
+                    break
+                if time.monotonic() > deadline:
+                    os.kill(pid, 9)
+                    os.waitpid(pid, 0)
+                    outcomes[i] = "hung"
+                    break
+                time.sleep(0.005)
+    else:  # multiprocessing with the fork start method (its children end with os._exit after their target)
+        fork = multiprocessing.get_context("fork")
+        for i in range(forks):
+            time.sleep(0.01)
+            process = fork.Process(target=lambda i=i: sys.exit(child(i)))
+            process.start()
+            process.join(60)
+            if process.exitcode is None:
+                process.kill()
+                process.join()
+                outcomes[i] = "hung"
+            else:
+                outcomes[i] = process.exitcode
+    stop.set()
+    producer.join()
+    print(json.dumps(outcomes))
+""")
+
+
+def span_names(path: Path) -> list[str]:
+    names = []
+    with open(path, encoding="utf-8") as file:
+        for line in file:
+            for resource in json.loads(line)["resourceSpans"]:  # every line whole: json.loads never fails
+                for scope in resource["scopeSpans"]:
+                    names.extend(span["name"] for span in scope["spans"])
+    return names
+
+
+@pytest.mark.parametrize("how", ["os.fork", "os.fork+exit", "multiprocessing"])
+def test_forked_children_trace_into_the_same_file_and_exit(tmp_path: Path, how: str) -> None:
+    path = tmp_path / "traces.jsonl"
+    done = subprocess.run([sys.executable, "-c", APP, str(path), str(FORKS), how], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0, done.stderr
+    outcomes = json.loads(done.stdout)
+    assert outcomes == {str(i): 0 for i in range(FORKS)}, done.stderr  # none hung, every child's flush delivered
+    names = span_names(path)
+    assert sorted(n for n in names if n.startswith("child-")) == sorted(f"child-{i}" for i in range(FORKS))
+    assert names.count("parent.work") > 0
+    assert "lmscope" not in done.stderr, done.stderr  # no drop report, in the parent or any child
+
+
+def test_the_sdk_batch_span_processor_renews_itself_in_a_child_as_lmscope_does() -> None:
+    """The SDK's own BatchSpanProcessor (an app's, next to lmscope's) re-creates its worker in a forked child."""
+    script = textwrap.dedent("""
+        import os
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+        provider.get_tracer("t").start_span("parent").end()
+        pid = os.fork()
+        if pid == 0:
+            provider.get_tracer("t").start_span("child").end()
+            ok = provider.force_flush(5_000) and [s.name for s in exporter.get_finished_spans()] == ["child"]
+            os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "0", done.stderr
