@@ -224,7 +224,8 @@ class Runtime:
     def _settings(self, ctx: Context, lm: Any = None) -> Attributes:
         """`lmscope.settings.*` of the effective settings; an LM span passes its `lm`, which they then describe."""
         overrides = ctx.get(OVERRIDES_KEY)
-        return settings_attributes(self.settings, overrides if isinstance(overrides, frozenset) else _EMPTY, lm)
+        return settings_attributes(self.settings, overrides if isinstance(overrides, frozenset) else _EMPTY, lm,
+                                   policy=self.content)
 
 
 def _calling_module(ctx: Context) -> ModuleFrame | None:
@@ -277,8 +278,11 @@ def _record_error(span: Span, error: BaseException, policy: ContentPolicy) -> No
         message = str(error)
     except Exception:  # noqa: BLE001 - what the SDK would fail on too
         message = f"<unprintable {type(error).__name__}>"
-    message, redacted = policy.text(message, _EXCEPTION_MESSAGE, free_text=True)
     stacktrace = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    if not policy.capture_outputs:  # a parse error quotes what the LM said: output content, not captured
+        for said in _lm_responses(error):
+            message, stacktrace = message.replace(said, _NOT_CAPTURED), stacktrace.replace(said, _NOT_CAPTURED)
+    message, redacted = policy.text(message, _EXCEPTION_MESSAGE, free_text=True)
     stacktrace, stack_redacted = policy.text(stacktrace, _EXCEPTION_STACKTRACE, free_text=True)
     span.record_exception(error, {_EXCEPTION_MESSAGE: message, _EXCEPTION_STACKTRACE: stacktrace})
     span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {message}"))
@@ -288,6 +292,23 @@ def _record_error(span: Span, error: BaseException, policy: ContentPolicy) -> No
 
 
 _EXCEPTION_MESSAGE = "exception.message"
+_NOT_CAPTURED = "[LM output not captured]"
+_MAX_CHAIN = 8
+
+
+def _lm_responses(error: BaseException) -> list[str]:
+    """The LM text DSPy's parse errors (`AdapterParseError.lm_response`) along the exception chain carry, longest
+    first (so a longer text is replaced before a part of it)."""
+    found: list[str] = []
+    seen: BaseException | None = error
+    for _ in range(_MAX_CHAIN):
+        if seen is None:
+            break
+        said = getattr(seen, "lm_response", None)
+        if isinstance(said, str) and said.strip():
+            found.append(said)
+        seen = seen.__cause__ or seen.__context__
+    return sorted(found, key=len, reverse=True)
 _EXCEPTION_STACKTRACE = "exception.stacktrace"
 
 
