@@ -125,6 +125,14 @@ def _url_credential(match: re.Match[str]) -> bool:
 
 
 _URL_TOKEN: Final = re.compile(r"(?<=[?&#])(?P<key>[A-Za-z0-9_.-]{1,64})=(?P<secret>[^&#\s\"'<>\\]{1,1024})")
+_JSON_MEMBER: Final = re.compile(r'"(?P<key>[^"\\\n]{1,128})"[ \t]{0,3}:[ \t]{0,3}"(?P<secret>[^"\\\n]{1,4096})"')
+"""`"password": "hunter2"` as JSON inside a string: a dict input DSPy wrote into the prompt as JSON text."""
+
+
+def _json_member_credential(match: re.Match[str]) -> bool:
+    return match.group("secret") != REDACTED and is_credential_key(match.group("key"))
+
+
 _COOKIE_HEADER: Final = re.compile(r"(?<![A-Za-z0-9_-])(?:[Ss]et-)?[Cc]ookie:[ \t]{0,8}(?P<secret>[^\r\n\"\\]{1,4096})")
 
 SHAPE_RULES: Final[tuple[Rule, ...]] = (
@@ -147,6 +155,8 @@ SHAPE_RULES: Final[tuple[Rule, ...]] = (
          ("://",), group="secret"),
     # A query or fragment parameter that names a credential: `?key=...` (Google), `&token=`, `#access_token=`.
     Rule("url_token", _URL_TOKEN, ("?", "#", "&"), group="secret", check=_url_credential),
+    # JSON in text (a dict in a prompt): the value of a member whose key names a credential.
+    Rule("json_member", _JSON_MEMBER, ('":',), group="secret", check=_json_member_credential),
     # A `Cookie:`/`Set-Cookie:` header quoted in text: the whole header value (session ids, CSRF tokens).
     Rule("cookie_header", _COOKIE_HEADER, ("ookie:",), group="secret"),
 )
@@ -213,4 +223,4 @@ def may_hold(text: str, *, secrets: bool, is_json: bool) -> bool:
         return True
     if "=" in text and ("?" in text or "#" in text or "&" in text) and _URL_TOKEN.search(text) is not None:
         return True
-    return is_json and has_credential_key(text)
+    return ('": ' in text or is_json) and has_credential_key(text)  # JSON, or JSON written into text

@@ -279,7 +279,7 @@ def _record_error(span: Span, error: BaseException, policy: ContentPolicy) -> No
     except Exception:  # noqa: BLE001 - what the SDK would fail on too
         message = f"<unprintable {type(error).__name__}>"
     stacktrace = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-    if not policy.capture_outputs:  # a parse error quotes what the LM said: output content, not captured
+    if not policy.capture_outputs:  # a parse error quotes what the LM said: output content, not captured here
         for said in _lm_responses(error):
             message, stacktrace = message.replace(said, _NOT_CAPTURED), stacktrace.replace(said, _NOT_CAPTURED)
     message, redacted = policy.text(message, _EXCEPTION_MESSAGE, free_text=True)
@@ -292,24 +292,31 @@ def _record_error(span: Span, error: BaseException, policy: ContentPolicy) -> No
 
 
 _EXCEPTION_MESSAGE = "exception.message"
+_EXCEPTION_STACKTRACE = "exception.stacktrace"
 _NOT_CAPTURED = "[LM output not captured]"
 _MAX_CHAIN = 8
+_MIN_REPLACED_CHARS = 4
 
 
 def _lm_responses(error: BaseException) -> list[str]:
-    """The LM text DSPy's parse errors (`AdapterParseError.lm_response`) along the exception chain carry, longest
-    first (so a longer text is replaced before a part of it)."""
-    found: list[str] = []
+    """When an exception along `error`'s chain carries the LM's text (`AdapterParseError.lm_response`): that text
+    and the message of every exception of the chain (the parse error's, pydantic's beneath it, which quote the LM's
+    values), longest first so a longer text is replaced before a part of it. Otherwise none."""
+    chain: list[BaseException] = []
     seen: BaseException | None = error
-    for _ in range(_MAX_CHAIN):
-        if seen is None:
-            break
-        said = getattr(seen, "lm_response", None)
-        if isinstance(said, str) and said.strip():
-            found.append(said)
+    while seen is not None and len(chain) < _MAX_CHAIN and seen not in chain:
+        chain.append(seen)
         seen = seen.__cause__ or seen.__context__
-    return sorted(found, key=len, reverse=True)
-_EXCEPTION_STACKTRACE = "exception.stacktrace"
+    said = [text for text in (getattr(link, "lm_response", None) for link in chain) if isinstance(text, str)]
+    if not said:
+        return []
+    texts = {text for text in said if text.strip()}
+    for link in chain:
+        try:
+            texts.add(str(link))
+        except Exception:  # noqa: BLE001 - an unprintable one is printed as such by traceback too
+            continue
+    return sorted((text for text in texts if len(text) >= _MIN_REPLACED_CHARS), key=len, reverse=True)
 
 
 def _dspy_cache_tier_on() -> bool:
