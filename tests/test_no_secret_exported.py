@@ -63,15 +63,10 @@ def plant() -> dict[str, str]:
         "tool_url_token": _hex(20),
         "tool_set_cookie": _hex(20),
         "tool_github_token": "ghp_" + _hex(36),
-        # dspy.context(...) keyword arguments
-        "context_passwd": _hex(16),
-        "context_session": _hex(16),
-        "context_cookie": _hex(16),
+        # dspy.context(...) keyword arguments (`note` holds "Bearer <this>": a key that names no credential)
+        **{f"context_{name}": _hex(24) for name in ("passwd", "session", "cookie", "bearer", "api_key",
+                                                     "private_key", "note_bearer")},
         "context_jwt": _jwt(),
-        "context_bearer": _hex(24),
-        "context_api_key": _hex(24),
-        "context_private_key": _hex(24),
-        "context_note_bearer": _hex(24),
         # what a provider's error body echoes
         "provider_openai_key": "sk-proj-" + _hex(40),
         "provider_url_key": _hex(20),
