@@ -9,8 +9,9 @@ prefix caching (`_lm_server_prefix_cache`), and answers follow the adapter forma
     with StandInLM() as server:
         lm = dspy.LM("openai/gpt-4o-mini", api_base=server.base_url, api_key="sk-anything")
 
-Routes: POST /v1/chat/completions (JSON or `stream: true` SSE), GET /v1/models. Request headers (and so
-API keys) are never logged or stored, and the server writes nothing to stderr.
+Routes: POST /v1/chat/completions (JSON or `stream: true` SSE; `failures` makes a model's calls fail),
+GET /v1/models. Request headers (and so API keys) are never logged or stored, and the server writes nothing to
+stderr.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ class StandInLM:
         self._prefix_cache = PrefixCache(cache_block_tokens)
         self._lock = threading.Lock()
         self._requests = 0
+        self.failures: dict[str, tuple[int, str]] = {}
+        """model -> (HTTP status, error message): requests for that model are answered with that error, as a
+        provider refusing a call (tests plant what a provider's error echoes: a key, a URL with `?key=`)."""
         self.recorded_bodies: list[bytes] | None = None
         """Set to a list to keep the raw body of every POST from then on (tests compare what the LM received)."""
         self._models_seen: set[str] = set(DEFAULT_MODELS)
@@ -172,6 +176,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_not_found()
         try:
             body = json.loads(raw or b"null")
+            failure = self.server.stand_in.failures.get(str(body.get("model"))) if isinstance(body, dict) else None
+            if failure is not None:
+                return self._send_json(failure[0], error_body(failure[1], code="invalid_api_key"))
             completion = self.server.stand_in.complete(body)
         except BadRequest as exc:
             return self._send_json(400, error_body(str(exc)))

@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from ._fork import renew_after_fork
+from ._scrub import scrub_credentials
 from ._url_masking import mask_url, mask_urls_in
 
 logger = logging.getLogger("lmscope")
@@ -92,16 +93,17 @@ _REASONS = (
     (re.compile(r"StatusCode\.([A-Z_]+)"), r"gRPC \1"),
     (re.compile(r"code: (\d{3}), reason: ([^,]*)"), r"HTTP \1 \2"),
 )
-_QUERY = re.compile(r"\?[^\s'\"()<>]*")
+_QUERY = re.compile(r"[?#][^\s'\"()<>]*")
 _SCANNED_CHARS = 65_536
 """How much of a message is searched for a known reason: a backend's error page can be megabytes."""
 
 
 def safe_reason(message: str, limit: int = 160) -> str:
-    """A one-line reason for a failed export, with URL userinfo, query strings and fragments masked.
+    """A one-line reason for a failed export, with URL userinfo, query strings and fragments masked and
+    credentials redacted.
 
     Linear in the message (every pattern here matches forward from one position), and only its head is read."""
-    head = message[:_SCANNED_CHARS]
+    head = scrub_credentials(message[:_SCANNED_CHARS])  # URLs are masked below
     for pattern, reason in _REASONS:
         found = pattern.search(head)
         if found:

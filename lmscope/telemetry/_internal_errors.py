@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import traceback
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -41,8 +42,13 @@ def report_internal_error(where: str, exc: BaseException) -> None:
     if where in _reported:
         return
     _reported.add(where)
-    logger.warning("lmscope: internal error in %s (telemetry for this step is incomplete): %r", where, exc,
-                   exc_info=exc)
+    # The exception may quote what the program handled (a request, a provider's reply): its text and traceback go
+    # out scrubbed, never as `exc_info`, which a handler would format verbatim.
+    from ._scrub import scrub_error_text
+
+    details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    logger.warning("lmscope: internal error in %s (telemetry for this step is incomplete): %s\n%s", where,
+                   scrub_error_text(repr(exc)), scrub_error_text(details).rstrip())
 
 
 def guarded(where: str, fn: Callable[..., T], *args: object, default: T | None = None) -> T | None:

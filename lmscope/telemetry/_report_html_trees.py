@@ -15,6 +15,7 @@ from typing import Any
 from . import _semconv as semconv
 from ._report_html_format import cost_html, count, esc, plural, utc_text
 from ._report_page import TraceView
+from ._scrub import scrub_error_text
 from ._trace_file import SpanRecord
 from ._tree import (
     MAX_DRAWN_DEPTH,
@@ -163,9 +164,10 @@ def _cost(facts: SpanFacts) -> str:
 def _attributes_html(record: SpanRecord) -> str:
     rows = [(key, value) for key, value in sorted(record.attributes.items())]
     if record.status_code == "ERROR":
-        rows.append(("status", f"ERROR {record.status_message}".rstrip()))
+        rows.append(("status", scrub_error_text(f"ERROR {record.status_message}".rstrip())))
     for event in record.events:
-        rows.extend((f"event {event.name}: {key}", value) for key, value in sorted(event.attributes.items()))
+        rows.extend((f"event {event.name}: {key}", scrub_error_text(value) if event.name == "exception"
+                     and isinstance(value, str) else value) for key, value in sorted(event.attributes.items()))
     cells = "".join(f"<tr><th>{esc(key)}</th><td>{esc(_value_text(value))}</td></tr>" for key, value in rows)
     return f'<table class="attributes">{cells}</table>'
 

@@ -32,6 +32,7 @@ from ._scrub_rules import (
     is_credential_key,
     may_hold,
 )
+from ._url_masking import mask_urls_in
 
 
 class _Found:
@@ -154,3 +155,18 @@ class _Replace:
         secret = whole if group is None else match.group(group)
         kept = self.scrubber._redact(self.path, secret, match, self.found)
         return whole[:start] + str(kept) + whole[start + len(secret):]
+
+
+_ALWAYS = Scrubber()
+
+
+def scrub_credentials(text: str) -> str:
+    """Free text with credentials redacted (shapes and `password=...`), whatever the scrub options say."""
+    return _ALWAYS.text(text, "error", free_text=True)[0]
+
+
+def scrub_error_text(text: str) -> str:
+    """Error text lmscope shows or logs (a status, an exception, an exporter's reason): credentials redacted and
+    every URL's userinfo, query and fragment masked, whatever the scrub options say. Error text is not captured
+    content: it is shown whatever `capture_content` says, so it must never carry a secret."""
+    return mask_urls_in(scrub_credentials(text))

@@ -99,16 +99,41 @@ _AUTH_SCHEMES: Final = frozenset({"bearer", "basic", REDACTED.lower()})
 
 def _assigns_credential(match: re.Match[str]) -> bool:
     """`password=...` but not `max_tokens=...`; `Authorization: Bearer <token>` is left to the `bearer` rule."""
-    return is_credential_key(match.group("key")) and match.group("secret").lower() not in _AUTH_SCHEMES
+    secret = match.group("secret")
+    # `[REDACTED` too: an unquoted value stops at `]`, and an earlier rule may have redacted this one already.
+    return is_credential_key(match.group("key")) and secret.lower() not in _AUTH_SCHEMES \
+        and not secret.startswith(REDACTED[:-1])
 
 
 _ASSIGNMENT: Final = re.compile(
     r"(?<![A-Za-z0-9])(?P<key>(?:[A-Za-z0-9]{1,32}[_.-]){0,3}"
     r"(?:passw(?:or)?d|pwd|passphrase|secret|token|cookie|session|credentials?|authorization|auth"
-    r"|api[_-]?key|private[_-]?key|access[_-]?key)(?:[_.-][A-Za-z0-9]{1,32}){0,3})"
+    r"|jwt|csrf|xsrf|bearer|api[_-]?key|private[_-]?key|access[_-]?key)(?:[_.-][A-Za-z0-9]{1,32}){0,3})"
     r"[\"']?[ \t]{0,3}[:=][ \t]{0,3}(?P<quote>[\"'])?"
     r"(?P<secret>(?(quote)[^\"'\n]{1,512}|[^\s\"',;)}\]]{1,512}))", re.IGNORECASE)
 """`password=hunter2`, `'api_key': 'abc'` in free text (an exception message, a dict's repr); keeps the key."""
+
+_URL_KEY_NAMES: Final = frozenset({"key", "sig", "signature"})
+"""URL parameters that carry a credential though `key` alone is no credential key in JSON (`?key=` of Google APIs,
+signed URLs' `sig=`)."""
+
+
+def _url_credential(match: re.Match[str]) -> bool:
+    """`?key=...`, `&access_token=...`, `#id_token=...`, not `?page=2` or an already redacted value."""
+    key = match.group("key")
+    return match.group("secret") != REDACTED and (key.lower() in _URL_KEY_NAMES or is_credential_key(key))
+
+
+_URL_TOKEN: Final = re.compile(r"(?<=[?&#])(?P<key>[A-Za-z0-9_.-]{1,64})=(?P<secret>[^&#\s\"'<>\\]{1,1024})")
+_JSON_MEMBER: Final = re.compile(r'"(?P<key>[^"\\\n]{1,128})"[ \t]{0,3}:[ \t]{0,3}"(?P<secret>[^"\\\n]{1,4096})"')
+"""`"password": "hunter2"` as JSON inside a string: a dict input DSPy wrote into the prompt as JSON text."""
+
+
+def _json_member_credential(match: re.Match[str]) -> bool:
+    return match.group("secret") != REDACTED and is_credential_key(match.group("key"))
+
+
+_COOKIE_HEADER: Final = re.compile(r"(?<![A-Za-z0-9_-])(?:[Ss]et-)?[Cc]ookie:[ \t]{0,8}(?P<secret>[^\r\n\"\\]{1,4096})")
 
 SHAPE_RULES: Final[tuple[Rule, ...]] = (
     # Also as a repr shortens it (pydantic's `'sk-pro...5y6Q1w2'` in a validation error quotes both ends).
@@ -128,11 +153,18 @@ SHAPE_RULES: Final[tuple[Rule, ...]] = (
     Rule("url_userinfo", re.compile(r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{0,31}://"
                                     r"(?P<secret>[^\s/?#@:\"'<>]{0,256}:[^\s/?#@\"'<>]{0,256})@"),
          ("://",), group="secret"),
+    # A query or fragment parameter that names a credential: `?key=...` (Google), `&token=`, `#access_token=`.
+    Rule("url_token", _URL_TOKEN, ("?", "#", "&"), group="secret", check=_url_credential),
+    # JSON in text (a dict in a prompt): the value of a member whose key names a credential.
+    Rule("json_member", _JSON_MEMBER, ('":',), group="secret", check=_json_member_credential),
+    # A `Cookie:`/`Set-Cookie:` header quoted in text: the whole header value (session ids, CSRF tokens).
+    Rule("cookie_header", _COOKIE_HEADER, ("ookie:",), group="secret"),
 )
 """Shapes of credentials, tried in this order on every captured string."""
 FREE_TEXT_RULES: Final[tuple[Rule, ...]] = (*SHAPE_RULES, Rule(
     "credential_assignment", _ASSIGNMENT,
-    ("passw", "passp", "pwd", "secret", "token", "cookie", "session", "credential", "auth", "key"),
+    ("passw", "passp", "pwd", "secret", "token", "cookie", "session", "credential", "auth", "key", "jwt", "srf",
+     "bearer"),
     lowered=True, group="secret", check=_assigns_credential))
 """Exception messages and tracebacks also quote `password=...`: looked for there only (rare and short), not in
 every prompt and document, where word triggers like `key` and `token` would cost every span a regex pass."""
@@ -187,6 +219,8 @@ def may_hold(text: str, *, secrets: bool, is_json: bool) -> bool:
     if not secrets:
         return ";base64," in text or _BLOB_RUN in skeleton
     # A 16-character run also covers every data URL and blob worth describing (payloads under 16 are kept).
-    if _SHAPE_RUN in skeleton or "Basic " in text or ("@" in text and "://" in text):
+    if _SHAPE_RUN in skeleton or "Basic " in text or ("@" in text and "://" in text) or "ookie:" in text:
         return True
-    return is_json and has_credential_key(text)
+    if "=" in text and ("?" in text or "#" in text or "&" in text) and _URL_TOKEN.search(text) is not None:
+        return True
+    return ('": ' in text or is_json) and has_credential_key(text)  # JSON, or JSON written into text

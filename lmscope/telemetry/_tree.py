@@ -30,6 +30,7 @@ from typing import Any
 
 from . import _semconv as semconv
 from ._printable import printable
+from ._scrub import scrub_error_text
 from ._trace_records import SpanRecord
 
 _MAX_ERROR_CHARS = 120
@@ -295,7 +296,8 @@ def _usage(attributes: dict[str, Any]) -> tuple[int, int, int] | None:
 
 
 def error_text(record: SpanRecord) -> str:
-    """`<type>: <message>` on one line, from the status, error.type and the exception event."""
+    """`<type>: <message>` on one line, from the status, error.type and the exception event; scrubbed always
+    (lmscope's own spans carry scrubbed errors already, other instrumentations' spans in a file may not)."""
     exception = next((event.attributes for event in record.events if event.name == "exception"), {})
     error_type = str(record.attributes.get(semconv.ERROR_TYPE) or exception.get("exception.type") or "")
     message = record.status_message or str(exception.get("exception.message") or "")
@@ -304,7 +306,7 @@ def error_text(record: SpanRecord) -> str:
         text = f"{error_type}: {message}"
     else:
         text = message or error_type
-    text = " ".join(text.split())
+    text = " ".join(scrub_error_text(text).split())
     return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 1] + "…"
 
 

@@ -71,6 +71,10 @@ def test_values_under_credential_keys_are_redacted_at_any_depth() -> None:
     ("https://example.com/a@b and mail bob@example.com", "https://example.com/a@b and mail bob@example.com"),
     ("task-force-risk-assessment-sk-learn", "task-force-risk-assessment-sk-learn"),
     ("max_tokens=5, tokens: 7, a sk- b", "max_tokens=5, tokens: 7, a sk- b"),
+    ("GET https://x.googleapis.com/v1/m?key=abc123&page=2", "GET https://x.googleapis.com/v1/m?key=[REDACTED]&page=2"),
+    ("/cb#access_token=abc.def&state=x and ?page=2&q=a", "/cb#access_token=[REDACTED]&state=x and ?page=2&q=a"),
+    ("Cookie: sid=abc; theme=dark\nSet-Cookie: s=1; Path=/", "Cookie: [REDACTED]\nSet-Cookie: [REDACTED]"),
+    ('prompt {"password": "hunter2", "max_tokens": "5"}', 'prompt {"password": "[REDACTED]", "max_tokens": "5"}'),
 ])
 def test_credential_shapes_in_strings(text: str, expected: str) -> None:
     assert scrub_json({"q": text}) == ({"q": expected}, expected != text)
@@ -158,6 +162,7 @@ ADVERSARIAL = [
     "http://" + "a:" * 50_000, "x://a:" * 16_667, "data:image/png" + ";a" * 50_000, "A" * 99_999 + "!",
     "=a" * 50_000, "a@b://" * 16_667, "Bearer " * 14_286, "ghp_" * 25_000, "AKIA" * 25_000,
     "password=" * 11_112, "'api_key': '" * 8_334, "api_key_" * 12_500, "sk-ab..." * 12_500,
+    '"password": "' * 7_693, '"' + "a" * 99_999, "?token=" * 14_286, "&" + "a" * 99_999, "Set-Cookie: " * 8_334,
 ]
 
 

@@ -12,7 +12,7 @@ from ...telemetry._content import ContentPolicy
 from ...telemetry._lm_call import LMCall
 from ...telemetry._lm_vendors import gen_ai_provider, openinference_provider
 from ...telemetry._memo import BoundedMemo
-from ...telemetry._scrub_rules import describe_binary
+from ...telemetry._scrub_rules import describe_binary, is_credential_key
 from ...telemetry._spend import Spend
 
 # Request parameters worth recording. An allowlist, not a denylist: `lm.kwargs` also holds api_key,
@@ -279,20 +279,25 @@ def rollup_attributes(totals: Spend) -> dict[str, Any]:
 
 
 def _looks_secret(key: str) -> bool:
+    """The scrubber's word-part match (`passwd`, `session`, `cookie`, `jwt`, `bearer`, `api_key`, ...), and, wider,
+    any key that holds one of `_SECRET_MARKERS` (`headers`, `api_base`, `my_keys`): a settings key is one name, so
+    erring wide costs only a readable value."""
+    if is_credential_key(key):
+        return True
     lowered = key.lower()
     return any(marker in lowered for marker in _SECRET_MARKERS)
 
 
 is_secret_key: BoundedMemo[str, bool] = BoundedMemo(_looks_secret)
-"""is_secret_key(key) -> whether a settings key looks like it holds a secret (its value is never recorded)."""
+"""is_secret_key(key) -> whether a settings key looks like it holds a secret (its value is recorded as [REDACTED])."""
 
 
-def _settings_name(key: str) -> str | None:
-    return None if is_secret_key(key) else semconv.SETTINGS_PREFIX + key
+def _settings_name(key: str) -> tuple[str, bool]:
+    return semconv.SETTINGS_PREFIX + key, is_secret_key(key)
 
 
-settings_name: BoundedMemo[str, str | None] = BoundedMemo(_settings_name)
-"""settings_name(key) -> `lmscope.settings.<key>`, or None for a key that looks like it holds a secret."""
+settings_name: BoundedMemo[str, tuple[str, bool]] = BoundedMemo(_settings_name)
+"""settings_name(key) -> (`lmscope.settings.<key>`, whether its value is a secret to record as [REDACTED])."""
 
 
 def _sorted_tuple(keys: frozenset[str]) -> tuple[str, ...]:

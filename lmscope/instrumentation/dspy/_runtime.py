@@ -239,7 +239,8 @@ class Runtime:
     def _settings(self, ctx: Context, lm: Any = None) -> Attributes:
         """`lmscope.settings.*` of the effective settings; an LM span passes its `lm`, which they then describe."""
         overrides = ctx.get(OVERRIDES_KEY)
-        return settings_attributes(self.settings, overrides if isinstance(overrides, frozenset) else _EMPTY, lm)
+        return settings_attributes(self.settings, overrides if isinstance(overrides, frozenset) else _EMPTY, lm,
+                                   policy=self.content)
 
 
 def _calling_module(ctx: Context) -> ModuleFrame | None:
@@ -300,8 +301,11 @@ def _record_error(span: Span, error: BaseException, policy: ContentPolicy) -> No
         message = str(error)
     except Exception:  # noqa: BLE001 - what the SDK would fail on too
         message = f"<unprintable {type(error).__name__}>"
-    message, redacted = policy.text(message, _EXCEPTION_MESSAGE, free_text=True)
     stacktrace = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    if not policy.capture_outputs:  # a parse error quotes what the LM said: output content, not captured here
+        for said in _lm_responses(error):
+            message, stacktrace = message.replace(said, _NOT_CAPTURED), stacktrace.replace(said, _NOT_CAPTURED)
+    message, redacted = policy.text(message, _EXCEPTION_MESSAGE, free_text=True)
     stacktrace, stack_redacted = policy.text(stacktrace, _EXCEPTION_STACKTRACE, free_text=True)
     span.record_exception(error, {_EXCEPTION_MESSAGE: message, _EXCEPTION_STACKTRACE: stacktrace})
     span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {message}"))
@@ -312,6 +316,30 @@ def _record_error(span: Span, error: BaseException, policy: ContentPolicy) -> No
 
 _EXCEPTION_MESSAGE = "exception.message"
 _EXCEPTION_STACKTRACE = "exception.stacktrace"
+_NOT_CAPTURED = "[LM output not captured]"
+_MAX_CHAIN = 8
+_MIN_REPLACED_CHARS = 4
+
+
+def _lm_responses(error: BaseException) -> list[str]:
+    """When an exception along `error`'s chain carries the LM's text (`AdapterParseError.lm_response`): that text
+    and the message of every exception of the chain (the parse error's, pydantic's beneath it, which quote the LM's
+    values), longest first so a longer text is replaced before a part of it. Otherwise none."""
+    chain: list[BaseException] = []
+    seen: BaseException | None = error
+    while seen is not None and len(chain) < _MAX_CHAIN and seen not in chain:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    said = [text for text in (getattr(link, "lm_response", None) for link in chain) if isinstance(text, str)]
+    if not said:
+        return []
+    texts = {text for text in said if text.strip()}
+    for link in chain:
+        try:
+            texts.add(str(link))
+        except Exception:  # noqa: BLE001 - an unprintable one is printed as such by traceback too
+            continue
+    return sorted((text for text in texts if len(text) >= _MIN_REPLACED_CHARS), key=len, reverse=True)
 
 
 def _dspy_cache_tier_on() -> bool:

@@ -20,21 +20,29 @@ from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 
 from ...telemetry import _semconv as semconv
+from ...telemetry._content import ContentPolicy
 from ...telemetry._memo import BoundedMemo
+from ...telemetry._scrub_rules import REDACTED
 from ._attributes import is_secret_key, settings_name, sorted_overrides
 from ._frames import OVERRIDES_KEY
 
 # Keys DSPy itself sets through `settings.context(...)`; they are plumbing, not user overrides.
 _INTERNAL_KEYS = frozenset({"caller_modules", "caller_predict", "send_stream", "usage_tracker", "stream_listeners",
                             "callbacks", "trace", "_lm_stream_progress", "_decision_evidence"})
+_DEFAULT_POLICY = ContentPolicy()
 _REPORTED = ("adapter", "cache", "track_usage", "num_threads", "max_errors", "disable_history", "async_max_workers")
 
 
-def settings_attributes(settings: Any, overrides: frozenset[str], lm: Any = None) -> dict[str, Any]:
+def settings_attributes(settings: Any, overrides: frozenset[str], lm: Any = None, *,
+                        policy: ContentPolicy = _DEFAULT_POLICY) -> dict[str, Any]:
     """`lmscope.settings.*` for the effective settings (`settings.copy()`: the global config merged with the active
-    overrides): LM model, adapter, cache, the `_REPORTED` keys, then any other key the active overrides set,
-    never a secret-looking one; and `lmscope.settings.overrides`, the sorted override keys. Values that cannot be
-    attributes (objects, None) are left out.
+    overrides): LM model, adapter, cache, the `_REPORTED` keys, then any other key the active overrides set; and
+    `lmscope.settings.overrides`, the sorted override keys. Values that cannot be attributes (objects, None) are
+    left out. Settings are not content: they are recorded whatever `capture_content` says, so nothing secret may
+    pass. A key that names a credential (`is_secret_key`: `api_key`, `passwd`, `session`, `jwt`, ...) is recorded
+    as `[REDACTED]`, as under a credential key in content (true and false are kept); string values are scrubbed
+    for credential shapes by `policy`'s scrubber (`Bearer ...`, `sk-...`, `user:pass@`). Either sets
+    `lmscope.scrubbed=true`.
 
     `lm`: the LM that made the call an LM span describes (`predictor.set_lm`, `predictor(..., lm=)` and
     `dspy.context(lm=)` each pick their own); its model and cache are reported rather than the settings' LM.
@@ -46,7 +54,10 @@ def settings_attributes(settings: Any, overrides: frozenset[str], lm: Any = None
         lm = get("lm")
     attributes: dict[str, Any] = {}
     model = getattr(lm, "model", None)
-    if isinstance(model, _SETTING_TYPES):
+    scrubbed = False
+    if type(model) is str:
+        attributes[_LM_MODEL], scrubbed = policy.scrubber.text(model, _LM_MODEL)
+    elif isinstance(model, _SETTING_TYPES):
         attributes[_LM_MODEL] = model
     attributes[_ADAPTER] = type(adapter).__name__ if adapter is not None else "ChatAdapter"
     cache = getattr(lm, "cache", None)
@@ -60,10 +71,17 @@ def settings_attributes(settings: Any, overrides: frozenset[str], lm: Any = None
         for key in _other_keys(overrides):
             value = get(key)
             if isinstance(value, _SETTING_TYPES):
-                other_name = settings_name(key)
-                if other_name is not None:
+                other_name, secret = settings_name(key)
+                if secret and type(value) is not bool:
+                    attributes[other_name], scrubbed = REDACTED, True
+                elif type(value) is str:
+                    attributes[other_name], redacted = policy.scrubber.text(value, other_name)
+                    scrubbed = scrubbed or redacted
+                else:
                     attributes[other_name] = value
         attributes[semconv.SETTINGS_OVERRIDES] = sorted_overrides(overrides)
+    if scrubbed:
+        attributes[semconv.SCRUBBED] = True
     return attributes
 
 

@@ -234,7 +234,8 @@ def adapter_fallback(runtime: Runtime, original: Callable[..., Any]) -> Callable
     """`ChatAdapter._make_json_adapter_fallback` runs only when parsing failed: mark it on the step, and remember
     the adapter it makes, so that its LM calls say which adapter made them (`fallback_adapter_call`).
 
-    The event's message quotes what the LM said: it is scrubbed like content and cut to 500 characters."""
+    The event's message quotes what the LM said: it is output content, so it is recorded only when outputs are
+    captured, scrubbed like content and cut to 500 characters; the error type, `from` and `to` always are."""
 
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -248,6 +249,7 @@ def adapter_fallback(runtime: Runtime, original: Callable[..., Any]) -> Callable
             span = trace.get_current_span()
             if error is not None:
                 attributes[semconv.ERROR_TYPE] = type(error).__name__
+            if error is not None and runtime.content.capture_outputs:
                 attributes["message"], redacted = runtime.content.text(str(error), "message", free_text=True,
                                                                        max_chars=_FALLBACK_MESSAGE_CHARS)
                 if redacted and span.is_recording():

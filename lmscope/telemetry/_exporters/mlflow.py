@@ -29,6 +29,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from .. import _semconv as semconv
 from .._options import DEFAULT, ConfigError, Options
+from .._scrub import scrub_error_text
 from .._url_masking import mask_url
 from .endpoints import MLFLOW_OTLP_TRACES_PATH
 from .mlflow_experiment import DEFAULT_EXPERIMENT_ID, ExperimentUnavailable, resolve_experiment_id
@@ -89,7 +90,7 @@ class ExperimentSpanExporter(SpanExporter):
                 except (ExperimentUnavailable, KeyError, TypeError) as problem:
                     # Every time: the export guard turns it into one warning per outage and the exit report's reason.
                     logger.warning("lmscope: mlflow: cannot get the experiment id from %s (%s); spans are "
-                                   "dropped until it answers", self._where, problem)
+                                   "dropped until it answers", self._where, scrub_error_text(str(problem)))
                     return None
                 self._inner = pinned_otlp_http_exporter(self._url, {**self._headers, EXPERIMENT_HEADER: experiment_id})
             return self._inner

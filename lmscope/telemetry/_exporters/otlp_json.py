@@ -27,6 +27,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext
 
 from .._fork import renew_after_fork
+from .._scrub import scrub_error_text
 
 logger = logging.getLogger("lmscope")
 
@@ -250,7 +251,8 @@ class OtlpJsonFileExporter(SpanExporter):
         # One warning per exporter: a full disk would otherwise log once per batch.
         if not self._warned:
             self._warned = True
-            logger.warning("lmscope: cannot write spans to %s (%r); spans are being dropped", self._path, exc)
+            logger.warning("lmscope: cannot write spans to %s (%s); spans are being dropped", self._path,
+                           scrub_error_text(repr(exc)))
         with self._lock:
             self._close_file()  # reopen on the next export: the problem may be transient
 
