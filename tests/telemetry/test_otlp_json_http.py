@@ -177,3 +177,38 @@ def test_metrics_over_http_json_warn_once_and_use_protobuf(monkeypatch: pytest.M
         "metrics over OTLP http/protobuf"]
     first.shutdown()
     second.shutdown()
+
+
+def test_behind_the_export_guard_a_failing_backend_is_one_warning(monkeypatch: pytest.MonkeyPatch,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """The pipeline instrument() builds: the exporter's own per-attempt log lines stay out of the app's log, and
+    lmscope's one warning names the exporter, the endpoint and the HTTP status."""
+    import otlp_servers
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1.5")
+    with otlp_servers.StatusServer(503) as server, caplog.at_level(logging.DEBUG):
+        sent = send_spans(resolve_options(exporters="otlp", otlp_protocol="http/json", otlp_endpoint=server.url))
+    assert sent["flushed"] is False
+    assert [(record.name, record.levelno) for record in caplog.records if record.levelno >= logging.WARNING] == [
+        ("lmscope", logging.WARNING)]
+    warning = next(record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING)
+    assert warning.startswith(f"lmscope: exporter otlp cannot deliver spans to {server.url}/v1/traces (")
+    assert "503" in warning or "no success within the export timeout" in warning
+
+
+@pytest.mark.parametrize(("variable", "value", "warning", "expected"), [
+    ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon", "lmscope: ignoring OTEL_EXPORTER_OTLP_TIMEOUT='soon': not a positive number "
+     "of seconds; lmscope uses the default timeout of 10 s instead", (10.0, None)),
+    ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "-1", "lmscope: ignoring OTEL_EXPORTER_OTLP_TRACES_TIMEOUT='-1': not a "
+     "positive number of seconds; lmscope uses the default timeout of 10 s instead", (10.0, None)),
+    ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "br", "lmscope: ignoring OTEL_EXPORTER_OTLP_TRACES_COMPRESSION='br': "
+     "not a compression lmscope knows (gzip, deflate, none); lmscope uses no compression instead", (10.0, None)),
+])
+def test_bad_transport_variables_warn_once(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+                                           variable: str, value: str, warning: str,
+                                           expected: tuple[float, str | None]) -> None:
+    monkeypatch.setenv(variable, value)
+    with caplog.at_level(logging.WARNING, logger="lmscope"):
+        exporters = [OtlpJsonHttpSpanExporter("http://127.0.0.1:1/v1/traces") for _ in range(2)]
+    assert [(exporter._timeout, exporter._compression) for exporter in exporters] == [expected, expected]
+    assert [record.getMessage() for record in caplog.records] == [warning]

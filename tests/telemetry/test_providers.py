@@ -385,3 +385,19 @@ def test_batch_processor_queue_and_batch_size(monkeypatch: pytest.MonkeyPatch, q
     processor = batch_processor(InMemorySpanExporter(), resolve_options(exporters="file", max_queue_size=queue))
     assert (processor.max_queue_size, processor.max_export_batch_size) == expected
     processor.shutdown()
+
+
+def test_bad_bsp_variables_warn_once_and_keep_the_sdk_defaults(monkeypatch: pytest.MonkeyPatch,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "lots")
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "0")
+    with caplog.at_level(logging.WARNING, logger="lmscope"):
+        processors = [batch_processor(InMemorySpanExporter(), resolve_options(exporters="file")) for _ in range(2)]
+    assert [processor.max_export_batch_size for processor in processors] == [512, 512]
+    assert [record.getMessage() for record in caplog.records] == [
+        "lmscope: ignoring OTEL_BSP_MAX_EXPORT_BATCH_SIZE='lots': not a positive integer; lmscope uses the SDK's "
+        "default 512 instead",
+        "lmscope: ignoring OTEL_BSP_SCHEDULE_DELAY='0': not a positive integer; lmscope uses the SDK's default 5000 "
+        "instead"]
+    for processor in processors:
+        processor.shutdown()

@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.util.re import parse_env_headers
 
+from .._options import warn_ignored_variable
 from .otlp_json import encode_spans
 
 _logger = logging.getLogger(__name__)
@@ -37,28 +38,36 @@ _MAX_ATTEMPTS = 6
 _COMPRESSORS: dict[str, Callable[[bytes], bytes]] = {"gzip": gzip.compress, "deflate": zlib.compress}
 
 
-def _env(name: str) -> str:
-    """OTEL_EXPORTER_OTLP_TRACES_<name>, else OTEL_EXPORTER_OTLP_<name>, else ''."""
-    return (os.environ.get(f"OTEL_EXPORTER_OTLP_TRACES_{name}", "").strip()
-            or os.environ.get(f"OTEL_EXPORTER_OTLP_{name}", "").strip())
+def _env(name: str) -> tuple[str, str]:
+    """(variable, value) of OTEL_EXPORTER_OTLP_TRACES_<name>, else OTEL_EXPORTER_OTLP_<name>, else ('', '')."""
+    for variable in (f"OTEL_EXPORTER_OTLP_TRACES_{name}", f"OTEL_EXPORTER_OTLP_{name}"):
+        value = os.environ.get(variable, "").strip()
+        if value:
+            return variable, value
+    return "", ""
 
 
 def _timeout() -> float:
-    raw = _env("TIMEOUT")
+    variable, raw = _env("TIMEOUT")
+    if not raw:
+        return _DEFAULT_TIMEOUT_S
     try:
-        value = float(raw) if raw else _DEFAULT_TIMEOUT_S
+        value = float(raw)
     except ValueError:
         value = -1.0
     if value > 0:
         return value
-    _logger.warning("Invalid timeout value %r, using default of %s seconds", raw, _DEFAULT_TIMEOUT_S)
+    warn_ignored_variable(variable, raw, "not a positive number of seconds",
+                          f"the default timeout of {_DEFAULT_TIMEOUT_S:g} s")
     return _DEFAULT_TIMEOUT_S
 
 
 def _compression() -> str | None:
-    name = _env("COMPRESSION").lower() or "none"
+    variable, raw = _env("COMPRESSION")
+    name = raw.lower() or "none"
     if name != "none" and name not in _COMPRESSORS:
-        _logger.warning("Unsupported compression type: %s", name)
+        warn_ignored_variable(variable, raw, "not a compression lmscope knows (gzip, deflate, none)",
+                              "no compression")
     return name if name in _COMPRESSORS else None
 
 
@@ -83,13 +92,13 @@ class OtlpJsonHttpSpanExporter(SpanExporter):
         self._timeout = timeout if timeout is not None else _timeout()
         self._compression = compression if compression is not None else _compression()
         self._headers = {"content-type": "application/json"}
-        self._headers.update(parse_env_headers(_env("HEADERS"), liberal=True))
+        self._headers.update(parse_env_headers(_env("HEADERS")[1], liberal=True))
         self._headers.update({key.lower(): value for key, value in (headers or {}).items()})
         if self._compression is not None:
             self._headers["content-encoding"] = self._compression
         self._session = session or requests.Session()
-        certificate, client_certificate, client_key = (_env("CERTIFICATE"), _env("CLIENT_CERTIFICATE"),
-                                                       _env("CLIENT_KEY"))
+        certificate, client_certificate, client_key = (_env(name)[1] for name in ("CERTIFICATE", "CLIENT_CERTIFICATE",
+                                                                                  "CLIENT_KEY"))
         if certificate:
             self._session.verify = certificate
         if client_certificate:
