@@ -162,12 +162,16 @@ def instrument(*, service_name: str | None = None, exporters: Sequence[str] | st
     Every option left as None comes from `LMSCOPE_<NAME>`, then the standard variables that mean the same
     (`OTEL_*`, `LANGFUSE_BASE_URL`/`LANGFUSE_HOST`, `MLFLOW_*`), then `[tool.lmscope]` in the app's
     pyproject.toml, then the default. `exporters`: console (default), file, otlp, jaeger, langfuse,
-    mlflow, or none; several at once each get every span. The backend options (`jaeger_*`,
-    `langfuse_host`, `mlflow_*`) are read only when their exporter is on; credentials are never
+    mlflow, or none; several at once each get every span. An option is read only when a chosen exporter uses
+    it (`file_path` by file, `otlp_*` by otlp, `max_queue_size` by the batching exporters, `jaeger_*`,
+    `langfuse_host`, `mlflow_*` by their preset); credentials are never
     arguments: Langfuse keys come from LANGFUSE_PUBLIC_KEY/LANGFUSE_SECRET_KEY or the app's own Langfuse
-    client, MLflow's from MLFLOW_TRACKING_TOKEN or _USERNAME/_PASSWORD. A bad value or missing credentials
-    raise `lmscope.ConfigError` naming the option, the value and what is allowed; a backend that is
-    merely down does not. Calling it again returns the active handle unchanged.
+    client, MLflow's from MLFLOW_TRACKING_TOKEN or _USERNAME/_PASSWORD. A bad argument, LMSCOPE_* or
+    `[tool.lmscope]` value or missing credentials raise `lmscope.ConfigError` naming the option, the value and
+    what is allowed; a standard or other tool's variable lmscope cannot use is one warning (the next layer or the
+    default is used), and so is a pyproject.toml that cannot be read; a backend that is merely down raises
+    nothing. `otlp_protocol`: http/protobuf (default), grpc or http/json (spans; metrics go as http/protobuf).
+    Calling it again returns the active handle unchanged.
 
     `metrics_exporters`: none (default), otlp (OTEL_EXPORTER_OTLP_* and their METRICS variants), console,
     prometheus (a scrape endpoint on `prometheus_endpoint`, default 127.0.0.1:9464; needs the

@@ -39,11 +39,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
-    """No LMSCOPE_/OTEL_/OPENINFERENCE_/LANGFUSE_/MLFLOW_ variable from the outer shell; cwd is tmp_path, no pyproject.toml above.
+    """No LMSCOPE_/OTEL_/OPENINFERENCE_/LANGFUSE_/MLFLOW_ variable from the outer shell; cwd is tmp_path, no pyproject.toml above;
+    no option warning given yet (lmscope warns once per process about a standard variable it ignores).
 
     Option tests use it for every test (autouse in their module or folder) and get tmp_path back.
     """
+    from lmscope.telemetry import _options
     from lmscope.telemetry._options import find_pyproject
+
+    monkeypatch.setattr(_options, "_warned", set())
 
     for name in list(os.environ):
         if name.startswith(("LMSCOPE_", "OTEL_", "OPENINFERENCE_", "LANGFUSE_", "MLFLOW_")):

@@ -3,8 +3,8 @@
 Every server runs in daemon threads on a free port and is a context manager; `url` is its base URL (an
 exporter appends /v1/traces). `tests/conftest.py` exposes them as fixtures; benchmarks import this file.
 
-- `OtlpReceiver`: a working collector. Decodes each ExportTraceServiceRequest (gzip or deflate bodies
-  too) and keeps `Received(path, headers, request)`. `OtlpReceiverProcess` runs one in its own interpreter.
+- `OtlpReceiver`: a working collector. Decodes each ExportTraceServiceRequest (protobuf, or OTLP/JSON when the
+  Content-Type is application/json; gzip or deflate bodies too) and keeps `Received(path, headers, request)`. `OtlpReceiverProcess` runs one in its own interpreter.
 - `OtlpGrpcReceiver`: the same over gRPC (Jaeger's 4317 contract); `endpoint` is its http:// URL.
 - `StatusServer`: reads the request and answers every POST with one status code (500 by default).
 - `HangingServer`: accepts connections and never answers, as a wedged collector does.
@@ -108,34 +108,72 @@ class _QuietHandler(BaseHTTPRequestHandler):
             return gzip.decompress(body)
         return zlib.decompress(body) if encoding == "deflate" else body
 
-    def reply(self, status: int, body: bytes = b"") -> None:
+    def reply(self, status: int, body: bytes = b"", content_type: str = "application/x-protobuf") -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
 
 
+_JSON_ID_KEYS = ("traceId", "spanId", "parentSpanId")
+
+
+def parse_otlp_json(body: bytes) -> trace_service_pb2.ExportTraceServiceRequest:
+    """An OTLP/JSON body as the collector reads it: ids are hex (the spec's one exception to the protobuf JSON
+    mapping, which would take them as base64), every other field by `json_format`, unknown fields rejected.
+    Raises ValueError on anything a collector would answer 400 to."""
+    import base64
+
+    from google.protobuf.json_format import ParseDict
+
+    document = json.loads(body)
+    for resource_spans in document.get("resourceSpans", ()):
+        for scope_spans in resource_spans.get("scopeSpans", ()):
+            for span in scope_spans.get("spans", ()):
+                for item in (span, *span.get("links", ())):
+                    for key in _JSON_ID_KEYS:
+                        if key in item:
+                            raw = bytes.fromhex(item[key])  # ValueError unless hex
+                            if len(raw) not in (8, 16):
+                                raise ValueError(f"{key} {item[key]!r} is not an 8- or 16-byte hex id")
+                            item[key] = base64.b64encode(raw).decode("ascii")
+    return ParseDict(document, trace_service_pb2.ExportTraceServiceRequest())
+
+
 class OtlpReceiver(_Server, _Recording):
     """A working OTLP/HTTP receiver that records `Received(path, headers lowercased, decoded request)`.
 
-    Set `status` to an error code to make it refuse exports (unrecorded) until it is set back to 200.
+    Set `status` to an error code to make it refuse exports (unrecorded) until it is set back to 200; put codes
+    in `fail_next` to answer the next requests with them, one each. A body it cannot decode gets a 400.
     """
 
     def __init__(self) -> None:
         _Recording.__init__(self)
         self.status = 200
+        self.fail_next: list[int] = []
+        self.posts = 0
         receiver = self
 
         class Handler(_QuietHandler):
             def do_POST(self) -> None:
                 body = self.read_body()
-                if receiver.status != 200:
-                    self.reply(receiver.status)
+                receiver.posts += 1
+                if receiver.status != 200 or receiver.fail_next:
+                    self.reply(receiver.fail_next.pop(0) if receiver.fail_next else receiver.status)
                     return
-                request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
+                is_json = (self.headers.get("Content-Type") or "").split(";")[0].strip() == "application/json"
+                try:
+                    request = (parse_otlp_json(body) if is_json
+                               else trace_service_pb2.ExportTraceServiceRequest.FromString(body))
+                except Exception:  # noqa: BLE001 - a collector answers 400 to a body it cannot decode
+                    self.reply(400)
+                    return
                 receiver._keep(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, request))
-                self.reply(200, trace_service_pb2.ExportTraceServiceResponse().SerializeToString())
+                if is_json:
+                    self.reply(200, b"{}", "application/json")
+                else:
+                    self.reply(200, trace_service_pb2.ExportTraceServiceResponse().SerializeToString())
 
             def do_GET(self) -> None:
                 self.reply(200, json.dumps(receiver.span_ids()).encode())

@@ -6,14 +6,17 @@ instrumentation re-attaches the launching context in worker threads, `batch`/`Pa
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from opentelemetry import context as otel_context
 
 from . import _semconv as semconv
+from ._internal_errors import report_internal_error
 
 if TYPE_CHECKING:
     from ._content import ContentPolicy
@@ -21,9 +24,104 @@ if TYPE_CHECKING:
 _KEY = otel_context.create_key("lmscope-context-attributes")
 
 
-def _check(name: str, value: Any, kind: type | tuple[type, ...], allowed: str) -> None:
-    if value is not None and not isinstance(value, kind):
-        raise TypeError(f"lmscope.context: {name} must be {allowed}, got {type(value).__name__} {value!r}")
+logger = logging.getLogger("lmscope")
+_warned: set[str] = set()
+"""Kinds of bad value already warned about: one line per kind and process, however many blocks repeat it."""
+_CIRCULAR = "[circular reference]"
+
+
+def _warn(kind: str, message: str) -> None:
+    if kind not in _warned:
+        _warned.add(kind)
+        logger.warning("lmscope.context: %s", message)
+
+
+def _text(value: object) -> str:
+    """str(value), else its repr, else a placeholder: an object whose __str__ raises must not reach the app."""
+    for convert in (str, repr):
+        try:
+            text = convert(value)
+        except Exception:  # noqa: BLE001 - the app's object, the app's bug: try the next way to show it
+            continue
+        if isinstance(text, str):
+            return text
+    return f"<unprintable {type(value).__name__}>"
+
+
+def _identifier(name: str, value: object) -> str:
+    if isinstance(value, str):
+        return value
+    _warn(f"{name}-type", f"{name} must be a string, got {type(value).__name__}; recorded as its text")
+    return _text(value)
+
+
+def _tags(tags: object) -> tuple[str, ...]:
+    if isinstance(tags, str):
+        _warn("tags-string", "tags must be a list of strings, got one string; recorded as a one-tag list")
+        return (tags,)
+    items: tuple[object, ...] = (tags,)
+    if not isinstance(tags, (bytes, bytearray, Mapping)):  # one value, not a collection of tags
+        # Not iterable, or its iterator raised: one tag, its text.
+        with contextlib.suppress(Exception):
+            items = tuple(cast("Iterable[object]", tags))
+    if not isinstance(tags, (list, tuple)):
+        _warn("tags-type", f"tags must be a list of strings, got {type(tags).__name__}; recorded as a list of "
+                           "its items' text")
+    if not all(isinstance(tag, str) for tag in items):
+        _warn("tags-item", "tags must be strings; a tag of another type is recorded as its text")
+    return tuple(_text(tag) for tag in items)
+
+
+def _metadata(metadata: object) -> dict[str, Any]:
+    """`metadata` as a dict JSON can always encode (sorted, keys str): anything else is wrapped, repaired, warned."""
+    if not isinstance(metadata, Mapping):
+        _warn("metadata-type", f"metadata must be a mapping, got {type(metadata).__name__}; recorded as "
+                               '{"value": ...}')
+        metadata = {"value": metadata}
+    problems: set[str] = set()
+    encodable = _jsonable(metadata, set(), problems)
+    for problem in sorted(problems):
+        _warn(f"metadata-{problem}", _METADATA_PROBLEMS[problem])
+    return cast(dict[str, Any], encodable)
+
+
+_METADATA_PROBLEMS = {
+    "key": "metadata keys must be strings, numbers, booleans or None; another key is recorded as its text",
+    "cycle": f"metadata refers to itself; the repeated reference is recorded as {_CIRCULAR!r}",
+    "unreadable": "metadata holds a mapping or list that cannot be read; it is recorded as its text",
+}
+
+
+def _jsonable(value: object, path: set[int], problems: set[str]) -> object:
+    """A copy of `value` json.dumps(sort_keys=True) takes: str keys (JSON's own spelling for numbers, booleans and
+    None), containers on the current path replaced by a marker, other objects kept for `default=str` (as before),
+    except that objects whose str() raises become their repr."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if not isinstance(value, (Mapping, list, tuple)):
+        return _text(value)
+    if id(value) in path:
+        problems.add("cycle")
+        return _CIRCULAR
+    path.add(id(value))
+    try:
+        if isinstance(value, Mapping):
+            return {_key(key, problems): _jsonable(item, path, problems) for key, item in value.items()}
+        return [_jsonable(item, path, problems) for item in value]
+    except Exception:  # noqa: BLE001 - a Mapping whose items() raises, say
+        problems.add("unreadable")
+        return _text(value)
+    finally:
+        path.discard(id(value))
+
+
+def _key(key: object, problems: set[str]) -> str:
+    if isinstance(key, str):
+        return key
+    if key is None or isinstance(key, (bool, int, float)):
+        return json.dumps(key)  # what json.dumps itself would make of the key: 1 -> "1", True -> "true"
+    problems.add("key")
+    return _text(key)
 
 
 @contextmanager
@@ -31,30 +129,34 @@ def context(*, session_id: str | None = None, user_id: str | None = None, tags: 
             metadata: Mapping[str, Any] | None = None) -> Iterator[None]:
     """Put `session.id`, `user.id`, `tag.tags` and `metadata` on every span started inside the block.
 
-    Nested blocks override the session and user, add tags, and merge metadata keys.
+    Nested blocks override the session and user, add tags, and merge metadata keys. A value that cannot become an
+    attribute is never an error in the app: ids become their text, tags a list of text, metadata a JSON object
+    (a non-mapping one wrapped as {"value": ...}, cycles broken); one warning per kind of problem.
     """
-    _check("session_id", session_id, str, "a string")
-    _check("user_id", user_id, str, "a string")
-    _check("tags", tags, (list, tuple), "a list of strings")
-    _check("metadata", metadata, Mapping, "a mapping")
-    if tags is not None and not all(isinstance(tag, str) for tag in tags):
-        raise TypeError(f"lmscope.context: tags must be a list of strings, got {tags!r}")
-    enclosing = otel_context.get_value(_KEY)
-    outer: dict[str, Any] = dict(enclosing) if isinstance(enclosing, _Scope) else {}
-    if session_id is not None:
-        outer["session_id"] = session_id
-    if user_id is not None:
-        outer["user_id"] = user_id
-    if tags:
-        outer["tags"] = tuple(dict.fromkeys((*outer.get("tags", ()), *tags)))
-    if metadata:
-        outer["metadata"] = {**outer.get("metadata", {}), **metadata}
-    attributes = _as_span_attributes(outer)
-    token = otel_context.attach(otel_context.set_value(_KEY, _Scope(outer, attributes)))
+    try:
+        token = otel_context.attach(otel_context.set_value(_KEY, _scope(session_id, user_id, tags, metadata)))
+    except Exception as exc:  # noqa: BLE001 - tracing must not break the app's block
+        report_internal_error("lmscope.context (the block runs without its attributes)", exc)
+        token = None
     try:
         yield
     finally:
-        otel_context.detach(token)
+        if token is not None:
+            otel_context.detach(token)
+
+
+def _scope(session_id: object, user_id: object, tags: object, metadata: object) -> _Scope:
+    enclosing = otel_context.get_value(_KEY)
+    outer: dict[str, Any] = dict(enclosing) if isinstance(enclosing, _Scope) else {}
+    if session_id is not None:
+        outer["session_id"] = _identifier("session_id", session_id)
+    if user_id is not None:
+        outer["user_id"] = _identifier("user_id", user_id)
+    if tags is not None:
+        outer["tags"] = tuple(dict.fromkeys((*outer.get("tags", ()), *_tags(tags))))
+    if metadata is not None:
+        outer["metadata"] = {**outer.get("metadata", {}), **_metadata(metadata)}
+    return _Scope(outer, _as_span_attributes(outer))
 
 
 class _Scope(dict[str, Any]):
@@ -89,7 +191,7 @@ def _as_span_attributes(values: Mapping[str, Any]) -> dict[str, Any]:
     if values.get("tags"):
         attributes[semconv.TAG_TAGS] = values["tags"]
     if values.get("metadata"):
-        attributes[semconv.METADATA] = json.dumps(values["metadata"], default=str, sort_keys=True)
+        attributes[semconv.METADATA] = json.dumps(values["metadata"], default=_text, sort_keys=True)
     return attributes
 
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # the SDK's metrics package costs ~80 ms to import: only when
 
 logger = logging.getLogger("lmscope")
 _warned_app_provider = False
+_warned_metrics_json = False
 
 
 @dataclass(eq=False)
@@ -183,6 +184,17 @@ def otlp_metric_exporter(options: Options) -> MetricExporter:
                                        "otlp_protocol", options.sources.get("otlp_metrics_protocol", DEFAULT))
         made: MetricExporter = exporter(endpoint=options.otlp_endpoint)
         return made
+    if options.otlp_metrics_protocol == "http/json":
+        _warn_metrics_json(options.sources.get("otlp_metrics_protocol", DEFAULT))
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
     return OTLPMetricExporter(endpoint=_http_metrics_url(options.otlp_endpoint))
+
+
+def _warn_metrics_json(source: str) -> None:
+    """Once: http/json is a span transport here; lmscope's metrics go as http/protobuf to the same endpoint."""
+    global _warned_metrics_json
+    if not _warned_metrics_json:
+        _warned_metrics_json = True
+        logger.warning("lmscope: otlp_protocol http/json (from %s) applies to spans; lmscope sends metrics over "
+                       "OTLP http/protobuf", source)

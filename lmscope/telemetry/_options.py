@@ -5,19 +5,25 @@ then the standard `OTEL_*` aliases of that option) > `[tool.lmscope]` in the app
 Standard OTel variables rank with the environment, above pyproject.toml, because a deployment sets them to
 describe where it runs (collector protocol, service name) and that must beat what the app checked in.
 
-A backend preset's options (jaeger_*, langfuse_host, mlflow_*) are read only when that exporter is on, so a
-variable set for another tool (MLFLOW_TRACKING_URI=databricks) cannot break a run that does not use the backend.
+An option an exporter reads (file_path, otlp_*, console_stream, max_queue_size, prometheus_endpoint, the backend
+presets' jaeger_*, langfuse_host, mlflow_*) is read only when a chosen span or metrics exporter uses it (its `used_by`
+row); otherwise it keeps its default, its source is `default`, and no layer's value is even parsed: a variable set
+for another tool (MLFLOW_TRACKING_URI=databricks, OTEL_BSP_MAX_QUEUE_SIZE=abc) cannot break a run that does not use it.
 
-A bad value raises `ConfigError` with one line: the option, where the value came from, the value, what is
-allowed. Values that may carry credentials (endpoint userinfo and query) are masked in that line.
+lmscope's own settings (arguments, LMSCOPE_* variables, `[tool.lmscope]`) are checked strictly: a bad value raises
+`ConfigError` with one line: the option, where the value came from, the value, what is allowed. A standard variable
+(OTEL_*) or another tool's (LANGFUSE_*, MLFLOW_*) that lmscope cannot honour is not lmscope's to reject: it is
+logged once as a warning naming the variable, its value and what lmscope uses instead (the next layer that has a
+good value, or the default). Values that may carry credentials (endpoint userinfo and query) are masked.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -41,7 +47,10 @@ METRICS_EXPORTERS: Final = ("otlp", "prometheus", "console")
 """Exporter names that send metrics somewhere (`metrics_exporters`)."""
 NO_EXPORT: Final = "none"
 """The exporter name that turns export off; it cannot be combined with the others."""
-OTLP_PROTOCOLS: Final = ("http/protobuf", "grpc")
+OTLP_PROTOCOLS: Final = ("http/protobuf", "grpc", "http/json")
+"""What the span exporters speak; metrics go as http/protobuf when http/json is asked (see _metrics_setup.py)."""
+BATCHING_EXPORTERS: Final = tuple(name for name in EXPORTERS if name != "console")
+"""Span exporters behind a batch processor (the console tree prints whole traces itself): they read max_queue_size."""
 CONSOLE_STREAMS: Final = ("stderr", "stdout")
 DEFAULT_SERVICE_NAME: Final = "lmscope-app"
 DEFAULT_PROMETHEUS_ENDPOINT: Final = "127.0.0.1:9464"
@@ -65,6 +74,11 @@ DEFAULT: Final = "default"
 """Source label of a value nobody set."""
 PYPROJECT_TABLE: Final = "[tool.lmscope]"
 
+logger = logging.getLogger("lmscope")
+_warned: set[tuple[str, str]] = set()
+"""(variable, value) and (file, problem) pairs already warned about: one line per process, however often
+instrument() runs."""
+
 _TRUE: Final = frozenset({"true", "1", "yes"})
 _FALSE: Final = frozenset({"false", "0", "no"})
 
@@ -85,7 +99,7 @@ class Options:
     exporters: tuple[str, ...] = ("console",)
     file_path: str = "lmscope-traces.jsonl"
     otlp_endpoint: str | None = None
-    otlp_protocol: Literal["http/protobuf", "grpc"] = "http/protobuf"
+    otlp_protocol: Literal["http/protobuf", "grpc", "http/json"] = "http/protobuf"
     capture_content: bool = True
     scrub: bool = True
     scrub_patterns: tuple[str, ...] = ()
@@ -95,12 +109,12 @@ class Options:
     metrics_exporters: tuple[str, ...] = (NO_EXPORT,)
     prometheus_endpoint: str = DEFAULT_PROMETHEUS_ENDPOINT
     jaeger_endpoint: str | None = None
-    jaeger_protocol: Literal["http/protobuf", "grpc"] = "http/protobuf"
+    jaeger_protocol: Literal["http/protobuf", "grpc", "http/json"] = "http/protobuf"
     langfuse_host: str = LANGFUSE_DEFAULT_HOST
     mlflow_tracking_uri: str = MLFLOW_DEFAULT_TRACKING_URI
     mlflow_experiment_id: str | None = None
     mlflow_experiment_name: str | None = None
-    otlp_metrics_protocol: Literal["http/protobuf", "grpc"] = "http/protobuf"
+    otlp_metrics_protocol: Literal["http/protobuf", "grpc", "http/json"] = "http/protobuf"
     """`otlp_protocol` as the metrics exporter reads it (OTEL_EXPORTER_OTLP_METRICS_PROTOCOL, not ..._TRACES_...)."""
     sources: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), compare=False, repr=False)
 
@@ -244,14 +258,29 @@ def _patterns(raw: object) -> tuple[str, ...]:
 
 
 def parse_env_boolean(variable: str, environ: Mapping[str, str]) -> bool:
-    """A true/false switch another tool defines (OPENINFERENCE_HIDE_*): unset or empty is False."""
+    """A true/false switch another tool defines (OPENINFERENCE_HIDE_*): unset or empty is False, and so is a value
+    that is not a boolean (another tool's variable is not lmscope's to reject: warned about once)."""
     raw = environ.get(variable, "").strip()
     if not raw:
         return False
     try:
         return _boolean(raw)
     except _Invalid as exc:
-        raise ConfigError.for_option(variable, str(exc), variable, "true, false, 1, 0, yes, no") from None
+        warn_ignored_variable(variable, raw, f"{exc} (allowed: true, false, 1, 0, yes, no)", "false")
+        return False
+
+
+def warn_ignored_variable(variable: str, raw: str, problem: str, instead: str) -> None:
+    """Log once that standard or foreign variable `variable` is ignored: its (masked) value, why, what is used."""
+    if (variable, raw) in _warned:
+        return
+    _warned.add((variable, raw))
+    logger.warning("lmscope: ignoring %s=%s: %s; lmscope uses %s instead", variable, _show(_masked(raw)), problem,
+                   instead)
+
+
+def _masked(value: object) -> object:
+    return mask_url(value) if isinstance(value, str) and "://" in value else value
 
 
 def _positive_int(raw: object) -> int:
@@ -279,6 +308,24 @@ def env_service_name() -> str | None:
 
 
 @dataclass(frozen=True)
+class UsedBy:
+    """The span exporters (`exporters`) and metrics exporters (`metrics_exporters`) that read an option."""
+
+    spans: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ()
+
+    def by_any(self, span_exporters: Sequence[str], metrics_exporters: Sequence[str]) -> bool:
+        return any(name in self.spans for name in span_exporters) or any(
+            name in self.metrics for name in metrics_exporters)
+
+
+_OTLP = UsedBy(spans=("otlp",), metrics=("otlp",))
+_CONSOLE = UsedBy(spans=("console",), metrics=("console",))
+_JAEGER = UsedBy(spans=("jaeger",))
+_MLFLOW = UsedBy(spans=("mlflow",))
+
+
+@dataclass(frozen=True)
 class _Option:
     name: str
     parse: Callable[[object], object]
@@ -291,8 +338,9 @@ class _Option:
     per-signal view of one option, with that signal's OTel variables (otlp_protocol for metrics)."""
     config_relative: bool = False
     """A relative path from pyproject.toml is relative to that file, as ruff and pytest read theirs."""
-    exporter: str | None = None
-    """Read only when this exporter is on: a stray MLFLOW_TRACKING_URI=databricks must not break a console run."""
+    used_by: UsedBy | None = None
+    """Read only when one of these exporters is chosen (None: always read): a stray MLFLOW_TRACKING_URI=databricks
+    or OTEL_BSP_MAX_QUEUE_SIZE=abc must not break a console run."""
 
     @property
     def user_key(self) -> str:
@@ -307,45 +355,50 @@ _TABLE: Final[tuple[_Option, ...]] = (
     _Option("service_name", _string, "a non-empty string",
             lambda: env_service_name() or DEFAULT_SERVICE_NAME, env_aliases=("OTEL_SERVICE_NAME",)),
     _Option("exporters", _exporter_list(EXPORTERS), ", ".join((*EXPORTERS, NO_EXPORT)), lambda: ("console",)),
-    _Option("file_path", _path, "a non-empty file path", lambda: "lmscope-traces.jsonl", config_relative=True),
+    _Option("file_path", _path, "a non-empty file path", lambda: "lmscope-traces.jsonl", config_relative=True,
+            used_by=UsedBy(spans=("file",))),
     _Option("otlp_endpoint", _endpoint, "an http:// or https:// URL with a host, e.g. http://localhost:4318",
-            lambda: None),
+            lambda: None, used_by=_OTLP),
     _Option("otlp_protocol", _choice("protocol", OTLP_PROTOCOLS), ", ".join(OTLP_PROTOCOLS),
             lambda: "http/protobuf",
-            env_aliases=("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")),
+            env_aliases=("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"),
+            used_by=UsedBy(spans=("otlp",))),
     _Option("capture_content", _capture_switch, CAPTURE_ALLOWED, lambda: True,
             env_aliases=(CAPTURE_MESSAGE_CONTENT,)),
     _Option("scrub", _boolean, "true, false, 1, 0, yes, no", lambda: True),
     _Option("scrub_patterns", _patterns, "a list of regexes that compile (from the environment: a JSON array, "
             "or one regex)", lambda: ()),
     _Option("max_content_chars", _positive_int, "an integer > 0", lambda: DEFAULT_MAX_CONTENT_CHARS),
-    _Option("console_stream", _choice("stream", CONSOLE_STREAMS), ", ".join(CONSOLE_STREAMS), lambda: "stderr"),
+    _Option("console_stream", _choice("stream", CONSOLE_STREAMS), ", ".join(CONSOLE_STREAMS), lambda: "stderr",
+            used_by=_CONSOLE),
     _Option("max_queue_size", _positive_int, "an integer > 0", lambda: DEFAULT_MAX_QUEUE_SIZE,
-            env_aliases=("OTEL_BSP_MAX_QUEUE_SIZE",)),
+            env_aliases=("OTEL_BSP_MAX_QUEUE_SIZE",), used_by=UsedBy(spans=BATCHING_EXPORTERS)),
     _Option("metrics_exporters", _exporter_list(METRICS_EXPORTERS), ", ".join((*METRICS_EXPORTERS, NO_EXPORT)),
             lambda: (NO_EXPORT,)),
     _Option("prometheus_endpoint", _host_port, "host:port, e.g. 127.0.0.1:9464 (port 0 picks a free port)",
-            lambda: DEFAULT_PROMETHEUS_ENDPOINT),
+            lambda: DEFAULT_PROMETHEUS_ENDPOINT, used_by=UsedBy(metrics=("prometheus",))),
     _Option("otlp_metrics_protocol", _choice("protocol", OTLP_PROTOCOLS), ", ".join(OTLP_PROTOCOLS),
             lambda: "http/protobuf", key="otlp_protocol",
-            env_aliases=("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")),
+            env_aliases=("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"),
+            used_by=UsedBy(metrics=("otlp",))),
     # Backend presets. Their standard variables rank as env aliases, like the OTEL_* ones above.
     _Option("jaeger_endpoint", _endpoint, "an http:// or https:// URL with a host, e.g. http://localhost:4318",
             lambda: None, env_aliases=("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
-            exporter="jaeger"),
+            used_by=_JAEGER),
     _Option("jaeger_protocol", _choice("protocol", OTLP_PROTOCOLS), ", ".join(OTLP_PROTOCOLS),
             lambda: "http/protobuf",
-            env_aliases=("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"), exporter="jaeger"),
+            env_aliases=("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"), used_by=_JAEGER),
     # LANGFUSE_BASE_URL before LANGFUSE_HOST: the order the Langfuse SDK reads them.
     _Option("langfuse_host", _endpoint, "the http:// or https:// base URL of a Langfuse server",
-            lambda: LANGFUSE_DEFAULT_HOST, env_aliases=("LANGFUSE_BASE_URL", "LANGFUSE_HOST"), exporter="langfuse"),
+            lambda: LANGFUSE_DEFAULT_HOST, env_aliases=("LANGFUSE_BASE_URL", "LANGFUSE_HOST"),
+            used_by=UsedBy(spans=("langfuse",))),
     _Option("mlflow_tracking_uri", _endpoint,
             "the http:// or https:// URL of an `mlflow server` (file and database stores cannot receive OTLP)",
-            lambda: MLFLOW_DEFAULT_TRACKING_URI, env_aliases=("MLFLOW_TRACKING_URI",), exporter="mlflow"),
+            lambda: MLFLOW_DEFAULT_TRACKING_URI, env_aliases=("MLFLOW_TRACKING_URI",), used_by=_MLFLOW),
     _Option("mlflow_experiment_id", _string, "a non-empty experiment id", lambda: None,
-            env_aliases=("MLFLOW_EXPERIMENT_ID",), exporter="mlflow"),
+            env_aliases=("MLFLOW_EXPERIMENT_ID",), used_by=_MLFLOW),
     _Option("mlflow_experiment_name", _string, "a non-empty experiment name", lambda: None,
-            env_aliases=("MLFLOW_EXPERIMENT_NAME",), exporter="mlflow"),
+            env_aliases=("MLFLOW_EXPERIMENT_NAME",), used_by=_MLFLOW),
 )
 OPTION_NAMES: Final[tuple[str, ...]] = tuple(option.name for option in _TABLE if not option.key)
 """What a user can set; rows with a `key` are views of another option, not options of their own."""
@@ -358,52 +411,89 @@ def _reject_unknown(names: Sequence[str], source: str) -> None:
 
 
 def find_pyproject(start: Path) -> Path | None:
-    """The first pyproject.toml from `start` up to the filesystem root."""
+    """The first pyproject.toml from `start` up to the filesystem root (a directory lmscope may not look into
+    ends the search: what lies above it is not the app's project)."""
     for directory in (start, *start.parents):
         candidate = directory / "pyproject.toml"
-        if candidate.is_file():
-            return candidate
+        try:
+            if candidate.is_file():
+                return candidate
+        except OSError:
+            return None
     return None
 
 
-def _read_pyproject(path: Path | None) -> tuple[dict[str, Any], str]:
-    """`[tool.lmscope]` of `path` with keys normalised (`file-path` == `file_path`), and its source label."""
+def _read_pyproject(path: Path | None) -> tuple[dict[str, Any], Path | None]:
+    """`[tool.lmscope]` of `path` with keys normalised (`file-path` == `file_path`), and the file it came from.
+
+    A file lmscope cannot read or parse (not TOML, not UTF-8, no permission) is often another project's, found in
+    a parent directory: it is skipped with one warning, and `(empty, None)` returned. A `[tool.lmscope]` that
+    parses but holds a bad value is lmscope's own setting, and raises ConfigError.
+    """
     if path is None or _toml is None:
-        return {}, ""
-    source = f"{path} {PYPROJECT_TABLE}"
+        return {}, None
     try:
         with path.open("rb") as stream:
             document = _toml.load(stream)
-    except (OSError, _toml.TOMLDecodeError) as exc:
-        detail = str(exc).replace("\n", " ")
-        raise ConfigError(f"lmscope: cannot read {PYPROJECT_TABLE} from {path}: {detail}") from None
+    except (OSError, UnicodeDecodeError, _toml.TOMLDecodeError) as exc:
+        detail = " ".join(str(exc).split())
+        if (str(path), detail) not in _warned:
+            _warned.add((str(path), detail))
+            logger.warning("lmscope: ignoring %s: cannot read it (%s: %s); lmscope runs without [tool.lmscope]",
+                           path, type(exc).__name__, detail)
+        return {}, None
     tool = document.get("tool")
     table = tool.get("lmscope", {}) if isinstance(tool, dict) else {}
     if not isinstance(table, dict):
         raise ConfigError(f"lmscope: {PYPROJECT_TABLE} in {path} must be a table, got {_show(table)}")
     config = {key.replace("-", "_"): value for key, value in table.items()}
-    _reject_unknown(list(config), source)
-    return config, source
+    _reject_unknown(list(config), f"{path} {PYPROJECT_TABLE}")
+    return config, path
 
 
-def _lookup(option: _Option, given: Mapping[str, object], environ: Mapping[str, str],
-            config: Mapping[str, object], config_source: str) -> tuple[object, str]:
-    """(raw value, source label) from the highest layer that has the option."""
+def _layers(option: _Option, given: Mapping[str, object], environ: Mapping[str, str],
+            config: Mapping[str, object], config_source: str) -> Iterator[tuple[object, str]]:
+    """(raw value, source label) of every layer that has the option, highest first."""
     if option.user_key in given:
-        return given[option.user_key], ARGUMENT
+        yield given[option.user_key], ARGUMENT
     for variable in option.env:
         # An empty variable counts as unset, as the OTel SDK treats its own variables.
         if environ.get(variable, "").strip():
-            return environ[variable], variable
+            yield environ[variable], variable
     if option.user_key in config:
-        return config[option.user_key], config_source
-    return None, DEFAULT
+        yield config[option.user_key], config_source
+
+
+def _resolve(option: _Option, given: Mapping[str, object], config: Mapping[str, object],
+             pyproject: Path | None) -> tuple[object, str]:
+    """(value, source) from the highest layer with a good value. A bad value of lmscope's own (argument,
+    LMSCOPE_*, pyproject) raises ConfigError; a bad standard or foreign variable is skipped with a warning."""
+    config_source = f"{pyproject} {PYPROJECT_TABLE}"
+    ignored: list[tuple[str, object, str]] = []
+    for raw, source in _layers(option, given, os.environ, config, config_source):
+        try:
+            value = option.parse(raw)
+        except _Invalid as exc:
+            if source not in option.env_aliases:
+                raise ConfigError.for_option(option.user_key, str(exc), source, option.allowed) from None
+            ignored.append((source, raw, str(exc)))
+            continue
+        if option.config_relative and source == config_source and pyproject is not None:
+            value = os.path.join(pyproject.parent, cast(str, value))  # an absolute value stays as it is
+        break
+    else:
+        value, source = option.default(), DEFAULT
+    for variable, raw, problem in ignored:
+        instead = f"{option.user_key}={_show(_masked(value))} ({'from ' + source if source != DEFAULT else DEFAULT})"
+        warn_ignored_variable(variable, str(raw), f"{problem} (allowed: {option.allowed})", instead)
+    return value, source
 
 
 def resolve_options(**kwargs: object) -> Options:
     """Resolve every option: keyword argument > LMSCOPE_<NAME> (then OTEL_* aliases) > pyproject > default.
 
-    A keyword argument of None counts as not given. Raises `ConfigError` on an unknown option or bad value.
+    A keyword argument of None counts as not given. An option no chosen exporter reads keeps its default.
+    Raises `ConfigError` on an unknown option or a bad value of lmscope's own; warns about a bad standard one.
 
     Example:
         >>> resolve_options(exporters="console,file").exporters
@@ -412,22 +502,15 @@ def resolve_options(**kwargs: object) -> Options:
     given = {name: value for name, value in kwargs.items() if value is not None}
     _reject_unknown(list(given), ARGUMENT)
     pyproject = find_pyproject(Path.cwd())
-    config, config_source = _read_pyproject(pyproject)
+    config, pyproject = _read_pyproject(pyproject)
     values: dict[str, object] = {}
     sources: dict[str, str] = {}
-    for option in _TABLE:
-        raw, source = _lookup(option, given, os.environ, config, config_source)
-        if option.exporter is not None and option.exporter not in cast("tuple[str, ...]", values["exporters"]):
-            source = DEFAULT  # `exporters` comes earlier in the table, so it is resolved by now
-        sources[option.name] = source
-        if source == DEFAULT:
-            values[option.name] = option.default()
+    # Options every run reads first (the exporter lists among them), then those only some exporters read.
+    for option in sorted(_TABLE, key=lambda option: option.used_by is not None):
+        used_by = option.used_by
+        if used_by is not None and not used_by.by_any(cast("tuple[str, ...]", values["exporters"]),
+                                                      cast("tuple[str, ...]", values["metrics_exporters"])):
+            values[option.name], sources[option.name] = option.default(), DEFAULT  # not parsed: nobody reads it
             continue
-        try:
-            value = option.parse(raw)
-        except _Invalid as exc:
-            raise ConfigError.for_option(option.user_key, str(exc), source, option.allowed) from None
-        if option.config_relative and source == config_source and pyproject is not None:
-            value = os.path.join(pyproject.parent, cast(str, value))  # an absolute value stays as it is
-        values[option.name] = value
+        values[option.name], sources[option.name] = _resolve(option, given, config, pyproject)
     return Options(**cast(dict[str, Any], values), sources=MappingProxyType(sources))

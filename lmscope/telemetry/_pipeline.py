@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from ._batch_export import BatchExportProcessor
-from ._options import NO_EXPORT, Options
+from ._options import NO_EXPORT, Options, warn_ignored_variable
 
 # The SDK's defaults for OTEL_BSP_MAX_EXPORT_BATCH_SIZE and OTEL_BSP_SCHEDULE_DELAY.
 _DEFAULT_EXPORT_BATCH_SIZE = 512
@@ -81,11 +81,18 @@ def batch_processor(exporter: SpanExporter, options: Options, *, name: str | Non
 
 
 def _env_positive_int(name: str, default: int) -> int:
-    try:
-        value = int(os.environ.get(name, default))
-    except ValueError:
+    """A standard variable's positive integer; a value that is not one is warned about once and the default used."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
         return default
-    return value if value > 0 else default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value > 0:
+        return value
+    warn_ignored_variable(name, raw, "not a positive integer", f"the SDK's default {default}")
+    return default
 
 
 def build_span_processors(options: Options) -> list[SpanProcessor]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 from pathlib import Path
 
 import pytest
@@ -73,31 +74,67 @@ MLFLOW_ALLOWED = "the http:// or https:// URL of an `mlflow server` (file and da
 LANGFUSE_ALLOWED = "the http:// or https:// base URL of a Langfuse server"
 ENDPOINT_ALLOWED = "an http:// or https:// URL with a host, e.g. http://localhost:4318"
 ERRORS = [
-    # variable, its value, exporter, option, the problem as the message says it, what is allowed
-    ("MLFLOW_TRACKING_URI", "databricks", "mlflow", "mlflow_tracking_uri", "malformed endpoint 'databricks'",
+    # lmscope's own variable, its value, exporter, option, the problem as the message says it, what is allowed
+    ("LMSCOPE_MLFLOW_TRACKING_URI", "databricks", "mlflow", "mlflow_tracking_uri", "malformed endpoint 'databricks'",
      MLFLOW_ALLOWED),
-    ("MLFLOW_TRACKING_URI", "file:///srv/mlruns", "mlflow", "mlflow_tracking_uri",
+    ("LMSCOPE_MLFLOW_TRACKING_URI", "file:///srv/mlruns", "mlflow", "mlflow_tracking_uri",
      "malformed endpoint 'file:///srv/mlruns'", MLFLOW_ALLOWED),
-    ("LANGFUSE_HOST", "cloud.langfuse.com", "langfuse", "langfuse_host", "malformed endpoint 'cloud.langfuse.com'",
-     LANGFUSE_ALLOWED),
-    ("LANGFUSE_BASE_URL", "https://pk:sk-SECRET@langfuse.example:notaport", "langfuse", "langfuse_host",
+    ("LMSCOPE_LANGFUSE_HOST", "cloud.langfuse.com", "langfuse", "langfuse_host",
+     "malformed endpoint 'cloud.langfuse.com'", LANGFUSE_ALLOWED),
+    ("LMSCOPE_LANGFUSE_HOST", "https://pk:sk-SECRET@langfuse.example:notaport", "langfuse", "langfuse_host",
      "malformed endpoint 'https://***@langfuse.example:notaport'", LANGFUSE_ALLOWED),
-    ("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://collector", "jaeger", "jaeger_endpoint",
+    ("LMSCOPE_JAEGER_ENDPOINT", "ftp://collector", "jaeger", "jaeger_endpoint",
      "malformed endpoint 'ftp://collector'", ENDPOINT_ALLOWED),
-    ("LMSCOPE_JAEGER_PROTOCOL", "http/json", "jaeger", "jaeger_protocol", "unknown protocol 'http/json'",
-     "http/protobuf, grpc"),
+    ("LMSCOPE_JAEGER_PROTOCOL", "thrift", "jaeger", "jaeger_protocol", "unknown protocol 'thrift'",
+     "http/protobuf, grpc, http/json"),
 ]
 
 
 @pytest.mark.parametrize(("variable", "value", "exporter", "option", "problem", "allowed"), ERRORS,
                          ids=[f"{row[0]}={row[1]}" for row in ERRORS])
-def test_bad_backend_values_fail_with_one_line(monkeypatch: pytest.MonkeyPatch, variable: str, value: str,
-                                               exporter: str, option: str, problem: str, allowed: str) -> None:
+def test_bad_lmscope_backend_values_fail_with_one_line(monkeypatch: pytest.MonkeyPatch, variable: str, value: str,
+                                                       exporter: str, option: str, problem: str,
+                                                       allowed: str) -> None:
     monkeypatch.setenv(variable, value)
     with pytest.raises(ConfigError) as caught:
         resolve_options(exporters=exporter)
     assert str(caught.value) == f"lmscope: {option}: {problem} (from {variable}); allowed: {allowed}"
     assert "SECRET" not in str(caught.value) and "\n" not in str(caught.value)
+
+
+WARNINGS = [
+    # the other tool's variables, exporter, option, (value, source) lmscope uses, the one warning
+    ({"MLFLOW_TRACKING_URI": "databricks"}, "mlflow", "mlflow_tracking_uri", ("http://localhost:5000", "default"),
+     "lmscope: ignoring MLFLOW_TRACKING_URI='databricks': malformed endpoint 'databricks' (allowed: "
+     f"{MLFLOW_ALLOWED}); lmscope uses mlflow_tracking_uri='http://localhost:5000' (default) instead"),
+    # A bad LANGFUSE_BASE_URL: the next layer, LANGFUSE_HOST, is used; the credentials in the URL are masked.
+    ({"LANGFUSE_BASE_URL": "https://pk:sk-SECRET@langfuse.example:notaport", "LANGFUSE_HOST": "http://lf:3000"},
+     "langfuse", "langfuse_host", ("http://lf:3000", "LANGFUSE_HOST"),
+     "lmscope: ignoring LANGFUSE_BASE_URL='https://***@langfuse.example:notaport': malformed endpoint "
+     f"'https://***@langfuse.example:notaport' (allowed: {LANGFUSE_ALLOWED}); lmscope uses "
+     "langfuse_host='http://lf:3000' (from LANGFUSE_HOST) instead"),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "ftp://collector"}, "jaeger", "jaeger_endpoint", (None, "default"),
+     "lmscope: ignoring OTEL_EXPORTER_OTLP_ENDPOINT='ftp://collector': malformed endpoint 'ftp://collector' "
+     f"(allowed: {ENDPOINT_ALLOWED}); lmscope uses jaeger_endpoint=None (default) instead"),
+    ({"OTEL_EXPORTER_OTLP_PROTOCOL": "thrift"}, "jaeger", "jaeger_protocol", ("http/protobuf", "default"),
+     "lmscope: ignoring OTEL_EXPORTER_OTLP_PROTOCOL='thrift': unknown protocol 'thrift' (allowed: http/protobuf, "
+     "grpc, http/json); lmscope uses jaeger_protocol='http/protobuf' (default) instead"),
+]
+
+
+@pytest.mark.parametrize(("env", "exporter", "option", "used", "warning"), WARNINGS,
+                         ids=[",".join(row[0]) for row in WARNINGS])
+def test_bad_standard_backend_values_warn_once_and_use_the_next_layer(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, env: dict[str, str], exporter: str,
+        option: str, used: tuple[object, str], warning: str) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with caplog.at_level(logging.WARNING, logger="lmscope"):
+        options = resolve_options(exporters=exporter)
+        assert resolve_options(exporters=exporter) == options
+    assert (getattr(options, option), options.sources[option]) == used
+    assert [record.getMessage() for record in caplog.records] == [warning]
+    assert "SECRET" not in caplog.text
 
 
 def test_unreachable_scheme_fails_at_instrument() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -58,13 +59,6 @@ def test_options_reach_the_policy(monkeypatch: pytest.MonkeyPatch) -> None:
     ({"scrub_callback": "redact"}, {},
      "lmscope: scrub_callback: not callable: 'redact' (from argument); allowed: a function taking a "
      "lmscope.ScrubMatch, or None"),
-    ({}, {"OPENINFERENCE_HIDE_INPUTS": "maybe"},
-     "lmscope: OPENINFERENCE_HIDE_INPUTS: not a boolean: 'maybe' (from OPENINFERENCE_HIDE_INPUTS); "
-     "allowed: true, false, 1, 0, yes, no"),
-    ({}, {"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "partial"},
-     "lmscope: capture_content: not a boolean: 'partial' (from OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT); "
-     "allowed: true, false, 1, 0, yes, no, or the OTel GenAI modes no_content, event_only, span_only, "
-     "span_and_event"),
 ])
 def test_bad_values_raise_one_line_config_error(monkeypatch: pytest.MonkeyPatch, kwargs: dict[str, object],
                                                 env: dict[str, str], message: str) -> None:
@@ -73,6 +67,27 @@ def test_bad_values_raise_one_line_config_error(monkeypatch: pytest.MonkeyPatch,
     with pytest.raises(ConfigError) as caught:
         policy(**kwargs)
     assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(("env", "sides", "warning"), [
+    ({"OPENINFERENCE_HIDE_INPUTS": "maybe", "OPENINFERENCE_HIDE_OUTPUTS": "true"}, (True, False),
+     "lmscope: ignoring OPENINFERENCE_HIDE_INPUTS='maybe': not a boolean: 'maybe' (allowed: true, false, 1, 0, yes, "
+     "no); lmscope uses false instead"),
+    ({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "partial"}, (True, True),
+     "lmscope: ignoring OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT='partial': not a boolean: 'partial' "
+     "(allowed: true, false, 1, 0, yes, no, or the OTel GenAI modes no_content, event_only, span_only, "
+     "span_and_event); lmscope uses capture_content=True (default) instead"),
+])
+def test_bad_standard_content_variables_warn_once(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+                                                  env: dict[str, str], sides: tuple[bool, bool],
+                                                  warning: str) -> None:
+    """Another tool's switch lmscope cannot read is that tool's business: a warning, not a ConfigError."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with caplog.at_level(logging.WARNING, logger="lmscope"):
+        made = [policy() for _ in range(2)]
+    assert [(p.capture_inputs, p.capture_outputs) for p in made] == [sides, sides]
+    assert [record.getMessage() for record in caplog.records] == [warning]
 
 
 def test_instrument_rejects_a_bad_callback_before_setting_anything_up() -> None:

@@ -37,7 +37,7 @@ pytestmark = pytest.mark.usefixtures("clean_env")
 
 def otlp_processor(url: str, *, name: str = "otlp", protocol: str = "http/protobuf",
                    max_queue_size: int = 2048) -> BatchExportProcessor:
-    options = resolve_options(exporters="none", otlp_endpoint=url, otlp_protocol=protocol,
+    options = resolve_options(exporters="otlp", otlp_endpoint=url, otlp_protocol=protocol,
                               max_queue_size=max_queue_size)
     return batch_processor(otlp_span_exporter(options), options, name=name)
 

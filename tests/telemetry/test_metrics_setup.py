@@ -248,7 +248,7 @@ def test_grpc_metrics_without_its_exporter_names_the_pip_command(monkeypatch: py
         metrics_setup.setup_metrics(resolve_options(metrics_exporters="otlp"), get_global=no_app_provider)
     assert str(caught.value) == (
         "lmscope: otlp_protocol: 'grpc' needs the gRPC exporter, which is not installed "
-        "(from OTEL_EXPORTER_OTLP_METRICS_PROTOCOL); allowed: http/protobuf, or grpc after pip install "
+        "(from OTEL_EXPORTER_OTLP_METRICS_PROTOCOL); allowed: http/protobuf, http/json, or grpc after pip install "
         "opentelemetry-exporter-otlp-proto-grpc")
 
 

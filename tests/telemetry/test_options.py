@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ ALLOWED_OPTIONS = ("service_name, exporters, file_path, otlp_endpoint, otlp_prot
                    "jaeger_protocol, langfuse_host, mlflow_tracking_uri, mlflow_experiment_id, mlflow_experiment_name")
 EXPORTERS_ALLOWED = "console, file, otlp, jaeger, langfuse, mlflow, none"
 
+
+EVERY_EXPORTER: dict[str, object] = {"exporters": "console,file,otlp", "metrics_exporters": "otlp,prometheus"}
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -112,7 +115,9 @@ def test_precedence(monkeypatch: pytest.MonkeyPatch, clean_env: Path, name: str,
     if callable(expected):
         expected = expected(clean_env)
 
-    options = resolve_options(**({name: arg} if use_arg else {}))
+    # Every exporter that reads an option on: an option no chosen exporter reads is not even looked at.
+    users = {} if name in ("exporters", "metrics_exporters") else EVERY_EXPORTER
+    options = resolve_options(**{**users, **({name: arg} if use_arg else {})})
 
     assert getattr(options, name) == expected
     assert options.sources[name] == source
@@ -158,8 +163,9 @@ def test_empty_env_var_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_path_argument_accepts_pathlike_and_expands_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert resolve_options(file_path=Path("out") / "t.jsonl").file_path == os.path.join("out", "t.jsonl")
-    assert resolve_options(file_path="~/t.jsonl").file_path == str(tmp_path / "home" / "t.jsonl")
+    assert resolve_options(exporters="file", file_path=Path("out") / "t.jsonl").file_path == os.path.join(
+        "out", "t.jsonl")
+    assert resolve_options(exporters="file", file_path="~/t.jsonl").file_path == str(tmp_path / "home" / "t.jsonl")
 
 
 # --- standard OTel variables ---------------------------------------------------------------------------------
@@ -196,6 +202,7 @@ def test_service_name_from_otel_resource_attributes(monkeypatch: pytest.MonkeyPa
 
 
 def test_otlp_protocol_from_otel_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LMSCOPE_EXPORTERS", "otlp")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
     assert resolve_options().otlp_protocol == "grpc"
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf")
@@ -208,7 +215,8 @@ def test_otlp_protocol_from_otel_variables(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_metrics_protocol_reads_the_metrics_variables_not_the_traces_one(monkeypatch: pytest.MonkeyPatch,
                                                                          clean_env: Path) -> None:
-    write_pyproject(clean_env, '[tool.lmscope]\notlp_protocol = "grpc"\n')
+    write_pyproject(clean_env, '[tool.lmscope]\notlp_protocol = "grpc"\nexporters = "otlp"\n'
+                               'metrics_exporters = "otlp"\n')
     options = resolve_options()
     assert (options.otlp_protocol, options.otlp_metrics_protocol) == ("grpc", "grpc")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf")
@@ -229,9 +237,9 @@ def test_metrics_protocol_reads_the_metrics_variables_not_the_traces_one(monkeyp
 
 def test_max_queue_size_from_otel_bsp_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "512")
-    assert resolve_options().max_queue_size == 512
+    assert resolve_options(exporters="file").max_queue_size == 512
     monkeypatch.setenv("LMSCOPE_MAX_QUEUE_SIZE", "64")
-    assert resolve_options().max_queue_size == 64
+    assert resolve_options(exporters="file").max_queue_size == 64
 
 
 def test_otlp_endpoint_is_not_read_from_otel_variables(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -265,7 +273,7 @@ def test_nearest_pyproject_wins_even_without_lmscope_table(monkeypatch: pytest.M
 
 def test_absolute_pyproject_path_is_kept(clean_env: Path) -> None:
     target = clean_env / "elsewhere" / "t.jsonl"
-    write_pyproject(clean_env, f'[tool.lmscope]\nfile_path = "{target.as_posix()}"\n')
+    write_pyproject(clean_env, f'[tool.lmscope]\nexporters = "file"\nfile_path = "{target.as_posix()}"\n')
     assert resolve_options().file_path == target.as_posix()
 
 
@@ -309,8 +317,6 @@ ERRORS: list[tuple[dict[str, object], dict[str, str], str | None, str]] = [
      "lmscope: max_queue_size: not a positive integer: 0 (from argument); allowed: an integer > 0"),
     ({}, {"LMSCOPE_MAX_QUEUE_SIZE": "-5"}, None,
      "lmscope: max_queue_size: not a positive integer: '-5' (from LMSCOPE_MAX_QUEUE_SIZE); allowed: an integer > 0"),
-    ({}, {"OTEL_BSP_MAX_QUEUE_SIZE": "ten"}, None,
-     "lmscope: max_queue_size: not an integer: 'ten' (from OTEL_BSP_MAX_QUEUE_SIZE); allowed: an integer > 0"),
     ({"max_queue_size": True}, {}, None,
      "lmscope: max_queue_size: not an integer: True (from argument); allowed: an integer > 0"),
     ({"max_queue_size": 2.5}, {}, None,
@@ -330,12 +336,11 @@ ERRORS: list[tuple[dict[str, object], dict[str, str], str | None, str]] = [
     ({"otlp_endpoint": 4318}, {}, None,
      "lmscope: otlp_endpoint: not a string: 4318 (from argument); "
      "allowed: an http:// or https:// URL with a host, e.g. http://localhost:4318"),
-    ({}, {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, None,
-     "lmscope: otlp_protocol: unknown protocol 'http/json' (from OTEL_EXPORTER_OTLP_PROTOCOL); "
-     "allowed: http/protobuf, grpc"),
-    ({}, {"OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": "http/json"}, None,
-     "lmscope: otlp_protocol: unknown protocol 'http/json' (from OTEL_EXPORTER_OTLP_METRICS_PROTOCOL); "
-     "allowed: http/protobuf, grpc"),
+    ({}, {"LMSCOPE_OTLP_PROTOCOL": "http/xml"}, None,
+     "lmscope: otlp_protocol: unknown protocol 'http/xml' (from LMSCOPE_OTLP_PROTOCOL); "
+     "allowed: http/protobuf, grpc, http/json"),
+    ({}, {}, 'otlp_protocol = "json"',
+     "lmscope: otlp_protocol: unknown protocol 'json' (from {source}); allowed: http/protobuf, grpc, http/json"),
     ({"metrics_exporters": ["prometheus", "file"]}, {}, None,
      "lmscope: metrics_exporters: unknown exporter 'file' (from argument); allowed: otlp, prometheus, console, none"),
     ({}, {"LMSCOPE_METRICS_EXPORTERS": "none,prometheus"}, None,
@@ -374,8 +379,10 @@ def test_bad_values_raise_one_line(monkeypatch: pytest.MonkeyPatch, clean_env: P
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     pyproject = write_pyproject(clean_env, f"[tool.lmscope]\n{toml}\n" if toml else "[project]\n")
+    # The exporters that read each option are on (none is read otherwise), unless the row is about them.
+    users = {} if message.startswith(("lmscope: exporters:", "lmscope: metrics_exporters:")) else EVERY_EXPORTER
     with pytest.raises(ConfigError) as caught:
-        resolve_options(**kwargs)
+        resolve_options(**{**users, **kwargs})
     assert str(caught.value) == message.replace("{source}", table_source(pyproject)).replace(
         "{EXPORTERS_ALLOWED}", EXPORTERS_ALLOWED)
     assert "\n" not in str(caught.value)
@@ -387,18 +394,10 @@ def test_bad_values_raise_one_line(monkeypatch: pytest.MonkeyPatch, clean_env: P
 def test_endpoint_credentials_are_masked_in_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LMSCOPE_OTLP_ENDPOINT", "https://user:s3cret@:99/v1/traces?api_key=s3cret")
     with pytest.raises(ConfigError) as caught:
-        resolve_options()
+        resolve_options(exporters="otlp")
     assert str(caught.value) == (
         "lmscope: otlp_endpoint: malformed endpoint 'https://***@:99/v1/traces?***' (from LMSCOPE_OTLP_ENDPOINT); "
         "allowed: an http:// or https:// URL with a host, e.g. http://localhost:4318")
-
-
-def test_unparsable_pyproject(clean_env: Path) -> None:
-    pyproject = write_pyproject(clean_env, "[tool.lmscope\n")
-    with pytest.raises(ConfigError) as caught:
-        resolve_options()
-    assert str(caught.value) == (f"lmscope: cannot read [tool.lmscope] from {pyproject}: "
-                                 "Expected ']' at the end of a table declaration (at line 1, column 14)")
 
 
 def test_lmscope_entry_that_is_not_a_table(clean_env: Path) -> None:
@@ -413,3 +412,170 @@ def test_long_values_are_cut_in_errors() -> None:
         resolve_options(service_name=["x" * 200])
     assert str(caught.value) == (f"lmscope: service_name: not a string: ['{'x' * 75}... (from argument); "
                                  "allowed: a non-empty string")
+
+
+# --- only what the chosen exporters read ---------------------------------------------------------------------
+
+# option -> a bad [tool.lmscope] value, and the (span exporters, metrics exporters) that read it
+READERS: dict[str, tuple[str, set[tuple[str, str]]]] = {
+    "file_path": ("file_path = 5", {("file", "none")}),
+    "otlp_endpoint": ('otlp_endpoint = "ftp://x"', {("otlp", "none"), ("none", "otlp")}),
+    "otlp_protocol": ('otlp_protocol = "spdy"', {("otlp", "none"), ("none", "otlp")}),  # spans, and metrics' view
+    "console_stream": ('console_stream = "stdlog"', {("console", "none"), ("none", "console")}),
+    "max_queue_size": ("max_queue_size = 0", {(name, "none") for name in ("file", "otlp", "jaeger", "langfuse",
+                                                                          "mlflow")}),
+    "prometheus_endpoint": ('prometheus_endpoint = "9464"', {("none", "prometheus")}),
+}
+CHOICES = [(span, "none") for span in ("console", "file", "otlp", "jaeger", "langfuse", "mlflow", "none")] + [
+    ("none", metrics) for metrics in ("otlp", "prometheus", "console")]
+
+
+@pytest.mark.parametrize(("span", "metrics"), CHOICES, ids=[f"{s}+{m}" for s, m in CHOICES])
+@pytest.mark.parametrize("name", list(READERS))
+def test_an_option_is_read_only_when_a_chosen_exporter_uses_it(clean_env: Path, caplog: pytest.LogCaptureFixture,
+                                                                name: str, span: str, metrics: str) -> None:
+    bad, readers = READERS[name]
+    write_pyproject(clean_env, f"[tool.lmscope]\n{bad}\n")
+    if (span, metrics) in readers:
+        with pytest.raises(ConfigError, match=f"^lmscope: {name}: "):
+            resolve_options(exporters=span, metrics_exporters=metrics)
+        return
+    with caplog.at_level(logging.DEBUG, logger="lmscope"):
+        options = resolve_options(exporters=span, metrics_exporters=metrics)
+    field = "otlp_metrics_protocol" if name == "otlp_protocol" and metrics == "otlp" else name
+    assert (getattr(options, field), options.sources[field]) == (getattr(Options(), field), "default")
+    assert caplog.records == []  # not parsed at all: nothing to warn about either
+
+
+def test_console_run_ignores_variables_meant_for_other_exporters(monkeypatch: pytest.MonkeyPatch,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 11: OTEL_BSP_MAX_QUEUE_SIZE=abc or a protocol lmscope cannot speak broke a console-only run."""
+    for name, value in (("OTEL_BSP_MAX_QUEUE_SIZE", "abc"), ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/thrift"),
+                        ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "spdy"), ("LMSCOPE_OTLP_ENDPOINT", "collector:4318"),
+                        ("LMSCOPE_PROMETHEUS_ENDPOINT", "9464"), ("LMSCOPE_FILE_PATH", "x.jsonl")):
+        monkeypatch.setenv(name, value)
+    with caplog.at_level(logging.DEBUG, logger="lmscope"):
+        options = resolve_options()
+    assert options == Options()
+    assert set(options.sources.values()) == {"default"}
+    assert caplog.records == []
+
+
+def test_instrumentation_reports_the_file_path_only_for_the_file_exporter(monkeypatch: pytest.MonkeyPatch,
+                                                                          clean_env: Path) -> None:
+    import lmscope
+
+    monkeypatch.setenv("LMSCOPE_FILE_PATH", str(clean_env / "t.jsonl"))
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "abc")
+    handle = lmscope.instrument(exporters="none")
+    try:
+        assert (handle.file_path, handle.exporters) == (None, ("none",))
+    finally:
+        handle.uninstrument()
+    handle = lmscope.instrument(exporters="file")
+    try:
+        assert handle.file_path == str(clean_env / "t.jsonl")
+    finally:
+        handle.uninstrument()
+
+
+# --- standard and other tools' variables: a warning; lmscope's own settings: an error ---------------------
+
+def test_bad_standard_variable_warns_once_and_uses_the_next_layer(monkeypatch: pytest.MonkeyPatch, clean_env: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "ten")
+    with caplog.at_level(logging.WARNING, logger="lmscope"):
+        first = resolve_options(exporters="file")
+        second = resolve_options(exporters="otlp")
+    assert (first.max_queue_size, first.sources["max_queue_size"], second.max_queue_size) == (8192, "default", 8192)
+    assert [record.getMessage() for record in caplog.records] == [
+        "lmscope: ignoring OTEL_BSP_MAX_QUEUE_SIZE='ten': not an integer: 'ten' (allowed: an integer > 0); "
+        "lmscope uses max_queue_size=8192 (default) instead"]
+    assert [record.name for record in caplog.records] == ["lmscope"]
+    caplog.clear()
+
+    pyproject = write_pyproject(clean_env, "[tool.lmscope]\nmax_queue_size = 99\n")
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "-1")
+    with caplog.at_level(logging.WARNING, logger="lmscope"):
+        options = resolve_options(exporters="file")
+    assert (options.max_queue_size, options.sources["max_queue_size"]) == (99, table_source(pyproject))
+    assert [record.getMessage() for record in caplog.records] == [
+        "lmscope: ignoring OTEL_BSP_MAX_QUEUE_SIZE='-1': not a positive integer: '-1' (allowed: an integer > 0); "
+        f"lmscope uses max_queue_size=99 (from {table_source(pyproject)}) instead"]
+
+
+def test_bad_traces_protocol_variable_falls_back_to_the_generic_one(monkeypatch: pytest.MonkeyPatch,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/thrift")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    with caplog.at_level(logging.WARNING, logger="lmscope"):
+        options = resolve_options(exporters="otlp")
+    assert (options.otlp_protocol, options.sources["otlp_protocol"]) == ("grpc", "OTEL_EXPORTER_OTLP_PROTOCOL")
+    assert [record.getMessage() for record in caplog.records] == [
+        "lmscope: ignoring OTEL_EXPORTER_OTLP_TRACES_PROTOCOL='http/thrift': unknown protocol 'http/thrift' "
+        "(allowed: http/protobuf, grpc, http/json); lmscope uses otlp_protocol='grpc' "
+        "(from OTEL_EXPORTER_OTLP_PROTOCOL) instead"]
+
+
+def test_lmscope_variable_beats_a_bad_standard_one_and_is_checked_strictly(monkeypatch: pytest.MonkeyPatch,
+                                                                           caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "ten")
+    monkeypatch.setenv("LMSCOPE_MAX_QUEUE_SIZE", "64")
+    with caplog.at_level(logging.WARNING, logger="lmscope"):
+        assert resolve_options(exporters="file").max_queue_size == 64
+    assert caplog.records == []  # the standard variable was never needed
+    monkeypatch.setenv("LMSCOPE_MAX_QUEUE_SIZE", "sixty")
+    with pytest.raises(ConfigError, match=r"^lmscope: max_queue_size: not an integer: 'sixty' "
+                                          r"\(from LMSCOPE_MAX_QUEUE_SIZE\)"):
+        resolve_options(exporters="file")
+
+
+def test_http_json_is_a_protocol() -> None:
+    assert resolve_options(exporters="otlp", otlp_protocol="HTTP/JSON").otlp_protocol == "http/json"
+
+
+# --- a pyproject.toml lmscope cannot read is skipped with one warning --------------------------------------
+
+@pytest.mark.parametrize(("body", "problem"), [
+    (b"[tool.lmscope\n", "TOMLDecodeError: Expected ']' at the end of a table declaration (at line 1, column 14)"),
+    (b'[tool.lmscope]\nservice_name = "caf\xe9"\n',
+     "UnicodeDecodeError: 'utf-8' codec can't decode byte 0xe9 in position 34: invalid continuation byte"),
+])
+def test_unreadable_pyproject_warns_once_and_is_skipped(monkeypatch: pytest.MonkeyPatch, clean_env: Path,
+                                                        caplog: pytest.LogCaptureFixture, body: bytes,
+                                                        problem: str) -> None:
+    """Typically another project's file in a parent directory: it must not stop instrument()."""
+    import lmscope
+
+    project = clean_env / "parent"
+    (project / "app").mkdir(parents=True)
+    pyproject = project / "pyproject.toml"
+    pyproject.write_bytes(body)
+    monkeypatch.chdir(project / "app")
+    with caplog.at_level(logging.WARNING, logger="lmscope"):
+        assert resolve_options() == Options()
+        handle = lmscope.instrument(exporters="none")
+        handle.uninstrument()
+    assert [record.getMessage() for record in caplog.records] == [
+        f"lmscope: ignoring {pyproject}: cannot read it ({problem}); lmscope runs without [tool.lmscope]"]
+
+
+def test_pyproject_without_read_permission_is_skipped(monkeypatch: pytest.MonkeyPatch, clean_env: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    pyproject = write_pyproject(clean_env, '[tool.lmscope]\nservice_name = "x"\n')
+    if os.geteuid() == 0:  # root reads any file: make the open fail as it does for anyone else
+        real_open = Path.open
+
+        def refuse(self: Path, *args: Any, **kwargs: Any) -> Any:
+            if self == pyproject:
+                raise PermissionError(13, "Permission denied", str(self))
+            return real_open(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "open", refuse)
+    else:
+        pyproject.chmod(0)
+    with caplog.at_level(logging.WARNING, logger="lmscope"):
+        assert resolve_options().service_name == "lmscope-app"
+    assert [record.getMessage() for record in caplog.records] == [
+        f"lmscope: ignoring {pyproject}: cannot read it (PermissionError: [Errno 13] Permission denied: "
+        f"'{pyproject}'); lmscope runs without [tool.lmscope]"]

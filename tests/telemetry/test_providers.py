@@ -329,7 +329,7 @@ def send_one_span(options: Options) -> None:
 
 def test_otlp_http_delivers_a_span_to_v1_traces(monkeypatch: pytest.MonkeyPatch, receiver) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-api-key=k3y")
-    send_one_span(resolve_options(service_name="otlp-test", otlp_endpoint=receiver.url))
+    send_one_span(resolve_options(exporters="otlp", service_name="otlp-test", otlp_endpoint=receiver.url))
 
     [(path, headers, request)] = receiver.requests
     [resource_spans] = request.resource_spans
@@ -345,7 +345,7 @@ def test_otlp_http_delivers_a_span_to_v1_traces(monkeypatch: pytest.MonkeyPatch,
 @pytest.mark.parametrize(("suffix", "expected_path"), [("/", "/v1/traces"), ("/custom/traces", "/custom/traces")])
 def test_otlp_http_endpoint_path(receiver, suffix: str, expected_path: str) -> None:
     """A bare endpoint gets /v1/traces; an endpoint with a path is used as it is."""
-    send_one_span(resolve_options(otlp_endpoint=receiver.url + suffix))
+    send_one_span(resolve_options(exporters="otlp", otlp_endpoint=receiver.url + suffix))
     assert [path for path, _, _ in receiver.requests] == [expected_path]
 
 
@@ -356,7 +356,7 @@ def test_otlp_http_without_endpoint_reads_otel_variables(monkeypatch: pytest.Mon
 
 
 def test_otlp_grpc_delivers_a_span(grpc_receiver) -> None:
-    send_one_span(resolve_options(otlp_protocol="grpc", otlp_endpoint=grpc_receiver.endpoint))
+    send_one_span(resolve_options(exporters="otlp", otlp_protocol="grpc", otlp_endpoint=grpc_receiver.endpoint))
     assert [record.name for record in grpc_receiver.records()] == ["chat gpt-4o-mini"]
 
 
@@ -364,10 +364,10 @@ def test_grpc_without_its_exporter_names_the_pip_command(monkeypatch: pytest.Mon
     monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.grpc.trace_exporter", None)
     monkeypatch.setenv("LMSCOPE_OTLP_PROTOCOL", "grpc")
     with pytest.raises(ConfigError) as caught:
-        otlp_span_exporter(resolve_options())
+        otlp_span_exporter(resolve_options(exporters="otlp"))
     assert str(caught.value) == (
         "lmscope: otlp_protocol: 'grpc' needs the gRPC exporter, which is not installed (from LMSCOPE_OTLP_PROTOCOL); "
-        "allowed: http/protobuf, or grpc after pip install opentelemetry-exporter-otlp-proto-grpc")
+        "allowed: http/protobuf, http/json, or grpc after pip install opentelemetry-exporter-otlp-proto-grpc")
 
 
 # --- batch processor ----------------------------------------------------------------------------------------
@@ -382,6 +382,22 @@ def test_batch_processor_queue_and_batch_size(monkeypatch: pytest.MonkeyPatch, q
                                               expected: tuple[int, int]) -> None:
     if batch_env is not None:
         monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", batch_env)
-    processor = batch_processor(InMemorySpanExporter(), resolve_options(max_queue_size=queue))
+    processor = batch_processor(InMemorySpanExporter(), resolve_options(exporters="file", max_queue_size=queue))
     assert (processor.max_queue_size, processor.max_export_batch_size) == expected
     processor.shutdown()
+
+
+def test_bad_bsp_variables_warn_once_and_keep_the_sdk_defaults(monkeypatch: pytest.MonkeyPatch,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "lots")
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "0")
+    with caplog.at_level(logging.WARNING, logger="lmscope"):
+        processors = [batch_processor(InMemorySpanExporter(), resolve_options(exporters="file")) for _ in range(2)]
+    assert [processor.max_export_batch_size for processor in processors] == [512, 512]
+    assert [record.getMessage() for record in caplog.records] == [
+        "lmscope: ignoring OTEL_BSP_MAX_EXPORT_BATCH_SIZE='lots': not a positive integer; lmscope uses the SDK's "
+        "default 512 instead",
+        "lmscope: ignoring OTEL_BSP_SCHEDULE_DELAY='0': not a positive integer; lmscope uses the SDK's default 5000 "
+        "instead"]
+    for processor in processors:
+        processor.shutdown()

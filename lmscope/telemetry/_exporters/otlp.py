@@ -1,4 +1,5 @@
-"""The `otlp` exporter: plain OTLP to a collector, over http/protobuf or gRPC (the `jaeger` preset reuses it).
+"""The `otlp` exporter: plain OTLP to a collector, over http/protobuf, gRPC or http/json (the `jaeger` preset
+reuses it).
 
 Each exporter class is imported when one is built, never at module import: it pulls in its transport (requests,
 or grpcio, which is an optional install), which a console-only run never needs.
@@ -30,6 +31,10 @@ def otlp_exporter_for(options: Options, protocol_option: str, protocol: str, end
                                        protocol_option, options.sources.get(protocol_option, DEFAULT))
         span_exporter: SpanExporter = exporter(endpoint=endpoint)
         return span_exporter
+    if protocol == "http/json":
+        from .otlp_json_http import OtlpJsonHttpSpanExporter
+
+        return OtlpJsonHttpSpanExporter(endpoint=_http_traces_url(endpoint))
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     return OTLPSpanExporter(endpoint=_http_traces_url(endpoint))
@@ -43,7 +48,7 @@ def grpc_exporter_class(module: str, name: str, option: str, source: str) -> typ
     except ImportError:
         raise ConfigError.for_option(
             option, "'grpc' needs the gRPC exporter, which is not installed", source,
-            "http/protobuf, or grpc after pip install opentelemetry-exporter-otlp-proto-grpc") from None
+            "http/protobuf, http/json, or grpc after pip install opentelemetry-exporter-otlp-proto-grpc") from None
     exporter_class: type = getattr(exporter_module, name)
     return exporter_class
 
