@@ -170,7 +170,10 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return all(count == 0 for count in self.missing.values()) and not any("hung" in note for note in self.notes)
+        return all(count == 0 for count in self.missing.values()) and not set(self.notes) & _FAILING_NOTES
+
+
+_FAILING_NOTES = frozenset({"hung children", "the child hung"})
 
 
 def _spans_in_file(path: Path) -> tuple[int, int]:
