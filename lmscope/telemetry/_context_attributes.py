@@ -2,6 +2,23 @@
 
 The values live in the OpenTelemetry context, so they follow asyncio tasks and, because the DSPy
 instrumentation re-attaches the launching context in worker threads, `batch`/`Parallel`/`Evaluate` too.
+
+OpenInference interop, both ways. OpenInference's `using_session`, `using_user`, `using_metadata`, `using_tags` and
+`using_attributes` store their values in the OpenTelemetry context under the attribute names themselves
+(`session.id`, `user.id`, `metadata` as a JSON string, `tag.tags` as a list), and its instrumentors copy them onto
+their spans (`get_attributes_from_context()`). So:
+- `lmscope.context` writes its block's values under those keys too, in those shapes: OpenInference's spans, and
+  anything else that reads them, carry the same values as lmscope's;
+- lmscope's spans read those keys: a value an OpenInference block set is on lmscope's spans as well.
+The keys are the OpenInference semantic conventions (a dependency of lmscope); openinference-instrumentation
+itself is never imported. The innermost block wins, whichever library opened it: an lmscope block extends what
+encloses it as nested lmscope blocks do (session and user replaced, tags added, metadata keys merged); an
+OpenInference block replaces the values it sets, as OpenInference does. Both kinds of span see the same values.
+
+Cost: a block's attributes are computed once, at entry. A span reads `_KEY` and compares the four OpenInference
+keys with what its block wrote (equal unless an OpenInference block opened inside it); with no block at all, one
+`_KEY` lookup and one disjointness test of the context's keys. Values an OpenInference block set are turned into
+attributes once per distinct context state (a one-entry cache), not once per span.
 """
 
 from __future__ import annotations
@@ -22,6 +39,14 @@ if TYPE_CHECKING:
     from ._content import ContentPolicy
 
 _KEY = otel_context.create_key("lmscope-context-attributes")
+_FOREIGN_KEYS: tuple[str, str, str, str] = (semconv.SESSION_ID, semconv.USER_ID, semconv.METADATA, semconv.TAG_TAGS)
+"""OpenInference's context keys for the values `lmscope.context` sets, in `_Scope.written` order."""
+_FOREIGN_KEY_SET = frozenset(_FOREIGN_KEYS)
+_SESSION_ID, _USER_ID, _METADATA, _TAG_TAGS = _FOREIGN_KEYS
+_NOTHING_WRITTEN: tuple[object, object, object, object] = (None, None, None, None)
+_last_merged: tuple[object, tuple[object, ...], _Scope] | None = None
+"""(lmscope scope or None, OpenInference values, the scope they make together): the last merge, reused while the
+context stays the same (every span of one block)."""
 
 
 logger = logging.getLogger("lmscope")
@@ -134,7 +159,7 @@ def context(*, session_id: str | None = None, user_id: str | None = None, tags: 
     (a non-mapping one wrapped as {"value": ...}, cycles broken); one warning per kind of problem.
     """
     try:
-        token = otel_context.attach(otel_context.set_value(_KEY, _scope(session_id, user_id, tags, metadata)))
+        token = otel_context.attach(_entered(session_id, user_id, tags, metadata))
     except Exception as exc:  # noqa: BLE001 - tracing must not break the app's block
         report_internal_error("lmscope.context (the block runs without its attributes)", exc)
         token = None
@@ -145,9 +170,23 @@ def context(*, session_id: str | None = None, user_id: str | None = None, tags: 
             otel_context.detach(token)
 
 
-def _scope(session_id: object, user_id: object, tags: object, metadata: object) -> _Scope:
-    enclosing = otel_context.get_value(_KEY)
-    outer: dict[str, Any] = dict(enclosing) if isinstance(enclosing, _Scope) else {}
+def _entered(session_id: object, user_id: object, tags: object, metadata: object) -> otel_context.Context:
+    """The current context with the block's scope under `_KEY` and its values under OpenInference's keys."""
+    ctx = otel_context.get_current()
+    enclosing = _effective_scope(ctx)
+    scope = _scope(dict(enclosing) if enclosing is not None else {}, session_id, user_id, tags, metadata)
+    attributes = scope.attributes
+    for key, value in ((semconv.SESSION_ID, attributes.get(semconv.SESSION_ID)),
+                       (semconv.USER_ID, attributes.get(semconv.USER_ID)),
+                       (semconv.METADATA, attributes.get(semconv.METADATA)),
+                       (semconv.TAG_TAGS, list(scope["tags"]) if scope.get("tags") else None)):
+        if value is not None:
+            ctx = otel_context.set_value(key, value, ctx)
+    scope.written = tuple(ctx.get(key) for key in _FOREIGN_KEYS)
+    return otel_context.set_value(_KEY, scope, ctx)
+
+
+def _scope(outer: dict[str, Any], session_id: object, user_id: object, tags: object, metadata: object) -> _Scope:
     if session_id is not None:
         outer["session_id"] = _identifier("session_id", session_id)
     if user_id is not None:
@@ -165,6 +204,9 @@ class _Scope(dict[str, Any]):
     def __init__(self, values: dict[str, Any], attributes: dict[str, Any]) -> None:
         super().__init__(values)
         self.attributes = attributes
+        self.written: tuple[object, ...] = _NOTHING_WRITTEN
+        """What the block left under OpenInference's context keys: a span whose context still holds exactly
+        these saw no OpenInference block open inside this one."""
         self._recorded: tuple[ContentPolicy, dict[str, Any]] | None = None
 
     def recorded(self, policy: ContentPolicy) -> dict[str, Any]:
@@ -199,7 +241,71 @@ def context_attributes(ctx: Mapping[Any, Any] | None = None,
                        policy: ContentPolicy | None = None) -> Mapping[str, Any] | None:
     """The attributes of the innermost `lmscope.context` block in `ctx` (default: current), or None; with a
     `policy`, as that policy records them (`metadata` scrubbed and cut)."""
-    scope = (ctx if ctx is not None else otel_context.get_current()).get(_KEY)
-    if not isinstance(scope, _Scope):
+    if ctx is None:
+        ctx = otel_context.get_current()
+    scope = cast("_Scope | None", ctx.get(_KEY))  # only lmscope.context writes _KEY
+    if scope is None:
+        if ctx.keys().isdisjoint(_FOREIGN_KEY_SET):  # the common case: no block at all
+            return None
+    elif (ctx.get(_SESSION_ID), ctx.get(_USER_ID), ctx.get(_METADATA), ctx.get(_TAG_TAGS)) == scope.written:
+        return scope.attributes if policy is None else scope.recorded(policy)  # an lmscope block, nothing inside
+    scope = _effective_scope(ctx)
+    if scope is None:
         return None
     return scope.attributes if policy is None else scope.recorded(policy)
+
+
+def _effective_scope(ctx: Mapping[Any, Any]) -> _Scope | None:
+    """The values in force in `ctx`: the innermost lmscope block's, updated by OpenInference blocks inside it."""
+    global _last_merged
+    scope = ctx.get(_KEY)
+    if not isinstance(scope, _Scope):
+        scope = None
+        if ctx.keys().isdisjoint(_FOREIGN_KEY_SET):
+            return None
+    found = (ctx.get(semconv.SESSION_ID), ctx.get(semconv.USER_ID), ctx.get(semconv.METADATA),
+             ctx.get(semconv.TAG_TAGS))
+    written = scope.written if scope is not None else _NOTHING_WRITTEN
+    if found == written:
+        return scope
+    last = _last_merged  # one read: another thread may replace it meanwhile
+    if last is not None and last[0] is scope and last[1] == found:
+        return last[2]
+    merged = _merged(scope, found, written)
+    _last_merged = (scope, found, merged)
+    return merged
+
+
+def _merged(scope: _Scope | None, found: tuple[object, ...], written: tuple[object, ...]) -> _Scope:
+    """`scope`'s values with those an OpenInference block set since replacing them (it replaces what it sets)."""
+    values: dict[str, Any] = dict(scope) if scope is not None else {}
+    session_id, user_id, metadata, tags = (value if value != before else _KEEP
+                                           for value, before in zip(found, written))
+    for name, value in (("session_id", session_id), ("user_id", user_id)):
+        if value is None:
+            values.pop(name, None)
+        elif value is not _KEEP:
+            values[name] = _identifier(name, value)
+    if tags is None:
+        values.pop("tags", None)
+    elif tags is not _KEEP:
+        values["tags"] = _tags(tags)
+    if metadata is None:
+        values.pop("metadata", None)
+    elif metadata is not _KEEP:
+        values["metadata"] = _metadata(_decoded(metadata))
+    return _Scope(values, _as_span_attributes(values))
+
+
+_KEEP = object()
+"""An OpenInference value still as the lmscope block wrote it."""
+
+
+def _decoded(metadata: object) -> object:
+    """OpenInference keeps metadata as a JSON string; its object, or the text itself when it is not JSON."""
+    if not isinstance(metadata, str):
+        return metadata
+    try:
+        return json.loads(metadata)
+    except ValueError:
+        return metadata

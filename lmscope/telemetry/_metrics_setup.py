@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from opentelemetry import metrics
 from opentelemetry.sdk.resources import SERVICE_NAME
 
 from ._exporters.otlp import grpc_exporter_class
-from ._options import DEFAULT, NO_EXPORT, ConfigError, Options, split_host_port
+from ._options import DEFAULT, NO_EXPORT, ConfigError, Options, split_host_port, warn_ignored_variable
 from ._tracer_provider import build_resource
 
 if TYPE_CHECKING:  # the SDK's metrics package costs ~80 ms to import: only when metrics are on
@@ -93,6 +94,15 @@ def setup_metrics(options: Options, *,
                        ", ".join(names))
     # Everything that can raise ConfigError comes first, before any thread or socket exists.
     scrape = "prometheus" in names
+    if scrape and options.sources.get("metrics_exporters") == "OTEL_METRICS_EXPORTER" and not _has_prometheus():
+        # The standard variable is the deployment's, not lmscope's to reject: a warning, and no scrape endpoint.
+        names = [name for name in names if name != "prometheus"]
+        warn_ignored_variable("OTEL_METRICS_EXPORTER", os.environ.get("OTEL_METRICS_EXPORTER", ""),
+                              "'prometheus' needs opentelemetry-exporter-prometheus, which is not installed (pip "
+                              "install 'lmscope[prometheus]')", f"metrics_exporters={tuple(names) or (NO_EXPORT,)}")
+        scrape = False
+        if not names:
+            return None if app_provider is None else MetricsSetup(app_provider, owns_provider=False)
     if scrape:
         _import_prometheus(options)
     exporters = [_push_exporter(name, options) for name in names if name != "prometheus"]
@@ -121,6 +131,14 @@ def _push_exporter(name: str, options: Options) -> MetricExporter:
 
         return ConsoleMetricExporter(out=sys.stdout if options.console_stream == "stdout" else sys.stderr)
     return otlp_metric_exporter(options)
+
+
+def _has_prometheus() -> bool:
+    try:
+        importlib.import_module("opentelemetry.exporter.prometheus")
+    except ImportError:
+        return False
+    return True
 
 
 def _import_prometheus(options: Options) -> Any:

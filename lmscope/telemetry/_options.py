@@ -341,6 +341,11 @@ class _Option:
     used_by: UsedBy | None = None
     """Read only when one of these exporters is chosen (None: always read): a stray MLFLOW_TRACKING_URI=databricks
     or OTEL_BSP_MAX_QUEUE_SIZE=abc must not break a console run."""
+    alias_parse: Callable[[object], object] | None = None
+    """The parser of the `env_aliases` when they speak a narrower language than lmscope's own settings
+    (OTEL_TRACES_EXPORTER=jaeger names the OTel SDK's old Jaeger exporter, not lmscope's preset)."""
+    alias_allowed: str = ""
+    """What the `env_aliases` accept, for the warning about a value lmscope cannot honour (default: `allowed`)."""
 
     @property
     def user_key(self) -> str:
@@ -351,10 +356,17 @@ class _Option:
         return (f"LMSCOPE_{self.user_key.upper()}", *self.env_aliases)
 
 
+OTEL_SPAN_EXPORTERS: Final = ("otlp", "console")
+"""The OTEL_TRACES_EXPORTER values lmscope honours (with `none`), each as the lmscope exporter of that name: `otlp`
+is lmscope's OTLP exporter, `console` its console tree. Others (zipkin, the old jaeger exporter, a plugin's
+name) name SDK exporters lmscope does not run: a warning, and the next layer decides."""
+
 _TABLE: Final[tuple[_Option, ...]] = (
     _Option("service_name", _string, "a non-empty string",
             lambda: env_service_name() or DEFAULT_SERVICE_NAME, env_aliases=("OTEL_SERVICE_NAME",)),
-    _Option("exporters", _exporter_list(EXPORTERS), ", ".join((*EXPORTERS, NO_EXPORT)), lambda: ("console",)),
+    _Option("exporters", _exporter_list(EXPORTERS), ", ".join((*EXPORTERS, NO_EXPORT)), lambda: ("console",),
+            env_aliases=("OTEL_TRACES_EXPORTER",), alias_parse=_exporter_list(OTEL_SPAN_EXPORTERS),
+            alias_allowed=", ".join((*OTEL_SPAN_EXPORTERS, NO_EXPORT))),
     _Option("file_path", _path, "a non-empty file path", lambda: "lmscope-traces.jsonl", config_relative=True,
             used_by=UsedBy(spans=("file",))),
     _Option("otlp_endpoint", _endpoint, "an http:// or https:// URL with a host, e.g. http://localhost:4318",
@@ -374,7 +386,7 @@ _TABLE: Final[tuple[_Option, ...]] = (
     _Option("max_queue_size", _positive_int, "an integer > 0", lambda: DEFAULT_MAX_QUEUE_SIZE,
             env_aliases=("OTEL_BSP_MAX_QUEUE_SIZE",), used_by=UsedBy(spans=BATCHING_EXPORTERS)),
     _Option("metrics_exporters", _exporter_list(METRICS_EXPORTERS), ", ".join((*METRICS_EXPORTERS, NO_EXPORT)),
-            lambda: (NO_EXPORT,)),
+            lambda: (NO_EXPORT,), env_aliases=("OTEL_METRICS_EXPORTER",)),
     _Option("prometheus_endpoint", _host_port, "host:port, e.g. 127.0.0.1:9464 (port 0 picks a free port)",
             lambda: DEFAULT_PROMETHEUS_ENDPOINT, used_by=UsedBy(metrics=("prometheus",))),
     _Option("otlp_metrics_protocol", _choice("protocol", OTLP_PROTOCOLS), ", ".join(OTLP_PROTOCOLS),
@@ -471,12 +483,13 @@ def _resolve(option: _Option, given: Mapping[str, object], config: Mapping[str, 
     config_source = f"{pyproject} {PYPROJECT_TABLE}"
     ignored: list[tuple[str, object, str]] = []
     for raw, source in _layers(option, given, os.environ, config, config_source):
+        alias = source in option.env_aliases
         try:
-            value = option.parse(raw)
+            value = (option.alias_parse if alias and option.alias_parse is not None else option.parse)(raw)
         except _Invalid as exc:
-            if source not in option.env_aliases:
+            if not alias:
                 raise ConfigError.for_option(option.user_key, str(exc), source, option.allowed) from None
-            ignored.append((source, raw, str(exc)))
+            ignored.append((source, raw, f"{exc} (allowed: {option.alias_allowed or option.allowed})"))
             continue
         if option.config_relative and source == config_source and pyproject is not None:
             value = os.path.join(pyproject.parent, cast(str, value))  # an absolute value stays as it is
@@ -485,7 +498,7 @@ def _resolve(option: _Option, given: Mapping[str, object], config: Mapping[str, 
         value, source = option.default(), DEFAULT
     for variable, raw, problem in ignored:
         instead = f"{option.user_key}={_show(_masked(value))} ({'from ' + source if source != DEFAULT else DEFAULT})"
-        warn_ignored_variable(variable, str(raw), f"{problem} (allowed: {option.allowed})", instead)
+        warn_ignored_variable(variable, str(raw), problem, instead)
     return value, source
 
 

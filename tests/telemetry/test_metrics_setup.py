@@ -159,6 +159,31 @@ def test_prometheus_without_its_exporter_names_the_pip_command(monkeypatch: pyte
     assert threading.active_count() == threads  # failed before starting any exporter thread
 
 
+def test_otel_metrics_exporter_prometheus_without_its_exporter_is_a_warning(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The standard variable is the deployment's: lmscope cannot honour `prometheus` there, so it warns and goes on
+    with the other metrics exporters, as for any standard variable it cannot honour."""
+    from lmscope.telemetry import _options
+
+    monkeypatch.setattr(_options, "_warned", set())
+    monkeypatch.setitem(sys.modules, "opentelemetry.exporter.prometheus", None)
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "console,prometheus")
+    monkeypatch.setenv("LMSCOPE_CONSOLE_STREAM", "stdout")
+    with caplog.at_level(logging.WARNING, logger="lmscope"):
+        setup = metrics_setup.setup_metrics(resolve_options(exporters="none"), get_global=no_app_provider)
+    assert setup is not None and setup.prometheus_address is None and len(setup.push_readers) == 1
+    setup.shutdown()
+    assert [r.getMessage() for r in caplog.records] == [
+        "lmscope: ignoring OTEL_METRICS_EXPORTER='console,prometheus': 'prometheus' needs "
+        "opentelemetry-exporter-prometheus, which is not installed (pip install 'lmscope[prometheus]'); lmscope uses "
+        "metrics_exporters=('console',) instead"]
+    caplog.clear()
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "prometheus")
+    with caplog.at_level(logging.WARNING, logger="lmscope"):
+        assert metrics_setup.setup_metrics(resolve_options(exporters="none"), get_global=no_app_provider) is None
+    assert len(caplog.records) == 1
+
+
 def test_prometheus_is_not_imported_unless_selected(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "opentelemetry.exporter.prometheus", None)
     setup = metrics_setup.setup_metrics(resolve_options(metrics_exporters="console"), get_global=no_app_provider)
