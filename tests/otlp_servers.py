@@ -6,6 +6,8 @@ exporter appends /v1/traces). `tests/conftest.py` exposes them as fixtures; benc
 - `OtlpReceiver`: a working collector. Decodes each ExportTraceServiceRequest (protobuf, or OTLP/JSON when the
   Content-Type is application/json; gzip or deflate bodies too) and keeps `Received(path, headers, request)`. `OtlpReceiverProcess` runs one in its own interpreter.
 - `OtlpGrpcReceiver`: the same over gRPC (Jaeger's 4317 contract); `endpoint` is its http:// URL.
+- `SlowReceiver`: an `OtlpReceiver` that stores each request at once and answers only after a delay (or when the
+  test releases it), as a cold MLflow server's first request does.
 - `StatusServer`: reads the request and answers every POST with one status code (500 by default).
 - `HangingServer`: accepts connections and never answers, as a wedged collector does.
 - `refused_url()`: a port on which nobody listens.
@@ -160,7 +162,9 @@ class OtlpReceiver(_Server, _Recording):
                 body = self.read_body()
                 receiver.posts += 1
                 if receiver.status != 200 or receiver.fail_next:
-                    self.reply(receiver.fail_next.pop(0) if receiver.fail_next else receiver.status)
+                    status = receiver.fail_next.pop(0) if receiver.fail_next else receiver.status
+                    receiver._before_answer()
+                    self.reply(status)
                     return
                 is_json = (self.headers.get("Content-Type") or "").split(";")[0].strip() == "application/json"
                 try:
@@ -170,6 +174,7 @@ class OtlpReceiver(_Server, _Recording):
                     self.reply(400)
                     return
                 receiver._keep(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, request))
+                receiver._before_answer()
                 if is_json:
                     self.reply(200, b"{}", "application/json")
                 else:
@@ -179,6 +184,32 @@ class OtlpReceiver(_Server, _Recording):
                 self.reply(200, json.dumps(receiver.span_ids()).encode())
 
         _Server.__init__(self, Handler)
+
+    def _before_answer(self) -> None:
+        """Called after a request was read (and, if accepted, stored), before it is answered."""
+
+
+class SlowReceiver(OtlpReceiver):
+    """Stores each accepted request at once, then answers after `answer_after_s` (or as soon as `release` is set).
+
+    `stored` is set when the first request has been read (and, unless `status`/`fail_next` refuse it, stored).
+    A stand-in for a cold MLflow server, whose first OTLP request
+    can take longer than lmscope's shutdown bound and still store every span.
+    """
+
+    def __init__(self, answer_after_s: float = 30.0) -> None:
+        super().__init__()
+        self.answer_after_s = answer_after_s
+        self.stored = threading.Event()
+        self.release = threading.Event()
+
+    def _before_answer(self) -> None:
+        self.stored.set()
+        self.release.wait(self.answer_after_s)
+
+    def __exit__(self, *exc: object) -> None:
+        self.release.set()
+        super().__exit__(*exc)
 
 
 class OtlpGrpcReceiver(_Recording):

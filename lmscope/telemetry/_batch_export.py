@@ -14,6 +14,10 @@ down, slow or failing backend:
   when shutdown began has `RECOVERY_PROBE_S` to take a batch, so a backend known to hang does not hold
   the exit either. Then the exporter is shut down, which ends its retries, and what could not be sent is
   counted; `drop_report` turns all counts into one line.
+- A batch still on the wire when shutdown stops waiting (a cold MLflow server's first request can take longer than
+  the shutdown bound, and still store every span) is neither delivered nor lost: its outcome is unknown, and the
+  exit line says so apart from what was not exported. If its answer arrives before the counts are read, it is
+  reconciled: a success counts as delivered, a failure as unsent at shutdown.
 - No spans lost under load with a healthy backend. In a tight CPython loop (DSPy on cache hits or a
   dummy LM) a woken worker thread can wait hundreds of milliseconds for the GIL, because the app thread
   keeps re-taking it (benchmarks/README.md). So when `YIELD_AT_BATCHES` batches are queued, the span's
@@ -84,6 +88,9 @@ class ExportStats:
     export_failed: int
     unsent_at_shutdown: int
     last_error: str | None = None
+    unconfirmed: int = 0
+    """Spans of a batch sent before shutdown gave up waiting and not answered yet: maybe stored, maybe not.
+    Not in `dropped`."""
 
     @property
     def dropped(self) -> int:
@@ -192,6 +199,8 @@ class BatchExportProcessor(SpanProcessor):
         self._budget = _YieldBudget()
         self._flush_requests: list[FlushRequest] = []
         self._in_flight = 0
+        self._unconfirmed = 0
+        """Spans of the batch that was on the wire when shutdown gave up waiting, until its outcome arrives."""
         self._worker: threading.Thread | None = None
         self._export_started: float | None = None
         self._export_seconds: deque[float] = deque(maxlen=8)
@@ -387,7 +396,8 @@ class BatchExportProcessor(SpanProcessor):
                 and not exporter.succeeded_since(self._last_attempt_after))
 
     def finish_shutdown(self, timeout_s: float = 1.0) -> None:
-        """Give up on what is still queued or in flight (counted as unsent) and shut the exporter down."""
+        """Give up on what is still queued (counted as unsent) or in flight (unconfirmed until its answer comes),
+        and shut the exporter down."""
         with self._lock:
             self._abandoned = True
             self._unsent += len(self._queue)
@@ -399,11 +409,14 @@ class BatchExportProcessor(SpanProcessor):
         # Aborts the OTLP exporters' retry back-off; a request already on the wire ends with its own timeout.
         self.exporter.shutdown(timeout_millis=int(timeout_s * 1000))
         worker = self._worker
-        if worker is not None and not self._in_flight:  # else the worker is stuck on the wire: joining would only wait
+        # An export backing off between retries returns at once now; one on the wire (a hanging or slow backend)
+        # ends with its own timeout: joining would only wait, and what it sent is counted as unconfirmed below.
+        if worker is not None and (not self._in_flight or self.exporter.retrying):
             worker.join(timeout_s)
         with self._lock:
-            # A batch still on the wire (hanging backend) counts as unsent; its late outcome is ignored.
-            self._unsent += self._in_flight
+            # A batch still on the wire (a hanging or a slow backend) may yet be stored: its outcome is unknown
+            # until the worker sees the answer (`_export` reconciles it then).
+            self._unconfirmed += self._in_flight
             self._in_flight = 0
 
     def shutdown(self) -> None:
@@ -412,7 +425,7 @@ class BatchExportProcessor(SpanProcessor):
     def stats(self) -> ExportStats:
         with self._lock:
             return ExportStats(self.exporter.name, self.exporter.destination, self._queue_full,
-                               self._export_failed, self._unsent, self.exporter.last_error)
+                               self._export_failed, self._unsent, self.exporter.last_error, self._unconfirmed)
 
     # --- the worker thread ---------------------------------------------------------------------------
 
@@ -470,13 +483,17 @@ class BatchExportProcessor(SpanProcessor):
             if result is SpanExportResult.SUCCESS:
                 self._export_seconds.append(time.monotonic() - started)
             with self._lock:
-                if self._in_flight:  # else shutdown already counted this batch as unsent
+                if self._in_flight:
                     self._in_flight = 0
                     if result is not SpanExportResult.SUCCESS:
                         if self._abandoned:  # shutdown gave up on it and its exporter's shutdown ended its retries
                             self._unsent += len(batch)
                         else:
                             self._export_failed += len(batch)
+                else:  # shutdown stopped waiting for this batch and counted it as unconfirmed: now it is known
+                    self._unconfirmed -= len(batch)
+                    if result is not SpanExportResult.SUCCESS:
+                        self._unsent += len(batch)
             delivered = delivered and result is SpanExportResult.SUCCESS
             exported += len(batch)
         return False
@@ -522,13 +539,18 @@ def shutdown_processors(processors: Sequence[SpanProcessor], timeout_s: float = 
 
 
 def drop_report(processors: Sequence[SpanProcessor]) -> str | None:
-    """One line naming every exporter that dropped spans and why; None when nothing was dropped."""
+    """One line naming every exporter that dropped spans and why, then those whose last batch got no answer before
+    the shutdown bound (outcome unknown: the backend may have stored it); None when neither happened."""
     parts = []
-    total = 0
+    unknown = []
+    total = unconfirmed = 0
     for processor in processors:
         if not isinstance(processor, BatchExportProcessor):
             continue
         stats = processor.stats()
+        if stats.unconfirmed:
+            unconfirmed += stats.unconfirmed
+            unknown.append(f"{stats.name} to {stats.destination}: {stats.unconfirmed:,}")
         if not stats.dropped:
             continue
         total += stats.dropped
@@ -538,6 +560,10 @@ def drop_report(processors: Sequence[SpanProcessor]) -> str | None:
                   if count]
         why = f"; {stats.last_error}" if stats.last_error else ""
         parts.append(f"{stats.name} to {stats.destination}: {stats.dropped:,} ({', '.join(causes)}{why})")
-    if not parts:
-        return None
-    return f"lmscope: {total:,} spans were not exported; " + "; ".join(parts)
+    lines = []
+    if parts:
+        lines.append(f"{total:,} spans were not exported; " + "; ".join(parts))
+    if unknown:
+        lines.append(f"outcome unknown for {unconfirmed:,} spans sent at shutdown (no answer within the shutdown "
+                     "bound; the backend may have stored them); " + "; ".join(unknown))
+    return "lmscope: " + "; ".join(lines) if lines else None
