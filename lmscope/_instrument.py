@@ -204,6 +204,7 @@ def instrument(*, service_name: str | None = None, exporters: Sequence[str] | st
             if options or scrub_callback is not None:
                 logger.warning("lmscope: already instrumented; call lmscope.uninstrument() to change options")
             return _active
+        resolved = _without_exporters_the_app_runs(resolved)
         metrics = setup_metrics(resolved)
         try:
             processors = build_span_processors(resolved)
@@ -217,6 +218,28 @@ def instrument(*, service_name: str | None = None, exporters: Sequence[str] | st
             _signals.install(handle._signal_flush())
     _watch_dspy_import()
     return handle
+
+
+def _without_exporters_the_app_runs(options: Options) -> Options:
+    """No span exporter from OTEL_TRACES_EXPORTER when the app already runs its own SDK TracerProvider.
+
+    That variable also configures the SDK's own setup (`opentelemetry-instrument`, the distro), and lmscope joins the
+    app's provider, whose exporters then send lmscope's spans too: honouring the variable a second time would send
+    every span twice. Exporters asked of lmscope itself (argument, LMSCOPE_EXPORTERS, [tool.lmscope]) still run.
+    """
+    from .telemetry._options import NO_EXPORT
+    from .telemetry._tracer_provider import app_provider
+
+    if options.sources.get("exporters") != "OTEL_TRACES_EXPORTER" or options.exporters == (NO_EXPORT,):
+        return options
+    if app_provider() is None:
+        return options
+    logger.info("lmscope: OTEL_TRACES_EXPORTER=%s is not applied a second time: the app's TracerProvider, which "
+                "lmscope's spans join, exports them already (pass exporters= to add lmscope's own)",
+                ",".join(options.exporters))
+    import dataclasses
+
+    return dataclasses.replace(options, exporters=(NO_EXPORT,))
 
 
 _watching_dspy = False

@@ -225,6 +225,11 @@ class ProviderRegistry:
                 self._exit_hook_registered = True
         return setup
 
+    def app_provider(self) -> TracerProvider | None:
+        """The global provider when it is an SDK TracerProvider the app (not lmscope) set, else None."""
+        current = self._get_global()
+        return current if isinstance(current, TracerProvider) and current is not self._installed else None
+
     def _provider_for(self, resource: Resource) -> tuple[TracerProvider, bool]:
         current = self._get_global()
         if isinstance(current, TracerProvider):
@@ -264,6 +269,11 @@ class ProviderRegistry:
 
 
 _REGISTRY = ProviderRegistry()
+
+
+def app_provider() -> TracerProvider | None:
+    """The app's own SDK TracerProvider, set as the global one, if any (lmscope would join it)."""
+    return _REGISTRY.app_provider()
 
 
 def setup_tracing(options: Options, processors: Sequence[SpanProcessor]) -> TracingSetup:

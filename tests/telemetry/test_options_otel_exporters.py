@@ -124,3 +124,34 @@ def test_an_empty_standard_variable_counts_as_unset(monkeypatch: pytest.MonkeyPa
     with caplog.at_level(logging.WARNING, logger="lmscope"):
         options = resolve_options()
     assert (options.exporters, options.metrics_exporters, caplog.records) == (("console",), ("none",), [])
+
+
+APP = """
+import json, logging, sys
+import lmscope
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s:%(message)s")
+if sys.argv[1] == "app-provider":
+    trace.set_tracer_provider(TracerProvider())  # as opentelemetry-instrument does, with its own exporters
+handle = lmscope.instrument()
+print(json.dumps(list(handle.exporters)))
+"""
+
+
+@pytest.mark.parametrize(("setup", "exporters", "note"), [("app-provider", ["none"], True),
+                                                           ("fresh", ["otlp"], False)])
+def test_otel_traces_exporter_is_not_applied_twice_through_the_apps_provider(setup: str, exporters: list[str],
+                                                                             note: bool, clean_env: Path) -> None:
+    """The SDK's own setup (opentelemetry-instrument, the distro) reads OTEL_TRACES_EXPORTER too, and lmscope's spans
+    join the app's provider: exporting them again from the same variable would send each span twice."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}
+    done = subprocess.run([sys.executable, "-c", APP, setup], capture_output=True, text=True, env=env, timeout=60,
+                          check=True, cwd=clean_env)
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == exporters
+    assert ("OTEL_TRACES_EXPORTER=otlp is not applied a second time" in done.stderr) is note, done.stderr
