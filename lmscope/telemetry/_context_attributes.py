@@ -239,8 +239,9 @@ def _as_span_attributes(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def context_attributes(ctx: Mapping[Any, Any] | None = None,
                        policy: ContentPolicy | None = None) -> Mapping[str, Any] | None:
-    """The attributes of the innermost `lmscope.context` block in `ctx` (default: current), or None; with a
-    `policy`, as that policy records them (`metadata` scrubbed and cut)."""
+    """The context attributes in force in `ctx` (default: current), or None: the innermost `lmscope.context`
+    block's, with what OpenInference blocks set (inside it, or alone); with a `policy`, as that policy records them
+    (`metadata` scrubbed and cut)."""
     if ctx is None:
         ctx = otel_context.get_current()
     scope = cast("_Scope | None", ctx.get(_KEY))  # only lmscope.context writes _KEY
