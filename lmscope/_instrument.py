@@ -64,7 +64,9 @@ class Instrumentation:
             self._metrics_recorder = MetricsRecorder(metrics.meter(semconv.METER_NAME, __version__))
         from .instrumentation.dspy import DSPyInstrumentor
 
-        self._dspy: DSPyInstrumentor = DSPyInstrumentor()
+        self._dspy: DSPyInstrumentor = DSPyInstrumentor()  # the process's one instance (a BaseInstrumentor)
+        self._owns_dspy = False
+        """True once this handle's instrument() patched DSPy: only then does its uninstrument() undo the patches."""
         self._live = True
 
     @property
@@ -102,15 +104,26 @@ class Instrumentation:
         if not self._live:
             return
         recorder = self._metrics_recorder
+        if self._dspy.is_instrumented_by_opentelemetry:
+            # The one DSPyInstrumentor of the process is on already: `opentelemetry-instrument` loaded it, or the app
+            # instrumented it. Its spans go to the global TracerProvider (which holds lmscope's processors when it is
+            # an SDK one); patching twice would duplicate every span, and undoing its patches is not ours to do.
+            logger.info("lmscope: DSPy is instrumented already (by opentelemetry-instrument or the app's own "
+                        "DSPyInstrumentor); lmscope.instrument() leaves it as it is")
+            return
         try:
-            self._dspy.instrument(self._tracing.tracer("lmscope.instrumentation.dspy", __version__),
-                                  capture_content=self._content,
+            # No dependency check: a DSPy of another version is tried all the same, and left untraced if it fails.
+            self._dspy.instrument(tracer=self._tracing.tracer("lmscope.instrumentation.dspy", __version__),
+                                  capture_content=self._content, skip_dep_check=True,
                                   lm_call_listeners=() if recorder is None else (recorder.record_lm_call,),
                                   module_listeners=() if recorder is None else (recorder.record_module,))
+            self._owns_dspy = True
         except Exception as exc:  # noqa: BLE001 - raised here it would come out of the app's `import dspy`
             # A DSPy whose layout we do not know, say: leave it untraced and exactly as it was, never broken.
             report_internal_error("instrumenting dspy (DSPy runs untraced)", exc)
-            guarded("undoing a partial dspy instrumentation", self._dspy.uninstrument)
+            dspy = self._dspy
+            guarded("undoing a partial dspy instrumentation",
+                    dspy.uninstrument if dspy.is_instrumented_by_opentelemetry else dspy._unpatch)
 
     def _signal_flush(self) -> SignalFlush:
         from .telemetry._batch_export import SHUTDOWN_TIMEOUT_S
@@ -136,7 +149,9 @@ class Instrumentation:
                 return
             self._live = False
         _signals.uninstall()
-        self._dspy.uninstrument()
+        if self._owns_dspy:
+            self._owns_dspy = False
+            self._dspy.uninstrument()
         self._tracing.shutdown()
         if self._metrics is not None:
             self._metrics.shutdown()
@@ -274,17 +289,14 @@ def _dspy_imported(module: object) -> None:
 
 def _content_policy(options: Options, scrub_callback: Any) -> ContentPolicy:
     """The content policy of these options; raises ConfigError for a callback that cannot be called."""
-    from .telemetry._content import content_policy
+    from .telemetry._content import policy_from_options
 
     if scrub_callback is not None and not callable(scrub_callback):
         shown = repr(scrub_callback)
         shown = shown if len(shown) <= 80 else shown[:77] + "..."
         raise ConfigError.for_option("scrub_callback", f"not callable: {shown}", ARGUMENT,
                                      "a function taking a lmscope.ScrubMatch, or None")
-    return content_policy(capture_content=options.capture_content,
-                          capture_source=options.sources.get("capture_content", ""), scrub=options.scrub,
-                          scrub_patterns=options.scrub_patterns, scrub_callback=scrub_callback,
-                          max_content_chars=options.max_content_chars)
+    return policy_from_options(options, scrub_callback)
 
 
 def uninstrument() -> None:

@@ -12,7 +12,8 @@ next release. This test reads every module under lmscope/ with `ast`; it fails, 
   define it for itself. Names lmscope's own classes define too (`_lock`, `_queue`) are taken as lmscope's: what an
   unknown object is cannot be known from the source, and this keeps lmscope's own private names out of the way;
 - a class that derives from an OpenTelemetry class and defines a private member of that class (overriding an SDK
-  internal such as `SpanProcessor._on_ending`), or derives from the SDK's span classes at all.
+  internal such as `SpanProcessor._on_ending`), or derives from the SDK's span classes at all. The hooks a base
+  documents for its subclasses (`BaseInstrumentor._instrument`/`_uninstrument`) are its public contract.
 """
 
 from __future__ import annotations
@@ -156,6 +157,14 @@ def _class_members(cls: ast.ClassDef) -> Iterator[tuple[str, ast.AST]]:
                                 yield item.value, item
 
 
+_EXTENSION_POINTS = frozenset({
+    ("opentelemetry.instrumentation.instrumentor.BaseInstrumentor", "_instrument"),
+    ("opentelemetry.instrumentation.instrumentor.BaseInstrumentor", "_uninstrument"),
+})
+"""Private by name, public by contract: the methods an OpenTelemetry base class documents for subclasses to define
+(BaseInstrumentor's `instrument()` calls `_instrument(**kwargs)`, `_uninstrument` is abstract)."""
+
+
 def _overrides() -> tuple[list[str], frozenset[str]]:
     """(findings, names lmscope defines for itself): the private members a class takes over from an OpenTelemetry
     base are findings, and do not count as lmscope's own names."""
@@ -185,7 +194,8 @@ def _overrides() -> tuple[list[str], frozenset[str]]:
             for name, where in _class_members(node):
                 if not _private(name):
                     continue
-                taken = [base for base in bases if hasattr(base, name)]
+                taken = [base for base in bases if hasattr(base, name)
+                         and (f"{base.__module__}.{base.__qualname__}", name) not in _EXTENSION_POINTS]
                 if taken:
                     findings.append(f"{module.where(where)}: class {node.name} defines {name}, a private member of "
                                     f"{taken[0].__module__}.{taken[0].__qualname__}")

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from ._options import ARGUMENT, DEFAULT_MAX_CONTENT_CHARS, parse_env_boolean
+from ._options import ARGUMENT, DEFAULT_MAX_CONTENT_CHARS, NO_EXPORT, Options, parse_env_boolean, resolve_options
 from ._scrub import Scrubber
 from ._scrub_match import ScrubCallback
 
@@ -93,3 +93,20 @@ def content_policy(*, capture_content: bool, capture_source: str, scrub: bool, s
     inputs, outputs = capture_sides(capture_content, capture_source, environ)
     return ContentPolicy(capture_inputs=inputs, capture_outputs=outputs, max_chars=max_content_chars,
                          scrubber=Scrubber(secrets=scrub, patterns=scrub_patterns, callback=scrub_callback))
+
+
+def policy_from_options(options: Options, scrub_callback: ScrubCallback | None = None) -> ContentPolicy:
+    """The policy of resolved options (`resolve_options`), as `lmscope.instrument()` hands it to the instrumentors."""
+    return content_policy(capture_content=options.capture_content,
+                          capture_source=options.sources.get("capture_content", ""), scrub=options.scrub,
+                          scrub_patterns=options.scrub_patterns, scrub_callback=scrub_callback,
+                          max_content_chars=options.max_content_chars)
+
+
+def resolved_content_policy(capture_content: bool | None = None) -> ContentPolicy:
+    """The policy `lmscope.instrument(capture_content=...)` would use, from the same layers (argument, LMSCOPE_*,
+    the OTel and OpenInference variables, `[tool.lmscope]`): what `DSPyInstrumentor().instrument()` uses when no
+    policy is given, so `opentelemetry-instrument` runs honour the same privacy switches. Raises ConfigError on a
+    bad value of lmscope's own, as `instrument()` does."""
+    return policy_from_options(resolve_options(capture_content=capture_content, exporters=NO_EXPORT,
+                                               metrics_exporters=NO_EXPORT))

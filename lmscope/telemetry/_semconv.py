@@ -138,6 +138,8 @@ LM_SPAN_NAME_PREFIX: Final = "chat "
 # Names and units as written here; Prometheus sees them translated (dots -> `_`, unit suffix, counters
 # `_total`): the exact series names are listed in telemetry/_metrics.py.
 METER_NAME: Final = "lmscope"
+SCHEMA_URL: Final = "https://opentelemetry.io/schemas/1.41.0"
+"""The semantic conventions version lmscope's GenAI attributes follow: the schema URL of its tracer's scope."""
 METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
 METRIC_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
 METRIC_COST: Final = "gen_ai.usage.cost"

@@ -3,17 +3,27 @@
 Methods are wrapped directly rather than through DSPy callbacks: DSPy's callback dispatch alone costs
 about 0.5 ms per program call (uuid, `inspect.getcallargs`, 11 hook pairs), several times our whole budget,
 and a user's `dspy.configure(callbacks=...)` silently drops a registered one (docs/dspy-internals.md §8).
+
+`DSPyInstrumentor` is an OpenTelemetry `BaseInstrumentor`, registered under the `opentelemetry_instrumentor`
+entry point `dspy`: `opentelemetry-instrument python app.py` traces DSPy with no lmscope code in the app.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Callable, Collection
 from typing import Any
 
+from opentelemetry import metrics, trace
+
+# The module says `# type: ignore` at its top, so mypy sees none of its names: BaseInstrumentor is Any here.
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.trace import Tracer
 
+from ..._version import __version__
 from ...telemetry import _semconv as semconv
-from ...telemetry._content import ContentPolicy
+from ...telemetry._content import ContentPolicy, resolved_content_policy
 from ...telemetry._lm_call import LMCall
 from .._patching import Patcher
 from .._stack import attributed_to
@@ -22,30 +32,109 @@ from ._runtime import ModuleListener, Runtime
 from ._settings import patch_context_generator, wrap_settings_context
 from .package import _instruments
 
+TRACER_NAME = "lmscope.instrumentation.dspy"
 
-class DSPyInstrumentor:
-    """Patches DSPy classes in place; `uninstrument()` puts back the exact objects it found."""
+
+class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # opentelemetry-instrumentation is untyped
+    """Patches DSPy classes in place; `uninstrument()` puts back the exact objects it found.
+
+    `DSPyInstrumentor().instrument()` with no argument does what `opentelemetry-instrument` does: spans go
+    through the global TracerProvider, lmscope's metrics through the global MeterProvider when the app (or the
+    distro) set an SDK one, and content is captured as `lmscope.instrument()` decides it from the environment
+    (LMSCOPE_CAPTURE_CONTENT, OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT, OPENINFERENCE_HIDE_*,
+    `[tool.lmscope]`). Keywords:
+
+    - `tracer_provider`, `meter_provider`: where spans and lmscope's metrics go instead of the global ones. Metrics
+      are recorded on a `meter_provider` given, else on the global one only when it is an SDK MeterProvider: the
+      API's default provider drops every point, and skipping the recorder then skips its whole cost per call.
+    - `capture_content`: a bool (lmscope's default policy, scrubbed and limited, capturing or not), a
+      `ContentPolicy`, or None (resolved from the environment as above).
+    - `tracer`: a ready Tracer instead of a provider (`lmscope.instrument()` passes its own); then nothing is taken
+      from the global providers, and metrics only from `meter_provider`.
+    - `lm_call_listeners`, `module_listeners`: hooks called once per LM call / module call.
+
+    Like every BaseInstrumentor it is one object per process (`DSPyInstrumentor() is DSPyInstrumentor()`): DSPy's
+    classes can be patched once, so whoever instruments first (`opentelemetry-instrument`, the app,
+    `lmscope.instrument()`) owns the patches until it uninstruments, and a second `instrument()` is refused.
+    A DSPy not imported yet is patched when the app imports it: instrumenting never imports DSPy (~2 s).
+    """
+
+    _patcher: Patcher | None = None
+    runtime: Runtime | None = None
+    _undo_context: Callable[[], None] | None = None
+    _pending: Callable[[], None] | None = None
+    """Patches waiting for `import dspy` (set while instrumented before the app imported it)."""
+    _watching = False
+    """A post-import hook for dspy is registered (wrapt cannot remove one: it is registered once per process)."""
 
     def __init__(self) -> None:
-        self._patcher = Patcher()
-        self.runtime: Runtime | None = None
-        self._undo_context: Callable[[], None] | None = None
+        # BaseInstrumentor.__new__ hands back the one instance, and Python runs __init__ on it each time:
+        # a second `DSPyInstrumentor()` must not drop the Patcher that holds what to restore.
+        if self._patcher is None:
+            self._patcher = Patcher()
 
-    @staticmethod
-    def instrumentation_dependencies() -> Collection[str]:
+    def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
 
     @property
     def is_instrumented(self) -> bool:
+        """True while DSPy's classes are patched (False while waiting for `import dspy`)."""
         return bool(self._patcher)
 
-    def instrument(self, tracer: Tracer, *, capture_content: bool | ContentPolicy,
-                   lm_call_listeners: Collection[Callable[[LMCall], None]] = (),
-                   module_listeners: Collection[ModuleListener] = ()) -> None:
-        """`capture_content`: the policy for captured content; a bool is the default policy (scrubbed, limited)
-        with content captured or not."""
-        if self.is_instrumented:
+    def instrument(self, tracer: Tracer | None = None, /, **kwargs: Any) -> None:
+        """BaseInstrumentor's `instrument(**kwargs)`; a Tracer may also come first, as before this was one
+        (`DSPyInstrumentor().instrument(provider.get_tracer("app"), capture_content=True)`)."""
+        if tracer is not None:
+            kwargs["tracer"] = tracer
+        super().instrument(**kwargs)
+
+    def _instrument(self, **kwargs: Any) -> None:
+        tracer: Tracer | None = kwargs.get("tracer")
+        if tracer is None:
+            tracer = trace.get_tracer(TRACER_NAME, __version__, kwargs.get("tracer_provider"),
+                                      schema_url=semconv.SCHEMA_URL)
+        capture_content: bool | ContentPolicy | None = kwargs.get("capture_content")
+        content = (capture_content if isinstance(capture_content, ContentPolicy)
+                   else resolved_content_policy(capture_content))
+        lm_call_listeners: list[Callable[[LMCall], None]] = list(kwargs.get("lm_call_listeners") or ())
+        module_listeners: list[ModuleListener] = list(kwargs.get("module_listeners") or ())
+        meter_provider = kwargs.get("meter_provider")
+        if meter_provider is None and kwargs.get("tracer") is None:
+            meter_provider = _sdk_meter_provider()
+        if meter_provider is not None:
+            from ...telemetry._metrics import MetricsRecorder
+
+            recorder = MetricsRecorder(metrics.get_meter(semconv.METER_NAME, __version__, meter_provider))
+            lm_call_listeners.append(recorder.record_lm_call)
+            module_listeners.append(recorder.record_module)
+
+        def patch_now() -> None:
+            self._pending = None
+            self._patch(tracer, content, lm_call_listeners, module_listeners)
+
+        if "dspy" in sys.modules:
+            patch_now()
             return
+        if importlib.util.find_spec("dspy") is None:
+            return  # `opentelemetry-instrument` loads every entry point: no DSPy here, nothing to wait for
+        self._pending = patch_now
+        if not DSPyInstrumentor._watching:
+            DSPyInstrumentor._watching = True
+            import wrapt
+
+            wrapt.register_post_import_hook(_dspy_imported, "dspy")
+
+    def _patch(self, tracer: Tracer, content: ContentPolicy, lm_call_listeners: Collection[Callable[[LMCall], None]],
+               module_listeners: Collection[ModuleListener]) -> None:
+        try:
+            self._patch_all(tracer, content, lm_call_listeners, module_listeners)
+        except BaseException:
+            self._unpatch()  # a DSPy whose layout we do not know: leave it exactly as it was
+            raise
+
+    def _patch_all(self, tracer: Tracer, content: ContentPolicy,
+                   lm_call_listeners: Collection[Callable[[LMCall], None]],
+                   module_listeners: Collection[ModuleListener]) -> None:
         import dspy
         from dspy.adapters.chat_adapter import ChatAdapter
         from dspy.adapters.json_adapter import JSONAdapter
@@ -61,15 +150,15 @@ class DSPyInstrumentor:
         from dspy.retrievers.retrieve import Retrieve
         from dspy.utils.parallelizer import ParallelExecutor
 
-        content = (capture_content if isinstance(capture_content, ContentPolicy)
-                   else ContentPolicy.capturing(capture_content))
+        patcher = self._patcher
+        assert patcher is not None
         runtime = self.runtime = Runtime(tracer, dspy.settings, content=content)
         runtime.lm_call_listeners.extend(lm_call_listeners)
         runtime.module_listeners.extend(module_listeners)
 
         def patch(owner: object, name: str, make_wrapper: Callable[[Any], Any]) -> None:
             # DSPy's stack walks count the wrapper's frames as DSPy's own (`_stack.py`): warnings blame the user's line.
-            self._patcher.replace(owner, name, lambda original: attributed_to("dspy", make_wrapper(original)))
+            patcher.replace(owner, name, lambda original: attributed_to("dspy", make_wrapper(original)))
 
         patch(Module, "__call__", lambda f: wrappers.module_call(runtime, f))
         patch(Module, "acall", lambda f: wrappers.module_call(runtime, f, is_async=True))
@@ -99,9 +188,40 @@ class DSPyInstrumentor:
             patch(Settings, "context", wrap_settings_context)
             patch(dspy, "context", lambda _: dspy.settings.context)
 
-    def uninstrument(self) -> None:
-        self._patcher.restore_all()
+    def _uninstrument(self, **kwargs: Any) -> None:
+        self._unpatch()
+
+    def _unpatch(self) -> None:
+        self._pending = None
+        if self._patcher is not None:
+            self._patcher.restore_all()
         if self._undo_context is not None:
             self._undo_context()
             self._undo_context = None
         self.runtime = None
+
+
+def _dspy_imported(_module: object) -> None:
+    DSPyInstrumentor._watching = False  # wrapt drops a hook once it fired
+    pending = DSPyInstrumentor()._pending
+    if pending is None:
+        return
+    try:
+        pending()
+    except Exception as exc:  # noqa: BLE001 - raised here it would come out of the app's `import dspy`
+        from ...telemetry._internal_errors import report_internal_error
+
+        report_internal_error("instrumenting dspy (DSPy runs untraced)", exc)
+
+
+def _sdk_meter_provider() -> metrics.MeterProvider | None:
+    """The global MeterProvider when it is an SDK one (the app's, or the distro's), else None: no metrics."""
+    current = metrics.get_meter_provider()
+    try:
+        from opentelemetry.sdk.metrics import MeterProvider
+    except ImportError:
+        return None
+    return current if isinstance(current, MeterProvider) else None
+
+
+__all__ = ["DSPyInstrumentor"]

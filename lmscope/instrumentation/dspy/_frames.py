@@ -17,6 +17,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import Span
 
 from ...telemetry._lm_call import LMCall
@@ -30,6 +31,18 @@ OVERRIDES_KEY = otel_context.create_key("lmscope-dspy-overrides")
 """frozenset of the settings keys set by the active `dspy.context(...)` blocks."""
 ADAPTER_KEY = otel_context.create_key("lmscope-dspy-fallback-adapter")
 """(adapter class name, class name of the adapter it stands in for), set while a fallback adapter runs."""
+OWN_SUPPRESSION_KEY = otel_context.create_key("lmscope-dspy-own-suppression")
+"""Set (True) in the context of lmscope's LM span, next to the suppression it enters for other instrumentations."""
+
+
+def app_suppressed() -> bool:
+    """True inside the app's `suppress_instrumentation()`: lmscope starts no span and records nothing there.
+
+    Suppression lmscope entered itself (inside its own LM span, so that other instrumentations stand down) does
+    not count: DSPy calls made inside an LM call (a custom LM calling another, the cache hooks) stay traced.
+    Suppression the app enters inside lmscope's LM span cannot be told from lmscope's own, and is not honoured."""
+    return not is_instrumentation_enabled() and otel_context.get_value(OWN_SUPPRESSION_KEY) is not True
+
 
 # Roll-ups from worker threads land on a parent frame owned by another thread; one lock for all merges
 # is uncontended in practice (a merge happens once per finished span) and keeps the counters exact.

@@ -38,7 +38,16 @@ from ...telemetry._lm_vendors import split_route
 from ...telemetry._memo import BoundedMemo
 from ...telemetry._usage import active_trackers
 from ._attributes import request_parameters
-from ._frames import ADAPTER_KEY, BATCH_ITEM_KEY, FRAME_KEY, OVERRIDES_KEY, BatchItem, LMFrame, ModuleFrame
+from ._frames import (
+    ADAPTER_KEY,
+    BATCH_ITEM_KEY,
+    FRAME_KEY,
+    OVERRIDES_KEY,
+    OWN_SUPPRESSION_KEY,
+    BatchItem,
+    LMFrame,
+    ModuleFrame,
+)
 from ._naming import module_aliases, module_facts, module_path, span_kind
 from ._results import lm_call_from_result
 from ._settings import settings_attributes
@@ -160,6 +169,7 @@ class Runtime:
         suppression.__enter__()
         frame.suppression = suppression
         lm_context = set_span_in_context(span, otel_context.get_current())  # the context suppression attached
+        lm_context = otel_context.set_value(OWN_SUPPRESSION_KEY, True, lm_context)
         frame.token = otel_context.attach(otel_context.set_value(FRAME_KEY, frame, lm_context))
         return frame
 

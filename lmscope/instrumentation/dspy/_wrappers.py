@@ -3,7 +3,8 @@
 Two shapes cover every DSPy entry point: `traced` for a sync method, `traced_async` for a coroutine
 method. `start` runs before the call and returns its frame (`_frames.py`: the span, the attached context and
 what the call learns on the way); `end` always runs after it, with that frame and the result or the exception.
-If `start` fails, the original runs untouched; the user's exception is re-raised as is.
+If `start` fails, the original runs untouched; the user's exception is re-raised as is. The span-starting wrappers
+(`suppressible`) also run the original untouched inside the app's `suppress_instrumentation()` (`app_suppressed`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ...telemetry import _semconv as semconv
 from ...telemetry._internal_errors import report_internal_error
 from .._stack import drop_own_frame
 from ._attributes import tool_attributes
-from ._frames import ADAPTER_KEY, BATCH_ITEM_KEY, FRAME_KEY, BatchItem, ModuleFrame, current_lm_frame
+from ._frames import ADAPTER_KEY, BATCH_ITEM_KEY, FRAME_KEY, BatchItem, ModuleFrame, app_suppressed, current_lm_frame
 from ._runtime import NO_PATH, Runtime
 
 _FALLBACK_MESSAGE_CHARS = 500
@@ -32,9 +33,16 @@ Start = Callable[[Any, tuple[Any, ...], dict[str, Any]], Frame]
 End = Callable[[Frame, Any, "BaseException | None"], None]
 
 
-def traced(original: Callable[..., Any], start: Start[Frame], end: End[Frame], where: str) -> Callable[..., Any]:
+def traced(original: Callable[..., Any], start: Start[Frame], end: End[Frame], where: str, *,
+           suppressible: bool = False) -> Callable[..., Any]:
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if suppressible and app_suppressed():
+            try:
+                return original(self, *args, **kwargs)
+            except BaseException as error:
+                drop_own_frame(error, wrapper)
+                raise
         try:
             frame = start(self, args, kwargs)
         except Exception as exc:  # noqa: BLE001
@@ -52,10 +60,16 @@ def traced(original: Callable[..., Any], start: Start[Frame], end: End[Frame], w
     return wrapper
 
 
-def traced_async(original: Callable[..., Any], start: Start[Frame], end: End[Frame],
-                  where: str) -> Callable[..., Any]:
+def traced_async(original: Callable[..., Any], start: Start[Frame], end: End[Frame], where: str, *,
+                  suppressible: bool = False) -> Callable[..., Any]:
     @functools.wraps(original)
     async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if suppressible and app_suppressed():
+            try:
+                return await original(self, *args, **kwargs)
+            except BaseException as error:
+                drop_own_frame(error, wrapper)
+                raise
         try:
             frame = start(self, args, kwargs)
         except Exception as exc:  # noqa: BLE001
@@ -75,12 +89,12 @@ def traced_async(original: Callable[..., Any], start: Start[Frame], end: End[Fra
 
 def module_call(runtime: Runtime, original: Callable[..., Any], *, is_async: bool = False) -> Callable[..., Any]:
     wrap = traced_async if is_async else traced
-    return wrap(original, runtime.start_module, runtime.end_module, "module span start")
+    return wrap(original, runtime.start_module, runtime.end_module, "module span start", suppressible=True)
 
 
 def lm_call(runtime: Runtime, original: Callable[..., Any], *, is_async: bool = False) -> Callable[..., Any]:
     wrap = traced_async if is_async else traced
-    return wrap(original, runtime.start_lm, runtime.end_lm, "LM span start")
+    return wrap(original, runtime.start_lm, runtime.end_lm, "LM span start", suppressible=True)
 
 
 def container_call(runtime: Runtime, original: Callable[..., Any], *, name_suffix: str, kind: str | None = None,
@@ -98,7 +112,7 @@ def container_call(runtime: Runtime, original: Callable[..., Any], *, name_suffi
         if frame is not None:
             runtime.end_module(frame, None, error)
 
-    return traced(original, start, end, "container span start")
+    return traced(original, start, end, "container span start", suppressible=True)
 
 
 def tool_call(runtime: Runtime, original: Callable[..., Any], *, is_async: bool = False) -> Callable[..., Any]:
@@ -109,7 +123,7 @@ def tool_call(runtime: Runtime, original: Callable[..., Any], *, is_async: bool 
                                     kind=semconv.KIND_TOOL, path_owner=NO_PATH, extra=extra)
 
     wrap = traced_async if is_async else traced
-    return wrap(original, start, runtime.end_module, "tool span start")
+    return wrap(original, start, runtime.end_module, "tool span start", suppressible=True)
 
 
 def finalize(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -239,24 +253,8 @@ def adapter_fallback(runtime: Runtime, original: Callable[..., Any]) -> Callable
 
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            import sys
-
-            from opentelemetry import trace
-
-            error = sys.exc_info()[1]
-            attributes: dict[str, Any] = {"from": type(self).__name__, "to": "JSONAdapter"}
-            span = trace.get_current_span()
-            if error is not None:
-                attributes[semconv.ERROR_TYPE] = type(error).__name__
-            if error is not None and runtime.content.capture_outputs:
-                attributes["message"], redacted = runtime.content.text(str(error), "message", free_text=True,
-                                                                       max_chars=_FALLBACK_MESSAGE_CHARS)
-                if redacted and span.is_recording():
-                    span.set_attribute(semconv.SCRUBBED, True)
-            span.add_event(semconv.ADAPTER_EVENT_FALLBACK, attributes)
-        except Exception as exc:  # noqa: BLE001
-            report_internal_error("adapter fallback event", exc)
+        if not app_suppressed():  # the app's suppress_instrumentation(): no event on whatever span is current
+            _fallback_event(runtime, self)
         try:
             adapter = original(self, *args, **kwargs)
         except BaseException as error:
@@ -269,6 +267,27 @@ def adapter_fallback(runtime: Runtime, original: Callable[..., Any]) -> Callable
         return adapter
 
     return wrapper
+
+
+def _fallback_event(runtime: Runtime, adapter: Any) -> None:
+    try:
+        import sys
+
+        from opentelemetry import trace
+
+        error = sys.exc_info()[1]
+        attributes: dict[str, Any] = {"from": type(adapter).__name__, "to": "JSONAdapter"}
+        span = trace.get_current_span()
+        if error is not None:
+            attributes[semconv.ERROR_TYPE] = type(error).__name__
+        if error is not None and runtime.content.capture_outputs:
+            attributes["message"], redacted = runtime.content.text(str(error), "message", free_text=True,
+                                                                   max_chars=_FALLBACK_MESSAGE_CHARS)
+            if redacted and span.is_recording():
+                span.set_attribute(semconv.SCRUBBED, True)
+        span.add_event(semconv.ADAPTER_EVENT_FALLBACK, attributes)
+    except Exception as exc:  # noqa: BLE001
+        report_internal_error("adapter fallback event", exc)
 
 
 def fallback_adapter_call(original: Callable[..., Any], *, is_async: bool = False) -> Callable[..., Any]:
