@@ -266,12 +266,12 @@ def test_call_index_is_exact_when_children_of_one_parent_start_in_many_threads()
 
 
 def test_list_and_dict_hits_are_remembered_and_checked_against_the_live_container(spans, make_lm, unique):
-    from lmscope.instrumentation.dspy import _naming
+    from lmscope.instrumentation.dspy import _module_paths
 
     dspy.configure(lm=make_lm())
     team = Team()
     team(question=f"Remember me {unique}")
-    assert any(entry[0] == "team.agents[1]" for entry in _naming._found_items.values())
+    assert any(entry[0] == "team.agents[1]" for entry in _module_paths._found_items.values())
     team.agents.reverse()  # the same objects, now at other indices: the remembered names no longer hold
     team(question=f"Remember me {unique}")
     calls = [s.attributes[semconv.MODULE_PATH] for s in sorted(_module_spans(spans()), key=lambda s: s.start_time)

@@ -48,7 +48,8 @@ from ._frames import (
     LMFrame,
     ModuleFrame,
 )
-from ._naming import module_aliases, module_facts, module_path, span_kind
+from ._module_paths import module_aliases, module_path
+from ._naming import module_facts, span_kind
 from ._results import lm_call_from_result
 from ._settings import settings_attributes
 from ._span_builders import lm_end_attributes, lm_start_attributes, module_end_attributes, module_start_attributes
