@@ -42,6 +42,12 @@ LLM_TOKEN_COUNT_REASONING: Final = SpanAttributes.LLM_TOKEN_COUNT_COMPLETION_DET
 LLM_COST_PROMPT: Final = SpanAttributes.LLM_COST_PROMPT
 LLM_COST_COMPLETION: Final = SpanAttributes.LLM_COST_COMPLETION
 LLM_COST_TOTAL: Final = SpanAttributes.LLM_COST_TOTAL
+LLM_INPUT_MESSAGES: Final = SpanAttributes.LLM_INPUT_MESSAGES
+"""Prefix of the flattened request messages: `llm.input_messages.{i}.message.role|content|...`."""
+LLM_OUTPUT_MESSAGES: Final = SpanAttributes.LLM_OUTPUT_MESSAGES
+"""Prefix of the flattened answers: `llm.output_messages.{i}.message.role|content|tool_calls...`."""
+LLM_TOOLS: Final = SpanAttributes.LLM_TOOLS
+"""Prefix of the tools offered to the LM: `llm.tools.{i}.tool.json_schema`."""
 
 RETRIEVAL_DOCUMENTS: Final = SpanAttributes.RETRIEVAL_DOCUMENTS
 DOCUMENT_ID: Final = DocumentAttributes.DOCUMENT_ID
@@ -74,6 +80,12 @@ GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
 GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
 GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
 GEN_AI_USAGE_COST: Final = "gen_ai.usage.cost"
+GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
+"""JSON: the request's non-system messages, `[{"role", "parts": [{"type": "text", "content"}, ...]}]`."""
+GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+"""JSON: the answers, `[{"role": "assistant", "parts": [...], "finish_reason"}]`."""
+GEN_AI_SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
+"""JSON: the parts of the request's system messages, `[{"type": "text", "content"}]`."""
 """USD. Not in the spec; the de facto key that Langfuse ingests and LiteLLM/OpenLIT emit."""
 GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
 GEN_AI_TOOL_DESCRIPTION: Final = "gen_ai.tool.description"
@@ -96,6 +108,12 @@ MODULE_ALIASES: Final = "lmscope.module.aliases"
 """On a module span: the other full paths under which its parent holds the same object (the path is the first)."""
 BATCH_INDEX: Final = "lmscope.batch.index"
 BATCH_NUM_THREADS: Final = "lmscope.batch.num_threads"
+BATCH_SIZE: Final = "lmscope.batch.size"
+"""Items a batch, Parallel or Evaluate run was given (examples, or (module, example) pairs)."""
+BATCH_FAILED: Final = "lmscope.batch.failed"
+"""Items of the run that failed (DSPy left None, or returned them as failed examples)."""
+EVALUATE_SCORE: Final = "lmscope.evaluate.score"
+"""The score `dspy.Evaluate` returned for the run (its metric's average, in percent)."""
 """On `batch`/`Parallel`/`Evaluate` spans: the thread count DSPy's ParallelExecutor ran with (argument or setting)."""
 
 LM_ENGINE: Final = "lmscope.lm.engine"

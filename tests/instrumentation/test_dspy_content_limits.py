@@ -81,6 +81,12 @@ def test_image_is_described_not_copied_and_reaches_the_lm_unchanged(traced, make
     lm_parts = [part for message in json.loads(lm.attributes[semconv.INPUT_VALUE])
                 if isinstance(message["content"], list) for part in message["content"]]
     assert {"type": "image_url", "image_url": {"url": described}} in lm_parts
+    image_keys = [key for key, value in lm.attributes.items() if value == described]  # the chat view's image part
+    assert [key.removeprefix(semconv.LLM_INPUT_MESSAGES) for key in image_keys] == [
+        ".1.message.contents.1.message_content.image.image.url"]
+    assert lm.attributes[image_keys[0].replace("image.image.url", "type")] == "image"
+    user_parts = json.loads(lm.attributes[semconv.GEN_AI_INPUT_MESSAGES])[0]["parts"]
+    assert {"type": "blob", "modality": "image", "content": described} in user_parts
     assert _attribute_chars(finished) < 20_000
     assert semconv.SCRUBBED not in predict.attributes  # a description is not a redaction
     (body,) = lm_server.received
@@ -134,6 +140,11 @@ def test_privacy_switches_hide_content_on_every_span(traced, make_lm, unique, mo
         if span.name != "rag.retrieve":  # a retriever's input is a query too; every other span has both sides
             assert (semconv.INPUT_VALUE in span.attributes) is inputs, span.name
             assert (semconv.OUTPUT_VALUE in span.attributes) is outputs, span.name
+    lm_keys = [key for span in finished if span.name.startswith("chat") for key in span.attributes]
+    for prefix, captured in ((semconv.LLM_INPUT_MESSAGES, inputs), (semconv.GEN_AI_INPUT_MESSAGES, inputs),
+                             (semconv.GEN_AI_SYSTEM_INSTRUCTIONS, inputs), (semconv.LLM_OUTPUT_MESSAGES, outputs),
+                             (semconv.GEN_AI_OUTPUT_MESSAGES, outputs)):
+        assert any(key.startswith(prefix) for key in lm_keys) is captured, prefix
     documents = _by_name(finished, "rag.retrieve").attributes
     content = f"{semconv.RETRIEVAL_DOCUMENTS}.0.{semconv.DOCUMENT_CONTENT}"
     assert (content in documents) is outputs  # retrieved text is an output (OpenInference: output.documents)

@@ -58,6 +58,9 @@ def test_credential_shapes_are_redacted_on_module_and_lm_spans_but_reach_the_lm(
     assert predict.attributes[semconv.INPUT_VALUE] == json.dumps({"question": scrubbed_question}, ensure_ascii=False)
     messages = json.loads(lm.attributes[semconv.INPUT_VALUE])
     assert scrubbed_question in messages[-1]["content"]
+    user = f"{semconv.LLM_INPUT_MESSAGES}.1.message.content"  # the structured copies are scrubbed too
+    assert scrubbed_question in lm.attributes[user]
+    assert scrubbed_question in json.loads(lm.attributes[semconv.GEN_AI_INPUT_MESSAGES])[0]["parts"][0]["content"]
     assert predict.attributes[semconv.SCRUBBED] is True and lm.attributes[semconv.SCRUBBED] is True
     recorded = _everything_recorded(finished)
     assert OPENAI_KEY not in recorded and "hunter2" not in recorded

@@ -37,6 +37,10 @@ def test_batch_is_one_trace_with_indexed_items(spans, make_lm, rag, unique, tree
             assert span.attributes[semconv.SETTINGS_OVERRIDES] == ("num_threads",)
             assert span.attributes["lmscope.settings.num_threads"] == 3
     batch_span = next(s for s in finished if s.name == "rag.batch")
+    # The batch's own row says what went in and came out (its items are its children).
+    assert batch_span.attributes[semconv.INPUT_VALUE] == '{"examples": 3}'
+    assert batch_span.attributes[semconv.OUTPUT_VALUE] == '{"results": 3, "failed": 0}'
+    assert batch_span.attributes[semconv.BATCH_SIZE] == 3 and batch_span.attributes[semconv.BATCH_FAILED] == 0
     assert batch_span.attributes[semconv.LM_CALLS] == 6
     assert batch_span.attributes[semconv.USAGE_INPUT_TOKENS] == sum(
         s.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] for s in finished if s.name.startswith("chat "))
@@ -53,12 +57,43 @@ def test_parallel_and_evaluate_nest_under_the_caller(spans, make_lm, unique):
     finished = spans()
     roots = [s for s in finished if s.parent is None]
     assert sorted(s.name for s in roots) == ["evaluate", "parallel"]
-    assert next(s for s in roots if s.name == "evaluate").attributes[semconv.SPAN_KIND] == "EVALUATOR"
+    evaluate_span, parallel_span = sorted(roots, key=lambda s: s.name)
+    assert evaluate_span.attributes[semconv.SPAN_KIND] == "EVALUATOR"
+    assert evaluate_span.attributes[semconv.INPUT_VALUE] == '{"examples": 2, "metric": "<lambda>"}'
+    assert evaluate_span.attributes[semconv.OUTPUT_VALUE] == '{"score": 100.0, "results": 2}'
+    assert evaluate_span.attributes[semconv.EVALUATE_SCORE] == 100.0
+    assert evaluate_span.attributes[semconv.BATCH_SIZE] == 2
+    assert parallel_span.attributes[semconv.INPUT_VALUE] == '{"tasks": 2}'
+    assert parallel_span.attributes[semconv.OUTPUT_VALUE] == '{"results": 2, "failed": 0}'
     for root in roots:
         children = [s for s in finished if s.parent is not None and s.parent.span_id == root.context.span_id]
         assert sorted(s.attributes[semconv.BATCH_INDEX] for s in children) == [0, 1]
         assert {s.name for s in children} == {"predict"}
         assert {s.context.trace_id for s in children} == {root.context.trace_id}
+
+
+class _FailsOnOdd(dspy.Module):
+    def __init__(self):
+        super().__init__()
+        self.predict = dspy.Predict("question -> answer")
+
+    def forward(self, question):
+        if question.startswith("Question 1 "):
+            raise ValueError("no answer for this one")
+        return self.predict(question=question)
+
+
+@pytest.mark.parametrize("return_failed", [False, True])
+def test_a_batch_with_failures_says_how_many_failed(spans, make_lm, unique, return_failed):
+    dspy.configure(lm=make_lm())
+    out = _FailsOnOdd().batch(examples(unique, 3), num_threads=2, max_errors=5, disable_progress_bar=True,
+                              return_failed_examples=return_failed)
+
+    results = out[0] if return_failed else out
+    assert sum(r is None for r in results) == 1  # DSPy keeps the failed item's place either way
+    (batch,) = [s for s in spans() if s.name.endswith(".batch")]
+    assert batch.attributes[semconv.BATCH_SIZE] == 3 and batch.attributes[semconv.BATCH_FAILED] == 1
+    assert batch.attributes[semconv.OUTPUT_VALUE] == '{"results": 3, "failed": 1}'
 
 
 def test_acall_tasks_nest_under_their_parent_module(spans, make_lm, unique, tree):

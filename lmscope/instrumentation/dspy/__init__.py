@@ -27,6 +27,7 @@ from ...telemetry._content import ContentPolicy, resolved_content_policy
 from ...telemetry._lm_call import LMCall
 from .._patching import Patcher
 from .._stack import attributed_to
+from . import _containers as containers
 from . import _wrappers as wrappers
 from ._runtime import ModuleListener, Runtime
 from ._settings import patch_context_generator, wrap_settings_context
@@ -172,10 +173,13 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # opentelemetry
         patch(Cache, "get", wrappers.cache_get)
         patch(Cache, "cache_key", wrappers.cache_key)
         patch(ParallelExecutor, "execute", wrappers.parallel_execute)
-        patch(Module, "batch", lambda f: wrappers.container_call(runtime, f, name_suffix=".batch"))
+        patch(Module, "batch", lambda f: wrappers.container_call(runtime, f, name_suffix=".batch",
+                                                                  summarize=containers.batch_input))
         patch(Parallel, "forward", lambda f: wrappers.container_call(runtime, f, name_suffix=".parallel",
+                                                                      summarize=containers.parallel_input,
                                                                       own_path=False))
         patch(Evaluate, "__call__", lambda f: wrappers.container_call(runtime, f, name_suffix=".evaluate",
+                                                                       summarize=containers.evaluate_input,
                                                                        kind=semconv.KIND_EVALUATOR, own_path=False))
         patch(ChatAdapter, "_make_json_adapter_fallback", lambda f: wrappers.adapter_fallback(runtime, f))
         patch(JSONAdapter, "__call__", wrappers.fallback_adapter_call)

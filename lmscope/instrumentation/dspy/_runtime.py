@@ -153,8 +153,9 @@ class Runtime:
                 prompt = kwargs.get("messages") or (args[0] if args else kwargs.get("prompt"))
             # `messages` is not a request parameter (the allowlist never reads it): no filtered copy needed.
             parameters = request_parameters(getattr(lm, "kwargs", None) or {}, kwargs)
+            tools = kwargs.get("tools") or (getattr(lm, "kwargs", None) or {}).get("tools") if prompt else None
             attributes = lm_start_attributes(model, provider, parameters, context_attributes(ctx, self.content),
-                                             self._settings(ctx, lm), prompt, self.content)
+                                             self._settings(ctx, lm), prompt, self.content, tools)
             adapter = ctx.get(ADAPTER_KEY)
             if type(adapter) is tuple:  # made by the adapter DSPy fell back to: (its class, the one it replaced)
                 attributes[semconv.ADAPTER_NAME], attributes[semconv.ADAPTER_FALLBACK_FROM] = adapter

@@ -14,6 +14,7 @@ from typing import Any
 from ...telemetry import _semconv as semconv
 from ...telemetry._content import ContentPolicy
 from ...telemetry._lm_call import LMCall
+from ...telemetry._messages import input_message_attributes, output_message_attributes
 from ...telemetry._spend import Spend
 from ._attributes import document_attributes, lm_request_attributes, lm_result_attributes, rollup_attributes, to_json
 from ._naming import signature_text
@@ -72,12 +73,18 @@ def module_end_attributes(totals: Spend, passages: Any, policy: ContentPolicy, c
 
 def lm_start_attributes(model: str, provider: str | None, parameters: Mapping[str, Any],
                         scoped: Mapping[str, Any] | None, settings: Mapping[str, Any], content: Any,
-                        policy: ContentPolicy) -> dict[str, Any]:
+                        policy: ContentPolicy, tools: Any = None) -> dict[str, Any]:
+    """`content`: the request's messages (a prompt string is one user message), None when inputs are not captured;
+    recorded as `input.value` and as structured messages (`_messages.py`), with the `tools` offered."""
     attributes = lm_request_attributes(model, provider, parameters)
     if scoped:
         attributes.update(scoped)
     attributes.update(settings)
     _put_content(attributes, semconv.INPUT_VALUE, semconv.INPUT_MIME_TYPE, content, policy)
+    if content is not None:
+        messages = [{"role": "user", "content": content}] if isinstance(content, str) else content
+        attributes.update(  # lmscope.scrubbed is only ever set true: update keeps it
+            input_message_attributes(messages, tools, policy))
     return attributes
 
 
@@ -93,6 +100,8 @@ def lm_end_attributes(call: LMCall | None, content: Any, policy: ContentPolicy) 
         attributes = lm_result_attributes(call)
         attributes[_SETTINGS_CACHE] = call.cache_used
     _put_content(attributes, semconv.OUTPUT_VALUE, semconv.OUTPUT_MIME_TYPE, content, policy)
+    if content is not None:
+        attributes.update(output_message_attributes(content, call.finish_reasons if call else None, policy))
     return attributes
 
 

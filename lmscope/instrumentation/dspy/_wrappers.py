@@ -22,7 +22,9 @@ from opentelemetry.context import Context
 from ...telemetry import _semconv as semconv
 from ...telemetry._internal_errors import report_internal_error
 from .._stack import drop_own_frame
+from . import _containers as containers
 from ._attributes import tool_attributes
+from ._containers import InputSummary
 from ._frames import ADAPTER_KEY, BATCH_ITEM_KEY, FRAME_KEY, BatchItem, ModuleFrame, app_suppressed, current_lm_frame
 from ._runtime import NO_PATH, Runtime
 
@@ -97,20 +99,32 @@ def lm_call(runtime: Runtime, original: Callable[..., Any], *, is_async: bool = 
     return wrap(original, runtime.start_lm, runtime.end_lm, "LM span start", suppressible=True)
 
 
-def container_call(runtime: Runtime, original: Callable[..., Any], *, name_suffix: str, kind: str | None = None,
-                   own_path: bool = True) -> Callable[..., Any]:
-    """A span around work DSPy fans out to threads (`batch`, `Parallel`, `Evaluate`): one trace, not many."""
+def container_call(runtime: Runtime, original: Callable[..., Any], *, name_suffix: str, summarize: InputSummary,
+                   kind: str | None = None, own_path: bool = True) -> Callable[..., Any]:
+    """A span around work DSPy fans out to threads (`batch`, `Parallel`, `Evaluate`): one trace, not many. It says
+    what went in and what came out (`_containers.py`)."""
 
     def start(owner: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ModuleFrame | None:
         parent = otel_context.get_value(FRAME_KEY)
         if not own_path and type(parent) is ModuleFrame and parent.container:
             return None  # Parallel inside Module.batch: the batch span already covers it
-        return runtime.start_module(owner, (), {}, container=True, name_suffix=name_suffix, kind=kind,
-                                    path_owner=owner if own_path else NO_PATH)
+        summary = summarize(owner, args, kwargs)
+        return runtime.start_module(owner, (), summary, container=True, name_suffix=name_suffix, kind=kind,
+                                    path_owner=owner if own_path else NO_PATH,
+                                    extra=containers.start_attributes(summary))
 
     def end(frame: ModuleFrame | None, output: Any, error: BaseException | None) -> None:
-        if frame is not None:
-            runtime.end_module(frame, None, error)
+        if frame is None:
+            return
+        summary = None
+        if error is None:
+            try:
+                summary = containers.output_summary(output)
+                if frame.span.is_recording():
+                    frame.span.set_attributes(containers.end_attributes(summary))
+            except Exception as exc:  # noqa: BLE001 - a summary's fault costs the summary, not the span
+                report_internal_error("container span summary", exc)
+        runtime.end_module(frame, summary or None, error)
 
     return traced(original, start, end, "container span start", suppressible=True)
 
