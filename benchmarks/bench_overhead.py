@@ -389,23 +389,38 @@ def shape_of(spans: Sequence[ReadableSpan]) -> SpanNode:
 
 
 def capture_lmscope_shape(program: Any, snapshot: DSPySnapshot) -> tuple[SpanNode, str]:
+    shape, source, _values = capture_lmscope_spans(program, snapshot)
+    return shape, source
+
+
+SpanValues = dict[str, list[dict[str, Any]]]
+"""question -> the attributes lmscope put on each span of a call with that question, in span start order."""
+
+
+def capture_lmscope_spans(program: Any, snapshot: DSPySnapshot) -> tuple[SpanNode, str, SpanValues]:
+    """The span tree lmscope draws for one pipeline call, and the attributes it stores per question."""
     try:
         from lmscope.instrumentation.dspy import DSPyInstrumentor
     except Exception as exc:  # noqa: BLE001
-        return DESIGN_SHAPE, f"DESIGN.md §3 contract (lmscope not importable: {exc})"
+        return DESIGN_SHAPE, f"DESIGN.md §3 contract (lmscope not importable: {exc})", {}
     memory = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(memory))
     instrumentor = DSPyInstrumentor()
     instrumentor.instrument(provider.get_tracer("bench-shape"), capture_content=True)
+    values: SpanValues = {}
     try:
-        program(question=QUESTIONS[0])
+        for question in QUESTIONS:
+            memory.clear()
+            program(question=question)
+            spans = sorted(memory.get_finished_spans(), key=lambda s: s.start_time or 0)
+            values[question] = [dict(span.attributes or {}) for span in spans]
     finally:
         instrumentor.uninstrument()
         leftovers = snapshot.restore()
     if leftovers:
         print(f"WARNING: lmscope uninstrument left patched entries: {leftovers}", file=sys.stderr)
-    return shape_of(memory.get_finished_spans()), "lmscope_noop, captured from one pipeline call"
+    return shape_of(memory.get_finished_spans()), "lmscope_noop, captured from one pipeline call", values
 
 
 def make_span_tree_runner(tracer: trace_api.Tracer, root: SpanNode) -> Callable[[], None]:
@@ -431,12 +446,16 @@ def sdk_floor_config(shape: SpanNode) -> Config:
                                "BatchSpanProcessor(no-op)", provider=provider, counter=counter)
 
 
-def sdk_in_dspy_config() -> Config:
+def sdk_in_dspy_config(values: SpanValues | None = None) -> Config:
     """The bare SDK span where lmscope pays for it: the same empty spans, opened around the real DSPy calls.
 
     A do-nothing instrumentor on the two methods that make lmscope's 7 spans (every module call and every LM
     call): `start_span`, attach, detach, end, nothing else. It shows what the SDK's spans cost inside DSPy's
     call stacks, against `sdk_floor`'s tight loop with warm caches.
+
+    With `values` (`sdk_values_in_dspy`), each span also carries, ready made, the attributes lmscope stored on the
+    span at its place for the same question: what the SDK charges to store lmscope's values, with none of
+    lmscope's code. lmscope_noop minus this is what lmscope's own code costs.
     """
     from dspy.clients.base_lm import BaseLM
 
@@ -445,10 +464,18 @@ def sdk_in_dspy_config() -> Config:
     tracer = provider.get_tracer("bench")
     targets = ((dspy.Module, "__call__"), (BaseLM, "__call__"))
     originals: dict[tuple[type, str], Any] = {}
+    pending: list[dict[str, Any]] = []  # this call's attributes still to hand out, in span start order
+
+    def attributes_for(kwargs: dict[str, Any]) -> dict[str, Any] | None:
+        if values is None:
+            return None
+        if not pending:  # the outermost call: its question picks the list
+            pending.extend(reversed(values[kwargs["question"]]))
+        return pending.pop()
 
     def empty_span_around(original: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            span = tracer.start_span("span")
+            span = tracer.start_span("span", attributes=attributes_for(kwargs))
             token = otel_context.attach(trace_api.set_span_in_context(span))
             try:
                 return original(*args, **kwargs)
@@ -465,7 +492,12 @@ def sdk_in_dspy_config() -> Config:
     def switch_off() -> None:
         for (owner, name), original in originals.items():
             setattr(owner, name, original)
+        pending.clear()
 
+    if values is not None:
+        count = sum(len(attributes) for attributes in values[QUESTIONS[0]])
+        return Config("sdk_values_in_dspy", f"sdk_in_dspy, each span carrying lmscope's {count} values, ready made",
+                      switch_on, switch_off, provider, counter)
     return Config("sdk_in_dspy", "bare SDK spans inside DSPy: an empty span around every module and LM call",
                   switch_on, switch_off, provider, counter)
 
@@ -696,6 +728,15 @@ def goal_checks(rows: dict[str, Row], sdk_us: float) -> list[bool | None]:
                             f"{GOAL_OI_FRACTION:.2f} = 1/{1 / GOAL_OI_FRACTION:g}")
     sdk_ok, _ = _ratio_check("lmscope_noop / sdk_in_dspy", noop, rows.get("sdk_in_dspy"), GOAL_SDK_IN_DSPY_MULTIPLE,
                              f"{GOAL_SDK_IN_DSPY_MULTIPLE:.2f}")
+    values, sdk = rows.get("sdk_values_in_dspy"), rows.get("sdk_in_dspy")
+    if noop is not None and values is not None and sdk is not None and noop.overhead and values.overhead \
+            and sdk.overhead:
+        # Not a goal: how the bill splits between what the span contract stores and the code that builds it.
+        stored = values.overhead[0] - sdk.overhead[0]
+        print(f"  split (no goal): the SDK storing lmscope's values costs {stored:+,.0f} µs per call "
+              f"(sdk_values_in_dspy - sdk_in_dspy); lmscope's own code {noop.overhead[0] - values.overhead[0]:+,.0f} "
+              f"µs (lmscope_noop - sdk_values_in_dspy); lmscope_noop / sdk_values_in_dspy = "
+              f"{noop.overhead[0] / values.overhead[0]:.2f}")
     if read is not None and read.total_cpu_overhead is not None and read.overhead and read.spans_per_call:
         # The whole bill: the program thread plus the export thread reading every attribute, flush included.
         per_span = read.total_cpu_overhead / read.spans_per_call
@@ -912,7 +953,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def build_configs(program: Any, snapshot: DSPySnapshot, decompose: bool) -> tuple[list[Config], SpanNode, str]:
-    shape, shape_source = capture_lmscope_shape(program, snapshot)
+    shape, shape_source, values = capture_lmscope_spans(program, snapshot)
     configs = [
         base_config(),
         lmscope_config("lmscope_noop", "lmscope DSPyInstrumentor -> SDK + BatchSpanProcessor(no-op)", lambda: None),
@@ -924,6 +965,7 @@ def build_configs(program: Any, snapshot: DSPySnapshot, decompose: bool) -> tupl
                        lambda: None, metrics=True),
         openinference_config(snapshot),
         sdk_in_dspy_config(),
+        *([sdk_in_dspy_config(values)] if values else []),
         sdk_floor_config(shape),
     ]
     if decompose:  # where lmscope_noop's overhead goes: content serialization, and everything but recording
