@@ -10,8 +10,8 @@ prefix caching (`_lm_server_prefix_cache`), and answers follow the adapter forma
         lm = dspy.LM("openai/gpt-4o-mini", api_base=server.base_url, api_key="sk-anything")
 
 Routes: POST /v1/chat/completions (JSON or `stream: true` SSE; `failures` makes a model's calls fail),
-GET /v1/models. Request headers (and so API keys) are never logged or stored, and the server writes nothing to
-stderr.
+POST /v1/embeddings (`_lm_server_embeddings`), GET /v1/models. Request headers (and so API keys) are never logged or
+stored, and the server writes nothing to stderr.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any
 
 from ._lm_server_answers import compose_reply
+from ._lm_server_embeddings import EMBEDDINGS_PATH, BadEmbeddingRequest, Embeddings, embed
 from ._lm_server_prefix_cache import PrefixCache
 from ._lm_server_prompt import read_prompt
 from ._lm_server_tokens import count_prompt_tokens, count_tokens, load_encoding, prompt_token_ids
@@ -53,6 +54,8 @@ class StandInLM:
         self._prefix_cache = PrefixCache(cache_block_tokens)
         self._lock = threading.Lock()
         self._requests = 0
+        self._embedding_requests = 0
+        self._embedding_tokens = 0
         self.failures: dict[str, tuple[int, str]] = {}
         """model -> (HTTP status, error message): requests for that model are answered with that error, as a
         provider refusing a call (tests plant what a provider's error echoes: a key, a URL with `?key=`)."""
@@ -110,6 +113,18 @@ class StandInLM:
         with self._lock:
             return self._requests
 
+    @property
+    def embedding_requests(self) -> int:
+        """Embeddings requests answered so far."""
+        with self._lock:
+            return self._embedding_requests
+
+    @property
+    def embedding_tokens(self) -> int:
+        """Input tokens billed for embeddings so far (the sum of every answer's `usage.prompt_tokens`)."""
+        with self._lock:
+            return self._embedding_tokens
+
     def reset_prefix_cache(self) -> None:
         """Forget every remembered prompt: the next prompts report cached_tokens=0."""
         self._prefix_cache.clear()
@@ -142,6 +157,19 @@ class StandInLM:
                           cached_tokens=cached, completion_tokens=count_tokens(text))
 
 
+    def embed(self, body: Any) -> Embeddings:
+        """Answer a parsed /v1/embeddings body; raises BadRequest when it is not one."""
+        try:
+            embeddings = embed(body)
+        except BadEmbeddingRequest as exc:
+            raise BadRequest(str(exc)) from exc
+        with self._lock:
+            self._embedding_requests += 1
+            self._embedding_tokens += embeddings.prompt_tokens
+            self._models_seen.add(embeddings.model)
+        return embeddings
+
+
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True  # an idle keep-alive connection must not block interpreter exit
 
@@ -172,13 +200,16 @@ class _Handler(BaseHTTPRequestHandler):
         recorded = self.server.stand_in.recorded_bodies
         if recorded is not None:
             recorded.append(raw)
-        if self.path.split("?", 1)[0] != CHAT_PATH:
+        path = self.path.split("?", 1)[0]
+        if path not in (CHAT_PATH, EMBEDDINGS_PATH):
             return self._send_not_found()
         try:
             body = json.loads(raw or b"null")
             failure = self.server.stand_in.failures.get(str(body.get("model"))) if isinstance(body, dict) else None
             if failure is not None:
                 return self._send_json(failure[0], error_body(failure[1], code="invalid_api_key"))
+            if path == EMBEDDINGS_PATH:
+                return self._send_json(200, self.server.stand_in.embed(body).body())
             completion = self.server.stand_in.complete(body)
         except BadRequest as exc:
             return self._send_json(400, error_body(str(exc)))
