@@ -8,13 +8,13 @@ import tempfile
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("DSPY_CACHEDIR", tempfile.mkdtemp(prefix="lmscope-dspy-cache-"))
 
-import dspy  # noqa: E402
-import httpx  # noqa: E402
-import litellm  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import dspy
+import httpx
+import litellm
+import numpy as np
+import pytest
 
-from lmscope._lm_server import StandInLM, count_tokens  # noqa: E402
+from lmscope._lm_server import StandInLM, count_tokens
 
 
 @pytest.fixture
