@@ -24,6 +24,8 @@ KIND_RETRIEVER: Final = OpenInferenceSpanKindValues.RETRIEVER.value
 KIND_TOOL: Final = OpenInferenceSpanKindValues.TOOL.value
 KIND_AGENT: Final = OpenInferenceSpanKindValues.AGENT.value
 KIND_EVALUATOR: Final = OpenInferenceSpanKindValues.EVALUATOR.value
+KIND_EMBEDDING: Final = OpenInferenceSpanKindValues.EMBEDDING.value
+EMBEDDING_MODEL_NAME: Final = SpanAttributes.EMBEDDING_MODEL_NAME
 
 INPUT_VALUE: Final = SpanAttributes.INPUT_VALUE
 INPUT_MIME_TYPE: Final = SpanAttributes.INPUT_MIME_TYPE
@@ -80,6 +82,8 @@ GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
 GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
 GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
 GEN_AI_USAGE_COST: Final = "gen_ai.usage.cost"
+GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.response.time_to_first_chunk"
+"""Seconds from the request to the first chunk of a streamed answer."""
 GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
 """JSON: the request's non-system messages, `[{"role", "parts": [{"type": "text", "content"}, ...]}]`."""
 GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
@@ -108,6 +112,11 @@ MODULE_ALIASES: Final = "lmscope.module.aliases"
 """On a module span: the other full paths under which its parent holds the same object (the path is the first)."""
 BATCH_INDEX: Final = "lmscope.batch.index"
 BATCH_NUM_THREADS: Final = "lmscope.batch.num_threads"
+USAGE_ESTIMATED: Final = "lmscope.usage.estimated"
+"""True when a call's tokens were counted by LiteLLM's tokenizer, not billed by the provider (a stream without
+a usage chunk)."""
+STREAM_ABANDONED: Final = "lmscope.stream.abandoned"
+"""True on a streamed call the program closed or dropped before its end (tokens: what arrived, estimated)."""
 BATCH_SIZE: Final = "lmscope.batch.size"
 """Items a batch, Parallel or Evaluate run was given (examples, or (module, example) pairs)."""
 BATCH_FAILED: Final = "lmscope.batch.failed"

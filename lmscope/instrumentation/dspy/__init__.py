@@ -15,17 +15,15 @@ import sys
 from collections.abc import Callable, Collection
 from typing import Any
 
-from opentelemetry import metrics, trace
-
 # The module says `# type: ignore` at its top, so mypy sees none of its names: BaseInstrumentor is Any here.
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.trace import Tracer
 
-from ..._version import __version__
 from ...telemetry import _semconv as semconv
-from ...telemetry._content import ContentPolicy, resolved_content_policy
+from ...telemetry._content import ContentPolicy
 from ...telemetry._lm_call import LMCall
 from .._patching import Patcher
+from .._setup import resolve_setup
 from .._stack import attributed_to
 from . import _containers as containers
 from . import _wrappers as wrappers
@@ -90,24 +88,9 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # opentelemetry
         super().instrument(**kwargs)
 
     def _instrument(self, **kwargs: Any) -> None:
-        tracer: Tracer | None = kwargs.get("tracer")
-        if tracer is None:
-            tracer = trace.get_tracer(TRACER_NAME, __version__, kwargs.get("tracer_provider"),
-                                      schema_url=semconv.SCHEMA_URL)
-        capture_content: bool | ContentPolicy | None = kwargs.get("capture_content")
-        content = (capture_content if isinstance(capture_content, ContentPolicy)
-                   else resolved_content_policy(capture_content))
-        lm_call_listeners: list[Callable[[LMCall], None]] = list(kwargs.get("lm_call_listeners") or ())
-        module_listeners: list[ModuleListener] = list(kwargs.get("module_listeners") or ())
-        meter_provider = kwargs.get("meter_provider")
-        if meter_provider is None and kwargs.get("tracer") is None:
-            meter_provider = _sdk_meter_provider()
-        if meter_provider is not None:
-            from ...telemetry._metrics import MetricsRecorder
-
-            recorder = MetricsRecorder(metrics.get_meter(semconv.METER_NAME, __version__, meter_provider))
-            lm_call_listeners.append(recorder.record_lm_call)
-            module_listeners.append(recorder.record_module)
+        setup = resolve_setup(kwargs, TRACER_NAME)
+        tracer, content = setup.tracer, setup.content
+        lm_call_listeners, module_listeners = setup.lm_call_listeners, setup.module_listeners
 
         def patch_now() -> None:
             self._pending = None
@@ -216,16 +199,6 @@ def _dspy_imported(_module: object) -> None:
         from ...telemetry._internal_errors import report_internal_error
 
         report_internal_error("instrumenting dspy (DSPy runs untraced)", exc)
-
-
-def _sdk_meter_provider() -> metrics.MeterProvider | None:
-    """The global MeterProvider when it is an SDK one (the app's, or the distro's), else None: no metrics."""
-    current = metrics.get_meter_provider()
-    try:
-        from opentelemetry.sdk.metrics import MeterProvider
-    except ImportError:
-        return None
-    return current if isinstance(current, MeterProvider) else None
 
 
 __all__ = ["DSPyInstrumentor"]

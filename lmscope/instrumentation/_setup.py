@@ -1,0 +1,73 @@
+"""What every lmscope instrumentor resolves from its `instrument(**kwargs)`: tracer, content policy, listeners.
+
+One resolution for DSPy's and LiteLLM's instrumentors, so `opentelemetry-instrument` (no keyword), an app
+(`tracer_provider=`, `meter_provider=`, `capture_content=`) and `lmscope.instrument()` (a ready `tracer`, its
+listeners) get the same behaviour from both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import metrics, trace
+from opentelemetry.trace import Tracer
+
+from .._version import __version__
+from ..telemetry import _semconv as semconv
+from ..telemetry._content import ContentPolicy, resolved_content_policy
+from ..telemetry._lm_call import LMCall
+
+LMCallListener = Callable[[LMCall], None]
+ModuleListener = Callable[[str, float, "str | None"], None]
+"""Called at every module (or container) span end with its module path, duration in s and error type."""
+
+
+@dataclass
+class InstrumentorSetup:
+    tracer: Tracer
+    content: ContentPolicy
+    lm_call_listeners: list[LMCallListener] = field(default_factory=list)
+    module_listeners: list[ModuleListener] = field(default_factory=list)
+
+
+def resolve_setup(kwargs: Mapping[str, Any], tracer_name: str) -> InstrumentorSetup:
+    """The keywords of `BaseInstrumentor.instrument()` as lmscope's instrumentors read them:
+
+    - `tracer`: a ready Tracer (`lmscope.instrument()` passes its own); then nothing is taken from the global
+      providers, and metrics only from `meter_provider`. Else a tracer of `tracer_provider` (default: global);
+    - `capture_content`: a bool, a `ContentPolicy`, or None (from the environment, as `lmscope.instrument()`);
+    - `lm_call_listeners`, `module_listeners`: hooks called once per LM call / module call;
+    - `meter_provider`: lmscope's metrics are recorded there, else on the global one only when it is an SDK
+      MeterProvider (the API's default drops every point, and skipping the recorder skips its whole cost).
+    """
+    tracer: Tracer | None = kwargs.get("tracer")
+    if tracer is None:
+        tracer = trace.get_tracer(tracer_name, __version__, kwargs.get("tracer_provider"),
+                                  schema_url=semconv.SCHEMA_URL)
+    capture_content: bool | ContentPolicy | None = kwargs.get("capture_content")
+    content = capture_content if isinstance(capture_content, ContentPolicy) else resolved_content_policy(
+        capture_content)
+    setup = InstrumentorSetup(tracer, content, list(kwargs.get("lm_call_listeners") or ()),
+                              list(kwargs.get("module_listeners") or ()))
+    meter_provider = kwargs.get("meter_provider")
+    if meter_provider is None and kwargs.get("tracer") is None:
+        meter_provider = _sdk_meter_provider()
+    if meter_provider is not None:
+        from ..telemetry._metrics import MetricsRecorder
+
+        recorder = MetricsRecorder(metrics.get_meter(semconv.METER_NAME, __version__, meter_provider))
+        setup.lm_call_listeners.append(recorder.record_lm_call)
+        setup.module_listeners.append(recorder.record_module)
+    return setup
+
+
+def _sdk_meter_provider() -> metrics.MeterProvider | None:
+    """The global MeterProvider when it is an SDK one (the app's, or the distro's), else None: no metrics."""
+    current = metrics.get_meter_provider()
+    try:
+        from opentelemetry.sdk.metrics import MeterProvider
+    except ImportError:
+        return None
+    return current if isinstance(current, MeterProvider) else None

@@ -1,0 +1,115 @@
+"""LiteLLM instrumentation: one span per provider call a LiteLLM app makes, with tokens, cost and messages.
+
+`LiteLLMInstrumentor` wraps LiteLLM's module functions (`completion`, `acompletion`, `text_completion`,
+`atext_completion`, `embedding`, `aembedding`) where the app reaches them, `litellm.<name>`. A call inside
+lmscope's DSPy LM span (DSPy's `engine="litellm"`) or inside the app's `suppress_instrumentation()` is not traced a
+second time. Instrumenting never imports LiteLLM (~2 s): the patch applies when the app imports it.
+
+Not traced yet (issue 13): `responses`/`aresponses`, `completion_with_retries`, `litellm.Router`, and names bound
+before instrumenting (`from litellm import completion`).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import sys
+from collections.abc import Callable, Collection
+from typing import Any
+
+# The module says `# type: ignore` at its top, so mypy sees none of its names: BaseInstrumentor is Any here.
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+
+from .._patching import Patcher
+from .._setup import InstrumentorSetup, resolve_setup
+from ._spans import CHAT, EMBEDDINGS, TEXT_COMPLETION, LiteLLMRuntime
+from .package import _instruments
+
+TRACER_NAME = "lmscope.instrumentation.litellm"
+_TARGETS = (  # (function, operation, its leading positional parameters, async)
+    ("completion", CHAT, ("model", "messages"), False),
+    ("acompletion", CHAT, ("model", "messages"), True),
+    ("text_completion", TEXT_COMPLETION, ("prompt",), False),
+    ("atext_completion", TEXT_COMPLETION, ("prompt",), True),
+    ("embedding", EMBEDDINGS, ("model", "input"), False),
+    ("aembedding", EMBEDDINGS, ("model", "input"), True),
+)
+
+
+class LiteLLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # opentelemetry-instrumentation is untyped
+    """Patches `litellm`'s functions in place; `uninstrument()` puts back the exact objects it found. Takes the
+    keywords of `DSPyInstrumentor` (`tracer_provider`, `meter_provider`, `capture_content`, `tracer`,
+    `lm_call_listeners`); one object per process, like every BaseInstrumentor."""
+
+    _patcher: Patcher | None = None
+    runtime: LiteLLMRuntime | None = None
+    _pending: Callable[[], None] | None = None
+    _watching = False
+
+    def __init__(self) -> None:
+        if self._patcher is None:
+            self._patcher = Patcher()
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return _instruments
+
+    def _instrument(self, **kwargs: Any) -> None:
+        setup = resolve_setup(kwargs, TRACER_NAME)
+
+        def patch_now() -> None:
+            self._pending = None
+            self._patch(setup)
+
+        if "litellm" in sys.modules:
+            patch_now()
+            return
+        if importlib.util.find_spec("litellm") is None:
+            return
+        self._pending = patch_now
+        if not LiteLLMInstrumentor._watching:
+            LiteLLMInstrumentor._watching = True
+            import wrapt
+
+            wrapt.register_post_import_hook(_litellm_imported, "litellm")
+
+    def _patch(self, setup: InstrumentorSetup) -> None:
+        import litellm
+
+        from . import _wrappers as wrappers
+
+        patcher = self._patcher
+        assert patcher is not None
+        runtime = self.runtime = LiteLLMRuntime(setup.tracer, setup.content, setup.lm_call_listeners)
+        try:
+            for name, operation, names, is_async in _TARGETS:
+                patcher.replace(litellm, name, functools.partial(
+                    wrappers.traced_async_call if is_async else wrappers.traced_call, runtime,
+                    operation=operation, names=names))
+        except BaseException:
+            self._unpatch()
+            raise
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        self._unpatch()
+
+    def _unpatch(self) -> None:
+        self._pending = None
+        if self._patcher is not None:
+            self._patcher.restore_all()
+        self.runtime = None
+
+
+def _litellm_imported(_module: object) -> None:
+    LiteLLMInstrumentor._watching = False
+    pending = LiteLLMInstrumentor()._pending
+    if pending is None:
+        return
+    try:
+        pending()
+    except Exception as exc:  # noqa: BLE001 - raised here it would come out of the app's `import litellm`
+        from ...telemetry._internal_errors import report_internal_error
+
+        report_internal_error("instrumenting litellm (LiteLLM runs untraced)", exc)
+
+
+__all__ = ["LiteLLMInstrumentor"]

@@ -1,0 +1,78 @@
+"""One `LMCall` from what LiteLLM returned: a ModelResponse, an EmbeddingResponse, or a stream's totals.
+
+Read by duck typing (no LiteLLM import): `usage.prompt_tokens`, `completion_tokens`,
+`prompt_tokens_details.cached_tokens`, `completion_tokens_details.reasoning_tokens`; the price LiteLLM put in
+`_hidden_params["response_cost"]` (its own table, as DSPy's litellm engine reads it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...telemetry._lm_call import LMCall
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _detail(usage: Any, field: str, name: str) -> int:
+    details = getattr(usage, field, None)
+    if isinstance(details, dict):
+        return _count(details.get(name))
+    return _count(getattr(details, name, None))
+
+
+def usage_into(call: LMCall, usage: Any) -> None:
+    """Copy a LiteLLM (OpenAI-shaped) usage object's counts onto `call`."""
+    if isinstance(usage, dict):
+        from types import SimpleNamespace
+
+        usage = SimpleNamespace(**usage)
+    call.input_tokens = _count(getattr(usage, "prompt_tokens", None))
+    call.output_tokens = _count(getattr(usage, "completion_tokens", None))
+    call.cached_tokens = _detail(usage, "prompt_tokens_details", "cached_tokens")
+    call.reasoning_tokens = _detail(usage, "completion_tokens_details", "reasoning_tokens")
+
+
+def litellm_cost(response: Any) -> float | None:
+    hidden = getattr(response, "_hidden_params", None)
+    cost = hidden.get("response_cost") if isinstance(hidden, dict) else None
+    return float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None
+
+
+def call_from_response(response: Any, call: LMCall) -> LMCall:
+    """Fill `call` (model, provider, duration already set) from a finished response."""
+    usage_into(call, getattr(response, "usage", None))
+    call.response_model = str(getattr(response, "model", "") or "") or None
+    response_id = getattr(response, "id", None)
+    call.response_id = response_id if isinstance(response_id, str) and response_id else None
+    choices = getattr(response, "choices", None) or ()
+    call.finish_reasons = tuple(str(reason) for reason in (getattr(c, "finish_reason", None) for c in choices)
+                                if reason)
+    call.cost_usd = litellm_cost(response)
+    if call.cost_usd is not None:
+        call.cost_source = "litellm"
+    return call
+
+
+def answers(response: Any) -> list[Any]:
+    """The assistant messages of a chat response as plain data, one per choice: text, or text and tool calls
+    (`_messages.output_message_attributes` reads both)."""
+    out: list[Any] = []
+    for choice in getattr(response, "choices", None) or ():
+        message = getattr(choice, "message", None)
+        text = getattr(message, "content", None)
+        calls = getattr(message, "tool_calls", None)
+        if calls:
+            out.append({"text": text, "tool_calls": [_plain_call(c) for c in calls]})
+        else:
+            text = getattr(choice, "text", None) if text is None else text  # text_completion choices
+            out.append(text)
+    return out
+
+
+def _plain_call(call: Any) -> dict[str, Any]:
+    function = getattr(call, "function", None)
+    return {"id": getattr(call, "id", None),
+            "function": {"name": getattr(function, "name", None), "arguments": getattr(function, "arguments", None)}}

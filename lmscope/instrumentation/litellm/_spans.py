@@ -1,0 +1,197 @@
+"""The span of one LiteLLM call: started before LiteLLM runs, ended with its response (or, for a stream, when the
+stream ends: `_streams.py`).
+
+The same attribute contract as DSPy's LM spans (`instrumentation/dspy/_attributes.py`, `telemetry/_messages.py`),
+the same consumers (roll-ups into the calling DSPy module, `lmscope.track()`, metrics listeners). Exactly once:
+inside lmscope's DSPy LM span (DSPy's `engine="litellm"`) OpenTelemetry's instrumentation is suppressed, and so is
+this span; an app's own `suppress_instrumentation()` block also stands it down.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from contextvars import Token
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry.context import Context
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled, suppress_instrumentation
+from opentelemetry.trace import Span, SpanKind, Tracer, set_span_in_context
+
+from ...telemetry import _semconv as semconv
+from ...telemetry._content import ContentPolicy
+from ...telemetry._context_attributes import context_attributes
+from ...telemetry._internal_errors import report_internal_error
+from ...telemetry._lm_call import LMCall
+from ...telemetry._lm_vendors import split_route
+from ...telemetry._memo import BoundedMemo
+from ...telemetry._messages import input_message_attributes, output_message_attributes
+from ...telemetry._usage import Usage, active_trackers
+from .._setup import LMCallListener
+from ..dspy._attributes import lm_request_attributes, lm_result_attributes, request_parameters, to_json
+from ..dspy._frames import FRAME_KEY, LMFrame, ModuleFrame
+from ..dspy._runtime import _record_error as record_error
+from ._results import answers, call_from_response
+
+CHAT, TEXT_COMPLETION, EMBEDDINGS = "chat", "text_completion", "embeddings"
+_route: BoundedMemo[str, tuple[str | None, str]] = BoundedMemo(split_route)
+
+
+class CallFrame:
+    """One LiteLLM call in flight."""
+
+    __slots__ = ("kwargs", "model", "operation", "parent", "provider", "span", "started", "suppression", "token",
+                 "trackers")
+
+    def __init__(self, span: Span, operation: str, model: str, provider: str | None, parent: ModuleFrame | None,
+                 trackers: tuple[Usage, ...], kwargs: Mapping[str, Any]) -> None:
+        self.span, self.operation, self.model, self.provider = span, operation, model, provider
+        self.parent, self.trackers, self.kwargs = parent, trackers, kwargs
+        self.started = time.perf_counter()
+        self.token: Token[Context] | None = None
+        self.suppression: AbstractContextManager[None] | None = None
+
+
+class LiteLLMRuntime:
+    def __init__(self, tracer: Tracer, content: ContentPolicy, lm_call_listeners: list[LMCallListener]) -> None:
+        self.tracer = tracer
+        self.content = content
+        self.lm_call_listeners = lm_call_listeners
+
+    def start(self, operation: str, kwargs: Mapping[str, Any]) -> CallFrame | None:
+        """The call's span, made current, with other instrumentations suppressed inside it; None when suppressed."""
+        if not is_instrumentation_enabled():
+            return None
+        ctx = otel_context.get_current()
+        provider, model = _route(str(kwargs.get("model") or "unknown"))
+        parent = ctx.get(FRAME_KEY)
+        if type(parent) is LMFrame:
+            parent = parent.parent
+        frame = CallFrame(self.tracer.start_span(f"{operation} {model}", ctx, SpanKind.CLIENT,
+                                                 self._start_attributes(operation, model, provider, kwargs, ctx)),
+                          operation, model, provider, parent if type(parent) is ModuleFrame else None,
+                          active_trackers(ctx), kwargs)
+        suppression = suppress_instrumentation()
+        suppression.__enter__()
+        frame.suppression = suppression
+        frame.token = otel_context.attach(set_span_in_context(frame.span, otel_context.get_current()))
+        return frame
+
+    def leave(self, frame: CallFrame) -> None:
+        """Detach the call's context (when LiteLLM returns; a stream's span stays open until the stream ends)."""
+        if frame.token is not None:
+            otel_context.detach(frame.token)
+            frame.token = None
+        if frame.suppression is not None:
+            frame.suppression.__exit__(None, None, None)
+            frame.suppression = None
+
+    def end(self, frame: CallFrame, response: Any, error: BaseException | None) -> None:
+        """End a call whose response is complete (not a stream)."""
+        call = None
+        try:
+            if error is None:
+                call = call_from_response(response, self.new_call(frame))
+            outputs = self._outputs(frame, response, call.finish_reasons) if call is not None else None
+            self.finish(frame, call, error, outputs)
+        except Exception as exc:  # noqa: BLE001
+            report_internal_error("LiteLLM span end", exc)
+            frame.span.end()
+
+    def new_call(self, frame: CallFrame) -> LMCall:
+        return LMCall(model=frame.model, provider=frame.provider, engine="litellm",
+                      duration_s=time.perf_counter() - frame.started,
+                      module_path=frame.parent.path if frame.parent is not None else None)
+
+    def finish(self, frame: CallFrame, call: LMCall | None, error: BaseException | None,
+               outputs: dict[str, Any] | None, extra: Mapping[str, Any] | None = None) -> None:
+        """Attributes, consumers and `span.end()` for a finished call (`call` None: it failed before a response)."""
+        span = frame.span
+        try:
+            if call is None:
+                call = self.new_call(frame)
+                call.error_type = type(error).__name__ if error is not None else None
+            elif error is not None:
+                call.error_type = type(error).__name__
+            if span.is_recording():
+                attributes = lm_result_attributes(call) if error is None else {}
+                if frame.operation == EMBEDDINGS:  # no completion: tokens in, nothing out
+                    for key in (semconv.GEN_AI_USAGE_OUTPUT_TOKENS, semconv.LLM_TOKEN_COUNT_COMPLETION):
+                        attributes.pop(key, None)
+                attributes.update(outputs or {})
+                attributes.update(extra or {})
+                span.set_attributes(attributes)
+                if error is not None:
+                    record_error(span, error, self.content)
+            if error is None:  # as for DSPy's LM spans: a failed call rolls up nothing; metrics count its error
+                parent = frame.parent
+                if parent is not None and parent.rolls_up:
+                    parent.add_call(call)
+                for usage in frame.trackers:
+                    usage.record(call)
+            for listener in self.lm_call_listeners:
+                listener(call)
+        except Exception as exc:  # noqa: BLE001
+            report_internal_error("LiteLLM span end", exc)
+        finally:
+            span.end()
+
+    def _start_attributes(self, operation: str, model: str, provider: str | None, kwargs: Mapping[str, Any],
+                          ctx: Context) -> dict[str, Any]:
+        try:
+            attributes = lm_request_attributes(model, provider, request_parameters({}, kwargs))
+            if operation != CHAT:
+                attributes[semconv.GEN_AI_OPERATION_NAME] = operation
+            if operation == EMBEDDINGS:
+                attributes[semconv.SPAN_KIND] = semconv.KIND_EMBEDDING
+                attributes[semconv.EMBEDDING_MODEL_NAME] = model
+            scoped = context_attributes(ctx, self.content)
+            if scoped:
+                attributes.update(scoped)
+            if self.content.capture_inputs:
+                attributes.update(self._inputs(operation, kwargs))
+            return attributes
+        except Exception as exc:  # noqa: BLE001 - a builder's fault costs its attributes, not the call
+            report_internal_error("LiteLLM span attributes", exc)
+            return {}
+
+    def _inputs(self, operation: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        policy = self.content
+        value = kwargs.get("messages") if operation == CHAT else kwargs.get(
+            "input" if operation == EMBEDDINGS else "prompt")
+        if value is None:
+            return {}
+        text, redacted = policy.json(to_json(value), semconv.INPUT_VALUE)
+        attributes: dict[str, Any] = {semconv.INPUT_VALUE: text, semconv.INPUT_MIME_TYPE: semconv.MIME_JSON}
+        if redacted:
+            attributes[semconv.SCRUBBED] = True
+        if operation == CHAT:
+            attributes.update(input_message_attributes(value, kwargs.get("tools"), policy))
+        elif operation == TEXT_COMPLETION and isinstance(value, str):
+            attributes.update(input_message_attributes([{"role": "user", "content": value}], None, policy))
+        return attributes
+
+    def _outputs(self, frame: CallFrame, response: Any, finish_reasons: tuple[str, ...]) -> dict[str, Any]:
+        policy = self.content
+        if not policy.capture_outputs:
+            return {}
+        if frame.operation == EMBEDDINGS:
+            data = getattr(response, "data", None) or []
+            first = data[0] if data else None
+            vector = first.get("embedding") if isinstance(first, dict) else getattr(first, "embedding", None)
+            summary = {"embeddings": len(data), "dimensions": len(vector) if isinstance(vector, list) else None}
+            return {semconv.OUTPUT_VALUE: to_json(summary), semconv.OUTPUT_MIME_TYPE: semconv.MIME_JSON}
+        return self.answer_attributes(answers(response), frame, finish_reasons)
+
+    def answer_attributes(self, texts: list[Any], frame: CallFrame,
+                          finish_reasons: tuple[str, ...] | None) -> dict[str, Any]:
+        """`output.value` and the output messages of a chat or text completion's answers."""
+        policy = self.content
+        text, redacted = policy.json(to_json(texts), semconv.OUTPUT_VALUE)
+        attributes: dict[str, Any] = {semconv.OUTPUT_VALUE: text, semconv.OUTPUT_MIME_TYPE: semconv.MIME_JSON}
+        if redacted:
+            attributes[semconv.SCRUBBED] = True
+        attributes.update(output_message_attributes(texts, finish_reasons, policy))
+        return attributes

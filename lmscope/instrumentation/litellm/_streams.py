@@ -1,0 +1,202 @@
+"""A streamed LiteLLM call: its span covers the whole stream and ends when the stream does.
+
+`completion(stream=True)` returns LiteLLM's `CustomStreamWrapper` (sync and async iteration in one class). lmscope
+gives the very object back, its class switched to a subclass that reports each chunk to a `StreamRecorder`:
+`isinstance` checks, attributes and identity stay what the program expects, and nothing is copied. The span ends:
+- at the stream's end (StopIteration / StopAsyncIteration), with the provider's usage chunk when the request asked
+  for one (`stream_options={"include_usage": True}`), else LiteLLM's token counter (`lmscope.usage.estimated=true`);
+- on an error raised while iterating (status ERROR, as for any failed call);
+- when the program closes it early (`close()`/`aclose()`) or drops it unfinished (garbage collection): marked
+  `lmscope.stream.abandoned=true`, and status ERROR when nobody closed it. Never a span left open.
+The first chunk's arrival is the `first_token` event and `gen_ai.response.time_to_first_chunk` (seconds).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from typing import Any
+
+from opentelemetry.trace import Status, StatusCode
+
+from ...telemetry import _semconv as semconv
+from ...telemetry._internal_errors import report_internal_error
+from ._results import usage_into
+from ._spans import CallFrame, LiteLLMRuntime
+
+_recorders: weakref.WeakKeyDictionary[Any, StreamRecorder] = weakref.WeakKeyDictionary()
+_traced_classes: dict[type, type] = {}
+_classes_lock = threading.Lock()
+
+
+class StreamRecorder:
+    """What a stream has delivered so far; ends the call's span once, however the stream ends."""
+
+    def __init__(self, runtime: LiteLLMRuntime, frame: CallFrame) -> None:
+        self.runtime, self.frame = runtime, frame
+        self.texts: dict[int, list[str]] = {}
+        self.finish_reasons: dict[int, str] = {}
+        self.usage: Any = None
+        self.response_model: str | None = None
+        self.response_id: str | None = None
+        self.first_chunk_s: float | None = None
+        self._ended = False
+        self._lock = threading.Lock()
+
+    def chunk(self, chunk: Any) -> None:
+        try:
+            if self.first_chunk_s is None:
+                self.first_chunk_s = time.perf_counter() - self.frame.started
+                self.frame.span.add_event("first_token")
+            usage = getattr(chunk, "usage", None)
+            if usage is not None and getattr(usage, "prompt_tokens", None):
+                self.usage = usage
+            self.response_model = self.response_model or getattr(chunk, "model", None)
+            self.response_id = self.response_id or getattr(chunk, "id", None)
+            for choice in getattr(chunk, "choices", None) or ():
+                index = getattr(choice, "index", 0) or 0
+                text = getattr(getattr(choice, "delta", None), "content", None)
+                if isinstance(text, str):
+                    self.texts.setdefault(index, []).append(text)
+                reason = getattr(choice, "finish_reason", None)
+                if reason:
+                    self.finish_reasons[index] = str(reason)
+        except Exception as exc:  # noqa: BLE001 - a chunk we cannot read costs its facts, not the stream
+            report_internal_error("reading a LiteLLM stream chunk", exc)
+
+    def end(self, error: BaseException | None = None, *, abandoned: bool = False, closed: bool = False) -> None:
+        with self._lock:
+            if self._ended:
+                return
+            self._ended = True
+        try:
+            self._end(error, abandoned or closed, closed)
+        except Exception as exc:  # noqa: BLE001
+            report_internal_error("LiteLLM stream end", exc)
+            self.frame.span.end()
+
+    def _end(self, error: BaseException | None, abandoned: bool, closed: bool) -> None:
+        frame, runtime = self.frame, self.runtime
+        call = runtime.new_call(frame)
+        texts = ["".join(self.texts[index]) for index in sorted(self.texts)]
+        extra: dict[str, Any] = {}
+        if self.usage is not None:
+            usage_into(call, self.usage)
+        else:
+            call.input_tokens, call.output_tokens = _estimate(frame, texts)
+            extra[semconv.USAGE_ESTIMATED] = True
+        call.response_model = str(self.response_model) if self.response_model else None
+        call.response_id = str(self.response_id) if self.response_id else None
+        call.finish_reasons = tuple(self.finish_reasons[index] for index in sorted(self.finish_reasons))
+        call.cost_usd = _price(frame, call.input_tokens, call.output_tokens)
+        call.cost_source = "litellm" if call.cost_usd is not None else None
+        if self.first_chunk_s is not None:
+            extra[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self.first_chunk_s
+        if abandoned:
+            extra[semconv.STREAM_ABANDONED] = True
+            if not closed:
+                frame.span.set_status(Status(StatusCode.ERROR, "stream dropped before its end"))
+        outputs = (runtime.answer_attributes(texts, frame, call.finish_reasons or None)
+                   if runtime.content.capture_outputs and error is None else None)
+        runtime.finish(frame, call if error is None else None, error, outputs, extra)
+
+
+def traced_stream(stream: Any, runtime: LiteLLMRuntime, frame: CallFrame) -> Any:
+    """`stream` itself, reporting to a new StreamRecorder (or untouched, with the span ended, if that fails)."""
+    recorder = StreamRecorder(runtime, frame)
+    try:
+        traced = _traced_class(type(stream))
+        _recorders[stream] = recorder
+        stream.__class__ = traced
+        weakref.finalize(stream, recorder.end, abandoned=True)
+    except Exception as exc:  # noqa: BLE001 - an unknown stream type: untraced from here on, never broken
+        report_internal_error("tracing a LiteLLM stream", exc)
+        recorder.end()
+    return stream
+
+
+def _traced_class(base: type) -> type:
+    with _classes_lock:
+        traced = _traced_classes.get(base)
+        if traced is None:
+            traced = _traced_classes[base] = _make_traced_class(base)
+        return traced
+
+
+def _make_traced_class(base: type) -> type:
+    base_next, base_anext = base.__next__, base.__anext__  # type: ignore[attr-defined]
+    base_close, base_aclose = getattr(base, "close", None), getattr(base, "aclose", None)
+
+    def __next__(self: Any) -> Any:
+        recorder = _recorders.get(self)
+        try:
+            chunk = base_next(self)
+        except StopIteration:
+            if recorder is not None:
+                recorder.end()
+            raise
+        except BaseException as error:
+            if recorder is not None:
+                recorder.end(error)
+            raise
+        if recorder is not None:
+            recorder.chunk(chunk)
+        return chunk
+
+    async def __anext__(self: Any) -> Any:
+        recorder = _recorders.get(self)
+        try:
+            chunk = await base_anext(self)
+        except StopAsyncIteration:
+            if recorder is not None:
+                recorder.end()
+            raise
+        except BaseException as error:
+            if recorder is not None:
+                recorder.end(error)
+            raise
+        if recorder is not None:
+            recorder.chunk(chunk)
+        return chunk
+
+    def close(self: Any, *args: Any, **kwargs: Any) -> Any:
+        recorder = _recorders.get(self)
+        if recorder is not None:
+            recorder.end(closed=True)
+        return base_close(self, *args, **kwargs) if base_close is not None else None
+
+    async def aclose(self: Any, *args: Any, **kwargs: Any) -> Any:
+        recorder = _recorders.get(self)
+        if recorder is not None:
+            recorder.end(closed=True)
+        return await base_aclose(self, *args, **kwargs) if base_aclose is not None else None
+
+    namespace: dict[str, Any] = {"__next__": __next__, "__anext__": __anext__, "__module__": base.__module__,
+                                 "__qualname__": base.__qualname__, "close": close, "aclose": aclose}
+    return type(base.__name__, (base,), namespace)
+
+
+def _estimate(frame: CallFrame, texts: list[str]) -> tuple[int, int]:
+    """(prompt, completion) tokens by LiteLLM's counter for the model, when the provider sent no usage."""
+    import litellm
+
+    model = str(frame.kwargs.get("model") or "")
+    messages = frame.kwargs.get("messages")
+    prompt = litellm.token_counter(model=model, messages=messages) if messages else litellm.token_counter(
+        model=model, text=str(frame.kwargs.get("prompt") or ""))
+    completion = sum(litellm.token_counter(model=model, text=text, count_response_tokens=True) for text in texts)
+    return int(prompt), int(completion)
+
+
+def _price(frame: CallFrame, prompt_tokens: int, completion_tokens: int) -> float | None:
+    """LiteLLM's price of the stream's tokens (its table, as for a call that is not streamed), None if unknown."""
+    import litellm
+
+    try:
+        prompt_cost, completion_cost = litellm.cost_per_token(model=str(frame.kwargs.get("model") or ""),
+                                                              prompt_tokens=prompt_tokens,
+                                                              completion_tokens=completion_tokens)
+    except Exception:  # noqa: BLE001 - LiteLLM raises for a model it has no price for
+        return None
+    return float(prompt_cost) + float(completion_cost)
