@@ -170,18 +170,20 @@ def instrument(*, service_name: str | None = None, exporters: Sequence[str] | st
                jaeger_endpoint: str | None = None, jaeger_protocol: str | None = None,
                langfuse_host: str | None = None, mlflow_tracking_uri: str | None = None,
                mlflow_experiment_id: str | None = None, mlflow_experiment_name: str | None = None,
+               phoenix_endpoint: str | None = None,
                scrub: bool | None = None, scrub_patterns: Sequence[str] | None = None,
                scrub_callback: ScrubCallback | None = None, max_content_chars: int | None = None) -> Instrumentation:
     """Trace DSPy programs: every module step, LM call, cache hit, retrieval and tool call becomes a span.
 
     Every option left as None comes from `LMSCOPE_<NAME>`, then the standard variables that mean the same
-    (`OTEL_*`, `LANGFUSE_BASE_URL`/`LANGFUSE_HOST`, `MLFLOW_*`), then `[tool.lmscope]` in the app's
-    pyproject.toml, then the default. `exporters`: console (default), file, otlp, jaeger, langfuse,
-    mlflow, or none; several at once each get every span. An option is read only when a chosen exporter uses
-    it (`file_path` by file, `otlp_*` by otlp, `max_queue_size` by the batching exporters, `jaeger_*`,
-    `langfuse_host`, `mlflow_*` by their preset); credentials are never
+    (`OTEL_*`, `LANGFUSE_BASE_URL`/`LANGFUSE_HOST`, `MLFLOW_*`, `PHOENIX_COLLECTOR_ENDPOINT`), then
+    `[tool.lmscope]` in the app's pyproject.toml, then the default. `exporters`: console (default), file, otlp,
+    jaeger, langfuse, mlflow, phoenix, or none; several at once each get every span. An option is read only when
+    a chosen exporter uses it (`file_path` by file, `otlp_*` by otlp, `max_queue_size` by the batching exporters,
+    `jaeger_*`, `langfuse_host`, `mlflow_*`, `phoenix_endpoint` by their preset); credentials are never
     arguments: Langfuse keys come from LANGFUSE_PUBLIC_KEY/LANGFUSE_SECRET_KEY or the app's own Langfuse
-    client, MLflow's from MLFLOW_TRACKING_TOKEN or _USERNAME/_PASSWORD. A bad argument, LMSCOPE_* or
+    client, MLflow's from MLFLOW_TRACKING_TOKEN or _USERNAME/_PASSWORD, Phoenix's from PHOENIX_API_KEY (its
+    project from PHOENIX_PROJECT_NAME). A bad argument, LMSCOPE_* or
     `[tool.lmscope]` value or missing credentials raise `lmscope.ConfigError` naming the option, the value and
     what is allowed; a standard or other tool's variable lmscope cannot use is one warning (the next layer or the
     default is used), and so is a pyproject.toml that cannot be read; a backend that is merely down raises
@@ -205,8 +207,8 @@ def instrument(*, service_name: str | None = None, exporters: Sequence[str] | st
              "metrics_exporters": metrics_exporters, "prometheus_endpoint": prometheus_endpoint,
              "jaeger_endpoint": jaeger_endpoint, "jaeger_protocol": jaeger_protocol, "langfuse_host": langfuse_host,
              "mlflow_tracking_uri": mlflow_tracking_uri, "mlflow_experiment_id": mlflow_experiment_id,
-             "mlflow_experiment_name": mlflow_experiment_name, "scrub": scrub, "scrub_patterns": scrub_patterns,
-             "max_content_chars": max_content_chars}
+             "mlflow_experiment_name": mlflow_experiment_name, "phoenix_endpoint": phoenix_endpoint,
+             "scrub": scrub, "scrub_patterns": scrub_patterns, "max_content_chars": max_content_chars}
     options = {name: value for name, value in given.items() if value is not None}
     resolved = resolve_options(**options)
     content = _content_policy(resolved, scrub_callback)

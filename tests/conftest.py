@@ -25,7 +25,8 @@ import pytest
 # A test that starts a real server or browser gets its marker from the fixture that starts it, so a new test
 # using the fixture cannot forget it. Those tests, and any marked so by hand (promtool), are `slow` as well:
 # `pytest -m "not slow"` is the fast loop. The markers are declared in pyproject.toml.
-_MARKER_OF_FIXTURE = {"mlflow_server": "mlflow", "start_prometheus": "prometheus", "chromium": "chromium"}
+_MARKER_OF_FIXTURE = {"mlflow_server": "mlflow", "phoenix_server": "phoenix", "start_prometheus": "prometheus",
+                      "chromium": "chromium"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -39,8 +40,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
-    """No LMSCOPE_/OTEL_/OPENINFERENCE_/LANGFUSE_/MLFLOW_ variable from the outer shell; cwd is tmp_path, no pyproject.toml above;
-    no option warning given yet (lmscope warns once per process about a standard variable it ignores).
+    """No LMSCOPE_/OTEL_/OPENINFERENCE_/LANGFUSE_/MLFLOW_/PHOENIX_ variable from the outer shell; cwd is tmp_path,
+    no pyproject.toml above; no option warning given yet (lmscope warns once per process about a standard variable
+    it ignores).
 
     Option tests use it for every test (autouse in their module or folder) and get tmp_path back.
     """
@@ -50,7 +52,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
     monkeypatch.setattr(_options, "_warned", set())
 
     for name in list(os.environ):
-        if name.startswith(("LMSCOPE_", "OTEL_", "OPENINFERENCE_", "LANGFUSE_", "MLFLOW_")):
+        if name.startswith(("LMSCOPE_", "OTEL_", "OPENINFERENCE_", "LANGFUSE_", "MLFLOW_", "PHOENIX_")):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     assert find_pyproject(tmp_path) is None

@@ -6,15 +6,16 @@ Standard OTel variables rank with the environment, above pyproject.toml, because
 describe where it runs (collector protocol, service name) and that must beat what the app checked in.
 
 An option an exporter reads (file_path, otlp_*, console_stream, max_queue_size, prometheus_endpoint, the backend
-presets' jaeger_*, langfuse_host, mlflow_*) is read only when a chosen span or metrics exporter uses it (its `used_by`
-row); otherwise it keeps its default, its source is `default`, and no layer's value is even parsed: a variable set
-for another tool (MLFLOW_TRACKING_URI=databricks, OTEL_BSP_MAX_QUEUE_SIZE=abc) cannot break a run that does not use it.
+presets' jaeger_*, langfuse_host, mlflow_*, phoenix_endpoint) is read only when a chosen span or metrics exporter
+uses it (its `used_by` row); otherwise it keeps its default, its source is `default`, and no layer's value is even
+parsed: a variable set for another tool (MLFLOW_TRACKING_URI=databricks, OTEL_BSP_MAX_QUEUE_SIZE=abc) cannot break a
+run that does not use it.
 
 lmscope's own settings (arguments, LMSCOPE_* variables, `[tool.lmscope]`) are checked strictly: a bad value raises
 `ConfigError` with one line: the option, where the value came from, the value, what is allowed. A standard variable
-(OTEL_*) or another tool's (LANGFUSE_*, MLFLOW_*) that lmscope cannot honour is not lmscope's to reject: it is
-logged once as a warning naming the variable, its value and what lmscope uses instead (the next layer that has a
-good value, or the default). Values that may carry credentials (endpoint userinfo and query) are masked.
+(OTEL_*) or another tool's (LANGFUSE_*, MLFLOW_*, PHOENIX_*) that lmscope cannot honour is not lmscope's to reject:
+it is logged once as a warning naming the variable, its value and what lmscope uses instead (the next layer that has
+a good value, or the default). Values that may carry credentials (endpoint userinfo and query) are masked.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from types import MappingProxyType
 from typing import Any, Final, Literal, cast
 from urllib.parse import urlsplit
 
-from ._exporters.endpoints import LANGFUSE_DEFAULT_HOST, MLFLOW_DEFAULT_TRACKING_URI
+from ._exporters.endpoints import LANGFUSE_DEFAULT_HOST, MLFLOW_DEFAULT_TRACKING_URI, PHOENIX_DEFAULT_ENDPOINT
 from ._url_masking import mask_url
 
 if sys.version_info >= (3, 11):
@@ -41,7 +42,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     except ImportError:  # no TOML reader: pyproject.toml is skipped rather than half-read
         _toml = None
 
-EXPORTERS: Final = ("console", "file", "otlp", "jaeger", "langfuse", "mlflow")
+EXPORTERS: Final = ("console", "file", "otlp", "jaeger", "langfuse", "mlflow", "phoenix")
 """Exporter names that send spans somewhere; a new backend preset adds its name here."""
 METRICS_EXPORTERS: Final = ("otlp", "prometheus", "console")
 """Exporter names that send metrics somewhere (`metrics_exporters`)."""
@@ -114,6 +115,7 @@ class Options:
     mlflow_tracking_uri: str = MLFLOW_DEFAULT_TRACKING_URI
     mlflow_experiment_id: str | None = None
     mlflow_experiment_name: str | None = None
+    phoenix_endpoint: str = PHOENIX_DEFAULT_ENDPOINT
     otlp_metrics_protocol: Literal["http/protobuf", "grpc", "http/json"] = "http/protobuf"
     """`otlp_protocol` as the metrics exporter reads it (OTEL_EXPORTER_OTLP_METRICS_PROTOCOL, not ..._TRACES_...)."""
     sources: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), compare=False, repr=False)
@@ -411,6 +413,12 @@ _TABLE: Final[tuple[_Option, ...]] = (
             env_aliases=("MLFLOW_EXPERIMENT_ID",), used_by=_MLFLOW),
     _Option("mlflow_experiment_name", _string, "a non-empty experiment name", lambda: None,
             env_aliases=("MLFLOW_EXPERIMENT_NAME",), used_by=_MLFLOW),
+    # PHOENIX_COLLECTOR_ENDPOINT is what Phoenix's own client reads; its fallback OTEL_EXPORTER_OTLP_ENDPOINT is not
+    # an alias here: next to `otlp` or `jaeger` it names their collector, and Phoenix's copies would go there too.
+    _Option("phoenix_endpoint", _endpoint,
+            "the http:// or https:// base URL of a Phoenix server, e.g. http://localhost:6006 (or its /v1/traces URL)",
+            lambda: PHOENIX_DEFAULT_ENDPOINT, env_aliases=("PHOENIX_COLLECTOR_ENDPOINT",),
+            used_by=UsedBy(spans=("phoenix",))),
 )
 OPTION_NAMES: Final[tuple[str, ...]] = tuple(option.name for option in _TABLE if not option.key)
 """What a user can set; rows with a `key` are views of another option, not options of their own."""

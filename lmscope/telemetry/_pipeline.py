@@ -57,8 +57,14 @@ def _mlflow(options: Options) -> SpanExporter:
     return mlflow_span_exporter(options)
 
 
+def _phoenix(options: Options) -> SpanExporter:
+    from ._exporters.phoenix import phoenix_span_exporter
+
+    return phoenix_span_exporter(options)
+
+
 _BATCHED: dict[str, Callable[[Options], SpanExporter]] = {
-    "file": _file, "otlp": _otlp, "jaeger": _jaeger, "langfuse": _langfuse, "mlflow": _mlflow}
+    "file": _file, "otlp": _otlp, "jaeger": _jaeger, "langfuse": _langfuse, "mlflow": _mlflow, "phoenix": _phoenix}
 
 
 def _processor(name: str, options: Options) -> SpanProcessor:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from openinference.semconv.resource import ResourceAttributes
 from openinference.semconv.trace import (
     DocumentAttributes,
     OpenInferenceSpanKindValues,
@@ -65,6 +66,9 @@ SESSION_ID: Final = SpanAttributes.SESSION_ID
 USER_ID: Final = SpanAttributes.USER_ID
 METADATA: Final = SpanAttributes.METADATA
 TAG_TAGS: Final = SpanAttributes.TAG_TAGS
+
+PROJECT_NAME: Final = ResourceAttributes.PROJECT_NAME
+"""A resource attribute, not a span's: the project Phoenix files the spans under (the `phoenix` preset sets it)."""
 
 # --- OTel GenAI (v1.41) --------------------------------------------------------------------------
 GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"

@@ -1,7 +1,8 @@
 """`lmscope.instrument()` with the backend presets, in fresh interpreters (the global provider is set once).
 
-Langfuse and MLflow stand-ins are local OTLP receivers (no Langfuse server can run here; the real MLflow server
-is exercised in test_mlflow.py): what matters here is where each credential goes and where it never goes.
+Langfuse, MLflow and Phoenix stand-ins are local OTLP receivers (no Langfuse server can run here; the real MLflow
+and Phoenix servers are exercised in test_mlflow.py and test_phoenix.py): what matters here is where each credential
+goes and where it never goes.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import textwrap
 import time
 
 import pytest
-from otlp_servers import refused_url  # loaded by tests/conftest.py
+from otlp_servers import OtlpReceiver, refused_url  # loaded by tests/conftest.py
 
 LANGFUSE_SECRET = "sk-lf-SECRET-langfuse-0001"
 MLFLOW_TOKEN = "mlflow-SECRET-token-0002"
 COLLECTOR_KEY = "collector-SECRET-key-0003"
 LM_KEY = "sk-SECRET-lm-key-0004"
+PHOENIX_KEY = "px-SECRET-api-key-0008"
 
 _APP = textwrap.dedent("""
     import logging, sys
@@ -38,24 +40,27 @@ _APP = textwrap.dedent("""
 
 
 def _run_app(lm_server, trace_file, exporters: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("LMSCOPE_", "OTEL_", "LANGFUSE_", "MLFLOW_"))}
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith(("LMSCOPE_", "OTEL_", "LANGFUSE_", "MLFLOW_", "PHOENIX_"))}
     return subprocess.run([sys.executable, "-c", _APP, lm_server.base_url, str(trace_file), exporters, LM_KEY],
                           env={**clean, **env}, capture_output=True, text=True, timeout=240, check=False)
 
 
 def test_secrets_go_to_their_own_backend_only(lm_server, receiver, second_receiver, tmp_path) -> None:
     trace_file = tmp_path / "traces.jsonl"
-    done = _run_app(lm_server, trace_file, "langfuse,mlflow,file,console", {
-        "LANGFUSE_PUBLIC_KEY": "pk-lf-public", "LANGFUSE_SECRET_KEY": LANGFUSE_SECRET, "LANGFUSE_HOST": receiver.url,
-        "MLFLOW_TRACKING_URI": second_receiver.url, "MLFLOW_EXPERIMENT_ID": "7", "MLFLOW_TRACKING_TOKEN": MLFLOW_TOKEN,
-        "OTEL_EXPORTER_OTLP_HEADERS": f"x-collector-key={COLLECTOR_KEY}"})
+    with OtlpReceiver() as third_receiver:
+        done = _run_app(lm_server, trace_file, "langfuse,mlflow,phoenix,file,console", {
+            "LANGFUSE_PUBLIC_KEY": "pk-lf-public", "LANGFUSE_SECRET_KEY": LANGFUSE_SECRET,
+            "LANGFUSE_HOST": receiver.url, "MLFLOW_TRACKING_URI": second_receiver.url, "MLFLOW_EXPERIMENT_ID": "7",
+            "MLFLOW_TRACKING_TOKEN": MLFLOW_TOKEN, "PHOENIX_COLLECTOR_ENDPOINT": third_receiver.url,
+            "PHOENIX_API_KEY": PHOENIX_KEY, "OTEL_EXPORTER_OTLP_HEADERS": f"x-collector-key={COLLECTOR_KEY}"})
     assert done.returncode == 0, done.stderr
     assert "ANSWER" in done.stdout and "DEBUG" in done.stderr
 
-    secrets = (LANGFUSE_SECRET, MLFLOW_TOKEN, COLLECTOR_KEY, LM_KEY)
+    secrets = (LANGFUSE_SECRET, MLFLOW_TOKEN, COLLECTOR_KEY, LM_KEY, PHOENIX_KEY)
     for text in (done.stdout, done.stderr, trace_file.read_text()):
         assert not [secret for secret in secrets if secret in text]
-    for stand_in in (receiver, second_receiver):
+    for stand_in in (receiver, second_receiver, third_receiver):
         assert sorted(r.name for r in stand_in.records()) == ["chat gpt-4o-mini", "predict"]
         for request in stand_in.requests:
             body = request.request.SerializeToString()
@@ -67,6 +72,10 @@ def test_secrets_go_to_their_own_backend_only(lm_server, receiver, second_receiv
     assert {(r.path, r.headers["authorization"], r.headers["x-mlflow-experiment-id"]) for r in second_receiver.requests
             } == {("/v1/traces", f"Bearer {MLFLOW_TOKEN}", "7")}
     assert not [h for h in mlflow_headers if "x-collector-key" in h or "x-langfuse-public-key" in h]
+    assert PHOENIX_KEY not in langfuse_headers + " ".join(v for h in mlflow_headers for v in h.values())
+    assert {(r.path, r.headers["authorization"]) for r in third_receiver.requests} == {
+        ("/v1/traces", f"Bearer {PHOENIX_KEY}")}
+    assert not [r for r in third_receiver.requests if "x-collector-key" in r.headers]
 
 
 @pytest.mark.slow  # the app's force_flush() retries its two refused backends for about 7 s

@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from otlp_servers import free_port  # loaded by tests/conftest.py
+from server_process import running_server  # tests/server_process.py (tests/ is on sys.path, as for otlp_servers)
 
 from lmscope.telemetry._exporters.mlflow import mlflow_auth_headers, mlflow_span_exporter
 from lmscope.telemetry._exporters.mlflow_experiment import resolve_experiment_id
@@ -54,34 +52,14 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `mlflow server` on 127.0.0.1 with a fresh sqlite store; yields its URL, stops it afterwards."""
     folder = tmp_path_factory.mktemp("mlflow")
     url = f"http://127.0.0.1:{free_port()}"
-    log = (folder / "server.log").open("wb")
     command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", url.rsplit(":", 1)[1],
                "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
                "--default-artifact-root", str(folder / "artifacts"), "--workers", "1"]
-    # Its own session: the server starts uvicorn, a job runner and queue consumers, all stopped with it.
-    server = subprocess.Popen(command, env=_clean_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow server did not start: {(folder / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.25)
+    # The server starts uvicorn, a job runner and queue consumers: running_server stops them all with it.
+    with running_server("mlflow server", command, _clean_env(), url + "/health", folder / "server.log",
+                        SERVER_START_TIMEOUT_S):
         _warm_up(url)
         yield url
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        log.close()
 
 
 def _mlflow_traces(url: str, experiment_id: str) -> list:

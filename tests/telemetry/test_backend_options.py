@@ -1,4 +1,4 @@
-"""Options of the backend presets (jaeger, langfuse, mlflow): precedence, when they are read, one-line errors."""
+"""Options of the backend presets (jaeger, langfuse, mlflow, phoenix): precedence, when they are read, one-line errors."""
 
 from __future__ import annotations
 
@@ -27,10 +27,12 @@ PRESETS = [
     ("mlflow_experiment_id", "mlflow", "11", "12", ("MLFLOW_EXPERIMENT_ID", "13"), "14"),
     ("mlflow_experiment_name", "mlflow", "from arg", "from env", ("MLFLOW_EXPERIMENT_NAME", "from mlflow env"),
      "from toml"),
+    ("phoenix_endpoint", "phoenix", "http://arg:6006", "http://lmscope-env:6006",
+     ("PHOENIX_COLLECTOR_ENDPOINT", "https://app.phoenix.arize.com/s/space"), "http://toml:6006"),
 ]
 DEFAULTS = {"jaeger_endpoint": None, "jaeger_protocol": "http/protobuf", "langfuse_host": "https://cloud.langfuse.com",
             "mlflow_tracking_uri": "http://localhost:5000", "mlflow_experiment_id": None,
-            "mlflow_experiment_name": None}
+            "mlflow_experiment_name": None, "phoenix_endpoint": "http://localhost:6006"}
 
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -63,7 +65,8 @@ def test_backend_options_are_ignored_when_their_exporter_is_off(monkeypatch: pyt
     """Variables meant for other tools (or broken for them) cannot break a run that does not use the backend."""
     for name, value in (("MLFLOW_TRACKING_URI", "databricks"), ("MLFLOW_EXPERIMENT_ID", " "),
                         ("LANGFUSE_HOST", "cloud.langfuse.com"), ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
-                        ("LMSCOPE_JAEGER_PROTOCOL", "http/json")):
+                        ("LMSCOPE_JAEGER_PROTOCOL", "http/json"), ("PHOENIX_COLLECTOR_ENDPOINT", "localhost:6006"),
+                        ("LMSCOPE_PHOENIX_ENDPOINT", "phoenix")):
         monkeypatch.setenv(name, value)
     options = resolve_options(exporters="console,file")
     assert {name: getattr(options, name) for name in DEFAULTS} == DEFAULTS
@@ -73,6 +76,8 @@ def test_backend_options_are_ignored_when_their_exporter_is_off(monkeypatch: pyt
 MLFLOW_ALLOWED = "the http:// or https:// URL of an `mlflow server` (file and database stores cannot receive OTLP)"
 LANGFUSE_ALLOWED = "the http:// or https:// base URL of a Langfuse server"
 ENDPOINT_ALLOWED = "an http:// or https:// URL with a host, e.g. http://localhost:4318"
+PHOENIX_ALLOWED = ("the http:// or https:// base URL of a Phoenix server, e.g. http://localhost:6006 "
+                   "(or its /v1/traces URL)")
 ERRORS = [
     # lmscope's own variable, its value, exporter, option, the problem as the message says it, what is allowed
     ("LMSCOPE_MLFLOW_TRACKING_URI", "databricks", "mlflow", "mlflow_tracking_uri", "malformed endpoint 'databricks'",
@@ -87,6 +92,10 @@ ERRORS = [
      "malformed endpoint 'ftp://collector'", ENDPOINT_ALLOWED),
     ("LMSCOPE_JAEGER_PROTOCOL", "thrift", "jaeger", "jaeger_protocol", "unknown protocol 'thrift'",
      "http/protobuf, grpc, http/json"),
+    ("LMSCOPE_PHOENIX_ENDPOINT", "localhost:6006", "phoenix", "phoenix_endpoint",
+     "malformed endpoint 'localhost:6006'", PHOENIX_ALLOWED),
+    ("LMSCOPE_PHOENIX_ENDPOINT", "grpc://localhost:4317", "phoenix", "phoenix_endpoint",
+     "malformed endpoint 'grpc://localhost:4317'", PHOENIX_ALLOWED),
 ]
 
 
@@ -119,6 +128,10 @@ WARNINGS = [
     ({"OTEL_EXPORTER_OTLP_PROTOCOL": "thrift"}, "jaeger", "jaeger_protocol", ("http/protobuf", "default"),
      "lmscope: ignoring OTEL_EXPORTER_OTLP_PROTOCOL='thrift': unknown protocol 'thrift' (allowed: http/protobuf, "
      "grpc, http/json); lmscope uses jaeger_protocol='http/protobuf' (default) instead"),
+    ({"PHOENIX_COLLECTOR_ENDPOINT": "localhost:6006"}, "phoenix", "phoenix_endpoint",
+     ("http://localhost:6006", "default"),
+     "lmscope: ignoring PHOENIX_COLLECTOR_ENDPOINT='localhost:6006': malformed endpoint 'localhost:6006' (allowed: "
+     f"{PHOENIX_ALLOWED}); lmscope uses phoenix_endpoint='http://localhost:6006' (default) instead"),
 ]
 
 
@@ -143,4 +156,8 @@ def test_unreachable_scheme_fails_at_instrument() -> None:
     with pytest.raises(ConfigError, match=r"^lmscope: mlflow_tracking_uri: malformed endpoint 'sqlite:///m.db' "
                                           r"\(from argument\)"):
         lmscope.instrument(exporters=["mlflow"], mlflow_tracking_uri="sqlite:///m.db")
+    assert lmscope.active() is None
+    with pytest.raises(ConfigError, match=r"^lmscope: phoenix_endpoint: malformed endpoint 'phoenix:6006' "
+                                          r"\(from argument\)"):
+        lmscope.instrument(exporters=["phoenix"], phoenix_endpoint="phoenix:6006")
     assert lmscope.active() is None

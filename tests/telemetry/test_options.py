@@ -16,8 +16,9 @@ from lmscope.telemetry._options import CAPTURE_ALLOWED, OPTION_NAMES, ConfigErro
 
 ALLOWED_OPTIONS = ("service_name, exporters, file_path, otlp_endpoint, otlp_protocol, capture_content, "
                    "scrub, scrub_patterns, max_content_chars, console_stream, max_queue_size, metrics_exporters, prometheus_endpoint, jaeger_endpoint, "
-                   "jaeger_protocol, langfuse_host, mlflow_tracking_uri, mlflow_experiment_id, mlflow_experiment_name")
-EXPORTERS_ALLOWED = "console, file, otlp, jaeger, langfuse, mlflow, none"
+                   "jaeger_protocol, langfuse_host, mlflow_tracking_uri, mlflow_experiment_id, mlflow_experiment_name, "
+                   "phoenix_endpoint")
+EXPORTERS_ALLOWED = "console, file, otlp, jaeger, langfuse, mlflow, phoenix, none"
 
 
 EVERY_EXPORTER: dict[str, object] = {"exporters": "console,file,otlp", "metrics_exporters": "otlp,prometheus"}
@@ -45,9 +46,10 @@ def test_defaults_with_nothing_set() -> None:
                               prometheus_endpoint="127.0.0.1:9464", jaeger_endpoint=None,
                               jaeger_protocol="http/protobuf", langfuse_host="https://cloud.langfuse.com",
                               mlflow_tracking_uri="http://localhost:5000", mlflow_experiment_id=None,
-                              mlflow_experiment_name=None, otlp_metrics_protocol="http/protobuf")
+                              mlflow_experiment_name=None, phoenix_endpoint="http://localhost:6006",
+                              otlp_metrics_protocol="http/protobuf")
     assert dict(options.sources) == dict.fromkeys((*OPTION_NAMES, "otlp_metrics_protocol"), "default")
-    assert [options.given(name) for name in OPTION_NAMES] == [False] * 19
+    assert [options.given(name) for name in OPTION_NAMES] == [False] * 20
 
 
 def test_option_names_and_error_type() -> None:
@@ -55,7 +57,8 @@ def test_option_names_and_error_type() -> None:
                             "capture_content", "scrub", "scrub_patterns", "max_content_chars", "console_stream",
                             "max_queue_size", "metrics_exporters",
                             "prometheus_endpoint", "jaeger_endpoint", "jaeger_protocol", "langfuse_host",
-                            "mlflow_tracking_uri", "mlflow_experiment_id", "mlflow_experiment_name")
+                            "mlflow_tracking_uri", "mlflow_experiment_id", "mlflow_experiment_name",
+                            "phoenix_endpoint")
     # otlp_metrics_protocol is otlp_protocol as the metrics exporter reads it, not an option of its own.
     assert [f.name for f in dataclasses.fields(Options)] == [*OPTION_NAMES, "otlp_metrics_protocol", "sources"]
     assert issubclass(ConfigError, ValueError)
@@ -423,10 +426,12 @@ READERS: dict[str, tuple[str, set[tuple[str, str]]]] = {
     "otlp_protocol": ('otlp_protocol = "spdy"', {("otlp", "none"), ("none", "otlp")}),  # spans, and metrics' view
     "console_stream": ('console_stream = "stdlog"', {("console", "none"), ("none", "console")}),
     "max_queue_size": ("max_queue_size = 0", {(name, "none") for name in ("file", "otlp", "jaeger", "langfuse",
-                                                                          "mlflow")}),
+                                                                          "mlflow", "phoenix")}),
     "prometheus_endpoint": ('prometheus_endpoint = "9464"', {("none", "prometheus")}),
+    "phoenix_endpoint": ('phoenix_endpoint = "localhost:6006"', {("phoenix", "none")}),
 }
-CHOICES = [(span, "none") for span in ("console", "file", "otlp", "jaeger", "langfuse", "mlflow", "none")] + [
+CHOICES = [(span, "none") for span in ("console", "file", "otlp", "jaeger", "langfuse", "mlflow", "phoenix",
+                                       "none")] + [
     ("none", metrics) for metrics in ("otlp", "prometheus", "console")]
 
 

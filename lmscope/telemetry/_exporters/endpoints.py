@@ -19,3 +19,9 @@ LANGFUSE_OTLP_TRACES_PATH: Final = "/api/public/otel/v1/traces"
 MLFLOW_DEFAULT_TRACKING_URI: Final = "http://localhost:5000"
 """`mlflow server`'s default port; OTLP is served by that server only (not by a file or database store)."""
 MLFLOW_OTLP_TRACES_PATH: Final = "/v1/traces"
+
+PHOENIX_DEFAULT_ENDPOINT: Final = "http://localhost:6006"
+"""`phoenix serve`'s default HTTP port, and the default of Phoenix's own client (phoenix.otel) when
+PHOENIX_COLLECTOR_ENDPOINT is unset."""
+PHOENIX_OTLP_TRACES_PATH: Final = "/v1/traces"
+"""Where Phoenix takes OTLP/HTTP, under its base URL (and under a Phoenix Cloud space's `/s/<space>` prefix)."""

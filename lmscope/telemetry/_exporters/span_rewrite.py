@@ -1,8 +1,8 @@
-"""A span exporter that adds backend-specific attributes to copies of the spans it forwards.
+"""Span exporters that add backend-specific attributes, or resource attributes, to copies of the spans they forward.
 
 Every exporter sees the same finished spans; a backend preset that needs extra keys (Langfuse's observation
-types, MLflow's span type) adds them to its own copies here, in the export thread, so the file, console and
-other backends keep the plain span contract and the app's threads pay nothing.
+types, MLflow's span type, Phoenix's project on the resource) adds them to its own copies here, in the export
+thread, so the file, console and other backends keep the plain span contract and the app's threads pay nothing.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
@@ -20,27 +21,47 @@ ExtraAttributes = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 mapping leaves the span as it is."""
 
 
-def with_attributes(span: ReadableSpan, extra: Mapping[str, Any]) -> ReadableSpan:
-    """A copy of `span` whose attributes also hold `extra` (keys mapped to None are left out)."""
-    attributes = {key: value for key, value in {**(span.attributes or {}), **extra}.items() if value is not None}
+def copied(span: ReadableSpan, *, attributes: Mapping[str, Any] | None = None,
+           resource: Resource | None = None) -> ReadableSpan:
+    """A copy of `span` with `attributes` and `resource` in place of its own (None: its own)."""
     return ReadableSpan(
-        name=span.name, context=span.context, parent=span.parent, resource=span.resource,
-        attributes=attributes, events=span.events, links=span.links, kind=span.kind,
-        status=span.status, start_time=span.start_time, end_time=span.end_time,
+        name=span.name, context=span.context, parent=span.parent,
+        resource=span.resource if resource is None else resource,
+        attributes=span.attributes if attributes is None else attributes, events=span.events, links=span.links,
+        kind=span.kind, status=span.status, start_time=span.start_time, end_time=span.end_time,
         instrumentation_scope=span.instrumentation_scope)
 
 
-class AttributeAddingExporter(SpanExporter):
-    """Forwards spans to `inner` with `extra(attributes)` added to each."""
+def with_attributes(span: ReadableSpan, extra: Mapping[str, Any]) -> ReadableSpan:
+    """A copy of `span` whose attributes also hold `extra` (keys mapped to None are left out)."""
+    attributes = {key: value for key, value in {**(span.attributes or {}), **extra}.items() if value is not None}
+    return copied(span, attributes=attributes)
 
-    def __init__(self, inner: SpanExporter, extra: ExtraAttributes) -> None:
+
+class ForwardingExporter(SpanExporter):
+    """Base of the exporters below: flush, shutdown and the endpoint lmscope's export warnings name are `inner`'s."""
+
+    def __init__(self, inner: SpanExporter) -> None:
         self._inner = inner
-        self._extra = extra
 
     @property
     def endpoint(self) -> str | None:
         """Where the wrapped exporter sends: what lmscope's export warnings name."""
         return getattr(self._inner, "endpoint", None) or getattr(self._inner, "_endpoint", None)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+
+class AttributeAddingExporter(ForwardingExporter):
+    """Forwards spans to `inner` with `extra(attributes)` added to each."""
+
+    def __init__(self, inner: SpanExporter, extra: ExtraAttributes) -> None:
+        super().__init__(inner)
+        self._extra = extra
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         copies = []
@@ -53,8 +74,22 @@ class AttributeAddingExporter(SpanExporter):
             copies.append(with_attributes(span, added) if added else span)
         return self._inner.export(copies)
 
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._inner.force_flush(timeout_millis)
 
-    def shutdown(self) -> None:
-        self._inner.shutdown()
+class ResourceAddingExporter(ForwardingExporter):
+    """Forwards spans to `inner` with `attributes` merged into their resource (these values win)."""
+
+    def __init__(self, inner: SpanExporter, attributes: Mapping[str, str]) -> None:
+        super().__init__(inner)
+        self._extra = Resource(dict(attributes))
+        # One merged resource per resource seen (a provider has one; the app's spans may bring another), not per span:
+        # the OTLP encoder groups spans by resource, so equal resources keep one ResourceSpans per request.
+        self._merged: dict[Resource, Resource] = {}
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self._inner.export([copied(span, resource=self._resource(span.resource)) for span in spans])
+
+    def _resource(self, own: Resource) -> Resource:
+        merged = self._merged.get(own)
+        if merged is None:
+            merged = self._merged[own] = own.merge(self._extra)
+        return merged
