@@ -67,6 +67,8 @@ class Instrumentation:
         self._dspy: DSPyInstrumentor = DSPyInstrumentor()  # the process's one instance (a BaseInstrumentor)
         self._owns_dspy = False
         """True once this handle's instrument() patched DSPy: only then does its uninstrument() undo the patches."""
+        self._owns_litellm = False
+        """Likewise for LiteLLM's functions (patched when the app imports litellm)."""
         self._live = True
 
     @property
@@ -125,6 +127,22 @@ class Instrumentation:
             guarded("undoing a partial dspy instrumentation",
                     dspy.uninstrument if dspy.is_instrumented_by_opentelemetry else dspy._unpatch)
 
+    def _instrument_litellm(self) -> None:
+        """LiteLLM's own calls (an app that calls `litellm.completion` itself), patched when the app imports it."""
+        from .instrumentation.litellm import TRACER_NAME, LiteLLMInstrumentor
+
+        litellm = LiteLLMInstrumentor()
+        if litellm.is_instrumented_by_opentelemetry:
+            return  # `opentelemetry-instrument` or the app instrumented it: its spans reach our processors already
+        recorder = self._metrics_recorder
+        try:
+            litellm.instrument(tracer=self._tracing.tracer(TRACER_NAME, __version__), capture_content=self._content,
+                               skip_dep_check=True,
+                               lm_call_listeners=() if recorder is None else (recorder.record_lm_call,))
+            self._owns_litellm = True
+        except Exception as exc:  # noqa: BLE001 - LiteLLM stays untraced, never broken
+            report_internal_error("instrumenting litellm (LiteLLM runs untraced)", exc)
+
     def _signal_flush(self) -> SignalFlush:
         from .telemetry._batch_export import SHUTDOWN_TIMEOUT_S
 
@@ -152,6 +170,11 @@ class Instrumentation:
         if self._owns_dspy:
             self._owns_dspy = False
             self._dspy.uninstrument()
+        if self._owns_litellm:
+            from .instrumentation.litellm import LiteLLMInstrumentor
+
+            self._owns_litellm = False
+            LiteLLMInstrumentor().uninstrument()
         self._tracing.shutdown()
         if self._metrics is not None:
             self._metrics.shutdown()
@@ -234,6 +257,7 @@ def instrument(*, service_name: str | None = None, exporters: Sequence[str] | st
         if handle._tracing.exports:  # a SIGTERM must not lose what is queued (lmscope/_signals.py)
             _signals.install(handle._signal_flush())
     _watch_dspy_import()
+    handle._instrument_litellm()
     return handle
 
 

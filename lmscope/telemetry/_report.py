@@ -61,7 +61,7 @@ class ReportBuilder:
             attributes = node.record.attributes
             inherited = module_of.get(parent.record.span_id) if parent is not None else None
             module_of[node.record.span_id] = attributes.get(semconv.MODULE_PATH) or inherited
-            if attributes.get(semconv.SPAN_KIND) != semconv.KIND_LLM:
+            if attributes.get(semconv.SPAN_KIND) not in semconv.LM_CALL_KINDS:
                 continue
             call = lm_call_of_span(attributes)
             _group(self._by_model, call.model).add_call(call)

@@ -32,7 +32,8 @@ from ._tree import (
 MAX_VALUE_CHARS = 2000
 """Attribute values (prompts, answers, documents) are cut here: the page stays small enough to open."""
 _MIN_TIMELINE_PERCENT = 0.4
-_KIND_CLASSES = {semconv.KIND_LLM: "kind-llm", semconv.KIND_CHAIN: "kind-module", semconv.KIND_AGENT: "kind-module",
+_KIND_CLASSES = {semconv.KIND_LLM: "kind-llm", semconv.KIND_EMBEDDING: "kind-llm", semconv.KIND_CHAIN: "kind-module",
+                 semconv.KIND_AGENT: "kind-module",
                  semconv.KIND_RETRIEVER: "kind-retriever", semconv.KIND_TOOL: "kind-tool"}
 
 COLUMNS_HTML = (

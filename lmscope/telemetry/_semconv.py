@@ -26,6 +26,8 @@ KIND_TOOL: Final = OpenInferenceSpanKindValues.TOOL.value
 KIND_AGENT: Final = OpenInferenceSpanKindValues.AGENT.value
 KIND_EVALUATOR: Final = OpenInferenceSpanKindValues.EVALUATOR.value
 KIND_EMBEDDING: Final = OpenInferenceSpanKindValues.EMBEDDING.value
+LM_CALL_KINDS: Final = frozenset({KIND_LLM, KIND_EMBEDDING})
+"""Span kinds of one billed provider call each (chat and text completions, embeddings): what reports count."""
 EMBEDDING_MODEL_NAME: Final = SpanAttributes.EMBEDDING_MODEL_NAME
 
 INPUT_VALUE: Final = SpanAttributes.INPUT_VALUE

@@ -269,7 +269,7 @@ def span_facts(record: SpanRecord) -> SpanFacts:
     batch_index = attributes.get(semconv.BATCH_INDEX)
     cost = _first(attributes, semconv.GEN_AI_USAGE_COST, semconv.COST_TOTAL_USD)
     # An LM span without a cost (a failed call, another producer's span) is unpriced, as the report counts it.
-    unpriced_call = cost is None and attributes.get(semconv.SPAN_KIND) == semconv.KIND_LLM
+    unpriced_call = cost is None and attributes.get(semconv.SPAN_KIND) in semconv.LM_CALL_KINDS
     return SpanFacts(
         label=str(attributes.get(semconv.MODULE_PATH) or record.name),
         tokens=_usage(attributes),

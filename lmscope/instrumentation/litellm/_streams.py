@@ -41,6 +41,9 @@ class StreamRecorder:
         self.response_model: str | None = None
         self.response_id: str | None = None
         self.first_chunk_s: float | None = None
+        self.reading = False
+        """Inside the stream's own `__next__`: LiteLLM closes the stream itself at its end (and on errors) before
+        raising, and that close is not the program's."""
         self._ended = False
         self._lock = threading.Lock()
 
@@ -130,6 +133,8 @@ def _make_traced_class(base: type) -> type:
 
     def __next__(self: Any) -> Any:
         recorder = _recorders.get(self)
+        if recorder is not None:
+            recorder.reading = True
         try:
             chunk = base_next(self)
         except StopIteration:
@@ -140,12 +145,17 @@ def _make_traced_class(base: type) -> type:
             if recorder is not None:
                 recorder.end(error)
             raise
+        finally:
+            if recorder is not None:
+                recorder.reading = False
         if recorder is not None:
             recorder.chunk(chunk)
         return chunk
 
     async def __anext__(self: Any) -> Any:
         recorder = _recorders.get(self)
+        if recorder is not None:
+            recorder.reading = True
         try:
             chunk = await base_anext(self)
         except StopAsyncIteration:
@@ -156,19 +166,22 @@ def _make_traced_class(base: type) -> type:
             if recorder is not None:
                 recorder.end(error)
             raise
+        finally:
+            if recorder is not None:
+                recorder.reading = False
         if recorder is not None:
             recorder.chunk(chunk)
         return chunk
 
     def close(self: Any, *args: Any, **kwargs: Any) -> Any:
         recorder = _recorders.get(self)
-        if recorder is not None:
+        if recorder is not None and not recorder.reading:
             recorder.end(closed=True)
         return base_close(self, *args, **kwargs) if base_close is not None else None
 
     async def aclose(self: Any, *args: Any, **kwargs: Any) -> Any:
         recorder = _recorders.get(self)
-        if recorder is not None:
+        if recorder is not None and not recorder.reading:
             recorder.end(closed=True)
         return await base_aclose(self, *args, **kwargs) if base_aclose is not None else None
 

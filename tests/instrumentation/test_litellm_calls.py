@@ -1,0 +1,203 @@
+"""A plain LiteLLM app: one span per provider call, tokens equal to the stand-in server's bill, LiteLLM's price,
+streams that end however the program leaves them, and DSPy's `engine="litellm"` calls still one span."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import time
+
+import dspy
+import litellm
+import pytest
+from chat_messages import pop_messages
+from memory_spans import memory_provider
+
+from lmscope._lm_server import count_prompt_tokens, count_tokens
+from lmscope.telemetry import _semconv as semconv
+from lmscope.telemetry._usage import track
+
+MODEL = "openai/gpt-4o-mini"
+
+
+@pytest.fixture
+def litellm_spans(lm_server):
+    """LiteLLM instrumented with its own TracerProvider; yields a function returning the finished spans."""
+    from lmscope.instrumentation.litellm import LiteLLMInstrumentor
+
+    provider, exporter = memory_provider()
+    instrumentor = LiteLLMInstrumentor()
+    original = litellm.completion
+    instrumentor.instrument(tracer=provider.get_tracer("test"), capture_content=True)
+    assert litellm.completion is not original
+    def finished():
+        return exporter.get_finished_spans()
+
+    finished.tracer = provider.get_tracer("app")  # an app's own spans, for parenting
+    yield finished
+    instrumentor.uninstrument()
+    assert litellm.completion is original  # put back exactly
+
+
+def _ask(lm_server, unique, **kwargs):
+    return dict(model=MODEL, messages=[{"role": "user", "content": f"What is the capital of France? {unique}"}],
+                api_base=lm_server.base_url, api_key="sk-anything", **kwargs)
+
+
+def _price(prompt, completion):
+    prompt_cost, completion_cost = litellm.cost_per_token(model="gpt-4o-mini", prompt_tokens=prompt,
+                                                          completion_tokens=completion)
+    return prompt_cost + completion_cost
+
+
+def test_completion_is_one_span_with_the_servers_bill(litellm_spans, lm_server, unique):
+    before = lm_server.requests
+    request = _ask(lm_server, unique, temperature=0.3)
+    response = litellm.completion(**request)
+
+    assert lm_server.requests == before + 1
+    (span,) = litellm_spans()
+    attributes = dict(span.attributes)
+    usage = response.usage
+    assert usage.prompt_tokens == count_prompt_tokens(request["messages"])
+    assert (span.name, span.kind.name) == ("chat gpt-4o-mini", "CLIENT")
+    assert attributes.pop(semconv.GEN_AI_USAGE_INPUT_TOKENS) == attributes.pop(semconv.LLM_TOKEN_COUNT_PROMPT) \
+        == usage.prompt_tokens
+    assert attributes.pop(semconv.GEN_AI_USAGE_OUTPUT_TOKENS) == attributes.pop(
+        semconv.LLM_TOKEN_COUNT_COMPLETION) == usage.completion_tokens == count_tokens(
+        response.choices[0].message.content)
+    assert attributes.pop(semconv.LLM_TOKEN_COUNT_TOTAL) == usage.total_tokens
+    assert attributes.pop(semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS) == attributes.pop(
+        semconv.LLM_TOKEN_COUNT_CACHE_READ) == 0
+    cost = attributes.pop(semconv.GEN_AI_USAGE_COST)
+    assert cost == pytest.approx(_price(usage.prompt_tokens, usage.completion_tokens), rel=1e-9)
+    assert attributes.pop(semconv.LLM_COST_TOTAL) == cost
+    assert attributes.pop(semconv.COST_SOURCE) == "litellm"
+    assert attributes.pop(semconv.CACHE_HIT) is False
+    assert attributes.pop(semconv.LM_ENGINE) == "litellm"
+    assert attributes.pop(semconv.SPAN_KIND) == "LLM"
+    assert attributes.pop(semconv.GEN_AI_OPERATION_NAME) == "chat"
+    assert attributes.pop(semconv.GEN_AI_PROVIDER_NAME) == attributes.pop(semconv.LLM_PROVIDER) == "openai"
+    assert attributes.pop(semconv.GEN_AI_REQUEST_MODEL) == attributes.pop(semconv.LLM_MODEL_NAME) == "gpt-4o-mini"
+    assert attributes.pop(semconv.GEN_AI_RESPONSE_MODEL) == response.model
+    assert attributes.pop(semconv.GEN_AI_RESPONSE_ID) == response.id
+    assert attributes.pop(semconv.GEN_AI_RESPONSE_FINISH_REASONS) == ("stop",)
+    assert attributes.pop(semconv.GEN_AI_REQUEST_TEMPERATURE) == 0.3
+    assert json.loads(attributes.pop(semconv.LLM_INVOCATION_PARAMETERS)) == {"temperature": 0.3}
+    assert json.loads(attributes.pop(semconv.INPUT_VALUE)) == request["messages"]
+    assert json.loads(attributes.pop(semconv.OUTPUT_VALUE)) == [response.choices[0].message.content]
+    assert attributes.pop(semconv.INPUT_MIME_TYPE) == attributes.pop(semconv.OUTPUT_MIME_TYPE) == "application/json"
+    pop_messages(attributes, request["messages"], [response.choices[0].message.content])
+    assert attributes == {}
+
+
+def test_async_calls_nest_under_the_callers_span_and_track_counts_them(litellm_spans, lm_server, unique):
+    tracer = litellm_spans.tracer
+
+    async def main():
+        with tracer.start_as_current_span("app.handler"):
+            return await asyncio.gather(litellm.acompletion(**_ask(lm_server, unique + "a")),
+                                        litellm.acompletion(**_ask(lm_server, unique + "b")))
+
+    with track() as usage:
+        responses = asyncio.run(main())
+
+    *calls, handler = litellm_spans()
+    assert [s.name for s in calls] == ["chat gpt-4o-mini"] * 2 and handler.name == "app.handler"
+    assert {s.parent.span_id for s in calls} == {handler.context.span_id}
+    totals = usage.total()
+    assert totals["calls"] == 2
+    assert totals["input_tokens"] == sum(r.usage.prompt_tokens for r in responses)
+    assert totals["output_tokens"] == sum(r.usage.completion_tokens for r in responses)
+
+
+@pytest.mark.parametrize("include_usage", [True, False])
+def test_a_stream_is_one_span_that_ends_with_the_stream(litellm_spans, lm_server, unique, include_usage):
+    extra = {"stream_options": {"include_usage": True}} if include_usage else {}
+    request = _ask(lm_server, unique, stream=True, **extra)
+    stream = litellm.completion(**request)
+    assert type(stream).__name__ == "CustomStreamWrapper" and isinstance(stream, litellm.CustomStreamWrapper)
+    assert litellm_spans() == ()  # open until the stream ends
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+
+    (span,) = litellm_spans()
+    attributes = span.attributes
+    assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == count_prompt_tokens(request["messages"])
+    assert attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == count_tokens(text)
+    assert (semconv.USAGE_ESTIMATED in attributes) is not include_usage
+    assert attributes[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] > 0
+    assert [event.name for event in span.events] == ["first_token"]
+    assert json.loads(attributes[semconv.OUTPUT_VALUE]) == [text]
+    assert attributes[semconv.GEN_AI_USAGE_COST] == pytest.approx(
+        _price(count_prompt_tokens(request["messages"]), count_tokens(text)), rel=1e-9)
+    assert semconv.STREAM_ABANDONED not in attributes and span.status.status_code.name == "UNSET"
+
+
+def test_an_async_stream_ends_its_span(litellm_spans, lm_server, unique):
+    async def main():
+        stream = await litellm.acompletion(**_ask(lm_server, unique, stream=True,
+                                                  stream_options={"include_usage": True}))
+        return "".join([chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices])
+
+    text = asyncio.run(main())
+    (span,) = litellm_spans()
+    assert span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == count_tokens(text)
+
+
+def test_a_stream_dropped_or_closed_early_ends_its_span(litellm_spans, lm_server, unique):
+    dropped = litellm.completion(**_ask(lm_server, unique + "d", stream=True))
+    next(dropped)
+    del dropped
+    deadline = time.monotonic() + 10  # LiteLLM's logging thread holds the stream a moment after its first chunk
+    while not litellm_spans() and time.monotonic() < deadline:
+        gc.collect()
+        time.sleep(0.05)
+    closed = litellm.completion(**_ask(lm_server, unique + "c", stream=True))
+    next(closed)
+    closed.close()
+
+    dropped_span, closed_span = litellm_spans()
+    for span in (dropped_span, closed_span):
+        assert span.attributes[semconv.STREAM_ABANDONED] is True
+        assert span.attributes[semconv.USAGE_ESTIMATED] is True
+    assert dropped_span.status.status_code.name == "ERROR"
+    assert closed_span.status.status_code.name == "UNSET"
+
+
+def test_embeddings_are_one_span_with_input_tokens(litellm_spans, lm_server):
+    before = lm_server.embedding_tokens
+    response = litellm.embedding(model="openai/text-embedding-3-small", input=["Paris", "Hamlet is a play"],
+                                 api_base=lm_server.base_url, api_key="sk-anything")
+
+    (span,) = litellm_spans()
+    attributes = span.attributes
+    assert span.name == "embeddings text-embedding-3-small"
+    assert attributes[semconv.SPAN_KIND] == "EMBEDDING" and attributes[semconv.GEN_AI_OPERATION_NAME] == "embeddings"
+    assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == response.usage.prompt_tokens == (
+        lm_server.embedding_tokens - before)
+    assert semconv.GEN_AI_USAGE_OUTPUT_TOKENS not in attributes
+    assert json.loads(attributes[semconv.INPUT_VALUE]) == ["Paris", "Hamlet is a play"]
+    assert json.loads(attributes[semconv.OUTPUT_VALUE]) == {"embeddings": 2, "dimensions": 64}
+
+
+def test_an_error_is_recorded_and_reaches_the_app_unchanged(litellm_spans, lm_server, unique):
+    lm_server.failures["broken-model"] = (401, "Incorrect API key provided: sk-abc...")
+    try:
+        with pytest.raises(litellm.AuthenticationError):
+            litellm.completion(**{**_ask(lm_server, unique), "model": "openai/broken-model", "num_retries": 0})
+    finally:
+        del lm_server.failures["broken-model"]
+    (span,) = litellm_spans()
+    assert span.status.status_code.name == "ERROR"
+    assert span.attributes[semconv.ERROR_TYPE] == "AuthenticationError"
+
+
+def test_dspy_on_the_litellm_engine_stays_one_span_per_call(litellm_spans, spans, lm_server, unique):
+    lm = dspy.LM(MODEL, api_base=lm_server.base_url, api_key="sk-anything", engine="litellm", cache=False)
+    before = lm_server.requests
+    with dspy.context(lm=lm):
+        dspy.Predict("question -> answer")(question=f"Capital of France? {unique}")
+    assert lm_server.requests == before + 1
+    assert litellm_spans() == ()  # DSPy's LM span is the one span of that call
+    assert [s.name for s in spans() if s.name.startswith("chat")] == ["chat gpt-4o-mini"]
