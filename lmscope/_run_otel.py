@@ -21,8 +21,9 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-ENTRY_POINT = "lmscope_dspy"
-"""lmscope's `opentelemetry_instrumentor` entry point (pyproject.toml)."""
+ENTRY_POINTS = {"lmscope_dspy": ("dspy", "DSPyInstrumentor"), "lmscope_litellm": ("litellm", "LiteLLMInstrumentor")}
+"""lmscope's `opentelemetry_instrumentor` entry points (pyproject.toml): the module under `lmscope.instrumentation`
+and the instrumentor class each names."""
 _DISABLED = "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"
 _FLAGS = frozenset({"-h", "--help", "--version"})
 """The launcher's options that take no value; every other one takes the next argument unless it has `=value`."""
@@ -51,10 +52,10 @@ def behind_launcher(argv: Sequence[str], children: bool) -> list[str]:
 
 @contextmanager
 def entry_point_off() -> Iterator[None]:
-    """OpenTelemetry's auto-instrumentation skips `lmscope_dspy` meanwhile; the variable is put back after, so the
-    processes the app starts load the entry point as they would under `opentelemetry-instrument` alone."""
+    """OpenTelemetry's auto-instrumentation skips lmscope's entry points meanwhile; the variable is put back after,
+    so the processes the app starts load them as they would under `opentelemetry-instrument` alone."""
     before = os.environ.get(_DISABLED)
-    os.environ[_DISABLED] = ",".join(filter(None, [before, ENTRY_POINT]))
+    os.environ[_DISABLED] = ",".join(filter(None, [before, *ENTRY_POINTS]))
     try:
         yield
     finally:
@@ -65,11 +66,12 @@ def entry_point_off() -> Iterator[None]:
 
 
 def instrument_as_opentelemetry_would() -> None:
-    """DSPy traced through the distro's providers, as the entry point would have: for when `lmscope.instrument()`
-    failed after the entry point was kept off for it. Not if the user turned the entry point off."""
-    disabled = {name.strip() for name in os.environ.get(_DISABLED, "").split(",")}
-    if disabled & {ENTRY_POINT, "*"}:
-        return
-    from .instrumentation.dspy import DSPyInstrumentor
+    """DSPy and LiteLLM traced through the distro's providers, as the entry points would have: for when
+    `lmscope.instrument()` failed after they were kept off for it. Not those the user turned off."""
+    import importlib
 
-    DSPyInstrumentor().instrument(skip_dep_check=True)
+    disabled = {name.strip() for name in os.environ.get(_DISABLED, "").split(",")}
+    for entry_point, (module, name) in ENTRY_POINTS.items():
+        if not disabled & {entry_point, "*"}:
+            instrumentor = getattr(importlib.import_module(f".instrumentation.{module}", __package__), name)
+            instrumentor().instrument(skip_dep_check=True)

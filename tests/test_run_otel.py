@@ -42,5 +42,6 @@ def test_the_entry_point_is_off_only_meanwhile(monkeypatch: pytest.MonkeyPatch, 
     else:
         monkeypatch.setenv("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", before)
     with entry_point_off():
-        assert os.environ["OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"] == ",".join(filter(None, [before, "lmscope_dspy"]))
+        assert os.environ["OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"] == ",".join(
+            filter(None, [before, "lmscope_dspy", "lmscope_litellm"]))
     assert os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS") == before

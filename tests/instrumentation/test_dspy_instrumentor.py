@@ -45,13 +45,17 @@ def _requirements(text):
     return {str(Requirement(line)) for line in text}
 
 
-def test_instrumentation_dependencies_are_the_dspy_extra():
+@pytest.mark.parametrize("extra_name", ["dspy", "litellm"])
+def test_instrumentation_dependencies_are_the_extras(extra_name):
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover
         tomllib = pytest.importorskip("tomli")
-    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["dspy"]
-    assert _requirements(DSPyInstrumentor().instrumentation_dependencies()) == _requirements(extra)
+    from lmscope.instrumentation.litellm import LiteLLMInstrumentor
+
+    instrumentor = {"dspy": DSPyInstrumentor, "litellm": LiteLLMInstrumentor}[extra_name]()
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"][extra_name]
+    assert _requirements(instrumentor.instrumentation_dependencies()) == _requirements(extra)
 
 
 def test_the_entry_point_names_the_instrumentor():
@@ -61,7 +65,8 @@ def test_the_entry_point_names_the_instrumentor():
         tomllib = pytest.importorskip("tomli")
     entry_points = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]
     assert entry_points["opentelemetry_instrumentor"] == {
-        "lmscope_dspy": "lmscope.instrumentation.dspy:DSPyInstrumentor"}
+        "lmscope_dspy": "lmscope.instrumentation.dspy:DSPyInstrumentor",
+        "lmscope_litellm": "lmscope.instrumentation.litellm:LiteLLMInstrumentor"}
     from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
     assert issubclass(DSPyInstrumentor, BaseInstrumentor)
