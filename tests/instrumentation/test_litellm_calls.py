@@ -201,3 +201,28 @@ def test_dspy_on_the_litellm_engine_stays_one_span_per_call(litellm_spans, spans
     assert lm_server.requests == before + 1
     assert litellm_spans() == ()  # DSPy's LM span is the one span of that call
     assert [s.name for s in spans() if s.name.startswith("chat")] == ["chat gpt-4o-mini"]
+
+
+class _Searcher(dspy.Module):
+    def __init__(self, embedder):
+        super().__init__()
+        self.embedder = embedder
+
+    def forward(self, texts):
+        return dspy.Prediction(vectors=self.embedder(texts))
+
+
+def test_dspy_embedder_batches_are_embedding_spans_under_the_module(litellm_spans, spans, lm_server):
+    """`dspy.Embedder` with a hosted model calls `litellm.embedding` once per batch: one span each, in the module."""
+    embedder = dspy.Embedder("openai/text-embedding-3-small", batch_size=2, caching=False,
+                             api_base=lm_server.base_url, api_key="sk-anything")
+    before = (lm_server.embedding_requests, lm_server.embedding_tokens)
+    _Searcher(embedder)(texts=["Paris", "Berlin", "Tokyo"])
+
+    batches = litellm_spans()
+    (module,) = spans()
+    assert lm_server.embedding_requests - before[0] == len(batches) == 2
+    assert {span.parent.span_id for span in batches} == {module.context.span_id}
+    billed = lm_server.embedding_tokens - before[1]
+    assert sum(span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] for span in batches) == billed
+    assert module.attributes[semconv.LM_CALLS] == 2 and module.attributes[semconv.USAGE_INPUT_TOKENS] == billed
