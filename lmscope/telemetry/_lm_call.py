@@ -37,3 +37,5 @@ class LMCall:
     duration_s: float = 0.0
     error_type: str | None = None
     module_path: str | None = None
+    operation: str = "chat"
+    """`gen_ai.operation.name`: chat, text_completion or embeddings."""

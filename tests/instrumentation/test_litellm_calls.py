@@ -226,3 +226,34 @@ def test_dspy_embedder_batches_are_embedding_spans_under_the_module(litellm_span
     billed = lm_server.embedding_tokens - before[1]
     assert sum(span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] for span in batches) == billed
     assert module.attributes[semconv.LM_CALLS] == 2 and module.attributes[semconv.USAGE_INPUT_TOKENS] == billed
+
+
+def test_metrics_name_each_operation(lm_server, unique):
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from lmscope.instrumentation.litellm import LiteLLMInstrumentor
+
+    reader = InMemoryMetricReader()
+    provider, _exporter = memory_provider()
+    instrumentor = LiteLLMInstrumentor()
+    instrumentor.instrument(tracer_provider=provider, meter_provider=MeterProvider(metric_readers=[reader]),
+                            capture_content=False)
+    try:
+        chat = litellm.completion(**_ask(lm_server, unique))
+        vectors = litellm.embedding(model="openai/text-embedding-3-small", input=["Paris"],
+                                    api_base=lm_server.base_url, api_key="sk-anything")
+    finally:
+        instrumentor.uninstrument()
+    tokens = {}
+    for resource in reader.get_metrics_data().resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name == semconv.METRIC_TOKEN_USAGE:
+                    for point in metric.data.data_points:
+                        key = (point.attributes[semconv.GEN_AI_OPERATION_NAME],
+                               point.attributes[semconv.GEN_AI_TOKEN_TYPE])
+                        tokens[key] = tokens.get(key, 0) + point.sum
+    assert tokens[("chat", "input")] == chat.usage.prompt_tokens
+    assert tokens[("chat", "output")] == chat.usage.completion_tokens
+    assert tokens[("embeddings", "input")] == vectors.usage.prompt_tokens

@@ -103,7 +103,7 @@ class LiteLLMRuntime:
     def new_call(self, frame: CallFrame) -> LMCall:
         return LMCall(model=frame.model, provider=frame.provider, engine="litellm",
                       duration_s=time.perf_counter() - frame.started,
-                      module_path=frame.parent.path if frame.parent is not None else None)
+                      module_path=frame.parent.path if frame.parent is not None else None, operation=frame.operation)
 
     def finish(self, frame: CallFrame, call: LMCall | None, error: BaseException | None,
                outputs: dict[str, Any] | None, extra: Mapping[str, Any] | None = None) -> None:
