@@ -174,9 +174,9 @@ def test_metrics_off_by_default_add_no_hook_and_no_import(tmp_path):
             "print(handle._metrics, runtime.lm_call_listeners, runtime.module_listeners, "
             "'opentelemetry.sdk.metrics' in sys.modules)")
     env = {name: value for name, value in os.environ.items() if not name.startswith(("LMSCOPE_", "OTEL_"))}
-    # Logfire (in the dev extra) registers a pydantic plugin that imports the metrics SDK as soon as DSPy builds its
-    # first model: what is measured here is lmscope's own imports.
-    env["PYDANTIC_DISABLE_PLUGINS"] = "1"
+    # Logfire (a dev dependency) registers a pydantic plugin that imports the metrics SDK as soon as DSPy builds its
+    # first pydantic model; this test is about lmscope's own imports.
+    env["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
                           cwd=tmp_path)
     assert done.returncode == 0, done.stderr

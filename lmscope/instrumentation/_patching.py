@@ -1,38 +1,151 @@
-"""Attribute patching that puts back exactly what it found.
+"""Attribute patching that puts back exactly what it found, next to other tools' patches of the same methods.
 
-OpenInference's uninstrument follows `__wrapped__` chains and strips DSPy's own `@with_callbacks`
-decorators with them (docs/dspy-internals.md §10). We never unwrap: we remember the object that was in the
-class `__dict__` and restore that very object.
+Other DSPy instrumentations patch some of the methods lmscope patches (`_foreign_patches.py` says how; docs/
+dspy-internals.md §10). Whichever was set up first, neither may hide the other, and either may leave without taking
+the other along:
+
+- A wrapt wrapper of another tool on the method (in the owner's dict or a subclass's): lmscope goes beneath it,
+  re-pointing it at lmscope's wrapper. The other tool's span then encloses lmscope's, in either order.
+- lmscope's wrappers carry no `__wrapped__` (their signature stays readable through `__signature__`): an uninstrument
+  that walks `__wrapped__` to its end (OpenInference's) stops at lmscope's wrapper, which stays in place.
+- MLflow's patch keeps the original it puts back on `autolog(disable=True)`: lmscope wraps that stored original too,
+  so what MLflow puts back is traced.
+
+We never unwrap: restoring puts back the object lmscope found, wherever lmscope's wrapper is now (the owner's dict, a
+subclass's dict an unwrap moved it to, beneath another tool's wrapper, which stays). A wrapper held in the closure
+of another tool's plain function (MLflow's patch made after lmscope's) cannot be taken out: it stays there, and
+lmscope's wrappers there pass calls through once lmscope has left (`Runtime.retired`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import inspect
+import types
+from collections.abc import Callable, Iterator
 from typing import Any
 
-_MISSING = object()
+from ._foreign_patches import MISSING, gorilla_original_key, lowest_wrapt_wrapper, repoint
+
+
+class _Patch:
+    __slots__ = ("holders", "name", "own", "owner", "set_on_owner", "wrappers")
+
+    def __init__(self, owner: Any, name: str, own: Any, set_on_owner: bool) -> None:
+        self.owner = owner
+        self.name = name
+        self.own = own
+        """What `owner`'s own dict held (MISSING: nothing, the attribute was inherited)."""
+        self.set_on_owner = set_on_owner
+        """The wrapper was set on `owner` itself (False: it went beneath another tool's wrapper there)."""
+        self.wrappers: list[tuple[Any, Any]] = []
+        """(lmscope's wrapper, what it calls): one, and a second over the original MLflow keeps to put back."""
+        self.holders: list[Any] = []
+        """Other tools' wrapt wrappers re-pointed at lmscope's wrapper."""
 
 
 class Patcher:
     """Replaces attributes on classes or modules and restores the originals in reverse order."""
 
     def __init__(self) -> None:
-        self._patches: list[tuple[Any, str, Any]] = []
+        self._patches: list[_Patch] = []
 
     def replace(self, owner: Any, name: str, make_wrapper: Callable[[Any], Any]) -> None:
-        """Set `owner.name` to `make_wrapper(current value)`, remembering what `owner` itself held."""
-        own = vars(owner).get(name, _MISSING)
-        current = getattr(owner, name)
-        setattr(owner, name, make_wrapper(current))
-        self._patches.append((owner, name, own))
+        """Wrap `owner.name` with `make_wrapper(the method)`, beneath any wrapt wrapper of another tool."""
+        own = vars(owner).get(name, MISSING)
+        holder = lowest_wrapt_wrapper(own)
+        inner = holder.__wrapped__ if holder is not None else getattr(owner, name)
+        wrapper = _unwrap_stops_here(make_wrapper(inner), inner)
+        patch = _Patch(owner, name, own, set_on_owner=holder is None)
+        patch.wrappers.append((wrapper, inner))
+        if holder is None:
+            setattr(owner, name, wrapper)
+        else:
+            repoint(holder, wrapper)
+            patch.holders.append(holder)
+        # Another tool's wrapper of this very method in a subclass's own dict shadows ours there: go beneath it too.
+        for cls in _subclasses(owner):
+            shadow = lowest_wrapt_wrapper(vars(cls).get(name, MISSING))
+            if shadow is not None and shadow.__wrapped__ is inner:
+                repoint(shadow, wrapper)
+                patch.holders.append(shadow)
+        key = gorilla_original_key(owner, name)
+        if key is not None:  # what MLflow puts back when it leaves: traced too
+            stored = vars(owner)[key]
+            stored_wrapper = _unwrap_stops_here(make_wrapper(stored), stored)
+            setattr(owner, key, stored_wrapper)
+            patch.wrappers.append((stored_wrapper, stored))
+        self._patches.append(patch)
 
     def restore_all(self) -> None:
         while self._patches:
-            owner, name, own = self._patches.pop()
-            if own is _MISSING:
-                delattr(owner, name)
-            else:
-                setattr(owner, name, own)
+            _restore(self._patches.pop())
 
     def __bool__(self) -> bool:
         return bool(self._patches)
+
+
+def _restore(patch: _Patch) -> None:
+    owner, name = patch.owner, patch.name
+    wrapper, inner = patch.wrappers[0]
+    for holder in patch.holders:
+        if holder.__wrapped__ is wrapper:
+            repoint(holder, inner)
+    if patch.set_on_owner and vars(owner).get(name, MISSING) is wrapper:
+        if patch.own is MISSING:
+            delattr(owner, name)
+        else:
+            setattr(owner, name, patch.own)
+    for each_wrapper, each_inner in patch.wrappers:
+        _take_out(owner, name, each_wrapper, each_inner)
+    key = gorilla_original_key(owner, name)
+    if key is not None:  # MLflow keeps one of ours as the original to put back: it gets what that one wrapped
+        for each_wrapper, each_inner in patch.wrappers:
+            if vars(owner)[key] is each_wrapper:
+                setattr(owner, key, each_inner)
+
+
+def _take_out(owner: Any, name: str, wrapper: Any, inner: Any) -> None:
+    """Replace `wrapper` by `inner` wherever it is installed or under another tool's wrapt wrapper."""
+    for target in (owner, *_subclasses(owner)):
+        value = vars(target).get(name, MISSING)
+        if value is wrapper:  # moved here by another tool's unwrap
+            if isinstance(target, type) and _inherited(target, name) is inner:
+                delattr(target, name)
+            else:
+                setattr(target, name, inner)
+            continue
+        holder = lowest_wrapt_wrapper(value)
+        if holder is not None and holder.__wrapped__ is wrapper:
+            repoint(holder, inner)
+
+
+def _unwrap_stops_here(wrapper: Any, inner: Any) -> Any:
+    """`wrapper` without `__wrapped__`, with `inner`'s signature: an unwrap that walks `__wrapped__` ends on it."""
+    if isinstance(wrapper, types.FunctionType) and "__wrapped__" in vars(wrapper):
+        del vars(wrapper)["__wrapped__"]
+        # A callable without a signature: introspection sees the wrapper's own.
+        with contextlib.suppress(TypeError, ValueError):
+            wrapper.__signature__ = inspect.signature(inner)  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _subclasses(owner: Any) -> Iterator[type]:
+    if not isinstance(owner, type):
+        return
+    seen: set[type] = set()
+    pending: list[type] = list(type.__subclasses__(owner))
+    while pending:
+        cls = pending.pop()
+        if cls not in seen:
+            seen.add(cls)
+            yield cls
+            pending.extend(type.__subclasses__(cls))
+
+
+def _inherited(cls: type, name: str) -> Any:
+    """What `cls` would get for `name` from its bases (their own dicts, in MRO order)."""
+    for base in cls.__mro__[1:]:
+        if name in vars(base):
+            return vars(base)[name]
+    return MISSING

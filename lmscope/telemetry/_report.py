@@ -1,7 +1,8 @@
 """Spend by model and by module path, from LM spans only.
 
 Module spans carry roll-ups of their subtree (lmscope.usage.*, lmscope.cost.total_usd); summing those
-as well would count every call once per ancestor, so only LM spans are added up here. Each LM span is read back
+as well would count every call once per ancestor, so only LM spans are added up here, and only lmscope's own
+(`is_lm_call`: another instrumentation's LLM span around the same call is not a second call). Each LM span is read back
 into the `LMCall` it records and summed with `Spend`, as the roll-ups and `lmscope.track()` sum them.
 """
 
@@ -16,7 +17,7 @@ from ._lm_call import LMCall
 from ._printable import printable
 from ._spend import Spend
 from ._trace_records import SpanRecord
-from ._tree import MAX_LABEL_CHARS, UNPRICED_MARK, TraceTree, build_trees, format_cost, pad_cost
+from ._tree import MAX_LABEL_CHARS, UNPRICED_MARK, TraceTree, build_trees, format_cost, is_lm_call, pad_cost
 
 NO_MODULE = "(no module)"
 UNKNOWN_MODEL = "(unknown model)"
@@ -61,7 +62,7 @@ class ReportBuilder:
             attributes = node.record.attributes
             inherited = module_of.get(parent.record.span_id) if parent is not None else None
             module_of[node.record.span_id] = attributes.get(semconv.MODULE_PATH) or inherited
-            if attributes.get(semconv.SPAN_KIND) not in semconv.LM_CALL_KINDS:
+            if not is_lm_call(attributes):
                 continue
             call = lm_call_of_span(attributes)
             _group(self._by_model, call.model).add_call(call)

@@ -24,7 +24,7 @@ spans goes through `printable`: a name or error cannot move the cursor, retitle 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -263,13 +263,24 @@ class SpanFacts:
     """`<type>: <message>` when the span's status is ERROR (may be empty text), else None."""
 
 
+def is_lm_call(attributes: Mapping[str, Any]) -> bool:
+    """An LM span lmscope wrote: one LM call, to count and price.
+
+    Another DSPy instrumentation running beside lmscope (OpenInference's, Logfire's) wraps the same call in an LLM
+    span of its own, which reaches the same file when it shares the TracerProvider; counting it too would report
+    every call twice, once unpriced. lmscope's LM spans are the LLM and EMBEDDING spans with `lmscope.*` attributes
+    (`lmscope.cache.hit` is on every finished one; no other producer writes lmscope's keys)."""
+    return attributes.get(semconv.SPAN_KIND) in semconv.LM_CALL_KINDS and any(
+        key.startswith(semconv.LMSCOPE_PREFIX) for key in attributes)
+
+
 def span_facts(record: SpanRecord) -> SpanFacts:
     attributes = record.attributes
     hit = bool(attributes.get(semconv.CACHE_HIT))
     batch_index = attributes.get(semconv.BATCH_INDEX)
     cost = _first(attributes, semconv.GEN_AI_USAGE_COST, semconv.COST_TOTAL_USD)
-    # An LM span without a cost (a failed call, another producer's span) is unpriced, as the report counts it.
-    unpriced_call = cost is None and attributes.get(semconv.SPAN_KIND) in semconv.LM_CALL_KINDS
+    # An LM call without a cost (a failed call) is unpriced, as the report counts it.
+    unpriced_call = cost is None and is_lm_call(attributes)
     return SpanFacts(
         label=str(attributes.get(semconv.MODULE_PATH) or record.name),
         tokens=_usage(attributes),

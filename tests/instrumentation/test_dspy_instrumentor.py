@@ -3,6 +3,7 @@ the one instance per process, the entry point, and the app's `suppress_instrumen
 
 from __future__ import annotations
 
+import inspect
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -84,10 +85,15 @@ def test_one_instance_per_process_and_a_second_construction_keeps_the_exact_rest
     before = (vars(Module)["__call__"], vars(BaseLM)["__call__"], execution.finalize)
     first = DSPyInstrumentor()
     first.instrument(tracer_provider=tracer_provider, capture_content=False)
+    patched = vars(Module)["__call__"]
+    # No `__wrapped__`, so that another tool's unwrap stops at it (lmscope/instrumentation/_patching.py); the
+    # signature stays DSPy's.
+    assert patched is not before[0] and not hasattr(patched, "__wrapped__")
+    assert inspect.signature(patched) == inspect.signature(before[0])
     second = DSPyInstrumentor()  # `lmscope.instrument()`, a test, or the app: the same object, patches kept
     assert second is first and second.is_instrumented and second.is_instrumented_by_opentelemetry
     second.instrument(tracer_provider=tracer_provider, capture_content=False)  # refused: patched once only
-    assert vars(Module)["__call__"].__wrapped__ is before[0]
+    assert vars(Module)["__call__"] is patched
     second.uninstrument()
     assert (vars(Module)["__call__"], vars(BaseLM)["__call__"], execution.finalize) == before
     assert not first.is_instrumented and not first.is_instrumented_by_opentelemetry

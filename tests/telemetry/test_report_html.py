@@ -344,7 +344,8 @@ def test_many_groups_end_in_one_summed_row(dom_of: Callable[[str], Any]) -> None
         with tracer.start_as_current_span(f"m{index}", attributes={semconv.MODULE_PATH: f"m{index:02d}"}):
             tracer.start_span(f"chat model-{index:02d}", attributes={
                 semconv.SPAN_KIND: semconv.KIND_LLM, semconv.GEN_AI_REQUEST_MODEL: f"model-{index:02d}",
-                semconv.GEN_AI_USAGE_COST: (modules - index) / 64}).end()
+                semconv.GEN_AI_USAGE_COST: (modules - index) / 64,
+                semconv.CACHE_HIT: False}).end()  # an lmscope key: lmscope's LM span, which the report counts
     dom = dom_of(render_html(gather_page(records_from_spans(memory.get_finished_spans()), "many.jsonl")))
     for chart_id in ("cost-by-module", "cost-by-model", "tokens-by-model"):
         rows = dom.by_id(chart_id).find_all(cls="bar-row")

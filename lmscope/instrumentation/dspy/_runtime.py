@@ -50,6 +50,7 @@ from ._frames import (
 )
 from ._module_paths import module_aliases, module_path
 from ._naming import module_facts, span_kind
+from ._neighbours import Neighbours
 from ._results import lm_call_from_result
 from ._settings import settings_attributes
 from ._span_builders import lm_end_attributes, lm_start_attributes, module_end_attributes, module_start_attributes
@@ -75,6 +76,11 @@ class Runtime:
         self.content = content
         self.lm_call_listeners: list[LMCallListener] = []
         self.module_listeners: list[ModuleListener] = []
+        self.neighbours: Neighbours | None = None
+        """Looks for other DSPy instrumentations at each top-level span (`_neighbours.py`)."""
+        self.retired = False
+        """Set when lmscope unpatches DSPy. A wrapper that another tool's patch keeps calling (MLflow's patch of
+        `Evaluate.__call__` made after lmscope's holds it in a closure) then passes calls through."""
 
     # --- modules and containers ------------------------------------------------------------------
     def start_module(self, module: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any], *, container: bool = False,
@@ -82,6 +88,8 @@ class Runtime:
                      path_owner: Any = None, extra: Mapping[str, Any] | None = None) -> ModuleFrame:
         ctx = otel_context.get_current()
         parent = _calling_module(ctx)
+        if parent is None and self.neighbours is not None:
+            self.neighbours.look()
         owner = None if path_owner is NO_PATH else (module if path_owner is None else path_owner)
         path = module_path(parent, owner) if owner is not None else (parent.path if parent else "")
         span_name = name if name is not None else (path + name_suffix if path else name_suffix.lstrip("."))
@@ -145,6 +153,8 @@ class Runtime:
     def start_lm(self, lm: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> LMFrame:
         ctx = otel_context.get_current()
         parent = _calling_module(ctx)
+        if parent is None and self.neighbours is not None:
+            self.neighbours.look()
         provider, model = _route(str(getattr(lm, "model", "unknown")))
 
         def build() -> Attributes:

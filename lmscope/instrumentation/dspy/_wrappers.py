@@ -105,6 +105,8 @@ def container_call(runtime: Runtime, original: Callable[..., Any], *, name_suffi
     what went in and what came out (`_containers.py`)."""
 
     def start(owner: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ModuleFrame | None:
+        if runtime.retired:  # lmscope has left, and another tool's patch still calls this wrapper (`_patching.py`)
+            return None
         parent = otel_context.get_value(FRAME_KEY)
         if not own_path and type(parent) is ModuleFrame and parent.container:
             return None  # Parallel inside Module.batch: the batch span already covers it
