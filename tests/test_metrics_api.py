@@ -174,6 +174,9 @@ def test_metrics_off_by_default_add_no_hook_and_no_import(tmp_path):
             "print(handle._metrics, runtime.lm_call_listeners, runtime.module_listeners, "
             "'opentelemetry.sdk.metrics' in sys.modules)")
     env = {name: value for name, value in os.environ.items() if not name.startswith(("LMSCOPE_", "OTEL_"))}
+    # Logfire (a dev dependency) registers a Pydantic plugin: the first Pydantic model DSPy defines would import
+    # Logfire, and with it the metrics SDK. Not lmscope's import, and not there for an app without Logfire.
+    env["PYDANTIC_DISABLE_PLUGINS"] = "logfire-plugin"
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
                           cwd=tmp_path)
     assert done.returncode == 0, done.stderr

@@ -114,6 +114,8 @@ class Options:
     mlflow_tracking_uri: str = MLFLOW_DEFAULT_TRACKING_URI
     mlflow_experiment_id: str | None = None
     mlflow_experiment_name: str | None = None
+    export_all_spans: bool = False
+    """lmscope's exporters also send the app's spans of a provider lmscope shares with it (default: only lmscope's)."""
     otlp_metrics_protocol: Literal["http/protobuf", "grpc", "http/json"] = "http/protobuf"
     """`otlp_protocol` as the metrics exporter reads it (OTEL_EXPORTER_OTLP_METRICS_PROTOCOL, not ..._TRACES_...)."""
     sources: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), compare=False, repr=False)
@@ -411,6 +413,8 @@ _TABLE: Final[tuple[_Option, ...]] = (
             env_aliases=("MLFLOW_EXPERIMENT_ID",), used_by=_MLFLOW),
     _Option("mlflow_experiment_name", _string, "a non-empty experiment name", lambda: None,
             env_aliases=("MLFLOW_EXPERIMENT_NAME",), used_by=_MLFLOW),
+    # What lmscope's exporters send of a provider shared with the app (`_span_switch.ProcessorGroup`).
+    _Option("export_all_spans", _boolean, "true, false, 1, 0, yes, no", lambda: False),
 )
 OPTION_NAMES: Final[tuple[str, ...]] = tuple(option.name for option in _TABLE if not option.key)
 """What a user can set; rows with a `key` are views of another option, not options of their own."""
