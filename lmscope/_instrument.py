@@ -17,7 +17,7 @@ from .telemetry._options import ARGUMENT, ConfigError, Options, resolve_options
 from .telemetry._scrub_match import ScrubCallback
 
 if TYPE_CHECKING:  # imported when instrument() runs: `import lmscope` stays light (no SDK exporters, no wrapt)
-    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import TracerProvider
 
     from .instrumentation.dspy import DSPyInstrumentor
     from .telemetry._content import ContentPolicy
@@ -93,7 +93,8 @@ class Instrumentation:
 
     @property
     def tracer_provider(self) -> TracerProvider:
-        """The SDK provider lmscope's spans go through: the app's own when it had set one, otherwise lmscope's."""
+        """The provider lmscope's spans go through now: the app's global one once it set one (an SDK provider, or
+        Logfire's), before that lmscope's own (never set as the global one)."""
         return self._tracing.tracer_provider
 
     @property
@@ -108,14 +109,16 @@ class Instrumentation:
         recorder = self._metrics_recorder
         if self._dspy.is_instrumented_by_opentelemetry:
             # The one DSPyInstrumentor of the process is on already: `opentelemetry-instrument` loaded it, or the app
-            # instrumented it. Its spans go to the global TracerProvider (which holds lmscope's processors when it is
-            # an SDK one); patching twice would duplicate every span, and undoing its patches is not ours to do.
+            # instrumented it. Its spans go to the global TracerProvider (which holds lmscope's processors, and they
+            # pass its scope); patching twice would duplicate every span, and undoing its patches is not ours to do.
             logger.info("lmscope: DSPy is instrumented already (by opentelemetry-instrument or the app's own "
                         "DSPyInstrumentor); lmscope.instrument() leaves it as it is")
             return
+        from .instrumentation.dspy import TRACER_NAME as DSPY_TRACER_NAME
+
         try:
             # No dependency check: a DSPy of another version is tried all the same, and left untraced if it fails.
-            self._dspy.instrument(tracer=self._tracing.tracer("lmscope.instrumentation.dspy", __version__),
+            self._dspy.instrument(tracer=self._tracing.tracer(DSPY_TRACER_NAME, __version__),
                                   capture_content=self._content, skip_dep_check=True,
                                   lm_call_listeners=() if recorder is None else (recorder.record_lm_call,),
                                   module_listeners=() if recorder is None else (recorder.record_module,))
@@ -195,7 +198,8 @@ def instrument(*, service_name: str | None = None, exporters: Sequence[str] | st
                mlflow_experiment_id: str | None = None, mlflow_experiment_name: str | None = None,
                phoenix_endpoint: str | None = None,
                scrub: bool | None = None, scrub_patterns: Sequence[str] | None = None,
-               scrub_callback: ScrubCallback | None = None, max_content_chars: int | None = None) -> Instrumentation:
+               scrub_callback: ScrubCallback | None = None, max_content_chars: int | None = None,
+               export_all_spans: bool | None = None) -> Instrumentation:
     """Trace DSPy programs: every module step, LM call, cache hit, retrieval and tool call becomes a span.
 
     Every option left as None comes from `LMSCOPE_<NAME>`, then the standard variables that mean the same
@@ -212,6 +216,11 @@ def instrument(*, service_name: str | None = None, exporters: Sequence[str] | st
     default is used), and so is a pyproject.toml that cannot be read; a backend that is merely down raises
     nothing. `otlp_protocol`: http/protobuf (default), grpc or http/json (spans; metrics go as http/protobuf).
     Calling it again returns the active handle unchanged.
+
+    lmscope never sets the global TracerProvider: the app may set its own (SDK, `logfire.configure()`, the distro)
+    before or after this call. From then on lmscope's spans go through the app's provider, so its exporters get them,
+    and lmscope's exporters get them too; lmscope's exporters send only lmscope's spans (its instrumentation scope),
+    not the app's, unless `export_all_spans=True`.
 
     `metrics_exporters`: none (default), otlp (OTEL_EXPORTER_OTLP_* and their METRICS variants), console,
     prometheus (a scrape endpoint on `prometheus_endpoint`, default 127.0.0.1:9464; needs the
@@ -231,10 +240,12 @@ def instrument(*, service_name: str | None = None, exporters: Sequence[str] | st
              "jaeger_endpoint": jaeger_endpoint, "jaeger_protocol": jaeger_protocol, "langfuse_host": langfuse_host,
              "mlflow_tracking_uri": mlflow_tracking_uri, "mlflow_experiment_id": mlflow_experiment_id,
              "mlflow_experiment_name": mlflow_experiment_name, "phoenix_endpoint": phoenix_endpoint,
-             "scrub": scrub, "scrub_patterns": scrub_patterns, "max_content_chars": max_content_chars}
+             "scrub": scrub, "scrub_patterns": scrub_patterns, "max_content_chars": max_content_chars,
+             "export_all_spans": export_all_spans}
     options = {name: value for name, value in given.items() if value is not None}
     resolved = resolve_options(**options)
     content = _content_policy(resolved, scrub_callback)
+    from .instrumentation.dspy import TRACER_NAME as DSPY_TRACER_NAME
     from .telemetry._metrics_setup import setup_metrics
     from .telemetry._pipeline import build_span_processors
     from .telemetry._tracer_provider import setup_tracing
@@ -252,7 +263,9 @@ def instrument(*, service_name: str | None = None, exporters: Sequence[str] | st
             if metrics is not None:  # a ConfigError from the span exporters: leave no scrape endpoint behind
                 metrics.shutdown()
             raise
-        handle = Instrumentation(resolved, setup_tracing(resolved, processors), metrics, content)
+        # The DSPy scope passes even when `opentelemetry-instrument` instrumented DSPy (lmscope gives no tracer then).
+        tracing = setup_tracing(resolved, processors, scopes=(DSPY_TRACER_NAME,))
+        handle = Instrumentation(resolved, tracing, metrics, content)
         _active = handle
         if handle._tracing.exports:  # a SIGTERM must not lose what is queued (lmscope/_signals.py)
             _signals.install(handle._signal_flush())
@@ -262,11 +275,13 @@ def instrument(*, service_name: str | None = None, exporters: Sequence[str] | st
 
 
 def _without_exporters_the_app_runs(options: Options) -> Options:
-    """No span exporter from OTEL_TRACES_EXPORTER when the app already runs its own SDK TracerProvider.
+    """No span exporter from OTEL_TRACES_EXPORTER when the app already runs its own TracerProvider.
 
-    That variable also configures the SDK's own setup (`opentelemetry-instrument`, the distro), and lmscope joins the
-    app's provider, whose exporters then send lmscope's spans too: honouring the variable a second time would send
+    That variable also configures the SDK's own setup (`opentelemetry-instrument`, the distro), and lmscope's spans go
+    through the app's provider, whose exporters then send them: honouring the variable a second time would send
     every span twice. Exporters asked of lmscope itself (argument, LMSCOPE_EXPORTERS, [tool.lmscope]) still run.
+    The other order (the app sets its provider after instrument()) ends the same way: the registry stops feeding
+    exporters that came from the variable once lmscope's spans go through the app's provider (_tracer_provider.py).
     """
     from .telemetry._options import NO_EXPORT
     from .telemetry._tracer_provider import app_provider

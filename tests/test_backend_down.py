@@ -40,9 +40,7 @@ pytestmark = pytest.mark.usefixtures("clean_env")
 @contextmanager
 def traced(**options: Any) -> Iterator[TracingSetup]:
     """lmscope's pipeline for `options` on a private provider (the process-wide global stays untouched)."""
-    holder: list[trace.TracerProvider] = [trace.ProxyTracerProvider()]
-    registry = ProviderRegistry(get_global=lambda: holder[0], set_global=lambda p: holder.__setitem__(0, p),
-                                at_exit=lambda hook: None)
+    registry = ProviderRegistry(get_global=trace.ProxyTracerProvider, at_exit=lambda hook: None)
     resolved = resolve_options(**options)
     setup = registry.setup(resolved, build_span_processors(resolved))
     instrumentor = DSPyInstrumentor()

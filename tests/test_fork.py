@@ -26,9 +26,11 @@ APP = textwrap.dedent("""
     import json, multiprocessing, os, sys, threading, time
     import lmscope
     from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
 
     path, forks, how = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    lmscope.instrument(exporters="file", file_path=path)
+    trace.set_tracer_provider(TracerProvider())  # the app's own, without exporters of its own
+    lmscope.instrument(exporters="file", file_path=path, export_all_spans=True)  # the app's spans go to lmscope's file
     tracer = trace.get_tracer("fork-test")
     stop = threading.Event()
 

@@ -26,6 +26,7 @@ APP = textwrap.dedent("""
     import os, signal, sys
     import lmscope
     from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
 
     path, progress, mode = sys.argv[1], sys.argv[2], sys.argv[3]
     if mode == "app-handler":
@@ -33,8 +34,9 @@ APP = textwrap.dedent("""
             print("app handler got", signum, flush=True)
             sys.exit(3)
         signal.signal(signal.SIGTERM, on_term)
-    if mode != "bare":
-        lmscope.instrument(exporters="file", file_path=path)
+    trace.set_tracer_provider(TracerProvider())  # the app's own, without exporters of its own
+    if mode != "bare":  # the app's spans go to lmscope's file (they are not lmscope's: export_all_spans)
+        lmscope.instrument(exporters="file", file_path=path, export_all_spans=True)
     tracer = trace.get_tracer("signal-test")
     done = os.open(progress, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     i = 0
@@ -134,8 +136,10 @@ INSIDE_ON_END = textwrap.dedent("""
     import os, signal, sys, time
     import lmscope
     from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
 
-    handle = lmscope.instrument(exporters="file", file_path=sys.argv[1])
+    trace.set_tracer_provider(TracerProvider())  # the app's, whose spans lmscope's file gets (export_all_spans)
+    handle = lmscope.instrument(exporters="file", file_path=sys.argv[1], export_all_spans=True)
     for i in range(100):
         trace.get_tracer("t").start_span("work").end()
     processor = handle._tracing.processors[0]

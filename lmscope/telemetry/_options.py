@@ -116,6 +116,8 @@ class Options:
     mlflow_experiment_id: str | None = None
     mlflow_experiment_name: str | None = None
     phoenix_endpoint: str = PHOENIX_DEFAULT_ENDPOINT
+    export_all_spans: bool = False
+    """lmscope's exporters also send the app's spans of a provider lmscope shares with it (default: only lmscope's)."""
     otlp_metrics_protocol: Literal["http/protobuf", "grpc", "http/json"] = "http/protobuf"
     """`otlp_protocol` as the metrics exporter reads it (OTEL_EXPORTER_OTLP_METRICS_PROTOCOL, not ..._TRACES_...)."""
     sources: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), compare=False, repr=False)
@@ -419,6 +421,8 @@ _TABLE: Final[tuple[_Option, ...]] = (
             "the http:// or https:// base URL of a Phoenix server, e.g. http://localhost:6006 (or its /v1/traces URL)",
             lambda: PHOENIX_DEFAULT_ENDPOINT, env_aliases=("PHOENIX_COLLECTOR_ENDPOINT",),
             used_by=UsedBy(spans=("phoenix",))),
+    # What lmscope's exporters send of a provider shared with the app (`_span_switch.ProcessorGroup`).
+    _Option("export_all_spans", _boolean, "true, false, 1, 0, yes, no", lambda: False),
 )
 OPTION_NAMES: Final[tuple[str, ...]] = tuple(option.name for option in _TABLE if not option.key)
 """What a user can set; rows with a `key` are views of another option, not options of their own."""

@@ -1,12 +1,14 @@
-"""Tracer provider setup: add our processors to the app's SDK provider, or install ours once per process.
+"""Where lmscope's spans go: through lmscope's own provider, or the app's global one once it set one.
 
-The SDK can add a span processor to a provider but never remove one, and `set_tracer_provider` works once
-per process. So lmscope hangs exactly one `SwitchableSpanProcessor` on a provider and attaches or detaches
-its processor groups there: teardown leaves an app's provider as it found it, and instrumenting again after
-teardown reuses the provider lmscope installed earlier.
+lmscope never sets the global TracerProvider (`_following_tracer.py` says why): the app can set its own before or
+after `lmscope.instrument()`, plain SDK or Logfire, and is never refused. Its own provider lmscope creates once per
+process (its resource is fixed), and reuses when instrumenting again after teardown.
+
+On each provider lmscope's spans go through it hangs one `SwitchableSpanProcessor` (`_span_switch.py`), where each
+setup attaches its processor group and detaches it at teardown, leaving an app's provider as it found it.
 
 Which processors and exporters there are (one per exporter name) is `_pipeline`'s business; this module only
-routes the spans of a provider to them.
+routes spans to them.
 """
 
 from __future__ import annotations
@@ -14,119 +16,31 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
-from weakref import WeakKeyDictionary
 
-from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, SynchronousMultiSpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
-from ._batch_export import BatchExportProcessor, drop_report, flush_processors, shutdown_processors
+from ._batch_export import BatchExportProcessor
+from ._following_tracer import FollowingTracer
 from ._fork import renew_after_fork
 from ._options import Options, env_service_name
+from ._span_switch import ProcessorGroup, SwitchableSpanProcessor
 
 logger = logging.getLogger("lmscope")
 
 
-def _fanout() -> SynchronousMultiSpanProcessor:
-    """An empty SDK fan-out; a function, so the SDK's unannotated constructor is excused to mypy in one place."""
-    return SynchronousMultiSpanProcessor()  # type: ignore[no-untyped-call, unused-ignore]  # unannotated in the SDK
-
-
-class _ProcessorGroup(SynchronousMultiSpanProcessor):
-    """One setup's processors. Shuts down once, whoever asks first: our teardown or the provider at exit."""
-
-    def __init__(self, processors: Sequence[SpanProcessor]) -> None:
-        super().__init__()  # type: ignore[no-untyped-call, unused-ignore]  # the SDK leaves __init__ unannotated
-        for processor in processors:
-            self.add_span_processor(processor)
-        self.processors = tuple(processors)
-        self._closed = False
-        self._close_lock = threading.Lock()
-        renew_after_fork(self)
-
-    def after_fork_in_child(self) -> None:
-        self._close_lock = threading.Lock()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        # False after shutdown, as the SDK's own processors answer; nothing is left to deliver then.
-        # In parallel: one hanging backend must not use up the time of the others.
-        return not self._closed and flush_processors(self.processors, timeout_millis / 1000)
-
-    def shutdown(self) -> None:
-        """Deliver what is queued (bounded by SHUTDOWN_TIMEOUT_S), close the exporters, report drops in one line."""
-        with self._close_lock:
-            if self._closed:
-                return
-            self._closed = True
-        shutdown_processors(self.processors)
-        report = drop_report(self.processors)
-        if report is not None:
-            logger.warning(report)
-
-
-class SwitchableSpanProcessor(SpanProcessor):
-    """The one processor lmscope adds to a provider; groups of processors attach to and detach from it."""
-
-    def __init__(self) -> None:
-        # Replaced whole on every change, so span callbacks read one consistent fan-out without a lock.
-        self._fanout = _fanout()
-        self._groups: tuple[SpanProcessor, ...] = ()
-        self._lock = threading.Lock()
-        renew_after_fork(self)
-
-    def after_fork_in_child(self) -> None:
-        self._lock = threading.Lock()
-
-    @property
-    def groups(self) -> tuple[SpanProcessor, ...]:
-        return self._groups
-
-    def attach(self, group: SpanProcessor) -> None:
-        with self._lock:
-            self._set((*self._groups, group))
-
-    def detach(self, group: SpanProcessor) -> None:
-        with self._lock:
-            self._set(tuple(g for g in self._groups if g is not group))
-
-    def _set(self, groups: tuple[SpanProcessor, ...]) -> None:
-        fanout = _fanout()
-        for group in groups:
-            fanout.add_span_processor(group)
-        self._groups, self._fanout = groups, fanout
-
-    # Only the public hooks are forwarded: the SDK's private `_on_ending` stays the base class's no-op, which is all
-    # lmscope's own processors (the only ones in the groups) implement.
-    def on_start(self, span: Span, parent_context: context_api.Context | None = None) -> None:
-        self._fanout.on_start(span, parent_context=parent_context)
-
-    def on_end(self, span: ReadableSpan) -> None:
-        self._fanout.on_end(span)
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._fanout.force_flush(timeout_millis)
-
-    def shutdown(self) -> None:
-        # Only the provider calls this, when it shuts down (app teardown or interpreter exit).
-        with self._lock:
-            fanout = self._fanout
-            self._set(())
-        fanout.shutdown()
-
-
 class TracingSetup:
-    """What `setup_tracing` installed: the provider spans go through and our processors on it."""
+    """What `setup_tracing` set up: lmscope's processors for one `instrument()`, and the tracers it hands out."""
 
-    def __init__(self, provider: TracerProvider, switch: SwitchableSpanProcessor, group: _ProcessorGroup,
-                 *, owns_provider: bool, on_close: Callable[[TracingSetup], None]) -> None:
-        self._provider = provider
-        self._switch = switch
+    def __init__(self, registry: ProviderRegistry, group: ProcessorGroup, *, joins_app: bool) -> None:
+        self._registry = registry
         self._group = group
-        self._owns_provider = owns_provider
-        self._on_close = on_close
+        self.joins_app = joins_app
+        """False when the exporters came from OTEL_TRACES_EXPORTER: the app's provider exports lmscope's spans
+        already once they go through it (see `ProviderRegistry._follow`)."""
         self._closed = False
         self._lock = threading.Lock()
         renew_after_fork(self)
@@ -135,13 +49,18 @@ class TracingSetup:
         self._lock = threading.Lock()
 
     @property
-    def tracer_provider(self) -> TracerProvider:
-        return self._provider
+    def group(self) -> ProcessorGroup:
+        return self._group
+
+    @property
+    def tracer_provider(self) -> trace.TracerProvider:
+        """The provider lmscope's spans go through now: the app's global one once it set one, else lmscope's own."""
+        return self._registry.current_provider()
 
     @property
     def owns_provider(self) -> bool:
-        """False when the provider belongs to the app (we only added processors to it)."""
-        return self._owns_provider
+        """False once lmscope's spans go through the app's provider (we only added processors to it)."""
+        return self._registry.current_provider() is self._registry.own_provider
 
     @property
     def processors(self) -> tuple[SpanProcessor, ...]:
@@ -155,18 +74,20 @@ class TracingSetup:
 
     def locks(self) -> list[Any]:
         """The locks a flush or shutdown of this setup takes (lmscope/_signals.py checks they are free)."""
-        found = [self._lock, self._group._close_lock, self._switch._lock]
+        found = [self._lock, self._group._close_lock, *self._registry.switch_locks()]
         return found + [lock for p in self._group.processors if (lock := getattr(p, "_lock", None)) is not None]
 
     def tracer(self, name: str, version: str | None = None) -> trace.Tracer:
-        return self._provider.get_tracer(name, version)
+        """A tracer whose spans our processors export (its scope passes the group's filter)."""
+        self._group.add_scope(name)
+        return self._registry.tracer(name, version)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Export what our processors hold; the app's own processors are the app's business."""
         return self._group.force_flush(timeout_millis)
 
     def shutdown(self) -> None:
-        """Detach, flush and shut down our processors; the provider itself stays up. Idempotent.
+        """Detach, flush and shut down our processors; every provider stays up. Idempotent.
 
         Waits at most SHUTDOWN_TIMEOUT_S for exporters to deliver; what they could not is counted and
         reported in one warning line.
@@ -175,8 +96,7 @@ class TracingSetup:
             if self._closed:
                 return
             self._closed = True
-        self._switch.detach(self._group)  # first, so no new span reaches a processor being shut down
-        self._on_close(self)
+        self._registry.forget(self)  # first, so no new span reaches a processor being shut down
         self._group.shutdown()
 
 
@@ -186,20 +106,28 @@ def build_resource(options: Options) -> Resource:
     return Resource.create({SERVICE_NAME: name})
 
 
-class ProviderRegistry:
-    """Process-wide memory: the provider lmscope installed, the switch on each provider, the live setups.
+def joinable(provider: trace.TracerProvider) -> bool:
+    """True when processors can be added to `provider`: an SDK TracerProvider, or a proxy offering the SDK's public
+    `add_span_processor` (Logfire's global provider is one: it forwards to the SDK provider `configure()` built)."""
+    return isinstance(provider, TracerProvider) or callable(getattr(provider, "add_span_processor", None))
 
-    The globals are injected so tests can drive a fresh-process setup without touching the real ones.
+
+class ProviderRegistry:
+    """Process-wide memory: lmscope's own provider, the app's provider it follows, their switches, the live setups.
+
+    The global getter is injected so tests can drive a fresh-process setup without touching the real one.
     """
 
     def __init__(self, *, get_global: Callable[[], trace.TracerProvider] = trace.get_tracer_provider,
-                 set_global: Callable[[trace.TracerProvider], None] = trace.set_tracer_provider,
                  at_exit: Callable[[Callable[[], object]], object] = atexit.register) -> None:
         self._get_global = get_global
-        self._set_global = set_global
         self._at_exit = at_exit
-        self._installed: TracerProvider | None = None
-        self._switches: WeakKeyDictionary[TracerProvider, SwitchableSpanProcessor] = WeakKeyDictionary()
+        self._own: TracerProvider | None = None
+        self._own_switch = SwitchableSpanProcessor()
+        self._app: trace.TracerProvider | None = None
+        self._app_switch: SwitchableSpanProcessor | None = None
+        self._settled = False
+        """True once the global provider was seen set: followed if `joinable`, else lmscope kept its own."""
         self._live: list[TracingSetup] = []
         self._exit_hook_registered = False
         self._lock = threading.Lock()
@@ -208,51 +136,98 @@ class ProviderRegistry:
     def after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
 
-    def setup(self, options: Options, processors: Sequence[SpanProcessor]) -> TracingSetup:
+    @property
+    def own_provider(self) -> TracerProvider | None:
+        return self._own
+
+    def current_provider(self) -> trace.TracerProvider:
+        self._settle()
+        provider = self._app if self._app is not None else self._own
+        assert provider is not None, "a setup exists, so one of the two does"
+        return provider
+
+    def switch_locks(self) -> list[Any]:
+        switches = [self._own_switch] if self._app_switch is None else [self._own_switch, self._app_switch]
+        return [switch._lock for switch in switches]
+
+    def setup(self, options: Options, processors: Sequence[SpanProcessor],
+              scopes: Iterable[str] = ()) -> TracingSetup:
+        group = ProcessorGroup(processors, None if options.export_all_spans else scopes)
+        setup = TracingSetup(self, group, joins_app=options.sources.get("exporters") != "OTEL_TRACES_EXPORTER")
+        self._settle()
         with self._lock:
-            provider, owns = self._provider_for(build_resource(options))
-            switch = self._switches.get(provider)
-            if switch is None:
-                switch = self._switches[provider] = SwitchableSpanProcessor()
-                provider.add_span_processor(switch)
-            group = _ProcessorGroup(processors)
-            switch.attach(group)
-            setup = TracingSetup(provider, switch, group, owns_provider=owns, on_close=self._forget)
+            if self._app is None:
+                self._ensure_own(build_resource(options))
+                self._own_switch.attach(group)
+            elif setup.joins_app:
+                assert self._app_switch is not None
+                self._app_switch.attach(group)
             self._live.append(setup)
             if not self._exit_hook_registered:
-                # Registered after the provider was created, so it runs before the SDK's own atexit shutdown.
+                # After our own provider (if any) was created: runs before that provider's atexit shutdown. An app's
+                # provider set up later shuts down first, and with it our processors there (once, see ProcessorGroup).
                 self._at_exit(self.shutdown_all)
                 self._exit_hook_registered = True
         return setup
 
-    def app_provider(self) -> TracerProvider | None:
-        """The global provider when it is an SDK TracerProvider the app (not lmscope) set, else None."""
-        current = self._get_global()
-        return current if isinstance(current, TracerProvider) and current is not self._installed else None
+    def tracer(self, name: str, version: str | None) -> trace.Tracer:
+        own = trace.NoOpTracer() if self._own is None else self._own.get_tracer(name, version)
+        return FollowingTracer(name, version, own, self._route)
 
-    def _provider_for(self, resource: Resource) -> tuple[TracerProvider, bool]:
+    def _route(self, name: str, version: str | None) -> trace.Tracer | None:
+        """The tracer lmscope's spans use for good once the global provider is set; None until then (per span)."""
+        if not self._settled and isinstance(self._get_global(), trace.ProxyTracerProvider):
+            return None
+        self._settle()
+        if self._app is not None:
+            return self._app.get_tracer(name, version)
+        assert self._own is not None, "not following: setup() created ours"
+        return self._own.get_tracer(name, version)
+
+    def _settle(self) -> None:
+        """Follow the global provider if the app set one since; once settled, nothing changes any more."""
+        if self._settled:
+            return
         current = self._get_global()
-        if isinstance(current, TracerProvider):
-            if current is self._installed and current.resource != resource:
-                logger.warning("lmscope: the tracer provider installed earlier keeps service.name=%r "
-                               "(a provider's resource is fixed); the new service.name=%r needs a new process",
-                               current.resource.attributes.get(SERVICE_NAME), resource.attributes.get(SERVICE_NAME))
-            return current, current is self._installed
-        provider = TracerProvider(resource=resource)
-        if not isinstance(current, trace.ProxyTracerProvider):
-            # A vendor or no-op provider has no SDK processors to add to: keep ours private.
+        if isinstance(current, trace.ProxyTracerProvider):
+            return
+        with self._lock:
+            if not self._settled:
+                self._follow(current)
+                self._settled = True
+
+    def _follow(self, provider: trace.TracerProvider) -> None:
+        if not joinable(provider):
+            # A no-op or vendor provider takes no processors: lmscope's exporters would see none of its spans.
             logger.warning("lmscope: the global tracer provider is a %s, not an OpenTelemetry SDK TracerProvider; "
-                           "lmscope exports its own spans through a separate provider", type(current).__name__)
-            return provider, True
-        self._set_global(provider)
-        winner = self._get_global()
-        if winner is not provider and isinstance(winner, TracerProvider):
-            # Another thread set the global first (set_tracer_provider only warns): join that one.
-            return winner, False
-        self._installed = provider
-        return provider, True
+                           "lmscope exports its own spans through a separate provider", type(provider).__name__)
+            return
+        switch = SwitchableSpanProcessor()
+        provider.add_span_processor(switch)  # type: ignore[attr-defined]  # joinable() checked it has one
+        self._app, self._app_switch = provider, switch
+        for setup in self._live:
+            if setup.joins_app:
+                switch.attach(setup.group)  # also stays on our own switch for the spans still open there
+            else:
+                logger.info("lmscope: from now on lmscope's spans go through the app's TracerProvider, which exports "
+                            "them: the exporters from OTEL_TRACES_EXPORTER no longer get new spans")
 
-    def _forget(self, setup: TracingSetup) -> None:
+    def _ensure_own(self, resource: Resource) -> TracerProvider:
+        own = self._own
+        if own is None:
+            own = self._own = TracerProvider(resource=resource)
+            own.add_span_processor(self._own_switch)
+        elif own.resource != resource:
+            logger.warning("lmscope: the tracer provider lmscope created earlier keeps service.name=%r "
+                           "(a provider's resource is fixed); the new service.name=%r needs a new process",
+                           own.resource.attributes.get(SERVICE_NAME), resource.attributes.get(SERVICE_NAME))
+        return own
+
+    def forget(self, setup: TracingSetup) -> None:
+        """Detach `setup`'s group from every switch and stop tracking it."""
+        self._own_switch.detach(setup.group)
+        if self._app_switch is not None:
+            self._app_switch.detach(setup.group)
         with self._lock:
             self._live = [s for s in self._live if s is not setup]
 
@@ -271,15 +246,16 @@ class ProviderRegistry:
 _REGISTRY = ProviderRegistry()
 
 
-def app_provider() -> TracerProvider | None:
-    """The app's own SDK TracerProvider, set as the global one, if any (lmscope would join it)."""
-    return _REGISTRY.app_provider()
+def app_provider() -> trace.TracerProvider | None:
+    """The app's global provider when it set one lmscope's spans can join, else None (lmscope never sets it)."""
+    current = trace.get_tracer_provider()
+    return None if isinstance(current, trace.ProxyTracerProvider) or not joinable(current) else current
 
 
-def setup_tracing(options: Options, processors: Sequence[SpanProcessor]) -> TracingSetup:
-    """Route spans to `processors`: through the app's SDK TracerProvider if it set one, else through ours.
+def setup_tracing(options: Options, processors: Sequence[SpanProcessor], scopes: Iterable[str] = ()) -> TracingSetup:
+    """Route lmscope's spans to `processors`, through the app's global provider once it set one, else through ours.
 
-    Our provider is created with `service.name` and OTEL_RESOURCE_ATTRIBUTES and set as the global one if
-    none was set yet. `TracingSetup.shutdown()` detaches our processors and never shuts down the app's provider.
+    `processors` get the spans of `scopes` and of every tracer `TracingSetup.tracer()` hands out, or every span of
+    the provider with `export_all_spans`. `TracingSetup.shutdown()` detaches them and shuts down no provider.
     """
-    return _REGISTRY.setup(options, processors)
+    return _REGISTRY.setup(options, processors, scopes)

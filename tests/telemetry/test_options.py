@@ -17,7 +17,7 @@ from lmscope.telemetry._options import CAPTURE_ALLOWED, OPTION_NAMES, ConfigErro
 ALLOWED_OPTIONS = ("service_name, exporters, file_path, otlp_endpoint, otlp_protocol, capture_content, "
                    "scrub, scrub_patterns, max_content_chars, console_stream, max_queue_size, metrics_exporters, prometheus_endpoint, jaeger_endpoint, "
                    "jaeger_protocol, langfuse_host, mlflow_tracking_uri, mlflow_experiment_id, mlflow_experiment_name, "
-                   "phoenix_endpoint")
+                   "phoenix_endpoint, export_all_spans")
 EXPORTERS_ALLOWED = "console, file, otlp, jaeger, langfuse, mlflow, phoenix, none"
 
 
@@ -46,7 +46,7 @@ def test_defaults_with_nothing_set() -> None:
                               prometheus_endpoint="127.0.0.1:9464", jaeger_endpoint=None,
                               jaeger_protocol="http/protobuf", langfuse_host="https://cloud.langfuse.com",
                               mlflow_tracking_uri="http://localhost:5000", mlflow_experiment_id=None,
-                              mlflow_experiment_name=None, phoenix_endpoint="http://localhost:6006",
+                              mlflow_experiment_name=None, phoenix_endpoint="http://localhost:6006", export_all_spans=False,
                               otlp_metrics_protocol="http/protobuf")
     assert dict(options.sources) == dict.fromkeys((*OPTION_NAMES, "otlp_metrics_protocol"), "default")
     assert [options.given(name) for name in OPTION_NAMES] == [False] * 20
@@ -58,7 +58,7 @@ def test_option_names_and_error_type() -> None:
                             "max_queue_size", "metrics_exporters",
                             "prometheus_endpoint", "jaeger_endpoint", "jaeger_protocol", "langfuse_host",
                             "mlflow_tracking_uri", "mlflow_experiment_id", "mlflow_experiment_name",
-                            "phoenix_endpoint")
+                            "phoenix_endpoint", "export_all_spans")
     # otlp_metrics_protocol is otlp_protocol as the metrics exporter reads it, not an option of its own.
     assert [f.name for f in dataclasses.fields(Options)] == [*OPTION_NAMES, "otlp_metrics_protocol", "sources"]
     assert issubclass(ConfigError, ValueError)
@@ -92,6 +92,7 @@ MATRIX: list[tuple[str, object, str, str, tuple[Any, Any, Any], Any]] = [
     ("otlp_protocol", "grpc", "http/protobuf", '"grpc"', ("grpc", "http/protobuf", "grpc"), "http/protobuf"),
     ("capture_content", False, "yes", "false", (False, True, False), True),
     ("scrub", False, "no", "true", (False, False, True), True),
+    ("export_all_spans", True, "no", "true", (True, False, True), False),
     ("scrub_patterns", [r"acct-\d+"], '["b+", "c"]', "['d']", ((r"acct-\d+",), ("b+", "c"), ("d",)), ()),
     ("max_content_chars", 100, "200", "300", (100, 200, 300), 16384),
     ("console_stream", "stdout", "stderr", '"stdout"', ("stdout", "stderr", "stdout"), "stderr"),

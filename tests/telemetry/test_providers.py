@@ -1,7 +1,8 @@
 """Tracer provider setup, and the OTLP exporters delivering to real local receivers (tests/conftest.py).
 
-`set_tracer_provider` works once per process, so provider logic runs through a `ProviderRegistry` with
-injected globals, and the real-global behaviour runs in subprocesses.
+`set_tracer_provider` works once per process, so provider logic runs through a `ProviderRegistry` with an
+injected global, and the real-global behaviour runs in subprocesses. lmscope never sets the global provider
+(tests/telemetry/test_setup_order.py, test_provider_following.py: what happens when the app sets one later).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from lmscope.telemetry._exporters.otlp import otlp_span_exporter
 from lmscope.telemetry._options import ConfigError, Options, resolve_options
 from lmscope.telemetry._pipeline import batch_processor
-from lmscope.telemetry._tracer_provider import ProviderRegistry, SwitchableSpanProcessor, build_resource
+from lmscope.telemetry._span_switch import SwitchableSpanProcessor
+from lmscope.telemetry._tracer_provider import ProviderRegistry, build_resource
 
 pytestmark = pytest.mark.usefixtures("clean_env")  # tests/telemetry/conftest.py
 
@@ -50,23 +52,22 @@ class Recorder(SpanProcessor):
 
 
 class FakeGlobals:
-    """The API's global provider slot, once-only like `set_tracer_provider`."""
+    """The API's global provider slot, once-only like `set_tracer_provider` (lmscope only reads it)."""
 
     def __init__(self, current: trace.TracerProvider) -> None:
         self.current = current
-        self.set_calls: list[trace.TracerProvider] = []
         self.exit_hooks: list[Callable[[], object]] = []
 
     def get(self) -> trace.TracerProvider:
         return self.current
 
     def set(self, provider: trace.TracerProvider) -> None:
-        self.set_calls.append(provider)
+        """What the app's `trace.set_tracer_provider` does."""
         if isinstance(self.current, trace.ProxyTracerProvider):
             self.current = provider
 
     def registry(self) -> ProviderRegistry:
-        return ProviderRegistry(get_global=self.get, set_global=self.set, at_exit=self.exit_hooks.append)
+        return ProviderRegistry(get_global=self.get, at_exit=self.exit_hooks.append)
 
 
 def record(spans_from: InMemorySpanExporter) -> list[str]:
@@ -104,9 +105,9 @@ def test_resource_service_name_follows_env_unless_given(monkeypatch: pytest.Monk
     assert build_resource(resolve_options()).attributes["service.name"] == "ours"
 
 
-# --- a fresh process: lmscope installs its provider --------------------------------------------------------
+# --- a fresh process: lmscope uses a provider of its own, and never sets the global one ---------------------
 
-def test_fresh_process_installs_our_provider_once() -> None:
+def test_fresh_process_uses_our_own_provider_and_leaves_the_global_unset() -> None:
     globals_ = FakeGlobals(trace.ProxyTracerProvider())
     registry = globals_.registry()
     exporter, processor = in_memory()
@@ -115,7 +116,7 @@ def test_fresh_process_installs_our_provider_once() -> None:
     setup.tracer("test", "1.0").start_span("work").end()
 
     assert isinstance(setup.tracer_provider, TracerProvider)
-    assert (globals_.set_calls, setup.owns_provider) == ([setup.tracer_provider], True)
+    assert isinstance(globals_.current, trace.ProxyTracerProvider) and setup.owns_provider
     assert setup.tracer_provider.resource.attributes["service.name"] == "svc"
     assert record(exporter) == ["work"]
     span = exporter.get_finished_spans()[0]
@@ -138,7 +139,7 @@ def test_reinstrument_after_shutdown_reuses_our_provider() -> None:
     second_setup.tracer("test").start_span("again").end()
 
     assert second_setup.tracer_provider is provider
-    assert (globals_.set_calls, second_setup.owns_provider) == ([provider], True)
+    assert isinstance(globals_.current, trace.ProxyTracerProvider) and second_setup.owns_provider
     assert (record(first_exporter), record(second_exporter)) == ([], ["again"])
     assert provider_processors(provider) == [SwitchableSpanProcessor]
     assert globals_.exit_hooks == [registry.shutdown_all]
@@ -151,7 +152,7 @@ def test_reusing_our_provider_with_new_service_name_warns(caplog: pytest.LogCapt
     with caplog.at_level(logging.WARNING, logger="lmscope"):
         setup = registry.setup(resolve_options(service_name="second"), [])
     assert setup.tracer_provider.resource.attributes["service.name"] == "first"
-    assert caplog.messages == ["lmscope: the tracer provider installed earlier keeps service.name='first' (a "
+    assert caplog.messages == ["lmscope: the tracer provider lmscope created earlier keeps service.name='first' (a "
                                "provider's resource is fixed); the new service.name='second' needs a new process"]
 
 
@@ -191,7 +192,7 @@ def app_provider() -> tuple[TracerProvider, InMemorySpanExporter]:
     return provider, exporter
 
 
-def test_existing_app_provider_gets_our_processors_added() -> None:
+def test_existing_app_provider_gets_our_processors_added_for_our_spans_only() -> None:
     app, app_exporter = app_provider()
     globals_ = FakeGlobals(app)
     our_exporter, ours = in_memory()
@@ -200,10 +201,21 @@ def test_existing_app_provider_gets_our_processors_added() -> None:
     setup.tracer("lmscope").start_span("ours").end()
     app.get_tracer("app").start_span("apps").end()
 
-    assert (setup.tracer_provider, setup.owns_provider, globals_.set_calls) == (app, False, [])
+    assert (setup.tracer_provider, setup.owns_provider, globals_.current) == (app, False, app)
     assert record(app_exporter) == ["ours", "apps"]
-    assert record(our_exporter) == ["ours", "apps"]
+    assert record(our_exporter) == ["ours"]  # the app exports its own spans; ours would send them twice
     assert our_exporter.get_finished_spans()[0].resource.attributes["service.name"] == "app"
+
+
+def test_export_all_spans_gets_the_apps_spans_too() -> None:
+    app, app_exporter = app_provider()
+    our_exporter, ours = in_memory()
+
+    setup = FakeGlobals(app).registry().setup(resolve_options(export_all_spans=True), [ours])
+    setup.tracer("lmscope").start_span("ours").end()
+    app.get_tracer("app").start_span("apps").end()
+
+    assert (record(app_exporter), record(our_exporter)) == (["ours", "apps"], ["ours", "apps"])
 
 
 def test_shutdown_leaves_app_provider_working() -> None:
@@ -239,22 +251,10 @@ def test_non_sdk_global_provider_gets_a_private_provider(caplog: pytest.LogCaptu
         setup = globals_.registry().setup(resolve_options(service_name="svc"), [processor])
     setup.tracer("test").start_span("work").end()
 
-    assert (globals_.set_calls, setup.owns_provider, record(exporter)) == ([], True, ["work"])
+    assert (setup.owns_provider, record(exporter)) == (True, ["work"])
     assert globals_.current is not setup.tracer_provider
     assert caplog.messages == ["lmscope: the global tracer provider is a NoOpTracerProvider, not an OpenTelemetry "
                                "SDK TracerProvider; lmscope exports its own spans through a separate provider"]
-
-
-def test_losing_the_race_to_set_the_global_joins_the_winner() -> None:
-    winner, winner_exporter = app_provider()
-    answers = iter([trace.ProxyTracerProvider(), winner])
-    registry = ProviderRegistry(get_global=lambda: next(answers), set_global=lambda provider: None,
-                                at_exit=lambda hook: None)
-    exporter, processor = in_memory()
-    setup = registry.setup(Options(), [processor])
-    setup.tracer("test").start_span("work").end()
-    assert (setup.tracer_provider, setup.owns_provider) == (winner, False)
-    assert (record(winner_exporter), record(exporter)) == (["work"], ["work"])
 
 
 # --- the real globals, in fresh processes -----------------------------------------------------------------
@@ -283,19 +283,20 @@ def run_python(body: str) -> dict[str, object]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_real_fresh_process_sets_the_global_once_and_reuses_it() -> None:
+def test_real_fresh_process_leaves_the_global_unset_and_reuses_our_provider() -> None:
     result = run_python("""
         first = setup_tracing(resolve_options(service_name="sub"), [SimpleSpanProcessor(ours1)])
         is_global = trace.get_tracer_provider() is first.tracer_provider
-        trace.get_tracer("app").start_span("app-span").end()
+        first.tracer("lmscope").start_span("ours").end()
+        trace.get_tracer("app").start_span("app-span").end()  # no provider of the app's: not recorded
         first.shutdown()
         second = setup_tracing(resolve_options(service_name="sub"), [SimpleSpanProcessor(ours2)])
-        trace.get_tracer("app").start_span("later").end()
+        second.tracer("lmscope").start_span("later").end()
         print(json.dumps({"is_global": is_global, "reused": second.tracer_provider is first.tracer_provider,
                           "service": first.tracer_provider.resource.attributes["service.name"],
                           "first": names(ours1), "second": names(ours2)}))
     """)
-    assert result == {"is_global": True, "reused": True, "service": "sub", "first": ["app-span"],
+    assert result == {"is_global": False, "reused": True, "service": "sub", "first": ["ours"],
                       "second": ["later"]}
 
 
