@@ -46,10 +46,11 @@ def test_defaults_with_nothing_set() -> None:
                               prometheus_endpoint="127.0.0.1:9464", jaeger_endpoint=None,
                               jaeger_protocol="http/protobuf", langfuse_host="https://cloud.langfuse.com",
                               mlflow_tracking_uri="http://localhost:5000", mlflow_experiment_id=None,
-                              mlflow_experiment_name=None, phoenix_endpoint="http://localhost:6006", export_all_spans=False,
+                              mlflow_experiment_name=None, phoenix_endpoint="http://localhost:6006",
+                              export_all_spans=False,
                               otlp_metrics_protocol="http/protobuf")
     assert dict(options.sources) == dict.fromkeys((*OPTION_NAMES, "otlp_metrics_protocol"), "default")
-    assert [options.given(name) for name in OPTION_NAMES] == [False] * 20
+    assert [options.given(name) for name in OPTION_NAMES] == [False] * len(OPTION_NAMES) == [False] * 21
 
 
 def test_option_names_and_error_type() -> None:
