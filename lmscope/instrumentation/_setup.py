@@ -71,3 +71,46 @@ def _sdk_meter_provider() -> metrics.MeterProvider | None:
     except ImportError:
         return None
     return current if isinstance(current, MeterProvider) else None
+
+
+class PatchOnImport:
+    """Runs an instrumentor's patches once the app has imported `module`: at once if it has, else from a post-import
+    hook. Instrumenting never imports the library itself (DSPy and LiteLLM take ~2 s each)."""
+
+    def __init__(self, module: str) -> None:
+        self.module = module
+        self._pending: Callable[[], None] | None = None
+        self._watching = False
+        """A hook is registered (wrapt cannot remove one, and drops it once it fired)."""
+
+    def schedule(self, patch: Callable[[], None]) -> None:
+        import importlib.util
+        import sys
+
+        self._pending = None
+        if self.module in sys.modules:
+            patch()
+            return
+        if importlib.util.find_spec(self.module) is None:
+            return  # `opentelemetry-instrument` loads every entry point: no such library here, nothing to wait for
+        self._pending = patch
+        if not self._watching:
+            self._watching = True
+            import wrapt
+
+            wrapt.register_post_import_hook(self._imported, self.module)
+
+    def cancel(self) -> None:
+        self._pending = None
+
+    def _imported(self, _module: object) -> None:
+        self._watching = False
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        try:
+            pending()
+        except Exception as exc:  # noqa: BLE001 - raised here it would come out of the app's `import <module>`
+            from ..telemetry._internal_errors import report_internal_error
+
+            report_internal_error(f"instrumenting {self.module} ({self.module} runs untraced)", exc)

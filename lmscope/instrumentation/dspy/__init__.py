@@ -10,7 +10,6 @@ entry point `dspy`: `opentelemetry-instrument python app.py` traces DSPy with no
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from collections.abc import Callable, Collection
 from typing import Any
@@ -23,7 +22,7 @@ from ...telemetry import _semconv as semconv
 from ...telemetry._content import ContentPolicy
 from ...telemetry._lm_call import LMCall
 from .._patching import Patcher
-from .._setup import resolve_setup
+from .._setup import PatchOnImport, resolve_setup
 from .._stack import attributed_to
 from . import _containers as containers
 from . import _wrappers as wrappers
@@ -62,10 +61,6 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # opentelemetry
     _patcher: Patcher | None = None
     runtime: Runtime | None = None
     _undo_context: Callable[[], None] | None = None
-    _pending: Callable[[], None] | None = None
-    """Patches waiting for `import dspy` (set while instrumented before the app imported it)."""
-    _watching = False
-    """A post-import hook for dspy is registered (wrapt cannot remove one: it is registered once per process)."""
 
     def __init__(self) -> None:
         # BaseInstrumentor.__new__ hands back the one instance, and Python runs __init__ on it each time:
@@ -93,21 +88,7 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # opentelemetry
         tracer, content = setup.tracer, setup.content
         lm_call_listeners, module_listeners = setup.lm_call_listeners, setup.module_listeners
 
-        def patch_now() -> None:
-            self._pending = None
-            self._patch(tracer, content, lm_call_listeners, module_listeners)
-
-        if "dspy" in sys.modules:
-            patch_now()
-            return
-        if importlib.util.find_spec("dspy") is None:
-            return  # `opentelemetry-instrument` loads every entry point: no DSPy here, nothing to wait for
-        self._pending = patch_now
-        if not DSPyInstrumentor._watching:
-            DSPyInstrumentor._watching = True
-            import wrapt
-
-            wrapt.register_post_import_hook(_dspy_imported, "dspy")
+        _on_import.schedule(lambda: self._patch(tracer, content, lm_call_listeners, module_listeners))
 
     def _patch(self, tracer: Tracer, content: ContentPolicy, lm_call_listeners: Collection[Callable[[LMCall], None]],
                module_listeners: Collection[ModuleListener]) -> None:
@@ -185,7 +166,7 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # opentelemetry
         self._unpatch()
 
     def _unpatch(self) -> None:
-        self._pending = None
+        _on_import.cancel()
         if self.runtime is not None:
             self.runtime.retired = True
         if self._patcher is not None:
@@ -196,17 +177,8 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # opentelemetry
         self.runtime = None
 
 
-def _dspy_imported(_module: object) -> None:
-    DSPyInstrumentor._watching = False  # wrapt drops a hook once it fired
-    pending = DSPyInstrumentor()._pending
-    if pending is None:
-        return
-    try:
-        pending()
-    except Exception as exc:  # noqa: BLE001 - raised here it would come out of the app's `import dspy`
-        from ...telemetry._internal_errors import report_internal_error
-
-        report_internal_error("instrumenting dspy (DSPy runs untraced)", exc)
+_on_import = PatchOnImport("dspy")
+"""The one for the process: DSPyInstrumentor is a singleton, and wrapt's hook outlives any instrument()."""
 
 
 __all__ = ["DSPyInstrumentor"]

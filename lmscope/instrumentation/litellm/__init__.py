@@ -12,16 +12,14 @@ before instrumenting (`from litellm import completion`).
 from __future__ import annotations
 
 import functools
-import importlib.util
-import sys
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from typing import Any
 
 # The module says `# type: ignore` at its top, so mypy sees none of its names: BaseInstrumentor is Any here.
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from .._patching import Patcher
-from .._setup import InstrumentorSetup, resolve_setup
+from .._setup import InstrumentorSetup, PatchOnImport, resolve_setup
 from ._spans import CHAT, EMBEDDINGS, TEXT_COMPLETION, LiteLLMRuntime
 from .package import _instruments
 
@@ -43,8 +41,6 @@ class LiteLLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # openteleme
 
     _patcher: Patcher | None = None
     runtime: LiteLLMRuntime | None = None
-    _pending: Callable[[], None] | None = None
-    _watching = False
 
     def __init__(self) -> None:
         if self._patcher is None:
@@ -55,22 +51,7 @@ class LiteLLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # openteleme
 
     def _instrument(self, **kwargs: Any) -> None:
         setup = resolve_setup(kwargs, TRACER_NAME)
-
-        def patch_now() -> None:
-            self._pending = None
-            self._patch(setup)
-
-        if "litellm" in sys.modules:
-            patch_now()
-            return
-        if importlib.util.find_spec("litellm") is None:
-            return
-        self._pending = patch_now
-        if not LiteLLMInstrumentor._watching:
-            LiteLLMInstrumentor._watching = True
-            import wrapt
-
-            wrapt.register_post_import_hook(_litellm_imported, "litellm")
+        _on_import.schedule(lambda: self._patch(setup))
 
     def _patch(self, setup: InstrumentorSetup) -> None:
         import litellm
@@ -93,23 +74,13 @@ class LiteLLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # openteleme
         self._unpatch()
 
     def _unpatch(self) -> None:
-        self._pending = None
+        _on_import.cancel()
         if self._patcher is not None:
             self._patcher.restore_all()
         self.runtime = None
 
 
-def _litellm_imported(_module: object) -> None:
-    LiteLLMInstrumentor._watching = False
-    pending = LiteLLMInstrumentor()._pending
-    if pending is None:
-        return
-    try:
-        pending()
-    except Exception as exc:  # noqa: BLE001 - raised here it would come out of the app's `import litellm`
-        from ...telemetry._internal_errors import report_internal_error
-
-        report_internal_error("instrumenting litellm (LiteLLM runs untraced)", exc)
+_on_import = PatchOnImport("litellm")
 
 
 __all__ = ["LiteLLMInstrumentor"]

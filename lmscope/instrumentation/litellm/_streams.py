@@ -16,6 +16,8 @@ from __future__ import annotations
 import threading
 import time
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry.trace import Status, StatusCode
@@ -46,6 +48,21 @@ class StreamRecorder:
         raising, and that close is not the program's."""
         self._ended = False
         self._lock = threading.Lock()
+
+    @contextmanager
+    def reading_chunk(self, end_of_stream: type[BaseException]) -> Iterator[None]:
+        """Around the stream's own `__next__`/`__anext__`: its end or its error ends the span."""
+        self.reading = True
+        try:
+            yield
+        except end_of_stream:
+            self.end()
+            raise
+        except BaseException as error:
+            self.end(error)
+            raise
+        finally:
+            self.reading = False
 
     def chunk(self, chunk: Any) -> None:
         try:
@@ -133,44 +150,20 @@ def _make_traced_class(base: type) -> type:
 
     def __next__(self: Any) -> Any:
         recorder = _recorders.get(self)
-        if recorder is not None:
-            recorder.reading = True
-        try:
+        if recorder is None:
+            return base_next(self)
+        with recorder.reading_chunk(StopIteration):
             chunk = base_next(self)
-        except StopIteration:
-            if recorder is not None:
-                recorder.end()
-            raise
-        except BaseException as error:
-            if recorder is not None:
-                recorder.end(error)
-            raise
-        finally:
-            if recorder is not None:
-                recorder.reading = False
-        if recorder is not None:
-            recorder.chunk(chunk)
+        recorder.chunk(chunk)
         return chunk
 
     async def __anext__(self: Any) -> Any:
         recorder = _recorders.get(self)
-        if recorder is not None:
-            recorder.reading = True
-        try:
+        if recorder is None:
+            return await base_anext(self)
+        with recorder.reading_chunk(StopAsyncIteration):
             chunk = await base_anext(self)
-        except StopAsyncIteration:
-            if recorder is not None:
-                recorder.end()
-            raise
-        except BaseException as error:
-            if recorder is not None:
-                recorder.end(error)
-            raise
-        finally:
-            if recorder is not None:
-                recorder.reading = False
-        if recorder is not None:
-            recorder.chunk(chunk)
+        recorder.chunk(chunk)
         return chunk
 
     def close(self: Any, *args: Any, **kwargs: Any) -> Any:
