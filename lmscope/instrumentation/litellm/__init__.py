@@ -5,8 +5,9 @@
 lmscope's DSPy LM span (DSPy's `engine="litellm"`) or inside the app's `suppress_instrumentation()` is not traced a
 second time. Instrumenting never imports LiteLLM (~2 s): the patch applies when the app imports it.
 
-Not traced yet (issue 13): `responses`/`aresponses`, `completion_with_retries`, `litellm.Router`, and names bound
-before instrumenting (`from litellm import completion`).
+`litellm.Router`'s deployment calls go through `litellm.completion`, so each attempt is a span
+(docs/litellm-internals.md §4). Not traced yet (issue 13): a router span over the attempts, `responses` /
+`aresponses`, and names bound before instrumenting (`from litellm import completion`).
 """
 
 from __future__ import annotations
