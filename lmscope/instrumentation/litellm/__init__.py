@@ -7,7 +7,8 @@ second time. Instrumenting never imports LiteLLM (~2 s): the patch applies when 
 
 `litellm.Router`'s deployment calls go through `litellm.completion`, so each attempt is a span
 (docs/litellm-internals.md §4). Not traced yet (issue 13): a router span over the attempts, `responses` /
-`aresponses`, and names bound before instrumenting (`from litellm import completion`).
+`aresponses`, `completion_with_retries` (it calls `litellm.main.completion`, not the package attribute), and names
+bound before instrumenting (`from litellm import completion`).
 """
 
 from __future__ import annotations
