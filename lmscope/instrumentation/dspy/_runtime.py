@@ -119,6 +119,7 @@ class Runtime:
         recording = span.is_recording()
         frame = ModuleFrame(span, path, owner, parent, container, recording)
         frame.retriever = recording and span_kind_name == semconv.KIND_RETRIEVER
+        frame.kind = span_kind_name
         if self.module_listeners and has_path:
             frame.timing = (span_name, time.perf_counter())
         frame.token = otel_context.attach(otel_context.set_value(FRAME_KEY, frame, set_span_in_context(span, ctx)))
@@ -131,8 +132,13 @@ class Runtime:
             totals = frame.end(parent if parent is not None and parent.rolls_up else None)
             if span.is_recording():
                 returned = error is None and output is not None
+                retriever = frame.retriever
+                if returned and not retriever and frame.kind == semconv.KIND_CHAIN and not frame.container \
+                        and totals.calls == 0 and _looks_retrieved(output):
+                    retriever = True  # a user's retriever, known by what it returned: say so before the span ends
+                    span.set_attribute(semconv.SPAN_KIND, semconv.KIND_RETRIEVER)
                 _set_attributes(span, "module span end attributes", module_end_attributes, totals,
-                                _passages(output) if returned and frame.retriever else None, self.content,
+                                _passages(output) if returned and retriever else None, self.content,
                                 output if returned and self.content.capture_outputs else None)
             if error is not None:
                 _record_error(span, error, self.content)
@@ -312,6 +318,19 @@ def _passages(output: Any) -> Any:
         return output["passages"]
     except (KeyError, TypeError, IndexError):
         return getattr(output, "passages", None)
+
+
+_NO_FIELDS: Mapping[str, Any] = {}
+
+
+def _looks_retrieved(output: Any) -> bool:
+    """What a retriever returns: passages, as a list of strings or as `dspy.Prediction(passages=[...])`
+    (what `dspy.Retrieve` returns). Read from the Prediction's store, never through its attribute hooks."""
+    if type(output) in (list, tuple):
+        return bool(output) and all(type(item) is str for item in output)
+    store = getattr(output, "__dict__", _NO_FIELDS).get("_store")
+    passages = store.get("passages") if type(store) is dict else None
+    return type(passages) is list and bool(passages)
 
 
 def _record_error(span: Span, error: BaseException, policy: ContentPolicy) -> None:

@@ -1,0 +1,70 @@
+"""A user's retriever module is a RETRIEVER span because of what it returns, whatever its class is called; a module
+that asked an LM, or returned something else, stays a CHAIN span."""
+
+from __future__ import annotations
+
+import dspy
+import pytest
+
+from lmscope.telemetry import _semconv as semconv
+
+CORPUS = ["Paris is the capital of France.", "Berlin is the capital of Germany."]
+
+
+class Lookup(dspy.Module):  # no "retriev" in the name
+    def forward(self, query):
+        return dspy.Prediction(passages=[text for text in CORPUS if query.lower() in text.lower()])
+
+
+class KeywordSearch(dspy.Module):
+    def forward(self, query):
+        return [text for text in CORPUS if query.lower() in text.lower()]
+
+
+class Formatter(dspy.Module):
+    def forward(self, query):
+        return dspy.Prediction(answer=query.upper())
+
+
+class Marked(dspy.Module):
+    lmscope_span_kind = "RETRIEVER"  # the explicit mark, for a retriever whose output says nothing
+
+    def forward(self, query):
+        return {"hits": 0}
+
+
+@pytest.mark.parametrize("module", [Lookup(), KeywordSearch()], ids=["prediction", "list"])
+def test_a_module_returning_passages_is_a_retriever_with_its_documents(spans, module):
+    module(query="paris")
+    (span,) = spans()
+    assert span.attributes[semconv.SPAN_KIND] == "RETRIEVER"
+    prefix = f"{semconv.RETRIEVAL_DOCUMENTS}.0."
+    assert span.attributes[prefix + semconv.DOCUMENT_CONTENT] == CORPUS[0]
+    assert span.attributes[prefix + semconv.DOCUMENT_ID] == "0"
+    assert f"{semconv.RETRIEVAL_DOCUMENTS}.1.{semconv.DOCUMENT_ID}" not in span.attributes
+
+
+def test_other_outputs_stay_chain_and_the_mark_still_works(spans):
+    Formatter()(query="paris")
+    KeywordSearch()(query="nowhere")  # no passages found: nothing says it retrieved
+    Marked()(query="x")
+    formatter, empty, marked = spans()
+    assert formatter.attributes[semconv.SPAN_KIND] == "CHAIN"
+    assert empty.attributes[semconv.SPAN_KIND] == "CHAIN"
+    assert marked.attributes[semconv.SPAN_KIND] == "RETRIEVER"
+
+
+class AskingSearch(dspy.Module):
+    def __init__(self):
+        super().__init__()
+        self.predict = dspy.Predict("query -> passages: list[str]")
+
+    def forward(self, query):
+        return dspy.Prediction(passages=self.predict(query=query).passages)
+
+
+def test_a_module_that_asked_an_lm_for_passages_is_not_a_retriever(spans, make_lm):
+    dspy.configure(lm=make_lm())
+    AskingSearch()(query="paris")
+    outer = next(s for s in spans() if s.name == "asking_search")
+    assert outer.attributes[semconv.SPAN_KIND] == "CHAIN"
