@@ -278,3 +278,25 @@ def test_a_router_fallback_is_one_span_per_deployment_attempt(litellm_spans, lm_
     assert failed.attributes[semconv.ERROR_TYPE] == "InternalServerError"
     assert (served.name, served.status.status_code.name) == ("chat gpt-4o-mini", "UNSET")
     assert served.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == answer.usage.completion_tokens
+
+
+def test_the_embeddings_retriever_lists_corpus_ids_and_its_query_embedding(litellm_spans, spans, lm_server):
+    from dspy.retrievers import Embeddings
+
+    corpus = ["Paris is the capital of France.", "Berlin is the capital of Germany.", "Tokyo is in Japan."]
+    embedder = dspy.Embedder("openai/text-embedding-3-small", caching=False, api_base=lm_server.base_url,
+                             api_key="sk-anything")
+    retriever = Embeddings(corpus=corpus, embedder=embedder, k=2)
+    corpus_batches = len(litellm_spans())  # the index is built at construction, outside any module
+    result = retriever("What is the capital of France?")
+
+    (span,) = spans()
+    assert span.attributes[semconv.SPAN_KIND] == "RETRIEVER"
+    documents = [(span.attributes[f"{semconv.RETRIEVAL_DOCUMENTS}.{i}.{semconv.DOCUMENT_ID}"],
+                  span.attributes[f"{semconv.RETRIEVAL_DOCUMENTS}.{i}.{semconv.DOCUMENT_CONTENT}"]) for i in range(2)]
+    assert documents == [(str(index), corpus[index]) for index in result.indices]  # corpus ids, not ranks
+    (query,) = litellm_spans()[corpus_batches:]
+    assert query.name == "embeddings text-embedding-3-small"
+    # DSPy embeds queries on a batching thread (`Unbatchify`), which may serve several callers with one request:
+    # that request is a trace of its own (README, "LiteLLM apps").
+    assert query.parent is None

@@ -310,17 +310,26 @@ def _inputs(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
     return {"args": args, **kwargs} if args else kwargs
 
 
+_NO_FIELDS: Mapping[str, Any] = {}
+
+
 def _passages(output: Any) -> Any:
-    """What a retriever returned: the output itself if it is a list, else its `passages`."""
+    """What a retriever returned: the output itself if it is a list, else its `passages`; with the corpus `indices`
+    (and `scores`) `dspy.retrievers.Embeddings` returns next to them, as documents with that id and score."""
     if isinstance(output, (list, tuple)):
         return output
     try:
-        return output["passages"]
+        passages = output["passages"]
     except (KeyError, TypeError, IndexError):
-        return getattr(output, "passages", None)
-
-
-_NO_FIELDS: Mapping[str, Any] = {}
+        passages = getattr(output, "passages", None)
+    store = getattr(output, "__dict__", _NO_FIELDS).get("_store")
+    indices = store.get("indices") if type(store) is dict else None
+    if not isinstance(passages, list) or not isinstance(indices, list) or len(indices) != len(passages):
+        return passages
+    scores = store.get("scores") if type(store) is dict else None
+    scores = scores if isinstance(scores, list) and len(scores) == len(passages) else [None] * len(passages)
+    return [{"id": index, "content": text, **({"score": score} if score is not None else {})}
+            for text, index, score in zip(passages, indices, scores, strict=True)]
 
 
 def _looks_retrieved(output: Any) -> bool:
