@@ -300,3 +300,36 @@ def test_the_embeddings_retriever_lists_corpus_ids_and_its_query_embedding(litel
     # DSPy embeds queries on a batching thread (`Unbatchify`), which may serve several callers with one request:
     # that request is a trace of its own (README, "LiteLLM apps").
     assert query.parent is None
+
+
+@pytest.mark.parametrize("lmscope_first", [True, False], ids=["lmscope-first", "openinference-first"])
+def test_next_to_openinference_litellm_each_call_is_counted_once(lm_server, unique, lmscope_first):
+    """Applied before lmscope, OpenInference's wrapper runs inside lmscope's span, where instrumentation is
+    suppressed: one span. Applied after, its span encloses lmscope's: lmscope still counts the call once."""
+    from openinference.instrumentation.litellm import LiteLLMInstrumentor as OpenInferenceLiteLLM
+
+    from lmscope.instrumentation.litellm import LiteLLMInstrumentor
+    from lmscope.telemetry._tree import is_lm_call
+
+    provider, exporter = memory_provider()
+    ours, theirs = LiteLLMInstrumentor(), OpenInferenceLiteLLM()
+    original = litellm.completion
+    first, second = ((ours, theirs) if lmscope_first else (theirs, ours))
+    first.instrument(tracer=provider.get_tracer("test"), tracer_provider=provider, capture_content=False,
+                     skip_dep_check=True)
+    second.instrument(tracer=provider.get_tracer("test"), tracer_provider=provider, capture_content=False,
+                      skip_dep_check=True)
+    try:
+        with track() as usage:
+            response = litellm.completion(**_ask(lm_server, unique))
+    finally:
+        second.uninstrument()
+        first.uninstrument()
+    assert litellm.completion is original
+
+    spans = exporter.get_finished_spans()
+    counted = [span for span in spans if is_lm_call(span.attributes)]
+    assert [span.name for span in counted] == ["chat gpt-4o-mini"]
+    assert counted[0].attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == response.usage.prompt_tokens
+    assert len(spans) == (2 if lmscope_first else 1)
+    assert usage.total()["calls"] == 1
