@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory", type=int, metavar="CALLS", help="also: RSS over this many calls (100000)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    rounds, calls, stream_rounds = (5, 20, 3) if args.quick else (args.rounds, args.calls, 8)
+    rounds, calls, stream_rounds = (5, 20, 2) if args.quick else (args.rounds, args.calls, 4)
     print(f"lmscope LiteLLM benchmark: litellm {importlib.metadata.version('litellm')}, "
           f"{rounds} rounds x {calls} calls, mock_response (no network)")
 
