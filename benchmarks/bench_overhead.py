@@ -16,6 +16,8 @@ gives a paired difference against the uninstrumented base:
                   reader; recording costs the same whatever reader later exports it)
     openinference openinference-instrumentation-dspy -> SDK TracerProvider -> BatchSpanProcessor(no-op)
     sdk_in_dspy   the same empty SDK spans lmscope makes, at the same places (every module and LM call)
+    sdk_values_in_dspy  sdk_in_dspy with each span carrying, ready made, the attributes lmscope stored there: what
+                  storing the span contract's values costs the SDK, apart from lmscope's own code
 
 plus, in the same rounds, the bare SDK cost of one span (`start_span` + context attach/detach,
 BatchSpanProcessor(no-op)) for a tree of empty spans shaped like one lmscope pipeline call.
