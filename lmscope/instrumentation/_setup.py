@@ -7,6 +7,8 @@ listeners) get the same behaviour from both.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,9 +86,6 @@ class PatchOnImport:
         """A hook is registered (wrapt cannot remove one, and drops it once it fired)."""
 
     def schedule(self, patch: Callable[[], None]) -> None:
-        import importlib.util
-        import sys
-
         self._pending = None
         if self.module in sys.modules:
             patch()

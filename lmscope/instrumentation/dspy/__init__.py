@@ -22,12 +22,12 @@ from ...telemetry import _semconv as semconv
 from ...telemetry._content import ContentPolicy
 from ...telemetry._lm_call import LMCall
 from .._patching import Patcher
-from .._setup import PatchOnImport, resolve_setup
+from .._setup import ModuleListener, PatchOnImport, resolve_setup
 from .._stack import attributed_to
 from . import _containers as containers
 from . import _wrappers as wrappers
 from ._neighbours import Neighbours
-from ._runtime import ModuleListener, Runtime
+from ._runtime import Runtime
 from ._settings import patch_context_generator, wrap_settings_context
 from .package import _instruments
 

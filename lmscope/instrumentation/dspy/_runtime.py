@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import sys
 import time
-import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -22,8 +21,6 @@ from opentelemetry.trace import (
     NonRecordingSpan,
     Span,
     SpanKind,
-    Status,
-    StatusCode,
     Tracer,
     get_current_span,
     set_span_in_context,
@@ -37,6 +34,8 @@ from ...telemetry._lm_call import LMCall
 from ...telemetry._lm_vendors import split_route
 from ...telemetry._memo import BoundedMemo
 from ...telemetry._usage import active_trackers
+from .._errors import record_error
+from .._setup import LMCallListener, ModuleListener
 from ._attributes import request_parameters
 from ._frames import (
     ADAPTER_KEY,
@@ -55,9 +54,6 @@ from ._results import lm_call_from_result
 from ._settings import settings_attributes
 from ._span_builders import lm_end_attributes, lm_start_attributes, module_end_attributes, module_start_attributes
 
-LMCallListener = Callable[[LMCall], None]
-ModuleListener = Callable[[str, float, "str | None"], None]
-"""Called at every module (or container) span end with its module path, duration in s and error type."""
 Attributes = dict[str, Any]
 
 _EMPTY: frozenset[str] = frozenset()
@@ -141,7 +137,7 @@ class Runtime:
                                 _passages(output) if returned and retriever else None, self.content,
                                 output if returned and self.content.capture_outputs else None)
             if error is not None:
-                _record_error(span, error, self.content)
+                record_error(span, error, self.content)
             if frame.timing is not None:
                 path, started = frame.timing
                 duration = time.perf_counter() - started
@@ -207,7 +203,7 @@ class Runtime:
                 _set_attributes(span, "LM span end attributes", lm_end_attributes, call if finished else None,
                                 output if captured else None, self.content)
             if error is not None:
-                _record_error(span, error, self.content)
+                record_error(span, error, self.content)
             if call is not None:
                 if rolls_up and parent is not None:
                     parent.add_call(call)
@@ -340,56 +336,6 @@ def _looks_retrieved(output: Any) -> bool:
     store = getattr(output, "__dict__", _NO_FIELDS).get("_store")
     passages = store.get("passages") if type(store) is dict else None
     return type(passages) is list and bool(passages)
-
-
-def _record_error(span: Span, error: BaseException, policy: ContentPolicy) -> None:
-    """The exception event, status and `error.type`; message and traceback scrubbed and cut like content (an
-    error often quotes its input: a connection string, a request, a config dict)."""
-    if not span.is_recording():  # all of it would be dropped: skip formatting and scrubbing the traceback
-        return
-    try:
-        message = str(error)
-    except Exception:  # noqa: BLE001 - what the SDK would fail on too
-        message = f"<unprintable {type(error).__name__}>"
-    stacktrace = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-    if not policy.capture_outputs:  # a parse error quotes what the LM said: output content, not captured here
-        for said in _lm_responses(error):
-            message, stacktrace = message.replace(said, _NOT_CAPTURED), stacktrace.replace(said, _NOT_CAPTURED)
-    message, redacted = policy.text(message, _EXCEPTION_MESSAGE, free_text=True)
-    stacktrace, stack_redacted = policy.text(stacktrace, _EXCEPTION_STACKTRACE, free_text=True)
-    span.record_exception(error, {_EXCEPTION_MESSAGE: message, _EXCEPTION_STACKTRACE: stacktrace})
-    span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {message}"))
-    span.set_attribute(semconv.ERROR_TYPE, type(error).__name__)
-    if redacted or stack_redacted:
-        span.set_attribute(semconv.SCRUBBED, True)
-
-
-_EXCEPTION_MESSAGE = "exception.message"
-_EXCEPTION_STACKTRACE = "exception.stacktrace"
-_NOT_CAPTURED = "[LM output not captured]"
-_MAX_CHAIN = 8
-_MIN_REPLACED_CHARS = 4
-
-
-def _lm_responses(error: BaseException) -> list[str]:
-    """When an exception along `error`'s chain carries the LM's text (`AdapterParseError.lm_response`): that text
-    and the message of every exception of the chain (the parse error's, pydantic's beneath it, which quote the LM's
-    values), longest first so a longer text is replaced before a part of it. Otherwise none."""
-    chain: list[BaseException] = []
-    seen: BaseException | None = error
-    while seen is not None and len(chain) < _MAX_CHAIN and seen not in chain:
-        chain.append(seen)
-        seen = seen.__cause__ or seen.__context__
-    said = [text for text in (getattr(link, "lm_response", None) for link in chain) if isinstance(text, str)]
-    if not said:
-        return []
-    texts = {text for text in said if text.strip()}
-    for link in chain:
-        try:
-            texts.add(str(link))
-        except Exception:  # noqa: BLE001 - an unprintable one is printed as such by traceback too
-            continue
-    return sorted((text for text in texts if len(text) >= _MIN_REPLACED_CHARS), key=len, reverse=True)
 
 
 def _dspy_cache_tier_on() -> bool:

@@ -16,23 +16,17 @@ def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def _detail(usage: Any, field: str, name: str) -> int:
-    details = getattr(usage, field, None)
-    if isinstance(details, dict):
-        return _count(details.get(name))
-    return _count(getattr(details, name, None))
+def _get(value: Any, name: str) -> Any:
+    """`value[name]` or `value.name`: a provider's usage comes as LiteLLM's objects or as plain dicts."""
+    return value.get(name) if isinstance(value, dict) else getattr(value, name, None)
 
 
 def usage_into(call: LMCall, usage: Any) -> None:
     """Copy a LiteLLM (OpenAI-shaped) usage object's counts onto `call`."""
-    if isinstance(usage, dict):
-        from types import SimpleNamespace
-
-        usage = SimpleNamespace(**usage)
-    call.input_tokens = _count(getattr(usage, "prompt_tokens", None))
-    call.output_tokens = _count(getattr(usage, "completion_tokens", None))
-    call.cached_tokens = _detail(usage, "prompt_tokens_details", "cached_tokens")
-    call.reasoning_tokens = _detail(usage, "completion_tokens_details", "reasoning_tokens")
+    call.input_tokens = _count(_get(usage, "prompt_tokens"))
+    call.output_tokens = _count(_get(usage, "completion_tokens"))
+    call.cached_tokens = _count(_get(_get(usage, "prompt_tokens_details"), "cached_tokens"))
+    call.reasoning_tokens = _count(_get(_get(usage, "completion_tokens_details"), "reasoning_tokens"))
 
 
 def litellm_cost(response: Any) -> float | None:

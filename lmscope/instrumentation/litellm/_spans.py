@@ -29,10 +29,10 @@ from ...telemetry._lm_vendors import split_route
 from ...telemetry._memo import BoundedMemo
 from ...telemetry._messages import input_message_attributes, output_message_attributes
 from ...telemetry._usage import Usage, active_trackers
+from .._errors import record_error
 from .._setup import LMCallListener
 from ..dspy._attributes import lm_request_attributes, lm_result_attributes, request_parameters, to_json
 from ..dspy._frames import FRAME_KEY, LMFrame, ModuleFrame
-from ..dspy._runtime import _record_error as record_error
 from ._results import answers, call_from_response
 
 CHAT, TEXT_COMPLETION, EMBEDDINGS = "chat", "text_completion", "embeddings"
