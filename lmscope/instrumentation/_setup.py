@@ -22,7 +22,8 @@ from ..telemetry._content import ContentPolicy, resolved_content_policy
 from ..telemetry._lm_call import LMCall
 
 LMCallListener = Callable[[LMCall], None]
-ModuleListener = Callable[[str, float, "str | None"], None]
+ModuleListener = Callable[[str, float, "str | None", str], None]
+"""(module path, duration in seconds, error type or None, phase)."""
 """Called at every module (or container) span end with its module path, duration in s and error type."""
 
 

@@ -39,3 +39,5 @@ class LMCall:
     module_path: str | None = None
     operation: str = "chat"
     """`gen_ai.operation.name`: chat, text_completion or embeddings."""
+    phase: str = "serve"
+    """`lmscope.phase` where the call ran: optimize, evaluate or serve."""

@@ -15,7 +15,8 @@ What one LM call records:
 A module call records `lmscope.module.duration` (with `error.type` when it raised).
 
 Attributes are low-cardinality by construction: operation, provider, request model, module path (bounded
-by the program's structure), cache result/layer and error type (an exception class name). Never ids,
+by the program's structure), cache result/layer, error type (an exception class name) and `lmscope.phase`
+(optimize, evaluate, serve). Never ids,
 prompts or anything else that grows with traffic; the service is the resource's `service.name`.
 
 As Prometheus scrapes them (opentelemetry-exporter-prometheus, `service_name` copied from the resource):
@@ -28,8 +29,8 @@ As Prometheus scrapes them (opentelemetry-exporter-prometheus, `service_name` co
     lmscope_cache_saved_tokens_total
     lmscope_module_duration_seconds_{bucket,sum,count}      lmscope_module_path
 with labels gen_ai_operation_name, gen_ai_provider_name, gen_ai_request_model, lmscope_module_path,
-error_type, service_name, otel_scope_name="lmscope" (filter on it: LiteLLM's and OpenLIT's own metrics use
-some of the same names).
+lmscope_phase, error_type, service_name, otel_scope_name="lmscope" (filter on it: LiteLLM's and OpenLIT's own
+metrics use some of the same names).
 """
 
 from __future__ import annotations
@@ -46,11 +47,11 @@ from ._memo import BoundedMemo
 
 Attributes = Mapping[str, Any]
 
-_LMSeries: TypeAlias = tuple[str, str, str | None, str | None, str | None, str | None, str | None, str | None]
+_LMSeries: TypeAlias = tuple[str, str, str | None, str | None, str | None, str | None, str | None, str | None, str]
 """What tells one LM-call series from another: (operation, model, provider, module path, cache result, cache layer,
-token type, error type). A plain tuple, not a record: it is built for every point recorded."""
-_ModuleSeries: TypeAlias = tuple[str, str | None]
-"""(module path, error type)."""
+token type, error type, phase). A plain tuple, not a record: it is built for every point recorded."""
+_ModuleSeries: TypeAlias = tuple[str, str | None, str]
+"""(module path, error type, phase)."""
 
 
 class MetricsRecorder:
@@ -110,18 +111,19 @@ class MetricsRecorder:
         if call.cost_usd is not None:
             self.cost.add(call.cost_usd, base)
 
-    def record_module(self, path: str, duration_s: float, error_type: str | None) -> None:
-        self.module_duration.record(duration_s, self._module_attributes((path, error_type)))
+    def record_module(self, path: str, duration_s: float, error_type: str | None, phase: str) -> None:
+        self.module_duration.record(duration_s, self._module_attributes((path, error_type, phase)))
 
     def _attributes(self, call: LMCall, *, cache_result: str | None = None, layer: str | None = None,
                     token_type: str | None = None, error_type: str | None = None) -> Attributes:
         return self._lm_attributes((call.operation, call.model, call.provider, call.module_path, cache_result, layer,
-                                    token_type, error_type))
+                                    token_type, error_type, call.phase))
 
 
 def _lm_series_attributes(series: _LMSeries) -> Attributes:
-    operation, model, provider, module_path, cache_result, layer, token_type, error_type = series
-    attributes = {semconv.GEN_AI_OPERATION_NAME: operation, semconv.GEN_AI_REQUEST_MODEL: model}
+    operation, model, provider, module_path, cache_result, layer, token_type, error_type, phase = series
+    attributes = {semconv.GEN_AI_OPERATION_NAME: operation, semconv.GEN_AI_REQUEST_MODEL: model,
+                  semconv.PHASE: phase}
     if provider is not None:
         attributes[semconv.GEN_AI_PROVIDER_NAME] = gen_ai_provider(provider)
     if module_path:
@@ -138,8 +140,8 @@ def _lm_series_attributes(series: _LMSeries) -> Attributes:
 
 
 def _module_series_attributes(series: _ModuleSeries) -> Attributes:
-    path, error_type = series
-    attributes = {semconv.MODULE_PATH: path}
+    path, error_type, phase = series
+    attributes = {semconv.MODULE_PATH: path, semconv.PHASE: phase}
     if error_type is not None:
         attributes[semconv.ERROR_TYPE] = error_type
     return attributes

@@ -123,7 +123,8 @@ def test_providers_given_get_the_spans_under_lmscope_scope_and_the_metrics(provi
     tokens = series[semconv.METRIC_TOKEN_USAGE]
     assert sorted(total for _count, total in tokens.values()) == sorted(
         [usage["prompt_tokens"], usage["completion_tokens"]])
-    assert list(series[semconv.METRIC_MODULE_DURATION]) == [frozenset({(semconv.MODULE_PATH, "predict")})]
+    assert list(series[semconv.METRIC_MODULE_DURATION]) == [
+        frozenset({(semconv.MODULE_PATH, "predict"), (semconv.PHASE, semconv.PHASE_SERVE)})]
 
 
 def test_no_meter_provider_and_no_sdk_global_one_records_no_metric(providers, make_lm, unique, monkeypatch):

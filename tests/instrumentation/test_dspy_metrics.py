@@ -19,11 +19,12 @@ SAVED_USD, SAVED_TOKENS, MODULE = (semconv.METRIC_CACHE_SAVED_USD, semconv.METRI
                                    semconv.METRIC_MODULE_DURATION)
 ALLOWED_KEYS = {semconv.GEN_AI_OPERATION_NAME, semconv.GEN_AI_PROVIDER_NAME, semconv.GEN_AI_REQUEST_MODEL,
                 semconv.GEN_AI_TOKEN_TYPE, semconv.MODULE_PATH, semconv.CACHE_RESULT, semconv.CACHE_LAYER,
-                semconv.ERROR_TYPE}
+                semconv.ERROR_TYPE, semconv.PHASE}
 
 
 def key(**attributes):
-    return frozenset(attributes.items())
+    """A series' attribute set; every point of these programs is recorded outside any compile or evaluation."""
+    return frozenset({semconv.PHASE: semconv.PHASE_SERVE, **attributes}.items())
 
 
 def lm_attributes(path, **extra):

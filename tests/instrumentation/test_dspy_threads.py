@@ -68,6 +68,12 @@ def test_parallel_and_evaluate_nest_under_the_caller(spans, make_lm, unique):
     for root in roots:
         children = [s for s in finished if s.parent is not None and s.parent.span_id == root.context.span_id]
         assert sorted(s.attributes[semconv.BATCH_INDEX] for s in children) == [0, 1]
+    # What ran under Evaluate (its worker threads included) is evaluating; the rest serves.
+    evaluating = {s.context.span_id for s in finished if s.context.trace_id == evaluate_span.context.trace_id}
+    assert len(evaluating) == 5  # evaluate, 2 predict, 2 LM calls
+    for span in finished:
+        expected = "evaluate" if span.context.span_id in evaluating else "serve"
+        assert span.attributes[semconv.PHASE] == expected, span.name
         assert {s.name for s in children} == {"predict"}
         assert {s.context.trace_id for s in children} == {root.context.trace_id}
 

@@ -74,6 +74,7 @@ def test_rag_call_is_one_tree_with_exact_lm_attributes(spans, make_lm, rag, uniq
         pop_messages(attributes, entry["messages"], entry["outputs"])  # the chat Phoenix and Langfuse draw
         for key, value in SETTINGS.items():
             assert attributes.pop(key) == value, key
+        assert attributes.pop(semconv.PHASE) == "serve"
         assert attributes == {}
         assert span.kind.name == "CLIENT"
     assert prediction.answer

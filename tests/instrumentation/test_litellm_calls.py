@@ -89,6 +89,7 @@ def test_completion_is_one_span_with_the_servers_bill(litellm_spans, lm_server, 
     assert json.loads(attributes.pop(semconv.OUTPUT_VALUE)) == [response.choices[0].message.content]
     assert attributes.pop(semconv.INPUT_MIME_TYPE) == attributes.pop(semconv.OUTPUT_MIME_TYPE) == "application/json"
     pop_messages(attributes, request["messages"], [response.choices[0].message.content])
+    assert attributes.pop(semconv.PHASE) == "serve"
     assert attributes == {}
 
 

@@ -105,7 +105,7 @@ def test_prometheus_endpoint_serves_translated_names_with_service_name() -> None
     finally:
         setup.shutdown()
     labels = ('gen_ai_operation_name="chat",gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o-mini",'
-              'lmscope_module_path="rag.answer",otel_scope_name="lmscope",otel_scope_schema_url="",'
+              'lmscope_module_path="rag.answer",lmscope_phase="serve",otel_scope_name="lmscope",otel_scope_schema_url="",'
               'otel_scope_version="0.1.0",service_name="checkout"')
     for line in (f"gen_ai_usage_cost_USD_total{{{labels}}} 3.12e-05",
                  f"lmscope_usage_cached_tokens_total{{{labels}}} 64.0",

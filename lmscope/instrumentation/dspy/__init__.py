@@ -146,7 +146,8 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # opentelemetry
                                                                       own_path=False))
         patch(Evaluate, "__call__", lambda f: wrappers.container_call(runtime, f, name_suffix=".evaluate",
                                                                        summarize=containers.evaluate_input,
-                                                                       kind=semconv.KIND_EVALUATOR, own_path=False))
+                                                                       kind=semconv.KIND_EVALUATOR, own_path=False,
+                                                                       phase=semconv.PHASE_EVALUATE))
         patch(ChatAdapter, "_make_json_adapter_fallback", lambda f: wrappers.adapter_fallback(runtime, f))
         patch(JSONAdapter, "__call__", wrappers.fallback_adapter_call)
         patch(JSONAdapter, "acall", lambda f: wrappers.fallback_adapter_call(f, is_async=True))

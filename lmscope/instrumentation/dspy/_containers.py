@@ -1,7 +1,7 @@
 """What a batch, Parallel or Evaluate span says of the run as a whole: how many items went in, what came out.
 
 A container span's children are the items; without a summary its own row in Phoenix or Langfuse is empty. The
-counts (`lmscope.batch.size`, `lmscope.batch.failed`, `lmscope.evaluate.score`) are facts of the run, recorded
+counts (`lmscope.batch.size`, `lmscope.batch.failed`, `lmscope.evaluation.score`) are facts of the run, recorded
 whatever the content settings; the same summary as JSON is the span's `input.value` / `output.value`, which only
 captured content writes. Items themselves are never copied here: their own spans carry them.
 """

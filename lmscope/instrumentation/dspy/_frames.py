@@ -20,6 +20,7 @@ from opentelemetry.context import Context
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import Span
 
+from ...telemetry import _semconv as semconv
 from ...telemetry._lm_call import LMCall
 from ...telemetry._spend import Spend
 from ...telemetry._usage import Usage
@@ -78,8 +79,8 @@ class ModuleFrame:
         self.container = container
         self.rolls_up: bool = recording or (parent is not None and parent.rolls_up)
         """Whether this frame or an ancestor records: only then is anyone going to read the roll-ups."""
-        self.timing: tuple[str, float] | None = None
-        """(module path, perf_counter at start), set only when someone listens for module durations."""
+        self.timing: tuple[str, float, str] | None = None
+        """(module path, perf_counter at start, phase), set only when someone listens for module durations."""
         self.retriever = False
         """A recording RETRIEVER span: its output becomes document attributes."""
         self.kind = ""
@@ -119,8 +120,8 @@ class ModuleFrame:
 class LMFrame:
     """An LM call; `finalize` and the cache probe fill it in, the LM wrapper turns it into attributes."""
 
-    __slots__ = ("cache_key_memo", "cache_layer", "call", "lm", "model", "parent", "provider", "result", "span",
-                 "started", "stored_record", "suppression", "token", "trackers")
+    __slots__ = ("cache_key_memo", "cache_layer", "call", "lm", "model", "parent", "phase", "provider", "result",
+                 "span", "started", "stored_record", "suppression", "token", "trackers")
 
     def __init__(self, span: Span, parent: ModuleFrame | None, lm: Any, model: str, provider: str | None,
                  started: float, trackers: tuple[Usage, ...]) -> None:
@@ -141,6 +142,8 @@ class LMFrame:
         """The token of the context attached for this call (`opentelemetry.context.attach`)."""
         self.suppression: AbstractContextManager[None] | None = None
         """The entered `suppress_instrumentation()` block that makes other instrumentations stand down."""
+        self.phase = semconv.PHASE_SERVE
+        """`lmscope.phase` where the call started."""
 
 
 def current_lm_frame() -> LMFrame | None:

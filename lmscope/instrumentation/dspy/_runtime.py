@@ -33,6 +33,7 @@ from ...telemetry._internal_errors import report_internal_error
 from ...telemetry._lm_call import LMCall
 from ...telemetry._lm_vendors import split_route
 from ...telemetry._memo import BoundedMemo
+from ...telemetry._phase import current_phase, with_phase
 from ...telemetry._usage import active_trackers
 from .._errors import record_error
 from .._setup import LMCallListener, ModuleListener
@@ -81,8 +82,12 @@ class Runtime:
     # --- modules and containers ------------------------------------------------------------------
     def start_module(self, module: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any], *, container: bool = False,
                      name: str | None = None, name_suffix: str = "", kind: str | None = None,
-                     path_owner: Any = None, extra: Mapping[str, Any] | None = None) -> ModuleFrame:
+                     path_owner: Any = None, extra: Mapping[str, Any] | None = None,
+                     phase: str | None = None) -> ModuleFrame:
+        """The span of a module (or container, tool) call, made current; `phase` is the one this call enters."""
         ctx = otel_context.get_current()
+        if phase is not None:
+            ctx = with_phase(phase, ctx)
         parent = _calling_module(ctx)
         if parent is None and self.neighbours is not None:
             self.neighbours.look()
@@ -117,7 +122,7 @@ class Runtime:
         frame.retriever = recording and span_kind_name == semconv.KIND_RETRIEVER
         frame.kind = span_kind_name
         if self.module_listeners and has_path:
-            frame.timing = (span_name, time.perf_counter())
+            frame.timing = (span_name, time.perf_counter(), current_phase(ctx))
         frame.token = otel_context.attach(otel_context.set_value(FRAME_KEY, frame, set_span_in_context(span, ctx)))
         return frame
 
@@ -139,11 +144,11 @@ class Runtime:
             if error is not None:
                 record_error(span, error, self.content)
             if frame.timing is not None:
-                path, started = frame.timing
+                path, started, phase = frame.timing
                 duration = time.perf_counter() - started
                 error_type = type(error).__name__ if error is not None else None
                 for listener in self.module_listeners:
-                    listener(path, duration, error_type)
+                    listener(path, duration, error_type, phase)
         except Exception as exc:  # noqa: BLE001
             report_internal_error("module span end", exc)
         finally:
@@ -176,6 +181,7 @@ class Runtime:
         span = self._start_span(semconv.LM_SPAN_NAME_PREFIX + model, ctx, SpanKind.CLIENT, parent, build,
                                 "LM span attributes")
         frame = LMFrame(span, parent, lm, model, provider, time.perf_counter(), active_trackers(ctx))
+        frame.phase = current_phase(ctx)
         # Inside our LM span, other instrumentations (OpenInference's LiteLLM one, HTTP clients) stand down through
         # OTel's standard suppression: one LM span per LM call, whatever else is on. Entered last (only context calls
         # follow, which do not fail), so no fault can leave it open; `end_lm` leaves it after detaching our context.
@@ -225,10 +231,11 @@ class Runtime:
         module = frame.parent.path if frame.parent is not None else None
         if frame.result is None:
             return LMCall(model=frame.model, provider=frame.provider, duration_s=duration, module_path=module,
-                          error_type=type(error).__name__ if error is not None else None)
+                          error_type=type(error).__name__ if error is not None else None, phase=frame.phase)
         call = lm_call_from_result(frame.lm, frame.result, model=frame.model, provider=frame.provider,
                                    cache_layer=frame.cache_layer, stored_record=frame.stored_record,
                                    duration_s=duration, module_path=module)
+        call.phase = frame.phase
         # DSPy's PreparedCall.cache, seen by finalize, and a tier left on by `dspy.configure_cache(...)`: otherwise
         # DSPy's Cache.get/put do nothing, and the call did not use the cache (span, roll-ups and metrics agree).
         call.cache_used = bool(getattr(frame.call, "cache", False)) and _dspy_cache_tier_on()
@@ -248,7 +255,7 @@ class Runtime:
         and set right after the start.
         """
         likely = parent is None or parent.span.is_recording()
-        attributes = _built(build, where) if likely else None
+        attributes = _built(build, where, ctx) if likely else None
         try:
             span = self.tracer.start_span(name, ctx, kind, attributes)
         except Exception as exc:  # noqa: BLE001 - the SDK calls every processor's on_start in here, the app's too
@@ -257,7 +264,7 @@ class Runtime:
             # A stand-in that records nothing: the call runs on, and its child spans hang under this span's parent.
             return NonRecordingSpan(get_current_span(ctx).get_span_context())
         if attributes is None and span.is_recording():
-            span.set_attributes(_built(build, where))
+            span.set_attributes(_built(build, where, ctx))
         return span
 
     def _settings(self, ctx: Context, lm: Any = None) -> Attributes:
@@ -283,12 +290,15 @@ def _end(span: Span) -> None:
         report_internal_error("ending a span (a span processor raised; processors after it missed the span)", exc)
 
 
-def _built(build: Callable[[], Attributes], where: str) -> Attributes:
+def _built(build: Callable[[], Attributes], where: str, ctx: Context) -> Attributes:
+    """A span's start attributes, its phase among them."""
     try:
-        return build()
+        attributes = build()
     except Exception as exc:  # noqa: BLE001 - a builder's fault costs its attributes, not the span
         report_internal_error(where, exc)
-        return {}
+        attributes = {}
+    attributes[semconv.PHASE] = current_phase(ctx)
+    return attributes
 
 
 def _set_attributes(span: Span, where: str, build: Callable[..., Attributes], *args: Any) -> None:

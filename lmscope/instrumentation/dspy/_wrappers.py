@@ -100,9 +100,9 @@ def lm_call(runtime: Runtime, original: Callable[..., Any], *, is_async: bool = 
 
 
 def container_call(runtime: Runtime, original: Callable[..., Any], *, name_suffix: str, summarize: InputSummary,
-                   kind: str | None = None, own_path: bool = True) -> Callable[..., Any]:
+                   kind: str | None = None, own_path: bool = True, phase: str | None = None) -> Callable[..., Any]:
     """A span around work DSPy fans out to threads (`batch`, `Parallel`, `Evaluate`): one trace, not many. It says
-    what went in and what came out (`_containers.py`)."""
+    what went in and what came out (`_containers.py`); `phase` is the one the run enters (`Evaluate`'s)."""
 
     def start(owner: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ModuleFrame | None:
         if runtime.retired:  # lmscope has left, and another tool's patch still calls this wrapper (`_patching.py`)
@@ -113,7 +113,7 @@ def container_call(runtime: Runtime, original: Callable[..., Any], *, name_suffi
         summary = summarize(owner, args, kwargs)
         return runtime.start_module(owner, (), summary, container=True, name_suffix=name_suffix, kind=kind,
                                     path_owner=owner if own_path else NO_PATH,
-                                    extra=containers.start_attributes(summary))
+                                    extra=containers.start_attributes(summary), phase=phase)
 
     def end(frame: ModuleFrame | None, output: Any, error: BaseException | None) -> None:
         if frame is None:

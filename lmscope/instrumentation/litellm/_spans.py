@@ -28,6 +28,7 @@ from ...telemetry._lm_call import LMCall
 from ...telemetry._lm_vendors import split_route
 from ...telemetry._memo import BoundedMemo
 from ...telemetry._messages import input_message_attributes, output_message_attributes
+from ...telemetry._phase import current_phase
 from ...telemetry._usage import Usage, active_trackers
 from .._errors import record_error
 from .._setup import LMCallListener
@@ -42,13 +43,13 @@ _route: BoundedMemo[str, tuple[str | None, str]] = BoundedMemo(split_route)
 class CallFrame:
     """One LiteLLM call in flight."""
 
-    __slots__ = ("kwargs", "model", "operation", "parent", "provider", "span", "started", "suppression", "token",
-                 "trackers")
+    __slots__ = ("kwargs", "model", "operation", "parent", "phase", "provider", "span", "started", "suppression",
+                 "token", "trackers")
 
     def __init__(self, span: Span, operation: str, model: str, provider: str | None, parent: ModuleFrame | None,
-                 trackers: tuple[Usage, ...], kwargs: Mapping[str, Any]) -> None:
+                 trackers: tuple[Usage, ...], kwargs: Mapping[str, Any], phase: str) -> None:
         self.span, self.operation, self.model, self.provider = span, operation, model, provider
-        self.parent, self.trackers, self.kwargs = parent, trackers, kwargs
+        self.parent, self.trackers, self.kwargs, self.phase = parent, trackers, kwargs, phase
         self.started = time.perf_counter()
         self.token: Token[Context] | None = None
         self.suppression: AbstractContextManager[None] | None = None
@@ -65,14 +66,16 @@ class LiteLLMRuntime:
         if not is_instrumentation_enabled():
             return None
         ctx = otel_context.get_current()
+        phase = current_phase(ctx)
         provider, model = _route(str(kwargs.get("model") or "unknown"))
         parent = ctx.get(FRAME_KEY)
         if type(parent) is LMFrame:
             parent = parent.parent
         frame = CallFrame(self.tracer.start_span(f"{operation} {model}", ctx, SpanKind.CLIENT,
-                                                 self._start_attributes(operation, model, provider, kwargs, ctx)),
+                                                 self._start_attributes(operation, model, provider, kwargs, ctx,
+                                                                        phase)),
                           operation, model, provider, parent if type(parent) is ModuleFrame else None,
-                          active_trackers(ctx), kwargs)
+                          active_trackers(ctx), kwargs, phase)
         suppression = suppress_instrumentation()
         suppression.__enter__()
         frame.suppression = suppression
@@ -103,7 +106,8 @@ class LiteLLMRuntime:
     def new_call(self, frame: CallFrame) -> LMCall:
         return LMCall(model=frame.model, provider=frame.provider, engine="litellm",
                       duration_s=time.perf_counter() - frame.started,
-                      module_path=frame.parent.path if frame.parent is not None else None, operation=frame.operation)
+                      module_path=frame.parent.path if frame.parent is not None else None, operation=frame.operation,
+                      phase=frame.phase)
 
     def finish(self, frame: CallFrame, call: LMCall | None, error: BaseException | None,
                outputs: dict[str, Any] | None, extra: Mapping[str, Any] | None = None) -> None:
@@ -139,9 +143,10 @@ class LiteLLMRuntime:
             span.end()
 
     def _start_attributes(self, operation: str, model: str, provider: str | None, kwargs: Mapping[str, Any],
-                          ctx: Context) -> dict[str, Any]:
+                          ctx: Context, phase: str) -> dict[str, Any]:
         try:
             attributes = lm_request_attributes(model, provider, request_parameters({}, kwargs))
+            attributes[semconv.PHASE] = phase
             if operation != CHAT:
                 attributes[semconv.GEN_AI_OPERATION_NAME] = operation
             if operation == EMBEDDINGS:
@@ -155,7 +160,7 @@ class LiteLLMRuntime:
             return attributes
         except Exception as exc:  # noqa: BLE001 - a builder's fault costs its attributes, not the call
             report_internal_error("LiteLLM span attributes", exc)
-            return {}
+            return {semconv.PHASE: phase}
 
     def _inputs(self, operation: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         policy = self.content
