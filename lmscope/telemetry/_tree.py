@@ -269,9 +269,12 @@ def is_lm_call(attributes: Mapping[str, Any]) -> bool:
     Another DSPy instrumentation running beside lmscope (OpenInference's, Logfire's) wraps the same call in an LLM
     span of its own, which reaches the same file when it shares the TracerProvider; counting it too would report
     every call twice, once unpriced. lmscope's LM spans are the LLM and EMBEDDING spans with `lmscope.*` attributes
-    (`lmscope.cache.hit` is on every finished one; no other producer writes lmscope's keys)."""
-    return attributes.get(semconv.SPAN_KIND) in semconv.LM_CALL_KINDS and any(
-        key.startswith(semconv.LMSCOPE_PREFIX) for key in attributes)
+    (`lmscope.cache.hit` is on every finished one; no other producer writes lmscope's keys).
+
+    A local embedding function's span (`lmscope.embedding.local`) is not one: no provider was asked, nothing was
+    billed, and a provider call the function makes itself is a span of its own, counted there."""
+    return attributes.get(semconv.SPAN_KIND) in semconv.LM_CALL_KINDS and not attributes.get(
+        semconv.EMBEDDING_LOCAL) and any(key.startswith(semconv.LMSCOPE_PREFIX) for key in attributes)
 
 
 def span_facts(record: SpanRecord) -> SpanFacts:

@@ -59,6 +59,26 @@ def traced(lm_server):
 
 
 @pytest.fixture
+def dspy_and_litellm():
+    """DSPy and LiteLLM instrumented on one TracerProvider, as `lmscope.instrument()` does; yields the finished-spans
+    function."""
+    from memory_spans import memory_provider
+
+    from lmscope.instrumentation.dspy import DSPyInstrumentor
+    from lmscope.instrumentation.litellm import LiteLLMInstrumentor
+
+    provider, exporter = memory_provider()
+    tracer = provider.get_tracer("test")
+    instrumentors = (DSPyInstrumentor(), LiteLLMInstrumentor())
+    for instrumentor in instrumentors:
+        instrumentor.instrument(tracer=tracer, capture_content=True)
+    yield exporter.get_finished_spans
+    for instrumentor in reversed(instrumentors):
+        instrumentor.uninstrument()
+    _reset_dspy()
+
+
+@pytest.fixture
 def metered():
     """`spans` plus lmscope's metric instruments on a MeterProvider with an InMemoryMetricReader, fed by the
     same hooks `lmscope.instrument()` uses; yields (the finished-spans function, the reader)."""

@@ -25,10 +25,13 @@ from .._patching import Patcher
 from .._setup import ModuleListener, PatchOnImport, resolve_setup
 from .._stack import attributed_to
 from . import _containers as containers
+from . import _retrievers as retrievers
 from . import _wrappers as wrappers
+from ._local_embeddings import local_embeddings
 from ._neighbours import Neighbours
 from ._runtime import Runtime
 from ._settings import patch_context_generator, wrap_settings_context
+from ._unbatchify import unbatchify_call
 from .package import _instruments
 
 TRACER_NAME = "lmscope.instrumentation.dspy"
@@ -105,10 +108,11 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # opentelemetry
         from dspy.adapters.chat_adapter import ChatAdapter
         from dspy.adapters.json_adapter import JSONAdapter
         from dspy.adapters.types.tool import Tool
-        from dspy.clients import execution
+        from dspy.clients import embedding, execution
         from dspy.clients.base_lm import BaseLM
         from dspy.clients.cache import Cache
         from dspy.clients.lm import LM
+        from dspy.dsp import colbertv2
         from dspy.dsp.utils.settings import Settings
         from dspy.evaluate.evaluate import Evaluate
         from dspy.predict.parallel import Parallel
@@ -116,6 +120,7 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # opentelemetry
         from dspy.retrievers.embeddings import Embeddings
         from dspy.retrievers.retrieve import Retrieve
         from dspy.utils.parallelizer import ParallelExecutor
+        from dspy.utils.unbatchify import Unbatchify
 
         patcher = self._patcher
         assert patcher is not None
@@ -131,6 +136,14 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # opentelemetry
         patch(Module, "acall", lambda f: wrappers.module_call(runtime, f, is_async=True))
         patch(Retrieve, "__call__", lambda f: wrappers.module_call(runtime, f))
         patch(Embeddings, "__call__", lambda f: wrappers.module_call(runtime, f))
+        patch(colbertv2.ColBERTv2, "__call__", lambda f: retrievers.retriever_call(runtime, f))
+        # ColBERTv2.__call__ looks these up in its module at each call: the service's answer, with `pid`s.
+        patch(colbertv2, "colbertv2_get_request", retrievers.backend_documents)
+        patch(colbertv2, "colbertv2_post_request", retrievers.backend_documents)
+        # Looked up in their module at each batch, by `Embedder.__call__`/`acall` and their cached twins.
+        patch(embedding, "_compute_embeddings", lambda f: local_embeddings(runtime, f))
+        patch(embedding, "_acompute_embeddings", lambda f: local_embeddings(runtime, f, is_async=True))
+        patch(Unbatchify, "__call__", unbatchify_call)
         patch(BaseLM, "__call__", lambda f: wrappers.lm_call(runtime, f))
         patch(BaseLM, "acall", lambda f: wrappers.lm_call(runtime, f, is_async=True))
         patch(Tool, "__call__", lambda f: wrappers.tool_call(runtime, f))

@@ -65,8 +65,8 @@ class BatchItem:
 class ModuleFrame:
     """A module call, or a container (`batch`, `Parallel`, `Evaluate`) whose children run in workers."""
 
-    __slots__ = ("child_calls", "container", "ended", "kind", "module", "parent", "path", "retriever", "rolls_up",
-                 "span", "timing", "token", "totals")
+    __slots__ = ("child_calls", "container", "documents", "ended", "kind", "module", "parent", "path", "retriever",
+                 "rolls_up", "span", "timing", "token", "totals")
 
     def __init__(self, span: Span, path: str, module: Any, parent: ModuleFrame | None, container: bool,
                  recording: bool) -> None:
@@ -83,6 +83,9 @@ class ModuleFrame:
         """(module path, perf_counter at start, phase), set only when someone listens for module durations."""
         self.retriever = False
         """A recording RETRIEVER span: its output becomes document attributes."""
+        self.documents: Any = None
+        """What a retriever's backend answered, when its return value drops the ids (`dspy.ColBERTv2`'s `pid` with
+        `simplify=True`): listed as the span's documents instead of the return value."""
         self.kind = ""
         """The span kind it started with (`openinference.span.kind`)."""
         self.ended = False

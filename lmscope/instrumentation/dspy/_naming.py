@@ -16,8 +16,14 @@ _signature_texts: WeakKeyDictionary[type, str] = WeakKeyDictionary()
 _NO_FIELDS: dict[str, Any] = {}
 
 
+_SPELLED = {"ColBERTv2": "colbertv2"}
+"""DSPy classes whose names the rule below misreads (`col_ber_tv2`)."""
+
+
 def _snake_case(cls: type) -> str:
     """`RAG` -> `rag`, `MultiHopQA` -> `multi_hop_qa`, `ChainOfThought` -> `chain_of_thought`."""
+    if cls.__name__ in _SPELLED:
+        return _SPELLED[cls.__name__]
     spaced = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", cls.__name__)
     return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", spaced).lower()
 

@@ -139,7 +139,7 @@ class Runtime:
                     retriever = True  # a user's retriever, known by what it returned: say so before the span ends
                     span.set_attribute(semconv.SPAN_KIND, semconv.KIND_RETRIEVER)
                 _set_attributes(span, "module span end attributes", module_end_attributes, totals,
-                                _passages(output) if returned and retriever else None, self.content,
+                                _documents(frame, output) if returned and retriever else None, self.content,
                                 output if returned and self.content.capture_outputs else None)
             if error is not None:
                 record_error(span, error, self.content)
@@ -336,6 +336,10 @@ def _passages(output: Any) -> Any:
     scores = scores if isinstance(scores, list) and len(scores) == len(passages) else [None] * len(passages)
     return [{"id": index, "content": text, **({"score": score} if score is not None else {})}
             for text, index, score in zip(passages, indices, scores, strict=True)]
+
+
+def _documents(frame: ModuleFrame, output: Any) -> Any:
+    return frame.documents if frame.documents is not None else _passages(output)
 
 
 def _looks_retrieved(output: Any) -> bool:
