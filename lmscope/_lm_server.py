@@ -9,9 +9,10 @@ prefix caching (`_lm_server_prefix_cache`), and answers follow the adapter forma
     with StandInLM() as server:
         lm = dspy.LM("openai/gpt-4o-mini", api_base=server.base_url, api_key="sk-anything")
 
-Routes: POST /v1/chat/completions (JSON or `stream: true` SSE; `failures` makes a model's calls fail),
-POST /v1/embeddings (`_lm_server_embeddings`), GET /v1/models. Request headers (and so API keys) are never logged or
-stored, and the server writes nothing to stderr.
+Routes: POST /v1/chat/completions (JSON or `stream: true` SSE), POST /v1/responses (the Responses API, JSON or SSE:
+`_lm_server_responses`), POST /v1/embeddings (`_lm_server_embeddings`), GET /v1/models. `failures` makes a model's
+calls fail, `transient_failures` the next few of them (a provider's passing outage, for retries). Request headers
+(and so API keys) are never logged or stored, and the server writes nothing to stderr.
 """
 
 from __future__ import annotations
@@ -21,12 +22,20 @@ import threading
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import Any, overload
 
 from ._lm_server_answers import compose_reply
 from ._lm_server_embeddings import EMBEDDINGS_PATH, BadEmbeddingRequest, Embeddings, embed
 from ._lm_server_prefix_cache import PrefixCache
 from ._lm_server_prompt import read_prompt
+from ._lm_server_responses import (
+    RESPONSES_PATH,
+    BadResponsesRequest,
+    ResponsesRequest,
+    read_responses_request,
+    response_body,
+    response_events,
+)
 from ._lm_server_tokens import count_prompt_tokens, count_tokens, load_encoding, prompt_token_ids
 from ._lm_server_wire import Completion, error_body, models_body
 
@@ -39,6 +48,28 @@ DEFAULT_MODELS = ("gpt-4o-mini",)
 
 class BadRequest(ValueError):
     """The request body is not a chat-completion request; answered with 400."""
+
+
+class _Count:
+    """A count the server keeps in `_<name>`, read under its lock (one line per counter in the class body)."""
+
+    def __init__(self, doc: str) -> None:
+        self.__doc__ = doc
+        self.field = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.field = "_" + name
+
+    @overload
+    def __get__(self, stand_in: None, owner: type) -> _Count: ...
+    @overload
+    def __get__(self, stand_in: StandInLM, owner: type) -> int: ...
+    def __get__(self, stand_in: StandInLM | None, owner: type) -> _Count | int:
+        if stand_in is None:
+            return self
+        with stand_in._lock:
+            count: int = getattr(stand_in, self.field)
+            return count
 
 
 class StandInLM:
@@ -56,9 +87,14 @@ class StandInLM:
         self._requests = 0
         self._embedding_requests = 0
         self._embedding_tokens = 0
+        self._responses_requests = 0
+        self._failed_requests = 0
         self.failures: dict[str, tuple[int, str]] = {}
         """model -> (HTTP status, error message): requests for that model are answered with that error, as a
         provider refusing a call (tests plant what a provider's error echoes: a key, a URL with `?key=`)."""
+        self.transient_failures: dict[str, list[tuple[int, str]]] = {}
+        """model -> errors for its next requests, one each, in order (then it answers again): a provider's passing
+        outage, what a retry is for. Checked after `failures`."""
         self.recorded_bodies: list[bytes] | None = None
         """Set to a list to keep the raw body of every POST from then on (tests compare what the LM received)."""
         self._models_seen: set[str] = set(DEFAULT_MODELS)
@@ -107,23 +143,13 @@ class StandInLM:
             raise RuntimeError("StandInLM is not running: call start() or use it as a context manager")
         return f"http://{self.host}:{self.port}/v1"
 
-    @property
-    def requests(self) -> int:
-        """Chat-completion requests answered so far (including streamed ones)."""
-        with self._lock:
-            return self._requests
-
-    @property
-    def embedding_requests(self) -> int:
-        """Embeddings requests answered so far."""
-        with self._lock:
-            return self._embedding_requests
-
-    @property
-    def embedding_tokens(self) -> int:
-        """Input tokens billed for embeddings so far (the sum of every answer's `usage.prompt_tokens`)."""
-        with self._lock:
-            return self._embedding_tokens
+    requests = _Count("Chat-completion requests answered so far (including streamed ones).")
+    embedding_requests = _Count("Embeddings requests answered so far.")
+    embedding_tokens = _Count("Input tokens billed for embeddings so far (the sum of every answer's "
+                              "`usage.prompt_tokens`).")
+    responses_requests = _Count("Responses API requests answered so far (including streamed ones).")
+    failed_requests = _Count("Requests answered with an error of `failures` or `transient_failures` so far, on any "
+                             "route.")
 
     def reset_prefix_cache(self) -> None:
         """Forget every remembered prompt: the next prompts report cached_tokens=0."""
@@ -146,16 +172,48 @@ class StandInLM:
             raise BadRequest("'messages' must be a non-empty array of message objects.")
         if not isinstance(choices, int) or not 1 <= choices <= 128:
             raise BadRequest("'n' must be an integer from 1 to 128.")
+        completion = self._answer(body, model, messages, choices)
+        with self._lock:
+            # Counted before the reply is written, so a client that got its answer sees itself counted.
+            self._requests += 1
+        return completion
+
+    def respond(self, body: Any) -> ResponsesRequest:
+        """Read a parsed /v1/responses body; raises BadRequest when it is not one the stand-in answers."""
+        try:
+            return read_responses_request(body)
+        except BadResponsesRequest as exc:
+            raise BadRequest(str(exc)) from exc
+
+    def answer_responses(self, request: ResponsesRequest) -> Completion:
+        """Answer a Responses request by the chat rules (`_lm_server_responses`)."""
+        completion = self._answer(request.chat_body(), request.model, request.messages, 1)
+        with self._lock:
+            self._responses_requests += 1
+        return completion
+
+    def _answer(self, body: Any, model: str, messages: list[Any], choices: int) -> Completion:
         text = compose_reply(read_prompt(body), self.model_answers)
         prompt_ids = prompt_token_ids(messages)
         cached = self._prefix_cache.lookup_and_remember(model, prompt_ids)
         with self._lock:
-            # Counted before the reply is written, so a client that got its answer sees itself counted.
-            self._requests += 1
             self._models_seen.add(model)
         return Completion(model=model, text=text, choices=choices, prompt_tokens=len(prompt_ids),
                           cached_tokens=cached, completion_tokens=count_tokens(text))
 
+    def planted_failure(self, body: Any) -> tuple[int, str] | None:
+        """The error `failures` or `transient_failures` plant for this request, counted; None to answer it."""
+        model = str(body.get("model")) if isinstance(body, dict) else None
+        if model is None:
+            return None
+        with self._lock:
+            failure = self.failures.get(model)
+            queued = self.transient_failures.get(model)
+            if failure is None and queued:
+                failure = queued.pop(0)
+            if failure is not None:
+                self._failed_requests += 1
+        return failure
 
     def embed(self, body: Any) -> Embeddings:
         """Answer a parsed /v1/embeddings body; raises BadRequest when it is not one."""
@@ -201,23 +259,33 @@ class _Handler(BaseHTTPRequestHandler):
         if recorded is not None:
             recorded.append(raw)
         path = self.path.split("?", 1)[0]
-        if path not in (CHAT_PATH, EMBEDDINGS_PATH):
+        if path not in (CHAT_PATH, EMBEDDINGS_PATH, RESPONSES_PATH):
             return self._send_not_found()
+        stand_in = self.server.stand_in
         try:
             body = json.loads(raw or b"null")
-            failure = self.server.stand_in.failures.get(str(body.get("model"))) if isinstance(body, dict) else None
+            failure = stand_in.planted_failure(body)
             if failure is not None:
                 return self._send_json(failure[0], error_body(failure[1], code="invalid_api_key"))
             if path == EMBEDDINGS_PATH:
-                return self._send_json(200, self.server.stand_in.embed(body).body())
-            completion = self.server.stand_in.complete(body)
+                return self._send_json(200, stand_in.embed(body).body())
+            if path == RESPONSES_PATH:
+                request = stand_in.respond(body)
+                completion = stand_in.answer_responses(request)
+            else:
+                completion = stand_in.complete(body)
         except BadRequest as exc:
             return self._send_json(400, error_body(str(exc)))
         except ValueError as exc:  # json.JSONDecodeError and UnicodeDecodeError
             return self._send_json(400, error_body(f"We could not parse the JSON body of your request: {exc}"))
         except Exception as exc:  # noqa: BLE001 - a bug here must reach the client as a 500, not as a dropped connection
             return self._send_json(500, error_body(f"stand-in LM failed: {exc!r}", error_type="server_error"))
-        if body.get("stream") is True:
+        if path == RESPONSES_PATH:
+            if body.get("stream") is True:
+                self._send_events(list(response_events(completion, request)), with_names=True)
+            else:
+                self._send_json(200, response_body(completion, request))
+        elif body.get("stream") is True:
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             self._send_stream(completion, include_usage)
         else:
@@ -239,14 +307,20 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _send_stream(self, completion: Completion, include_usage: bool) -> None:
+        self._send_events([*completion.stream_chunks(include_usage), "[DONE]"], with_names=False)
+
+    def _send_events(self, events: list[Any], with_names: bool) -> None:
+        """Server-sent events, one `data:` line each (and an `event:` line with its type for the Responses API,
+        as OpenAI sends them); a string event is sent as is (`[DONE]`)."""
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")  # length unknown up front; keeps keep-alive working
         self.end_headers()
-        events = [json.dumps(chunk) for chunk in completion.stream_chunks(include_usage)] + ["[DONE]"]
         for event in events:
-            data = f"data: {event}\n\n".encode()
+            named = f"event: {event['type']}\n" if with_names and isinstance(event, dict) else ""
+            payload = event if isinstance(event, str) else json.dumps(event)
+            data = f"{named}data: {payload}\n\n".encode()
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
             self.wfile.flush()
         self.wfile.write(b"0\r\n\r\n")

@@ -96,6 +96,28 @@ def metered():
     provider.shutdown()
 
 
+@pytest.fixture
+def litellm_spans(lm_server):
+    """LiteLLM instrumented with its own TracerProvider; yields a function returning the finished spans."""
+    import litellm
+    from memory_spans import memory_provider
+
+    from lmscope.instrumentation.litellm import LiteLLMInstrumentor
+
+    provider, exporter = memory_provider()
+    instrumentor = LiteLLMInstrumentor()
+    originals = {name: getattr(litellm, name) for name in ("completion", "responses", "completion_with_retries")}
+    instrumentor.instrument(tracer=provider.get_tracer("test"), capture_content=True)
+    assert all(getattr(litellm, name) is not original for name, original in originals.items())
+    def finished():
+        return exporter.get_finished_spans()
+
+    finished.tracer = provider.get_tracer("app")  # an app's own spans, for parenting
+    yield finished
+    instrumentor.uninstrument()
+    assert all(getattr(litellm, name) is original for name, original in originals.items())  # put back exactly
+
+
 def _reset_dspy():
     import dspy
 

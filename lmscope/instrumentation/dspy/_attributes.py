@@ -17,11 +17,13 @@ from ...telemetry._spend import Spend
 
 # Request parameters worth recording. An allowlist, not a denylist: `lm.kwargs` also holds api_key,
 # api_base and headers, and a new secret-bearing key must never slip through by default.
-_REQUEST_PARAMETERS = ("temperature", "max_tokens", "max_completion_tokens", "top_p", "n", "stop", "seed",
-                       "frequency_penalty", "presence_penalty", "reasoning_effort", "rollout_id", "num_retries")
+_REQUEST_PARAMETERS = ("temperature", "max_tokens", "max_completion_tokens", "max_output_tokens", "top_p", "n", "stop",
+                       "seed", "frequency_penalty", "presence_penalty", "reasoning_effort", "rollout_id",
+                       "num_retries")
 _GEN_AI_REQUEST = {"temperature": semconv.GEN_AI_REQUEST_TEMPERATURE, "top_p": semconv.GEN_AI_REQUEST_TOP_P,
                    "max_tokens": semconv.GEN_AI_REQUEST_MAX_TOKENS,
-                   "max_completion_tokens": semconv.GEN_AI_REQUEST_MAX_TOKENS}
+                   "max_completion_tokens": semconv.GEN_AI_REQUEST_MAX_TOKENS,
+                   "max_output_tokens": semconv.GEN_AI_REQUEST_MAX_TOKENS}  # the Responses API's name
 _SECRET_MARKERS = ("key", "secret", "token", "password", "auth", "credential", "header", "api_base", "base_url")
 _MAX_DOCUMENTS = 32
 

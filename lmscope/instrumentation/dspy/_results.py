@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ...telemetry._lm_call import LMCall
+from .._token_counts import usage_into
 
 _NATIVE_COST_KIND = "estimate"  # DSPy priced it from its bundled snapshot of LiteLLM's price map
 
@@ -88,11 +89,8 @@ def lm_call_from_result(lm: Any, result: Any, *, model: str, provider: str | Non
         call.saved_usd = cost
         call.saved_tokens = _original_tokens(result, stored_record)
         return call
-    usage = _plain(getattr(result, "usage", None))
-    call.input_tokens = _count(usage.get("prompt_tokens"))
-    call.output_tokens = _count(usage.get("completion_tokens"))
-    call.cached_tokens = _count(_plain(usage.get("prompt_tokens_details")).get("cached_tokens"))
-    call.reasoning_tokens = _count(_plain(usage.get("completion_tokens_details")).get("reasoning_tokens"))
+    # Chat Completions' names, or the Responses API's (`model_type="responses"` on DSPy's litellm engine)
+    usage_into(call, _plain(getattr(result, "usage", None)))
     if cost is not None:
         call.cost_usd = cost
         if engine == "litellm":

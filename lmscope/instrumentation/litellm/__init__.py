@@ -1,19 +1,21 @@
 """LiteLLM instrumentation: one span per provider call a LiteLLM app makes, with tokens, cost and messages.
 
 `LiteLLMInstrumentor` wraps LiteLLM's module functions (`completion`, `acompletion`, `text_completion`,
-`atext_completion`, `embedding`, `aembedding`) where the app reaches them, `litellm.<name>`. A call inside
-lmscope's DSPy LM span (DSPy's `engine="litellm"`) or inside the app's `suppress_instrumentation()` is not traced a
-second time. Instrumenting never imports LiteLLM (~2 s): the patch applies when the app imports it.
+`atext_completion`, `responses`, `aresponses`, `embedding`, `aembedding`) where the app reaches them,
+`litellm.<name>`. A call inside lmscope's DSPy LM span (DSPy's `engine="litellm"`) or inside the app's
+`suppress_instrumentation()` is not traced a second time. Instrumenting never imports LiteLLM (~2 s): the patch
+applies when the app imports it.
 
-`litellm.Router`'s deployment calls go through `litellm.completion`, so each attempt is a span
-(docs/litellm-internals.md §4). Not traced yet (issue 13): a router span over the attempts, `responses` /
-`aresponses`, `completion_with_retries` (it calls `litellm.main.completion`, not the package attribute), and names
-bound before instrumenting (`from litellm import completion`).
+`completion_with_retries`, `acompletion_with_retries`, `responses_with_retries` and `aresponses_with_retries` get
+each attempt traced (one span per attempt, `_wrappers.with_traced_attempts`). `litellm.Router`'s deployment calls go
+through `litellm.completion`, so each attempt is a span (docs/litellm-internals.md §4). Not traced yet (issue 13): a
+router span over the attempts, and names bound before instrumenting (`from litellm import completion`).
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Collection
 from typing import Any
 
@@ -22,7 +24,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 
 from .._patching import Patcher
 from .._setup import InstrumentorSetup, PatchOnImport, resolve_setup
-from ._spans import CHAT, EMBEDDINGS, TEXT_COMPLETION, LiteLLMRuntime
+from ._spans import CHAT, EMBEDDINGS, RESPONSES, TEXT_COMPLETION, LiteLLMRuntime
 from .package import _instruments
 
 TRACER_NAME = "lmscope.instrumentation.litellm"
@@ -31,8 +33,16 @@ _TARGETS = (  # (function, operation, its leading positional parameters, async)
     ("acompletion", CHAT, ("model", "messages"), True),
     ("text_completion", TEXT_COMPLETION, ("prompt",), False),
     ("atext_completion", TEXT_COMPLETION, ("prompt",), True),
+    ("responses", RESPONSES, ("input", "model"), False),
+    ("aresponses", RESPONSES, ("input", "model"), True),
     ("embedding", EMBEDDINGS, ("model", "input"), False),
     ("aembedding", EMBEDDINGS, ("model", "input"), True),
+)
+_RETRYING = (  # (function, the module holding the function it calls by default, that function's name)
+    ("completion_with_retries", "litellm.main", "completion"),
+    ("acompletion_with_retries", "litellm.main", "completion"),  # sic: LiteLLM's default attempt is the sync one
+    ("responses_with_retries", "litellm.responses.dispatch", "responses"),
+    ("aresponses_with_retries", "litellm.responses.dispatch", "aresponses"),
 )
 
 
@@ -64,10 +74,16 @@ class LiteLLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # openteleme
         assert patcher is not None
         runtime = self.runtime = LiteLLMRuntime(setup.tracer, setup.content, setup.lm_call_listeners)
         try:
+            traced = {}
             for name, operation, names, is_async in _TARGETS:
-                patcher.replace(litellm, name, functools.partial(
-                    wrappers.traced_async_call if is_async else wrappers.traced_call, runtime,
-                    operation=operation, names=names))
+                trace = functools.partial(wrappers.traced_async_call if is_async else wrappers.traced_call, runtime,
+                                          operation=operation, names=names)
+                patcher.replace(litellm, name, trace)
+                traced[name] = trace
+            for name, module, attempt in _RETRYING:
+                if hasattr(litellm, name):
+                    default = traced[attempt](getattr(importlib.import_module(module), attempt))
+                    patcher.replace(litellm, name, functools.partial(wrappers.with_traced_attempts, attempt=default))
         except BaseException:
             self._unpatch()
             raise

@@ -1,8 +1,10 @@
-"""One `LMCall` from what LiteLLM returned: a ModelResponse, an EmbeddingResponse, or a stream's totals.
+"""One `LMCall` from what LiteLLM returned: a ModelResponse, an EmbeddingResponse, a ResponsesAPIResponse, or a
+stream's totals.
 
 Read by duck typing (no LiteLLM import): `usage.prompt_tokens`, `completion_tokens`,
-`prompt_tokens_details.cached_tokens`, `completion_tokens_details.reasoning_tokens`; the price LiteLLM put in
-`_hidden_params["response_cost"]` (its own table, as DSPy's litellm engine reads it).
+`prompt_tokens_details.cached_tokens`, `completion_tokens_details.reasoning_tokens`, or the Responses API's names
+for the same counts (`input_tokens`, `output_tokens`, `input_tokens_details`, `output_tokens_details`); the price
+LiteLLM put in `_hidden_params["response_cost"]` (its own table, as DSPy's litellm engine reads it).
 """
 
 from __future__ import annotations
@@ -10,23 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...telemetry._lm_call import LMCall
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _get(value: Any, name: str) -> Any:
-    """`value[name]` or `value.name`: a provider's usage comes as LiteLLM's objects or as plain dicts."""
-    return value.get(name) if isinstance(value, dict) else getattr(value, name, None)
-
-
-def usage_into(call: LMCall, usage: Any) -> None:
-    """Copy a LiteLLM (OpenAI-shaped) usage object's counts onto `call`."""
-    call.input_tokens = _count(_get(usage, "prompt_tokens"))
-    call.output_tokens = _count(_get(usage, "completion_tokens"))
-    call.cached_tokens = _count(_get(_get(usage, "prompt_tokens_details"), "cached_tokens"))
-    call.reasoning_tokens = _count(_get(_get(usage, "completion_tokens_details"), "reasoning_tokens"))
+from .._token_counts import usage_into
 
 
 def litellm_cost(response: Any) -> float | None:

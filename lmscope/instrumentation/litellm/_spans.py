@@ -34,20 +34,26 @@ from .._errors import record_error
 from .._setup import LMCallListener
 from ..dspy._attributes import lm_request_attributes, lm_result_attributes, request_parameters, to_json
 from ..dspy._frames import FRAME_KEY, LMFrame, ModuleFrame
+from ._responses import responses_answers, responses_finish_reasons, responses_messages
 from ._results import answers, call_from_response
 
 CHAT, TEXT_COMPLETION, EMBEDDINGS = "chat", "text_completion", "embeddings"
+RESPONSES = "responses"
+"""The Responses API: a `chat` operation (GenAI semantic conventions), whose request and result have their own shape
+(`_responses.py`)."""
 _route: BoundedMemo[str, tuple[str | None, str]] = BoundedMemo(split_route)
 
 
 class CallFrame:
     """One LiteLLM call in flight."""
 
-    __slots__ = ("kwargs", "model", "operation", "parent", "phase", "provider", "span", "started", "suppression",
-                 "token", "trackers")
+    __slots__ = ("kwargs", "model", "operation", "parent", "phase", "provider", "responses_api", "span", "started",
+                 "suppression", "token", "trackers")
 
     def __init__(self, span: Span, operation: str, model: str, provider: str | None, parent: ModuleFrame | None,
                  trackers: tuple[Usage, ...], kwargs: Mapping[str, Any], phase: str) -> None:
+        self.responses_api = operation == RESPONSES
+        operation = CHAT if self.responses_api else operation
         self.span, self.operation, self.model, self.provider = span, operation, model, provider
         self.parent, self.trackers, self.kwargs, self.phase = parent, trackers, kwargs, phase
         self.started = time.perf_counter()
@@ -71,7 +77,8 @@ class LiteLLMRuntime:
         parent = ctx.get(FRAME_KEY)
         if type(parent) is LMFrame:
             parent = parent.parent
-        frame = CallFrame(self.tracer.start_span(f"{operation} {model}", ctx, SpanKind.CLIENT,
+        name = CHAT if operation == RESPONSES else operation
+        frame = CallFrame(self.tracer.start_span(f"{name} {model}", ctx, SpanKind.CLIENT,
                                                  self._start_attributes(operation, model, provider, kwargs, ctx,
                                                                         phase)),
                           operation, model, provider, parent if type(parent) is ModuleFrame else None,
@@ -97,6 +104,8 @@ class LiteLLMRuntime:
         try:
             if error is None:
                 call = call_from_response(response, self.new_call(frame))
+                if frame.responses_api:
+                    call.finish_reasons = responses_finish_reasons(response)
             outputs = self._outputs(frame, response, call.finish_reasons) if call is not None else None
             self.finish(frame, call, error, outputs)
         except Exception as exc:  # noqa: BLE001
@@ -147,7 +156,7 @@ class LiteLLMRuntime:
         try:
             attributes = lm_request_attributes(model, provider, request_parameters({}, kwargs))
             attributes[semconv.PHASE] = phase
-            if operation != CHAT:
+            if operation not in (CHAT, RESPONSES):
                 attributes[semconv.GEN_AI_OPERATION_NAME] = operation
             if operation == EMBEDDINGS:
                 attributes[semconv.SPAN_KIND] = semconv.KIND_EMBEDDING
@@ -164,15 +173,18 @@ class LiteLLMRuntime:
 
     def _inputs(self, operation: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         policy = self.content
-        value = kwargs.get("messages") if operation == CHAT else kwargs.get(
-            "input" if operation == EMBEDDINGS else "prompt")
+        if operation == RESPONSES:
+            value = responses_messages(kwargs)
+        else:
+            value = kwargs.get("messages") if operation == CHAT else kwargs.get(
+                "input" if operation == EMBEDDINGS else "prompt")
         if value is None:
             return {}
         text, redacted = policy.json(to_json(value), semconv.INPUT_VALUE)
         attributes: dict[str, Any] = {semconv.INPUT_VALUE: text, semconv.INPUT_MIME_TYPE: semconv.MIME_JSON}
         if redacted:
             attributes[semconv.SCRUBBED] = True
-        if operation == CHAT:
+        if operation in (CHAT, RESPONSES):
             attributes.update(input_message_attributes(value, kwargs.get("tools"), policy))
         elif operation == TEXT_COMPLETION and isinstance(value, str):
             attributes.update(input_message_attributes([{"role": "user", "content": value}], None, policy))
@@ -188,7 +200,8 @@ class LiteLLMRuntime:
             vector = first.get("embedding") if isinstance(first, dict) else getattr(first, "embedding", None)
             summary = {"embeddings": len(data), "dimensions": len(vector) if isinstance(vector, list) else None}
             return {semconv.OUTPUT_VALUE: to_json(summary), semconv.OUTPUT_MIME_TYPE: semconv.MIME_JSON}
-        return self.answer_attributes(answers(response), frame, finish_reasons)
+        texts = responses_answers(response) if frame.responses_api else answers(response)
+        return self.answer_attributes(texts, frame, finish_reasons)
 
     def answer_attributes(self, texts: list[Any], frame: CallFrame,
                           finish_reasons: tuple[str, ...] | None) -> dict[str, Any]:

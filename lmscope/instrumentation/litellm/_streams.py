@@ -1,6 +1,8 @@
 """A streamed LiteLLM call: its span covers the whole stream and ends when the stream does.
 
-`completion(stream=True)` returns LiteLLM's `CustomStreamWrapper` (sync and async iteration in one class). lmscope
+`completion(stream=True)` returns LiteLLM's `CustomStreamWrapper` (sync and async iteration in one class);
+`responses(stream=True)` a Responses API iterator (one class for sync, another for async iteration: the traced class
+defines only what its base has; their events are read by `_responses_stream.ResponsesStreamRecorder`). lmscope
 gives the very object back, its class switched to a subclass that reports each chunk to a `StreamRecorder`:
 `isinstance` checks, attributes and identity stay what the program expects, and nothing is copied. The span ends:
 - at the stream's end (StopIteration / StopAsyncIteration), with the provider's usage chunk when the request asked
@@ -24,7 +26,8 @@ from opentelemetry.trace import Status, StatusCode
 
 from ...telemetry import _semconv as semconv
 from ...telemetry._internal_errors import report_internal_error
-from ._results import usage_into
+from ...telemetry._lm_call import LMCall
+from .._token_counts import usage_into
 from ._spans import CallFrame, LiteLLMRuntime
 
 _recorders: weakref.WeakKeyDictionary[Any, StreamRecorder] = weakref.WeakKeyDictionary()
@@ -69,21 +72,25 @@ class StreamRecorder:
             if self.first_chunk_s is None:
                 self.first_chunk_s = time.perf_counter() - self.frame.started
                 self.frame.span.add_event("first_token")
-            usage = getattr(chunk, "usage", None)
-            if usage is not None and getattr(usage, "prompt_tokens", None):
-                self.usage = usage
-            self.response_model = self.response_model or getattr(chunk, "model", None)
-            self.response_id = self.response_id or getattr(chunk, "id", None)
-            for choice in getattr(chunk, "choices", None) or ():
-                index = getattr(choice, "index", 0) or 0
-                text = getattr(getattr(choice, "delta", None), "content", None)
-                if isinstance(text, str):
-                    self.texts.setdefault(index, []).append(text)
-                reason = getattr(choice, "finish_reason", None)
-                if reason:
-                    self.finish_reasons[index] = str(reason)
+            self.read(chunk)
         except Exception as exc:  # noqa: BLE001 - a chunk we cannot read costs its facts, not the stream
             report_internal_error("reading a LiteLLM stream chunk", exc)
+
+    def read(self, chunk: Any) -> None:
+        """Take what a chat completion chunk tells: its usage, model, id, text and finish reason."""
+        usage = getattr(chunk, "usage", None)
+        if usage is not None and getattr(usage, "prompt_tokens", None):
+            self.usage = usage
+        self.response_model = self.response_model or getattr(chunk, "model", None)
+        self.response_id = self.response_id or getattr(chunk, "id", None)
+        for choice in getattr(chunk, "choices", None) or ():
+            index = getattr(choice, "index", 0) or 0
+            text = getattr(getattr(choice, "delta", None), "content", None)
+            if isinstance(text, str):
+                self.texts.setdefault(index, []).append(text)
+            reason = getattr(choice, "finish_reason", None)
+            if reason:
+                self.finish_reasons[index] = str(reason)
 
     def end(self, error: BaseException | None = None, *, abandoned: bool = False, closed: bool = False) -> None:
         with self._lock:
@@ -98,19 +105,7 @@ class StreamRecorder:
 
     def _end(self, error: BaseException | None, abandoned: bool, closed: bool) -> None:
         frame, runtime = self.frame, self.runtime
-        call = runtime.new_call(frame)
-        texts = ["".join(self.texts[index]) for index in sorted(self.texts)]
-        extra: dict[str, Any] = {}
-        if self.usage is not None:
-            usage_into(call, self.usage)
-        else:
-            call.input_tokens, call.output_tokens = _estimate(frame, texts)
-            extra[semconv.USAGE_ESTIMATED] = True
-        call.response_model = str(self.response_model) if self.response_model else None
-        call.response_id = str(self.response_id) if self.response_id else None
-        call.finish_reasons = tuple(self.finish_reasons[index] for index in sorted(self.finish_reasons))
-        call.cost_usd = _price(frame, call.input_tokens, call.output_tokens)
-        call.cost_source = "litellm" if call.cost_usd is not None else None
+        call, texts, extra = self.result()
         if self.first_chunk_s is not None:
             extra[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self.first_chunk_s
         if abandoned:
@@ -121,10 +116,27 @@ class StreamRecorder:
                    if runtime.content.capture_outputs and error is None else None)
         runtime.finish(frame, call if error is None else None, error, outputs, extra)
 
+    def result(self) -> tuple[LMCall, list[Any], dict[str, Any]]:
+        """The call as the stream delivered it, its answers (one per choice), and extra span attributes."""
+        frame = self.frame
+        call = self.runtime.new_call(frame)
+        texts: list[Any] = ["".join(self.texts[index]) for index in sorted(self.texts)]
+        extra: dict[str, Any] = {}
+        if self.usage is not None:
+            usage_into(call, self.usage)
+        else:
+            call.input_tokens, call.output_tokens = estimate_tokens(frame, frame.kwargs.get("messages"), texts)
+            extra[semconv.USAGE_ESTIMATED] = True
+        call.response_model = str(self.response_model) if self.response_model else None
+        call.response_id = str(self.response_id) if self.response_id else None
+        call.finish_reasons = tuple(self.finish_reasons[index] for index in sorted(self.finish_reasons))
+        call.cost_usd = litellm_price(frame, call.input_tokens, call.output_tokens)
+        call.cost_source = "litellm" if call.cost_usd is not None else None
+        return call, texts, extra
 
-def traced_stream(stream: Any, runtime: LiteLLMRuntime, frame: CallFrame) -> Any:
-    """`stream` itself, reporting to a new StreamRecorder (or untouched, with the span ended, if that fails)."""
-    recorder = StreamRecorder(runtime, frame)
+
+def traced_stream(stream: Any, recorder: StreamRecorder) -> Any:
+    """`stream` itself, reporting to `recorder` (or untouched, with the span ended, if that fails)."""
     try:
         traced = _traced_class(type(stream))
         _recorders[stream] = recorder
@@ -145,8 +157,11 @@ def _traced_class(base: type) -> type:
 
 
 def _make_traced_class(base: type) -> type:
-    base_next, base_anext = base.__next__, base.__anext__  # type: ignore[attr-defined]
-    base_close, base_aclose = getattr(base, "close", None), getattr(base, "aclose", None)
+    # Any: each is called only from the method defined when the base has it
+    base_next: Any = getattr(base, "__next__", None)
+    base_anext: Any = getattr(base, "__anext__", None)
+    base_close: Any = getattr(base, "close", None)
+    base_aclose: Any = getattr(base, "aclose", None)
 
     def __next__(self: Any) -> Any:
         recorder = _recorders.get(self)
@@ -170,32 +185,35 @@ def _make_traced_class(base: type) -> type:
         recorder = _recorders.get(self)
         if recorder is not None and not recorder.reading:
             recorder.end(closed=True)
-        return base_close(self, *args, **kwargs) if base_close is not None else None
+        return base_close(self, *args, **kwargs)
 
     async def aclose(self: Any, *args: Any, **kwargs: Any) -> Any:
         recorder = _recorders.get(self)
         if recorder is not None and not recorder.reading:
             recorder.end(closed=True)
-        return await base_aclose(self, *args, **kwargs) if base_aclose is not None else None
+        return await base_aclose(self, *args, **kwargs)
 
-    namespace: dict[str, Any] = {"__next__": __next__, "__anext__": __anext__, "__module__": base.__module__,
-                                 "__qualname__": base.__qualname__, "close": close, "aclose": aclose}
+    namespace: dict[str, Any] = {"__module__": base.__module__, "__qualname__": base.__qualname__}
+    # Only what the base has: a class iterated one way only stays so (`hasattr(stream, "__anext__")` is unchanged).
+    for name, base_method, method in (("__next__", base_next, __next__), ("__anext__", base_anext, __anext__),
+                                      ("close", base_close, close), ("aclose", base_aclose, aclose)):
+        if base_method is not None:
+            namespace[name] = method
     return type(base.__name__, (base,), namespace)
 
 
-def _estimate(frame: CallFrame, texts: list[str]) -> tuple[int, int]:
+def estimate_tokens(frame: CallFrame, messages: Any, texts: list[str]) -> tuple[int, int]:
     """(prompt, completion) tokens by LiteLLM's counter for the model, when the provider sent no usage."""
     import litellm
 
     model = str(frame.kwargs.get("model") or "")
-    messages = frame.kwargs.get("messages")
     prompt = litellm.token_counter(model=model, messages=messages) if messages else litellm.token_counter(
         model=model, text=str(frame.kwargs.get("prompt") or ""))
     completion = sum(litellm.token_counter(model=model, text=text, count_response_tokens=True) for text in texts)
     return int(prompt), int(completion)
 
 
-def _price(frame: CallFrame, prompt_tokens: int, completion_tokens: int) -> float | None:
+def litellm_price(frame: CallFrame, prompt_tokens: int, completion_tokens: int) -> float | None:
     """LiteLLM's price of the stream's tokens (its table, as for a call that is not streamed), None if unknown."""
     import litellm
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 from ...telemetry._internal_errors import report_internal_error
 from .._stack import drop_own_frame
+from ._responses_stream import ResponsesStreamRecorder
 from ._spans import CallFrame, LiteLLMRuntime
-from ._streams import traced_stream
+from ._streams import StreamRecorder, traced_stream
 
 
 def _request(names: tuple[str, ...], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -30,8 +32,9 @@ def _start(runtime: LiteLLMRuntime, operation: str, names: tuple[str, ...], args
 
 def _returned(runtime: LiteLLMRuntime, frame: CallFrame, result: Any) -> Any:
     runtime.leave(frame)
-    if frame.kwargs.get("stream") is True and hasattr(result, "__next__") and hasattr(result, "__anext__"):
-        return traced_stream(result, runtime, frame)
+    if frame.kwargs.get("stream") is True and (hasattr(result, "__next__") or hasattr(result, "__anext__")):
+        recorder = (ResponsesStreamRecorder if frame.responses_api else StreamRecorder)(runtime, frame)
+        return traced_stream(result, recorder)
     runtime.end(frame, result, None)
     return result
 
@@ -70,5 +73,34 @@ def traced_async_call(runtime: LiteLLMRuntime, original: Callable[..., Any], ope
             drop_own_frame(error, wrapper)
             raise
         return _returned(runtime, frame, result)
+
+    return wrapper
+
+
+def with_traced_attempts(original: Callable[..., Any], attempt: Callable[..., Any]) -> Callable[..., Any]:
+    """`completion_with_retries` and its kin, each attempt traced: they call LiteLLM's function through a reference
+    of their own (`original_function=`, by default `litellm.main.completion`, not the patched package attribute;
+    docs/litellm-internals.md §6). Unless the caller chose that function, they are given `attempt`: the very same
+    default function, traced. Nothing else changes, and the retrying itself has no span: one span per attempt."""
+    if inspect.iscoroutinefunction(original):
+        @functools.wraps(original)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            kwargs.setdefault("original_function", attempt)
+            try:
+                return await original(*args, **kwargs)
+            except BaseException as error:
+                drop_own_frame(error, async_wrapper)
+                raise
+
+        return async_wrapper
+
+    @functools.wraps(original)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("original_function", attempt)
+        try:
+            return original(*args, **kwargs)
+        except BaseException as error:
+            drop_own_frame(error, wrapper)
+            raise
 
     return wrapper

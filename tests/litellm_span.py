@@ -1,0 +1,57 @@
+"""The attributes every finished LiteLLM `chat` span on the stand-in server carries, popped and checked in one go.
+
+`pop_litellm_chat(attributes, response, usage, messages, answer)` pops usage (both conventions, cache read 0), cost
+(`gen_ai.usage.cost` = `llm.cost.total`: LiteLLM's price of `usage`), engine, kind, operation, provider and model
+(`openai/gpt-4o-mini`), the response's model, id and finish reason, and the request's messages and the answer (as
+`input.value`/`output.value` and structured messages), so an exhaustive attribute test stays exhaustive. Import it as
+`from litellm_span import pop_litellm_chat` (tests/ is on sys.path through tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import litellm
+import pytest
+from chat_messages import pop_messages
+
+from lmscope.telemetry import _semconv as semconv
+
+
+def litellm_price(prompt_tokens: int, completion_tokens: int) -> float:
+    """LiteLLM's price of a gpt-4o-mini call (its local model table)."""
+    prompt_cost, completion_cost = litellm.cost_per_token(model="gpt-4o-mini", prompt_tokens=prompt_tokens,
+                                                          completion_tokens=completion_tokens)
+    return float(prompt_cost + completion_cost)
+
+
+def pop_litellm_chat(attributes: dict[str, Any], response: Any, usage: tuple[int, int, int],
+                     messages: list[dict[str, Any]], answer: str) -> None:
+    """`usage`: (input, output, total) tokens as the response reports them."""
+    input_tokens, output_tokens, total_tokens = usage
+    assert attributes.pop(semconv.GEN_AI_USAGE_INPUT_TOKENS) == attributes.pop(semconv.LLM_TOKEN_COUNT_PROMPT) \
+        == input_tokens
+    assert attributes.pop(semconv.GEN_AI_USAGE_OUTPUT_TOKENS) == attributes.pop(
+        semconv.LLM_TOKEN_COUNT_COMPLETION) == output_tokens
+    assert attributes.pop(semconv.LLM_TOKEN_COUNT_TOTAL) == total_tokens
+    assert attributes.pop(semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS) == attributes.pop(
+        semconv.LLM_TOKEN_COUNT_CACHE_READ) == 0
+    recorded = attributes.pop(semconv.GEN_AI_USAGE_COST)
+    assert recorded == pytest.approx(litellm_price(input_tokens, output_tokens), rel=1e-9)
+    assert attributes.pop(semconv.LLM_COST_TOTAL) == recorded
+    assert attributes.pop(semconv.COST_SOURCE) == "litellm"
+    assert attributes.pop(semconv.CACHE_HIT) is False
+    assert attributes.pop(semconv.LM_ENGINE) == "litellm"
+    assert attributes.pop(semconv.SPAN_KIND) == "LLM"
+    assert attributes.pop(semconv.PHASE) == "serve"
+    assert attributes.pop(semconv.GEN_AI_OPERATION_NAME) == "chat"
+    assert attributes.pop(semconv.GEN_AI_PROVIDER_NAME) == attributes.pop(semconv.LLM_PROVIDER) == "openai"
+    assert attributes.pop(semconv.GEN_AI_REQUEST_MODEL) == attributes.pop(semconv.LLM_MODEL_NAME) == "gpt-4o-mini"
+    assert attributes.pop(semconv.GEN_AI_RESPONSE_MODEL) == response.model
+    assert attributes.pop(semconv.GEN_AI_RESPONSE_ID) == response.id
+    assert attributes.pop(semconv.GEN_AI_RESPONSE_FINISH_REASONS) == ("stop",)
+    assert json.loads(attributes.pop(semconv.INPUT_VALUE)) == messages
+    assert json.loads(attributes.pop(semconv.OUTPUT_VALUE)) == [answer]
+    assert attributes.pop(semconv.INPUT_MIME_TYPE) == attributes.pop(semconv.OUTPUT_MIME_TYPE) == "application/json"
+    pop_messages(attributes, messages, [answer])
