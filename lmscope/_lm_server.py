@@ -54,6 +54,7 @@ class StandInLM:
         self._prefix_cache = PrefixCache(cache_block_tokens)
         self._lock = threading.Lock()
         self._requests = 0
+        self._billed = (0, 0)
         self._embedding_requests = 0
         self._embedding_tokens = 0
         self.failures: dict[str, tuple[int, str]] = {}
@@ -114,6 +115,13 @@ class StandInLM:
             return self._requests
 
     @property
+    def billed_chat_tokens(self) -> tuple[int, int]:
+        """(prompt, completion) tokens of every chat completion answered so far, as their `usage` said (all
+        choices): what a tracer's token counts must add up to."""
+        with self._lock:
+            return self._billed
+
+    @property
     def embedding_requests(self) -> int:
         """Embeddings requests answered so far."""
         with self._lock:
@@ -149,12 +157,15 @@ class StandInLM:
         text = compose_reply(read_prompt(body), self.model_answers)
         prompt_ids = prompt_token_ids(messages)
         cached = self._prefix_cache.lookup_and_remember(model, prompt_ids)
+        completion = Completion(model=model, text=text, choices=choices, prompt_tokens=len(prompt_ids),
+                                cached_tokens=cached, completion_tokens=count_tokens(text))
+        usage = completion.usage()
         with self._lock:
             # Counted before the reply is written, so a client that got its answer sees itself counted.
             self._requests += 1
+            self._billed = (self._billed[0] + usage["prompt_tokens"], self._billed[1] + usage["completion_tokens"])
             self._models_seen.add(model)
-        return Completion(model=model, text=text, choices=choices, prompt_tokens=len(prompt_ids),
-                          cached_tokens=cached, completion_tokens=count_tokens(text))
+        return completion
 
 
     def embed(self, body: Any) -> Embeddings:

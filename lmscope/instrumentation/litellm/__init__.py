@@ -3,7 +3,9 @@
 `LiteLLMInstrumentor` wraps LiteLLM's module functions (`completion`, `acompletion`, `text_completion`,
 `atext_completion`, `embedding`, `aembedding`) where the app reaches them, `litellm.<name>`. A call inside
 lmscope's DSPy LM span (DSPy's `engine="litellm"`) or inside the app's `suppress_instrumentation()` is not traced a
-second time. Instrumenting never imports LiteLLM (~2 s): the patch applies when the app imports it.
+second time. Instrumenting never imports LiteLLM (~2 s): the patch applies when the app imports it. Next to
+OpenInference's LiteLLM instrumentor lmscope goes beneath its patch in either order, and LiteLLM's own otel callback
+writes nothing on lmscope's span (docs/litellm-internals.md §5); either is named once in a warning (`_neighbours.py`).
 
 `litellm.Router`'s deployment calls go through `litellm.completion`, so each attempt is a span
 (docs/litellm-internals.md §4). Not traced yet (issue 13): a router span over the attempts, `responses` /
@@ -22,6 +24,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 
 from .._patching import Patcher
 from .._setup import InstrumentorSetup, PatchOnImport, resolve_setup
+from ._neighbours import LiteLLMNeighbours
 from ._spans import CHAT, EMBEDDINGS, TEXT_COMPLETION, LiteLLMRuntime
 from .package import _instruments
 
@@ -71,6 +74,8 @@ class LiteLLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # openteleme
         except BaseException:
             self._unpatch()
             raise
+        runtime.neighbours = LiteLLMNeighbours(litellm)
+        runtime.neighbours.look()  # a tool set up before lmscope is named now, one set up after at its first call
 
     def _uninstrument(self, **kwargs: Any) -> None:
         self._unpatch()
