@@ -51,12 +51,6 @@ class Holder:
         elif self._key in self._target:  # a tool that has left keeps nothing: nothing to re-point
             self._target[self._key] = target
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Holder) and other.patch is self.patch
-
-    def __hash__(self) -> int:
-        return id(self.patch)
-
 
 def _holder(value: Any, name: str) -> Holder | None:
     """`value` as a holder of `name`'s inner function, or None when it is no other tool's patch we can go beneath."""
