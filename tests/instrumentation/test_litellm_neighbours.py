@@ -295,3 +295,39 @@ def test_litellm_otel_callback_as_an_app_sets_it_up(order: str, receiver: Any) -
     assert first["span_id"] not in theirs  # started before LiteLLM set the global provider up
     for span in (stream, embedding):  # the same spans, attributes and all
         assert json.loads(json.dumps(dict(theirs[span["span_id"]].attributes))) == span["attributes"]
+
+
+def test_next_to_litellms_otel_callback_async_calls_and_streams(lm_server: Any, litellm_otel_callback: Any,
+                                                                 warnings_told: pytest.LogCaptureFixture) -> None:
+    """Async, LiteLLM logs from a task that copied the caller's context: inside lmscope's span for `acompletion`, and
+    inside the stream's last chunk read for a stream (lmscope runs LiteLLM's chunk reads in the call's context), so
+    both calls' LiteLLM spans hang under lmscope's and nothing is written on lmscope's."""
+    import asyncio
+
+    from lmscope.instrumentation.litellm import LiteLLMInstrumentor
+
+    provider, exporter = memory_provider()
+    ours = LiteLLMInstrumentor()
+    ours.instrument(tracer=provider.get_tracer("test"), capture_content=True)
+    logged_to = litellm_otel_callback()
+    ask = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "Capital of France?"}],
+           "api_base": lm_server.base_url, "api_key": "sk-test"}
+
+    async def main() -> str:
+        await litellm.acompletion(**ask)
+        stream = await litellm.acompletion(**ask, stream=True, stream_options={"include_usage": True})
+        return "".join([chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices])
+
+    try:
+        with track() as usage:
+            bill = bill_of(lm_server, lambda: asyncio.run(main()))
+        logged = wait_for(2, logged_to)
+    finally:
+        ours.uninstrument()
+    mine = exporter.get_finished_spans()
+    assert [span.name for span in mine] == ["chat gpt-4o-mini"] * 2
+    assert_counted_once(usage.total(), {**bill, "embedding_requests": 0, "embedding_tokens": 0})
+    assert sorted(span.parent.span_id for span in logged) == sorted(span.context.span_id for span in mine)
+    assert [span.name for span in logged] == ["raw_gen_ai_request"] * 2
+    assert not [key for span in mine for key in span.attributes if key.startswith(("metadata.", "gen_ai.cost."))]
+    assert not [message for message in warnings_told.messages if "ended span" in message]

@@ -32,7 +32,7 @@ _MESSAGES = {
     LITELLM_OTEL: (
         "lmscope: LiteLLM's OpenTelemetry callback (\"otel\" in litellm.callbacks) also traces LiteLLM calls: it "
         "finds lmscope's span current and adds nothing to it; its `raw_gen_ai_request` spans (children of "
-        "lmscope's) and, for a stream, its `litellm_request` span go through the global TracerProvider, which it "
+        "lmscope's) and, for a sync stream, its `litellm_request` span go through the global TracerProvider, which it "
         "sets up (exporting with OTEL_EXPORTER, default console) when the app has not. lmscope's spans, metrics, "
         "track() and report count only lmscope's own. To turn it off: remove \"otel\" from litellm.callbacks"),
 }
