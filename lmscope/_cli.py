@@ -13,7 +13,7 @@ def _demo(args: argparse.Namespace) -> int:
     from ._demo import run
 
     return run(model=args.model, file_path=args.file,
-               exporters=args.exporters.split(",") if args.exporters else None)
+               exporters=args.exporters.split(",") if args.exporters else None, litellm=args.litellm)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -57,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="name", required=True)
     demo = commands.add_parser("demo", help="trace a 3-step RAG program against a local stand-in LM")
     demo.add_argument("--model", help="a real provider model (e.g. openai/gpt-4o-mini) instead of the stand-in")
+    demo.add_argument("--litellm", action="store_true",
+                      help="trace a plain LiteLLM app (completion, a stream, an embedding) instead of the DSPy program")
     demo.add_argument("--file", help="trace file path (default: LMSCOPE_FILE_PATH or lmscope-traces.jsonl)")
     demo.add_argument("--exporters", help="comma-separated exporters (default: console,file)")
     demo.set_defaults(handler=_demo)

@@ -1,4 +1,5 @@
-"""`lmscope demo`: a 3-step DSPy RAG program traced end to end, offline, in under a minute.
+"""`lmscope demo`: a 3-step DSPy RAG program traced end to end, offline, in under a minute (`--litellm`: a plain
+LiteLLM app instead, `_demo_litellm.py`).
 
 rewrite (Predict) -> retrieve (a retriever module over a small corpus) -> answer (ChainOfThought),
 run four ways: fresh, cached, under `dspy.context(...)`, and as a threaded batch. The LM is lmscope's
@@ -20,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import dspy
+
+    from ._lm_server import StandInLM
 
 CORPUS = (
     "Paris is the capital and largest city of France.",
@@ -81,13 +84,14 @@ def build_program(retrieve: Retrieve = keyword_search) -> dspy.Module:
     return RAG()
 
 
-def _banner(text: str) -> None:
+def banner(text: str) -> None:
     print(f"\n=== {text} ===", flush=True)
 
 
 def run(model: str | None = None, file_path: str | None = None, exporters: Sequence[str] | None = None,
-        lm_base_url: str | None = None) -> int:
-    """Run the four passes; `lm_base_url` points at a stand-in LM server already running (tests share one)."""
+        lm_base_url: str | None = None, litellm: bool = False) -> int:
+    """Run the four passes (`litellm`: the LiteLLM app's three calls); `lm_base_url` points at a stand-in LM server
+    already running (tests share one)."""
     # Keep the demo's DSPy cache and price lookups local: a first run must really be a fresh run.
     if "DSPY_CACHEDIR" not in os.environ:
         cache_dir = tempfile.mkdtemp(prefix="lmscope-demo-cache-")
@@ -98,23 +102,27 @@ def run(model: str | None = None, file_path: str | None = None, exporters: Seque
 
     handle = lmscope.instrument(service_name="lmscope-demo", exporters=list(exporters or ("console", "file")),
                                 file_path=file_path)
-    import dspy
-
     with ExitStack() as stack:
+        server: StandInLM | None = None
         if model is None:
             if lm_base_url is None:
                 from ._lm_server import StandInLM
 
-                lm_base_url = stack.enter_context(StandInLM()).base_url
-            lm = dspy.LM("openai/gpt-4o-mini", api_base=lm_base_url, api_key="sk-lmscope-demo")
+                server = stack.enter_context(StandInLM())
+                lm_base_url = server.base_url
             print(f"stand-in LM server on {lm_base_url} (real HTTP, real token counts)")
-        else:
-            lm = dspy.LM(model)
-        dspy.configure(lm=lm)
         usage = stack.enter_context(lmscope.track())
         with lmscope.context(session_id="demo-session", user_id="demo-user", tags=["demo"]):
-            run_workload(build_program(), lm)
+            if litellm:
+                from . import _demo_litellm
+
+                _demo_litellm.run_workload(lm_base_url, "sk-lmscope-demo" if model is None else None,
+                                           model or _demo_litellm.CHAT_MODEL)
+            else:
+                run_dspy(model, lm_base_url)
         _print_summary(usage.by_model())
+        if server is not None:
+            _print_bill(server)
     # Flushes (bounded: a down OTLP backend does not hold the demo up) and reports spans it could not send.
     lmscope.uninstrument()
     path = handle.file_path
@@ -123,28 +131,47 @@ def run(model: str | None = None, file_path: str | None = None, exporters: Seque
     return 0
 
 
+def run_dspy(model: str | None, lm_base_url: str | None) -> None:
+    """The DSPy RAG program's four passes, on `model` or the stand-in server at `lm_base_url`."""
+    import dspy
+
+    if model is None:
+        lm = dspy.LM("openai/gpt-4o-mini", api_base=lm_base_url, api_key="sk-lmscope-demo")
+    else:
+        lm = dspy.LM(model)
+    dspy.configure(lm=lm)
+    run_workload(build_program(), lm)
+
+
 def run_workload(program: dspy.Module, lm: dspy.LM) -> None:
     """The demo's four runs of `program`: fresh, cached, under `dspy.context(...)`, a threaded batch."""
     import dspy
 
-    _banner("1. fresh run")
+    banner("1. fresh run")
     print("answer:", program(question=QUESTIONS[0]).answer)
-    _banner("2. the same question again: served by DSPy's cache")
+    banner("2. the same question again: served by DSPy's cache")
     print("answer:", program(question=QUESTIONS[0]).answer)
-    _banner("3. under dspy.context(lm=<temperature 0.7>, num_threads=2)")
+    banner("3. under dspy.context(lm=<temperature 0.7>, num_threads=2)")
     with dspy.context(lm=lm.copy(temperature=0.7), num_threads=2):
         print("answer:", program(question=QUESTIONS[1]).answer)
-    _banner("4. a threaded batch of 3 questions")
+    banner("4. a threaded batch of 3 questions")
     examples = [dspy.Example(question=q).with_inputs("question") for q in QUESTIONS[1:]]
     for prediction in program.batch(examples, num_threads=2, disable_progress_bar=True):
         print("answer:", prediction.answer)
 
 
 def _print_summary(by_model: dict[str, dict[str, Any]]) -> None:
-    _banner("usage and cost (lmscope.track)")
-    print(f"{'model':<16}{'calls':>6}{'cached':>8}{'in tok':>9}{'out tok':>9}{'prompt-cache tok':>18}"
+    banner("usage and cost (lmscope.track)")
+    print(f"{'model':<24}{'calls':>6}{'cached':>8}{'in tok':>9}{'out tok':>9}{'prompt-cache tok':>18}"
           f"{'cost USD':>12}{'saved USD':>12}")
     for model, usage in sorted(by_model.items()):
-        print(f"{model:<16}{usage['calls']:>6}{usage['cache_hits']:>8}{usage['input_tokens']:>9}"
+        print(f"{model:<24}{usage['calls']:>6}{usage['cache_hits']:>8}{usage['input_tokens']:>9}"
               f"{usage['output_tokens']:>9}{usage['cached_tokens']:>18}{usage['cost_usd']:>12.6f}"
               f"{usage['saved_usd']:>12.6f}")
+
+
+def _print_bill(server: StandInLM) -> None:
+    """What the stand-in server billed: the figures lmscope's spans and `track()` must add up to."""
+    prompt, completion = server.billed_chat_tokens
+    print(f"stand-in LM server billed: {server.requests} chat requests, {prompt} prompt + {completion} completion "
+          f"tokens; {server.embedding_requests} embedding requests, {server.embedding_tokens} tokens")

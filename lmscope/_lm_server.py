@@ -85,6 +85,7 @@ class StandInLM:
         self._prefix_cache = PrefixCache(cache_block_tokens)
         self._lock = threading.Lock()
         self._requests = 0
+        self._billed = (0, 0)
         self._embedding_requests = 0
         self._embedding_tokens = 0
         self._responses_requests = 0
@@ -151,6 +152,13 @@ class StandInLM:
     failed_requests = _Count("Requests answered with an error of `failures` or `transient_failures` so far, on any "
                              "route.")
 
+    @property
+    def billed_chat_tokens(self) -> tuple[int, int]:
+        """(prompt, completion) tokens of every chat completion and Responses request answered so far, as their
+        `usage` said (all choices): what a tracer's token counts must add up to."""
+        with self._lock:
+            return self._billed
+
     def reset_prefix_cache(self) -> None:
         """Forget every remembered prompt: the next prompts report cached_tokens=0."""
         self._prefix_cache.clear()
@@ -196,10 +204,13 @@ class StandInLM:
         text = compose_reply(read_prompt(body), self.model_answers)
         prompt_ids = prompt_token_ids(messages)
         cached = self._prefix_cache.lookup_and_remember(model, prompt_ids)
+        completion = Completion(model=model, text=text, choices=choices, prompt_tokens=len(prompt_ids),
+                                cached_tokens=cached, completion_tokens=count_tokens(text))
+        usage = completion.usage()
         with self._lock:
+            self._billed = (self._billed[0] + usage["prompt_tokens"], self._billed[1] + usage["completion_tokens"])
             self._models_seen.add(model)
-        return Completion(model=model, text=text, choices=choices, prompt_tokens=len(prompt_ids),
-                          cached_tokens=cached, completion_tokens=count_tokens(text))
+        return completion
 
     def planted_failure(self, body: Any) -> tuple[int, str] | None:
         """The error `failures` or `transient_failures` plant for this request, counted; None to answer it."""

@@ -1,18 +1,21 @@
-"""Attribute patching that puts back exactly what it found, next to other tools' patches of the same methods.
+"""Attribute patching that puts back exactly what it found, next to other tools' patches of the same functions.
 
-Other DSPy instrumentations patch some of the methods lmscope patches (`_foreign_patches.py` says how; docs/
-dspy-internals.md §10). Whichever was set up first, neither may hide the other, and either may leave without taking
-the other along:
+Other DSPy and LiteLLM instrumentations patch some of the functions lmscope patches (`_foreign_patches.py` says how;
+docs/dspy-internals.md §10, docs/litellm-internals.md §7). Whichever was set up first, neither may hide the other, and
+either may leave without taking the other along:
 
-- A wrapt wrapper of another tool on the method (in the owner's dict or a subclass's): lmscope goes beneath it,
-  re-pointing it at lmscope's wrapper. The other tool's span then encloses lmscope's, in either order.
+- A holder of another tool on the function (a wrapt wrapper in the owner's dict or a subclass's; OpenInference's
+  LiteLLM method and its dict of originals): lmscope goes beneath it, re-pointing it at lmscope's wrapper. The other
+  tool's span then encloses lmscope's, in either order, and what the other tool puts back when it leaves is
+  lmscope's wrapper.
 - lmscope's wrappers carry no `__wrapped__` (their signature stays readable through `__signature__`): an uninstrument
-  that walks `__wrapped__` to its end (OpenInference's) stops at lmscope's wrapper, which stays in place.
+  that walks `__wrapped__` to its end (OpenInference's DSPy one) stops at lmscope's wrapper, which stays in place.
 - MLflow's patch keeps the original it puts back on `autolog(disable=True)`: lmscope wraps that stored original too,
   so what MLflow puts back is traced.
 
 We never unwrap: restoring puts back the object lmscope found, wherever lmscope's wrapper is now (the owner's dict, a
-subclass's dict an unwrap moved it to, beneath another tool's wrapper, which stays). A wrapper held in the closure
+subclass's dict or module attribute another tool's uninstrument moved it to, beneath another tool's patch, which
+stays). A wrapper held in the closure
 of another tool's plain function (MLflow's patch made after lmscope's) cannot be taken out: it stays there, and
 lmscope's wrappers there pass calls through once lmscope has left (`Runtime.retired`).
 """
@@ -25,7 +28,7 @@ import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ._foreign_patches import MISSING, gorilla_original_key, lowest_wrapt_wrapper, repoint
+from ._foreign_patches import MISSING, Holder, gorilla_original_key, lowest_holder
 
 
 class _Patch:
@@ -37,11 +40,11 @@ class _Patch:
         self.own = own
         """What `owner`'s own dict held (MISSING: nothing, the attribute was inherited)."""
         self.set_on_owner = set_on_owner
-        """The wrapper was set on `owner` itself (False: it went beneath another tool's wrapper there)."""
+        """The wrapper was set on `owner` itself (False: it went beneath another tool's patch there)."""
         self.wrappers: list[tuple[Any, Any]] = []
         """(lmscope's wrapper, what it calls): one, and a second over the original MLflow keeps to put back."""
-        self.holders: list[Any] = []
-        """Other tools' wrapt wrappers re-pointed at lmscope's wrapper."""
+        self.holders: list[Holder] = []
+        """Other tools' patches re-pointed at lmscope's wrapper."""
 
 
 class Patcher:
@@ -51,23 +54,23 @@ class Patcher:
         self._patches: list[_Patch] = []
 
     def replace(self, owner: Any, name: str, make_wrapper: Callable[[Any], Any]) -> None:
-        """Wrap `owner.name` with `make_wrapper(the method)`, beneath any wrapt wrapper of another tool."""
+        """Wrap `owner.name` with `make_wrapper(the function)`, beneath any other tool's patch we can go beneath."""
         own = vars(owner).get(name, MISSING)
-        holder = lowest_wrapt_wrapper(own)
-        inner = holder.__wrapped__ if holder is not None else getattr(owner, name)
+        holder = lowest_holder(own, name)
+        inner = holder.inner if holder is not None else getattr(owner, name)
         wrapper = _unwrap_stops_here(make_wrapper(inner), inner)
         patch = _Patch(owner, name, own, set_on_owner=holder is None)
         patch.wrappers.append((wrapper, inner))
         if holder is None:
             setattr(owner, name, wrapper)
         else:
-            repoint(holder, wrapper)
+            holder.point_at(wrapper)
             patch.holders.append(holder)
         # Another tool's wrapper of this very method in a subclass's own dict shadows ours there: go beneath it too.
         for cls in _subclasses(owner):
-            shadow = lowest_wrapt_wrapper(vars(cls).get(name, MISSING))
-            if shadow is not None and shadow.__wrapped__ is inner:
-                repoint(shadow, wrapper)
+            shadow = lowest_holder(vars(cls).get(name, MISSING), name)
+            if shadow is not None and shadow.inner is inner:
+                shadow.point_at(wrapper)
                 patch.holders.append(shadow)
         key = gorilla_original_key(owner, name)
         if key is not None:  # what MLflow puts back when it leaves: traced too
@@ -89,8 +92,8 @@ def _restore(patch: _Patch) -> None:
     owner, name = patch.owner, patch.name
     wrapper, inner = patch.wrappers[0]
     for holder in patch.holders:
-        if holder.__wrapped__ is wrapper:
-            repoint(holder, inner)
+        if holder.inner is wrapper:
+            holder.point_at(inner)
     if patch.set_on_owner and vars(owner).get(name, MISSING) is wrapper:
         if patch.own is MISSING:
             delattr(owner, name)
@@ -106,7 +109,7 @@ def _restore(patch: _Patch) -> None:
 
 
 def _take_out(owner: Any, name: str, wrapper: Any, inner: Any) -> None:
-    """Replace `wrapper` by `inner` wherever it is installed or under another tool's wrapt wrapper."""
+    """Replace `wrapper` by `inner` wherever it is installed or beneath another tool's patch."""
     for target in (owner, *_subclasses(owner)):
         value = vars(target).get(name, MISSING)
         if value is wrapper:  # moved here by another tool's unwrap
@@ -115,9 +118,9 @@ def _take_out(owner: Any, name: str, wrapper: Any, inner: Any) -> None:
             else:
                 setattr(target, name, inner)
             continue
-        holder = lowest_wrapt_wrapper(value)
-        if holder is not None and holder.__wrapped__ is wrapper:
-            repoint(holder, inner)
+        holder = lowest_holder(value, name)
+        if holder is not None and holder.inner is wrapper:
+            holder.point_at(inner)
 
 
 def _unwrap_stops_here(wrapper: Any, inner: Any) -> Any:

@@ -30,25 +30,17 @@ os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 os.environ["DO_NOT_TRACK"] = "true"
 TRACE_FILE = os.path.join(WORK, "spans.jsonl")
 
+# The app's MeterProvider, set before any tool: lmscope records its metrics there (no metric exporter of its own).
+from observed import KeptWarnings, token_sums  # noqa: E402
 from opentelemetry import metrics  # noqa: E402
 from opentelemetry.sdk.metrics import MeterProvider  # noqa: E402
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: E402
 
-# The app's MeterProvider, set before any tool: lmscope records its metrics there (no metric exporter of its own).
 READER = InMemoryMetricReader()
 metrics.set_meter_provider(MeterProvider(metric_readers=[READER]))
 
 
-class Warnings(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
-WARNINGS = Warnings()
+WARNINGS = KeptWarnings()
 logging.getLogger("lmscope").addHandler(WARNINGS)
 
 import dspy  # noqa: E402
@@ -102,17 +94,7 @@ def other_off() -> None:
 
 def token_points() -> dict[str, int]:
     """Sums of lmscope's gen_ai.client.token.usage histogram by token type, from the app's MeterProvider."""
-    sums: dict[str, int] = {}
-    data = READER.get_metrics_data()
-    for resource_metrics in data.resource_metrics if data is not None else ():
-        for scope_metrics in resource_metrics.scope_metrics:
-            for metric in scope_metrics.metrics:
-                if metric.name != semconv.METRIC_TOKEN_USAGE:
-                    continue
-                for point in metric.data.data_points:
-                    kind = str(point.attributes.get("gen_ai.token.type"))
-                    sums[kind] = sums.get(kind, 0) + int(point.sum)
-    return sums
+    return token_sums(READER)
 
 
 def describe(value: Any) -> str:

@@ -12,16 +12,12 @@ since the last look (an identity comparison each): a tool set up after lmscope i
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
 from ...telemetry._internal_errors import report_internal_error
+from .._neighbours import LOGFIRE, OPENINFERENCE, openinference_patchers, warn_once
 
-logger = logging.getLogger("lmscope")
-
-OPENINFERENCE = "openinference"
-LOGFIRE = "logfire"
 MLFLOW = "mlflow"
 
 _MESSAGES = {
@@ -42,8 +38,6 @@ _MESSAGES = {
         "also appears as a span of an MLflow trace, through DSPy callbacks. lmscope's spans, metrics, track() and "
         "report count only lmscope's own. To turn it off: mlflow.dspy.autolog(disable=True)"),
 }
-_told: set[str] = set()
-"""The tools already named in a warning: once per process each."""
 
 
 class Neighbours:
@@ -67,43 +61,13 @@ class Neighbours:
         self._seen = (module_call, lm_call, callbacks)
         try:
             for tool in _tools(self._seen):
-                if tool not in _told:
-                    _told.add(tool)
-                    logger.warning(_MESSAGES[tool])
+                warn_once(tool, _MESSAGES[tool])
         except Exception as exc:  # noqa: BLE001
             report_internal_error("looking for other DSPy instrumentations", exc)
 
 
 def _tools(marks: tuple[Any, Any, Any]) -> list[str]:
-    found = []
-    for wrapper in (*_wrapt_wrappers(marks[0]), *_wrapt_wrappers(marks[1])):
-        tool = _wrapper_tool(wrapper)
-        if tool is not None and tool not in found:
-            found.append(tool)
+    found = openinference_patchers([(marks[0], "__call__"), (marks[1], "__call__")])
     if any(type(callback).__module__.startswith("mlflow.") for callback in marks[2] or ()):
         found.append(MLFLOW)
     return found
-
-
-def _wrapt_wrappers(value: Any) -> list[Any]:
-    if value is None or type(value).__module__ == "builtins":
-        return []
-    import wrapt
-
-    chain = []
-    while isinstance(value, wrapt.FunctionWrapper):
-        chain.append(value)
-        value = value.__wrapped__
-    return chain
-
-
-def _wrapper_tool(wrapper: Any) -> str | None:
-    """OpenInference's wrappers are its own classes; Logfire's are OpenInference's, with a tracer of Logfire's."""
-    hook = getattr(wrapper, "_self_wrapper", None)
-    if not type(hook).__module__.startswith("openinference."):
-        return None
-    # The tracer it holds (an OITracer, a wrapt proxy) wraps Logfire's when `logfire.instrument_dspy()` set it up.
-    for held in vars(hook).values():
-        if type(getattr(held, "__wrapped__", held)).__module__.startswith("logfire."):
-            return LOGFIRE
-    return OPENINFERENCE

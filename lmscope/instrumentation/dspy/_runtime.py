@@ -36,6 +36,7 @@ from ...telemetry._memo import BoundedMemo
 from ...telemetry._phase import current_phase, with_phase
 from ...telemetry._usage import active_trackers
 from .._errors import record_error
+from .._lm_span_view import with_lm_span
 from .._setup import LMCallListener, ModuleListener
 from ._attributes import request_parameters
 from ._frames import (
@@ -188,7 +189,8 @@ class Runtime:
         suppression = suppress_instrumentation()
         suppression.__enter__()
         frame.suppression = suppression
-        lm_context = set_span_in_context(span, otel_context.get_current())  # the context suppression attached
+        # Code inside the call sees a read-only view of the span (`_lm_span_view.py`: LiteLLM's otel callback).
+        lm_context = with_lm_span(span, otel_context.get_current())  # the context suppression attached
         lm_context = otel_context.set_value(OWN_SUPPRESSION_KEY, True, lm_context)
         frame.token = otel_context.attach(otel_context.set_value(FRAME_KEY, frame, lm_context))
         return frame

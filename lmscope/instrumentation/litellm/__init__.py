@@ -4,7 +4,9 @@
 `atext_completion`, `responses`, `aresponses`, `embedding`, `aembedding`) where the app reaches them,
 `litellm.<name>`. A call inside lmscope's DSPy LM span (DSPy's `engine="litellm"`) or inside the app's
 `suppress_instrumentation()` is not traced a second time. Instrumenting never imports LiteLLM (~2 s): the patch
-applies when the app imports it.
+applies when the app imports it. Next to OpenInference's LiteLLM instrumentor lmscope goes beneath its patch in
+either order, and LiteLLM's own otel callback writes nothing on lmscope's span (docs/litellm-internals.md, "Other
+tracers of LiteLLM"); either is named once in a warning (`_neighbours.py`).
 
 `completion_with_retries`, `acompletion_with_retries`, `responses_with_retries` and `aresponses_with_retries` get
 each attempt traced (one span per attempt, `_wrappers.with_traced_attempts`). `litellm.Router`'s deployment calls go
@@ -24,6 +26,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 
 from .._patching import Patcher
 from .._setup import InstrumentorSetup, PatchOnImport, resolve_setup
+from ._neighbours import LiteLLMNeighbours
 from ._spans import CHAT, EMBEDDINGS, RESPONSES, TEXT_COMPLETION, LiteLLMRuntime
 from .package import _instruments
 
@@ -87,6 +90,8 @@ class LiteLLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # openteleme
         except BaseException:
             self._unpatch()
             raise
+        runtime.neighbours = LiteLLMNeighbours(litellm)
+        runtime.neighbours.look()  # a tool set up before lmscope is named now, one set up after at its first call
 
     def _uninstrument(self, **kwargs: Any) -> None:
         self._unpatch()

@@ -18,7 +18,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled, suppress_instrumentation
-from opentelemetry.trace import Span, SpanKind, Tracer, set_span_in_context
+from opentelemetry.trace import Span, SpanKind, Tracer
 
 from ...telemetry import _semconv as semconv
 from ...telemetry._content import ContentPolicy
@@ -31,9 +31,11 @@ from ...telemetry._messages import input_message_attributes, output_message_attr
 from ...telemetry._phase import current_phase
 from ...telemetry._usage import Usage, active_trackers
 from .._errors import record_error
+from .._lm_span_view import with_lm_span
 from .._setup import LMCallListener
 from ..dspy._attributes import lm_request_attributes, lm_result_attributes, request_parameters, to_json
 from ..dspy._frames import FRAME_KEY, LMFrame, ModuleFrame
+from ._neighbours import LiteLLMNeighbours
 from ._responses import responses_answers, responses_finish_reasons, responses_messages
 from ._results import answers, call_from_response
 
@@ -47,8 +49,8 @@ _route: BoundedMemo[str, tuple[str | None, str]] = BoundedMemo(split_route)
 class CallFrame:
     """One LiteLLM call in flight."""
 
-    __slots__ = ("kwargs", "model", "operation", "parent", "phase", "provider", "responses_api", "span", "started",
-                 "suppression", "token", "trackers")
+    __slots__ = ("context", "kwargs", "model", "operation", "parent", "phase", "provider", "responses_api", "span",
+                 "started", "suppression", "token", "trackers")
 
     def __init__(self, span: Span, operation: str, model: str, provider: str | None, parent: ModuleFrame | None,
                  trackers: tuple[Usage, ...], kwargs: Mapping[str, Any], phase: str) -> None:
@@ -58,6 +60,8 @@ class CallFrame:
         self.parent, self.trackers, self.kwargs, self.phase = parent, trackers, kwargs, phase
         self.started = time.perf_counter()
         self.token: Token[Context] | None = None
+        self.context: Context | None = None
+        """The context inside the call: the span's read-only view current, other instrumentations suppressed."""
         self.suppression: AbstractContextManager[None] | None = None
 
 
@@ -66,11 +70,15 @@ class LiteLLMRuntime:
         self.tracer = tracer
         self.content = content
         self.lm_call_listeners = lm_call_listeners
+        self.neighbours: LiteLLMNeighbours | None = None
+        """Looks for other LiteLLM instrumentations at each call (`_neighbours.py`)."""
 
     def start(self, operation: str, kwargs: Mapping[str, Any]) -> CallFrame | None:
         """The call's span, made current, with other instrumentations suppressed inside it; None when suppressed."""
         if not is_instrumentation_enabled():
             return None
+        if self.neighbours is not None:
+            self.neighbours.look()
         ctx = otel_context.get_current()
         phase = current_phase(ctx)
         provider, model = _route(str(kwargs.get("model") or "unknown"))
@@ -86,7 +94,9 @@ class LiteLLMRuntime:
         suppression = suppress_instrumentation()
         suppression.__enter__()
         frame.suppression = suppression
-        frame.token = otel_context.attach(set_span_in_context(frame.span, otel_context.get_current()))
+        # Code inside the call sees a read-only view of the span (`_lm_span_view.py`: LiteLLM's otel callback).
+        frame.context = with_lm_span(frame.span, otel_context.get_current())  # with the suppression
+        frame.token = otel_context.attach(frame.context)
         return frame
 
     def leave(self, frame: CallFrame) -> None:

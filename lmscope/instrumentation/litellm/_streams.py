@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry.trace import Status, StatusCode
 
 from ...telemetry import _semconv as semconv
@@ -54,8 +55,12 @@ class StreamRecorder:
 
     @contextmanager
     def reading_chunk(self, end_of_stream: type[BaseException]) -> Iterator[None]:
-        """Around the stream's own `__next__`/`__anext__`: its end or its error ends the span."""
+        """Around the stream's own `__next__`/`__anext__`: its end or its error ends the span. LiteLLM runs in the
+        call's context meanwhile, as during the call: at the stream's end it logs the call, and its otel callback
+        must find the span's read-only view current, not the program's span (`_lm_span_view.py`)."""
         self.reading = True
+        inside = self.frame.context
+        token = otel_context.attach(inside) if inside is not None else None
         try:
             yield
         except end_of_stream:
@@ -65,6 +70,8 @@ class StreamRecorder:
             self.end(error)
             raise
         finally:
+            if token is not None:
+                otel_context.detach(token)
             self.reading = False
 
     def chunk(self, chunk: Any) -> None:
