@@ -33,6 +33,30 @@ def spans():
 
 
 @pytest.fixture
+def litellm_spans(lm_server):
+    """LiteLLM instrumented with its own TracerProvider; yields a function returning the finished spans (its
+    `tracer` attribute: a tracer for the app's own spans)."""
+    import litellm
+    from memory_spans import memory_provider
+
+    from lmscope.instrumentation.litellm import LiteLLMInstrumentor
+
+    provider, exporter = memory_provider()
+    instrumentor = LiteLLMInstrumentor()
+    originals = (litellm.completion, litellm.Router.completion, litellm.Router.aembedding)
+    instrumentor.instrument(tracer=provider.get_tracer("test"), capture_content=True)
+    assert litellm.completion is not originals[0] and litellm.Router.completion is not originals[1]
+
+    def finished():
+        return exporter.get_finished_spans()
+
+    finished.tracer = provider.get_tracer("app")
+    yield finished
+    instrumentor.uninstrument()
+    assert (litellm.completion, litellm.Router.completion, litellm.Router.aembedding) == originals  # put back exactly
+
+
+@pytest.fixture
 def traced(lm_server):
     """`traced(policy)`: instrument DSPy with that `ContentPolicy`; returns the finished-spans function. The stand-in
     server keeps the request bodies it receives in `lm_server.recorded_bodies` (parsed: `lm_server.received`) meanwhile."""

@@ -5,8 +5,9 @@
 lmscope's DSPy LM span (DSPy's `engine="litellm"`) or inside the app's `suppress_instrumentation()` is not traced a
 second time. Instrumenting never imports LiteLLM (~2 s): the patch applies when the app imports it.
 
-`litellm.Router`'s deployment calls go through `litellm.completion`, so each attempt is a span
-(docs/litellm-internals.md §4). Not traced yet (issue 13): a router span over the attempts, `responses` /
+`litellm.Router`'s `completion`, `acompletion`, `embedding` and `aembedding` are one `router {model group}` span each,
+over the deployment attempts (retries and fallbacks included), which the Router makes through `litellm.completion`
+and its siblings: each attempt is an LM span (`_router.py`, docs/litellm-internals.md §4). Not traced yet: `responses` /
 `aresponses`, `completion_with_retries` (it calls `litellm.main.completion`, not the package attribute), and names
 bound before instrumenting (`from litellm import completion`).
 """
@@ -20,6 +21,7 @@ from typing import Any
 # The module says `# type: ignore` at its top, so mypy sees none of its names: BaseInstrumentor is Any here.
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
+from ...telemetry._internal_errors import report_internal_error
 from .._patching import Patcher
 from .._setup import InstrumentorSetup, PatchOnImport, resolve_setup
 from ._spans import CHAT, EMBEDDINGS, TEXT_COMPLETION, LiteLLMRuntime
@@ -57,7 +59,9 @@ class LiteLLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # openteleme
 
     def _patch(self, setup: InstrumentorSetup) -> None:
         import litellm
+        from litellm.router import Router
 
+        from . import _router as router
         from . import _wrappers as wrappers
 
         patcher = self._patcher
@@ -68,6 +72,14 @@ class LiteLLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # openteleme
                 patcher.replace(litellm, name, functools.partial(
                     wrappers.traced_async_call if is_async else wrappers.traced_call, runtime,
                     operation=operation, names=names))
+            for name, is_async in router.ROUTER_ENDPOINTS:
+                owner = router.endpoint_owner(Router, name)
+                if owner is None:  # a Router we cannot patch: its attempts are still traced, without a router span
+                    report_internal_error(f"tracing litellm.Router.{name}", LookupError(name))
+                    continue
+                patcher.replace(owner, name, functools.partial(
+                    router.traced_async_router_call if is_async else router.traced_router_call, runtime,
+                    endpoint=name))
         except BaseException:
             self._unpatch()
             raise

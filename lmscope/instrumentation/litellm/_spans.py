@@ -34,6 +34,7 @@ from .._setup import LMCallListener
 from ..dspy._attributes import lm_request_attributes, lm_result_attributes, request_parameters, to_json
 from ..dspy._frames import FRAME_KEY, LMFrame, ModuleFrame
 from ._results import answers, call_from_response
+from ._router_frame import RouterFrame
 
 CHAT, TEXT_COMPLETION, EMBEDDINGS = "chat", "text_completion", "embeddings"
 _route: BoundedMemo[str, tuple[str | None, str]] = BoundedMemo(split_route)
@@ -71,12 +72,14 @@ class LiteLLMRuntime:
             parent = parent.parent
         frame = CallFrame(self.tracer.start_span(f"{operation} {model}", ctx, SpanKind.CLIENT,
                                                  self._start_attributes(operation, model, provider, kwargs, ctx)),
-                          operation, model, provider, parent if type(parent) is ModuleFrame else None,
+                          operation, model, provider, parent if isinstance(parent, ModuleFrame) else None,
                           active_trackers(ctx), kwargs)
         suppression = suppress_instrumentation()
         suppression.__enter__()
         frame.suppression = suppression
         frame.token = otel_context.attach(set_span_in_context(frame.span, otel_context.get_current()))
+        if isinstance(frame.parent, RouterFrame):  # a deployment attempt of the router call
+            frame.parent.attempt_started()
         return frame
 
     def leave(self, frame: CallFrame) -> None:
@@ -98,7 +101,7 @@ class LiteLLMRuntime:
             self.finish(frame, call, error, outputs)
         except Exception as exc:  # noqa: BLE001
             report_internal_error("LiteLLM span end", exc)
-            frame.span.end()
+            self.end_span(frame, answered=False)
 
     def new_call(self, frame: CallFrame) -> LMCall:
         return LMCall(model=frame.model, provider=frame.provider, engine="litellm",
@@ -136,7 +139,14 @@ class LiteLLMRuntime:
         except Exception as exc:  # noqa: BLE001
             report_internal_error("LiteLLM span end", exc)
         finally:
-            span.end()
+            self.end_span(frame, answered=error is None)
+
+    @staticmethod
+    def end_span(frame: CallFrame, answered: bool) -> None:
+        """`span.end()`, then tell a router call the attempt is over (which may end the router span, after it)."""
+        frame.span.end()
+        if isinstance(frame.parent, RouterFrame):
+            frame.parent.attempt_ended(frame.model if answered else None)
 
     def _start_attributes(self, operation: str, model: str, provider: str | None, kwargs: Mapping[str, Any],
                           ctx: Context) -> dict[str, Any]:

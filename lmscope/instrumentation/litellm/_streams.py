@@ -94,7 +94,7 @@ class StreamRecorder:
             self._end(error, abandoned or closed, closed)
         except Exception as exc:  # noqa: BLE001
             report_internal_error("LiteLLM stream end", exc)
-            self.frame.span.end()
+            self.runtime.end_span(self.frame, answered=False)
 
     def _end(self, error: BaseException | None, abandoned: bool, closed: bool) -> None:
         frame, runtime = self.frame, self.runtime
