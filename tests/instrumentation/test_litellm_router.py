@@ -14,6 +14,8 @@ import pytest
 
 from lmscope._lm_server import count_prompt_tokens, count_tokens
 from lmscope.telemetry import _semconv as semconv
+from lmscope.telemetry._report import summarize
+from lmscope.telemetry._trace_file import records_from_spans
 from lmscope.telemetry._tree import is_lm_call
 from lmscope.telemetry._usage import track
 
@@ -123,6 +125,10 @@ def test_a_fallback_is_a_router_span_over_both_attempts_under_the_apps_span(lite
     assert {key: usage.total()[key] for key in ("calls", "input_tokens", "output_tokens")} == {
         "calls": 1, "input_tokens": count_prompt_tokens(messages), "output_tokens": count_tokens(text)}
     assert usage.total()["cost_usd"] == pytest.approx(router_span.attributes[semconv.COST_TOTAL_USD], rel=1e-12)
+    report = summarize(records_from_spans(spans)).total  # what `lmscope report` prints as the total
+    assert (report.calls, report.input_tokens, report.output_tokens) == (
+        1, count_prompt_tokens(messages), count_tokens(text))
+    assert report.cost_usd == pytest.approx(router_span.attributes[semconv.COST_TOTAL_USD], rel=1e-12)
 
 
 def test_retries_then_a_fallback_are_attempts_in_order(litellm_spans, lm_server, unique, tree, broken):

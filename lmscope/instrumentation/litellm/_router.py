@@ -68,7 +68,7 @@ def _start(runtime: LiteLLMRuntime, endpoint: str, args: tuple[Any, ...], kwargs
             attributes.update(scoped)
         span = runtime.tracer.start_span(semconv.ROUTER_SPAN_NAME_PREFIX + model_group, ctx, SpanKind.INTERNAL,
                                          attributes)
-        frame = RouterFrame(span, module, span.is_recording(), model_group, endpoint)
+        frame = RouterFrame(span, module, span.is_recording())
         frame.token = otel_context.attach(otel_context.set_value(FRAME_KEY, frame, set_span_in_context(span, ctx)))
         return frame
     except Exception as exc:  # noqa: BLE001 - the call runs untraced

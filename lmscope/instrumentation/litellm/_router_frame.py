@@ -18,13 +18,11 @@ from ..dspy._frames import ModuleFrame
 
 
 class RouterFrame(ModuleFrame):
-    __slots__ = ("_done", "_lock", "_open", "_waiting", "attempts", "endpoint", "model_group", "on_done", "served")
+    __slots__ = ("_done", "_lock", "_open", "_waiting", "attempts", "on_done", "served")
 
-    def __init__(self, span: Span, parent: ModuleFrame | None, recording: bool, model_group: str,
-                 endpoint: str) -> None:
+    def __init__(self, span: Span, parent: ModuleFrame | None, recording: bool) -> None:
         # The enclosing module's path, so that the attempts' LM calls name the same module as without the router.
         super().__init__(span, parent.path if parent is not None else "", None, parent, False, recording)
-        self.model_group, self.endpoint = model_group, endpoint
         self.attempts = 0
         self.served: str | None = None
         """The model of the last attempt that answered."""
