@@ -84,6 +84,13 @@ def _bill(messages, text, attempts, endpoint, group="main"):
             semconv.COST_TOTAL_USD: pytest.approx(_price("gpt-4o-mini", prompt, completion), rel=1e-9)}
 
 
+def _nothing_answered(endpoint):
+    """The router span's attributes for a call of the group "main" whose one attempt failed."""
+    return {semconv.SPAN_KIND: "CHAIN", semconv.ROUTER_MODEL_GROUP: "main", semconv.ROUTER_ENDPOINT: endpoint,
+            semconv.ROUTER_ATTEMPTS: 1, semconv.LM_CALLS: 0, semconv.USAGE_INPUT_TOKENS: 0,
+            semconv.USAGE_OUTPUT_TOKENS: 0, semconv.USAGE_CACHED_TOKENS: 0, semconv.CACHE_HITS: 0}
+
+
 def _status(span):
     return span.status.status_code.name
 
@@ -164,10 +171,7 @@ def test_a_router_call_that_fails_is_an_error_span_and_the_app_gets_litellms_err
     assert router_span.attributes[semconv.ERROR_TYPE] == type(raised.value).__name__ == "InternalServerError"
     files = [frame.filename for frame in traceback.extract_tb(raised.value.__traceback__)]
     assert not [name for name in files if "lmscope" in name]  # the traceback the app would see untraced
-    assert _router_attributes(router_span) == {
-        semconv.SPAN_KIND: "CHAIN", semconv.ROUTER_MODEL_GROUP: "main", semconv.ROUTER_ENDPOINT: endpoint,
-        semconv.ROUTER_ATTEMPTS: 1, semconv.LM_CALLS: 0, semconv.USAGE_INPUT_TOKENS: 0,
-        semconv.USAGE_OUTPUT_TOKENS: 0, semconv.USAGE_CACHED_TOKENS: 0, semconv.CACHE_HITS: 0}  # no $0 total
+    assert _router_attributes(router_span) == _nothing_answered(endpoint)  # no model, no $0 total
 
 
 @pytest.mark.parametrize("endpoint", ["completion", "acompletion"])
@@ -261,3 +265,29 @@ def test_a_router_stream_closed_early_ends_the_router_span(litellm_spans, lm_ser
     assert attempt.attributes[semconv.STREAM_ABANDONED] is True
     assert _status(router_span) == "UNSET" and router_span.attributes[semconv.ROUTER_ATTEMPTS] == 1
     assert router_span.attributes[semconv.LM_CALLS] == 1  # what arrived, counted (estimated) as for any stream
+
+
+@pytest.mark.parametrize("endpoint", ["completion", "acompletion"])
+def test_a_router_stream_that_fails_midway_makes_the_router_span_an_error(litellm_spans, lm_server, unique, tree,
+                                                                         endpoint):
+    """LiteLLM's mock stream fails once a chunk repeats (docs/litellm-internals.md §3), after the app got chunks: the
+    Router returned, and the call fails as the app iterates. The error the app gets is the router span's."""
+    repeating = {**_erroring(lm_server), "model": SERVED, "mock_response": "xyz" * 200}
+    router = _router(lm_server, repeating, num_retries=0)
+    request = {"model": "main", "messages": _messages(unique), "stream": True}
+
+    async def read_async():
+        return [chunk async for chunk in await router.acompletion(**request)]
+
+    with pytest.raises(litellm.InternalServerError) as raised:
+        if endpoint == "completion":
+            list(router.completion(**request))
+        else:
+            asyncio.run(read_async())
+
+    spans = litellm_spans()
+    assert tree(spans) == [("router main", [("chat gpt-4o-mini", [])])]
+    attempt, router_span = spans
+    assert (_status(attempt), attempt.attributes[semconv.ERROR_TYPE]) == ("ERROR", "MidStreamFallbackError")
+    assert (_status(router_span), router_span.attributes[semconv.ERROR_TYPE]) == ("ERROR", type(raised.value).__name__)
+    assert _router_attributes(router_span) == _nothing_answered(endpoint)

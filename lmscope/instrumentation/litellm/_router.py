@@ -5,7 +5,8 @@ lmscope traces as LM spans (docs/litellm-internals.md §4). Those become the chi
 attempts, retries and fallbacks included. The router span is a CHAIN span that carries the roll-ups a DSPy module
 span carries (`lmscope.lm.calls`, `lmscope.usage.*`, `lmscope.cost.total_usd`) and never `gen_ai.usage.*`: only the
 attempts count as LM calls (`_tree.is_lm_call`), in reports, `track()` and metrics alike. Its status is ERROR only
-when the Router raised: an attempt that failed before a fallback answered leaves it OK.
+when the call failed as the app sees it (the Router raised, or the stream it returned raised while the app read it):
+an attempt that failed before a fallback answered leaves it OK. A returned stream keeps the span open until it ends.
 
 A Router endpoint called while a router span is current is one of the Router's own calls (a routing strategy's
 embedding, a judge, a mirrored request): it gets no router span of its own, and its provider calls count as
@@ -16,7 +17,9 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -32,6 +35,7 @@ from ..dspy._attributes import rollup_attributes
 from ..dspy._frames import FRAME_KEY, ModuleFrame
 from ._router_frame import RouterFrame
 from ._spans import LiteLLMRuntime
+from ._streams import StreamObserver, observed_stream
 
 ROUTER_ENDPOINTS = (("completion", False), ("acompletion", True), ("embedding", False), ("aembedding", True))
 """The Router methods that get a router span: (name, async)."""
@@ -69,7 +73,8 @@ def _start(runtime: LiteLLMRuntime, endpoint: str, args: tuple[Any, ...], kwargs
         span = runtime.tracer.start_span(semconv.ROUTER_SPAN_NAME_PREFIX + model_group, ctx, SpanKind.INTERNAL,
                                          attributes)
         frame = RouterFrame(span, module, span.is_recording())
-        frame.token = otel_context.attach(otel_context.set_value(FRAME_KEY, frame, set_span_in_context(span, ctx)))
+        frame.context = otel_context.set_value(FRAME_KEY, frame, set_span_in_context(span, ctx))
+        frame.token = otel_context.attach(frame.context)
         return frame
     except Exception as exc:  # noqa: BLE001 - the call runs untraced
         report_internal_error("LiteLLM router span start", exc)
@@ -82,19 +87,51 @@ def _leave(frame: RouterFrame) -> None:
         frame.token = None
 
 
-def _returned(runtime: LiteLLMRuntime, frame: RouterFrame, result: Any, error: BaseException | None) -> None:
-    """The Router returned `result` (or raised `error`): end the span now, or when a returned stream (LiteLLM's
-    `CustomStreamWrapper`, sync and async in one class) has ended."""
+def _returned(runtime: LiteLLMRuntime, frame: RouterFrame, result: Any, error: BaseException | None) -> Any:
+    """The Router returned `result` (or raised `error`): end the span now, or, for a stream (LiteLLM's
+    `CustomStreamWrapper`, sync and async in one class), when the stream has ended. Returns `result`: a stream is
+    the same object, observed (`_streams.observed_stream`)."""
     try:
         _leave(frame)
-        frame.on_done = functools.partial(_end, runtime, frame, error)
-        frame.returned(wait_for_attempts=hasattr(result, "__next__") and hasattr(result, "__anext__"))
+        frame.on_done = functools.partial(_end, runtime, frame)
+        stream = error is None and hasattr(result, "__next__") and hasattr(result, "__anext__")
+        frame.returned(error, stream)
+        if stream:
+            return observed_stream(result, RouterStream(frame))
     except Exception as exc:  # noqa: BLE001
         report_internal_error("LiteLLM router span end", exc)
+    return result
 
 
-def _end(runtime: LiteLLMRuntime, frame: RouterFrame, error: BaseException | None) -> None:
-    span = frame.span
+class RouterStream(StreamObserver):
+    """The stream a Router call returned, as its router span sees it: while the app reads a chunk the router span is
+    current, so that a retry or fallback the Router starts inside its stream is an attempt under it; the stream's
+    end, error, close or collection ends the router call (its chunks are the attempts' LM spans' to record)."""
+
+    def __init__(self, frame: RouterFrame) -> None:
+        self.frame = frame
+        self._ended = False
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def while_reading(self) -> Iterator[None]:
+        token = otel_context.attach(self.frame.context) if self.frame.context is not None else None
+        try:
+            yield
+        finally:
+            if token is not None:
+                otel_context.detach(token)
+
+    def end(self, error: BaseException | None = None, *, abandoned: bool = False, closed: bool = False) -> None:
+        with self._lock:
+            if self._ended:
+                return
+            self._ended = True
+        self.frame.stream_ended(error)
+
+
+def _end(runtime: LiteLLMRuntime, frame: RouterFrame) -> None:
+    span, error = frame.span, frame.error
     try:
         parent = frame.parent
         totals = frame.end(parent if parent is not None and parent.rolls_up else None)
@@ -131,7 +168,7 @@ class _RouterCall:
 
     def __exit__(self, error_type: type[BaseException] | None, error: BaseException | None, _tb: Any) -> None:
         if self.frame is not None:
-            _returned(self.runtime, self.frame, self.result, error)
+            self.result = _returned(self.runtime, self.frame, self.result, error)
         if error is not None:
             drop_own_frame(error, self.wrapper)
 

@@ -3,8 +3,9 @@
 A `ModuleFrame` (the frame DSPy module spans use), so that everything which rolls LM calls into a module rolls them
 into the router span the same way: each attempt's LM span adds its call to the frame (`LiteLLMRuntime.finish`), and
 the frame adds its totals into the enclosing DSPy module when it ends. On top of that it counts the attempts, keeps
-the model of the one that answered, and knows when the router span may end: when the Router returned, or, for a
-stream, once the attempt streaming the answer has ended too (its tokens arrive with the stream's end).
+the model of the one that answered, and knows when the router span may end: when the Router returned or raised, or,
+when it returned a stream, once that stream has ended and so have the attempts streaming under it (their tokens
+arrive with their streams' ends).
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from opentelemetry.context import Context
 from opentelemetry.trace import Span
 
 from ..dspy._frames import ModuleFrame
 
 
 class RouterFrame(ModuleFrame):
-    __slots__ = ("_done", "_lock", "_open", "_waiting", "attempts", "on_done", "served")
+    __slots__ = ("_done", "_lock", "_open", "_waiting", "attempts", "context", "error", "on_done", "served")
 
     def __init__(self, span: Span, parent: ModuleFrame | None, recording: bool) -> None:
         # The enclosing module's path, so that the attempts' LM calls name the same module as without the router.
@@ -26,9 +28,14 @@ class RouterFrame(ModuleFrame):
         self.attempts = 0
         self.served: str | None = None
         """The model of the last attempt that answered."""
+        self.error: BaseException | None = None
+        """What the router call raised to the app: from the Router's call, or from iterating its stream."""
+        self.context: Context | None = None
+        """The context with the router span current (and this frame): the attempts' parent."""
         self.on_done: Callable[[], None] | None = None
-        """Ends the router span; called once, by `returned` or by the last open attempt's end."""
+        """Ends the router span; called once, when the call returned and nothing under it is open."""
         self._open = 0
+        """Attempts in flight, and the Router's own stream until it ends."""
         self._waiting = False
         self._done = False
         self._lock = threading.Lock()
@@ -48,15 +55,26 @@ class RouterFrame(ModuleFrame):
         if done:
             self._finish()
 
-    def returned(self, wait_for_attempts: bool) -> None:
-        """The Router returned (or raised). With `wait_for_attempts` (it returned a stream), the span ends when the
-        attempts still open have ended; otherwise now (a straggler that ends later is not counted, as for modules)."""
+    def returned(self, error: BaseException | None, stream: bool) -> None:
+        """The Router returned (`stream`: a stream, which `stream_ended` reports the end of) or raised `error`.
+        Without a stream the span ends now: an attempt that ends later is not counted, as for a module's."""
         with self._lock:
+            self.error = error
             self._waiting = True
-            if wait_for_attempts:
-                done = self._claim_if_idle()
+            if stream:
+                self._open += 1
+                done = False
             else:
                 done, self._done = not self._done, True
+        if done:
+            self._finish()
+
+    def stream_ended(self, error: BaseException | None) -> None:
+        """The stream the Router returned ended (`error`: what iterating it raised to the app)."""
+        with self._lock:
+            self._open -= 1
+            self.error = error
+            done = self._claim_if_idle()
         if done:
             self._finish()
 

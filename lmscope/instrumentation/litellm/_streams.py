@@ -17,7 +17,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from opentelemetry.trace import Status, StatusCode
@@ -27,12 +27,48 @@ from ...telemetry._internal_errors import report_internal_error
 from ._results import usage_into
 from ._spans import CallFrame, LiteLLMRuntime
 
-_recorders: weakref.WeakKeyDictionary[Any, StreamRecorder] = weakref.WeakKeyDictionary()
+
+class StreamObserver:
+    """What a traced stream reports to (a `StreamRecorder`: an LM call's stream; or a router call's stream), and
+    ends however the stream ends."""
+
+    reading = False
+    """Inside the stream's own `__next__`/`__anext__`: LiteLLM closes the stream itself at its end (and on errors)
+    before raising, and that close is not the program's."""
+
+    def end(self, error: BaseException | None = None, *, abandoned: bool = False, closed: bool = False) -> None:
+        raise NotImplementedError
+
+    def chunk(self, chunk: Any) -> None:
+        """A chunk the stream gave the program."""
+
+    def while_reading(self) -> AbstractContextManager[None]:
+        """Entered around each read of a chunk."""
+        return nullcontext()
+
+    @contextmanager
+    def reading_chunk(self, end_of_stream: type[BaseException]) -> Iterator[None]:
+        """Around the stream's own `__next__`/`__anext__`: its end or its error ends the observer."""
+        self.reading = True
+        try:
+            with self.while_reading():
+                yield
+        except end_of_stream:
+            self.end()
+            raise
+        except BaseException as error:
+            self.end(error)
+            raise
+        finally:
+            self.reading = False
+
+
+_recorders: weakref.WeakKeyDictionary[Any, StreamObserver] = weakref.WeakKeyDictionary()
 _traced_classes: dict[type, type] = {}
 _classes_lock = threading.Lock()
 
 
-class StreamRecorder:
+class StreamRecorder(StreamObserver):
     """What a stream has delivered so far; ends the call's span once, however the stream ends."""
 
     def __init__(self, runtime: LiteLLMRuntime, frame: CallFrame) -> None:
@@ -43,26 +79,8 @@ class StreamRecorder:
         self.response_model: str | None = None
         self.response_id: str | None = None
         self.first_chunk_s: float | None = None
-        self.reading = False
-        """Inside the stream's own `__next__`: LiteLLM closes the stream itself at its end (and on errors) before
-        raising, and that close is not the program's."""
         self._ended = False
         self._lock = threading.Lock()
-
-    @contextmanager
-    def reading_chunk(self, end_of_stream: type[BaseException]) -> Iterator[None]:
-        """Around the stream's own `__next__`/`__anext__`: its end or its error ends the span."""
-        self.reading = True
-        try:
-            yield
-        except end_of_stream:
-            self.end()
-            raise
-        except BaseException as error:
-            self.end(error)
-            raise
-        finally:
-            self.reading = False
 
     def chunk(self, chunk: Any) -> None:
         try:
@@ -124,15 +142,20 @@ class StreamRecorder:
 
 def traced_stream(stream: Any, runtime: LiteLLMRuntime, frame: CallFrame) -> Any:
     """`stream` itself, reporting to a new StreamRecorder (or untouched, with the span ended, if that fails)."""
-    recorder = StreamRecorder(runtime, frame)
+    return observed_stream(stream, StreamRecorder(runtime, frame))
+
+
+def observed_stream(stream: Any, observer: StreamObserver) -> Any:
+    """`stream` itself, its class switched so that it reports to `observer`, which it ends however it ends (or
+    untouched, with `observer` ended, if that fails)."""
     try:
         traced = _traced_class(type(stream))
-        _recorders[stream] = recorder
+        _recorders[stream] = observer
         stream.__class__ = traced
-        weakref.finalize(stream, recorder.end, abandoned=True)
+        weakref.finalize(stream, observer.end, abandoned=True)
     except Exception as exc:  # noqa: BLE001 - an unknown stream type: untraced from here on, never broken
         report_internal_error("tracing a LiteLLM stream", exc)
-        recorder.end()
+        observer.end()
     return stream
 
 
