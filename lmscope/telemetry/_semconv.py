@@ -212,6 +212,18 @@ LM_CALLS: Final = "lmscope.lm.calls"
 CACHE_HITS: Final = "lmscope.cache.hits"
 CACHE_SAVED_TOTAL_USD: Final = "lmscope.cache.saved_total_usd"
 
+# On the span of one `litellm.Router` call (`router {model group}`, a CHAIN span over its deployment attempts, which
+# are the LM spans). It carries the module roll-ups above, never gen_ai.usage.*: the attempts are what is billed.
+ROUTER_SPAN_NAME_PREFIX: Final = "router "
+ROUTER_MODEL_GROUP: Final = "lmscope.router.model_group"
+"""The model name the app asked the Router for (a model group, or an alias of one)."""
+ROUTER_ENDPOINT: Final = "lmscope.router.endpoint"
+"""The Router method called: completion | acompletion | embedding | aembedding."""
+ROUTER_ATTEMPTS: Final = "lmscope.router.attempts"
+"""Provider calls the Router made for this call: the first attempt, retries and fallbacks (each an LM span)."""
+ROUTER_MODEL: Final = "lmscope.router.model"
+"""The model of the deployment that answered (as its LM span's `gen_ai.request.model`); absent if none did."""
+
 SETTINGS_PREFIX: Final = "lmscope.settings."
 SETTINGS_OVERRIDES: Final = "lmscope.settings.overrides"
 """The settings keys an active `dspy.context(...)` set (string array)."""

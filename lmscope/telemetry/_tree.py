@@ -272,9 +272,12 @@ def is_lm_call(attributes: Mapping[str, Any]) -> bool:
     (`lmscope.cache.hit` is on every finished one; no other producer writes lmscope's keys).
 
     A local embedding function's span (`lmscope.embedding.local`) is not one: no provider was asked, nothing was
-    billed, and a provider call the function makes itself is a span of its own, counted there."""
+    billed, and a provider call the function makes itself is a span of its own, counted there. `lmscope.phase`, on
+    every span lmscope starts, says nothing of the call: a LiteLLM call that failed before any answer carries no other
+    lmscope key and, as in `track()`, is not counted."""
     return attributes.get(semconv.SPAN_KIND) in semconv.LM_CALL_KINDS and not attributes.get(
-        semconv.EMBEDDING_LOCAL) and any(key.startswith(semconv.LMSCOPE_PREFIX) for key in attributes)
+        semconv.EMBEDDING_LOCAL) and any(key.startswith(semconv.LMSCOPE_PREFIX) and key != semconv.PHASE
+                                         for key in attributes)
 
 
 def span_facts(record: SpanRecord) -> SpanFacts:

@@ -33,6 +33,34 @@ def spans():
 
 
 @pytest.fixture
+def litellm_spans(lm_server):
+    """LiteLLM instrumented with its own TracerProvider; yields a function returning the finished spans (its
+    `tracer` attribute: a tracer for the app's own spans)."""
+    import litellm
+    from memory_spans import memory_provider
+
+    from lmscope.instrumentation.litellm import LiteLLMInstrumentor
+
+    provider, exporter = memory_provider()
+    instrumentor = LiteLLMInstrumentor()
+    # Put back exactly at the end: module functions, the retry helpers and the Router's endpoints.
+    names = ("completion", "responses", "completion_with_retries")
+    originals = (*(getattr(litellm, name) for name in names), litellm.Router.completion, litellm.Router.aembedding)
+    instrumentor.instrument(tracer=provider.get_tracer("test"), capture_content=True)
+    patched = (*(getattr(litellm, name) for name in names), litellm.Router.completion, litellm.Router.aembedding)
+    assert all(now is not before for now, before in zip(patched, originals, strict=True))
+
+    def finished():
+        return exporter.get_finished_spans()
+
+    finished.tracer = provider.get_tracer("app")
+    yield finished
+    instrumentor.uninstrument()
+    assert (*(getattr(litellm, name) for name in names), litellm.Router.completion, litellm.Router.aembedding) \
+        == originals
+
+
+@pytest.fixture
 def traced(lm_server):
     """`traced(policy)`: instrument DSPy with that `ContentPolicy`; returns the finished-spans function. The stand-in
     server keeps the request bodies it receives in `lm_server.recorded_bodies` (parsed: `lm_server.received`) meanwhile."""
@@ -94,28 +122,6 @@ def metered():
                                   module_listeners=[recorder.record_module]):
         yield exporter.get_finished_spans, reader
     provider.shutdown()
-
-
-@pytest.fixture
-def litellm_spans(lm_server):
-    """LiteLLM instrumented with its own TracerProvider; yields a function returning the finished spans."""
-    import litellm
-    from memory_spans import memory_provider
-
-    from lmscope.instrumentation.litellm import LiteLLMInstrumentor
-
-    provider, exporter = memory_provider()
-    instrumentor = LiteLLMInstrumentor()
-    originals = {name: getattr(litellm, name) for name in ("completion", "responses", "completion_with_retries")}
-    instrumentor.instrument(tracer=provider.get_tracer("test"), capture_content=True)
-    assert all(getattr(litellm, name) is not original for name, original in originals.items())
-    def finished():
-        return exporter.get_finished_spans()
-
-    finished.tracer = provider.get_tracer("app")  # an app's own spans, for parenting
-    yield finished
-    instrumentor.uninstrument()
-    assert all(getattr(litellm, name) is original for name, original in originals.items())  # put back exactly
 
 
 def _reset_dspy():

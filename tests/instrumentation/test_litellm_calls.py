@@ -218,27 +218,6 @@ def test_metrics_name_each_operation(lm_server, unique):
     assert tokens[("embeddings", "input")] == vectors.usage.prompt_tokens
 
 
-def test_a_router_fallback_is_one_span_per_deployment_attempt(litellm_spans, lm_server, unique):
-    """The Router's deployment calls go through `litellm.completion`: the failed attempt and the fallback are each
-    a span with their own model and status (no router span over them yet: docs/litellm-internals.md §4)."""
-    lm_server.failures["broken-deployment"] = (500, "The server had an error while processing your request.")
-    deployment = {"api_base": lm_server.base_url, "api_key": "sk-anything"}
-    router = litellm.Router(model_list=[
-        {"model_name": "main", "litellm_params": {"model": "openai/broken-deployment", **deployment}},
-        {"model_name": "backup", "litellm_params": {"model": MODEL, **deployment}}],
-        fallbacks=[{"main": ["backup"]}], num_retries=0)
-    try:
-        answer = router.completion(model="main", messages=[{"role": "user", "content": f"Hi {unique}"}])
-    finally:
-        del lm_server.failures["broken-deployment"]
-
-    failed, served = litellm_spans()
-    assert (failed.name, failed.status.status_code.name) == ("chat broken-deployment", "ERROR")
-    assert failed.attributes[semconv.ERROR_TYPE] == "InternalServerError"
-    assert (served.name, served.status.status_code.name) == ("chat gpt-4o-mini", "UNSET")
-    assert served.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == answer.usage.completion_tokens
-
-
 def test_the_embeddings_retriever_lists_corpus_ids_and_its_query_embedding(litellm_spans, spans, lm_server):
     from dspy.retrievers import Embeddings
 

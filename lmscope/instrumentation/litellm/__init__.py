@@ -9,9 +9,11 @@ either order, and LiteLLM's own otel callback writes nothing on lmscope's span (
 tracers of LiteLLM"); either is named once in a warning (`_neighbours.py`).
 
 `completion_with_retries`, `acompletion_with_retries`, `responses_with_retries` and `aresponses_with_retries` get
-each attempt traced (one span per attempt, `_wrappers.with_traced_attempts`). `litellm.Router`'s deployment calls go
-through `litellm.completion`, so each attempt is a span (docs/litellm-internals.md §4). Not traced yet (issue 13): a
-router span over the attempts, and names bound before instrumenting (`from litellm import completion`).
+each attempt traced (one span per attempt, `_wrappers.with_traced_attempts`). `litellm.Router`'s `completion`,
+`acompletion`, `embedding` and `aembedding` are one `router {model group}` span each, over the deployment attempts
+(retries and fallbacks included), which the Router makes through `litellm.completion` and its siblings: each attempt
+is an LM span (`_router.py`, docs/litellm-internals.md §4). Not traced yet: names bound before instrumenting
+(`from litellm import completion`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 # The module says `# type: ignore` at its top, so mypy sees none of its names: BaseInstrumentor is Any here.
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
+from ...telemetry._internal_errors import report_internal_error
 from .._patching import Patcher
 from .._setup import InstrumentorSetup, PatchOnImport, resolve_setup
 from ._neighbours import LiteLLMNeighbours
@@ -70,7 +73,9 @@ class LiteLLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # openteleme
 
     def _patch(self, setup: InstrumentorSetup) -> None:
         import litellm
+        from litellm.router import Router
 
+        from . import _router as router
         from . import _wrappers as wrappers
 
         patcher = self._patcher
@@ -87,6 +92,14 @@ class LiteLLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # openteleme
                 if hasattr(litellm, name):
                     default = traced[attempt](getattr(importlib.import_module(module), attempt))
                     patcher.replace(litellm, name, functools.partial(wrappers.with_traced_attempts, attempt=default))
+            for name, is_async in router.ROUTER_ENDPOINTS:
+                owner = router.endpoint_owner(Router, name)
+                if owner is None:  # a Router we cannot patch: its attempts are still traced, without a router span
+                    report_internal_error(f"tracing litellm.Router.{name}", LookupError(name))
+                    continue
+                patcher.replace(owner, name, functools.partial(
+                    router.traced_async_router_call if is_async else router.traced_router_call, runtime,
+                    endpoint=name))
         except BaseException:
             self._unpatch()
             raise

@@ -38,6 +38,7 @@ from ..dspy._frames import FRAME_KEY, LMFrame, ModuleFrame
 from ._neighbours import LiteLLMNeighbours
 from ._responses import responses_answers, responses_finish_reasons, responses_messages
 from ._results import answers, call_from_response
+from ._router_frame import RouterFrame
 
 CHAT, TEXT_COMPLETION, EMBEDDINGS = "chat", "text_completion", "embeddings"
 RESPONSES = "responses"
@@ -89,7 +90,7 @@ class LiteLLMRuntime:
         frame = CallFrame(self.tracer.start_span(f"{name} {model}", ctx, SpanKind.CLIENT,
                                                  self._start_attributes(operation, model, provider, kwargs, ctx,
                                                                         phase)),
-                          operation, model, provider, parent if type(parent) is ModuleFrame else None,
+                          operation, model, provider, parent if isinstance(parent, ModuleFrame) else None,
                           active_trackers(ctx), kwargs, phase)
         suppression = suppress_instrumentation()
         suppression.__enter__()
@@ -97,6 +98,8 @@ class LiteLLMRuntime:
         # Code inside the call sees a read-only view of the span (`_lm_span_view.py`: LiteLLM's otel callback).
         frame.context = with_lm_span(frame.span, otel_context.get_current())  # with the suppression
         frame.token = otel_context.attach(frame.context)
+        if isinstance(frame.parent, RouterFrame):  # a deployment attempt of the router call
+            frame.parent.attempt_started()
         return frame
 
     def leave(self, frame: CallFrame) -> None:
@@ -120,7 +123,7 @@ class LiteLLMRuntime:
             self.finish(frame, call, error, outputs)
         except Exception as exc:  # noqa: BLE001
             report_internal_error("LiteLLM span end", exc)
-            frame.span.end()
+            self.end_span(frame, answered=False)
 
     def new_call(self, frame: CallFrame) -> LMCall:
         return LMCall(model=frame.model, provider=frame.provider, engine="litellm",
@@ -159,7 +162,14 @@ class LiteLLMRuntime:
         except Exception as exc:  # noqa: BLE001
             report_internal_error("LiteLLM span end", exc)
         finally:
-            span.end()
+            self.end_span(frame, answered=error is None)
+
+    @staticmethod
+    def end_span(frame: CallFrame, answered: bool) -> None:
+        """`span.end()`, then tell a router call the attempt is over (which may end the router span, after it)."""
+        frame.span.end()
+        if isinstance(frame.parent, RouterFrame):
+            frame.parent.attempt_ended(frame.model if answered else None)
 
     def _start_attributes(self, operation: str, model: str, provider: str | None, kwargs: Mapping[str, Any],
                           ctx: Context, phase: str) -> dict[str, Any]:

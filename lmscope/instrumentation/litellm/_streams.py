@@ -19,7 +19,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -31,12 +31,48 @@ from ...telemetry._lm_call import LMCall
 from .._token_counts import usage_into
 from ._spans import CallFrame, LiteLLMRuntime
 
-_recorders: weakref.WeakKeyDictionary[Any, StreamRecorder] = weakref.WeakKeyDictionary()
+
+class StreamObserver:
+    """What a traced stream reports to (a `StreamRecorder`: an LM call's stream; or a router call's stream), and
+    ends however the stream ends."""
+
+    reading = False
+    """Inside the stream's own `__next__`/`__anext__`: LiteLLM closes the stream itself at its end (and on errors)
+    before raising, and that close is not the program's."""
+
+    def end(self, error: BaseException | None = None, *, abandoned: bool = False, closed: bool = False) -> None:
+        raise NotImplementedError
+
+    def chunk(self, chunk: Any) -> None:
+        """A chunk the stream gave the program."""
+
+    def while_reading(self) -> AbstractContextManager[None]:
+        """Entered around each read of a chunk."""
+        return nullcontext()
+
+    @contextmanager
+    def reading_chunk(self, end_of_stream: type[BaseException]) -> Iterator[None]:
+        """Around the stream's own `__next__`/`__anext__`: its end or its error ends the observer."""
+        self.reading = True
+        try:
+            with self.while_reading():
+                yield
+        except end_of_stream:
+            self.end()
+            raise
+        except BaseException as error:
+            self.end(error)
+            raise
+        finally:
+            self.reading = False
+
+
+_recorders: weakref.WeakKeyDictionary[Any, StreamObserver] = weakref.WeakKeyDictionary()
 _traced_classes: dict[type, type] = {}
 _classes_lock = threading.Lock()
 
 
-class StreamRecorder:
+class StreamRecorder(StreamObserver):
     """What a stream has delivered so far; ends the call's span once, however the stream ends."""
 
     def __init__(self, runtime: LiteLLMRuntime, frame: CallFrame) -> None:
@@ -47,32 +83,21 @@ class StreamRecorder:
         self.response_model: str | None = None
         self.response_id: str | None = None
         self.first_chunk_s: float | None = None
-        self.reading = False
-        """Inside the stream's own `__next__`: LiteLLM closes the stream itself at its end (and on errors) before
-        raising, and that close is not the program's."""
         self._ended = False
         self._lock = threading.Lock()
 
     @contextmanager
-    def reading_chunk(self, end_of_stream: type[BaseException]) -> Iterator[None]:
-        """Around the stream's own `__next__`/`__anext__`: its end or its error ends the span. LiteLLM runs in the
-        call's context meanwhile, as during the call: at the stream's end it logs the call, and its otel callback
-        must find the span's read-only view current, not the program's span (`_lm_span_view.py`)."""
-        self.reading = True
+    def while_reading(self) -> Iterator[None]:
+        """LiteLLM runs in the call's context while a chunk is read, as during the call: at the stream's end it logs
+        the call, and its otel callback must find the span's read-only view current, not the program's span
+        (`_lm_span_view.py`)."""
         inside = self.frame.context
         token = otel_context.attach(inside) if inside is not None else None
         try:
             yield
-        except end_of_stream:
-            self.end()
-            raise
-        except BaseException as error:
-            self.end(error)
-            raise
         finally:
             if token is not None:
                 otel_context.detach(token)
-            self.reading = False
 
     def chunk(self, chunk: Any) -> None:
         try:
@@ -108,7 +133,7 @@ class StreamRecorder:
             self._end(error, abandoned or closed, closed)
         except Exception as exc:  # noqa: BLE001
             report_internal_error("LiteLLM stream end", exc)
-            self.frame.span.end()
+            self.runtime.end_span(self.frame, answered=False)
 
     def _end(self, error: BaseException | None, abandoned: bool, closed: bool) -> None:
         frame, runtime = self.frame, self.runtime
@@ -144,14 +169,20 @@ class StreamRecorder:
 
 def traced_stream(stream: Any, recorder: StreamRecorder) -> Any:
     """`stream` itself, reporting to `recorder` (or untouched, with the span ended, if that fails)."""
+    return observed_stream(stream, recorder)
+
+
+def observed_stream(stream: Any, observer: StreamObserver) -> Any:
+    """`stream` itself, its class switched so that it reports to `observer`, which it ends however it ends (or
+    untouched, with `observer` ended, if that fails)."""
     try:
         traced = _traced_class(type(stream))
-        _recorders[stream] = recorder
+        _recorders[stream] = observer
         stream.__class__ = traced
-        weakref.finalize(stream, recorder.end, abandoned=True)
+        weakref.finalize(stream, observer.end, abandoned=True)
     except Exception as exc:  # noqa: BLE001 - an unknown stream type: untraced from here on, never broken
         report_internal_error("tracing a LiteLLM stream", exc)
-        recorder.end()
+        observer.end()
     return stream
 
 
