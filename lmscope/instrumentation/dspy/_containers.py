@@ -62,7 +62,13 @@ def output_summary(output: Any) -> dict[str, Any]:
 
 def start_attributes(summary: Mapping[str, Any]) -> dict[str, Any]:
     size = summary.get("examples", summary.get("tasks"))
-    return {semconv.BATCH_SIZE: size} if type(size) is int else {}
+    attributes: dict[str, Any] = {semconv.BATCH_SIZE: size} if type(size) is int else {}
+    if "metric" in summary:  # Evaluate's: the devset's size and the metric's name
+        if type(size) is int:
+            attributes[semconv.EVALUATION_EXAMPLES] = size
+        if type(summary["metric"]) is str:
+            attributes[semconv.EVALUATION_METRIC] = summary["metric"]
+    return attributes
 
 
 def end_attributes(summary: Mapping[str, Any]) -> dict[str, Any]:
