@@ -166,3 +166,20 @@ def test_the_metric_and_what_evaluate_writes_are_unchanged(spans, make_lm, uniqu
     assert example is devset[0] and trace is None and prediction is result.results[0][1]
     assert json.loads(path.read_text())[0]["exact"] == 1
     assert only(spans(), "example 0").attributes[semconv.EVALUATION_METRIC_VALUE] == 1
+
+
+def test_metrics_carry_the_evaluate_phase_and_no_example_label(metered, metric_series, make_lm, unique):
+    """Example and metric spans are not modules: no `example 3` label (it would grow with the devset) on any series."""
+    spans, reader = metered
+    dspy.configure(lm=make_lm())
+    devset = [dspy.Example(question=f"Question {i} {unique}").with_inputs("question") for i in range(3)]
+    dspy.Evaluate(devset=devset, metric=lambda example, prediction, trace=None: 1.0, num_threads=2,
+                  display_progress=False)(Answerer())
+
+    series = metric_series(reader)
+    module_paths = {dict(labels)[semconv.MODULE_PATH] for labels in series["lmscope.module.duration"]}
+    assert module_paths == {"evaluate", "answerer", "answerer.answer"}  # the run itself, and the program
+    for points in series.values():
+        assert {dict(labels)[semconv.PHASE] for labels in points} == {"evaluate"}
+    examples = [s for s in spans() if s.name.startswith("example ")]
+    assert len(examples) == 3 and all(semconv.MODULE_PATH not in s.attributes for s in examples)

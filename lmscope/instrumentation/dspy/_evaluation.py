@@ -10,6 +10,11 @@ land there, never beside the program's. The user's metric object is not touched.
 The function carries the `__name__` DSPy derives from the metric (`__name__` of a function, else the class name), so
 the table and the CSV/JSON columns Evaluate writes keep their names. DSPy callbacks (`on_evaluate_start`) see the
 function in `inputs["metric"]`; `__wrapped__` leads back to the user's metric.
+
+Neither span is a module: no `lmscope.module.path` and no module-duration metric (an example index as a metric label
+would grow with the devset). The example span is the top of its worker's work, so it carries the DSPy settings
+(`lmscope.settings.*`) and the batch index a batch item's top span carries; the program's span below it carries
+`lmscope.module.call_index` 0 instead.
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ class Evaluation:
         with the launching context attached."""
         runtime = self.runtime
         try:
-            frame = runtime.start_module(item, (), {}, container=True, name=f"example {index}",
+            frame = runtime.start_module(item, (), {}, name=f"example {index}",
                                          kind=semconv.KIND_CHAIN, path_owner=NO_PATH,
                                          extra={semconv.EVALUATION_EXAMPLE_INDEX: index})
         except Exception as exc:  # noqa: BLE001
@@ -107,7 +112,7 @@ def traced_metric(runtime: Runtime, metric: Any) -> Callable[..., Any]:
         if runtime.retired or app_suppressed():
             return metric(*args, **kwargs)
         try:
-            frame = runtime.start_module(metric, (), {}, container=True, name=span_name, kind=semconv.KIND_EVALUATOR,
+            frame = runtime.start_module(metric, (), {}, name=span_name, kind=semconv.KIND_EVALUATOR,
                                          path_owner=NO_PATH)
         except Exception as exc:  # noqa: BLE001
             report_internal_error("metric span start", exc)
