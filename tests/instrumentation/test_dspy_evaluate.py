@@ -183,3 +183,27 @@ def test_metrics_carry_the_evaluate_phase_and_no_example_label(metered, metric_s
         assert {dict(labels)[semconv.PHASE] for labels in points} == {"evaluate"}
     examples = [s for s in spans() if s.name.startswith("example ")]
     assert len(examples) == 3 and all(semconv.MODULE_PATH not in s.attributes for s in examples)
+
+
+@pytest.mark.parametrize("engine", ["native"])
+def test_a_run_evaluate_gives_up_on_fails_with_its_own_exception(spans, make_lm, unique):
+    """`max_errors` reached: DSPy cancels the rest and raises; the span says so and counts the examples that ran."""
+    dspy.configure(lm=make_lm())
+    devset = [dspy.Example(question=f"boom {i} {unique}").with_inputs("question") for i in range(3)]
+    evaluate = dspy.Evaluate(devset=devset, metric=lambda example, prediction, trace=None: 1.0, num_threads=1,
+                             max_errors=1, display_progress=False)
+    with pytest.raises(Exception, match="Execution cancelled due to errors or interruption.") as raised:
+        evaluate(Answerer())
+    assert type(raised.value) is Exception
+
+    finished = spans()
+    evaluate_span = only(finished, "evaluate")
+    assert evaluate_span.status.status_code is StatusCode.ERROR
+    assert evaluate_span.attributes[semconv.EVALUATION_ERRORS] == 1
+    assert semconv.EVALUATE_SCORE not in evaluate_span.attributes
+    (example,) = children_of(finished, evaluate_span)
+    assert example.name == "example 0" and example.attributes[semconv.ERROR_TYPE] == "RuntimeError"
+    # Nor does an empty devset change: DSPy's own ValueError, on the span too.
+    with pytest.raises(ValueError, match="devset must contain at least one example"):
+        dspy.Evaluate(devset=[], metric=lambda example, prediction, trace=None: 1.0)(Answerer())
+    assert [s.attributes[semconv.ERROR_TYPE] for s in spans() if s.name == "evaluate"][-1] == "ValueError"

@@ -31,6 +31,9 @@ from lmscope.telemetry._trace_file import read_trace_file
 from lmscope.telemetry._tree import format_usd
 
 TRIAL_SCORES = [50.0, 75.0, 62.5]
+COMPILE_ROLLUPS = {semconv.LM_CALLS: 7, semconv.USAGE_INPUT_TOKENS: 800, semconv.USAGE_OUTPUT_TOKENS: 80,
+                   semconv.COST_TOTAL_USD: 1.125, semconv.CACHE_HITS: 1}
+"""What the compile instrumentation writes on the root: the roll-ups of the LM calls below, as module spans do."""
 
 
 def _write_trace_file(path: Path) -> None:
@@ -66,7 +69,7 @@ def _write_trace_file(path: Path) -> None:
     # Trace 1: a compile. A bootstrap step's LM call (a cache hit), then 3 trials, each an evaluation on 2 examples.
     root = span("optimize BootstrapFewShotWithRandomSearch", None, {
         semconv.PHASE: "optimize", semconv.OPTIMIZER_NAME: "BootstrapFewShotWithRandomSearch",
-        semconv.OPTIMIZER_BEST_SCORE: 75.0})
+        semconv.OPTIMIZER_BEST_SCORE: 75.0, **COMPILE_ROLLUPS})
     bootstrap = span("bootstrap 0", root, {semconv.PHASE: "optimize"})
     lm(bootstrap, "optimize", 200, 20, 0.0, **{semconv.CACHE_HIT: True, semconv.CACHE_SAVED_USD: 0.5})
     bootstrap.end()
@@ -99,6 +102,10 @@ def test_compiles_evaluations_and_phases_are_summed_from_their_lm_spans(trace_fi
         optimizer="BootstrapFewShotWithRandomSearch", start_ns=report.compiles[0].start_ns, best_score=75.0,
         trials=[(0, 50.0), (1, 75.0), (2, 62.5)],
         spend=Spend(calls=7, input_tokens=800, output_tokens=80, cost_usd=1.125, cache_hits=1, saved_usd=0.5))]
+    # The report sums the LM spans below the root: the root's own roll-ups say the same.
+    spend = report.compiles[0].spend
+    assert (spend.calls, spend.input_tokens, spend.output_tokens, spend.cost_usd, spend.cache_hits) == \
+        tuple(COMPILE_ROLLUPS.values())
     assert report.evaluations == [
         *(EvaluationSummary(metric="exact", start_ns=report.evaluations[i].start_ns, phase="optimize", examples=2,
                             errors=0, score=score, spend=trial_evaluation) for i, score in enumerate(TRIAL_SCORES)),

@@ -34,6 +34,7 @@ from ...telemetry import _semconv as semconv
 from ...telemetry._internal_errors import report_internal_error
 from .._stack import drop_own_frame
 from ._container_spans import ContainerEnd, ContainerStart
+from ._containers import metric_name
 from ._frames import ModuleFrame, app_suppressed
 from ._runtime import NO_PATH, Runtime
 
@@ -97,11 +98,6 @@ def metric_value(value: Any) -> bool | int | float | None:
 
 
 _NO_FIELDS: dict[str, Any] = {}
-
-
-def metric_name(metric: Any) -> str:
-    """The metric's name on spans: a function's or method's `__name__`, else its class name."""
-    return str(getattr(metric, "__name__", None) or type(metric).__name__)
 
 
 def traced_metric(runtime: Runtime, metric: Any) -> Callable[..., Any]:
