@@ -207,6 +207,7 @@ def new_dashboard(uid: str, title: str, description: str) -> tuple[dashboard.Das
 # --- the dashboards -----------------------------------------------------------------------------------
 
 MODULE_PATH, MODEL_LABEL, SERVICE_LABEL = "lmscope_module_path", "gen_ai_request_model", "service_name"
+PHASE_LABEL = "lmscope_phase"
 INPUT, OUTPUT = 'gen_ai_token_type="input"', 'gen_ai_token_type="output"'
 HIT, FAILED = 'lmscope_cache_result="hit"', 'error_type!=""'
 
@@ -247,7 +248,16 @@ def cost_dashboard() -> dashboard.Dashboard:
      .add(ranking("Cost per LM call by model", "Spend divided by the LM calls that returned usage, per model.",
                   "currencyUSD",
                   target(divided(total(spend, by=[MODEL_LABEL]), total(calls, by=[MODEL_LABEL])),
-                         legend(MODEL_LABEL), instant=True)), 12, 9))
+                         legend(MODEL_LABEL), instant=True)), 12, 9)
+     # What optimizing and evaluating cost next to serving. Per compile is not on a dashboard: metrics carry the
+     # phase, not a compile id (one series per compile would never stop growing); `lmscope report` has it.
+     .add(per_interval("Spend by phase", "USD per interval, by lmscope.phase: optimize (inside a DSPy compile), "
+                       "evaluate (inside dspy.Evaluate, outside a compile), serve (everything else).", "currencyUSD",
+                       target(total(spend, STEP, [PHASE_LABEL]), legend(PHASE_LABEL))), 12, 9)
+     .add(per_interval("Tokens by phase", "Input and output tokens per interval, by lmscope.phase.", "short",
+                       target(total(lm(f"{TOKENS}_sum", INPUT), STEP, [PHASE_LABEL]), f"input {legend(PHASE_LABEL)}"),
+                       target(total(lm(f"{TOKENS}_sum", OUTPUT), STEP, [PHASE_LABEL]),
+                              f"output {legend(PHASE_LABEL)}")), 12, 9))
     return board
 
 

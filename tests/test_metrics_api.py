@@ -68,7 +68,8 @@ if mode != "app-provider":
 print(json.dumps(result))
 """
 
-SCOPE_AND_SERVICE = {"otel_scope_name", "otel_scope_version", "otel_scope_schema_url", "service_name"}
+SCOPE_AND_SERVICE = {"otel_scope_name", "otel_scope_version", "otel_scope_schema_url", "service_name",
+                     "lmscope_phase"}  # on every lmscope series (issue 14)
 LM_LABELS = {"gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "lmscope_module_path",
              *SCOPE_AND_SERVICE}
 CACHE_LABELS = {*LM_LABELS, "lmscope_cache_result", "lmscope_cache_layer"}

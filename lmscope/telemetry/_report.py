@@ -15,6 +15,7 @@ from typing import Any
 from . import _semconv as semconv
 from ._lm_call import LMCall
 from ._printable import printable
+from ._report_optimization import NO_PHASE, CompileSummary, EvaluationSummary, OptimizationBuilder, Scope, group
 from ._spend import Spend
 from ._trace_records import SpanRecord
 from ._tree import MAX_LABEL_CHARS, UNPRICED_MARK, TraceTree, build_trees, format_cost, is_lm_call, pad_cost
@@ -31,6 +32,12 @@ class Report:
     by_module: dict[str, Spend] = field(default_factory=dict)
     """The nearest ancestor module span's lmscope.module.path -> its calls' spend, costliest first."""
     total: Spend = field(default_factory=Spend)
+    by_phase: dict[str, Spend] = field(default_factory=dict)
+    """`lmscope.phase` of the LM span (optimize, evaluate, serve; NO_PHASE in files from before it) -> its spend."""
+    compiles: list[CompileSummary] = field(default_factory=list)
+    """Each `optimize {Optimizer}` span, in start order: trials, best score, and the spend of the LM calls below."""
+    evaluations: list[EvaluationSummary] = field(default_factory=list)
+    """Each `dspy.Evaluate` span, in start order: score, size, errors, and the spend of the LM calls below."""
 
 
 def summarize(records: Iterable[SpanRecord]) -> Report:
@@ -54,23 +61,29 @@ class ReportBuilder:
         self._total = Spend()
         # Ids rather than a count of trees: a span read after its trace's root arrives as a second tree.
         self._trace_ids: set[str] = set()
+        self._optimization = OptimizationBuilder()
 
     def add(self, tree: TraceTree) -> None:
         self._trace_ids.add(tree.trace_id)
         module_of: dict[str, str | None] = {}  # span id -> nearest module path at or above it
+        scopes: dict[str, tuple[Scope, ...]] = {}  # span id -> the compiles and evaluations it is part of
         for node, parent in tree.walk():
             attributes = node.record.attributes
             inherited = module_of.get(parent.record.span_id) if parent is not None else None
             module_of[node.record.span_id] = attributes.get(semconv.MODULE_PATH) or inherited
-            if not is_lm_call(attributes):
+            call = lm_call_of_span(attributes) if is_lm_call(attributes) else None
+            scopes[node.record.span_id] = self._optimization.add_span(
+                node.record, scopes.get(parent.record.span_id, ()) if parent is not None else (), call)
+            if call is None:
                 continue
-            call = lm_call_of_span(attributes)
-            _group(self._by_model, call.model).add_call(call)
-            _group(self._by_module, str(inherited or NO_MODULE)).add_call(call)
+            group(self._by_model, call.model).add_call(call)
+            group(self._by_module, str(inherited or NO_MODULE)).add_call(call)
             self._total.add_call(call)
 
     def report(self) -> Report:
-        return Report(len(self._trace_ids), _ranked(self._by_model), _ranked(self._by_module), self._total)
+        compiles, evaluations = self._optimization.finish()
+        return Report(len(self._trace_ids), _ranked(self._by_model), _ranked(self._by_module), self._total,
+                      _ranked(self._optimization.by_phase), compiles, evaluations)
 
 
 def lm_call_of_span(attributes: Mapping[str, Any]) -> LMCall:
@@ -94,13 +107,6 @@ def lm_call_of_span(attributes: Mapping[str, Any]) -> LMCall:
     )
 
 
-def _group(groups: dict[str, Spend], key: str) -> Spend:
-    spend = groups.get(key)
-    if spend is None:
-        spend = groups[key] = Spend()
-    return spend
-
-
 def _ranked(groups: dict[str, Spend]) -> dict[str, Spend]:
     return dict(sorted(groups.items(), key=lambda item: (-item[1].cost_usd, -item[1].calls, item[0])))
 
@@ -115,16 +121,40 @@ def render_report(report: Report) -> str:
     total = report.total
     traces = f"{report.traces} trace" + ("" if report.traces == 1 else "s")
     calls = f"{total.calls} LM call" + ("" if total.calls == 1 else "s")
-    return "\n\n".join((
-        f"{calls} in {traces}",
-        _table("model", report.by_model, total),
-        _table("module", report.by_module, total),
-    ))
+    sections = [f"{calls} in {traces}", _table("model", report.by_model, total),
+                _table("module", report.by_module, total)]
+    if any(phase != NO_PHASE for phase in report.by_phase):  # files written before lmscope.phase have none
+        sections.append(_table("phase", report.by_phase, total))
+    if report.compiles:
+        sections.append(_lay_out(_align_costs([
+            ("compile", "trials", "best score", *_HEADERS),
+            *((printable(c.optimizer, MAX_LABEL_CHARS), str(len(c.trials)), score_text(c.best_score),
+               *_cells("", c.spend)[1:]) for c in report.compiles)], offset=2), footer=False))
+    if report.evaluations:
+        sections.append(_lay_out(_align_costs([
+            ("evaluation", "phase", "examples", "errors", "score", *_HEADERS),
+            *((printable(e.metric or "(no metric)", MAX_LABEL_CHARS), printable(e.phase, MAX_LABEL_CHARS),
+               _count_text(e.examples), _count_text(e.errors), score_text(e.score), *_cells("", e.spend)[1:])
+              for e in report.evaluations)], offset=4), footer=False))
+    return "\n\n".join(sections)
+
+
+def score_text(score: float | None) -> str:
+    """A score as recorded, to 6 significant digits (75.0 -> 75, 66.666... -> 66.6667); "-" when there is none."""
+    return "-" if score is None else f"{score:.6g}"
+
+
+def _count_text(number: int | None) -> str:
+    return "-" if number is None else str(number)
 
 
 def _table(title: str, groups: dict[str, Spend], total: Spend) -> str:
     rows = [_cells(key, spend) for key, spend in groups.items()]
-    table = _align_costs([(title, *_HEADERS), *rows, _cells("total", total)])
+    return _lay_out(_align_costs([(title, *_HEADERS), *rows, _cells("total", total)]), footer=True)
+
+
+def _lay_out(table: list[tuple[str, ...]], *, footer: bool) -> str:
+    """Header, rule, rows (and, with `footer`, a rule and the last row as the total)."""
     widths = [max(len(row[column]) for row in table) for column in range(len(table[0]))]
 
     def line(row: tuple[str, ...]) -> str:
@@ -135,8 +165,11 @@ def _table(title: str, groups: dict[str, Spend], total: Spend) -> str:
         ).rstrip()
 
     rule = "  ".join("-" * width for width in widths)
-    header, *body, footer = (line(row) for row in table)
-    return "\n".join([header, rule, *body, rule, footer] if body else [header, rule, footer])
+    header, *body = (line(row) for row in table)
+    if not footer:
+        return "\n".join([header, rule, *body])
+    *body, last = body
+    return "\n".join([header, rule, *body, rule, last] if body else [header, rule, last])
 
 
 def _cells(key: str, spend: Spend) -> tuple[str, ...]:
@@ -157,10 +190,11 @@ def _cells(key: str, spend: Spend) -> tuple[str, ...]:
     )
 
 
-def _align_costs(rows: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
-    """Amounts (and the header) line up on their last digit in a column where some are marked ` + unpriced`."""
+def _align_costs(rows: list[tuple[str, ...]], offset: int = 0) -> list[tuple[str, ...]]:
+    """Amounts (and the header) line up on their last digit in a column where some are marked ` + unpriced`;
+    `offset` columns come between the key and the spend columns."""
     aligned = [list(row) for row in rows]
-    for column in _COST_COLUMNS:
+    for column in (c + offset for c in _COST_COLUMNS):
         marked = any(row[column].endswith(UNPRICED_MARK) for row in rows)
         for row in aligned:
             row[column] = pad_cost(row[column], marked=marked)

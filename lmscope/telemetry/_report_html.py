@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._report_html_charts import BarRow, LegendItem, Segment, bar_chart
 from ._report_html_format import cost_html, count, esc, plural, utc_text
+from ._report_html_optimization import optimization_html
 from ._report_html_style import STYLE
 from ._report_html_trees import trace_html
 from ._report_page import Page
@@ -51,6 +52,7 @@ def render_html(page: Page) -> str:
 {_cost_chart("cost-by-model", "Cost by model", report.by_model, "cost-model")}
 {_tokens_chart(report.by_model)}
 </section>
+{optimization_html(report)}
 <section class="traces">
 <h2>Traces</h2>
 {traces}

@@ -11,6 +11,8 @@ from typing import Final
 PALETTE: Final = {
     "cost-module": "#2563eb",
     "cost-model": "#7c3aed",
+    "cost-phase": "#16a34a",
+    "trial-score": "#db2777",
     "tokens-input": "#0d9488",
     "tokens-cached": "#5eead4",
     "tokens-output": "#f59e0b",
@@ -102,5 +104,12 @@ table.attributes th { text-align: left; font-weight: 500; color: var(--muted); p
                       vertical-align: top; white-space: nowrap; font-family: ui-monospace, monospace; }
 table.attributes td { padding: 1px 0; white-space: pre-wrap; word-break: break-word;
                       font-family: ui-monospace, monospace; }
+.optimization { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }
+.optimization > h2 { flex-basis: 100%; }
+.compile-facts { color: var(--muted); margin: 0 0 6px; }
+table.evaluations { border-collapse: collapse; background: #fff; border: 1px solid var(--line); }
+table.evaluations caption { text-align: left; font-weight: 600; padding: 6px 0; }
+table.evaluations th, table.evaluations td { padding: 4px 10px; border-bottom: 1px solid var(--line); }
+table.evaluations td.num { text-align: right; font-variant-numeric: tabular-nums; }
 footer { max-width: 1400px; margin: 20px auto; padding: 0 24px; color: var(--muted); font-size: 12px; }
 """ + _COLOURS

@@ -65,17 +65,25 @@ def test_parallel_and_evaluate_nest_under_the_caller(spans, make_lm, unique):
     assert evaluate_span.attributes[semconv.BATCH_SIZE] == 2
     assert parallel_span.attributes[semconv.INPUT_VALUE] == '{"tasks": 2}'
     assert parallel_span.attributes[semconv.OUTPUT_VALUE] == '{"results": 2, "failed": 0}'
-    for root in roots:
-        children = [s for s in finished if s.parent is not None and s.parent.span_id == root.context.span_id]
-        assert sorted(s.attributes[semconv.BATCH_INDEX] for s in children) == [0, 1]
+    def children(span):
+        return [s for s in finished if s.parent is not None and s.parent.span_id == span.context.span_id]
+
+    # Parallel's items are its children; Evaluate's are `example {i}` spans (which carry the batch index), each
+    # holding that example's program call and its metric (`test_dspy_evaluate.py` says more).
+    assert sorted(s.attributes[semconv.BATCH_INDEX] for s in children(parallel_span)) == [0, 1]
+    assert {s.name for s in children(parallel_span)} == {"predict"}
+    example_spans = children(evaluate_span)
+    assert sorted(s.attributes[semconv.BATCH_INDEX] for s in example_spans) == [0, 1]
+    assert sorted(s.name for s in example_spans) == ["example 0", "example 1"]
+    for example in example_spans:
+        assert sorted(s.name for s in children(example)) == ["metric <lambda>", "predict"]
     # What ran under Evaluate (its worker threads included) is evaluating; the rest serves.
     evaluating = {s.context.span_id for s in finished if s.context.trace_id == evaluate_span.context.trace_id}
-    assert len(evaluating) == 5  # evaluate, 2 predict, 2 LM calls
+    assert len(evaluating) == 9  # evaluate, 2 examples, 2 predict, 2 metrics, 2 LM calls
     for span in finished:
         expected = "evaluate" if span.context.span_id in evaluating else "serve"
         assert span.attributes[semconv.PHASE] == expected, span.name
-        assert {s.name for s in children} == {"predict"}
-        assert {s.context.trace_id for s in children} == {root.context.trace_id}
+    assert {s.context.trace_id for s in children(parallel_span)} == {parallel_span.context.trace_id}
 
 
 class _FailsOnOdd(dspy.Module):

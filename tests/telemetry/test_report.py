@@ -92,6 +92,9 @@ def test_sums_lm_spans_by_model_and_nearest_module(spans: list[ReadableSpan]) ->
         },
         total=Spend(calls=5, input_tokens=1147, output_tokens=213, cached_tokens=300, cost_usd=0.875,
                     cache_hits=2, saved_usd=0.625, unpriced_calls=1),
+        # Spans without lmscope.phase (files from before it): one group, and no phase table in the text.
+        by_phase={"(no phase)": Spend(calls=5, input_tokens=1147, output_tokens=213, cached_tokens=300,
+                                      cost_usd=0.875, cache_hits=2, saved_usd=0.625, unpriced_calls=1)},
     )
     # Costliest first (dict equality above ignores the order).
     assert list(report.by_model) == ["gpt-4o", "gpt-4o-mini", "mystery-model"]

@@ -25,8 +25,10 @@ from .._patching import Patcher
 from .._setup import ModuleListener, PatchOnImport, resolve_setup
 from .._stack import attributed_to
 from . import _containers as containers
+from . import _evaluation as evaluation
 from . import _retrievers as retrievers
 from . import _wrappers as wrappers
+from ._container_spans import container_hooks
 from ._local_embeddings import local_embeddings
 from ._neighbours import Neighbours
 from ._runtime import Runtime
@@ -157,10 +159,9 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # opentelemetry
         patch(Parallel, "forward", lambda f: wrappers.container_call(runtime, f, name_suffix=".parallel",
                                                                       summarize=containers.parallel_input,
                                                                       own_path=False))
-        patch(Evaluate, "__call__", lambda f: wrappers.container_call(runtime, f, name_suffix=".evaluate",
-                                                                       summarize=containers.evaluate_input,
-                                                                       kind=semconv.KIND_EVALUATOR, own_path=False,
-                                                                       phase=semconv.PHASE_EVALUATE))
+        patch(Evaluate, "__call__", lambda f: evaluation.evaluate_call(runtime, f, *container_hooks(
+            runtime, name_suffix=".evaluate", summarize=containers.evaluate_input, kind=semconv.KIND_EVALUATOR,
+            own_path=False, phase=semconv.PHASE_EVALUATE)))
         patch(ChatAdapter, "_make_json_adapter_fallback", lambda f: wrappers.adapter_fallback(runtime, f))
         patch(JSONAdapter, "__call__", wrappers.fallback_adapter_call)
         patch(JSONAdapter, "acall", lambda f: wrappers.fallback_adapter_call(f, is_async=True))

@@ -43,8 +43,12 @@ def evaluate_input(owner: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any])
     metric = _argument(args, kwargs, 1, "metric")
     devset = devset if devset is not None else getattr(owner, "devset", None)
     metric = metric if metric is not None else getattr(owner, "metric", None)
-    name = getattr(metric, "__name__", None) or (type(metric).__name__ if metric is not None else None)
-    return {"examples": _count(devset), "metric": name}
+    return {"examples": _count(devset), "metric": metric_name(metric) if metric is not None else None}
+
+
+def metric_name(metric: Any) -> str:
+    """A metric's name on spans: a function's or method's `__name__`, else its class name."""
+    return str(getattr(metric, "__name__", None) or type(metric).__name__)
 
 
 def output_summary(output: Any) -> dict[str, Any]:
@@ -62,7 +66,13 @@ def output_summary(output: Any) -> dict[str, Any]:
 
 def start_attributes(summary: Mapping[str, Any]) -> dict[str, Any]:
     size = summary.get("examples", summary.get("tasks"))
-    return {semconv.BATCH_SIZE: size} if type(size) is int else {}
+    attributes: dict[str, Any] = {semconv.BATCH_SIZE: size} if type(size) is int else {}
+    if "metric" in summary:  # Evaluate's: the devset's size and the metric's name
+        if type(size) is int:
+            attributes[semconv.EVALUATION_EXAMPLES] = size
+        if type(summary["metric"]) is str:
+            attributes[semconv.EVALUATION_METRIC] = summary["metric"]
+    return attributes
 
 
 def end_attributes(summary: Mapping[str, Any]) -> dict[str, Any]:

@@ -22,9 +22,10 @@ from opentelemetry.context import Context
 from ...telemetry import _semconv as semconv
 from ...telemetry._internal_errors import report_internal_error
 from .._stack import drop_own_frame
-from . import _containers as containers
 from ._attributes import tool_attributes
+from ._container_spans import container_hooks
 from ._containers import InputSummary
+from ._evaluation import EVALUATION_KEY, Evaluation
 from ._frames import ADAPTER_KEY, BATCH_ITEM_KEY, FRAME_KEY, BatchItem, ModuleFrame, app_suppressed, current_lm_frame
 from ._runtime import NO_PATH, Runtime
 
@@ -104,30 +105,8 @@ def container_call(runtime: Runtime, original: Callable[..., Any], *, name_suffi
     """A span around work DSPy fans out to threads (`batch`, `Parallel`, `Evaluate`): one trace, not many. It says
     what went in and what came out (`_containers.py`); `phase` is the one the run enters (`Evaluate`'s)."""
 
-    def start(owner: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ModuleFrame | None:
-        if runtime.retired:  # lmscope has left, and another tool's patch still calls this wrapper (`_patching.py`)
-            return None
-        parent = otel_context.get_value(FRAME_KEY)
-        if not own_path and type(parent) is ModuleFrame and parent.container:
-            return None  # Parallel inside Module.batch: the batch span already covers it
-        summary = summarize(owner, args, kwargs)
-        return runtime.start_module(owner, (), summary, container=True, name_suffix=name_suffix, kind=kind,
-                                    path_owner=owner if own_path else NO_PATH,
-                                    extra=containers.start_attributes(summary), phase=phase)
-
-    def end(frame: ModuleFrame | None, output: Any, error: BaseException | None) -> None:
-        if frame is None:
-            return
-        summary = None
-        if error is None:
-            try:
-                summary = containers.output_summary(output)
-                if frame.span.is_recording():
-                    frame.span.set_attributes(containers.end_attributes(summary))
-            except Exception as exc:  # noqa: BLE001 - a summary's fault costs the summary, not the span
-                report_internal_error("container span summary", exc)
-        runtime.end_module(frame, summary or None, error)
-
+    start, end = container_hooks(runtime, name_suffix=name_suffix, summarize=summarize, kind=kind,
+                                 own_path=own_path, phase=phase)
     return traced(original, start, end, "container span start", suppressible=True)
 
 
@@ -212,7 +191,8 @@ def parallel_execute(original: Callable[..., Any]) -> Callable[..., Any]:
     """`ParallelExecutor.execute`: carry the launching OTel context into worker threads.
 
     DSPy copies only its own settings into workers (docs/dspy-internals.md §6). We attach the launching context
-    (span, frame, `lmscope.context`, `track()`, overrides) around each item and mark its position.
+    (span, frame, `lmscope.context`, `track()`, overrides) around each item and mark its position. Items of an
+    Evaluate run each get their `example {index}` span (`_evaluation.py`).
     The container span that launched the run (`batch`, `Parallel`, `Evaluate`) gets the executor's thread count.
     """
 
@@ -222,6 +202,9 @@ def parallel_execute(original: Callable[..., Any]) -> Callable[..., Any]:
         parent = launching.get(FRAME_KEY)
         if type(parent) is ModuleFrame and parent.container:
             _record_num_threads(parent, self)
+        evaluation = launching.get(EVALUATION_KEY)
+        if type(evaluation) is not Evaluation or evaluation.frame is not parent:
+            evaluation = None  # not Evaluate's own run (a batch inside an evaluated program): no example spans
         positions: dict[int, list[int]] = {}
         for index, item in enumerate(data):
             positions.setdefault(id(item), []).append(index)
@@ -233,7 +216,7 @@ def parallel_execute(original: Callable[..., Any]) -> Callable[..., Any]:
                 index = indices.pop(0) if len(indices) > 1 else indices[0]
             token = otel_context.attach(otel_context.set_value(BATCH_ITEM_KEY, BatchItem(index, parent), launching))
             try:
-                return function(item)
+                return function(item) if evaluation is None else evaluation.run_example(index, function, item)
             except BaseException as error:
                 drop_own_frame(error, run)
                 raise

@@ -1,0 +1,209 @@
+"""`dspy.Evaluate` as a user reads it: the run's score, size, metric and errors on its span, one `example {i}` span
+per example holding the program's spans, and the metric's span (with an LM judge's calls) inside that example."""
+
+from __future__ import annotations
+
+import json
+
+import dspy
+import pytest
+from dspy.evaluate import SemanticF1
+from opentelemetry.trace import StatusCode
+
+from lmscope.telemetry import _semconv as semconv
+
+
+class Answerer(dspy.Module):
+    """A one-step program that fails, like a user's program can, on a question it cannot handle."""
+
+    def __init__(self, field="answer"):
+        super().__init__()
+        self.answer = dspy.Predict(f"question -> {field}")
+
+    def forward(self, question):
+        if question.startswith("boom"):
+            raise RuntimeError("the program failed")
+        return self.answer(question=question)
+
+
+def children_of(finished, span):
+    return sorted((s for s in finished if s.parent is not None and s.parent.span_id == span.context.span_id),
+                  key=lambda s: s.name)
+
+
+def only(finished, name):
+    (span,) = [s for s in finished if s.name == name]
+    return span
+
+
+def test_score_examples_metric_values_and_errors(spans, make_lm, lm_server, unique):
+    dspy.configure(lm=make_lm())
+    # The metric gives each question the value it names; "raise" makes the metric fail, "boom" the program.
+    values = {"one": 1.0, "half": 0.5, "yes": True, "raise": None, "boom": None}
+
+    def graded(example, prediction, trace=None):
+        value = values[example.question.split()[0]]
+        if value is None:
+            raise ValueError("the metric failed")
+        return value
+
+    devset = [dspy.Example(question=f"{key} {unique}").with_inputs("question") for key in values]
+    requests_before = lm_server.requests
+    result = dspy.Evaluate(devset=devset, metric=graded, num_threads=2, display_progress=False)(Answerer())
+
+    finished = spans()
+    evaluate = only(finished, "evaluate")
+    assert result.score == 50.0  # (1.0 + 0.5 + True + 0 + 0) / 5, failures scoring Evaluate's failure_score 0.0
+    assert evaluate.attributes[semconv.EVALUATE_SCORE] == result.score
+    assert evaluate.attributes[semconv.EVALUATION_EXAMPLES] == 5
+    assert evaluate.attributes[semconv.EVALUATION_METRIC] == "graded"
+    assert evaluate.attributes[semconv.EVALUATION_ERRORS] == 2
+    assert evaluate.attributes[semconv.PHASE] == "evaluate"
+    assert evaluate.status.status_code is not StatusCode.ERROR  # Evaluate itself returned
+
+    examples = children_of(finished, evaluate)
+    assert [s.name for s in examples] == [f"example {i}" for i in range(5)]
+    by_index = {s.attributes[semconv.EVALUATION_EXAMPLE_INDEX]: s for s in examples}
+    assert sorted(by_index) == [0, 1, 2, 3, 4]
+    for index, span in by_index.items():
+        assert span.attributes[semconv.BATCH_INDEX] == index
+    # The values exactly as the metric returned them: floats stay floats, a bool stays a bool.
+    recorded = {i: by_index[i].attributes.get(semconv.EVALUATION_METRIC_VALUE) for i in range(5)}
+    assert recorded == {0: 1.0, 1: 0.5, 2: True, 3: None, 4: None}
+    assert type(recorded[2]) is bool and type(recorded[1]) is float
+    for index in (0, 1, 2):
+        assert by_index[index].status.status_code is StatusCode.UNSET
+        assert [s.name for s in children_of(finished, by_index[index])] == ["answerer", "metric graded"]
+        metric = only(children_of(finished, by_index[index]), "metric graded")
+        assert metric.attributes[semconv.EVALUATION_METRIC_VALUE] == recorded[index]
+        assert metric.attributes[semconv.SPAN_KIND] == semconv.KIND_EVALUATOR
+    # The metric raised: the example and its metric span failed with the metric's error.
+    assert by_index[3].status.status_code is StatusCode.ERROR
+    assert by_index[3].attributes[semconv.ERROR_TYPE] == "ValueError"
+    failed_metric = only(children_of(finished, by_index[3]), "metric graded")
+    assert failed_metric.attributes[semconv.ERROR_TYPE] == "ValueError"
+    # The program raised: the metric never ran.
+    assert by_index[4].status.status_code is StatusCode.ERROR
+    assert by_index[4].attributes[semconv.ERROR_TYPE] == "RuntimeError"
+    assert [s.name for s in children_of(finished, by_index[4])] == ["answerer"]
+
+    # Every LM call the run made is under its example's program span; the roll-ups add up to what was billed.
+    lm_spans = [s for s in finished if s.name.startswith(semconv.LM_SPAN_NAME_PREFIX)]
+    assert len(lm_spans) == lm_server.requests - requests_before == 4
+    assert evaluate.attributes[semconv.LM_CALLS] == 4
+    assert evaluate.attributes[semconv.COST_TOTAL_USD] == pytest.approx(
+        sum(s.attributes[semconv.LLM_COST_TOTAL] for s in lm_spans), abs=1e-12)
+    assert evaluate.attributes[semconv.USAGE_INPUT_TOKENS] == sum(
+        s.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] for s in lm_spans)
+    assert {s.attributes[semconv.PHASE] for s in finished} == {"evaluate"}
+    assert len({s.context.trace_id for s in finished}) == 1
+
+
+def test_lm_judge_nests_under_the_metric_span_of_its_example(spans, make_lm, lm_server, unique):
+    dspy.configure(lm=make_lm())
+    devset = [dspy.Example(question=f"Question {i} {unique}", response=f"Reference {i}").with_inputs("question")
+              for i in range(2)]
+    judge = SemanticF1()
+    requests_before = lm_server.requests
+    result = dspy.Evaluate(devset=devset, num_threads=2, display_progress=False)(Answerer("response"), judge)
+
+    finished = spans()
+    evaluate = only(finished, "evaluate")
+    assert evaluate.attributes[semconv.EVALUATE_SCORE] == result.score == 50.0  # the stand-in judges 0.5 / 0.5
+    assert evaluate.attributes[semconv.EVALUATION_METRIC] == "SemanticF1"
+    assert evaluate.attributes[semconv.EVALUATION_ERRORS] == 0
+    lm_spans = [s for s in finished if s.name.startswith(semconv.LM_SPAN_NAME_PREFIX)]
+    assert len(lm_spans) == lm_server.requests - requests_before == 4  # 2 answers, 2 judgements
+    judged = 0
+    for example in children_of(finished, evaluate):
+        program, metric = children_of(finished, example)
+        assert (program.name, metric.name) == ("answerer", "metric SemanticF1")
+        assert metric.attributes[semconv.EVALUATION_METRIC_VALUE] == 0.5
+        assert example.attributes[semconv.EVALUATION_METRIC_VALUE] == 0.5
+        # The judge's module and its LM call are inside this example's metric span, not beside the program.
+        (judge_span,) = children_of(finished, metric)
+        assert judge_span.name == "semantic_f1"
+        judge_calls = [s for s in lm_spans if _ancestor(finished, s, metric)]
+        program_calls = [s for s in lm_spans if _ancestor(finished, s, program)]
+        assert len(judge_calls) == len(program_calls) == 1
+        assert metric.attributes[semconv.LM_CALLS] == 1
+        assert metric.attributes[semconv.COST_TOTAL_USD] == judge_calls[0].attributes[semconv.LLM_COST_TOTAL]
+        judged += 1
+    assert judged == 2
+    assert {s.attributes[semconv.PHASE] for s in finished} == {"evaluate"}
+
+
+def _ancestor(finished, span, ancestor):
+    by_id = {s.context.span_id: s for s in finished}
+    while span.parent is not None:
+        span = by_id[span.parent.span_id]
+        if span is ancestor:
+            return True
+    return False
+
+
+@pytest.mark.parametrize("engine", ["native"])
+@pytest.mark.parametrize("how", ["constructor", "positional", "keyword"])
+def test_the_metric_and_what_evaluate_writes_are_unchanged(spans, make_lm, unique, tmp_path, how):
+    """The user's metric gets Evaluate's own arguments and stays the object it was; the JSON column keeps its name."""
+    dspy.configure(lm=make_lm())
+    seen = []
+
+    def exact(example, prediction, trace=None):
+        seen.append((example, prediction, trace))
+        return 1
+
+    devset = [dspy.Example(question=f"Question {unique}").with_inputs("question")]
+    evaluate = dspy.Evaluate(devset=devset, metric=exact if how == "constructor" else None, display_progress=False)
+    program, path = Answerer(), tmp_path / "results.json"
+    if how == "positional":
+        result = evaluate(program, exact, save_as_json=str(path))
+    else:
+        result = evaluate(program, **({"metric": exact} if how == "keyword" else {}), save_as_json=str(path))
+
+    assert evaluate.metric is (exact if how == "constructor" else None)
+    ((example, prediction, trace),) = seen
+    assert example is devset[0] and trace is None and prediction is result.results[0][1]
+    assert json.loads(path.read_text())[0]["exact"] == 1
+    assert only(spans(), "example 0").attributes[semconv.EVALUATION_METRIC_VALUE] == 1
+
+
+def test_metrics_carry_the_evaluate_phase_and_no_example_label(metered, metric_series, make_lm, unique):
+    """Example and metric spans are not modules: no `example 3` label (it would grow with the devset) on any series."""
+    spans, reader = metered
+    dspy.configure(lm=make_lm())
+    devset = [dspy.Example(question=f"Question {i} {unique}").with_inputs("question") for i in range(3)]
+    dspy.Evaluate(devset=devset, metric=lambda example, prediction, trace=None: 1.0, num_threads=2,
+                  display_progress=False)(Answerer())
+
+    series = metric_series(reader)
+    module_paths = {dict(labels)[semconv.MODULE_PATH] for labels in series["lmscope.module.duration"]}
+    assert module_paths == {"evaluate", "answerer", "answerer.answer"}  # the run itself, and the program
+    for points in series.values():
+        assert {dict(labels)[semconv.PHASE] for labels in points} == {"evaluate"}
+    examples = [s for s in spans() if s.name.startswith("example ")]
+    assert len(examples) == 3 and all(semconv.MODULE_PATH not in s.attributes for s in examples)
+
+
+@pytest.mark.parametrize("engine", ["native"])
+def test_a_run_evaluate_gives_up_on_fails_with_its_own_exception(spans, make_lm, unique):
+    """`max_errors` reached: DSPy cancels the rest and raises; the span says so and counts the examples that ran."""
+    dspy.configure(lm=make_lm())
+    devset = [dspy.Example(question=f"boom {i} {unique}").with_inputs("question") for i in range(3)]
+    evaluate = dspy.Evaluate(devset=devset, metric=lambda example, prediction, trace=None: 1.0, num_threads=1,
+                             max_errors=1, display_progress=False)
+    with pytest.raises(Exception, match=r"^Execution cancelled due to errors or interruption\.$") as raised:
+        evaluate(Answerer())
+    assert type(raised.value) is Exception
+
+    finished = spans()
+    evaluate_span = only(finished, "evaluate")
+    assert evaluate_span.status.status_code is StatusCode.ERROR
+    assert evaluate_span.attributes[semconv.EVALUATION_ERRORS] == 1
+    assert semconv.EVALUATE_SCORE not in evaluate_span.attributes
+    (example,) = children_of(finished, evaluate_span)
+    assert example.name == "example 0" and example.attributes[semconv.ERROR_TYPE] == "RuntimeError"
+    # Nor does an empty devset change: DSPy's own ValueError, on the span too.
+    with pytest.raises(ValueError, match="devset must contain at least one example"):
+        dspy.Evaluate(devset=[], metric=lambda example, prediction, trace=None: 1.0)(Answerer())
+    assert [s.attributes[semconv.ERROR_TYPE] for s in spans() if s.name == "evaluate"][-1] == "ValueError"
