@@ -25,8 +25,10 @@ from .._patching import Patcher
 from .._setup import ModuleListener, PatchOnImport, resolve_setup
 from .._stack import attributed_to
 from . import _containers as containers
+from . import _optimizer_steps as optimizer_steps
 from . import _retrievers as retrievers
 from . import _wrappers as wrappers
+from ._compile import compile_call, patch_compiles
 from ._local_embeddings import local_embeddings
 from ._neighbours import Neighbours
 from ._runtime import Runtime
@@ -119,6 +121,9 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # opentelemetry
         from dspy.primitives.module import Module
         from dspy.retrievers.embeddings import Embeddings
         from dspy.retrievers.retrieve import Retrieve
+        from dspy.propose.grounded_proposer import GroundedProposer
+        from dspy.teleprompt import avatar_optimizer, bootstrap, mipro_optimizer_v2, random_search
+        from dspy.teleprompt.teleprompt import Teleprompter
         from dspy.utils.parallelizer import ParallelExecutor
         from dspy.utils.unbatchify import Unbatchify
 
@@ -164,6 +169,16 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # opentelemetry
         patch(ChatAdapter, "_make_json_adapter_fallback", lambda f: wrappers.adapter_fallback(runtime, f))
         patch(JSONAdapter, "__call__", wrappers.fallback_adapter_call)
         patch(JSONAdapter, "acall", lambda f: wrappers.fallback_adapter_call(f, is_async=True))
+        # Every optimizer's compile, those defined later too, and the steps of those that expose them (`_compile.py`).
+        patch_compiles(patcher, Teleprompter, lambda f: attributed_to("dspy", compile_call(runtime, f)))
+        patch(bootstrap.BootstrapFewShot, "_bootstrap_one_example",
+              lambda f: optimizer_steps.bootstrap_one_example(runtime, f))
+        patcher.replace(random_search, "Evaluate", lambda cls: optimizer_steps.random_search_evaluate(runtime, cls))
+        patch(mipro_optimizer_v2, "eval_candidate_program", lambda f: optimizer_steps.mipro_eval(runtime, f))
+        patch(mipro_optimizer_v2.MIPROv2, "_select_and_insert_instructions_and_demos", optimizer_steps.mipro_choice)
+        patch(GroundedProposer, "propose_instruction_for_predictor",
+              lambda f: optimizer_steps.propose_instruction(runtime, f))
+        patcher.replace(avatar_optimizer, "ThreadPoolExecutor", optimizer_steps.context_carrying_executor)
         # Every binding of `Settings.context` (`dspy.context`, a user's `from dspy import context`) calls one helper;
         # its generator is swapped in place. If DSPy's `context` ever stops being `@contextmanager`, wrap the
         # attributes instead: `dspy.context` was bound to the original method when dspy was imported.
