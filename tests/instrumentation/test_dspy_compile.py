@@ -359,3 +359,69 @@ def test_uninstrument_puts_back_every_compile(lm):
     assert {cls: after[cls] for cls in found} == found and vars(Teleprompter)["__init_subclass__"] is hook
     assert after[Later] is not wrapped[Later]  # DSPy's own wrapper of Later's compile, as DSPy made it
     assert after[Later].__wrapped__ is vars(Later)["compile"].__wrapped__
+
+
+def test_work_on_avatar_optimizers_thread_pool_stays_in_the_compile(spans, lm, lm_server):
+    """AvatarOptimizer evaluates on a bare `ThreadPoolExecutor` from its module: that pool's tasks join the compile's
+    trace, and see DSPy's settings exactly as without lmscope (DSPy carries none of its overrides there)."""
+    import dspy
+    from dspy.teleprompt import Teleprompter, avatar_optimizer
+
+    seen = []
+
+    class Pooled(Teleprompter):
+        def compile(self, student, *, trainset):
+            with dspy.context(num_threads=3), avatar_optimizer.ThreadPoolExecutor(max_workers=2) as pool:
+                def run(example):
+                    seen.append(dspy.settings.num_threads)
+                    return student(**example.inputs())
+
+                list(pool.map(run, trainset[:2]))
+                futures = [pool.submit(run, example) for example in trainset[2:4]]
+                [future.result() for future in futures]
+            return student
+
+    plain_num_threads = dspy.settings.num_threads
+    before = lm_server.requests
+    Pooled().compile(_program_class()(), trainset=_examples())
+    root = _one_trace(spans(), lm_server, before)
+    assert root.name == "optimize Pooled"
+    assert [span.name for span in spans() if _parent_id(span) == root.context.span_id] == ["qa"] * 4
+    assert seen == [plain_num_threads] * 4
+
+
+def _parent_id(span):
+    return span.parent.span_id if span.parent is not None else None
+
+
+def test_a_compiles_metric_points_are_all_optimize(metered, metric_series, lm):
+    import dspy
+
+    finished, reader = metered
+    dspy.BootstrapFewShot(metric=exact, max_bootstrapped_demos=1, max_labeled_demos=0).compile(
+        _program_class()(), trainset=_examples())
+    series = metric_series(reader)
+    points = [attributes for by_attributes in series.values() for attributes in by_attributes]
+    assert points and all((semconv.PHASE, semconv.PHASE_OPTIMIZE) in attributes for attributes in points)
+    calls = sum(span.name.startswith(semconv.LM_SPAN_NAME_PREFIX) for span in finished())
+    assert calls > 0
+
+
+@pytest.mark.usefixtures("swallow_internal_errors")
+@pytest.mark.parametrize("builder", ["compile_start_attributes", "compile_end_attributes"])
+def test_a_fault_in_compile_tracing_changes_no_compile(spans, lm, monkeypatch, builder):
+    import dspy
+
+    from lmscope.instrumentation.dspy import _compile
+
+    def compile_program():
+        return dspy.BootstrapFewShot(metric=exact, max_bootstrapped_demos=2, max_labeled_demos=1).compile(
+            _program_class()(), trainset=_examples()).dump_state()
+
+    expected = compile_program()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("lmscope bug")
+
+    monkeypatch.setattr(_compile, builder, broken)
+    assert compile_program() == expected

@@ -119,9 +119,9 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # opentelemetry
         from dspy.evaluate.evaluate import Evaluate
         from dspy.predict.parallel import Parallel
         from dspy.primitives.module import Module
+        from dspy.propose.grounded_proposer import GroundedProposer
         from dspy.retrievers.embeddings import Embeddings
         from dspy.retrievers.retrieve import Retrieve
-        from dspy.propose.grounded_proposer import GroundedProposer
         from dspy.teleprompt import avatar_optimizer, bootstrap, mipro_optimizer_v2, random_search
         from dspy.teleprompt.teleprompt import Teleprompter
         from dspy.utils.parallelizer import ParallelExecutor
