@@ -94,14 +94,14 @@ def test_bootstrap_fewshot_is_one_trace_with_a_span_per_example_tried(spans, lm,
     trainset = _examples()
     before = lm_server.requests
     optimizer = dspy.BootstrapFewShot(metric=exact, max_bootstrapped_demos=2, max_labeled_demos=1)
-    program = optimizer.compile(_program_class()(), trainset=trainset)
+    program = optimizer.compile(_program_class()(), teacher=_program_class()(), trainset=trainset)
     finished = spans()
     root = _one_trace(finished, lm_server, before)
 
     assert root.name == "optimize BootstrapFewShot"
     assert _optimizer_attributes(root) == {
         semconv.OPTIMIZER_NAME: "BootstrapFewShot", semconv.OPTIMIZER_TRAINSET_SIZE: 6,
-        semconv.OPTIMIZER_METRIC: "exact", semconv.OPTIMIZER_STUDENT: "QA",
+        semconv.OPTIMIZER_METRIC: "exact", semconv.OPTIMIZER_STUDENT: "QA", semconv.OPTIMIZER_TEACHER: "QA",
         semconv.OPTIMIZER_PARAMS_PREFIX + "max_bootstrapped_demos": 2,
         semconv.OPTIMIZER_PARAMS_PREFIX + "max_labeled_demos": 1, semconv.OPTIMIZER_PARAMS_PREFIX + "max_rounds": 1,
         semconv.OPTIMIZER_DEMOS: _demos(program)}
@@ -425,3 +425,32 @@ def test_a_fault_in_compile_tracing_changes_no_compile(spans, lm, monkeypatch, b
 
     monkeypatch.setattr(_compile, builder, broken)
     assert compile_program() == expected
+
+
+@pytest.mark.slow  # ~7 s: KNN's first embedding and vector search
+def test_knn_fewshot_compiles_on_every_call_of_its_program(spans, lm, lm_server):
+    """KNNFewShot's compile only wraps the program; each call of the result bootstraps on the nearest examples:
+    that is optimizing work, under the serving call's span."""
+    import dspy
+
+    embedder = dspy.Embedder("openai/text-embedding-3-small", caching=False, api_base=lm_server.base_url,
+                             api_key="sk-test-SECRET-123")
+    optimizer = dspy.KNNFewShot(k=2, trainset=_examples(), vectorizer=embedder, metric=exact,
+                                max_bootstrapped_demos=1, max_labeled_demos=1)
+    program = optimizer.compile(_program_class()())
+    compiled = spans()
+    assert [span.name for span in compiled] == ["optimize KNNFewShot"]
+    assert _optimizer_attributes(compiled[0])[semconv.OPTIMIZER_TRAINSET_SIZE] == 6
+
+    program(question="What is Paris?")
+    called = spans()[len(compiled):]
+    roots = [span for span in called if span.parent is None]
+    assert [span.name for span in roots] == ["qa"] and roots[0].attributes[semconv.PHASE] == semconv.PHASE_SERVE
+    inner = next(span for span in called if span.name == "optimize BootstrapFewShot")
+    assert _parent(inner, called) is roots[0]
+    below = {span.context.span_id for span in called if span is inner}
+    for span in sorted(called, key=lambda span: span.start_time):
+        if span.parent is not None and span.parent.span_id in below:
+            below.add(span.context.span_id)
+            assert span.attributes[semconv.PHASE] == semconv.PHASE_OPTIMIZE
+    assert len(below) > 1

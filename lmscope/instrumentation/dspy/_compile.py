@@ -175,11 +175,12 @@ def optimizer_params(optimizer: Any) -> dict[str, Any]:
 
 def compile_start_attributes(optimizer: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """What the compile was given: `compile(student, *, trainset, teacher=None, valset=None, ...)`, or what the
-    optimizer holds (KNNFewShot takes its trainset in `__init__`)."""
+    optimizer holds."""
     attributes: dict[str, Any] = {semconv.OPTIMIZER_NAME: type(optimizer).__name__, **optimizer_params(optimizer)}
     fields = getattr(optimizer, "__dict__", {})
     student = _argument(args, kwargs, 0, "student")
-    trainset = kwargs.get("trainset", fields.get("trainset"))
+    # KNNFewShot takes its trainset in `__init__` and keeps it on its KNN retriever.
+    trainset = kwargs.get("trainset", fields.get("trainset", getattr(fields.get("KNN"), "trainset", None)))
     valset = kwargs.get("valset", fields.get("valset"))
     facts = {
         semconv.OPTIMIZER_TRAINSET_SIZE: _size(trainset),
