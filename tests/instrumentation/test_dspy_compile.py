@@ -28,7 +28,9 @@ def _program_class():
         def forward(self, question):
             # The stand-in repeats the question in its answer: the demos' answers make a candidate's score.
             hint = ", ".join(str(demo["answer"]) for demo in self.answer.demos)
-            return self.answer(question=f"{question} (like {hint})" if hint else question)
+            question = f"{question} (like {hint})" if hint else question
+            # ... and so does its instruction, which GEPA rewrites (the default names no answer).
+            return self.answer(question=f"{question} [{self.answer.signature.instructions}]")
 
     return QA
 
@@ -214,22 +216,51 @@ def test_mipro_trials_match_its_trial_logs(spans, lm, lm_server):
         assert proposals[index].attributes[semconv.OPTIMIZER_INSTRUCTION] == instruction
 
 
-def test_gepa_is_one_trace_with_its_best_score(spans, lm, lm_server):
+def _feedback(gold, prediction, trace=None, pred_name=None, pred_trace=None):
     import dspy
 
-    def feedback(gold, prediction, trace=None, pred_name=None, pred_trace=None):
-        return dspy.Prediction(score=float(exact(gold, prediction)), feedback="Name the answer.")
+    return dspy.Prediction(score=float(exact(gold, prediction)), feedback="Name the answer.")
 
+
+def _gepa():
+    import dspy
+
+    return dspy.GEPA(metric=_feedback, max_metric_calls=12, reflection_lm=dspy.settings.lm, num_threads=2,
+                     track_stats=True, seed=0)
+
+
+def _gepa_compile(optimizer):
     trainset = _examples()
+    return optimizer.compile(_program_class()(), trainset=trainset[:3], valset=trainset[3:])
+
+
+@pytest.fixture
+def helpful_reflection(lm_server, monkeypatch):
+    """The instruction GEPA's proposer asks the reflection LM for: one that helps on the train and val sets."""
+    monkeypatch.setitem(lm_server.model_answers, "new_instruction", "Answer shakespeare, music or blue.")
+
+
+@pytest.mark.usefixtures("helpful_reflection")
+def test_gepa_is_one_trace_with_its_best_score(spans, lm, lm_server):
     before = lm_server.requests
-    optimizer = dspy.GEPA(metric=feedback, max_metric_calls=12, reflection_lm=lm, num_threads=2, track_stats=True)
-    program = optimizer.compile(_program_class()(), trainset=trainset[:3], valset=trainset[3:])
+    program = _gepa_compile(_gepa())
     finished = spans()
     root = _one_trace(finished, lm_server, before)
 
     results = program.detailed_results
     assert root.attributes[semconv.OPTIMIZER_BEST_SCORE] == results.val_aggregate_scores[results.best_idx]
-    assert root.attributes[semconv.OPTIMIZER_METRIC] == "feedback"
+    # A trial per candidate GEPA kept, the seed program first, scored as GEPA recorded it.
+    trials = sorted((span for span in finished if span.name.startswith("trial ")),
+                    key=lambda span: span.attributes[semconv.OPTIMIZER_TRIAL])
+    assert [span.attributes[semconv.OPTIMIZER_CANDIDATE] for span in trials] == [
+        str(index) for index in range(len(results.candidates))]
+    assert [span.attributes[semconv.OPTIMIZER_SCORE] for span in trials] == results.val_aggregate_scores
+    assert len(trials) > 1 and all(_parent(span, finished) is root for span in trials)
+    scores = results.val_aggregate_scores
+    assert [span.attributes[semconv.OPTIMIZER_BEST_SO_FAR] for span in trials] == [
+        index == 0 or score > max(scores[:index]) for index, score in enumerate(scores)]
+    assert True in [span.attributes[semconv.OPTIMIZER_BEST_SO_FAR] for span in trials[1:]]
+    assert root.attributes[semconv.OPTIMIZER_METRIC] == "_feedback"
     assert root.attributes[semconv.OPTIMIZER_PARAMS_PREFIX + "max_metric_calls"] == 12
 
 
@@ -303,7 +334,10 @@ def test_compiled_program_spans_say_demos_before_and_after_save_and_load(spans, 
 
 
 def _search(program):
-    """What the optimizer tried and scored, as it kept it: candidates' seeds and scores, MIPROv2's trial choices."""
+    """What the optimizer tried and scored, as it kept it: candidates' seeds and scores, MIPROv2's trial choices,
+    GEPA's candidates' scores."""
+    if hasattr(program, "detailed_results"):
+        return list(enumerate(program.detailed_results.val_aggregate_scores)), {}
     candidates = [(candidate.get("seed"), candidate["score"]) for candidate in program.candidate_programs]
     logs = {number: {key: value for key, value in log.items() if type(value) in (int, float)}
             for number, log in getattr(program, "trial_logs", {}).items()}
@@ -316,7 +350,9 @@ def _search(program):
         lambda optimizer: optimizer.compile(_program_class()(), trainset=_examples()[:4], valset=_examples()[2:]),
         id="random search"),
     pytest.param(_mipro, _mipro_compile, id="MIPROv2"),
+    pytest.param(_gepa, _gepa_compile, id="GEPA"),
 ])
+@pytest.mark.usefixtures("helpful_reflection")
 def test_tracing_changes_no_compiled_program(lm, make, run):
     from opentelemetry.sdk.trace import TracerProvider
 

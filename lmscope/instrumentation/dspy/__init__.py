@@ -10,6 +10,7 @@ entry point `dspy`: `opentelemetry-instrument python app.py` traces DSPy with no
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable, Collection
 from typing import Any
@@ -179,6 +180,9 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # opentelemetry
         patch(GroundedProposer, "propose_instruction_for_predictor",
               lambda f: optimizer_steps.propose_instruction(runtime, f))
         patcher.replace(avatar_optimizer, "ThreadPoolExecutor", optimizer_steps.context_carrying_executor)
+        gepa_engine = _optional_module("gepa.core.engine")  # GEPA's own package, absent on Python 3.15+
+        if gepa_engine is not None and callable(getattr(gepa_engine, "notify_callbacks", None)):
+            patch(gepa_engine, "notify_callbacks", lambda f: optimizer_steps.gepa_notify(runtime, f))
         # Every binding of `Settings.context` (`dspy.context`, a user's `from dspy import context`) calls one helper;
         # its generator is swapped in place. If DSPy's `context` ever stops being `@contextmanager`, wrap the
         # attributes instead: `dspy.context` was bound to the original method when dspy was imported.
@@ -204,6 +208,14 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # opentelemetry
             self._undo_context()
             self._undo_context = None
         self.runtime = None
+
+
+def _optional_module(name: str) -> Any:
+    """A module DSPy may run without, imported if installed (DSPy imports GEPA's when it has it)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
 
 
 _on_import = PatchOnImport("dspy")

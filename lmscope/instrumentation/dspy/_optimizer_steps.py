@@ -6,6 +6,8 @@
   the `Evaluate` its module looks up by name, so that name is pointed at a subclass whose call is the trial (the
   candidate is the seed). MIPROv2 scores each candidate through `eval_candidate_program`, looked up by name in its
   module; the instruction and demo-set indices of the candidate come from `_select_and_insert_instructions_and_demos`.
+- GEPA: a `trial {index}` per candidate its engine reports evaluated on the valset (`notify_callbacks`), the
+  candidate being GEPA's candidate index.
 - `propose {predictor path}`: MIPROv2's `GroundedProposer.propose_instruction_for_predictor`, once per instruction
   proposed, with the instruction under the content rules.
 Nothing here changes what the optimizer computes: the wrappers pass arguments and results through untouched.
@@ -233,3 +235,38 @@ def context_carrying_executor(executor: type[Any]) -> type[Any]:
 
     return type(executor.__name__, (executor,), {"submit": submit, "__module__": executor.__module__,
                                                  "__qualname__": executor.__qualname__})
+
+
+def gepa_notify(runtime: Runtime, original: Callable[..., Any]) -> Callable[..., Any]:
+    """`notify_callbacks(callbacks, method_name, event)` in GEPA's engine, called for every event whether or not
+    anyone listens: each `on_valset_evaluated` (the seed program, then every candidate GEPA accepted) is a trial,
+    marked when GEPA reports it. GEPA evaluates before it reports, and not in one call lmscope could wrap: the
+    evaluation's spans are the trial's earlier siblings, not its children."""
+
+    @functools.wraps(original)
+    def wrapper(callbacks: Any, method_name: Any, event: Any, *args: Any, **kwargs: Any) -> Any:
+        if method_name == "on_valset_evaluated" and not runtime.retired and not app_suppressed():
+            run = current_run()
+            if run is not None:
+                _gepa_trial(runtime, run, event)
+        return original(callbacks, method_name, event, *args, **kwargs)
+
+    return wrapper
+
+
+def _gepa_trial(runtime: Runtime, run: CompileRun, event: Any) -> None:
+    try:
+        candidate, score = event.get("candidate_idx"), event.get("average_score")
+        index = run.next_trial()
+        extra: dict[str, Any] = {semconv.OPTIMIZER_TRIAL: index, semconv.OPTIMIZER_CANDIDATE: str(candidate)}
+        frame = step_span(runtime, run.optimizer, f"trial {index}", extra)
+    except Exception as exc:  # noqa: BLE001
+        report_internal_error("GEPA trial", exc)
+        return
+
+    def outcome() -> dict[str, Any]:
+        if not isinstance(score, (int, float)) or isinstance(score, bool):
+            return {}
+        return {semconv.OPTIMIZER_SCORE: float(score), semconv.OPTIMIZER_BEST_SO_FAR: run.scored(float(score))}
+
+    end_step(runtime, frame, outcome, None)
