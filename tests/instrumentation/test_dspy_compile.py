@@ -380,7 +380,12 @@ def test_uninstrument_puts_back_every_compile(lm):
         return {cls: vars(cls)["compile"] for cls in (Teleprompter, *subclasses(Teleprompter))
                 if "compile" in vars(cls)}
 
+    class Earlier(Teleprompter):  # a user's optimizer defined before lmscope is set up
+        def compile(self, student, *, trainset):
+            return student
+
     found, hook = compiles(), vars(Teleprompter)["__init_subclass__"]
+    assert Earlier in found
     instrumentor = DSPyInstrumentor()
     instrumentor.instrument()
 
