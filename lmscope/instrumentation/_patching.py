@@ -134,6 +134,7 @@ def _unwrap_stops_here(wrapper: Any, inner: Any) -> Any:
 
 
 def _subclasses(owner: Any) -> Iterator[type]:
+    """Every class below `owner` (a class), each once."""
     if not isinstance(owner, type):
         return
     seen: set[type] = set()
@@ -152,3 +153,7 @@ def _inherited(cls: type, name: str) -> Any:
         if name in vars(base):
             return vars(base)[name]
     return MISSING
+
+
+subclasses = _subclasses
+"""Every class below a class, each once (what the DSPy instrumentation walks to wrap each optimizer's `compile`)."""

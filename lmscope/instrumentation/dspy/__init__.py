@@ -10,6 +10,7 @@ entry point `dspy`: `opentelemetry-instrument python app.py` traces DSPy with no
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable, Collection
 from typing import Any
@@ -26,8 +27,10 @@ from .._setup import ModuleListener, PatchOnImport, resolve_setup
 from .._stack import attributed_to
 from . import _containers as containers
 from . import _evaluation as evaluation
+from . import _optimizer_steps as optimizer_steps
 from . import _retrievers as retrievers
 from . import _wrappers as wrappers
+from ._compile import compile_call, patch_compiles
 from ._container_spans import container_hooks
 from ._local_embeddings import local_embeddings
 from ._neighbours import Neighbours
@@ -119,8 +122,11 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # opentelemetry
         from dspy.evaluate.evaluate import Evaluate
         from dspy.predict.parallel import Parallel
         from dspy.primitives.module import Module
+        from dspy.propose.grounded_proposer import GroundedProposer
         from dspy.retrievers.embeddings import Embeddings
         from dspy.retrievers.retrieve import Retrieve
+        from dspy.teleprompt import avatar_optimizer, bootstrap, mipro_optimizer_v2, random_search
+        from dspy.teleprompt.teleprompt import Teleprompter
         from dspy.utils.parallelizer import ParallelExecutor
         from dspy.utils.unbatchify import Unbatchify
 
@@ -165,6 +171,19 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # opentelemetry
         patch(ChatAdapter, "_make_json_adapter_fallback", lambda f: wrappers.adapter_fallback(runtime, f))
         patch(JSONAdapter, "__call__", wrappers.fallback_adapter_call)
         patch(JSONAdapter, "acall", lambda f: wrappers.fallback_adapter_call(f, is_async=True))
+        # Every optimizer's compile, those defined later too, and the steps of those that expose them (`_compile.py`).
+        patch_compiles(patcher, Teleprompter, lambda f: attributed_to("dspy", compile_call(runtime, f)))
+        patch(bootstrap.BootstrapFewShot, "_bootstrap_one_example",
+              lambda f: optimizer_steps.bootstrap_one_example(runtime, f))
+        patcher.replace(random_search, "Evaluate", lambda cls: optimizer_steps.random_search_evaluate(runtime, cls))
+        patch(mipro_optimizer_v2, "eval_candidate_program", lambda f: optimizer_steps.mipro_eval(runtime, f))
+        patch(mipro_optimizer_v2.MIPROv2, "_select_and_insert_instructions_and_demos", optimizer_steps.mipro_choice)
+        patch(GroundedProposer, "propose_instruction_for_predictor",
+              lambda f: optimizer_steps.propose_instruction(runtime, f))
+        patcher.replace(avatar_optimizer, "ThreadPoolExecutor", optimizer_steps.context_carrying_executor)
+        gepa_engine = _optional_module("gepa.core.engine")  # GEPA's own package, absent on Python 3.15+
+        if gepa_engine is not None and callable(getattr(gepa_engine, "notify_callbacks", None)):
+            patch(gepa_engine, "notify_callbacks", lambda f: optimizer_steps.gepa_notify(runtime, f))
         # Every binding of `Settings.context` (`dspy.context`, a user's `from dspy import context`) calls one helper;
         # its generator is swapped in place. If DSPy's `context` ever stops being `@contextmanager`, wrap the
         # attributes instead: `dspy.context` was bound to the original method when dspy was imported.
@@ -190,6 +209,14 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # opentelemetry
             self._undo_context()
             self._undo_context = None
         self.runtime = None
+
+
+def _optional_module(name: str) -> Any:
+    """A module DSPy may run without, imported if installed (DSPy imports GEPA's when it has it)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
 
 
 _on_import = PatchOnImport("dspy")

@@ -54,7 +54,10 @@ class ModuleFacts(NamedTuple):
     signature: Any
     """The module's DSPy `Signature` class, or None (a module without one)."""
     compiled: bool
-    """Whether an optimizer compiled it (DSPy's `_compiled` flag)."""
+    """Whether an optimizer compiled it: DSPy's `_compiled` flag, or demos held (`program.save()` does not keep the
+    flag, so a predictor loaded with its demos is told compiled by them)."""
+    demos: int
+    """How many demos the predictor holds (its own `demos`, or the Predict it runs: ChainOfThought and kin)."""
 
 
 def module_facts(module: Any) -> ModuleFacts:
@@ -62,15 +65,22 @@ def module_facts(module: Any) -> ModuleFacts:
     attribute would cost an exception)."""
     fields = getattr(module, "__dict__", None)
     if fields is None:
-        return ModuleFacts(getattr(module, "signature", None), bool(getattr(module, "_compiled", False)))
+        return ModuleFacts(getattr(module, "signature", None), bool(getattr(module, "_compiled", False)), 0)
     signature = fields.get("signature")
     if signature is None and _has_class_signature(type(module)):
         signature = getattr(module, "signature", None)
-    if signature is None:  # ChainOfThought and kin keep theirs on the Predict they run: report that one
+    demos = fields.get("demos")
+    inner_fields = _NO_FIELDS
+    if signature is None or demos is None:  # ChainOfThought and kin keep theirs on the Predict they run: report that
         inner = fields.get("predict")
-        signature = getattr(inner, "__dict__", _NO_FIELDS).get("signature") if inner is not None else None
+        inner_fields = getattr(inner, "__dict__", _NO_FIELDS) if inner is not None else _NO_FIELDS
+    if signature is None:
+        signature = inner_fields.get("signature")
+    if demos is None:
+        demos = inner_fields.get("demos")
+    count = len(demos) if type(demos) is list else 0
     compiled = fields["_compiled"] if "_compiled" in fields else getattr(module, "_compiled", False)
-    return ModuleFacts(signature, bool(compiled))
+    return ModuleFacts(signature, bool(compiled) or count > 0, count)
 
 
 def _declares_signature(cls: type) -> bool:

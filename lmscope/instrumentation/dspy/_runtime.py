@@ -110,7 +110,8 @@ class Runtime:
             return module_start_attributes(
                 kind=span_kind_name, class_name=cls.__name__, path=span_name if has_path else None,
                 aliases=module_aliases(parent, owner) if owner is not None and not container else (),
-                call_index=call_index, signature=facts.signature, compiled=facts.compiled, extra=extra,
+                call_index=call_index, signature=facts.signature, compiled=facts.compiled, demos=facts.demos,
+                extra=extra,
                 batch_index=batch_index,
                 scoped=context_attributes(ctx, self.content),
                 settings=self._settings(ctx) if parent is None or parent.container else None,

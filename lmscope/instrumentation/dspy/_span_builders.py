@@ -32,7 +32,7 @@ def _put_content(attributes: dict[str, Any], value_key: str, mime_key: str, cont
 
 
 def module_start_attributes(*, kind: str, class_name: str, path: str | None, aliases: tuple[str, ...],
-                            call_index: int | None, signature: Any, compiled: bool,
+                            call_index: int | None, signature: Any, compiled: bool, demos: int,
                             extra: Mapping[str, Any] | None, batch_index: int | None,
                             scoped: Mapping[str, Any] | None, settings: Mapping[str, Any] | None,
                             content: Any, policy: ContentPolicy) -> dict[str, Any]:
@@ -50,6 +50,8 @@ def module_start_attributes(*, kind: str, class_name: str, path: str | None, ali
         attributes[semconv.MODULE_SIGNATURE] = text
     if compiled:
         attributes[semconv.MODULE_COMPILED] = True
+    if demos:
+        attributes[semconv.MODULE_DEMOS] = demos
     if extra:
         attributes.update(extra)
     if batch_index is not None:

@@ -1,0 +1,272 @@
+"""The steps of a compile that DSPy's optimizers expose a hook for: bootstrap attempts and scored trials.
+
+- `bootstrap {example index}`: `BootstrapFewShot._bootstrap_one_example`, once per training example (and round)
+  tried: the metric's verdict and whether the teacher's trace became demos.
+- `trial {index}` (0, 1, 2 ... in the order tried): `BootstrapFewShotWithRandomSearch` scores each candidate with
+  the `Evaluate` its module looks up by name, so that name is pointed at a subclass whose call is the trial (the
+  candidate is the seed). MIPROv2 scores each candidate through `eval_candidate_program`, looked up by name in its
+  module; the instruction and demo-set indices of the candidate come from `_select_and_insert_instructions_and_demos`.
+- GEPA: a `trial {index}` per candidate its engine reports evaluated on the valset (`notify_callbacks`), the
+  candidate being GEPA's candidate index.
+- `propose {predictor path}`: MIPROv2's `GroundedProposer.propose_instruction_for_predictor`, once per instruction
+  proposed, with the instruction under the content rules.
+Nothing here changes what the optimizer computes: the wrappers pass arguments and results through untouched.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any
+
+from opentelemetry import context as otel_context
+
+from ...telemetry import _semconv as semconv
+from ...telemetry._internal_errors import report_internal_error
+from .._stack import drop_own_frame
+from ._compile import CompileRun, current_run, end_step, step_span
+from ._frames import app_suppressed
+from ._runtime import Runtime
+
+
+def _example_index(optimizer: Any, example: Any) -> int | None:
+    trainset = getattr(optimizer, "__dict__", {}).get("trainset")
+    if isinstance(trainset, list):
+        for index, item in enumerate(trainset):
+            if item is example:
+                return index
+    return None
+
+
+def _demo_total(optimizer: Any) -> int:
+    traces = getattr(optimizer, "__dict__", {}).get("name2traces")
+    return sum(len(demos) for demos in traces.values()) if isinstance(traces, dict) else 0
+
+
+def bootstrap_one_example(runtime: Runtime, original: Callable[..., Any]) -> Callable[..., Any]:
+    """`BootstrapFewShot._bootstrap_one_example(example, round_idx=0) -> success`. DSPy catches the teacher's and the
+    metric's errors inside it (counting them in `error_count`): an attempt that failed so has no metric verdict."""
+
+    @functools.wraps(original)
+    def wrapper(self: Any, example: Any, *args: Any, **kwargs: Any) -> Any:
+        if runtime.retired or app_suppressed() or current_run() is None:
+            return original(self, example, *args, **kwargs)
+        try:
+            index = _example_index(self, example)
+            fields = self.__dict__
+            errors, demos = fields.get("error_count"), _demo_total(self)
+            extra = {semconv.OPTIMIZER_EXAMPLE_INDEX: index} if index is not None else {}
+            frame = step_span(runtime, self, f"bootstrap {index if index is not None else '?'}", extra)
+        except Exception as exc:  # noqa: BLE001
+            report_internal_error("bootstrap span start", exc)
+            return original(self, example, *args, **kwargs)
+
+        def outcome() -> dict[str, Any]:
+            attributes: dict[str, Any] = {semconv.OPTIMIZER_DEMO_ACCEPTED: _demo_total(self) > demos}
+            if fields.get("error_count") == errors:
+                attributes[semconv.OPTIMIZER_METRIC_PASSED] = bool(success)
+            return attributes
+
+        try:
+            success = original(self, example, *args, **kwargs)
+        except BaseException as error:
+            end_step(runtime, frame, dict, error)
+            drop_own_frame(error, wrapper)
+            raise
+        end_step(runtime, frame, outcome, None)
+        return success
+
+    return wrapper
+
+
+def traced_trial(runtime: Runtime, run: CompileRun, candidate: str | None, call: Callable[[], Any],
+                 can_be_best: Callable[[], bool]) -> Any:
+    """Run `call()` (an evaluation returning something with a `score`) as the next trial of `run`."""
+    try:
+        index = run.next_trial()
+        extra: dict[str, Any] = {semconv.OPTIMIZER_TRIAL: index}
+        if candidate is not None:
+            extra[semconv.OPTIMIZER_CANDIDATE] = candidate
+        frame = step_span(runtime, run.optimizer, f"trial {index}", extra)
+    except Exception as exc:  # noqa: BLE001
+        report_internal_error("trial span start", exc)
+        return call()
+    try:
+        result = call()
+    except BaseException as error:
+        end_step(runtime, frame, dict, error)
+        raise
+
+    def outcome() -> dict[str, Any]:
+        score = getattr(result, "score", None)
+        if not isinstance(score, (int, float)) or isinstance(score, bool):
+            return {}
+        return {semconv.OPTIMIZER_SCORE: float(score),
+                semconv.OPTIMIZER_BEST_SO_FAR: run.scored(float(score), can_be_best())}
+
+    end_step(runtime, frame, outcome, None)
+    return result
+
+
+def random_search_evaluate(runtime: Runtime, evaluate: type) -> type:
+    """`random_search.Evaluate`: the same class but for its call, which is the trial of the candidate it scores.
+    The candidate's seed is the optimizer's: -3 (zero-shot), -2 (labels only), -1 (unshuffled), then 0, 1, 2 ..."""
+
+    def __call__(self: Any, *args: Any, **kwargs: Any) -> Any:
+        run = current_run()
+        if runtime.retired or app_suppressed() or run is None:
+            return evaluate.__call__(self, *args, **kwargs)
+        seeds = _random_search_seeds(run)
+        seed = seeds[run.trials] if run.trials < len(seeds) else None
+        return traced_trial(runtime, run, str(seed) if seed is not None else None,
+                            lambda: evaluate.__call__(self, *args, **kwargs), lambda: True)
+
+    return type(evaluate.__name__, (evaluate,), {"__call__": __call__, "__module__": evaluate.__module__,
+                                                 "__qualname__": evaluate.__qualname__})
+
+
+def _random_search_seeds(run: CompileRun) -> list[int]:
+    """The seeds RandomSearch tries, in order: `range(-3, num_candidate_sets)`, less those its `restrict` leaves out."""
+    count = getattr(run.optimizer, "__dict__", {}).get("num_candidate_sets")
+    restrict = run.arguments.get("restrict")
+    if type(count) is not int:
+        return []
+    return [seed for seed in range(-3, count) if restrict is None or seed in set(restrict)]
+
+
+def mipro_choice(original: Callable[..., Any]) -> Callable[..., Any]:
+    """`MIPROv2._select_and_insert_instructions_and_demos`: the chosen indices are the next trial's candidate."""
+
+    @functools.wraps(original)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        chosen = original(self, *args, **kwargs)
+        run = current_run()
+        if run is not None and run.optimizer is self:
+            try:
+                run.pending_candidate = json.dumps(chosen[1], sort_keys=True)
+            except Exception as exc:  # noqa: BLE001
+                report_internal_error("MIPROv2 candidate", exc)
+        return chosen
+
+    return wrapper
+
+
+def mipro_eval(runtime: Runtime, original: Callable[..., Any]) -> Callable[..., Any]:
+    """`eval_candidate_program(batch_size, valset, program, evaluate, rng)` in MIPROv2's module: one trial. Only a
+    full evaluation can become MIPROv2's best (a minibatch score never does); the first trial is the default
+    program, before any choice."""
+
+    @functools.wraps(original)
+    def wrapper(batch_size: Any, valset: Any, *args: Any, **kwargs: Any) -> Any:
+        run = current_run()
+        if runtime.retired or app_suppressed() or run is None:
+            return original(batch_size, valset, *args, **kwargs)
+        candidate = run.pending_candidate if run.pending_candidate is not None else (
+            "default" if run.trials == 0 else None)
+        run.pending_candidate = None
+
+        def full() -> bool:
+            return type(batch_size) is int and isinstance(valset, list) and batch_size >= len(valset)
+
+        return traced_trial(runtime, run, candidate, lambda: original(batch_size, valset, *args, **kwargs), full)
+
+    return wrapper
+
+
+def _predictor_path(program: Any, predictor: Any) -> str | None:
+    for name, each in program.named_predictors():
+        if each is predictor:
+            return str(name)
+    return None
+
+
+def propose_instruction(runtime: Runtime, original: Callable[..., Any]) -> Callable[..., Any]:
+    """`GroundedProposer.propose_instruction_for_predictor(program=, predictor=, ...) -> instruction` (MIPROv2's
+    proposals): `propose {predictor path}`; the instruction is output content, recorded only when outputs are
+    captured, scrubbed and limited like any."""
+
+    @functools.wraps(original)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        run = current_run()
+        if runtime.retired or app_suppressed() or run is None:
+            return original(self, *args, **kwargs)
+        try:
+            path = _predictor_path(kwargs["program"], kwargs["predictor"])
+            extra = {semconv.OPTIMIZER_PREDICTOR: path} if path is not None else {}
+            frame = step_span(runtime, run.optimizer, f"propose {path}", extra)
+        except Exception as exc:  # noqa: BLE001 - positional arguments, a program without predictors: no span
+            report_internal_error("proposal span start", exc)
+            return original(self, *args, **kwargs)
+
+        def outcome() -> dict[str, Any]:
+            if not runtime.content.capture_outputs or not isinstance(instruction, str):
+                return {}
+            text, redacted = runtime.content.text(instruction, semconv.OPTIMIZER_INSTRUCTION, free_text=True)
+            return {semconv.OPTIMIZER_INSTRUCTION: text, **({semconv.SCRUBBED: True} if redacted else {})}
+
+        try:
+            instruction = original(self, *args, **kwargs)
+        except BaseException as error:
+            end_step(runtime, frame, dict, error)
+            drop_own_frame(error, wrapper)
+            raise
+        end_step(runtime, frame, outcome, None)
+        return instruction
+
+    return wrapper
+
+
+def context_carrying_executor(executor: type[Any]) -> type[Any]:
+    """A module's `ThreadPoolExecutor` whose tasks run in the OpenTelemetry context that submitted them (AvatarOptimizer
+    evaluates on a bare pool). Only lmscope's context is carried: DSPy's own settings stay as DSPy leaves them."""
+
+    def submit(self: Any, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        launching = otel_context.get_current()
+
+        def run() -> Any:
+            token = otel_context.attach(launching)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                otel_context.detach(token)
+
+        return executor.submit(self, run)
+
+    return type(executor.__name__, (executor,), {"submit": submit, "__module__": executor.__module__,
+                                                 "__qualname__": executor.__qualname__})
+
+
+def gepa_notify(runtime: Runtime, original: Callable[..., Any]) -> Callable[..., Any]:
+    """`notify_callbacks(callbacks, method_name, event)` in GEPA's engine, called for every event whether or not
+    anyone listens: each `on_valset_evaluated` (the seed program, then every candidate GEPA accepted) is a trial,
+    marked when GEPA reports it. GEPA evaluates before it reports, and not in one call lmscope could wrap: the
+    evaluation's spans are the trial's earlier siblings, not its children."""
+
+    @functools.wraps(original)
+    def wrapper(callbacks: Any, method_name: Any, event: Any, *args: Any, **kwargs: Any) -> Any:
+        if method_name == "on_valset_evaluated" and not runtime.retired and not app_suppressed():
+            run = current_run()
+            if run is not None:
+                _gepa_trial(runtime, run, event)
+        return original(callbacks, method_name, event, *args, **kwargs)
+
+    return wrapper
+
+
+def _gepa_trial(runtime: Runtime, run: CompileRun, event: Any) -> None:
+    try:
+        candidate, score = event.get("candidate_idx"), event.get("average_score")
+        index = run.next_trial()
+        extra: dict[str, Any] = {semconv.OPTIMIZER_TRIAL: index, semconv.OPTIMIZER_CANDIDATE: str(candidate)}
+        frame = step_span(runtime, run.optimizer, f"trial {index}", extra)
+    except Exception as exc:  # noqa: BLE001
+        report_internal_error("GEPA trial", exc)
+        return
+
+    def outcome() -> dict[str, Any]:
+        if not isinstance(score, (int, float)) or isinstance(score, bool):
+            return {}
+        return {semconv.OPTIMIZER_SCORE: float(score), semconv.OPTIMIZER_BEST_SO_FAR: run.scored(float(score))}
+
+    end_step(runtime, frame, outcome, None)
