@@ -115,6 +115,7 @@ def test_a_fallback_is_a_router_span_over_both_attempts_under_the_apps_span(lite
     spans = litellm_spans()
     assert tree(spans) == [("app.handler", [("router main", [("chat gpt-4o", []), ("chat gpt-4o-mini", [])])])]
     failed, served, router_span, _handler = spans
+    assert [span.attributes[semconv.PHASE] for span in (failed, served, router_span)] == ["serve"] * 3
     # LiteLLM reports the refused connection as an InternalServerError ("Connection error.")
     assert (_status(failed), failed.attributes[semconv.ERROR_TYPE]) == ("ERROR", "InternalServerError")
     assert "Connection error" in failed.status.description

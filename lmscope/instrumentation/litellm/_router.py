@@ -29,6 +29,7 @@ from opentelemetry.trace import SpanKind, set_span_in_context
 from ...telemetry import _semconv as semconv
 from ...telemetry._context_attributes import context_attributes
 from ...telemetry._internal_errors import report_internal_error
+from ...telemetry._phase import current_phase
 from .._errors import record_error
 from .._stack import drop_own_frame
 from ..dspy._attributes import rollup_attributes
@@ -65,7 +66,7 @@ def _start(runtime: LiteLLMRuntime, endpoint: str, args: tuple[Any, ...], kwargs
             return None
         module = parent if isinstance(parent, ModuleFrame) else None
         model_group = str(kwargs["model"] if "model" in kwargs else args[0] if args else "unknown")
-        attributes: dict[str, Any] = {semconv.SPAN_KIND: semconv.KIND_CHAIN,
+        attributes: dict[str, Any] = {semconv.SPAN_KIND: semconv.KIND_CHAIN, semconv.PHASE: current_phase(ctx),
                                       semconv.ROUTER_MODEL_GROUP: model_group, semconv.ROUTER_ENDPOINT: endpoint}
         scoped = context_attributes(ctx, runtime.content)
         if scoped:
