@@ -12,6 +12,8 @@ import json
 import pytest
 
 from lmscope.telemetry import _semconv as semconv
+from lmscope.telemetry._report import summarize
+from lmscope.telemetry._trace_file import records_from_spans
 
 QUESTIONS = [("What is Paris?", "paris"), ("Who wrote Hamlet?", "shakespeare"), ("Where is Tokyo?", "tokyo"),
              ("What is jazz?", "music"), ("Name the color blue", "blue"), ("Is 2 even?", "odd")]
@@ -163,6 +165,19 @@ def test_random_search_trials_carry_the_scores_it_recorded(spans, lm, lm_server)
     # Each candidate's BootstrapFewShot nests under the root, its LabeledFewShot under it.
     nested = [span for span in finished if span.name == "optimize BootstrapFewShot"]
     assert len(nested) == 3 and all(_parent(span, finished) is root for span in nested)
+
+    # What `lmscope report` says of this compile, read from the same spans: its trials in order, the best score, and
+    # the spend of every LM call below it, to the cent; all of it spent optimizing.
+    report = summarize(records_from_spans(finished))
+    summary = next(entry for entry in report.compiles if entry.optimizer == "BootstrapFewShotWithRandomSearch")
+    assert summary.trials == [(span.attributes[semconv.OPTIMIZER_TRIAL], span.attributes[semconv.OPTIMIZER_SCORE])
+                              for span in trials]
+    assert summary.best_score == best
+    assert summary.spend.calls == root.attributes[semconv.LM_CALLS] == report.total.calls
+    assert summary.spend.cost_usd == pytest.approx(root.attributes[semconv.COST_TOTAL_USD], abs=1e-12)
+    assert set(report.by_phase) == {semconv.PHASE_OPTIMIZE}
+    assert report.by_phase[semconv.PHASE_OPTIMIZE].cost_usd == pytest.approx(summary.spend.cost_usd, abs=1e-12)
+    assert [entry.phase for entry in report.evaluations] == [semconv.PHASE_OPTIMIZE] * len(trials)
 
 
 def _mipro(seed=0):
