@@ -32,6 +32,7 @@ from openinference.semconv.trace import (
 
 from . import _semconv as semconv
 from ._content import ContentPolicy, truncate
+from ._json import make_encoder
 
 _ROLE: Final = MessageAttributes.MESSAGE_ROLE
 _CONTENT: Final = MessageAttributes.MESSAGE_CONTENT
@@ -252,5 +253,12 @@ def _plain_text(value: Any) -> str:
         return f"<unprintable {type(value).__name__}>"
 
 
+_encode = make_encoder(_plain_text)
+
+
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=_plain_text)
+    """JSON text of a message value (what `json.dumps(value, ensure_ascii=False, default=str)` gives)."""
+    try:
+        return _encode(value)
+    except (RecursionError, ValueError, TypeError):  # a cycle, or keys JSON cannot have: content never costs the span
+        return _encode(_plain_text(value))

@@ -98,3 +98,18 @@ def test_values_are_cut_to_the_content_limit():
     attributes = input_message_attributes([{"role": "user", "content": long}], None, ContentPolicy(max_chars=200))
     assert all(len(value) <= 200 for value in attributes.values() if isinstance(value, str))
     assert attributes["llm.input_messages.0.message.content"].endswith(" chars]")
+
+
+def test_a_tool_call_whose_arguments_hold_themselves_is_recorded_as_text():
+    """JSON has no cycles (`json.dumps` raises): the arguments are recorded as JSON of their text, and the rest of the
+    message is still there."""
+    arguments: dict[str, object] = {"city": "Paris"}
+    arguments["self"] = arguments
+    messages = [{"role": "assistant", "content": "", "tool_calls": [
+        {"id": "call_1", "function": {"name": "weather", "arguments": arguments}}]}]
+    attributes = input_message_attributes(messages, None, ContentPolicy())
+    prefix = f"{semconv.LLM_INPUT_MESSAGES}.0.message.tool_calls.0.tool_call."
+    assert attributes[prefix + "function.name"] == "weather"
+    assert attributes[prefix + "function.arguments"] == json.dumps(str(arguments))
+    (message,) = json.loads(attributes[semconv.GEN_AI_INPUT_MESSAGES])
+    assert message["parts"][-1] == {"type": "tool_call", "name": "weather", "id": "call_1", "arguments": str(arguments)}

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ...telemetry import _semconv as semconv
 from ...telemetry._binary import describe_base64, describe_bytes
 from ...telemetry._content import ContentPolicy
+from ...telemetry._json import make_encoder
 from ...telemetry._lm_call import LMCall
 from ...telemetry._lm_vendors import gen_ai_provider, openinference_provider
 from ...telemetry._memo import BoundedMemo
@@ -66,22 +66,8 @@ def _describe_media(value: Any, kind: str) -> str:
     return describe_base64(data, f"audio/{audio_format}" if audio_format else None) or "[audio]"
 
 
-def _make_encode() -> Callable[[Any], str]:
-    """One encoder for every value, built once: `json.dumps(value, default=..., ensure_ascii=False)` builds a
-    JSONEncoder per call, and even a shared encoder's `encode` builds a new C encoder per call (~0.6 µs).
-
-    The C encoder is made without circular-reference markers: those are state shared by every call, which
-    threads would trip over. A cycle then ends in RecursionError instead of ValueError; `to_json` handles both.
-    """
-    c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
-    if c_make_encoder is None:  # no C accelerator (PyPy): the standard encoder, same output
-        return json.JSONEncoder(ensure_ascii=False, default=_jsonable).encode
-    encoder = c_make_encoder(None, _jsonable, json.encoder.encode_basestring, None, ": ", ", ", False, False, True)
-    join = "".join
-    return lambda value: join(encoder(value, 0))
-
-
-_encode = _make_encode()
+_encode = make_encoder(_jsonable)
+"""JSON for content: anything JSON does not know goes through `_jsonable` (`telemetry/_json.py`)."""
 
 
 def to_json(value: Any) -> str:
