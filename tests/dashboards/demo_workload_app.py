@@ -6,8 +6,9 @@ test_dashboards_prometheus.py, run in its own interpreter (lmscope.instrument() 
 Prints `METRICS host:port` once its scrape endpoint listens, then reads one phase name per line from stdin and
 prints `DONE <phase>` after each: `demo` (the demo's four runs: fresh, cached, under dspy.context, a threaded
 batch), `later` (the first question again from DSPy's disk cache, and a question never asked), `evaluate` (a
-`dspy.Evaluate` of the program on two new questions: spend in lmscope.phase "evaluate"), `fail` (the program with
-an LM whose server refuses connections). `exit` writes the trace file and stops.
+`dspy.Evaluate` of the program on two new questions: spend in lmscope.phase "evaluate"), `optimize` (a
+`BootstrapFewShot` compile of a fresh program on two more: spend in "optimize"), `fail` (the program with an LM whose
+server refuses connections). `exit` writes the trace file and stops.
 """
 
 from __future__ import annotations
@@ -46,7 +47,14 @@ def main(lm_url: str, dead_lm_url: str, trace_file: str, service: str) -> None:
                   for q in ("Which city is the capital of Italy?", "Which city is the capital of Spain?")]
         dspy.Evaluate(devset=devset, metric=lambda example, prediction, trace=None: 1.0, num_threads=2)(program)
 
-    phases = {"demo": lambda: run_workload(program, lm), "later": later, "evaluate": evaluate, "fail": fail}
+    def optimize() -> None:
+        trainset = [dspy.Example(question=q, answer="Paris").with_inputs("question")
+                    for q in ("Which city is the capital of Portugal?", "Which city is the capital of Greece?")]
+        dspy.BootstrapFewShot(metric=lambda example, prediction, trace=None: True, max_bootstrapped_demos=2,
+                              max_labeled_demos=0).compile(build_program(), trainset=trainset)
+
+    phases = {"demo": lambda: run_workload(program, lm), "later": later, "evaluate": evaluate, "optimize": optimize,
+              "fail": fail}
     host, port = handle.prometheus_address
     print(f"METRICS {host}:{port}", flush=True)
     for line in sys.stdin:

@@ -2,9 +2,10 @@
 
 Debian's `prometheus` (installed by .ci/test.sh) runs on 127.0.0.1 and scrapes lmscope's own endpoint
 (metrics_exporters=["prometheus"]) every second while the demo's DSPy program runs in its own interpreter
-against the stand-in LM server, in four steps a scrape or more apart: the demo's four runs (fresh calls,
+against the stand-in LM server, in five steps a scrape or more apart: the demo's four runs (fresh calls,
 memory-cache hits, dspy.context, a threaded batch), disk-cache hits and a new question, a `dspy.Evaluate` run
-(lmscope.phase "evaluate"; the rest is "serve"), and a call to an LM whose server refuses connections. The same run writes its spans to a trace file.
+(lmscope.phase "evaluate"), a `BootstrapFewShot` compile ("optimize"; the rest is "serve"), and a call to an LM
+whose server refuses connections. The same run writes its spans to a trace file.
 
 Grafana cannot run here, so the test does what Grafana does with each panel: fill in the variables (the run's
 service and model, or ".*" for "All") and the macros, then send stat and bar-gauge queries to /api/v1/query at
@@ -35,7 +36,7 @@ from lmscope.telemetry._trace_file import read_trace_file
 
 APP = Path(__file__).with_name("demo_workload_app.py")
 MODEL = "gpt-4o-mini"
-PHASES = ("demo", "later", "evaluate", "fail")
+PHASES = ("demo", "later", "evaluate", "optimize", "fail")
 STEP_S = 1
 RANGE_MACROS = {"__interval": f"{STEP_S}s", "__rate_interval": f"{4 * STEP_S}s"}
 
@@ -264,9 +265,8 @@ def test_cost_figures_equal_the_spans(run, grafana, dashboards):
     assert figures("Spend by module path", "lmscope_module_path") == by_module
     assert figures("Spend by service", "service_name") == {run.service: usd(total.cost_usd)}
     assert figures("Tokens over time") == tokens
-    # Spend by lmscope.phase: the Evaluate run apart from serving. (No "optimize": this run compiles nothing; the
-    # query is the same for every phase value.)
-    assert set(facts.report.by_phase) == {"serve", "evaluate"}
+    # Spend by lmscope.phase: the Evaluate run and the compile apart from serving.
+    assert set(facts.report.by_phase) == {"serve", "evaluate", "optimize"}
     assert figures("Spend by phase", "lmscope_phase") == {
         phase: usd(spend.cost_usd) for phase, spend in facts.report.by_phase.items()}
     input_query, output_query = _panel(dashboards, "cost.json", "Tokens by phase")["targets"]
