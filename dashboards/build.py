@@ -42,6 +42,7 @@ LM_DURATION = "gen_ai_client_operation_duration_seconds"  # _count is every prov
 CACHE_REQUESTS = "lmscope_cache_requests_total"
 SAVED_USD, SAVED_TOKENS = "lmscope_cache_saved_USD_total", "lmscope_cache_saved_tokens_total"
 MODULE_DURATION = "lmscope_module_duration_seconds"
+EVALUATION_SCORE = "lmscope_evaluation_score_percent"  # gauge: the latest dspy.Evaluate score per metric and phase
 
 
 def lm(metric: str, *matchers: str) -> str:
@@ -208,6 +209,7 @@ def new_dashboard(uid: str, title: str, description: str) -> tuple[dashboard.Das
 
 MODULE_PATH, MODEL_LABEL, SERVICE_LABEL = "lmscope_module_path", "gen_ai_request_model", "service_name"
 PHASE_LABEL = "lmscope_phase"
+METRIC_LABEL = "lmscope_evaluation_metric"
 INPUT, OUTPUT = 'gen_ai_token_type="input"', 'gen_ai_token_type="output"'
 HIT, FAILED = 'lmscope_cache_result="hit"', 'error_type!=""'
 
@@ -257,7 +259,17 @@ def cost_dashboard() -> dashboard.Dashboard:
      .add(per_interval("Tokens by phase", "Input and output tokens per interval, by lmscope.phase.", "short",
                        target(total(lm(f"{TOKENS}_sum", INPUT), STEP, [PHASE_LABEL]), f"input {legend(PHASE_LABEL)}"),
                        target(total(lm(f"{TOKENS}_sum", OUTPUT), STEP, [PHASE_LABEL]),
-                              f"output {legend(PHASE_LABEL)}")), 12, 9))
+                              f"output {legend(PHASE_LABEL)}")), 12, 9)
+     # What the spend bought: dspy.Evaluate's scores, per metric (a gauge: each run sets its metric's latest score;
+     # no model label, so only the service variable applies).
+     .add(lines("Evaluation scores", "The score (percent) of the latest dspy.Evaluate run of each metric, over time, "
+                "by metric name and lmscope.phase (evaluate; optimize for the evaluations a compile runs).", "percent",
+                target(f"max by ({METRIC_LABEL}, {PHASE_LABEL}) ({module(EVALUATION_SCORE)})",
+                       f"{legend(METRIC_LABEL)} ({legend(PHASE_LABEL)})")), 12, 9)
+     .add(ranking("Latest evaluation scores", "The latest score (percent) of each dspy.Evaluate metric in the time "
+                  "range.", "percent",
+                  target(f"max by ({METRIC_LABEL}) (last_over_time({module(EVALUATION_SCORE)}[$__range]))",
+                         legend(METRIC_LABEL), instant=True)), 12, 9))
     return board
 
 

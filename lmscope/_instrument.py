@@ -121,7 +121,8 @@ class Instrumentation:
             self._dspy.instrument(tracer=self._tracing.tracer(DSPY_TRACER_NAME, __version__),
                                   capture_content=self._content, skip_dep_check=True,
                                   lm_call_listeners=() if recorder is None else (recorder.record_lm_call,),
-                                  module_listeners=() if recorder is None else (recorder.record_module,))
+                                  module_listeners=() if recorder is None else (recorder.record_module,),
+                                  evaluation_listeners=() if recorder is None else (recorder.record_evaluation,))
             self._owns_dspy = True
         except Exception as exc:  # noqa: BLE001 - raised here it would come out of the app's `import dspy`
             # A DSPy whose layout we do not know, say: leave it untraced and exactly as it was, never broken.

@@ -23,8 +23,9 @@ from ..telemetry._lm_call import LMCall
 
 LMCallListener = Callable[[LMCall], None]
 ModuleListener = Callable[[str, float, "str | None", str], None]
-"""(module path, duration in seconds, error type or None, phase)."""
-"""Called at every module (or container) span end with its module path, duration in s and error type."""
+"""Called at every module (or container) span end: (module path, duration in seconds, error type or None, phase)."""
+EvaluationListener = Callable[[str, float, str], None]
+"""Called when a `dspy.Evaluate` run returns its score: (metric name, score in %, phase)."""
 
 
 @dataclass
@@ -33,6 +34,7 @@ class InstrumentorSetup:
     content: ContentPolicy
     lm_call_listeners: list[LMCallListener] = field(default_factory=list)
     module_listeners: list[ModuleListener] = field(default_factory=list)
+    evaluation_listeners: list[EvaluationListener] = field(default_factory=list)
 
 
 def resolve_setup(kwargs: Mapping[str, Any], tracer_name: str) -> InstrumentorSetup:
@@ -41,7 +43,8 @@ def resolve_setup(kwargs: Mapping[str, Any], tracer_name: str) -> InstrumentorSe
     - `tracer`: a ready Tracer (`lmscope.instrument()` passes its own); then nothing is taken from the global
       providers, and metrics only from `meter_provider`. Else a tracer of `tracer_provider` (default: global);
     - `capture_content`: a bool, a `ContentPolicy`, or None (from the environment, as `lmscope.instrument()`);
-    - `lm_call_listeners`, `module_listeners`: hooks called once per LM call / module call;
+    - `lm_call_listeners`, `module_listeners`, `evaluation_listeners`: hooks called once per LM call / module call /
+      evaluation run;
     - `meter_provider`: lmscope's metrics are recorded there, else on the global one only when it is an SDK
       MeterProvider (the API's default drops every point, and skipping the recorder skips its whole cost).
     """
@@ -53,7 +56,8 @@ def resolve_setup(kwargs: Mapping[str, Any], tracer_name: str) -> InstrumentorSe
     content = capture_content if isinstance(capture_content, ContentPolicy) else resolved_content_policy(
         capture_content)
     setup = InstrumentorSetup(tracer, content, list(kwargs.get("lm_call_listeners") or ()),
-                              list(kwargs.get("module_listeners") or ()))
+                              list(kwargs.get("module_listeners") or ()),
+                              list(kwargs.get("evaluation_listeners") or ()))
     meter_provider = kwargs.get("meter_provider")
     if meter_provider is None and kwargs.get("tracer") is None:
         meter_provider = _sdk_meter_provider()
@@ -63,6 +67,7 @@ def resolve_setup(kwargs: Mapping[str, Any], tracer_name: str) -> InstrumentorSe
         recorder = MetricsRecorder(metrics.get_meter(semconv.METER_NAME, __version__, meter_provider))
         setup.lm_call_listeners.append(recorder.record_lm_call)
         setup.module_listeners.append(recorder.record_module)
+        setup.evaluation_listeners.append(recorder.record_evaluation)
     return setup
 
 

@@ -12,7 +12,8 @@ What one LM call records:
   but `lmscope.cache.saved` and `lmscope.cache.saved_tokens`;
 - whenever DSPy's cache was consulted: `lmscope.cache.requests` with `lmscope.cache.result` hit|miss
   (and `lmscope.cache.layer` memory|disk on hits).
-A module call records `lmscope.module.duration` (with `error.type` when it raised).
+A module call records `lmscope.module.duration` (with `error.type` when it raised). A `dspy.Evaluate` run sets the
+gauge `lmscope.evaluation.score` (per `lmscope.evaluation.metric`, the metric's name, and phase).
 
 Attributes are low-cardinality by construction: operation, provider, request model, module path (bounded
 by the program's structure), cache result/layer, error type (an exception class name) and `lmscope.phase`
@@ -28,6 +29,7 @@ As Prometheus scrapes them (opentelemetry-exporter-prometheus, `service_name` co
     lmscope_cache_saved_USD_total
     lmscope_cache_saved_tokens_total
     lmscope_module_duration_seconds_{bucket,sum,count}      lmscope_module_path
+    lmscope_evaluation_score_percent                        lmscope_evaluation_metric
 with labels gen_ai_operation_name, gen_ai_provider_name, gen_ai_request_model, lmscope_module_path,
 lmscope_phase, error_type, service_name, otel_scope_name="lmscope" (filter on it: LiteLLM's and OpenLIT's own
 metrics use some of the same names).
@@ -80,6 +82,9 @@ class MetricsRecorder:
         self.module_duration = meter.create_histogram(
             semconv.METRIC_MODULE_DURATION, unit="s", description="DSPy module call duration",
             explicit_bucket_boundaries_advisory=semconv.MODULE_DURATION_BUCKETS)
+        self.evaluation_score = meter.create_gauge(
+            semconv.METRIC_EVALUATION_SCORE, unit="%",
+            description="Score of the latest dspy.Evaluate run, per metric (the metric's average, in percent)")
         # The SDK keys its aggregations by attribute set; reusing one dict per set saves building it per call.
         # The sets are few (models x module paths x outcomes); the memo's bound only limits misuse.
         self._lm_attributes = BoundedMemo(_lm_series_attributes)
@@ -113,6 +118,9 @@ class MetricsRecorder:
 
     def record_module(self, path: str, duration_s: float, error_type: str | None, phase: str) -> None:
         self.module_duration.record(duration_s, self._module_attributes((path, error_type, phase)))
+
+    def record_evaluation(self, metric: str, score: float, phase: str) -> None:
+        self.evaluation_score.set(score, {semconv.EVALUATION_METRIC: metric, semconv.PHASE: phase})
 
     def _attributes(self, call: LMCall, *, cache_result: str | None = None, layer: str | None = None,
                     token_type: str | None = None, error_type: str | None = None) -> Attributes:

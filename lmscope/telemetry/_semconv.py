@@ -257,6 +257,8 @@ METRIC_CACHE_REQUESTS: Final = "lmscope.cache.requests"
 METRIC_CACHE_SAVED_USD: Final = "lmscope.cache.saved"
 METRIC_CACHE_SAVED_TOKENS: Final = "lmscope.cache.saved_tokens"
 METRIC_MODULE_DURATION: Final = "lmscope.module.duration"
+METRIC_EVALUATION_SCORE: Final = "lmscope.evaluation.score"
+"""Gauge, %: the score of the latest `dspy.Evaluate` run, per metric name (`lmscope.evaluation.metric`) and phase."""
 
 GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
 GEN_AI_TOKEN_TYPE_INPUT: Final = "input"

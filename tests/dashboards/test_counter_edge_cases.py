@@ -182,9 +182,11 @@ def test_bars_of_1s_steps_count_every_call_once_across_failed_scrapes_and_restar
     assert sum(bars.values()) == 0.5 * sum(made for _, made in SCRIPT)
 
 
-# Panels that show a ratio or percentile of what happened, or list what grew: nothing for an idle time range.
+# Panels that show a ratio or percentile of what happened, or list what grew: nothing for an idle time range. And
+# the evaluation scores: the scripted app runs no dspy.Evaluate, so their gauge has no series at all.
 NOTHING_WHEN_IDLE = {
-    "cost.json": {"Cost per LM call", "Top modules by cost", "Cost per LM call by model"},
+    "cost.json": {"Cost per LM call", "Top modules by cost", "Cost per LM call by model", "Evaluation scores",
+                  "Latest evaluation scores"},
     "cache.json": {"Hit ratio", "Hit ratio by layer", "Hit ratio by layer over time", "Dollars saved by module path"},
     "latency.json": {"LM call latency", "LM call latency by model", "Module duration p95 by path",
                      "LM call error rate by model", "Module error rate by path", "Errors by type"},

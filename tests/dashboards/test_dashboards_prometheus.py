@@ -275,6 +275,16 @@ def test_cost_figures_equal_the_spans(run, grafana, dashboards):
         shown = {sample["metric"]["lmscope_phase"]: sum(float(v) for _, v in sample["values"])
                  for sample in _answer(run, grafana, query)}
         assert shown == {phase: tokens_of(spend) for phase, spend in facts.report.by_phase.items()}
+    # What the spend bought: the latest score per metric is the one the Evaluate span recorded (the run's metric is
+    # a lambda), and the score over time never shows another value.
+    scores = {str(span.attributes[semconv.EVALUATION_METRIC]): span.attributes[semconv.EVALUATE_SCORE]
+              for span in run.spans if semconv.EVALUATE_SCORE in span.attributes}
+    assert scores == {"<lambda>": 100.0}
+    assert figures("Latest evaluation scores", "lmscope_evaluation_metric") == scores
+    (query,) = _panel(dashboards, "cost.json", "Evaluation scores")["targets"]
+    shown = {(sample["metric"]["lmscope_evaluation_metric"], sample["metric"]["lmscope_phase"]):
+             {float(value) for _, value in sample["values"]} for sample in _answer(run, grafana, query)}
+    assert shown == {("<lambda>", "evaluate"): {100.0}}
 
 
 def test_cache_figures_equal_the_spans(run, grafana, dashboards):

@@ -119,7 +119,8 @@ def metered():
     provider = MeterProvider(metric_readers=[reader])
     recorder = MetricsRecorder(provider.get_meter("lmscope"))
     for exporter in _instrumented(lm_call_listeners=[recorder.record_lm_call],
-                                  module_listeners=[recorder.record_module]):
+                                  module_listeners=[recorder.record_module],
+                                  evaluation_listeners=[recorder.record_evaluation]):
         yield exporter.get_finished_spans, reader
     provider.shutdown()
 

@@ -185,6 +185,32 @@ def test_metrics_carry_the_evaluate_phase_and_no_example_label(metered, metric_s
     assert len(examples) == 3 and all(semconv.MODULE_PATH not in s.attributes for s in examples)
 
 
+def test_the_score_gauge_holds_each_metrics_latest_score(metered, metric_series, make_lm, unique):
+    """`lmscope.evaluation.score` (what the dashboards draw): per metric name and phase, the score the latest run
+    returned; a second run of the same metric replaces it, another metric is a series of its own."""
+    _spans, reader = metered
+    dspy.configure(lm=make_lm())
+    devset = [dspy.Example(question=f"Question {i} {unique}").with_inputs("question") for i in range(4)]
+
+    def halves(example, prediction, trace=None):
+        return int(example.question.split()[1]) % 2 == 0
+
+    def everything(example, prediction, trace=None):
+        return 1.0
+
+    evaluate = dspy.Evaluate(devset=devset, metric=halves, num_threads=2, display_progress=False)
+    first = evaluate(Answerer())
+    assert first.score == 50.0
+    assert metric_series(reader)[semconv.METRIC_EVALUATION_SCORE] == {
+        frozenset({(semconv.EVALUATION_METRIC, "halves"), (semconv.PHASE, "evaluate")}): 50.0}
+    later = evaluate(Answerer(), metric=everything, devset=devset[:3])  # the call's metric, not the evaluator's
+    again = evaluate(Answerer(), devset=devset[:1])  # halves again: question 0 is even
+    assert (later.score, again.score) == (100.0, 100.0)
+    assert metric_series(reader)[semconv.METRIC_EVALUATION_SCORE] == {
+        frozenset({(semconv.EVALUATION_METRIC, "halves"), (semconv.PHASE, "evaluate")}): 100.0,
+        frozenset({(semconv.EVALUATION_METRIC, "everything"), (semconv.PHASE, "evaluate")}): 100.0}
+
+
 @pytest.mark.parametrize("engine", ["native"])
 def test_a_run_evaluate_gives_up_on_fails_with_its_own_exception(spans, make_lm, unique):
     """`max_errors` reached: DSPy cancels the rest and raises; the span says so and counts the examples that ran."""

@@ -20,10 +20,8 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.trace import Tracer
 
 from ...telemetry import _semconv as semconv
-from ...telemetry._content import ContentPolicy
-from ...telemetry._lm_call import LMCall
 from .._patching import Patcher
-from .._setup import ModuleListener, PatchOnImport, resolve_setup
+from .._setup import InstrumentorSetup, PatchOnImport, resolve_setup
 from .._stack import attributed_to
 from . import _containers as containers
 from . import _evaluation as evaluation
@@ -58,7 +56,8 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # opentelemetry
       `ContentPolicy`, or None (resolved from the environment as above).
     - `tracer`: a ready Tracer instead of a provider (`lmscope.instrument()` passes its own); then nothing is taken
       from the global providers, and metrics only from `meter_provider`.
-    - `lm_call_listeners`, `module_listeners`: hooks called once per LM call / module call.
+    - `lm_call_listeners`, `module_listeners`, `evaluation_listeners`: hooks called once per LM call / module call /
+      `dspy.Evaluate` run.
 
     Like every BaseInstrumentor it is one object per process (`DSPyInstrumentor() is DSPyInstrumentor()`): DSPy's
     classes can be patched once, so whoever instruments first (`opentelemetry-instrument`, the app,
@@ -93,22 +92,16 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # opentelemetry
 
     def _instrument(self, **kwargs: Any) -> None:
         setup = resolve_setup(kwargs, TRACER_NAME)
-        tracer, content = setup.tracer, setup.content
-        lm_call_listeners, module_listeners = setup.lm_call_listeners, setup.module_listeners
+        _on_import.schedule(lambda: self._patch(setup))
 
-        _on_import.schedule(lambda: self._patch(tracer, content, lm_call_listeners, module_listeners))
-
-    def _patch(self, tracer: Tracer, content: ContentPolicy, lm_call_listeners: Collection[Callable[[LMCall], None]],
-               module_listeners: Collection[ModuleListener]) -> None:
+    def _patch(self, setup: InstrumentorSetup) -> None:
         try:
-            self._patch_all(tracer, content, lm_call_listeners, module_listeners)
+            self._patch_all(setup)
         except BaseException:
             self._unpatch()  # a DSPy whose layout we do not know: leave it exactly as it was
             raise
 
-    def _patch_all(self, tracer: Tracer, content: ContentPolicy,
-                   lm_call_listeners: Collection[Callable[[LMCall], None]],
-                   module_listeners: Collection[ModuleListener]) -> None:
+    def _patch_all(self, setup: InstrumentorSetup) -> None:
         import dspy
         from dspy.adapters.chat_adapter import ChatAdapter
         from dspy.adapters.json_adapter import JSONAdapter
@@ -132,9 +125,10 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # opentelemetry
 
         patcher = self._patcher
         assert patcher is not None
-        runtime = self.runtime = Runtime(tracer, dspy.settings, content=content)
-        runtime.lm_call_listeners.extend(lm_call_listeners)
-        runtime.module_listeners.extend(module_listeners)
+        runtime = self.runtime = Runtime(setup.tracer, dspy.settings, content=setup.content)
+        runtime.lm_call_listeners.extend(setup.lm_call_listeners)
+        runtime.module_listeners.extend(setup.module_listeners)
+        runtime.evaluation_listeners.extend(setup.evaluation_listeners)
 
         def patch(owner: object, name: str, make_wrapper: Callable[[Any], Any]) -> None:
             # DSPy's stack walks count the wrapper's frames as DSPy's own (`_stack.py`): warnings blame the user's line.

@@ -32,6 +32,7 @@ from opentelemetry.context import Context
 
 from ...telemetry import _semconv as semconv
 from ...telemetry._internal_errors import report_internal_error
+from ...telemetry._phase import current_phase
 from .._stack import drop_own_frame
 from ._container_spans import ContainerEnd, ContainerStart
 from ._containers import metric_name
@@ -158,6 +159,7 @@ def evaluate_call(runtime: Runtime, original: Callable[..., Any], start: Contain
             except Exception as exc:  # noqa: BLE001
                 report_internal_error("evaluate span start", exc)
         evaluation, token, called_args, called_kwargs = None, None, args, kwargs
+        phase = current_phase()  # the Evaluate span's, made current by `start`
         if frame is not None:
             try:
                 called_args, called_kwargs = _with_traced_metric(runtime, self, args, kwargs)
@@ -177,9 +179,30 @@ def evaluate_call(runtime: Runtime, original: Callable[..., Any], start: Contain
         if frame is not None:
             _finish(evaluation, token)
             end(frame, result, None)
+            _report_score(runtime, self, args, kwargs, result, phase)
         return result
 
     return wrapper
+
+
+def _report_score(runtime: Runtime, evaluator: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any,
+                  phase: str) -> None:
+    """Hand the run's score to the evaluation listeners (lmscope's metrics: the `lmscope.evaluation.score` gauge),
+    under the name of the metric that made it: the call's (`Evaluate.__call__(program, metric=...)`), else the
+    evaluator's."""
+    if not runtime.evaluation_listeners:
+        return
+    try:
+        score = getattr(result, "score", None)
+        if isinstance(score, bool) or not isinstance(score, (int, float)):
+            return
+        metric = kwargs.get("metric") if "metric" in kwargs else (args[1] if len(args) > 1 else None)
+        metric = metric if metric is not None else getattr(evaluator, "metric", None)
+        name = metric_name(metric) if metric is not None else "(no metric)"
+        for listener in runtime.evaluation_listeners:
+            listener(name, float(score), phase)
+    except Exception as exc:  # noqa: BLE001 - a listener's fault costs the point, not the run
+        report_internal_error("evaluation score listeners", exc)
 
 
 def _finish(evaluation: Evaluation | None, token: Token[Context] | None) -> None:

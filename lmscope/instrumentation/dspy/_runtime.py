@@ -37,7 +37,7 @@ from ...telemetry._phase import current_phase, with_phase
 from ...telemetry._usage import active_trackers
 from .._errors import record_error
 from .._lm_span_view import with_lm_span
-from .._setup import LMCallListener, ModuleListener
+from .._setup import EvaluationListener, LMCallListener, ModuleListener
 from ._attributes import request_parameters
 from ._frames import (
     ADAPTER_KEY,
@@ -74,6 +74,7 @@ class Runtime:
         self.content = content
         self.lm_call_listeners: list[LMCallListener] = []
         self.module_listeners: list[ModuleListener] = []
+        self.evaluation_listeners: list[EvaluationListener] = []
         self.neighbours: Neighbours | None = None
         """Looks for other DSPy instrumentations at each top-level span (`_neighbours.py`)."""
         self.retired = False
