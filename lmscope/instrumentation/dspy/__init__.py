@@ -114,6 +114,7 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # opentelemetry
         from dspy.dsp.utils.settings import Settings
         from dspy.evaluate.evaluate import Evaluate
         from dspy.predict.parallel import Parallel
+        from dspy.primitives.base_module import BaseModule
         from dspy.primitives.module import Module
         from dspy.propose.grounded_proposer import GroundedProposer
         from dspy.retrievers.embeddings import Embeddings
@@ -151,6 +152,7 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # opentelemetry
         patch(Tool, "__call__", lambda f: wrappers.tool_call(runtime, f))
         patch(Tool, "acall", lambda f: wrappers.tool_call(runtime, f, is_async=True))
         patch(execution, "finalize", wrappers.finalize)
+        patch(BaseModule, "load_state", wrappers.load_state)
         patch(Cache, "get", wrappers.cache_get)
         patch(Cache, "cache_key", wrappers.cache_key)
         patch(ParallelExecutor, "execute", wrappers.parallel_execute)

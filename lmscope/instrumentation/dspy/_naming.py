@@ -6,6 +6,7 @@ Where the module sits in the program (its attribute path) is `_module_paths.py`.
 from __future__ import annotations
 
 import re
+import weakref
 from typing import Any, NamedTuple
 from weakref import WeakKeyDictionary
 
@@ -80,7 +81,14 @@ def module_facts(module: Any) -> ModuleFacts:
         demos = inner_fields.get("demos")
     count = len(demos) if type(demos) is list else 0
     compiled = fields["_compiled"] if "_compiled" in fields else getattr(module, "_compiled", False)
-    return ModuleFacts(signature, bool(compiled) or count > 0, count)
+    loaded = loaded_with_demos.get(id(module)) is module
+    return ModuleFacts(signature, bool(compiled) or count > 0 or loaded, count)
+
+
+loaded_with_demos: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+"""id -> module, for modules whose `load_state` (`program.load(path)`) gave their predictors demos: compiled
+programs, although DSPy does not save the `_compiled` flag (`_wrappers.load_state`). Kept here, not on the module:
+lmscope stores nothing on DSPy's objects. By id: not every module hashes (a `Tool` is a pydantic model)."""
 
 
 def _declares_signature(cls: type) -> bool:

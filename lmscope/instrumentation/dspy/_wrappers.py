@@ -27,6 +27,7 @@ from ._container_spans import container_hooks
 from ._containers import InputSummary
 from ._evaluation import EVALUATION_KEY, Evaluation
 from ._frames import ADAPTER_KEY, BATCH_ITEM_KEY, FRAME_KEY, BatchItem, ModuleFrame, app_suppressed, current_lm_frame
+from ._naming import loaded_with_demos
 from ._runtime import NO_PATH, Runtime
 
 _FALLBACK_MESSAGE_CHARS = 500
@@ -119,6 +120,27 @@ def tool_call(runtime: Runtime, original: Callable[..., Any], *, is_async: bool 
 
     wrap = traced_async if is_async else traced
     return wrap(original, start, runtime.end_module, "tool span start", suppressible=True)
+
+
+def load_state(original: Callable[..., Any]) -> Callable[..., Any]:
+    """`BaseModule.load_state` (what `program.load(path)` runs): a program whose predictors it gave demos is
+    compiled, and its module span says so (`_naming.loaded_with_demos`); the state itself is DSPy's business."""
+
+    @functools.wraps(original)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = original(self, *args, **kwargs)
+        except BaseException as error:
+            drop_own_frame(error, wrapper)
+            raise
+        try:
+            if any(getattr(predictor, "demos", None) for _name, predictor in self.named_predictors()):
+                loaded_with_demos[id(self)] = self
+        except Exception as exc:  # noqa: BLE001 - the state is loaded: only the span's word on it is lost
+            report_internal_error("compiled program check after load_state", exc)
+        return result
+
+    return wrapper
 
 
 def finalize(original: Callable[..., Any]) -> Callable[..., Any]:
