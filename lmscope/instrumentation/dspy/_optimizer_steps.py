@@ -18,16 +18,16 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from opentelemetry import context as otel_context
 
 from ...telemetry import _semconv as semconv
 from ...telemetry._internal_errors import report_internal_error
-from .._stack import drop_own_frame
 from ._compile import CompileRun, current_run, end_step, step_span
-from ._frames import app_suppressed
+from ._frames import ModuleFrame, app_suppressed
 from ._runtime import Runtime
+from ._wrappers import traced
 
 
 def _example_index(optimizer: Any, example: Any) -> int | None:
@@ -48,36 +48,39 @@ def bootstrap_one_example(runtime: Runtime, original: Callable[..., Any]) -> Cal
     """`BootstrapFewShot._bootstrap_one_example(example, round_idx=0) -> success`. DSPy catches the teacher's and the
     metric's errors inside it (counting them in `error_count`): an attempt that failed so has no metric verdict."""
 
-    @functools.wraps(original)
-    def wrapper(self: Any, example: Any, *args: Any, **kwargs: Any) -> Any:
-        if runtime.retired or app_suppressed() or current_run() is None:
-            return original(self, example, *args, **kwargs)
-        try:
-            index = _example_index(self, example)
-            fields = self.__dict__
-            errors, demos = fields.get("error_count"), _demo_total(self)
-            extra = {semconv.OPTIMIZER_EXAMPLE_INDEX: index} if index is not None else {}
-            frame = step_span(runtime, self, f"bootstrap {index if index is not None else '?'}", extra)
-        except Exception as exc:  # noqa: BLE001
-            report_internal_error("bootstrap span start", exc)
-            return original(self, example, *args, **kwargs)
+    def start(optimizer: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Attempt | None:
+        if runtime.retired or current_run() is None:
+            return None
+        index = _example_index(optimizer, args[0] if args else kwargs.get("example"))
+        fields = optimizer.__dict__
+        extra = {semconv.OPTIMIZER_EXAMPLE_INDEX: index} if index is not None else {}
+        before = (fields.get("error_count"), _demo_total(optimizer))  # read before the span starts, as it runs
+        frame = step_span(runtime, optimizer, f"bootstrap {index if index is not None else '?'}", extra)
+        return _Attempt(frame, optimizer, *before)
+
+    def end(attempt: _Attempt | None, success: Any, error: BaseException | None) -> None:
+        if attempt is None:
+            return
 
         def outcome() -> dict[str, Any]:
-            attributes: dict[str, Any] = {semconv.OPTIMIZER_DEMO_ACCEPTED: _demo_total(self) > demos}
-            if fields.get("error_count") == errors:
+            accepted = _demo_total(attempt.optimizer) > attempt.demos
+            attributes: dict[str, Any] = {semconv.OPTIMIZER_DEMO_ACCEPTED: accepted}
+            if attempt.optimizer.__dict__.get("error_count") == attempt.errors:
                 attributes[semconv.OPTIMIZER_METRIC_PASSED] = bool(success)
             return attributes
 
-        try:
-            success = original(self, example, *args, **kwargs)
-        except BaseException as error:
-            end_step(runtime, frame, dict, error)
-            drop_own_frame(error, wrapper)
-            raise
-        end_step(runtime, frame, outcome, None)
-        return success
+        end_step(runtime, attempt.frame, outcome, error)
 
-    return wrapper
+    return traced(original, start, end, "bootstrap span start", suppressible=True)
+
+
+class _Attempt(NamedTuple):
+    """A bootstrap attempt in flight: its span, and the optimizer's error and demo counts before it."""
+
+    frame: ModuleFrame
+    optimizer: Any
+    errors: Any
+    demos: int
 
 
 def traced_trial(runtime: Runtime, run: CompileRun, candidate: str | None, call: Callable[[], Any],
@@ -186,18 +189,17 @@ def propose_instruction(runtime: Runtime, original: Callable[..., Any]) -> Calla
     proposals): `propose {predictor path}`; the instruction is output content, recorded only when outputs are
     captured, scrubbed and limited like any."""
 
-    @functools.wraps(original)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def start(proposer: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ModuleFrame | None:
         run = current_run()
-        if runtime.retired or app_suppressed() or run is None:
-            return original(self, *args, **kwargs)
-        try:
-            path = _predictor_path(kwargs["program"], kwargs["predictor"])
-            extra = {semconv.OPTIMIZER_PREDICTOR: path} if path is not None else {}
-            frame = step_span(runtime, run.optimizer, f"propose {path}", extra)
-        except Exception as exc:  # noqa: BLE001 - positional arguments, a program without predictors: no span
-            report_internal_error("proposal span start", exc)
-            return original(self, *args, **kwargs)
+        if runtime.retired or run is None:
+            return None
+        path = _predictor_path(kwargs["program"], kwargs["predictor"])  # positional arguments: no span (it raises)
+        extra = {semconv.OPTIMIZER_PREDICTOR: path} if path is not None else {}
+        return step_span(runtime, run.optimizer, f"propose {path}", extra)
+
+    def end(frame: ModuleFrame | None, instruction: Any, error: BaseException | None) -> None:
+        if frame is None:
+            return
 
         def outcome() -> dict[str, Any]:
             if not runtime.content.capture_outputs or not isinstance(instruction, str):
@@ -205,16 +207,9 @@ def propose_instruction(runtime: Runtime, original: Callable[..., Any]) -> Calla
             text, redacted = runtime.content.text(instruction, semconv.OPTIMIZER_INSTRUCTION, free_text=True)
             return {semconv.OPTIMIZER_INSTRUCTION: text, **({semconv.SCRUBBED: True} if redacted else {})}
 
-        try:
-            instruction = original(self, *args, **kwargs)
-        except BaseException as error:
-            end_step(runtime, frame, dict, error)
-            drop_own_frame(error, wrapper)
-            raise
-        end_step(runtime, frame, outcome, None)
-        return instruction
+        end_step(runtime, frame, outcome, error)
 
-    return wrapper
+    return traced(original, start, end, "proposal span start", suppressible=True)
 
 
 def context_carrying_executor(executor: type[Any]) -> type[Any]:
