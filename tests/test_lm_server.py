@@ -26,6 +26,7 @@ import dspy
 import httpx
 import pytest
 from dspy.streaming import StreamListener, StreamResponse
+from dspy_release import ENGINES, engine_options
 
 from lmscope import _lm_server_tokens
 from lmscope._lm_server import StandInLM, count_tokens
@@ -99,14 +100,14 @@ def http(server):
         yield client
 
 
-@pytest.fixture(params=["native", "litellm"])
+@pytest.fixture(params=ENGINES)
 def engine(request) -> str:
     return request.param
 
 
 @pytest.fixture
 def lm(server, engine):
-    options = {"engine": "litellm"} if engine == "litellm" else {}
+    options = engine_options(engine)
     return dspy.LM("openai/gpt-4o-mini", api_base=server.base_url, api_key=API_KEY, cache=False, **options)
 
 
@@ -206,7 +207,7 @@ def test_litellm_engine_streams_without_usage_unless_track_usage(server, monkeyp
     under `track_usage=True`; otherwise LiteLLM estimates the usage itself and cached tokens are lost.
     The server's framing is inflated here so its count and LiteLLM's estimate cannot coincide."""
     monkeypatch.setattr(_lm_server_tokens, "TOKENS_PER_MESSAGE", 10)
-    lm = dspy.LM("openai/gpt-4o-mini", api_base=server.base_url, api_key=API_KEY, cache=False, engine="litellm")
+    lm = dspy.LM("openai/gpt-4o-mini", api_base=server.base_url, api_key=API_KEY, cache=False, **engine_options("litellm"))
     asyncio.run(stream_predict(lm, "Where is Tokyo?"))
     estimated = lm.history[-1]
     asyncio.run(stream_predict(lm, "Where is Tokyo?", track_usage=True))
@@ -219,7 +220,7 @@ def test_litellm_engine_streams_without_usage_unless_track_usage(server, monkeyp
 
 def test_model_answers_pin_field_values(engine):
     with StandInLM(model_answers={"answer": "forty-two", "confidence": "0.9"}) as pinned:
-        options = {"engine": "litellm"} if engine == "litellm" else {}
+        options = engine_options(engine)
         pinned_lm = dspy.LM("openai/gpt-4o-mini", api_base=pinned.base_url, api_key=API_KEY, cache=False, **options)
         with dspy.context(lm=pinned_lm):
             chat = dspy.Predict("question -> answer, confidence: float")(question="Meaning of life?")

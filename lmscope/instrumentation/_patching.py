@@ -81,7 +81,14 @@ class Patcher:
         self._patches.append(patch)
 
     def restore_all(self) -> None:
-        while self._patches:
+        self.restore_to(0)
+
+    def mark(self) -> int:
+        """A point to `restore_to`: the patches made after it can be taken back on their own."""
+        return len(self._patches)
+
+    def restore_to(self, mark: int) -> None:
+        while len(self._patches) > mark:
             _restore(self._patches.pop())
 
     def __bool__(self) -> bool:

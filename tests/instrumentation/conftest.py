@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from dspy_release import ENGINES, engine_options
 
 
 def _instrumented(**listeners):
@@ -131,7 +132,7 @@ def _reset_dspy():
     dspy.configure(lm=None, adapter=None, track_usage=False, callbacks=[])
 
 
-@pytest.fixture(params=["native", "litellm"])
+@pytest.fixture(params=ENGINES)
 def engine(request):
     return request.param
 
@@ -146,9 +147,7 @@ def make_lm(lm_server, engine):
     import dspy
 
     def make(**kwargs):
-        options = {"api_base": lm_server.base_url, "api_key": "sk-test-SECRET-123"}
-        if engine == "litellm":
-            options["engine"] = "litellm"
+        options = {"api_base": lm_server.base_url, "api_key": "sk-test-SECRET-123", **engine_options(engine)}
         options.update(kwargs)
         return dspy.LM("openai/gpt-4o-mini", **options)
 

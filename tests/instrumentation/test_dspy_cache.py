@@ -10,6 +10,7 @@ import textwrap
 
 import dspy
 import pytest
+from dspy_release import DEFAULT_ENGINE, ENGINES, engine_options
 
 from lmscope.telemetry import _semconv as semconv
 
@@ -67,8 +68,7 @@ _CHILD = textwrap.dedent("""
     exporter = InMemorySpanExporter(); provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     DSPyInstrumentor().instrument(provider.get_tracer("t"), capture_content=False)
-    base_url, engine, question = sys.argv[1:4]
-    options = {"engine": "litellm"} if engine == "litellm" else {}
+    base_url, options, question = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
     dspy.configure(lm=dspy.LM("openai/gpt-4o-mini", api_base=base_url, api_key="sk-x", **options))
     dspy.Predict("question -> answer")(question=question)
     span = next(s for s in exporter.get_finished_spans() if s.name.startswith("chat "))
@@ -78,13 +78,13 @@ _CHILD = textwrap.dedent("""
 
 def _run_child(tmp_path, lm_server, engine, question):
     env = {**os.environ, "DSPY_CACHEDIR": str(tmp_path / "cache"), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    out = subprocess.run([sys.executable, "-c", _CHILD, lm_server.base_url, engine, question], env=env,
+    out = subprocess.run([sys.executable, "-c", _CHILD, lm_server.base_url, json.dumps(engine_options(engine)), question], env=env,
                          capture_output=True, text=True, timeout=120, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 # litellm: each of the two child processes imports LiteLLM (about 10 s on a busy 2-core machine).
-@pytest.mark.parametrize("engine", ["native", pytest.param("litellm", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("engine", [DEFAULT_ENGINE, *(pytest.param(e, marks=pytest.mark.slow) for e in ENGINES[1:])])
 def test_new_process_on_same_cache_dir_hits_disk(tmp_path, lm_server, engine, unique):
     question = f"Which river flows through Paris? {unique}"
     first = _run_child(tmp_path, lm_server, engine, question)

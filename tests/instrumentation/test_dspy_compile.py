@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from dspy_release import needs_dspy
 
 from lmscope.telemetry import _semconv as semconv
 from lmscope.telemetry._report import summarize
@@ -256,6 +257,7 @@ def helpful_reflection(lm_server, monkeypatch):
 
 
 @pytest.mark.usefixtures("helpful_reflection")
+@needs_dspy((3, 4), "the GEPA release whose search this test drives (older GEPA keeps only the seed program here)")
 def test_gepa_is_one_trace_with_its_best_score(spans, lm, lm_server):
     before = lm_server.requests
     program = _gepa_compile(_gepa())
@@ -363,9 +365,10 @@ def _search(program):
     pytest.param(lambda: __import__("dspy").BootstrapFewShotWithRandomSearch(
         metric=exact, max_bootstrapped_demos=2, max_labeled_demos=1, num_candidate_programs=2, num_threads=2),
         lambda optimizer: optimizer.compile(_program_class()(), trainset=_examples()[:4], valset=_examples()[2:]),
-        id="random search"),
+        id="random search", marks=needs_dspy((3, 4), "seeding that scores this test's candidates apart (all alike before, "
+                                             "so an equal outcome would prove nothing)")),
     pytest.param(_mipro, _mipro_compile, id="MIPROv2"),
-    pytest.param(_gepa, _gepa_compile, id="GEPA"),
+    pytest.param(_gepa, _gepa_compile, id="GEPA", marks=needs_dspy((3, 4), "the GEPA release whose search this test drives (older GEPA keeps only the seed program here)")),
 ])
 @pytest.mark.usefixtures("helpful_reflection")
 def test_tracing_changes_no_compiled_program(lm, make, run):
@@ -399,7 +402,7 @@ def test_uninstrument_puts_back_every_compile(lm):
         def compile(self, student, *, trainset):
             return student
 
-    found, hook = compiles(), vars(Teleprompter)["__init_subclass__"]
+    found, hook = compiles(), vars(Teleprompter).get("__init_subclass__")  # none before DSPy 3.3
     assert Earlier in found
     instrumentor = DSPyInstrumentor()
     instrumentor.instrument()
@@ -412,9 +415,11 @@ def test_uninstrument_puts_back_every_compile(lm):
     assert all(wrapped[cls] is not found[cls] for cls in found) and Later in wrapped
     instrumentor.uninstrument()
     after = compiles()
-    assert {cls: after[cls] for cls in found} == found and vars(Teleprompter)["__init_subclass__"] is hook
-    # Later's compile is back to DSPy's own wrapper of the class body's function (lmscope's keep no `__wrapped__`).
-    assert after[Later] is not wrapped[Later] and after[Later].__wrapped__.__qualname__.endswith("Later.compile")
+    assert {cls: after[cls] for cls in found} == found and vars(Teleprompter).get("__init_subclass__") is hook
+    # Later's compile is back to what DSPy made of the class body's function: its own callback wrapper from DSPy 3.3
+    # on, the function itself before (lmscope's wrappers keep no `__wrapped__`).
+    assert after[Later] is not wrapped[Later]
+    assert getattr(after[Later], "__wrapped__", after[Later]).__qualname__.endswith("Later.compile")
 
 
 def test_work_on_avatar_optimizers_thread_pool_stays_in_the_compile(spans, lm, lm_server):

@@ -18,6 +18,7 @@ import dspy
 import pytest
 from content_spans import by_name as _by_name
 from content_spans import lm_span as _lm_span
+from dspy_release import needs_dspy
 
 from lmscope._instrument import _content_policy
 from lmscope.telemetry import _semconv as semconv
@@ -100,6 +101,7 @@ class _Store(dspy.Module):
         return dspy.Prediction(size=len(blob))
 
 
+@needs_dspy((3, 3), "dspy.Audio(bytes, audio_format=...)")
 def test_raw_bytes_and_audio_are_described(traced):
     spans = traced(ContentPolicy())
     raw = os.urandom(50_000)

@@ -9,6 +9,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+from dspy_release import lm_request_hook, lm_result_hook
 
 from lmscope.instrumentation.dspy import DSPyInstrumentor
 from lmscope.telemetry import _semconv as semconv
@@ -77,12 +78,12 @@ def test_the_entry_point_names_the_instrumentor():
 
 
 def test_one_instance_per_process_and_a_second_construction_keeps_the_exact_restore(providers):
-    from dspy.clients import execution
     from dspy.clients.base_lm import BaseLM
     from dspy.primitives.module import Module
 
     tracer_provider = providers[0]
-    before = (vars(Module)["__call__"], vars(BaseLM)["__call__"], execution.finalize)
+    results_owner, results_name = lm_result_hook()
+    before = (vars(Module)["__call__"], vars(BaseLM)["__call__"], vars(results_owner)[results_name])
     first = DSPyInstrumentor()
     first.instrument(tracer_provider=tracer_provider, capture_content=False)
     patched = vars(Module)["__call__"]
@@ -95,7 +96,7 @@ def test_one_instance_per_process_and_a_second_construction_keeps_the_exact_rest
     second.instrument(tracer_provider=tracer_provider, capture_content=False)  # refused: patched once only
     assert vars(Module)["__call__"] is patched
     second.uninstrument()
-    assert (vars(Module)["__call__"], vars(BaseLM)["__call__"], execution.finalize) == before
+    assert (vars(Module)["__call__"], vars(BaseLM)["__call__"], vars(results_owner)[results_name]) == before
     assert not first.is_instrumented and not first.is_instrumented_by_opentelemetry
 
 
@@ -196,12 +197,12 @@ def test_dspy_calls_inside_lmscopes_own_lm_span_stay_traced(providers, make_lm, 
     """lmscope's LM span enters suppression for other instrumentations; a DSPy call made inside an LM call (an LM
     calling another) is still lmscope's to trace."""
     import dspy
-    from dspy.clients import execution
 
     tracer_provider, exporter, _meter_provider, _reader = providers
     DSPyInstrumentor().instrument(tracer_provider=tracer_provider, capture_content=False)
     helper = make_lm()
-    original_execute = execution.execute
+    request_owner, request_name = lm_request_hook()
+    original_execute = getattr(request_owner, request_name)
     nested = []
 
     def execute(*args, **kwargs):  # runs inside the outer LM span (BaseLM.__call__ looks it up at each call)
@@ -210,7 +211,7 @@ def test_dspy_calls_inside_lmscopes_own_lm_span_stay_traced(providers, make_lm, 
             nested.append(helper(f"Say yes. {unique}"))
         return original_execute(*args, **kwargs)
 
-    monkeypatch.setattr(execution, "execute", execute)
+    monkeypatch.setattr(request_owner, request_name, execute)
     with dspy.context(lm=make_lm()):
         dspy.Predict("question -> answer")(question=f"Capital of Italy? {unique}")
     assert nested

@@ -7,6 +7,7 @@ import time
 
 import dspy
 import pytest
+from dspy_release import DSPY_VERSION, engine_options
 
 from lmscope.telemetry import _semconv as semconv
 
@@ -78,20 +79,21 @@ def test_fresh_call_then_cache_hit(metered, metric_series, make_lm, unique):
 
 def test_errors_are_counted_by_error_type(metered, metric_series, engine, unique):
     spans, reader = metered
-    options = {"engine": "litellm"} if engine == "litellm" else {}
+    options = engine_options(engine)
     dspy.configure(lm=dspy.LM("openai/gpt-4o-mini", api_base="http://127.0.0.1:9/v1", api_key="sk-x",
                               num_retries=0, **options))
     with pytest.raises(Exception) as caught:
         dspy.Predict("question -> answer")(question=f"q {unique}")
 
     error_type = type(caught.value).__name__
-    [call] = lm_spans(spans())
-    assert call.attributes[semconv.ERROR_TYPE] == error_type
+    calls = lm_spans(spans())  # one; more before DSPy 3.3, whose ChatAdapter retries any error with JSONAdapter
+    assert len(calls) == 1 if DSPY_VERSION >= (3, 3) else len(calls) > 1
+    assert {call.attributes[semconv.ERROR_TYPE] for call in calls} == {error_type}
     got = metric_series(reader)
     # A failed call bills nothing and never reached DSPy's finalize: only its duration, with error.type.
     assert set(got) == {DURATION, MODULE}
     assert {k: n for k, (n, _) in got[DURATION].items()} == {
-        lm_attributes("predict", **{semconv.ERROR_TYPE: error_type}): 1}
+        lm_attributes("predict", **{semconv.ERROR_TYPE: error_type}): len(calls)}
     assert {k: n for k, (n, _) in got[MODULE].items()} == {
         key(**{semconv.MODULE_PATH: "predict", semconv.ERROR_TYPE: error_type}): 1}
 
@@ -179,7 +181,7 @@ def test_nothing_counted_twice_with_litellm_callbacks_and_openinference_on(meter
     litellm.callbacks = [*litellm.callbacks, litellm_otel]
     try:
         dspy.configure(lm=dspy.LM("openai/gpt-4o-mini", api_base=lm_server.base_url, api_key="sk-x",
-                                  engine="litellm"))
+                                  **engine_options("litellm")))
         predict = dspy.Predict("question -> answer")
         for n in range(2):
             predict(question=f"q{n} {unique}")

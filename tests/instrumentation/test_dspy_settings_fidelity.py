@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dspy
 import pytest
+from dspy_release import engine_options
 
 from lmscope.telemetry import _semconv as semconv
 
@@ -17,9 +18,7 @@ def lm_named(lm_server, engine):
     """`lm_named(model)`: a dspy.LM for `model` on the stand-in server with the parametrized engine."""
 
     def make(model):
-        options = {"api_base": lm_server.base_url, "api_key": "sk-test-SECRET-123"}
-        if engine == "litellm":
-            options["engine"] = "litellm"
+        options = {"api_base": lm_server.base_url, "api_key": "sk-test-SECRET-123", **engine_options(engine)}
         return dspy.LM(model, **options)
 
     return make

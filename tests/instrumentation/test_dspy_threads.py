@@ -6,6 +6,7 @@ import asyncio
 
 import dspy
 import pytest
+from dspy_release import needs_dspy
 
 import lmscope
 from lmscope.telemetry import _semconv as semconv
@@ -151,6 +152,8 @@ def test_context_and_track_follow_worker_threads_and_count_cache_hits(spans, mak
     }}
 
 
+@needs_dspy((3, 4), "a batch that runs under dspy.track_usage() (3.0 returns [None, None] without calling the LM, "
+                   "3.3 raises in its workers)")
 def test_dspy_own_tracker_loses_batch_usage_where_track_does_not(spans, make_lm, rag, unique):
     dspy.configure(lm=make_lm())
     with dspy.track_usage() as theirs, track() as ours:

@@ -8,6 +8,7 @@ import re
 
 import dspy
 import pytest
+from dspy_release import DEFAULT_ENGINE, ENGINES, engine_options
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -21,9 +22,7 @@ UNPRICED_MODEL = "lmscope-unpriced-model"
 
 
 def _lm(lm_server, engine, model):
-    options = {"api_base": lm_server.base_url, "api_key": "sk-test"}
-    if engine == "litellm":
-        options["engine"] = "litellm"
+    options = {"api_base": lm_server.base_url, "api_key": "sk-test", **engine_options(engine)}
     return dspy.LM(f"openai/{model}", **options)
 
 
@@ -32,7 +31,7 @@ def _cost_cells(lines):
     return {re.split(r"\s{2,}", line)[0]: line for line in lines}
 
 
-@pytest.mark.parametrize("engine", ["native", pytest.param("litellm", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("engine", [DEFAULT_ENGINE, *(pytest.param(e, marks=pytest.mark.slow) for e in ENGINES[1:])])
 def test_unpriced_calls_read_unpriced_in_console_tree_and_report(lm_server, engine, rag, unique):
     console = io.StringIO()
     memory = InMemorySpanExporter()

@@ -11,6 +11,7 @@ import time
 import dspy
 import litellm
 import pytest
+from dspy_release import engine_options
 from litellm_span import pop_litellm_chat
 from memory_spans import memory_provider
 
@@ -153,7 +154,7 @@ def test_an_error_is_recorded_and_reaches_the_app_unchanged(litellm_spans, lm_se
 
 
 def test_dspy_on_the_litellm_engine_stays_one_span_per_call(litellm_spans, spans, lm_server, unique):
-    lm = dspy.LM(MODEL, api_base=lm_server.base_url, api_key="sk-anything", engine="litellm", cache=False)
+    lm = dspy.LM(MODEL, api_base=lm_server.base_url, api_key="sk-anything", **engine_options("litellm"), cache=False)
     before = lm_server.requests
     with dspy.context(lm=lm):
         dspy.Predict("question -> answer")(question=f"Capital of France? {unique}")

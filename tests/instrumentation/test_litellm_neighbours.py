@@ -19,6 +19,7 @@ from typing import Any
 
 import litellm
 import pytest
+from dspy_release import engine_options
 from memory_spans import memory_provider
 from observed import token_sums
 
@@ -225,7 +226,7 @@ def test_next_to_litellms_otel_callback_a_dspy_lm_span_keeps_its_attributes(
     import dspy
 
     logged_to = litellm_otel_callback()
-    lm = dspy.LM("openai/gpt-4o-mini", api_base=lm_server.base_url, api_key="sk-test", engine="litellm", cache=False)
+    lm = dspy.LM("openai/gpt-4o-mini", api_base=lm_server.base_url, api_key="sk-test", **engine_options("litellm"), cache=False)
     with dspy.context(lm=lm):
         dspy.Predict("question -> answer")(question=f"Capital of France? {unique}")
     logged = wait_for(1, logged_to)

@@ -30,6 +30,7 @@ from . import _retrievers as retrievers
 from . import _wrappers as wrappers
 from ._compile import compile_call, patch_compiles
 from ._container_spans import container_hooks
+from ._hook_points import HookPoint, dspy_version, install, warn_once
 from ._local_embeddings import local_embeddings
 from ._neighbours import Neighbours
 from ._runtime import Runtime
@@ -103,26 +104,9 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # opentelemetry
 
     def _patch_all(self, setup: InstrumentorSetup) -> None:
         import dspy
-        from dspy.adapters.chat_adapter import ChatAdapter
-        from dspy.adapters.json_adapter import JSONAdapter
-        from dspy.adapters.types.tool import Tool
-        from dspy.clients import embedding, execution
-        from dspy.clients.base_lm import BaseLM
-        from dspy.clients.cache import Cache
         from dspy.clients.lm import LM
-        from dspy.dsp import colbertv2
         from dspy.dsp.utils.settings import Settings
-        from dspy.evaluate.evaluate import Evaluate
-        from dspy.predict.parallel import Parallel
-        from dspy.primitives.base_module import BaseModule
         from dspy.primitives.module import Module
-        from dspy.propose.grounded_proposer import GroundedProposer
-        from dspy.retrievers.embeddings import Embeddings
-        from dspy.retrievers.retrieve import Retrieve
-        from dspy.teleprompt import avatar_optimizer, bootstrap, mipro_optimizer_v2, random_search
-        from dspy.teleprompt.teleprompt import Teleprompter
-        from dspy.utils.parallelizer import ParallelExecutor
-        from dspy.utils.unbatchify import Unbatchify
 
         patcher = self._patcher
         assert patcher is not None
@@ -130,63 +114,8 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # opentelemetry
         runtime.lm_call_listeners.extend(setup.lm_call_listeners)
         runtime.module_listeners.extend(setup.module_listeners)
         runtime.evaluation_listeners.extend(setup.evaluation_listeners)
-
-        def patch(owner: object, name: str, make_wrapper: Callable[[Any], Any]) -> None:
-            # DSPy's stack walks count the wrapper's frames as DSPy's own (`_stack.py`): warnings blame the user's line.
-            patcher.replace(owner, name, lambda original: attributed_to("dspy", make_wrapper(original)))
-
-        patch(Module, "__call__", lambda f: wrappers.module_call(runtime, f))
-        patch(Module, "acall", lambda f: wrappers.module_call(runtime, f, is_async=True))
-        patch(Retrieve, "__call__", lambda f: wrappers.module_call(runtime, f))
-        patch(Embeddings, "__call__", lambda f: wrappers.module_call(runtime, f))
-        patch(colbertv2.ColBERTv2, "__call__", lambda f: retrievers.retriever_call(runtime, f))
-        # ColBERTv2.__call__ looks these up in its module at each call: the service's answer, with `pid`s.
-        patch(colbertv2, "colbertv2_get_request", retrievers.backend_documents)
-        patch(colbertv2, "colbertv2_post_request", retrievers.backend_documents)
-        # Looked up in their module at each batch, by `Embedder.__call__`/`acall` and their cached twins.
-        patch(embedding, "_compute_embeddings", lambda f: local_embeddings(runtime, f))
-        patch(embedding, "_acompute_embeddings", lambda f: local_embeddings(runtime, f, is_async=True))
-        patch(Unbatchify, "__call__", unbatchify_call)
-        patch(BaseLM, "__call__", lambda f: wrappers.lm_call(runtime, f))
-        patch(BaseLM, "acall", lambda f: wrappers.lm_call(runtime, f, is_async=True))
-        patch(Tool, "__call__", lambda f: wrappers.tool_call(runtime, f))
-        patch(Tool, "acall", lambda f: wrappers.tool_call(runtime, f, is_async=True))
-        patch(execution, "finalize", wrappers.finalize)
-        patch(BaseModule, "load_state", wrappers.load_state)
-        patch(Cache, "get", wrappers.cache_get)
-        patch(Cache, "cache_key", wrappers.cache_key)
-        patch(ParallelExecutor, "execute", wrappers.parallel_execute)
-        patch(Module, "batch", lambda f: wrappers.container_call(runtime, f, name_suffix=".batch",
-                                                                  summarize=containers.batch_input))
-        patch(Parallel, "forward", lambda f: wrappers.container_call(runtime, f, name_suffix=".parallel",
-                                                                      summarize=containers.parallel_input,
-                                                                      own_path=False))
-        patch(Evaluate, "__call__", lambda f: evaluation.evaluate_call(runtime, f, *container_hooks(
-            runtime, name_suffix=".evaluate", summarize=containers.evaluate_input, kind=semconv.KIND_EVALUATOR,
-            own_path=False, phase=semconv.PHASE_EVALUATE)))
-        patch(ChatAdapter, "_make_json_adapter_fallback", lambda f: wrappers.adapter_fallback(runtime, f))
-        patch(JSONAdapter, "__call__", wrappers.fallback_adapter_call)
-        patch(JSONAdapter, "acall", lambda f: wrappers.fallback_adapter_call(f, is_async=True))
-        # Every optimizer's compile, those defined later too, and the steps of those that expose them (`_compile.py`).
-        patch_compiles(patcher, Teleprompter, lambda f: attributed_to("dspy", compile_call(runtime, f)))
-        patch(bootstrap.BootstrapFewShot, "_bootstrap_one_example",
-              lambda f: optimizer_steps.bootstrap_one_example(runtime, f))
-        patcher.replace(random_search, "Evaluate", lambda cls: optimizer_steps.random_search_evaluate(runtime, cls))
-        patch(mipro_optimizer_v2, "eval_candidate_program", lambda f: optimizer_steps.mipro_eval(runtime, f))
-        patch(mipro_optimizer_v2.MIPROv2, "_select_and_insert_instructions_and_demos", optimizer_steps.mipro_choice)
-        patch(GroundedProposer, "propose_instruction_for_predictor",
-              lambda f: optimizer_steps.propose_instruction(runtime, f))
-        patcher.replace(avatar_optimizer, "ThreadPoolExecutor", optimizer_steps.context_carrying_executor)
-        gepa_engine = _optional_module("gepa.core.engine")  # GEPA's own package, absent on Python 3.15+
-        if gepa_engine is not None and callable(getattr(gepa_engine, "notify_callbacks", None)):
-            patch(gepa_engine, "notify_callbacks", lambda f: optimizer_steps.gepa_notify(runtime, f))
-        # Every binding of `Settings.context` (`dspy.context`, a user's `from dspy import context`) calls one helper;
-        # its generator is swapped in place. If DSPy's `context` ever stops being `@contextmanager`, wrap the
-        # attributes instead: `dspy.context` was bound to the original method when dspy was imported.
-        self._undo_context = patch_context_generator(vars(Settings).get("context"))
-        if self._undo_context is None:
-            patch(Settings, "context", wrap_settings_context)
-            patch(dspy, "context", lambda _: dspy.settings.context)
+        version = dspy_version()
+        warn_once(version, install(_hook_point_table(self, runtime, patcher), patcher, version))
         # DSPy's global settings dict, read directly: `dspy.settings.callbacks` costs ~2 us per read, the dict ~50 ns.
         global_config = getattr(sys.modules.get(Settings.__module__), "main_thread_config", None)
         runtime.neighbours = Neighbours(global_config if isinstance(global_config, dict) else {}, Module, LM)
@@ -205,6 +134,191 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # opentelemetry
             self._undo_context()
             self._undo_context = None
         self.runtime = None
+
+
+def _hook_point_table(instrumentor: DSPyInstrumentor, runtime: Runtime, patcher: Patcher) -> list[HookPoint]:
+    """Every place lmscope hooks into DSPy (docs/dspy-internals.md §1), and where each is in each DSPy 3 release."""
+
+    def patch(owner: object, name: str, make_wrapper: Callable[[Any], Any]) -> None:
+        # DSPy's stack walks count the wrapper's frames as DSPy's own (`_stack.py`): warnings blame the user's line.
+        patcher.replace(owner, name, lambda original: attributed_to("dspy", make_wrapper(original)))
+
+    def modules() -> None:
+        from dspy.primitives.module import Module
+
+        patch(Module, "__call__", lambda f: wrappers.module_call(runtime, f))
+        patch(Module, "acall", lambda f: wrappers.module_call(runtime, f, is_async=True))
+
+    def retrieve() -> None:
+        from dspy.retrievers.retrieve import Retrieve
+
+        patch(Retrieve, "__call__", lambda f: wrappers.module_call(runtime, f))
+
+    def embeddings_retriever() -> None:
+        from dspy.retrievers.embeddings import Embeddings
+        from dspy.utils.unbatchify import Unbatchify
+
+        patch(Embeddings, "__call__", lambda f: wrappers.module_call(runtime, f))
+        patch(Unbatchify, "__call__", unbatchify_call)
+
+    def colbert() -> None:
+        from dspy.dsp import colbertv2
+
+        patch(colbertv2.ColBERTv2, "__call__", lambda f: retrievers.retriever_call(runtime, f))
+        # ColBERTv2.__call__ looks these up in its module at each call: the service's answer, with `pid`s.
+        patch(colbertv2, "colbertv2_get_request", retrievers.backend_documents)
+        patch(colbertv2, "colbertv2_post_request", retrievers.backend_documents)
+
+    def local_embedding_functions() -> None:
+        from dspy.clients import embedding
+
+        # Looked up in their module at each batch, by `Embedder.__call__`/`acall` and their cached twins.
+        patch(embedding, "_compute_embeddings", lambda f: local_embeddings(runtime, f))
+        patch(embedding, "_acompute_embeddings", lambda f: local_embeddings(runtime, f, is_async=True))
+
+    def lm_calls() -> None:
+        from dspy.clients.base_lm import BaseLM
+
+        patch(BaseLM, "__call__", lambda f: wrappers.lm_call(runtime, f))
+        patch(BaseLM, "acall", lambda f: wrappers.lm_call(runtime, f, is_async=True))
+
+    def lm_results_from_finalize() -> None:  # DSPy 3.4: `execution.finalize` sees every call's CallResult
+        from dspy.clients import execution
+
+        patch(execution, "finalize", wrappers.finalize)
+
+    def lm_results_from_responses() -> None:  # DSPy 3.0-3.3: the provider's response, before it becomes outputs
+        from dspy.clients.base_lm import BaseLM
+
+        patch(BaseLM, "_process_lm_response", wrappers.process_lm_response)
+
+    def cache_layers() -> None:
+        from dspy.clients.cache import Cache
+
+        patch(Cache, "get", wrappers.cache_get)
+        patch(Cache, "cache_key", wrappers.cache_key)
+
+    def tools() -> None:
+        from dspy.adapters.types.tool import Tool
+
+        patch(Tool, "__call__", lambda f: wrappers.tool_call(runtime, f))
+        patch(Tool, "acall", lambda f: wrappers.tool_call(runtime, f, is_async=True))
+
+    def loaded_programs() -> None:
+        from dspy.primitives.base_module import BaseModule
+
+        patch(BaseModule, "load_state", wrappers.load_state)
+
+    def worker_threads() -> None:
+        from dspy.utils.parallelizer import ParallelExecutor
+
+        patch(ParallelExecutor, "execute", wrappers.parallel_execute)
+
+    def fan_outs() -> None:
+        from dspy.predict.parallel import Parallel
+        from dspy.primitives.module import Module
+
+        patch(Module, "batch", lambda f: wrappers.container_call(runtime, f, name_suffix=".batch",
+                                                                  summarize=containers.batch_input))
+        patch(Parallel, "forward", lambda f: wrappers.container_call(runtime, f, name_suffix=".parallel",
+                                                                      summarize=containers.parallel_input,
+                                                                      own_path=False))
+
+    def evaluations() -> None:
+        from dspy.evaluate.evaluate import Evaluate
+
+        patch(Evaluate, "__call__", lambda f: evaluation.evaluate_call(runtime, f, *container_hooks(
+            runtime, name_suffix=".evaluate", summarize=containers.evaluate_input, kind=semconv.KIND_EVALUATOR,
+            own_path=False, phase=semconv.PHASE_EVALUATE)))
+
+    def json_fallback() -> None:
+        from dspy.adapters.chat_adapter import ChatAdapter
+        from dspy.adapters.json_adapter import JSONAdapter
+
+        patch(ChatAdapter, "_make_json_adapter_fallback", lambda f: wrappers.adapter_fallback(runtime, f))
+        patch(JSONAdapter, "__call__", wrappers.fallback_adapter_call)
+        patch(JSONAdapter, "acall", lambda f: wrappers.fallback_adapter_call(f, is_async=True))
+
+    def compiles() -> None:
+        from dspy.teleprompt.teleprompt import Teleprompter
+
+        # Every optimizer's compile, those defined later too (`_compile.py`).
+        patch_compiles(patcher, Teleprompter, lambda f: attributed_to("dspy", compile_call(runtime, f)))
+
+    def bootstraps() -> None:
+        from dspy.teleprompt import bootstrap
+
+        patch(bootstrap.BootstrapFewShot, "_bootstrap_one_example",
+              lambda f: optimizer_steps.bootstrap_one_example(runtime, f))
+
+    def random_search_trials() -> None:
+        from dspy.teleprompt import random_search
+
+        patcher.replace(random_search, "Evaluate", lambda cls: optimizer_steps.random_search_evaluate(runtime, cls))
+
+    def mipro_trials() -> None:
+        from dspy.teleprompt import mipro_optimizer_v2
+
+        patch(mipro_optimizer_v2, "eval_candidate_program", lambda f: optimizer_steps.mipro_eval(runtime, f))
+        patch(mipro_optimizer_v2.MIPROv2, "_select_and_insert_instructions_and_demos", optimizer_steps.mipro_choice)
+
+    def mipro_proposals() -> None:
+        from dspy.propose.grounded_proposer import GroundedProposer
+
+        patch(GroundedProposer, "propose_instruction_for_predictor",
+              lambda f: optimizer_steps.propose_instruction(runtime, f))
+
+    def avatar_threads() -> None:
+        from dspy.teleprompt import avatar_optimizer
+
+        patcher.replace(avatar_optimizer, "ThreadPoolExecutor", optimizer_steps.context_carrying_executor)
+
+    def gepa_trials() -> None:
+        gepa_engine = _optional_module("gepa.core.engine")  # GEPA's own package, absent on Python 3.15+
+        if gepa_engine is not None:
+            patch(gepa_engine, "notify_callbacks", lambda f: optimizer_steps.gepa_notify(runtime, f))
+
+    def overrides_in_place() -> None:
+        from dspy.dsp.utils.settings import Settings
+
+        # Every binding of `Settings.context` (`dspy.context`, a user's `from dspy import context`) calls one helper;
+        # its generator is swapped in place.
+        instrumentor._undo_context = patch_context_generator(vars(Settings).get("context"))
+        if instrumentor._undo_context is None:
+            raise AttributeError("Settings.context is not a @contextmanager helper")
+
+    def overrides_by_attribute() -> None:
+        import dspy
+        from dspy.dsp.utils.settings import Settings
+
+        # `dspy.context` was bound to the original method when dspy was imported: both names are wrapped.
+        patch(Settings, "context", wrap_settings_context)
+        patch(dspy, "context", lambda _: dspy.settings.context)
+
+    return [
+        HookPoint("module spans", [modules]),
+        HookPoint("LM spans", [lm_calls]),
+        HookPoint("tokens, cost and cache hits of LM calls", [lm_results_from_finalize, lm_results_from_responses]),
+        HookPoint("the cache layer of a hit", [cache_layers]),
+        HookPoint("dspy.context overrides", [overrides_in_place, overrides_by_attribute]),
+        HookPoint("Retrieve spans", [retrieve]),
+        HookPoint("Embeddings retriever spans", [embeddings_retriever]),
+        HookPoint("ColBERTv2 spans", [colbert]),
+        HookPoint("local embedding function spans", [local_embedding_functions]),
+        HookPoint("tool spans", [tools]),
+        HookPoint("the compiled flag of a loaded program", [loaded_programs]),
+        HookPoint("one trace across worker threads", [worker_threads]),
+        HookPoint("batch and Parallel spans", [fan_outs]),
+        HookPoint("Evaluate spans", [evaluations]),
+        HookPoint("the JSON adapter fallback", [json_fallback], since=(3, 3)),
+        HookPoint("optimizer compiles", [compiles]),
+        HookPoint("bootstrap steps", [bootstraps]),
+        HookPoint("RandomSearch trials", [random_search_trials]),
+        HookPoint("MIPROv2 trials", [mipro_trials]),
+        HookPoint("MIPROv2 proposals", [mipro_proposals]),
+        HookPoint("AvatarOptimizer threads", [avatar_threads]),
+        HookPoint("GEPA trials", [gepa_trials]),
+    ]
 
 
 def _optional_module(name: str) -> Any:

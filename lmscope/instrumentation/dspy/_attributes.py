@@ -296,8 +296,8 @@ sorted_overrides: BoundedMemo[frozenset[str], tuple[str, ...]] = BoundedMemo(_so
 """sorted_overrides(keys) -> the override keys in sorted order (`lmscope.settings.overrides`)."""
 
 
-def tool_attributes(name: str, description: Any, arguments: Any) -> dict[str, Any]:
-    """A tool step's name, description and argument schema (the function schema DSPy shows the LM)."""
+def tool_attributes(name: str, description: Any, parameters: Any) -> dict[str, Any]:
+    """A tool step's name, description and argument schema (`parameters`: the function schema DSPy shows the LM)."""
     attributes: dict[str, Any] = {
         semconv.GEN_AI_OPERATION_NAME: semconv.GEN_AI_OPERATION_EXECUTE_TOOL,
         semconv.GEN_AI_TOOL_NAME: name, semconv.GEN_AI_TOOL_TYPE: semconv.GEN_AI_TOOL_TYPE_FUNCTION,
@@ -306,11 +306,8 @@ def tool_attributes(name: str, description: Any, arguments: Any) -> dict[str, An
     if isinstance(description, str) and description:
         attributes[semconv.GEN_AI_TOOL_DESCRIPTION] = description
         attributes[semconv.TOOL_DESCRIPTION] = description
-    if isinstance(arguments, Mapping):
-        required = [key for key, schema in arguments.items()
-                    if not (isinstance(schema, Mapping) and "default" in schema)]  # DSPy's rule for the LM's schema
-        schema = {"type": "object", "properties": arguments, "required": required}
-        attributes[semconv.TOOL_PARAMETERS] = to_json(schema)
+    if isinstance(parameters, Mapping):
+        attributes[semconv.TOOL_PARAMETERS] = to_json(parameters)
     return attributes
 
 

@@ -133,9 +133,13 @@ def patch_compiles(patcher: Patcher, teleprompter: type, wrap: Callable[[Any], A
         if "compile" in vars(cls):
             patcher.replace(cls, "compile", wrap)
     hook = vars(teleprompter).get("__init_subclass__")
-    if not isinstance(hook, classmethod):  # a DSPy that no longer wraps subclasses' compile: nor do we, later ones
+    if hook is None:  # DSPy 3.0-3.2 have none: ours is the class's own, and uninstrument deletes it
+        def define(cls: type, /, **kwargs: Any) -> None:
+            super(teleprompter, cls).__init_subclass__(**kwargs)  # type: ignore[arg-type]  # mypy: `type` is a type
+    elif isinstance(hook, classmethod):
+        define = hook.__func__
+    else:  # something we do not know: leave later subclasses' compile untraced rather than break their definition
         return
-    define = hook.__func__
 
     def __init_subclass__(cls: type, /, **kwargs: Any) -> None:
         define(cls, **kwargs)

@@ -139,7 +139,9 @@ def _random_search_seeds(run: CompileRun) -> list[int]:
 
 
 def mipro_choice(original: Callable[..., Any]) -> Callable[..., Any]:
-    """`MIPROv2._select_and_insert_instructions_and_demos`: the chosen indices are the next trial's candidate."""
+    """`MIPROv2._select_and_insert_instructions_and_demos(program, instructions, demos, trial, trial_logs,
+    trial_num)`: the indices it chose are the next trial's candidate. Read from the trial's log entry, where every
+    release writes them right (DSPy 3.0's returned pair records the instruction index as the demos index)."""
 
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -147,7 +149,11 @@ def mipro_choice(original: Callable[..., Any]) -> Callable[..., Any]:
         run = current_run()
         if run is not None and run.optimizer is self:
             try:
-                run.pending_candidate = json.dumps(chosen[1], sort_keys=True)
+                trial_logs = args[4] if len(args) > 4 else kwargs["trial_logs"]
+                trial_num = args[5] if len(args) > 5 else kwargs["trial_num"]
+                choice = {key: value for key, value in trial_logs[trial_num].items()
+                          if key.endswith(("_instruction", "_demos"))}
+                run.pending_candidate = json.dumps(choice, sort_keys=True)
             except Exception as exc:  # noqa: BLE001
                 report_internal_error("MIPROv2 candidate", exc)
         return chosen

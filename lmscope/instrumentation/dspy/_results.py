@@ -73,6 +73,33 @@ def _original_tokens(result: Any, stored_record: Any) -> int | None:
     return None
 
 
+class LegacyCall:
+    """What lmscope reads of DSPy 3.4's `PreparedCall`, for DSPy 3.0-3.3: whether the call asked for the cache."""
+
+    __slots__ = ("cache",)
+
+    def __init__(self, cache: bool) -> None:
+        self.cache = cache
+
+
+class LegacyResult:
+    """A DSPy 3.0-3.3 LM response (LiteLLM's `ModelResponse`, or its Responses API object) seen as 3.4's LiteLLM
+    `CallResult` (`CallResult.legacy`): `raw` is the response, `usage` its usage (emptied by DSPy's cache on a hit,
+    which sets `cache_hit` on the copy), `cost` LiteLLM's `response_cost` (the original call's on a hit)."""
+
+    __slots__ = ("cache_hit", "cost", "raw", "response_model", "usage")
+    responses = None
+    cost_details = None
+
+    def __init__(self, response: Any) -> None:
+        self.raw = response
+        self.usage = getattr(response, "usage", None)
+        hidden = getattr(response, "_hidden_params", None)
+        self.cost = hidden.get("response_cost") if isinstance(hidden, Mapping) else None
+        self.cache_hit = bool(getattr(response, "cache_hit", False))
+        self.response_model = getattr(response, "model", None)
+
+
 def lm_call_from_result(lm: Any, result: Any, *, model: str, provider: str | None, cache_layer: str | None,
                         stored_record: Any, duration_s: float, module_path: str | None) -> LMCall:
     engine = engine_name(lm, result)

@@ -28,6 +28,7 @@ from ._containers import InputSummary
 from ._evaluation import EVALUATION_KEY, Evaluation
 from ._frames import ADAPTER_KEY, BATCH_ITEM_KEY, FRAME_KEY, BatchItem, ModuleFrame, app_suppressed, current_lm_frame
 from ._naming import loaded_with_demos
+from ._results import LegacyCall, LegacyResult
 from ._runtime import NO_PATH, Runtime
 
 _FALLBACK_MESSAGE_CHARS = 500
@@ -114,12 +115,20 @@ def container_call(runtime: Runtime, original: Callable[..., Any], *, name_suffi
 def tool_call(runtime: Runtime, original: Callable[..., Any], *, is_async: bool = False) -> Callable[..., Any]:
     def start(tool: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ModuleFrame:
         name = str(getattr(tool, "name", None) or type(tool).__name__)
-        extra = tool_attributes(name, getattr(tool, "desc", None), getattr(tool, "args", None))
+        extra = tool_attributes(name, getattr(tool, "desc", None), _schema_shown_to_the_lm(tool))
         return runtime.start_module(tool, (), kwargs, name=f"{semconv.GEN_AI_OPERATION_EXECUTE_TOOL} {name}",
                                     kind=semconv.KIND_TOOL, path_owner=NO_PATH, extra=extra)
 
     wrap = traced_async if is_async else traced
     return wrap(original, start, runtime.end_module, "tool span start", suppressible=True)
+
+
+def _schema_shown_to_the_lm(tool: Any) -> Any:
+    """The argument schema DSPy sends the LM for `tool`, from DSPy itself: which arguments it calls required
+    changed in 3.4 (every one before, those without a default since)."""
+    describe = getattr(tool, "format_as_litellm_function_call", None)
+    function = describe().get("function") if callable(describe) else None
+    return function.get("parameters") if isinstance(function, dict) else None
 
 
 def load_state(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -154,6 +163,26 @@ def finalize(original: Callable[..., Any]) -> Callable[..., Any]:
             frame.result = result
         try:
             return original(lm, call, result)
+        except BaseException as error:
+            drop_own_frame(error, wrapper)
+            raise
+
+    return wrapper
+
+
+def process_lm_response(original: Callable[..., Any]) -> Callable[..., Any]:
+    """DSPy 3.0-3.3's `BaseLM._process_lm_response(response, prompt, messages, **kwargs)`: the provider's response
+    on its way to outputs, the one place there that sees usage, cost and the cache-hit flag (what `finalize` is in
+    3.4, docs/dspy-internals.md §13)."""
+
+    @functools.wraps(original)
+    def wrapper(lm: Any, response: Any, *args: Any, **kwargs: Any) -> Any:
+        frame = current_lm_frame()
+        if frame is not None:
+            frame.call = LegacyCall(bool(kwargs.get("cache", getattr(lm, "cache", True))))
+            frame.result = LegacyResult(response)
+        try:
+            return original(lm, response, *args, **kwargs)
         except BaseException as error:
             drop_own_frame(error, wrapper)
             raise
