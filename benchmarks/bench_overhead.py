@@ -244,15 +244,19 @@ def _base_lm_class() -> type:
 
 def import_patched_dspy_modules() -> None:
     """Import every DSPy module either instrumentor patches, so the snapshot covers their classes."""
+    import importlib.util
+
     import dspy.adapters.chat_adapter
     import dspy.adapters.types.tool
     import dspy.clients.cache
-    import dspy.clients.execution
     import dspy.evaluate.evaluate
     import dspy.predict.parallel
     import dspy.retrievers.embeddings
     import dspy.retrievers.retrieve
-    import dspy.utils.parallelizer  # noqa: F401
+    import dspy.utils.parallelizer
+
+    if importlib.util.find_spec("dspy.clients.execution") is not None:  # DSPy 3.4 on
+        import dspy.clients.execution  # noqa: F401
 
 
 # --------------------------------------------------------------------------------------------------
@@ -459,12 +463,12 @@ def sdk_in_dspy_config(values: SpanValues | None = None) -> Config:
     span at its place for the same question: what the SDK charges to store lmscope's values, with none of
     lmscope's code. lmscope_noop minus this is what lmscope's own code costs.
     """
-    from dspy.clients.base_lm import BaseLM
-
     counter = CountingExporter()
     provider = batch_provider(counter)
     tracer = provider.get_tracer("bench")
-    targets = ((dspy.Module, "__call__"), (BaseLM, "__call__"))
+    # The LM's `__call__` is BaseLM's, or DummyLM's own before DSPy 3.3 (which never calls BaseLM's).
+    lm_owner = next(cls for cls in DummyLM.__mro__ if "__call__" in vars(cls))
+    targets = ((dspy.Module, "__call__"), (lm_owner, "__call__"))
     originals: dict[tuple[type, str], Any] = {}
     pending: list[dict[str, Any]] = []  # this call's attributes still to hand out, in span start order
 

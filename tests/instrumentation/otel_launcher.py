@@ -36,7 +36,8 @@ APP = textwrap.dedent("""
     answer = QA()(question="What is the capital of France?").answer
     history = [{"messages": entry["messages"], "outputs": entry["outputs"], "usage": dict(entry["usage"])}
                for entry in lm.history]
-    print(json.dumps({"answer": answer, "history": history}))
+    # DSPy < 3.4 keeps LiteLLM's usage objects in its history: their plain fields are what the server billed.
+    print(json.dumps({"answer": answer, "history": history}, default=lambda value: value.model_dump()))
 """)
 
 QA_TREE = [("qa", [("qa.answer", [("qa.answer.predict", [("chat gpt-4o-mini", [])])])])]

@@ -60,7 +60,7 @@ def newer_dspy(monkeypatch):
 
     monkeypatch.setattr(instrumentation, "dspy_version", lambda: (3, 5))
     monkeypatch.setattr(_hook_points, "_warned", set())
-    monkeypatch.delattr(ChatAdapter, "_make_json_adapter_fallback")
+    monkeypatch.delattr(ChatAdapter, "_make_json_adapter_fallback", raising=False)  # DSPy < 3.3 has none
     return vars(JSONAdapter)["__call__"]
 
 
@@ -73,9 +73,13 @@ def test_a_newer_dspy_is_traced_where_it_can_be_and_the_rest_named_once(newer_ds
     # `spans` instrumented DSPy: the warning came then; instrumenting again says nothing new.
     warnings = [record for record in caplog.get_records("setup")
                 if record.name == "lmscope" and record.levelno == logging.WARNING]
-    assert [record.getMessage() for record in warnings] == [
-        "lmscope: DSPy 3.5 is outside the releases lmscope is tested with (3.0 to 3.4); traced what could be found, "
-        "untraced: the JSON adapter fallback"]
+    [message] = [record.getMessage() for record in warnings]
+    prefix = ("lmscope: DSPy 3.5 is outside the releases lmscope is tested with (3.0 to 3.4); traced what could be "
+              "found, untraced: ")
+    assert message.startswith(prefix)
+    # GEPA's trials too where the GEPA this DSPy pins has no callbacks (DSPy 3.0-3.2's)
+    assert message[len(prefix):].split("; ") in (["the JSON adapter fallback"],
+                                                 ["the JSON adapter fallback", "GEPA trials"])
     # The fallback's other targets (JSONAdapter's) are patched after the missing one: none of them is.
     assert vars(JSONAdapter)["__call__"] is newer_dspy
 

@@ -210,3 +210,25 @@ def test_agent_modules_are_agent_spans(agent):
     from lmscope.instrumentation.dspy._naming import span_kind
 
     assert span_kind(getattr(dspy, agent)) == semconv.KIND_AGENT
+
+
+def test_an_lm_with_its_own_call_is_one_lm_span_with_or_without_super(spans, make_lm, unique, tree):
+    """An LM class that defines `__call__` (DSPy 3.0-3.2's DummyLM, a user's wrapper LM), before or after lmscope
+    is set up: one LM span per call, whether or not it goes on to BaseLM's `__call__`."""
+    from dspy.clients.base_lm import BaseLM
+
+    class Canned(BaseLM):  # answers by itself, never reaching BaseLM.__call__
+        def __call__(self, prompt=None, messages=None, **kwargs):
+            return ["[[ ## answer ## ]]\nLima\n\n[[ ## completed ## ]]"]
+
+    class Logged(type(make_lm())):  # adds to the LM's call and goes on to BaseLM's
+        def __call__(self, *args, **kwargs):
+            return super().__call__(*args, **kwargs)
+
+    for lm in (Canned("canned"), Logged("openai/gpt-4o-mini", **vars(make_lm()).get("kwargs", {}))):
+        with dspy.context(lm=lm):
+            dspy.Predict("question -> answer")(question=f"Capital of Peru? {unique}")
+    finished = spans()
+    assert tree(finished) == [("predict", [("chat canned", [])]), ("predict", [("chat gpt-4o-mini", [])])]
+    logged = next(span for span in finished if span.name == "chat gpt-4o-mini")
+    assert logged.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] > 0

@@ -28,11 +28,12 @@ from . import _evaluation as evaluation
 from . import _optimizer_steps as optimizer_steps
 from . import _retrievers as retrievers
 from . import _wrappers as wrappers
-from ._compile import compile_call, patch_compiles
+from ._compile import compile_call
 from ._container_spans import container_hooks
 from ._hook_points import HookPoint, dspy_version, install, warn_once
 from ._local_embeddings import local_embeddings
 from ._neighbours import Neighbours
+from ._overrides import patch_overrides
 from ._runtime import Runtime
 from ._settings import patch_context_generator, wrap_settings_context
 from ._unbatchify import unbatchify_call
@@ -179,8 +180,9 @@ def _hook_point_table(instrumentor: DSPyInstrumentor, runtime: Runtime, patcher:
     def lm_calls() -> None:
         from dspy.clients.base_lm import BaseLM
 
-        patch(BaseLM, "__call__", lambda f: wrappers.lm_call(runtime, f))
-        patch(BaseLM, "acall", lambda f: wrappers.lm_call(runtime, f, is_async=True))
+        # BaseLM's, and an LM's own that does not go through it (DSPy 3.0-3.2's DummyLM, a user's LM).
+        patch_overrides(patcher, BaseLM, ("__call__", "acall"), lambda name: lambda f: attributed_to(
+            "dspy", wrappers.lm_call(runtime, f, is_async=name == "acall")))
 
     def lm_results_from_finalize() -> None:  # DSPy 3.4: `execution.finalize` sees every call's CallResult
         from dspy.clients import execution
@@ -243,7 +245,8 @@ def _hook_point_table(instrumentor: DSPyInstrumentor, runtime: Runtime, patcher:
         from dspy.teleprompt.teleprompt import Teleprompter
 
         # Every optimizer's compile, those defined later too (`_compile.py`).
-        patch_compiles(patcher, Teleprompter, lambda f: attributed_to("dspy", compile_call(runtime, f)))
+        patch_overrides(patcher, Teleprompter, ("compile",),
+                        lambda _: lambda f: attributed_to("dspy", compile_call(runtime, f)))
 
     def bootstraps() -> None:
         from dspy.teleprompt import bootstrap
@@ -317,7 +320,7 @@ def _hook_point_table(instrumentor: DSPyInstrumentor, runtime: Runtime, patcher:
         HookPoint("MIPROv2 trials", [mipro_trials]),
         HookPoint("MIPROv2 proposals", [mipro_proposals]),
         HookPoint("AvatarOptimizer threads", [avatar_threads]),
-        HookPoint("GEPA trials", [gepa_trials]),
+        HookPoint("GEPA trials", [gepa_trials], since=(3, 3)),  # the GEPA DSPy 3.0-3.2 pin (0.0.x) has no callbacks
     ]
 
 

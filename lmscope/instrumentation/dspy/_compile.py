@@ -19,7 +19,6 @@ from opentelemetry import context as otel_context
 
 from ...telemetry import _semconv as semconv
 from ...telemetry._internal_errors import report_internal_error
-from .._patching import Patcher, subclasses
 from ._attributes import is_secret_key
 from ._frames import ModuleFrame
 from ._runtime import NO_PATH, Runtime
@@ -125,31 +124,6 @@ def compile_call(runtime: Runtime, original: Callable[..., Any]) -> Callable[...
             otel_context.detach(token)
 
     return traced(original, start, end, "compile span start", suppressible=True)
-
-
-def patch_compiles(patcher: Patcher, teleprompter: type, wrap: Callable[[Any], Any]) -> None:
-    """Wrap `compile` of `teleprompter` and of each subclass that defines its own, and of those defined later."""
-    for cls in (teleprompter, *subclasses(teleprompter)):
-        if "compile" in vars(cls):
-            patcher.replace(cls, "compile", wrap)
-    hook = vars(teleprompter).get("__init_subclass__")
-    if hook is None:  # DSPy 3.0-3.2 have none: ours is the class's own, and uninstrument deletes it
-        def define(cls: type, /, **kwargs: Any) -> None:
-            super(teleprompter, cls).__init_subclass__(**kwargs)  # type: ignore[arg-type]  # mypy: `type` is a type
-    elif isinstance(hook, classmethod):
-        define = hook.__func__
-    else:  # something we do not know: leave later subclasses' compile untraced rather than break their definition
-        return
-
-    def __init_subclass__(cls: type, /, **kwargs: Any) -> None:
-        define(cls, **kwargs)
-        if "compile" in vars(cls) and patcher:  # `patcher` is empty once lmscope has left
-            try:
-                patcher.replace(cls, "compile", wrap)
-            except Exception as exc:  # noqa: BLE001 - the class is made all the same, its compile untraced
-                report_internal_error("wrapping a new optimizer's compile", exc)
-
-    patcher.replace(teleprompter, "__init_subclass__", lambda _: classmethod(__init_subclass__))
 
 
 def _argument(args: tuple[Any, ...], kwargs: Mapping[str, Any], position: int, name: str) -> Any:

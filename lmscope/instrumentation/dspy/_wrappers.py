@@ -39,10 +39,12 @@ End = Callable[[Frame, Any, "BaseException | None"], None]
 
 
 def traced(original: Callable[..., Any], start: Start[Frame], end: End[Frame], where: str, *,
-           suppressible: bool = False) -> Callable[..., Any]:
+           suppressible: bool = False, within: Callable[[Any], bool] | None = None) -> Callable[..., Any]:
+    """`original` between `start` and `end`; passed straight through under the app's suppression (`suppressible`)
+    or when `within(self)`: the call is already inside its own span."""
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if suppressible and app_suppressed():
+        if (suppressible and app_suppressed()) or (within is not None and within(self)):
             try:
                 return original(self, *args, **kwargs)
             except BaseException as error:
@@ -66,10 +68,11 @@ def traced(original: Callable[..., Any], start: Start[Frame], end: End[Frame], w
 
 
 def traced_async(original: Callable[..., Any], start: Start[Frame], end: End[Frame], where: str, *,
-                  suppressible: bool = False) -> Callable[..., Any]:
+                  suppressible: bool = False,
+                 within: Callable[[Any], bool] | None = None) -> Callable[..., Any]:
     @functools.wraps(original)
     async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if suppressible and app_suppressed():
+        if (suppressible and app_suppressed()) or (within is not None and within(self)):
             try:
                 return await original(self, *args, **kwargs)
             except BaseException as error:
@@ -98,8 +101,15 @@ def module_call(runtime: Runtime, original: Callable[..., Any], *, is_async: boo
 
 
 def lm_call(runtime: Runtime, original: Callable[..., Any], *, is_async: bool = False) -> Callable[..., Any]:
+    """One LM span per call of an LM: an LM's own `__call__` that reaches BaseLM's through `super()` is already in
+    this LM's span there, and passes straight through."""
     wrap = traced_async if is_async else traced
-    return wrap(original, runtime.start_lm, runtime.end_lm, "LM span start", suppressible=True)
+    return wrap(original, runtime.start_lm, runtime.end_lm, "LM span start", suppressible=True, within=_in_own_span)
+
+
+def _in_own_span(lm: Any) -> bool:
+    frame = current_lm_frame()
+    return frame is not None and frame.lm is lm
 
 
 def container_call(runtime: Runtime, original: Callable[..., Any], *, name_suffix: str, summarize: InputSummary,
