@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The test command of README.md: installs everything the tests need into .venv, type-checks and lints the
-# package, runs the fast tests once more on the oldest version of every dependency lmscope declares, then the whole
-# suite on the newest. The tests start their own servers (the stand-in LM server, MLflow, Phoenix, Prometheus) on
+# package, runs the fast tests once more on the oldest version of every dependency lmscope declares, the DSPy tests
+# on every older DSPy minor lmscope supports, then the whole suite on the newest versions, and prints the DSPy
+# support matrix. The tests start their own servers (the stand-in LM server, MLflow, Phoenix, Prometheus) on
 # 127.0.0.1; Phoenix runs from a venv of its own (.venv/phoenix, made below).
 # Every step runs even when an earlier one failed, so one CI run reports everything; the suite runs last and
-# its exit code is the script's, unless it passed and an earlier step failed (then 1).
+# its exit code is the script's, unless it passed and another step failed (then 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,9 @@ fi
 export LITELLM_LOCAL_MODEL_COST_MAP=True
 
 failed=()
+# Installed at their newest in every venv but the floor one, also when the venv is reused from an earlier run (a fresh
+# clone gets the newest anyway): the SDK, and LiteLLM, through which every DSPy release talks to providers.
+newest=(opentelemetry-api opentelemetry-sdk opentelemetry-exporter-otlp litellm)
 
 # Runs pytest with the venv's `pytest` script, never `python -m pytest`: that would put the repository root on
 # sys.path, where the `telemetry` and `instrumentation` symlinks would import as top-level packages.
@@ -65,13 +69,46 @@ python3 -m venv "$phoenix_venv"
 "$phoenix_venv/bin/python" -m pip list 2>/dev/null | grep -E '^arize-phoenix ' >&2 || true
 export TEST_PHOENIX_VENV="$PWD/$phoenix_venv"
 
+# --- older DSPy releases ------------------------------------------------------------------------------------------
+# The newest patch of every DSPy minor before the newest one (whose DSPy the suite below runs on), each in a venv of
+# its own installed as .venv is (the dev extra: its DSPy tests need OpenInference, Logfire, MLflow, the distro and
+# Optuna; no requirement of it conflicts with DSPy 3.0-3.3, and each venv gets the same newest SDK and LiteLLM as
+# .venv), running the DSPy tests: every tests/instrumentation/test_dspy_*.py and the public API's end-to-end tests.
+# DSPy before 3.4 has one engine, LiteLLM: there the tests run on it alone (tests/dspy_release.py). Every run writes
+# its junit report to .venv/matrix/, which .ci/dspy_matrix.py turns into the support matrix at the end, and
+# tests/test_dspy_releases.py, in the suite below, runs one app in each of these venvs (TEST_DSPY_VENVS) and compares
+# its trace with the newest release's. On a 2-core machine a release takes about 6 min: 2-3 to build its venv (15 s
+# when reused), 3-4.5 for its tests.
+old_dspy_releases=("3.0.*" "3.1.*" "3.2.*" "3.3.*")
+dspy_tests=(tests/instrumentation/test_dspy_*.py tests/test_public_api.py)
+matrix_dir=.venv/matrix
+rm -rf "$matrix_dir"
+mkdir -p "$matrix_dir"
+dspy_venvs=()
+for release in "${old_dspy_releases[@]}"; do
+    started=$SECONDS
+    venv=.venv/dspy-${release%.\*}
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --upgrade pip
+    if ! "$venv/bin/python" -m pip install --quiet -e '.[dev]' --upgrade "dspy==$release" "${newest[@]}"; then
+        failed+=("installing dspy==$release")
+        continue
+    fi
+    version=$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("dspy"))')
+    echo "--- the DSPy tests on DSPy $version ($venv, built in $((SECONDS - started)) s)" >&2
+    run_pytest "$venv/bin/pytest" -q --junitxml "$matrix_dir/dspy-$version.xml" "${dspy_tests[@]}" "$@" \
+        || failed+=("the DSPy tests on DSPy $version")
+    dspy_venvs+=("$PWD/$venv")
+done
+TEST_DSPY_VENVS=$(IFS=:; echo "${dspy_venvs[*]}")
+export TEST_DSPY_VENVS
+
 # --- the newest SDK ----------------------------------------------------------------------------------------
 python3 -m venv .venv
 . .venv/bin/activate
 python -m pip install --quiet --upgrade pip
-# The newest SDK, also when .venv is reused from an earlier run (a fresh clone gets the newest anyway).
-python -m pip install --quiet -e '.[dev]' --upgrade opentelemetry-api opentelemetry-sdk opentelemetry-exporter-otlp
-python -m pip list 2>/dev/null | grep -E '^opentelemetry-(api|sdk) ' >&2
+python -m pip install --quiet -e '.[dev]' --upgrade "${newest[@]}" dspy  # and the newest DSPy the extra allows
+python -m pip list 2>/dev/null | grep -E '^(opentelemetry-(api|sdk)|litellm|dspy) ' >&2
 echo "--- mypy --strict (pyproject.toml [tool.mypy])" >&2
 mypy || failed+=("mypy")
 echo "--- ruff check" >&2
@@ -79,11 +116,14 @@ ruff check || failed+=("ruff check")
 
 echo "--- tests on the newest OpenTelemetry SDK" >&2
 status=0
-run_pytest pytest -q "$@" || status=$?
+newest_dspy=$(python -c 'import importlib.metadata as m; print(m.version("dspy"))')
+run_pytest pytest -q --junitxml "$matrix_dir/dspy-$newest_dspy.xml" "$@" || status=$?
+echo "--- the DSPy support matrix (.ci/dspy_matrix.py; README.md, Supported DSPy releases)" >&2
+python .ci/dspy_matrix.py "$matrix_dir" "${dspy_tests[@]}" || failed+=("the DSPy support matrix (a release failed)")
 if [ "$status" -eq 0 ] && [ "${#failed[@]}" -gt 0 ]; then
     status=1
 fi
 if [ "${#failed[@]}" -gt 0 ]; then
-    printf 'failed before the main test run: %s\n' "${failed[@]}" >&2
+    printf 'failed besides the main test run: %s\n' "${failed[@]}" >&2
 fi
 exit "$status"

@@ -22,11 +22,12 @@ os.environ.setdefault("DO_NOT_TRACK", "true")
 
 import pytest
 
-# A test that starts a real server or browser gets its marker from the fixture that starts it, so a new test
-# using the fixture cannot forget it. Those tests, and any marked so by hand (promtool), are `slow` as well:
-# `pytest -m "not slow"` is the fast loop. The markers are declared in pyproject.toml.
+# A test that starts a real server or browser, or runs an app in an old DSPy release's venv, gets its marker from
+# the fixture that starts it, so a new test using the fixture cannot forget it. Those tests, and any marked so by
+# hand (promtool), are `slow` as well: `pytest -m "not slow"` is the fast loop. The markers are declared in
+# pyproject.toml.
 _MARKER_OF_FIXTURE = {"mlflow_server": "mlflow", "phoenix_server": "phoenix", "start_prometheus": "prometheus",
-                      "chromium": "chromium"}
+                      "chromium": "chromium", "old_dspy_python": "dspy_matrix"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -36,6 +37,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(_MARKER_OF_FIXTURE[fixture])
         if any(item.get_closest_marker(name) for name in _MARKER_OF_FIXTURE.values()):
             item.add_marker("slow")
+        # The DSPy engine a test ran on, as a property of its `--junitxml` testcase: .ci/dspy_matrix.py counts
+        # results per engine from it (a test id's `[litellm]` can be another parameter's value).
+        engine = getattr(item, "callspec", None) and item.callspec.params.get("engine")
+        if isinstance(engine, str):
+            item.user_properties.append(("dspy.engine", engine))
 
 
 @pytest.fixture
