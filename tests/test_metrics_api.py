@@ -21,7 +21,6 @@ _APP = """
 import json, sys, urllib.request
 import dspy, lmscope
 from lmscope._demo import build_program, run_workload
-from dspy_release import engine_options
 
 base_url, trace_file, mode = sys.argv[1:4]
 if mode == "app-provider":  # the app set up OTel metrics itself; lmscope adds no exporter
@@ -35,7 +34,7 @@ else:
     handle = lmscope.instrument(service_name="agree", exporters=["file"], file_path=trace_file,
                                 metrics_exporters=["prometheus"], prometheus_endpoint="127.0.0.1:0")
 native = dspy.LM("openai/gpt-4o-mini", api_base=base_url, api_key="sk-x")
-fresh_litellm = dspy.LM("openai/gpt-4o-mini", api_base=base_url, api_key="sk-x", **engine_options("litellm"), cache=False)
+fresh_litellm = dspy.LM("openai/gpt-4o-mini", api_base=base_url, api_key="sk-x", engine="litellm", cache=False)
 broken = dspy.LM("openai/gpt-4o-mini", api_base="http://127.0.0.1:9/v1", api_key="sk-x", num_retries=0)
 with lmscope.track() as usage:
     for lm in (native, fresh_litellm):
