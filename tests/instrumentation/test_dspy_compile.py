@@ -455,6 +455,36 @@ def _parent_id(span):
     return span.parent.span_id if span.parent is not None else None
 
 
+def test_optimizer_string_params_are_scrubbed_and_cut_like_settings(spans, lm):
+    """An optimizer's string settings are recorded whatever `capture_content` says: a credential shape in one is
+    redacted (and the span says so), a long one is cut with the marker, as every other value lmscope stores."""
+    from dspy.teleprompt import Teleprompter
+
+    key = "sk-proj-" + "A1b2C3d4" * 5
+
+    class Tuned(Teleprompter):
+        def __init__(self):
+            super().__init__()
+            self.prompt_model = "openai/gpt-4o-mini"
+            self.note = f"use {key} with Bearer abcdefghijklmnopqrstuvwxyz012345"
+            self.endpoint = "postgres://admin:hunter2@db.internal:5432/runs"
+            self.instructions = "x" * 1000
+
+        def compile(self, student, *, trainset, **kwargs):
+            return student
+
+    Tuned().compile(_program_class()(), trainset=_examples())
+    (root,) = spans()
+    params = {key[len(semconv.OPTIMIZER_PARAMS_PREFIX):]: value for key, value in root.attributes.items()
+              if key.startswith(semconv.OPTIMIZER_PARAMS_PREFIX)}
+    assert params["prompt_model"] == "openai/gpt-4o-mini"
+    assert params["note"] == "use [REDACTED] with Bearer [REDACTED]"
+    assert params["endpoint"] == "postgres://[REDACTED]@db.internal:5432/runs"
+    assert len(params["instructions"]) == 256 and params["instructions"].endswith("…[truncated 766 chars]")
+    assert root.attributes[semconv.SCRUBBED] is True
+    assert "hunter2" not in json.dumps(dict(root.attributes), default=str)
+
+
 def test_a_compiles_metric_points_are_all_optimize(metered, metric_series, lm):
     import dspy
 

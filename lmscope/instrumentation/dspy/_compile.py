@@ -18,6 +18,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 
 from ...telemetry import _semconv as semconv
+from ...telemetry._content import ContentPolicy
 from ...telemetry._internal_errors import report_internal_error
 from ._attributes import is_secret_key
 from ._frames import ModuleFrame
@@ -107,7 +108,7 @@ def compile_call(runtime: Runtime, original: Callable[..., Any]) -> Callable[...
         token = otel_context.attach(otel_context.set_value(COMPILE_KEY, run))
         try:
             run.frame = step_span(runtime, optimizer, semconv.OPTIMIZE_SPAN_NAME_PREFIX + type(optimizer).__name__,
-                                  compile_start_attributes(optimizer, args, kwargs))
+                                  compile_start_attributes(optimizer, args, kwargs, runtime.content))
         except BaseException:
             otel_context.detach(token)
             raise
@@ -140,21 +141,34 @@ def _name_of(value: Any) -> str | None:
     return getattr(value, "__name__", None) or type(value).__name__
 
 
-def optimizer_params(optimizer: Any) -> dict[str, Any]:
-    """`lmscope.optimizer.params.*`: the optimizer's public scalar settings, none under a credential-looking key."""
+def optimizer_params(optimizer: Any, policy: ContentPolicy) -> dict[str, Any]:
+    """`lmscope.optimizer.params.*`: the optimizer's public scalar settings, none under a credential-looking key.
+
+    Like settings, they are recorded whatever `capture_content` says, so string values (a prompt, a model route)
+    go through the scrubber for credential shapes (`sk-...`, `user:pass@`), then are cut to 256 characters; a
+    redaction sets `lmscope.scrubbed=true`."""
     params: dict[str, Any] = {}
+    scrubbed = False
     for key, value in getattr(optimizer, "__dict__", {}).items():
         if key.startswith("_") or key in _RUN_STATE or type(value) not in (bool, int, float, str) \
                 or is_secret_key(key):
             continue
-        params[semconv.OPTIMIZER_PARAMS_PREFIX + key] = value[:_MAX_PARAM_CHARS] if type(value) is str else value
+        name = semconv.OPTIMIZER_PARAMS_PREFIX + key
+        if type(value) is str:
+            value, redacted = policy.text(value, name, max_chars=_MAX_PARAM_CHARS)
+            scrubbed = scrubbed or redacted
+        params[name] = value
+    if scrubbed:
+        params[semconv.SCRUBBED] = True
     return params
 
 
-def compile_start_attributes(optimizer: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+def compile_start_attributes(optimizer: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any],
+                             policy: ContentPolicy) -> dict[str, Any]:
     """What the compile was given: `compile(student, *, trainset, teacher=None, valset=None, ...)`, or what the
     optimizer holds."""
-    attributes: dict[str, Any] = {semconv.OPTIMIZER_NAME: type(optimizer).__name__, **optimizer_params(optimizer)}
+    attributes: dict[str, Any] = {semconv.OPTIMIZER_NAME: type(optimizer).__name__,
+                                  **optimizer_params(optimizer, policy)}
     fields = getattr(optimizer, "__dict__", {})
     student = _argument(args, kwargs, 0, "student")
     # KNNFewShot takes its trainset in `__init__` and keeps it on its KNN retriever.
