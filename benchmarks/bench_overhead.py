@@ -743,6 +743,13 @@ def goal_checks(rows: dict[str, Row], sdk_us: float) -> list[bool | None]:
               f"(sdk_values_in_dspy - sdk_in_dspy); lmscope's own code {noop.overhead[0] - values.overhead[0]:+,.0f} "
               f"µs (lmscope_noop - sdk_values_in_dspy); lmscope_noop / sdk_values_in_dspy = "
               f"{noop.overhead[0] / values.overhead[0]:.2f}")
+    oi = rows.get("openinference")
+    if values is not None and sdk is not None and oi is not None and values.overhead and sdk.overhead \
+            and oi.overhead:
+        # Not a goal: the lowest either ratio can be for code that stores these values through the public SDK API.
+        print(f"  floor (no goal): sdk_values_in_dspy / openinference = {values.overhead[0] / oi.overhead[0]:.2f}, "
+              f"sdk_values_in_dspy / sdk_in_dspy = {values.overhead[0] / sdk.overhead[0]:.2f}: the SDK alone storing "
+              "lmscope's values at its places, with none of lmscope's code")
     if read is not None and read.total_cpu_overhead is not None and read.overhead and read.spans_per_call:
         # The whole bill: the program thread plus the export thread reading every attribute, flush included.
         per_span = read.total_cpu_overhead / read.spans_per_call
