@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import litellm
-from bench_overhead import CountingExporter, batch_provider
+from bench_overhead import CountingExporter, bare_span_around, batch_provider
 
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
 ANSWER = "Paris is the capital of France."
@@ -110,21 +110,9 @@ def _lmscope_values() -> dict[str, Any]:
 
 def _bare_span_config(name: str, attributes: dict[str, Any] | None) -> Config:
     """An empty SDK span around `litellm.completion`, or one carrying `attributes` ready made: the SDK's part."""
-    from opentelemetry import context as otel_context
-    from opentelemetry import trace as trace_api
-
-    tracer = batch_provider(CountingExporter()).get_tracer("bench")
     original = litellm.completion
-
-    def completion(*args: Any, **kwargs: Any) -> Any:
-        span = tracer.start_span("chat", attributes=attributes)
-        token = otel_context.attach(trace_api.set_span_in_context(span))
-        try:
-            return original(*args, **kwargs)
-        finally:
-            otel_context.detach(token)
-            span.end()
-
+    completion = bare_span_around(batch_provider(CountingExporter()).get_tracer("bench"), original,
+                                  lambda _kwargs: attributes)
     return Config(name, lambda: setattr(litellm, "completion", completion),
                   lambda: setattr(litellm, "completion", original))
 

@@ -452,6 +452,21 @@ def sdk_floor_config(shape: SpanNode) -> Config:
                                "BatchSpanProcessor(no-op)", provider=provider, counter=counter)
 
 
+def bare_span_around(tracer: trace_api.Tracer, original: Callable[..., Any],
+                     attributes_for: Callable[[dict[str, Any]], dict[str, Any] | None]) -> Callable[..., Any]:
+    """`original` inside an SDK span made current, with the attributes `attributes_for(kwargs)` hands it, ready made:
+    what the SDK alone costs at an instrumentor's place, with no instrumentor code."""
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        span = tracer.start_span("span", attributes=attributes_for(kwargs))
+        token = otel_context.attach(trace_api.set_span_in_context(span))
+        try:
+            return original(*args, **kwargs)
+        finally:
+            otel_context.detach(token)
+            span.end()
+    return wrapper
+
+
 def sdk_in_dspy_config(values: SpanValues | None = None) -> Config:
     """The bare SDK span where lmscope pays for it: the same empty spans, opened around the real DSPy calls.
 
@@ -479,21 +494,10 @@ def sdk_in_dspy_config(values: SpanValues | None = None) -> Config:
             pending.extend(reversed(values[kwargs["question"]]))
         return pending.pop()
 
-    def empty_span_around(original: Callable[..., Any]) -> Callable[..., Any]:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            span = tracer.start_span("span", attributes=attributes_for(kwargs))
-            token = otel_context.attach(trace_api.set_span_in_context(span))
-            try:
-                return original(*args, **kwargs)
-            finally:
-                otel_context.detach(token)
-                span.end()
-        return wrapper
-
     def switch_on() -> None:
         for owner, name in targets:
             originals[(owner, name)] = owner.__dict__[name]
-            setattr(owner, name, empty_span_around(owner.__dict__[name]))
+            setattr(owner, name, bare_span_around(tracer, owner.__dict__[name], attributes_for))
 
     def switch_off() -> None:
         for (owner, name), original in originals.items():
