@@ -64,28 +64,24 @@ def configs(*, decompose: bool = False) -> list[Config]:
     """The configurations; `decompose` adds `lmscope_nocontent` (lmscope with content capture off)."""
     from openinference.instrumentation.litellm import LiteLLMInstrumentor as OpenInferenceLiteLLM
 
-    from lmscope.instrumentation.litellm import LiteLLMInstrumentor
-
-    ours, theirs = LiteLLMInstrumentor(), OpenInferenceLiteLLM()
-    ours_provider, theirs_provider = batch_provider(CountingExporter()), batch_provider(CountingExporter())
+    theirs, theirs_provider = OpenInferenceLiteLLM(), batch_provider(CountingExporter())
     return [
         Config("base"),
-        Config("lmscope", lambda: ours.instrument(tracer=ours_provider.get_tracer("bench"), capture_content=True,
-                                                  skip_dep_check=True), ours.uninstrument),
+        _lmscope_config("lmscope", capture_content=True),
         Config("openinference", lambda: theirs.instrument(tracer_provider=theirs_provider, skip_dep_check=True),
                theirs.uninstrument),
         _bare_span_config("sdk_span", None),
         _bare_span_config("sdk_values", _lmscope_values()),
-        *([_lmscope_without_content()] if decompose else []),
+        *([_lmscope_config("lmscope_nocontent", capture_content=False)] if decompose else []),
     ]
 
 
-def _lmscope_without_content() -> Config:
+def _lmscope_config(name: str, *, capture_content: bool) -> Config:
     from lmscope.instrumentation.litellm import LiteLLMInstrumentor
 
     instrumentor, provider = LiteLLMInstrumentor(), batch_provider(CountingExporter())
-    return Config("lmscope_nocontent", lambda: instrumentor.instrument(tracer=provider.get_tracer("bench"),
-                                                                       capture_content=False, skip_dep_check=True),
+    return Config(name, lambda: instrumentor.instrument(tracer=provider.get_tracer("bench"),
+                                                        capture_content=capture_content, skip_dep_check=True),
                   instrumentor.uninstrument)
 
 
