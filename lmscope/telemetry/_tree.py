@@ -15,7 +15,8 @@ rag                          1.25 s   in 1200  out 80  cached 300  $0.000540 + u
 
 A call whose price is unknown reads `unpriced`, never $0: a module whose calls are all unpriced says so, and
 one with some priced calls shows their known cost `+ unpriced` (the HTML report's "unknown" and "+ ?").
-A cache hit billed nothing still reads $0.000000.
+A cache hit billed nothing still reads $0.000000; a priced call too cheap for six decimals shows the digits it
+needs ($0.00000008), never $0.000000.
 
 Spans nested deeper than `MAX_DRAWN_DEPTH` levels are not drawn: one row says how many were left out, so a
 runaway recursion of 20,000 levels prints 65 rows, not 20,000 rows each 80,000 characters wide. Text from the
@@ -24,6 +25,7 @@ spans goes through `printable`: a name or error cannot move the cursor, retitle 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -337,8 +339,12 @@ def format_duration(ms: float) -> str:
 
 
 def format_usd(amount: float) -> str:
-    # Six decimals: single LM calls cost fractions of a cent.
-    return f"${amount:.6f}"
+    """Six decimals (single LM calls cost fractions of a cent); a priced amount that six would print as $0.000000
+    gets two significant digits instead: an embedding of a few tokens costs $0.00000008, which is not free."""
+    text = f"${amount:.6f}"
+    if amount == 0 or text.strip("$-0."):
+        return text
+    return f"${amount:.{1 - math.floor(math.log10(abs(amount)))}f}".rstrip("0")
 
 
 UNPRICED = "unpriced"

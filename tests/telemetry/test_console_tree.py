@@ -258,3 +258,18 @@ def test_unpriced_calls_read_unpriced_never_zero_and_a_cache_hit_still_costs_zer
         "    └── failed             1.0 ms  in  5  out 0   unpriced\n"
         "other                      1.0 ms  in  0  out 0   unpriced"
     )
+
+
+def test_a_priced_call_too_cheap_for_six_decimals_shows_its_digits_never_zero() -> None:
+    """4 tokens of text-embedding-3-small cost $0.00000008 (LiteLLM's price): six decimals would print the free
+    $0.000000 that a cache hit reads; the module's roll-up shows the same digits."""
+    records = [
+        _record("index", None, 0, 10, attributes=_module("index", (1, 4, 0, 0), **{semconv.COST_TOTAL_USD: 8e-08})),
+        _record("embeddings text-embedding-3-small", "index", 1, 2,
+                attributes=lm_attributes("text-embedding-3-small", 4, 0, 0, 8e-08)),
+    ]
+    assert render_tree(build_trees(records)[0]) == (
+        f"trace {'f' * 32}\n"
+        "index                                  10.0 ms  in 4  out 0  $0.00000008\n"
+        "└── embeddings text-embedding-3-small   1.0 ms  in 4  out 0  $0.00000008"
+    )
