@@ -70,6 +70,27 @@ def test_credential_shapes_are_redacted_on_module_and_lm_spans_but_reach_the_lm(
     assert question in body["messages"][-1]["content"]
 
 
+
+@pytest.mark.parametrize("member", ['"password":"hunter2-compact"', '"password" : "hunter2-spaced"'])
+def test_a_credential_in_json_written_without_the_usual_space_is_redacted(traced, make_lm, lm_server, unique, member):
+    """JSON a user pasted into a question, compact (`":"`) or with a space before the colon, as `json.dumps` never
+    writes it: the member's value is redacted on every span as it is for `": "`, and reaches the LM unchanged."""
+    spans = traced(ContentPolicy())
+    dspy.configure(lm=make_lm(cache=False))
+    question = f'Why is {{"user":"bob",{member}}} refused? {unique}'
+    dspy.Predict("question -> answer")(question=question)
+
+    finished = spans()
+    secret = member.split('"')[-2]
+    scrubbed_question = question.replace(secret, REDACTED)
+    predict, lm = _by_name(finished, "predict"), _lm_span(finished)
+    assert predict.attributes[semconv.INPUT_VALUE] == json.dumps({"question": scrubbed_question}, ensure_ascii=False)
+    assert scrubbed_question in lm.attributes[f"{semconv.LLM_INPUT_MESSAGES}.1.message.content"]
+    assert predict.attributes[semconv.SCRUBBED] is True and lm.attributes[semconv.SCRUBBED] is True
+    assert secret not in _everything_recorded(finished)
+    (body,) = lm_server.received
+    assert question in body["messages"][-1]["content"]
+
 def test_scrub_off_records_content_verbatim(traced, make_lm, unique):
     spans = traced(ContentPolicy(scrubber=Scrubber(secrets=False)))
     dspy.configure(lm=make_lm())
@@ -166,3 +187,23 @@ def test_exception_message_traceback_and_status_are_scrubbed(traced):
     assert span.status.description == f"ConnectionError: {expected}"
     assert span.attributes[semconv.SCRUBBED] is True
     assert "hunter2" not in _everything_recorded(spans())
+
+
+def test_a_password_in_the_lm_endpoint_never_reaches_a_span(traced, engine, unique):
+    """`api_base` with basic-auth credentials and nothing listening: DSPy's native engine names the host it tried
+    as `alice:<password>@127.0.0.1:<port>`, with no scheme in front; error text on every span is scrubbed anyway,
+    content capture or not. The program's own exception keeps what its LM client said."""
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on: bound once, then released
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    spans = traced(ContentPolicy.capturing(False))
+    lm = dspy.LM("openai/gpt-4o-mini", api_base=f"http://alice:S3cretPassw0rd@127.0.0.1:{port}/v1", api_key="sk-x",
+                 cache=False, num_retries=0, **engine_options(engine))
+    with pytest.raises(Exception):  # noqa: B017 - whichever error the engine's client raises is the program's
+        dspy.Predict("question -> answer")(question=f"Anyone there? {unique}", lm=lm)
+
+    finished = spans()
+    assert {span.status.status_code.name for span in finished} == {"ERROR"}
+    assert "S3cretPassw0rd" not in _everything_recorded(finished)
