@@ -207,3 +207,45 @@ def test_a_password_in_the_lm_endpoint_never_reaches_a_span(traced, engine, uniq
     finished = spans()
     assert {span.status.status_code.name for span in finished} == {"ERROR"}
     assert "S3cretPassw0rd" not in _everything_recorded(finished)
+
+
+GITHUB_TOKEN = "ghp_" + "A1b2C3d4E5" * 4
+
+
+def fetch_issues(repo: str, api_key: str = OPENAI_KEY) -> str:
+    return f"{repo}: 3 open"
+
+
+fetch_issues.__doc__ = f"List a repository's open issues (token {GITHUB_TOKEN}). " + "Mind the rate limit. " * 300
+
+
+def test_tool_description_and_schema_are_scrubbed_and_cut_content_capture_or_not(traced):
+    """A tool's description and argument schema are recorded with content capture off (they describe the step, not
+    the data), so they are scrubbed and cut like content: the docstring quotes a token and runs to 6,000 characters,
+    and a default argument is a key."""
+    spans = traced(ContentPolicy(capture_inputs=False, capture_outputs=False, max_chars=1000))
+    tool = dspy.Tool(fetch_issues)
+    assert tool(repo="stanfordnlp/dspy") == "stanfordnlp/dspy: 3 open"
+
+    (step,) = spans()
+    description = step.attributes[semconv.TOOL_DESCRIPTION]
+    assert description == step.attributes[semconv.GEN_AI_TOOL_DESCRIPTION]
+    assert description.startswith(f"List a repository's open issues (token {REDACTED}). Mind the rate limit.")
+    assert len(description) == 1000 and description.endswith(" chars]")
+    parameters = json.loads(step.attributes[semconv.TOOL_PARAMETERS])
+    # The argument is named like a credential: its whole entry goes, as any value under such a key does.
+    assert parameters["properties"] == {"repo": {"type": "string"}, "api_key": REDACTED}
+    assert step.attributes[semconv.SCRUBBED] is True
+    recorded = _everything_recorded(spans())
+    assert OPENAI_KEY not in recorded and GITHUB_TOKEN not in recorded
+
+
+def test_a_wide_signature_is_cut_to_the_content_limit(traced, make_lm, unique):
+    spans = traced(ContentPolicy(max_chars=200))
+    dspy.configure(lm=make_lm(cache=False))
+    fields = ", ".join(f"the_{index}_th_input_field_of_a_wide_form" for index in range(20))
+    dspy.Predict(f"{fields} -> answer")(**{name.strip(): unique for name in fields.split(",")})
+
+    signature = _by_name(spans(), "predict").attributes[semconv.MODULE_SIGNATURE]
+    assert len(signature) == 200 and signature.startswith("the_0_th_input_field_of_a_wide_form, the_1_th")
+    assert signature.endswith(" chars]")

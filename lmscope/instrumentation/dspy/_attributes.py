@@ -296,18 +296,27 @@ sorted_overrides: BoundedMemo[frozenset[str], tuple[str, ...]] = BoundedMemo(_so
 """sorted_overrides(keys) -> the override keys in sorted order (`lmscope.settings.overrides`)."""
 
 
-def tool_attributes(name: str, description: Any, parameters: Any) -> dict[str, Any]:
-    """A tool step's name, description and argument schema (`parameters`: the function schema DSPy shows the LM)."""
+def tool_attributes(name: str, description: Any, parameters: Any, policy: ContentPolicy) -> dict[str, Any]:
+    """A tool step's name, description and argument schema (`parameters`: the function schema DSPy shows the LM).
+
+    Not content, so recorded whatever `capture_content` says, but scrubbed and cut like it: a docstring may quote a
+    key, a default argument may be one (`api_key="sk-..."`), and a docstring may run to pages."""
     attributes: dict[str, Any] = {
         semconv.GEN_AI_OPERATION_NAME: semconv.GEN_AI_OPERATION_EXECUTE_TOOL,
         semconv.GEN_AI_TOOL_NAME: name, semconv.GEN_AI_TOOL_TYPE: semconv.GEN_AI_TOOL_TYPE_FUNCTION,
         semconv.TOOL_NAME: name,
     }
+    redacted = False
     if isinstance(description, str) and description:
-        attributes[semconv.GEN_AI_TOOL_DESCRIPTION] = description
-        attributes[semconv.TOOL_DESCRIPTION] = description
+        text, redacted = policy.text(description, semconv.TOOL_DESCRIPTION)
+        attributes[semconv.GEN_AI_TOOL_DESCRIPTION] = text
+        attributes[semconv.TOOL_DESCRIPTION] = text
     if isinstance(parameters, Mapping):
-        attributes[semconv.TOOL_PARAMETERS] = to_json(parameters)
+        attributes[semconv.TOOL_PARAMETERS], redacted_parameters = policy.json(to_json(parameters),
+                                                                               semconv.TOOL_PARAMETERS)
+        redacted = redacted or redacted_parameters
+    if redacted:
+        attributes[semconv.SCRUBBED] = True
     return attributes
 
 

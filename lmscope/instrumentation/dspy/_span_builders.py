@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...telemetry import _semconv as semconv
-from ...telemetry._content import ContentPolicy
+from ...telemetry._content import ContentPolicy, truncate
 from ...telemetry._lm_call import LMCall
 from ...telemetry._messages import input_message_attributes, output_message_attributes
 from ...telemetry._spend import Spend
@@ -47,7 +47,7 @@ def module_start_attributes(*, kind: str, class_name: str, path: str | None, ali
         attributes[semconv.MODULE_CALL_INDEX] = call_index
     text = signature_text(signature)
     if text:
-        attributes[semconv.MODULE_SIGNATURE] = text
+        attributes[semconv.MODULE_SIGNATURE] = truncate(text, policy.max_chars)  # a wide inline signature runs long
     if compiled:
         attributes[semconv.MODULE_COMPILED] = True
     if demos:

@@ -125,7 +125,7 @@ def container_call(runtime: Runtime, original: Callable[..., Any], *, name_suffi
 def tool_call(runtime: Runtime, original: Callable[..., Any], *, is_async: bool = False) -> Callable[..., Any]:
     def start(tool: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ModuleFrame:
         name = str(getattr(tool, "name", None) or type(tool).__name__)
-        extra = tool_attributes(name, getattr(tool, "desc", None), _schema_shown_to_the_lm(tool))
+        extra = tool_attributes(name, getattr(tool, "desc", None), _schema_shown_to_the_lm(tool), runtime.content)
         return runtime.start_module(tool, (), kwargs, name=f"{semconv.GEN_AI_OPERATION_EXECUTE_TOOL} {name}",
                                     kind=semconv.KIND_TOOL, path_owner=NO_PATH, extra=extra)
 
