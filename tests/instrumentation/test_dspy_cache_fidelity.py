@@ -119,8 +119,11 @@ def test_a_normal_call_uses_the_cache(spans: Any, make_lm: Any, unique: str) -> 
 def test_cache_tiers_off_is_no_cache(spans: Any, make_lm: Any, unique: str, both_tiers_off: Any) -> None:
     dspy.configure(lm=make_lm())
     dspy.Predict("question -> answer")(question=f"Capital of Norway? {unique}")
-    (span,) = lm_spans(spans())
+    finished = spans()
+    (span,) = lm_spans(finished)
     assert span.attributes[SETTINGS_CACHE] is False
+    (outermost,) = [s for s in finished if s.parent is None]  # the module span's settings agree with its call's
+    assert outermost.name == "predict" and outermost.attributes[SETTINGS_CACHE] is False
 
 
 def test_an_lm_without_cache_is_no_cache(spans: Any, make_lm: Any, unique: str) -> None:

@@ -9,7 +9,6 @@ call into here and fall back to the bare DSPy call if starting fails, and a fail
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -53,7 +52,7 @@ from ._module_paths import module_aliases, module_path
 from ._naming import module_facts, span_kind
 from ._neighbours import Neighbours
 from ._results import lm_call_from_result
-from ._settings import settings_attributes
+from ._settings import dspy_cache_tier_on, settings_attributes
 from ._span_builders import lm_end_attributes, lm_start_attributes, module_end_attributes, module_start_attributes
 
 Attributes = dict[str, Any]
@@ -242,7 +241,7 @@ class Runtime:
         call.phase = frame.phase
         # DSPy's PreparedCall.cache, seen by finalize, and a tier left on by `dspy.configure_cache(...)`: otherwise
         # DSPy's Cache.get/put do nothing, and the call did not use the cache (span, roll-ups and metrics agree).
-        call.cache_used = bool(getattr(frame.call, "cache", False)) and _dspy_cache_tier_on()
+        call.cache_used = bool(getattr(frame.call, "cache", False)) and dspy_cache_tier_on()
         if error is not None:  # raised after DSPy finished the call: billed all the same
             call.error_type = type(error).__name__
         return call
@@ -355,13 +354,3 @@ def _looks_retrieved(output: Any) -> bool:
     passages = store.get("passages") if type(store) is dict else None
     return type(passages) is list and bool(passages)
 
-
-def _dspy_cache_tier_on() -> bool:
-    """Whether `dspy.cache` has its memory or disk tier on; with both off, DSPy's `Cache.get`/`put` do nothing.
-
-    Read at the call's end, without importing DSPy: the cache object DSPy used, unless `configure_cache` replaced
-    it during the call."""
-    cache = getattr(sys.modules.get("dspy"), "cache", None)
-    if cache is None:
-        return True
-    return bool(getattr(cache, "enable_memory_cache", True)) or bool(getattr(cache, "enable_disk_cache", True))

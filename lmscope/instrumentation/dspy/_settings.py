@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import sys
 from collections.abc import Callable, Generator
 from contextlib import ContextDecorator
 from contextvars import Token
@@ -61,6 +62,8 @@ def settings_attributes(settings: Any, overrides: frozenset[str], lm: Any = None
         attributes[_LM_MODEL] = model
     attributes[_ADAPTER] = type(adapter).__name__ if adapter is not None else "ChatAdapter"
     cache = getattr(lm, "cache", None)
+    if cache is True and not dspy_cache_tier_on():  # `dspy.configure_cache(...)` turned both tiers off
+        cache = False
     if isinstance(cache, _SETTING_TYPES):
         attributes[_CACHE] = cache
     for key, name in _FIXED_NAMES:
@@ -83,6 +86,17 @@ def settings_attributes(settings: Any, overrides: frozenset[str], lm: Any = None
     if scrubbed:
         attributes[semconv.SCRUBBED] = True
     return attributes
+
+
+def dspy_cache_tier_on() -> bool:
+    """Whether `dspy.cache` has its memory or disk tier on; with both off, DSPy's `Cache.get`/`put` do nothing.
+
+    Read without importing DSPy; at an LM call's end it is the cache object DSPy used, unless `configure_cache`
+    replaced it during the call."""
+    cache = getattr(sys.modules.get("dspy"), "cache", None)
+    if cache is None:
+        return True
+    return bool(getattr(cache, "enable_memory_cache", True)) or bool(getattr(cache, "enable_disk_cache", True))
 
 
 def _keys_not_read_above(overrides: frozenset[str]) -> tuple[str, ...]:
