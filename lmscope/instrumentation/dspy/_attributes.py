@@ -223,6 +223,8 @@ def lm_result_attributes(call: LMCall) -> dict[str, Any]:
     if call.reasoning_tokens:
         attributes[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = call.reasoning_tokens
         attributes[semconv.LLM_TOKEN_COUNT_REASONING] = call.reasoning_tokens
+    if call.usage_estimated:
+        attributes[semconv.USAGE_ESTIMATED] = True
     if call.cost_usd is None:
         attributes[semconv.COST_UNKNOWN] = True
     else:

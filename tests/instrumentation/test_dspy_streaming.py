@@ -1,0 +1,77 @@
+"""`dspy.streamify`: a streamed LM call is one span with the tokens the provider billed, or, when DSPy asked for no
+usage chunk (its LiteLLM path without `track_usage`), LiteLLM's count marked `lmscope.usage.estimated=true`."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import dspy
+import pytest
+from dspy_release import engine_options
+
+from lmscope import semconv
+
+# Long enough that the second question shares prompt-cache blocks with the first on the stand-in server.
+QUESTION = "Explain, in the words of a patient teacher, why the sky looks blue on a clear afternoon. "
+
+
+@pytest.fixture
+def bill(lm_server: Any) -> Any:
+    """The usage the stand-in server billed for each chat request, in order."""
+    billed: list[dict[str, Any]] = []
+    complete = lm_server.complete
+
+    def billing(body: Any) -> Any:
+        answer = complete(body)
+        billed.append(answer.usage())
+        return answer
+
+    lm_server.complete = billing
+    yield billed
+    del lm_server.complete
+
+
+def _stream_twice(lm: Any, unique: str) -> list[str]:
+    program = dspy.streamify(dspy.Predict("question -> answer"))
+
+    async def run(question: str) -> str:
+        answer = ""
+        async for value in program(question=question):
+            if isinstance(value, dspy.Prediction):
+                answer = value.answer
+        return answer
+
+    with dspy.context(lm=lm):
+        return [asyncio.run(run(f"{QUESTION}{unique} {suffix}")) for suffix in ("first", "second")]
+
+
+def _lm_spans(finished: Any) -> list[Any]:
+    return sorted((s for s in finished if s.name == "chat gpt-4o-mini"), key=lambda s: s.start_time)
+
+
+@pytest.mark.parametrize("track_usage", [False, True])
+def test_a_streamed_call_has_the_billed_tokens_or_says_they_are_estimated(spans: Any, lm_server: Any, bill: Any,
+                                                                         engine: str, unique: str,
+                                                                         track_usage: bool) -> None:
+    lm_server.reset_prefix_cache()
+    dspy.configure(track_usage=track_usage)
+    lm = dspy.LM("openai/gpt-4o-mini", api_base=lm_server.base_url, api_key="sk-x", cache=False,
+                 **engine_options(engine))
+    answers = _stream_twice(lm, unique)
+
+    assert all(answers)
+    first, second = _lm_spans(spans())
+    assert [b["prompt_tokens_details"]["cached_tokens"] > 0 for b in bill] == [False, True]  # the premise
+    estimated = engine == "litellm" and not track_usage  # DSPy's LiteLLM path asks for usage only to track it
+    for span, billed in zip((first, second), bill):
+        attributes = span.attributes
+        assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == billed["prompt_tokens"]
+        assert attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == billed["completion_tokens"]
+        if estimated:  # LiteLLM counted the same tokens, but cannot know what the provider's cache served
+            assert attributes[semconv.USAGE_ESTIMATED] is True
+            assert attributes[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == 0
+        else:
+            assert semconv.USAGE_ESTIMATED not in attributes
+            assert attributes[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == \
+                billed["prompt_tokens_details"]["cached_tokens"]
