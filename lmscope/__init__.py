@@ -29,7 +29,7 @@ __all__ = ["ConfigError", "Instrumentation", "ScrubMatch", "Usage", "__version__
 
 @contextmanager
 def track() -> Iterator[Usage]:
-    """Count every LM call in the block (threads, tasks and cache hits included) by model."""
+    """Count every LM call in the block (thread pools, tasks and cache hits included) by model."""
     if active() is None:
         raise RuntimeError("lmscope.track() counts the LM calls lmscope instruments: call lmscope.instrument() first")
     with _track() as usage:

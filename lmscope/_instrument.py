@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _signals
@@ -69,6 +69,8 @@ class Instrumentation:
         """True once this handle's instrument() patched DSPy: only then does its uninstrument() undo the patches."""
         self._owns_litellm = False
         """Likewise for LiteLLM's functions (patched when the app imports litellm)."""
+        self._restore_thread_pools: Callable[[], None] | None = None
+        """Puts `ThreadPoolExecutor.submit` back (`instrumentation/_thread_pools.py`)."""
         self._live = True
 
     @property
@@ -147,6 +149,15 @@ class Instrumentation:
         except Exception as exc:  # noqa: BLE001 - LiteLLM stays untraced, never broken
             report_internal_error("instrumenting litellm (LiteLLM runs untraced)", exc)
 
+    def _carry_context_into_thread_pools(self) -> None:
+        """Tasks on the app's own thread pools stay in the trace and the `track()` block that submitted them."""
+        from .instrumentation._thread_pools import carry_context_into_thread_pools
+
+        try:
+            self._restore_thread_pools = carry_context_into_thread_pools()
+        except Exception as exc:  # noqa: BLE001 - the pools then run as they always did
+            report_internal_error("carrying context into thread pools", exc)
+
     def _signal_flush(self) -> SignalFlush:
         from .telemetry._batch_export import SHUTDOWN_TIMEOUT_S
 
@@ -179,6 +190,9 @@ class Instrumentation:
 
             self._owns_litellm = False
             LiteLLMInstrumentor().uninstrument()
+        if self._restore_thread_pools is not None:
+            self._restore_thread_pools()
+            self._restore_thread_pools = None
         self._tracing.shutdown()
         if self._metrics is not None:
             self._metrics.shutdown()
@@ -271,6 +285,7 @@ def instrument(*, service_name: str | None = None, exporters: Sequence[str] | st
         if handle._tracing.exports:  # a SIGTERM must not lose what is queued (lmscope/_signals.py)
             _signals.install(handle._signal_flush())
     _watch_dspy_import()
+    handle._carry_context_into_thread_pools()
     handle._instrument_litellm()
     return handle
 

@@ -66,7 +66,8 @@ class Usage:
 
 @contextmanager
 def track() -> Iterator[Usage]:
-    """Count every LM call made inside the block, in this thread, its DSPy workers and its tasks."""
+    """Count every LM call made inside the block, in this thread, its DSPy workers, its tasks and the work it submits
+    to thread pools (under `lmscope.instrument()`)."""
     usage = Usage()
     outer = active_trackers(otel_context.get_current())
     token = otel_context.attach(otel_context.set_value(_KEY, (*outer, usage)))

@@ -1,0 +1,80 @@
+"""An app's own thread pool stays in the trace: under `lmscope.instrument()`, LiteLLM calls fanned out on a
+`ThreadPoolExecutor` are children of the span that submitted them and count in its `track()` block; the tasks and the
+pool behave as without lmscope, and `uninstrument()` puts `submit` back. In a fresh process, as an app runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+APP = textwrap.dedent("""
+    import json, sys, traceback
+    from concurrent.futures import ThreadPoolExecutor
+
+    def failing_task():
+        raise ValueError("no answer")
+
+    def frames_of_a_failing_task():
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            error = pool.submit(failing_task).exception()
+        return [frame.name for frame in traceback.extract_tb(error.__traceback__)]
+
+    untraced_frames = frames_of_a_failing_task()
+    original_submit = ThreadPoolExecutor.submit
+
+    import lmscope
+    handle = lmscope.instrument(exporters=["file"], file_path=sys.argv[2])
+    import litellm
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    trace.set_tracer_provider(TracerProvider())  # the app's own spans; lmscope's file exporter gets them too
+
+    def ask(question):
+        return litellm.completion(model="openai/gpt-4o-mini", api_base=sys.argv[1], api_key="sk-anything",
+                                  messages=[{"role": "user", "content": question}])
+
+    tracer = trace.get_tracer("app")
+    with lmscope.track() as usage, tracer.start_as_current_span("handler") as handler:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            answers = list(pool.map(ask, [f"Capital of country number {n}?" for n in range(4)]))
+    traced_frames = frames_of_a_failing_task()
+    handle.uninstrument()
+    print(json.dumps({"total": usage.total(), "handler": format(handler.get_span_context().span_id, "016x"),
+                      "answers": [a.choices[0].message.content for a in answers],
+                      "frames": [untraced_frames, traced_frames],
+                      "submit_restored": ThreadPoolExecutor.submit is original_submit}))
+""")
+
+
+def _spans(trace_file: str) -> list[dict]:
+    with open(trace_file) as lines:
+        return [span for line in lines for resource in json.loads(line)["resourceSpans"]
+                for scope in resource["scopeSpans"] for span in scope["spans"]]
+
+
+def test_litellm_calls_on_the_apps_thread_pool_are_children_of_the_submitting_span(lm_server, tmp_path):
+    trace_file = tmp_path / "traces.jsonl"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LMSCOPE_", "OTEL_"))}
+    env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+    requests, (prompt, completion) = lm_server.requests, lm_server.billed_chat_tokens
+    done = subprocess.run([sys.executable, "-c", APP, lm_server.base_url, str(trace_file)], env=env,
+                          capture_output=True, text=True, timeout=180, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+
+    assert all(result["answers"]) and lm_server.requests == requests + 4
+    spans = _spans(str(trace_file))
+    calls = [span for span in spans if span["name"] == "chat gpt-4o-mini"]
+    assert len(calls) == 4
+    assert {call["parentSpanId"] for call in calls} == {result["handler"]}
+    assert len({span["traceId"] for span in spans}) == 1
+    billed = lm_server.billed_chat_tokens
+    total = result["total"]
+    assert (total["calls"], total["input_tokens"], total["output_tokens"]) == \
+        (4, billed[0] - prompt, billed[1] - completion)
+    untraced_frames, traced_frames = result["frames"]
+    assert traced_frames == untraced_frames and traced_frames[-1] == "failing_task"
+    assert result["submit_restored"] is True
