@@ -34,11 +34,13 @@ from ._spans import CHAT, EMBEDDINGS, RESPONSES, TEXT_COMPLETION, LiteLLMRuntime
 from .package import _instruments
 
 TRACER_NAME = "lmscope.instrumentation.litellm"
-_TARGETS = (  # (function, operation, its leading positional parameters, async)
+# (function, operation, its leading positional parameters, async): LiteLLM's own names and order
+# (docs/litellm-internals.md §1; tests/instrumentation/test_litellm_positional.py compares them with its signatures).
+_TARGETS = (
     ("completion", CHAT, ("model", "messages"), False),
     ("acompletion", CHAT, ("model", "messages"), True),
-    ("text_completion", TEXT_COMPLETION, ("prompt",), False),
-    ("atext_completion", TEXT_COMPLETION, ("prompt",), True),
+    ("text_completion", TEXT_COMPLETION, ("prompt", "model"), False),
+    ("atext_completion", TEXT_COMPLETION, ("prompt", "model"), True),
     ("responses", RESPONSES, ("input", "model"), False),
     ("aresponses", RESPONSES, ("input", "model"), True),
     ("embedding", EMBEDDINGS, ("model", "input"), False),
