@@ -5,9 +5,10 @@ metrics, the span attributes, `lmscope.track()` and `lmscope report` all add up 
 
 What one LM call records:
 - a provider call (no DSPy cache hit): `gen_ai.client.operation.duration` (with `error.type` when it
-  failed); when DSPy finished the call, `gen_ai.client.token.usage` once per token type (input, output),
-  `lmscope.usage.cached_tokens` when the provider read its prompt cache (a subset of input; a series
-  appears with the first such call) and `gen_ai.usage.cost` when the price is known;
+  failed); when DSPy finished the call, `gen_ai.client.token.usage` once per token type (input, output; an
+  embedding input only, as its span has no output tokens), `lmscope.usage.cached_tokens` when the provider read its
+  prompt cache (a subset of input; a series appears with the first such call) and `gen_ai.usage.cost` when the
+  price is known;
 - a DSPy cache hit: no `gen_ai.*` point (it bills nothing and would drag latency percentiles to zero),
   but `lmscope.cache.saved` and `lmscope.cache.saved_tokens`;
 - whenever DSPy's cache was consulted: `lmscope.cache.requests` with `lmscope.cache.result` hit|miss
@@ -109,8 +110,9 @@ class MetricsRecorder:
             return  # DSPy never finished the call (finalize did not run): its usage is unknown, not 0
         self.token_usage.record(
             call.input_tokens, self._attributes(call, token_type=semconv.GEN_AI_TOKEN_TYPE_INPUT))
-        self.token_usage.record(
-            call.output_tokens, self._attributes(call, token_type=semconv.GEN_AI_TOKEN_TYPE_OUTPUT))
+        if call.operation != semconv.GEN_AI_OPERATION_EMBEDDINGS:  # an embedding has no output, not 0 output tokens
+            self.token_usage.record(
+                call.output_tokens, self._attributes(call, token_type=semconv.GEN_AI_TOKEN_TYPE_OUTPUT))
         if call.cached_tokens:  # most calls read no prompt cache: skipping the 0 saves a measurement (~7 µs)
             self.cached_tokens.add(call.cached_tokens, base)
         if call.cost_usd is not None:

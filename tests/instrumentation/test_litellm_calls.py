@@ -217,6 +217,7 @@ def test_metrics_name_each_operation(lm_server, unique):
     assert tokens[("chat", "input")] == chat.usage.prompt_tokens
     assert tokens[("chat", "output")] == chat.usage.completion_tokens
     assert tokens[("embeddings", "input")] == vectors.usage.prompt_tokens
+    assert ("embeddings", "output") not in tokens  # as on its span: no output tokens, rather than 0
 
 
 def test_the_embeddings_retriever_lists_corpus_ids_and_its_query_embedding(litellm_spans, spans, lm_server):
