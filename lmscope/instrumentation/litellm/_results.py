@@ -12,12 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from ...telemetry._lm_call import LMCall
-from .._token_counts import usage_into
+from .._token_counts import get, usage_into
 
 
 def litellm_cost(response: Any) -> float | None:
-    hidden = getattr(response, "_hidden_params", None)
-    cost = hidden.get("response_cost") if isinstance(hidden, dict) else None
+    # A dict on most responses; LiteLLM's `HiddenParams` object on a TextCompletionResponse.
+    cost = get(getattr(response, "_hidden_params", None), "response_cost")
     return float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None
 
 
