@@ -7,13 +7,16 @@ import asyncio
 import gc
 import json
 import time
+import traceback
 
 import dspy
 import litellm
 import pytest
 from dspy_release import engine_options
+from litellm.exceptions import MidStreamFallbackError
 from litellm_span import pop_litellm_chat
 from memory_spans import memory_provider
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from lmscope._lm_server import count_prompt_tokens, count_tokens
 from lmscope.telemetry import _semconv as semconv
@@ -151,6 +154,33 @@ def test_an_error_is_recorded_and_reaches_the_app_unchanged(litellm_spans, lm_se
     (span,) = litellm_spans()
     assert span.status.status_code.name == "ERROR"
     assert span.attributes[semconv.ERROR_TYPE] == "AuthenticationError"
+
+
+def _read_failing_stream(request, is_async):
+    """Read a stream LiteLLM fails partway (a mock stream whose chunk repeats, docs/litellm-internals.md §3); the
+    frames of the error's traceback, as (file, function)."""
+    async def read_async():
+        return [chunk async for chunk in await litellm.acompletion(**request)]
+
+    with pytest.raises(MidStreamFallbackError) as raised:
+        if is_async:
+            asyncio.run(read_async())
+        else:
+            list(litellm.completion(**request))
+    return [(frame.filename, frame.name) for frame in traceback.extract_tb(raised.value.__traceback__)]
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+def test_a_stream_failing_partway_raises_the_traceback_of_an_untraced_call(litellm_spans, lm_server, unique,
+                                                                           is_async):
+    request = _ask(lm_server, unique, stream=True, mock_response="xyz" * 200)
+    with suppress_instrumentation():  # the stream as LiteLLM returns it, untraced
+        untraced = _read_failing_stream(request, is_async)
+    traced = _read_failing_stream(request, is_async)
+
+    assert traced == untraced
+    (span,) = litellm_spans()
+    assert (span.status.status_code.name, span.attributes[semconv.ERROR_TYPE]) == ("ERROR", "MidStreamFallbackError")
 
 
 def test_dspy_on_the_litellm_engine_stays_one_span_per_call(litellm_spans, spans, lm_server, unique):

@@ -292,3 +292,5 @@ def test_a_router_stream_that_fails_midway_makes_the_router_span_an_error(litell
     assert (_status(attempt), attempt.attributes[semconv.ERROR_TYPE]) == ("ERROR", "MidStreamFallbackError")
     assert (_status(router_span), router_span.attributes[semconv.ERROR_TYPE]) == ("ERROR", type(raised.value).__name__)
     assert _router_attributes(router_span) == _nothing_answered(endpoint)
+    files = [frame.filename for frame in traceback.extract_tb(raised.value.__traceback__)]
+    assert not [name for name in files if "lmscope" in name]  # the traceback the app would see untraced

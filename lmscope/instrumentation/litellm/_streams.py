@@ -28,6 +28,7 @@ from opentelemetry.trace import Status, StatusCode
 from ...telemetry import _semconv as semconv
 from ...telemetry._internal_errors import report_internal_error
 from ...telemetry._lm_call import LMCall
+from .._stack import drop_own_frame
 from .._token_counts import usage_into
 from ._spans import CallFrame, LiteLLMRuntime
 
@@ -201,21 +202,30 @@ def _make_traced_class(base: type) -> type:
     base_close: Any = getattr(base, "close", None)
     base_aclose: Any = getattr(base, "aclose", None)
 
+    # A stream that fails partway raises to the program as it would untraced: without this frame (`_stack.py`).
     def __next__(self: Any) -> Any:
         recorder = _recorders.get(self)
-        if recorder is None:
-            return base_next(self)
-        with recorder.reading_chunk(StopIteration):
-            chunk = base_next(self)
+        try:
+            if recorder is None:
+                return base_next(self)
+            with recorder.reading_chunk(StopIteration):
+                chunk = base_next(self)
+        except BaseException as error:
+            drop_own_frame(error, __next__)
+            raise
         recorder.chunk(chunk)
         return chunk
 
     async def __anext__(self: Any) -> Any:
         recorder = _recorders.get(self)
-        if recorder is None:
-            return await base_anext(self)
-        with recorder.reading_chunk(StopAsyncIteration):
-            chunk = await base_anext(self)
+        try:
+            if recorder is None:
+                return await base_anext(self)
+            with recorder.reading_chunk(StopAsyncIteration):
+                chunk = await base_anext(self)
+        except BaseException as error:
+            drop_own_frame(error, __anext__)
+            raise
         recorder.chunk(chunk)
         return chunk
 
