@@ -97,6 +97,38 @@ def test_a_stream_is_one_span_that_ends_with_the_stream(litellm_spans, lm_server
     assert semconv.STREAM_ABANDONED not in attributes and span.status.status_code.name == "UNSET"
 
 
+def _without_bill(chunks):
+    """The chunks, the usage chunk's `cost` (LiteLLM's bill) taken off as it passes: a usage chunk LiteLLM did not
+    price."""
+    for chunk in chunks:
+        usage = getattr(chunk, "usage", None)
+        if getattr(usage, "cost", None) is not None:
+            del usage.cost
+        yield chunk
+
+
+@pytest.mark.parametrize("bill_on_usage", [True, False], ids=["litellms-bill", "its-table"])
+def test_a_stream_whose_prompt_was_partly_cached_costs_what_the_call_not_streamed_costs(litellm_spans, lm_server,
+                                                                                        unique, bill_on_usage):
+    """LiteLLM writes its bill on the usage chunk (`usage.cost`); without it, its table prices the usage chunk's
+    cached tokens at their rate, as for a call not streamed."""
+    long_prompt = f"{unique} Summarise: " + " ".join(f"word{i}" for i in range(200))
+    request = {**_ask(lm_server, unique), "messages": [{"role": "user", "content": long_prompt}]}
+    litellm.completion(**request)  # the server's prefix cache now holds the prompt
+    not_streamed = litellm.completion(**request)
+    stream = litellm.completion(**request, stream=True, stream_options={"include_usage": True})
+    chunks = list(stream if bill_on_usage else _without_bill(stream))
+
+    cached = chunks[-1].usage.prompt_tokens_details.cached_tokens
+    assert cached == not_streamed.usage.prompt_tokens_details.cached_tokens > 0
+    *_, not_streamed_span, streamed_span = litellm_spans()
+    assert streamed_span.attributes[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == cached
+    cost = streamed_span.attributes[semconv.GEN_AI_USAGE_COST]
+    assert cost == pytest.approx(litellm.completion_cost(not_streamed), rel=1e-9)
+    assert cost == pytest.approx(not_streamed_span.attributes[semconv.GEN_AI_USAGE_COST], rel=1e-9)
+    assert cost == pytest.approx(litellm.completion_cost(litellm.stream_chunk_builder(chunks)), rel=1e-9)
+
+
 def test_an_async_stream_ends_its_span(litellm_spans, lm_server, unique):
     async def main():
         stream = await litellm.acompletion(**_ask(lm_server, unique, stream=True,

@@ -17,7 +17,16 @@ from .._token_counts import get, usage_into
 
 def litellm_cost(response: Any) -> float | None:
     # A dict on most responses; LiteLLM's `HiddenParams` object on a TextCompletionResponse.
-    cost = get(getattr(response, "_hidden_params", None), "response_cost")
+    return _amount(get(getattr(response, "_hidden_params", None), "response_cost"))
+
+
+def usage_cost(usage: Any) -> float | None:
+    """The bill LiteLLM writes on a stream's usage chunk (`usage.cost`): its `response_cost` of the assembled
+    response, the price a call not streamed gets (docs/litellm-internals.md §3)."""
+    return _amount(get(usage, "cost"))
+
+
+def _amount(cost: Any) -> float | None:
     return float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None
 
 

@@ -6,7 +6,8 @@ defines only what its base has; their events are read by `_responses_stream.Resp
 gives the very object back, its class switched to a subclass that reports each chunk to a `StreamRecorder`:
 `isinstance` checks, attributes and identity stay what the program expects, and nothing is copied. The span ends:
 - at the stream's end (StopIteration / StopAsyncIteration), with the provider's usage chunk when the request asked
-  for one (`stream_options={"include_usage": True}`), else LiteLLM's token counter (`lmscope.usage.estimated=true`);
+  for one (`stream_options={"include_usage": True}`) and the bill LiteLLM wrote on it, else LiteLLM's token counter
+  (`lmscope.usage.estimated=true`) and its table;
 - on an error raised while iterating (status ERROR, as for any failed call);
 - when the program closes it early (`close()`/`aclose()`) or drops it unfinished (garbage collection): marked
   `lmscope.stream.abandoned=true`, and status ERROR when nobody closed it. Never a span left open.
@@ -30,6 +31,7 @@ from ...telemetry._internal_errors import report_internal_error
 from ...telemetry._lm_call import LMCall
 from .._stack import drop_own_frame
 from .._token_counts import usage_into
+from ._results import usage_cost
 from ._spans import CallFrame, LiteLLMRuntime
 
 
@@ -163,7 +165,7 @@ class StreamRecorder(StreamObserver):
         call.response_model = str(self.response_model) if self.response_model else None
         call.response_id = str(self.response_id) if self.response_id else None
         call.finish_reasons = tuple(self.finish_reasons[index] for index in sorted(self.finish_reasons))
-        call.cost_usd = litellm_price(frame, call.input_tokens, call.output_tokens)
+        call.cost_usd = litellm_price(frame, call.input_tokens, call.output_tokens, self.usage)
         call.cost_source = "litellm" if call.cost_usd is not None else None
         return call, texts, extra
 
@@ -261,14 +263,19 @@ def estimate_tokens(frame: CallFrame, messages: Any, texts: list[str]) -> tuple[
     return int(prompt), int(completion)
 
 
-def litellm_price(frame: CallFrame, prompt_tokens: int, completion_tokens: int) -> float | None:
-    """LiteLLM's price of the stream's tokens (its table, as for a call that is not streamed), None if unknown."""
+def litellm_price(frame: CallFrame, prompt_tokens: int, completion_tokens: int, usage: Any = None) -> float | None:
+    """LiteLLM's price of the stream, as for a call that is not streamed; None if unknown. `usage`, the provider's
+    (a LiteLLM `Usage`): the bill LiteLLM wrote on it, else its table for that usage, cached and reasoning tokens
+    priced as such. Without it (counted tokens), its table for the tokens."""
+    stamped = usage_cost(usage)
+    if stamped is not None:
+        return stamped
     import litellm
 
     try:
         prompt_cost, completion_cost = litellm.cost_per_token(model=str(frame.kwargs.get("model") or ""),
                                                               prompt_tokens=prompt_tokens,
-                                                              completion_tokens=completion_tokens)
+                                                              completion_tokens=completion_tokens, usage_object=usage)
     except Exception:  # noqa: BLE001 - LiteLLM raises for a model it has no price for
         return None
     return float(prompt_cost) + float(completion_cost)
