@@ -39,7 +39,7 @@ class ResponsesStreamRecorder(StreamRecorder):
         if kind == _TEXT_DELTA:
             delta = get(chunk, "delta")
             if isinstance(delta, str):
-                self.texts.setdefault(0, []).append(delta)
+                self.answers.add_text(0, delta)
         elif kind in _TERMINAL_EVENTS:
             self.final = get(chunk, "response")
 
@@ -52,7 +52,7 @@ class ResponsesStreamRecorder(StreamRecorder):
             if call.cost_usd is None:  # LiteLLM prices the terminal response; if it could not, its table as for chat
                 call.cost_usd = litellm_price(frame, call.input_tokens, call.output_tokens)
             return self._priced(call), responses_answers(final), {}
-        texts: list[Any] = ["".join(self.texts.get(0, ()))] if self.texts else []
+        texts = self.answers.answers()
         call.input_tokens, call.output_tokens = estimate_tokens(frame, responses_messages(frame.kwargs), texts)
         call.cost_usd = litellm_price(frame, call.input_tokens, call.output_tokens)
         return self._priced(call), texts, {semconv.USAGE_ESTIMATED: True}

@@ -46,22 +46,28 @@ def call_from_response(response: Any, call: LMCall) -> LMCall:
 
 
 def answers(response: Any) -> list[Any]:
-    """The assistant messages of a chat response as plain data, one per choice: text, or text and tool calls
-    (`_messages.output_message_attributes` reads both)."""
+    """The assistant messages of a chat response as plain data, one per choice (`answer`)."""
     out: list[Any] = []
     for choice in getattr(response, "choices", None) or ():
         message = getattr(choice, "message", None)
         text = getattr(message, "content", None)
-        calls = getattr(message, "tool_calls", None)
-        if calls:
-            out.append({"text": text, "tool_calls": [_plain_call(c) for c in calls]})
-        else:
-            text = getattr(choice, "text", None) if text is None else text  # text_completion choices
-            out.append(text)
+        calls = [_plain_call(call) for call in getattr(message, "tool_calls", None) or ()]
+        if text is None and not calls:
+            text = getattr(choice, "text", None)  # text_completion choices
+        out.append(answer(text, calls))
     return out
+
+
+def answer(text: str | None, calls: list[dict[str, Any]]) -> Any:
+    """One assistant message as plain data: its text, or text and tool calls (`_messages.output_message_attributes`
+    reads both)."""
+    return {"text": text, "tool_calls": calls} if calls else text
+
+
+def tool_call(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
+    return {"id": call_id, "function": {"name": name, "arguments": arguments}}
 
 
 def _plain_call(call: Any) -> dict[str, Any]:
     function = getattr(call, "function", None)
-    return {"id": getattr(call, "id", None),
-            "function": {"name": getattr(function, "name", None), "arguments": getattr(function, "arguments", None)}}
+    return tool_call(getattr(call, "id", None), getattr(function, "name", None), getattr(function, "arguments", None))

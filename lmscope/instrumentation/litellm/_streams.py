@@ -33,6 +33,7 @@ from .._stack import drop_own_frame
 from .._token_counts import usage_into
 from ._results import usage_cost
 from ._spans import CallFrame, LiteLLMRuntime
+from ._stream_answers import StreamedAnswers, counted_text
 
 
 class StreamObserver:
@@ -80,7 +81,7 @@ class StreamRecorder(StreamObserver):
 
     def __init__(self, runtime: LiteLLMRuntime, frame: CallFrame) -> None:
         self.runtime, self.frame = runtime, frame
-        self.texts: dict[int, list[str]] = {}
+        self.answers = StreamedAnswers()
         self.finish_reasons: dict[int, str] = {}
         self.usage: Any = None
         self.response_model: str | None = None
@@ -112,7 +113,7 @@ class StreamRecorder(StreamObserver):
             report_internal_error("reading a LiteLLM stream chunk", exc)
 
     def read(self, chunk: Any) -> None:
-        """Take what a chat completion chunk tells: its usage, model, id, text and finish reason."""
+        """Take what a chat completion chunk tells: its usage, model, id, text, tool calls and finish reason."""
         usage = getattr(chunk, "usage", None)
         if usage is not None and getattr(usage, "prompt_tokens", None):
             self.usage = usage
@@ -120,9 +121,12 @@ class StreamRecorder(StreamObserver):
         self.response_id = self.response_id or getattr(chunk, "id", None)
         for choice in getattr(chunk, "choices", None) or ():
             index = getattr(choice, "index", 0) or 0
-            text = getattr(getattr(choice, "delta", None), "content", None)
+            delta = getattr(choice, "delta", None)
+            text = getattr(delta, "content", None)
             if isinstance(text, str):
-                self.texts.setdefault(index, []).append(text)
+                self.answers.add_text(index, text)
+            for call in getattr(delta, "tool_calls", None) or ():
+                self.answers.add_tool_call(index, call)
             reason = getattr(choice, "finish_reason", None)
             if reason:
                 self.finish_reasons[index] = str(reason)
@@ -155,7 +159,7 @@ class StreamRecorder(StreamObserver):
         """The call as the stream delivered it, its answers (one per choice), and extra span attributes."""
         frame = self.frame
         call = self.runtime.new_call(frame)
-        texts: list[Any] = ["".join(self.texts[index]) for index in sorted(self.texts)]
+        texts = self.answers.answers()
         extra: dict[str, Any] = {}
         if self.usage is not None:
             usage_into(call, self.usage)
@@ -252,14 +256,16 @@ def _make_traced_class(base: type) -> type:
     return type(base.__name__, (base,), namespace)
 
 
-def estimate_tokens(frame: CallFrame, messages: Any, texts: list[str]) -> tuple[int, int]:
-    """(prompt, completion) tokens by LiteLLM's counter for the model, when the provider sent no usage."""
+def estimate_tokens(frame: CallFrame, messages: Any, answers: list[Any]) -> tuple[int, int]:
+    """(prompt, completion) tokens by LiteLLM's counter for the model, when the provider sent no usage: what it counts
+    of the response it assembles from the chunks (`counted_text`)."""
     import litellm
 
     model = str(frame.kwargs.get("model") or "")
     prompt = litellm.token_counter(model=model, messages=messages) if messages else litellm.token_counter(
         model=model, text=str(frame.kwargs.get("prompt") or ""))
-    completion = sum(litellm.token_counter(model=model, text=text, count_response_tokens=True) for text in texts)
+    completion = sum(litellm.token_counter(model=model, text=counted_text(answer), count_response_tokens=True)
+                     for answer in answers)
     return int(prompt), int(completion)
 
 
