@@ -1,12 +1,14 @@
 """`litellm.text_completion` / `atext_completion` on the stand-in server: one `text_completion` span each, with the
-server's bill and LiteLLM's own price of the response."""
+server's bill, LiteLLM's own price of the response and, streamed, the text the program read."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 
 import litellm
 import pytest
+from litellm_span import litellm_price
 
 from lmscope.telemetry import _semconv as semconv
 
@@ -30,3 +32,32 @@ def test_a_text_completion_has_litellms_price(litellm_spans, lm_server, unique, 
     assert attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == response.usage.completion_tokens
     assert attributes[semconv.GEN_AI_USAGE_COST] == pytest.approx(litellm.completion_cost(response), rel=1e-9)
     assert attributes[semconv.COST_SOURCE] == "litellm" and semconv.COST_UNKNOWN not in attributes
+
+
+@pytest.mark.parametrize("include_usage", [True, False], ids=["usage-chunk", "no-usage-chunk"])
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("prompts", [1, 2], ids=["a-prompt", "a-list-of-prompts"])
+def test_a_streamed_text_completion_has_its_text_and_the_servers_bill(litellm_spans, lm_server, unique, include_usage,
+                                                                      is_async, prompts):
+    """LiteLLM sends the prompt as chat messages (one user message per prompt), which the server bills: without a
+    usage chunk lmscope counts those, not the bare prompt."""
+    extra = {"stream_options": {"include_usage": True}} if include_usage else {}
+    prompt = f"Say hi {unique}" if prompts == 1 else [f"Say hi {unique}", "and then bye"]
+    request = _ask(lm_server, unique, prompt=prompt, stream=True, **extra)
+
+    async def read_async():
+        return [chunk async for chunk in await litellm.atext_completion(**request)]
+
+    before = lm_server.billed_chat_tokens
+    chunks = asyncio.run(read_async()) if is_async else list(litellm.text_completion(**request))
+    billed = tuple(now - then for now, then in zip(lm_server.billed_chat_tokens, before, strict=True))
+
+    text = "".join(chunk.choices[0].text or "" for chunk in chunks if chunk.choices)
+    (span,) = litellm_spans()
+    attributes = span.attributes
+    assert text and json.loads(attributes[semconv.OUTPUT_VALUE]) == [text]
+    sent = [prompt] if prompts == 1 else prompt
+    assert [attributes[f"{semconv.LLM_INPUT_MESSAGES}.{i}.message.content"] for i in range(prompts)] == sent
+    assert (attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS], attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]) == billed
+    assert (semconv.USAGE_ESTIMATED in attributes) is not include_usage
+    assert attributes[semconv.GEN_AI_USAGE_COST] == pytest.approx(litellm_price(*billed), rel=1e-9)

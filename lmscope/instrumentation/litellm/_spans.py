@@ -47,6 +47,16 @@ RESPONSES = "responses"
 _route: BoundedMemo[str, tuple[str | None, str]] = BoundedMemo(split_route)
 
 
+def prompt_messages(prompt: Any) -> list[dict[str, Any]] | None:
+    """A text completion's prompt as the chat messages LiteLLM sends for it (docs/litellm-internals.md §1): a string
+    is one user message, a list of strings one user message each; None for a prompt of token ids."""
+    if isinstance(prompt, str):
+        return [{"role": "user", "content": prompt}]
+    if isinstance(prompt, list) and prompt and all(isinstance(part, str) for part in prompt):
+        return [{"role": "user", "content": part} for part in prompt]
+    return None
+
+
 class CallFrame:
     """One LiteLLM call in flight."""
 
@@ -206,8 +216,8 @@ class LiteLLMRuntime:
             attributes[semconv.SCRUBBED] = True
         if operation in (CHAT, RESPONSES):
             attributes.update(input_message_attributes(value, kwargs.get("tools"), policy))
-        elif operation == TEXT_COMPLETION and isinstance(value, str):
-            attributes.update(input_message_attributes([{"role": "user", "content": value}], None, policy))
+        elif operation == TEXT_COMPLETION and (messages := prompt_messages(value)) is not None:
+            attributes.update(input_message_attributes(messages, None, policy))
         return attributes
 
     def _outputs(self, frame: CallFrame, response: Any, finish_reasons: tuple[str, ...]) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from ...telemetry._lm_call import LMCall
 from .._stack import drop_own_frame
 from .._token_counts import usage_into
 from ._results import usage_cost
-from ._spans import CallFrame, LiteLLMRuntime
+from ._spans import TEXT_COMPLETION, CallFrame, LiteLLMRuntime, prompt_messages
 from ._stream_answers import StreamedAnswers, counted_text
 
 
@@ -113,7 +113,8 @@ class StreamRecorder(StreamObserver):
             report_internal_error("reading a LiteLLM stream chunk", exc)
 
     def read(self, chunk: Any) -> None:
-        """Take what a chat completion chunk tells: its usage, model, id, text, tool calls and finish reason."""
+        """Take what a chat (or text) completion chunk tells: its usage, model, id, text, tool calls and finish
+        reason."""
         usage = getattr(chunk, "usage", None)
         if usage is not None and getattr(usage, "prompt_tokens", None):
             self.usage = usage
@@ -122,7 +123,8 @@ class StreamRecorder(StreamObserver):
         for choice in getattr(chunk, "choices", None) or ():
             index = getattr(choice, "index", 0) or 0
             delta = getattr(choice, "delta", None)
-            text = getattr(delta, "content", None)
+            # A text completion's chunks carry `choice.text` (LiteLLM's TextCompletionStreamWrapper), no delta.
+            text = getattr(choice, "text", None) if delta is None else getattr(delta, "content", None)
             if isinstance(text, str):
                 self.answers.add_text(index, text)
             for call in getattr(delta, "tool_calls", None) or ():
@@ -164,7 +166,9 @@ class StreamRecorder(StreamObserver):
         if self.usage is not None:
             usage_into(call, self.usage)
         else:
-            call.input_tokens, call.output_tokens = estimate_tokens(frame, frame.kwargs.get("messages"), texts)
+            messages = (prompt_messages(frame.kwargs.get("prompt")) if frame.operation == TEXT_COMPLETION
+                        else frame.kwargs.get("messages"))
+            call.input_tokens, call.output_tokens = estimate_tokens(frame, messages, texts)
             extra[semconv.USAGE_ESTIMATED] = True
         call.response_model = str(self.response_model) if self.response_model else None
         call.response_id = str(self.response_id) if self.response_id else None
