@@ -3,22 +3,29 @@
 Context variables do not follow a task into a thread pool: untraced by this, the LiteLLM calls an app fans out on its
 own pool (or `loop.run_in_executor`) start traces of their own, outside the span that made them, and a
 `lmscope.track()` block around the pool misses them. OpenTelemetry's threading instrumentation and Logfire carry the
-context the same way. Only the OpenTelemetry context is carried, not every context variable: DSPy's settings and the
-app's own variables stay as the pool leaves them, and an app that does not use OpenTelemetry sees no difference.
+context too. Only the OpenTelemetry context is carried, not every context variable: DSPy's settings and the app's
+own variables stay as the pool leaves them, and an app that does not use OpenTelemetry sees no difference.
+
+The task runs through `contextvars.Context.run` (as `asyncio.to_thread` runs its function), in a fresh context holding
+just the submitter's OpenTelemetry context: `Context.run` is C, so no frame of lmscope's is on the task's stack, for
+its traceback, `warnings.warn(stacklevel=...)` or `sys._getframe()`. The one difference a task can see: a context
+variable it sets is gone for the next task on the same worker thread (as under `asyncio.to_thread`).
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry.context import Context
 
 from ._patching import Patcher
 from ._stack import drop_own_frame
+
+_OWN_PREPARE = getattr(ThreadPoolExecutor, "prepare_context", None)
 
 
 def carry_context_into_thread_pools() -> Callable[[], None]:
@@ -32,7 +39,11 @@ def _submitting_in_context(submit: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(submit)
     def wrapper(self: Any, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         try:
-            return submit(self, _run_in, otel_context.get_current(), fn, args, kwargs)
+            if not _runs_callables_on_threads(type(self)):
+                return submit(self, fn, *args, **kwargs)
+            task_context = contextvars.Context()
+            task_context.run(otel_context.attach, otel_context.get_current())
+            return submit(self, task_context.run, fn, *args, **kwargs)
         except BaseException as error:  # a pool that was shut down: the app's traceback, without this frame
             drop_own_frame(error, wrapper)
             raise
@@ -40,12 +51,8 @@ def _submitting_in_context(submit: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _run_in(context: Context, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    token = otel_context.attach(context)
-    try:
-        return fn(*args, **kwargs)
-    except BaseException as error:
-        drop_own_frame(error, _run_in)  # the task's traceback is the one it has untraced
-        raise
-    finally:
-        otel_context.detach(token)
+def _runs_callables_on_threads(pool: type) -> bool:
+    """False for Python 3.14's `InterpreterPoolExecutor`, a subclass that sends each task to another interpreter
+    (pickled, or a script): a `Context.run` there is neither picklable nor a script. Its `prepare_context` says so."""
+    prepare = getattr(pool, "prepare_context", None)
+    return getattr(prepare, "__func__", prepare) is getattr(_OWN_PREPARE, "__func__", _OWN_PREPARE)

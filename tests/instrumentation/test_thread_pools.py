@@ -1,6 +1,7 @@
 """An app's own thread pool stays in the trace: under `lmscope.instrument()`, LiteLLM calls fanned out on a
 `ThreadPoolExecutor` are children of the span that submitted them and count in its `track()` block; the tasks and the
-pool behave as without lmscope, and `uninstrument()` puts `submit` back. In a fresh process, as an app runs."""
+pool behave as without lmscope (tracebacks and stack walks from a task show no frame of lmscope's), and
+`uninstrument()` puts `submit` back. In a fresh process, as an app runs."""
 
 from __future__ import annotations
 
@@ -17,10 +18,14 @@ APP = textwrap.dedent("""
     def failing_task():
         raise ValueError("no answer")
 
-    def frames_of_a_failing_task():
+    def stack_of_a_task():
+        return [(frame.name, frame.filename) for frame in traceback.extract_stack()]
+
+    def frames_of_a_failing_task():  # what a task's traceback and a stack walk from inside a task see
         with ThreadPoolExecutor(max_workers=2) as pool:
             error = pool.submit(failing_task).exception()
-        return [frame.name for frame in traceback.extract_tb(error.__traceback__)]
+            stack = pool.submit(stack_of_a_task).result()
+        return [[frame.name for frame in traceback.extract_tb(error.__traceback__)], stack]
 
     untraced_frames = frames_of_a_failing_task()
     original_submit = ThreadPoolExecutor.submit
@@ -75,6 +80,6 @@ def test_litellm_calls_on_the_apps_thread_pool_are_children_of_the_submitting_sp
     total = result["total"]
     assert (total["calls"], total["input_tokens"], total["output_tokens"]) == \
         (4, billed[0] - prompt, billed[1] - completion)
-    untraced_frames, traced_frames = result["frames"]
-    assert traced_frames == untraced_frames and traced_frames[-1] == "failing_task"
+    untraced, traced = result["frames"]
+    assert traced == untraced and traced[0][-1] == "failing_task" and traced[1][-1][0] == "stack_of_a_task"
     assert result["submit_restored"] is True
