@@ -57,24 +57,17 @@ is_credential_key: BoundedMemo[str, bool] = BoundedMemo(_names_credential)
 
 
 def has_credential_key(json_text: str) -> bool:
-    """Whether a key of `json_text` names a credential: JSON as lmscope encodes it (`": ` after each key), compact
-    (`":`) or spaced (`" : `), as a user may have written it into a prompt.
+    """Whether a key of `json_text` names a credential: JSON as lmscope encodes it (`": ` after each key), or
+    compact (`":`), as a user may have written it into a prompt.
 
     Splitting at `":` runs at C speed; a regex for JSON keys costs 5-25 µs on a 2 KB prompt. A string value that
-    holds `":` yields a bogus key, which can only send the text down the careful path for nothing."""
-    if '" :' in json_text or '"\t:' in json_text:  # also as escaped quotes in a JSON string
-        json_text = json_text.replace('" :', '":').replace('"\t:', '":')
+    holds `":` yields a bogus key, which can only send the text down the careful path for nothing. A key written
+    with a space before its colon (`"password" : ...`) is not looked for: another scan of every captured string
+    for a rare style."""
     pieces = json_text.split('":')
     pieces.pop()
-    for piece in pieces:
-        tail = piece[-_MAX_KEY_CHARS:]
-        if is_credential_key(tail[tail.rfind('"') + 1:]):
-            return True
-    return False
-
-
-JSON_COLONS: Final = ('":', '" :', '"\t:')
-"""What a JSON member's key is followed by, compact or spaced: text without any of them holds no JSON member."""
+    # Each distinct key once: a list of records repeats the same few keys (`rfind` stops at the key's opening quote).
+    return any(map(is_credential_key, {piece[piece.rfind('"') + 1:] for piece in pieces}))
 
 
 # --- credential shapes in text -------------------------------------------------------------------------------
@@ -163,19 +156,26 @@ SHAPE_RULES: Final[tuple[Rule, ...]] = (
     # A query or fragment parameter that names a credential: `?key=...` (Google), `&token=`, `#access_token=`.
     Rule("url_token", _URL_TOKEN, ("?", "#", "&"), group="secret", check=_url_credential),
     # JSON in text (a dict in a prompt): the value of a member whose key names a credential.
-    Rule("json_member", _JSON_MEMBER, JSON_COLONS, group="secret", check=_json_member_credential),
+    Rule("json_member", _JSON_MEMBER, ('":',), group="secret", check=_json_member_credential),
     # A `Cookie:`/`Set-Cookie:` header quoted in text: the whole header value (session ids, CSRF tokens).
     Rule("cookie_header", _COOKIE_HEADER, ("ookie:",), group="secret"),
 )
 """Shapes of credentials, tried in this order on every captured string."""
-_HOST_USERINFO: Final = re.compile(r"(?<![^\s/?#@:\"'<>()\[\]])[^\s/?#@:\"'<>()\[\]]{1,256}"
-                                   r":(?P<secret>[^\s/?#@:\"'<>]{1,256})@(?=[A-Za-z0-9\[])")
+_HOST: Final = (r"(?:(?:localhost|\d{1,3}(?:\.\d{1,3}){3}|\[[0-9A-Fa-f:.]{2,45}\]"
+                r"|[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,63})(?::\d{1,5})?"
+                r"|[A-Za-z][A-Za-z0-9-]{0,62}:\d{1,5})(?![A-Za-z0-9.-])")
+"""A host after `@`: localhost, an IPv4 or [IPv6] address or a dotted name ending in a top-level domain, each with an
+optional port, or a single name with a port (`db:5432`); not `0.29.4` (`npm:pyodide@0.29.4`), `sha256:0a1b...` (an
+image digest) or `W` (`x:x@W`)."""
+_HOST_USERINFO: Final = re.compile(r"(?<![^\s/?#@:\"'<>()\[\]])(?P<user>[^\s/?#@:\"'<>()\[\]]{1,256})"
+                                   rf":(?P<secret>[^\s/?#@:\"'<>]{{1,256}})@(?={_HOST})")
 """`alice:pw@127.0.0.1:9` with no scheme in front: how an HTTP client's connection error names the host it tried
 (DSPy's native engine: `failed to connect to alice:pw@host`). Starts only where a run of its characters begins."""
 
 
-def _not_yet_redacted(match: re.Match[str]) -> bool:
-    return match.group("secret") != REDACTED
+def _host_password(match: re.Match[str]) -> bool:
+    """Not redacted already (a URL rule came first), and not an e-mail address after `mailto:`."""
+    return match.group("secret") != REDACTED and match.group("user").lower() != "mailto"
 
 
 FREE_TEXT_RULES: Final[tuple[Rule, ...]] = (
@@ -184,7 +184,7 @@ FREE_TEXT_RULES: Final[tuple[Rule, ...]] = (
          ("passw", "passp", "pwd", "secret", "token", "cookie", "session", "credential", "auth", "key", "jwt", "srf",
           "bearer"),
          lowered=True, group="secret", check=_assigns_credential),
-    Rule("host_userinfo", _HOST_USERINFO, ("@",), group="secret", check=_not_yet_redacted),
+    Rule("host_userinfo", _HOST_USERINFO, ("@",), group="secret", check=_host_password),
 )
 """Exception messages and tracebacks also quote `password=...` and `user:pass@host`: looked for there only (rare
 and short), not in every prompt and document, where triggers like `key`, `token` and `@` would cost every span a
@@ -244,5 +244,4 @@ def may_hold(text: str, *, secrets: bool, is_json: bool) -> bool:
         return True
     if "=" in text and ("?" in text or "#" in text or "&" in text) and _URL_TOKEN.search(text) is not None:
         return True
-    # JSON, or JSON written into text
-    return (is_json or any(colon in text for colon in JSON_COLONS)) and has_credential_key(text)
+    return (is_json or '":' in text) and has_credential_key(text)  # JSON, or JSON written into text

@@ -71,10 +71,10 @@ def test_credential_shapes_are_redacted_on_module_and_lm_spans_but_reach_the_lm(
 
 
 
-@pytest.mark.parametrize("member", ['"password":"hunter2-compact"', '"password" : "hunter2-spaced"'])
-def test_a_credential_in_json_written_without_the_usual_space_is_redacted(traced, make_lm, lm_server, unique, member):
-    """JSON a user pasted into a question, compact (`":"`) or with a space before the colon, as `json.dumps` never
-    writes it: the member's value is redacted on every span as it is for `": "`, and reaches the LM unchanged."""
+@pytest.mark.parametrize("member", ['"password":"hunter2-compact"', '"password": "hunter2-dumped"'])
+def test_a_credential_in_json_written_into_text_is_redacted_compact_or_not(traced, make_lm, lm_server, unique, member):
+    """JSON a user pasted into a question, compact (`":"`, as `json.dumps(separators=...)` and JavaScript write it)
+    or as `json.dumps` writes it: the member's value is redacted on every span, and reaches the LM unchanged."""
     spans = traced(ContentPolicy())
     dspy.configure(lm=make_lm(cache=False))
     question = f'Why is {{"user":"bob",{member}}} refused? {unique}'

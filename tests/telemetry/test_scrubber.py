@@ -13,7 +13,7 @@ import pytest
 from lmscope import ScrubMatch
 from lmscope.telemetry._binary import describe_bytes
 from lmscope.telemetry._content import ContentPolicy, truncate
-from lmscope.telemetry._scrub import Scrubber
+from lmscope.telemetry._scrub import Scrubber, scrub_credentials
 from lmscope.telemetry._scrub_rules import FREE_TEXT_RULES, is_credential_key
 
 OPENAI = "sk-proj-" + "A1b2C3d4" * 5
@@ -75,6 +75,7 @@ def test_values_under_credential_keys_are_redacted_at_any_depth() -> None:
     ("/cb#access_token=abc.def&state=x and ?page=2&q=a", "/cb#access_token=[REDACTED]&state=x and ?page=2&q=a"),
     ("Cookie: sid=abc; theme=dark\nSet-Cookie: s=1; Path=/", "Cookie: [REDACTED]\nSet-Cookie: [REDACTED]"),
     ('prompt {"password": "hunter2", "max_tokens": "5"}', 'prompt {"password": "[REDACTED]", "max_tokens": "5"}'),
+    ('compact {"user":"bob","password":"hunter2"}', 'compact {"user":"bob","password":"[REDACTED]"}'),
 ])
 def test_credential_shapes_in_strings(text: str, expected: str) -> None:
     assert scrub_json({"q": text}) == ({"q": expected}, expected != text)
@@ -87,6 +88,23 @@ def test_free_text_also_redacts_assignments() -> None:
         "connect failed: password=[REDACTED], token_count=5, {'api_key': '[REDACTED]', 'max_tokens': 7}", True)
     # In content (prompts, documents) the assignment rule does not run: its word triggers would cost every span.
     assert Scrubber().text("password=hunter2", "k") == ("password=hunter2", False)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("failed to connect to alice:hunter2@127.0.0.1:9", "failed to connect to alice:[REDACTED]@127.0.0.1:9"),
+    ("login git:hunter2@github.com:443 refused", "login git:[REDACTED]@github.com:443 refused"),
+    ("no route to bob:hunter2@db:5432", "no route to bob:[REDACTED]@db:5432"),
+    ("bad u:hunter2@[::1]:80", "bad u:[REDACTED]@[::1]:80"),
+    # Not a password before a host: a package version, an image digest, an e-mail address, code in a traceback.
+    ("cannot import npm:pyodide@0.29.4/pyodide.js", "cannot import npm:pyodide@0.29.4/pyodide.js"),
+    ("pull python:3.11@sha256:0a1b2c3d4e5f failed", "pull python:3.11@sha256:0a1b2c3d4e5f failed"),
+    ("write to mailto:bob@example.com", "write to mailto:bob@example.com"),
+    ("    y = lambda x:x@W", "    y = lambda x:x@W"),
+])
+def test_error_text_loses_the_password_of_a_host_named_without_a_scheme(text: str, expected: str) -> None:
+    """How an HTTP client names the host it could not reach (DSPy's native engine: `alice:<password>@host:port`)."""
+    assert scrub_credentials(text) == expected
+    assert Scrubber().text(text, "k") == (text, False)  # content: only with a scheme (`postgres://bob:...@`)
 
 
 def test_text_without_secrets_is_returned_as_is() -> None:
@@ -161,7 +179,8 @@ ADVERSARIAL = [
     "sk-" * 33_334, "a" * 100_000, "token_" * 16_667, "eyJ" * 33_334, "eyJa." * 20_000, "Basic " * 16_667,
     "http://" + "a:" * 50_000, "x://a:" * 16_667, "data:image/png" + ";a" * 50_000, "A" * 99_999 + "!",
     "=a" * 50_000, "a@b://" * 16_667, "Bearer " * 14_286, "ghp_" * 25_000, "AKIA" * 25_000,
-    "password=" * 11_112, "'api_key': '" * 8_334, "api_key_" * 12_500, "sk-ab..." * 12_500,
+    "password=" * 11_112, "'api_key': '" * 8_334, "api_key_" * 12_500, "sk-ab..." * 12_500, "a:b@" * 25_000,
+    ":a" * 50_000 + "@x", "x:y@" + "a." * 49_998 + "com",
     '"password": "' * 7_693, '"' + "a" * 99_999, "?token=" * 14_286, "&" + "a" * 99_999, "Set-Cookie: " * 8_334,
 ]
 
