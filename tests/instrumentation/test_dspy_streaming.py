@@ -32,18 +32,18 @@ def bill(lm_server: Any) -> Any:
     del lm_server.complete
 
 
+async def _consume(program: Any, question: str) -> str:
+    answer = ""
+    async for value in program(question=question):
+        if isinstance(value, dspy.Prediction):
+            answer = value.answer
+    return answer
+
+
 def _stream_twice(lm: Any, unique: str) -> list[str]:
     program = dspy.streamify(dspy.Predict("question -> answer"))
-
-    async def run(question: str) -> str:
-        answer = ""
-        async for value in program(question=question):
-            if isinstance(value, dspy.Prediction):
-                answer = value.answer
-        return answer
-
     with dspy.context(lm=lm):
-        return [asyncio.run(run(f"{QUESTION}{unique} {suffix}")) for suffix in ("first", "second")]
+        return [asyncio.run(_consume(program, f"{QUESTION}{unique} {suffix}")) for suffix in ("first", "second")]
 
 
 def _lm_spans(finished: Any) -> list[Any]:
@@ -75,3 +75,22 @@ def test_a_streamed_call_has_the_billed_tokens_or_says_they_are_estimated(spans:
             assert semconv.USAGE_ESTIMATED not in attributes
             assert attributes[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == \
                 billed["prompt_tokens_details"]["cached_tokens"]
+
+
+def test_a_streamed_cache_hit_and_a_responses_call_are_not_estimated(spans: Any, lm_server: Any, bill: Any,
+                                                                      unique: str) -> None:
+    """Under `dspy.streamify` with `track_usage` off, on DSPy's LiteLLM path: a cache hit billed nothing (nothing to
+    estimate), and a `model_type="responses"` call is not streamed (DSPy streams chat calls only), so it has the
+    provider's usage."""
+    lm = dspy.LM("openai/gpt-4o-mini", api_base=lm_server.base_url, api_key="sk-x", **engine_options("litellm"))
+    _stream_twice(lm, unique)
+    with dspy.context(lm=lm):  # the first question again: a hit
+        asyncio.run(_consume(dspy.streamify(dspy.Predict("question -> answer")), f"{QUESTION}{unique} first"))
+    *_, hit = _lm_spans(spans())
+    assert hit.attributes[semconv.CACHE_HIT] is True and semconv.USAGE_ESTIMATED not in hit.attributes
+    responses = dspy.LM("openai/gpt-4o-mini", api_base=lm_server.base_url, api_key="sk-x", cache=False,
+                        model_type="responses", **engine_options("litellm"))
+    with dspy.context(lm=responses):
+        asyncio.run(_consume(dspy.streamify(dspy.Predict("question -> answer")), f"{QUESTION}{unique} third"))
+    *_, call = _lm_spans(spans())
+    assert semconv.USAGE_ESTIMATED not in call.attributes and call.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] > 0

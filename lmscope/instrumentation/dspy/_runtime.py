@@ -239,7 +239,8 @@ class Runtime:
                                    cache_layer=frame.cache_layer, stored_record=frame.stored_record,
                                    duration_s=duration, module_path=module)
         call.phase = frame.phase
-        call.usage_estimated = call.engine == "litellm" and _streamed_without_usage(self.settings)
+        call.usage_estimated = call.engine == "litellm" and not call.cache_hit \
+            and _streamed_without_usage(frame.lm, self.settings)
         # DSPy's PreparedCall.cache, seen by finalize, and a tier left on by `dspy.configure_cache(...)`: otherwise
         # DSPy's Cache.get/put do nothing, and the call did not use the cache (span, roll-ups and metrics agree).
         call.cache_used = bool(getattr(frame.call, "cache", False)) and dspy_cache_tier_on()
@@ -356,8 +357,10 @@ def _looks_retrieved(output: Any) -> bool:
     return type(passages) is list and bool(passages)
 
 
-def _streamed_without_usage(settings: Any) -> bool:
+def _streamed_without_usage(lm: Any, settings: Any) -> bool:
     """Whether a call on DSPy's LiteLLM path streamed (under `dspy.streamify`) without asking for the usage chunk:
-    DSPy asks for it only with `track_usage` on, and otherwise LiteLLM's `stream_chunk_builder` counts the tokens
-    itself (DSPy's native engine always asks)."""
-    return settings.get("send_stream") is not None and not settings.get("track_usage")
+    DSPy streams chat calls only (`model_type="text"` and `"responses"` never stream), and asks for the usage chunk
+    only with `track_usage` on; otherwise LiteLLM's `stream_chunk_builder` counts the tokens itself. DSPy's native
+    engine always asks."""
+    return getattr(lm, "model_type", "chat") == "chat" and settings.get("send_stream") is not None \
+        and not settings.get("track_usage")
