@@ -21,8 +21,8 @@ class LMCall:
     """Prompt tokens the provider read from its prompt cache (a subset of input_tokens)."""
     reasoning_tokens: int = 0
     usage_estimated: bool = False
-    """The tokens are LiteLLM's count, not the provider's bill (a stream that asked for no usage chunk): cached tokens
-    are unknown, and the cost is priced from the count."""
+    """The tokens are LiteLLM's count, not the provider's bill (a stream without a usage chunk, DSPy's or the app's own
+    LiteLLM call): cached tokens are unknown, and the cost is priced from the count (`lmscope.usage.estimated`)."""
     cost_usd: float | None = None
     """What the call was billed; None when the price is unknown; 0.0 on a cache hit."""
     cost_source: str | None = None

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...telemetry import _semconv as semconv
 from ...telemetry._lm_call import LMCall
 from .._token_counts import get
 from ._responses import responses_answers, responses_finish_reasons, responses_messages
@@ -55,7 +54,8 @@ class ResponsesStreamRecorder(StreamRecorder):
         texts = self.answers.answers()
         call.input_tokens, call.output_tokens = estimate_tokens(frame, responses_messages(frame.kwargs), texts)
         call.cost_usd = litellm_price(frame, call.input_tokens, call.output_tokens)
-        return self._priced(call), texts, {semconv.USAGE_ESTIMATED: True}
+        call.usage_estimated = True
+        return self._priced(call), texts, {}
 
     @staticmethod
     def _priced(call: LMCall) -> LMCall:

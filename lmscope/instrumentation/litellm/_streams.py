@@ -169,7 +169,7 @@ class StreamRecorder(StreamObserver):
             messages = (prompt_messages(frame.kwargs.get("prompt")) if frame.operation == TEXT_COMPLETION
                         else frame.kwargs.get("messages"))
             call.input_tokens, call.output_tokens = estimate_tokens(frame, messages, texts)
-            extra[semconv.USAGE_ESTIMATED] = True
+            call.usage_estimated = True
         call.response_model = str(self.response_model) if self.response_model else None
         call.response_id = str(self.response_id) if self.response_id else None
         call.finish_reasons = tuple(self.finish_reasons[index] for index in sorted(self.finish_reasons))
