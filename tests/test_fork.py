@@ -1,7 +1,8 @@
 """A process that forks while spans are being exported: every child traces normally and exits.
 
 Real processes: an app script instruments lmscope with its file exporter, keeps a producer thread ending spans
-(so export workers are writing and locks are held at the moment of each fork), and forks 40 times. Without
+(so export workers are writing and locks are held at the moment of each fork), and forks 40 times. The producer is
+paced and batches are small: an unpaced one outran the exporter on a loaded box and its drop report failed the test. Without
 lmscope/telemetry/_fork.py a child inherited a lock the parent's export worker held and its flush never
 returned (10 of 40 children on the code before it).
 """
@@ -34,10 +35,11 @@ APP = textwrap.dedent("""
     tracer = trace.get_tracer("fork-test")
     stop = threading.Event()
 
-    def produce():
+    def produce():  # paced: as fast as the queue drains on a loaded box, so no span is ever dropped
         while not stop.is_set():
             with tracer.start_as_current_span("parent.work"):
                 pass
+            time.sleep(0.0005)
 
     def child(i):  # a span of its own, flushed; then out without the parent's atexit hooks
         tracer.start_span(f"child-{i}").end()
@@ -102,8 +104,10 @@ def span_names(path: Path) -> list[str]:
 @pytest.mark.parametrize("how", ["os.fork", "os.fork+exit", "multiprocessing"])
 def test_forked_children_trace_into_the_same_file_and_exit(tmp_path: Path, how: str) -> None:
     path = tmp_path / "traces.jsonl"
+    # Small batches: the export worker writes every few dozen spans, so many forks land while it holds its locks.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "32"}
     done = subprocess.run([sys.executable, "-c", APP, str(path), str(FORKS), how], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+                          timeout=600, env=env)
     assert done.returncode == 0, done.stderr
     outcomes = json.loads(done.stdout)
     assert outcomes == {str(i): 0 for i in range(FORKS)}, done.stderr  # none hung, every child's flush delivered
