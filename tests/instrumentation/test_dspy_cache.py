@@ -47,6 +47,25 @@ def test_repeated_call_is_a_memory_hit_billing_nothing(spans, make_lm, unique):
     assert predict_span.attributes[semconv.CACHE_SAVED_TOTAL_USD] == miss[semconv.GEN_AI_USAGE_COST]
 
 
+def test_a_hit_of_several_generations_saved_what_all_of_them_cost(spans, make_lm, lm_server, unique):
+    """`n=3`: DSPy's native engine sends one request per generation and caches the three responses as one record;
+    a hit saved the tokens of all of them, as the miss billed (and the stand-in server counted)."""
+    dspy.configure(lm=make_lm())
+    predict = dspy.Predict("question -> answer", n=3)
+    question = f"What is the capital of Japan? {unique}"
+    billed_before = lm_server.billed_chat_tokens
+    predict(question=question)
+    billed_after = lm_server.billed_chat_tokens
+    predict(question=question)
+
+    miss, hit = (dict(s.attributes) for s in lm_spans(spans()))
+    billed = billed_after[0] - billed_before[0] + billed_after[1] - billed_before[1]
+    assert miss[semconv.GEN_AI_USAGE_INPUT_TOKENS] + miss[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == billed
+    assert hit[semconv.CACHE_HIT] is True
+    assert hit[semconv.CACHE_SAVED_TOKENS] == billed
+    assert hit[semconv.CACHE_SAVED_USD] == miss[semconv.GEN_AI_USAGE_COST]
+
+
 def test_cache_off_makes_no_cache_facts_up(spans, make_lm, unique):
     dspy.configure(lm=make_lm(cache=False))
     predict = dspy.Predict("question -> answer")

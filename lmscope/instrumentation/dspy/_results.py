@@ -61,12 +61,14 @@ def _response_id(result: Any) -> str | None:
 
 
 def _original_tokens(result: Any, stored_record: Any) -> int | None:
-    """Tokens the cached answer cost when it was first produced, if anything still records them."""
+    """Tokens the cached answer cost when it was first produced, if anything still records them: on DSPy's native
+    engine, the sum over its responses (one per request: `n=3` may have been three, which DSPy combined)."""
     responses = getattr(result, "responses", None)
     if responses:
-        usage = getattr(responses[0], "usage", None)
-        if usage is not None:
-            return _count(getattr(usage, "input_tokens", 0)) + _count(getattr(usage, "output_tokens", 0))
+        usages = [usage for usage in (getattr(response, "usage", None) for response in responses) if usage is not None]
+        if usages:
+            return sum(_count(getattr(usage, "input_tokens", 0)) + _count(getattr(usage, "output_tokens", 0))
+                       for usage in usages)
     usage = _plain(getattr(stored_record, "usage", None))
     if usage:
         return _count(usage.get("prompt_tokens")) + _count(usage.get("completion_tokens"))
