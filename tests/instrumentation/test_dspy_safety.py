@@ -40,6 +40,52 @@ def test_failing_module_records_error_and_reraises_the_same_exception(spans, mak
     assert ask.status.status_code.name == "UNSET"
 
 
+class Outer(dspy.Module):
+    def __init__(self):
+        super().__init__()
+        self.inner = Broken()
+
+    def forward(self, question):
+        return self.inner(question=question)
+
+    async def aforward(self, question):
+        return self.inner(question=question)
+
+
+@pytest.mark.parametrize("how", ["call", "acall"])
+def test_an_error_spans_traceback_is_the_users_without_lmscope_frames(spans, make_lm, unique, how):
+    """Each failed module span's `exception.stacktrace` is the traceback the program gets from that module's call,
+    as it would be untraced: no frame of lmscope's wrappers at its head."""
+    import asyncio
+    import os
+    import traceback
+
+    import lmscope
+
+    package = os.path.dirname(lmscope.__file__) + os.sep
+    dspy.configure(lm=make_lm())
+    program = Outer()
+    with pytest.raises(KeyError) as caught:
+        if how == "call":
+            program(question=f"q {unique}")
+        else:
+            asyncio.run(program.acall(question=f"q {unique}"))
+    error = caught.value
+    entries = traceback.extract_tb(error.__traceback__)
+    assert not [entry for entry in entries if entry.filename.startswith(package)]
+
+    finished = spans()
+    for name in ("outer", "outer.inner"):
+        stacktrace = next(s for s in finished if s.name == name).events[0].attributes["exception.stacktrace"]
+        assert package not in stacktrace, name
+    # The outermost span's is the program's traceback from the module call down (the test's own frames left out).
+    head = error.__traceback__
+    while not head.tb_frame.f_code.co_filename.startswith(os.path.dirname(dspy.__file__)):
+        head = head.tb_next
+    outer = next(s for s in finished if s.name == "outer").events[0].attributes["exception.stacktrace"]
+    assert outer == "".join(traceback.format_exception(type(error), error, head))
+
+
 def test_lm_error_is_recorded_on_the_lm_span(spans, unique):
     lm = dspy.LM("openai/gpt-4o-mini", api_base="http://127.0.0.1:9/v1", api_key="sk-x", num_retries=0)
     dspy.configure(lm=lm)

@@ -73,8 +73,8 @@ class Evaluation:
             if isinstance(error, Exception):  # what ParallelExecutor catches and counts; not KeyboardInterrupt
                 with self.lock:
                     self.errors += 1
+            drop_own_frame(error, Evaluation.run_example)  # first: the span records the traceback the program gets
             runtime.end_module(frame, None, error)
-            drop_own_frame(error, Evaluation.run_example)
             raise
         # process_item returns (prediction, score): the score is exactly what Evaluate adds up
         value = metric_value(result[1]) if type(result) is tuple and len(result) == 2 else None
@@ -117,8 +117,8 @@ def traced_metric(runtime: Runtime, metric: Any) -> Callable[..., Any]:
         try:
             value = metric(*args, **kwargs)
         except BaseException as error:
-            runtime.end_module(frame, None, error)
             drop_own_frame(error, call_metric)
+            runtime.end_module(frame, None, error)
             raise
         recorded = metric_value(value)
         if recorded is not None and frame.span.is_recording():
@@ -171,10 +171,10 @@ def evaluate_call(runtime: Runtime, original: Callable[..., Any], start: Contain
         try:
             result = original(self, *called_args, **called_kwargs)
         except BaseException as error:
+            drop_own_frame(error, wrapper)
             if frame is not None:
                 _finish(evaluation, token)
                 end(frame, None, error)
-            drop_own_frame(error, wrapper)
             raise
         if frame is not None:
             _finish(evaluation, token)

@@ -58,8 +58,8 @@ def traced(original: Callable[..., Any], start: Start[Frame], end: End[Frame], w
         try:
             result = original(self, *args, **kwargs)
         except BaseException as error:
+            drop_own_frame(error, wrapper)  # first: the span records the traceback the program gets
             end(frame, None, error)
-            drop_own_frame(error, wrapper)
             raise
         end(frame, result, None)
         return result
@@ -86,8 +86,8 @@ def traced_async(original: Callable[..., Any], start: Start[Frame], end: End[Fra
         try:
             result = await original(self, *args, **kwargs)
         except BaseException as error:
+            drop_own_frame(error, wrapper)  # first: the span records the traceback the program gets
             end(frame, None, error)
-            drop_own_frame(error, wrapper)
             raise
         end(frame, result, None)
         return result
