@@ -66,6 +66,24 @@ def test_a_hit_of_several_generations_saved_what_all_of_them_cost(spans, make_lm
     assert hit[semconv.CACHE_SAVED_USD] == miss[semconv.GEN_AI_USAGE_COST]
 
 
+def test_a_disk_hit_with_the_memory_tier_off_says_what_it_saved(spans, make_lm, unique, tmp_path, monkeypatch):
+    """`dspy.configure_cache(enable_memory_cache=False)`: every hit comes from disk, and is still a hit that saved the
+    tokens and the cost of the call that stored it."""
+    monkeypatch.setattr(dspy, "cache", dspy.cache)  # the session's cache is back afterwards
+    dspy.configure_cache(enable_memory_cache=False, enable_disk_cache=True, disk_cache_dir=str(tmp_path / "cache"))
+    dspy.configure(lm=make_lm())
+    predict = dspy.Predict("question -> answer")
+    question = f"What is the capital of Chile? {unique}"
+    predict(question=question)
+    predict(question=question)
+
+    miss, hit = (dict(s.attributes) for s in lm_spans(spans()))
+    assert (hit[semconv.CACHE_HIT], hit[semconv.CACHE_LAYER]) == (True, "disk")
+    assert hit[semconv.CACHE_SAVED_TOKENS] == miss[semconv.GEN_AI_USAGE_INPUT_TOKENS] + \
+        miss[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]
+    assert hit[semconv.CACHE_SAVED_USD] == miss[semconv.GEN_AI_USAGE_COST]
+
+
 def test_cache_off_makes_no_cache_facts_up(spans, make_lm, unique):
     dspy.configure(lm=make_lm(cache=False))
     predict = dspy.Predict("question -> answer")

@@ -227,12 +227,24 @@ def cache_get(original: Callable[..., Any]) -> Callable[..., Any]:
             frame.cache_key_memo = None
         if value is not None and in_memory is not None:
             frame.cache_layer = "memory" if in_memory else "disk"
-            if self.enable_memory_cache:
-                with self._lock:  # the stored record still has the usage the hit copy had zeroed
-                    frame.stored_record = self.memory_cache.get(key)
+            frame.stored_record = _stored_record(self, key, value)
         return value
 
     return wrapper
+
+
+def _stored_record(cache: Any, key: str, hit: Any) -> Any:
+    """The record a hit was copied from: it still has the usage DSPy zeroed on the copy (a LiteLLM response's). From
+    memory, where a disk hit was just put too; with the memory tier off, read again from disk, only for a copy that
+    lost its usage (a native record keeps it on its responses)."""
+    try:
+        if cache.enable_memory_cache:
+            with cache._lock:
+                return cache.memory_cache.get(key)
+        return cache.disk_cache.get(key) if hasattr(hit, "usage") else None
+    except Exception as exc:  # noqa: BLE001 - costs the hit's saved tokens, not the call
+        report_internal_error("cached record of a hit", exc)
+        return None
 
 
 def cache_key(original: Callable[..., Any]) -> Callable[..., Any]:
