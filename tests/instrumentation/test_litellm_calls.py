@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import os
 import time
 import traceback
 
@@ -176,16 +177,32 @@ def test_embeddings_are_one_span_with_input_tokens(litellm_spans, lm_server):
     assert json.loads(attributes[semconv.OUTPUT_VALUE]) == {"embeddings": 2, "dimensions": 64}
 
 
-def test_an_error_is_recorded_and_reaches_the_app_unchanged(litellm_spans, lm_server, unique):
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+def test_an_error_is_recorded_and_reaches_the_app_unchanged(litellm_spans, lm_server, unique, is_async):
     lm_server.failures["broken-model"] = (401, "Incorrect API key provided: sk-abc...")
+    request = {**_ask(lm_server, unique), "model": "openai/broken-model", "num_retries": 0}
     try:
-        with pytest.raises(litellm.AuthenticationError):
-            litellm.completion(**{**_ask(lm_server, unique), "model": "openai/broken-model", "num_retries": 0})
+        with pytest.raises(litellm.AuthenticationError) as raised:
+            if is_async:
+                asyncio.run(litellm.acompletion(**request))
+            else:
+                litellm.completion(**request)
     finally:
         del lm_server.failures["broken-model"]
     (span,) = litellm_spans()
     assert span.status.status_code.name == "ERROR"
     assert span.attributes[semconv.ERROR_TYPE] == "AuthenticationError"
+    # The span's traceback is the app's from LiteLLM's first frame down: no frame of lmscope's wrapper at its head.
+    head = raised.value.__traceback__
+    while not head.tb_frame.f_code.co_filename.startswith(os.path.dirname(litellm.__file__)):
+        head = head.tb_next
+    recorded = span.events[0].attributes["exception.stacktrace"]
+    error = raised.value
+    assert _frame_lines(recorded) == _frame_lines("".join(traceback.format_exception(type(error), error, head)))
+
+
+def _frame_lines(stacktrace):
+    return [line for line in stacktrace.splitlines() if line.startswith("  File ")]
 
 
 def _read_failing_stream(request, is_async):

@@ -5,6 +5,7 @@ stand-in server's bill and LiteLLM's price, counted once."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import traceback
 
@@ -12,6 +13,7 @@ import dspy
 import litellm
 import pytest
 
+import lmscope
 from lmscope._lm_server import count_prompt_tokens, count_tokens
 from lmscope.telemetry import _semconv as semconv
 from lmscope.telemetry._report import summarize
@@ -172,6 +174,8 @@ def test_a_router_call_that_fails_is_an_error_span_and_the_app_gets_litellms_err
     assert router_span.attributes[semconv.ERROR_TYPE] == type(raised.value).__name__ == "InternalServerError"
     files = [frame.filename for frame in traceback.extract_tb(raised.value.__traceback__)]
     assert not [name for name in files if "lmscope" in name]  # the traceback the app would see untraced
+    recorded = router_span.events[0].attributes["exception.stacktrace"]
+    assert f'"{os.path.dirname(lmscope.__file__)}{os.sep}' not in recorded  # nor on the span
     assert _router_attributes(router_span) == _nothing_answered(endpoint)  # no model, no $0 total
 
 

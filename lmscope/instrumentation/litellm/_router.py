@@ -168,10 +168,10 @@ class _RouterCall:
         return self
 
     def __exit__(self, error_type: type[BaseException] | None, error: BaseException | None, _tb: Any) -> None:
+        if error is not None:  # first: the span records the traceback the app gets
+            drop_own_frame(error, self.wrapper)
         if self.frame is not None:
             self.result = _returned(self.runtime, self.frame, self.result, error)
-        if error is not None:
-            drop_own_frame(error, self.wrapper)
 
 
 def traced_router_call(runtime: LiteLLMRuntime, original: Callable[..., Any], endpoint: str) -> Callable[..., Any]:

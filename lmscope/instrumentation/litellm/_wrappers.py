@@ -49,9 +49,9 @@ def traced_call(runtime: LiteLLMRuntime, original: Callable[..., Any], operation
         try:
             result = original(*args, **kwargs)
         except BaseException as error:
+            drop_own_frame(error, wrapper)  # first: the span records the traceback the app gets
             runtime.leave(frame)
             runtime.end(frame, None, error)
-            drop_own_frame(error, wrapper)
             raise
         return _returned(runtime, frame, result)
 
@@ -68,9 +68,9 @@ def traced_async_call(runtime: LiteLLMRuntime, original: Callable[..., Any], ope
         try:
             result = await original(*args, **kwargs)
         except BaseException as error:
+            drop_own_frame(error, wrapper)  # first: the span records the traceback the app gets
             runtime.leave(frame)
             runtime.end(frame, None, error)
-            drop_own_frame(error, wrapper)
             raise
         return _returned(runtime, frame, result)
 
