@@ -109,7 +109,7 @@ ERROR_TYPE: Final = "error.type"
 
 # --- lmscope -------------------------------------------------------------------------------------
 LMSCOPE_PREFIX: Final = "lmscope."
-"""Every key lmscope adds of its own starts so; an LLM span with one is lmscope's (`_tree.is_lm_call`)."""
+"""Every key lmscope adds of its own starts so."""
 MODULE_PATH: Final = "lmscope.module.path"
 MODULE_CLASS: Final = "lmscope.module.class"
 MODULE_SIGNATURE: Final = "lmscope.module.signature"

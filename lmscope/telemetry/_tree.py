@@ -266,20 +266,20 @@ class SpanFacts:
 
 
 def is_lm_call(attributes: Mapping[str, Any]) -> bool:
-    """An LM span lmscope wrote: one LM call, to count and price.
+    """An LM span lmscope wrote for a call that got its answer: one LM call, to count and price, as `track()` does.
 
     Another DSPy instrumentation running beside lmscope (OpenInference's, Logfire's) wraps the same call in an LLM
     span of its own, which reaches the same file when it shares the TracerProvider; counting it too would report
-    every call twice, once unpriced. lmscope's LM spans are the LLM and EMBEDDING spans with `lmscope.*` attributes
-    (`lmscope.cache.hit` is on every finished one; no other producer writes lmscope's keys).
+    every call twice, once unpriced. lmscope's LM spans are the LLM and EMBEDDING spans with `lmscope.cache.hit`,
+    which lmscope writes on every call that got its answer (no other producer writes lmscope's keys).
 
-    A local embedding function's span (`lmscope.embedding.local`) is not one: no provider was asked, nothing was
-    billed, and a provider call the function makes itself is a span of its own, counted there. `lmscope.phase`, on
-    every span lmscope starts, says nothing of the call: a LiteLLM call that failed before any answer carries no other
-    lmscope key and, as in `track()`, is not counted."""
-    return attributes.get(semconv.SPAN_KIND) in semconv.LM_CALL_KINDS and not attributes.get(
-        semconv.EMBEDDING_LOCAL) and any(key.startswith(semconv.LMSCOPE_PREFIX) and key != semconv.PHASE
-                                         for key in attributes)
+    A call that failed before any answer is not counted, as in `track()` and the module roll-ups: nothing was billed,
+    and counting it would show an unknown price. Its span still carries the keys lmscope writes when a call starts
+    (`lmscope.phase`, a DSPy call's `lmscope.settings.*`), which say nothing of an answer. A local embedding
+    function's span (`lmscope.embedding.local`) is not one either: no provider was asked, nothing was billed, and a
+    provider call the function makes itself is a span of its own, counted there."""
+    return attributes.get(semconv.SPAN_KIND) in semconv.LM_CALL_KINDS and semconv.CACHE_HIT in attributes \
+        and not attributes.get(semconv.EMBEDDING_LOCAL)
 
 
 def span_facts(record: SpanRecord) -> SpanFacts:
@@ -287,7 +287,7 @@ def span_facts(record: SpanRecord) -> SpanFacts:
     hit = bool(attributes.get(semconv.CACHE_HIT))
     batch_index = attributes.get(semconv.BATCH_INDEX)
     cost = _first(attributes, semconv.GEN_AI_USAGE_COST, semconv.COST_TOTAL_USD)
-    # An LM call without a cost (a failed call) is unpriced, as the report counts it.
+    # An LM call without a cost (no known price) is unpriced, as the report counts it.
     unpriced_call = cost is None and is_lm_call(attributes)
     return SpanFacts(
         label=str(attributes.get(semconv.MODULE_PATH) or record.name),

@@ -5,10 +5,14 @@ from __future__ import annotations
 import dspy
 import pytest
 from dspy.utils.callback import BaseCallback
-from dspy_release import engine_options, lm_result_hook, needs_dspy
+from dspy_release import ENGINES, engine_options, lm_result_hook, needs_dspy
 
 from lmscope.instrumentation.dspy import DSPyInstrumentor, _runtime
 from lmscope.telemetry import _semconv as semconv
+from lmscope.telemetry._report import summarize
+from lmscope.telemetry._trace_file import records_from_spans
+from lmscope.telemetry._tree import build_trees, render_tree
+from lmscope.telemetry._usage import track
 
 
 class Broken(dspy.Module):
@@ -86,14 +90,24 @@ def test_an_error_spans_traceback_is_the_users_without_lmscope_frames(spans, mak
     assert outer == "".join(traceback.format_exception(type(error), error, head))
 
 
-def test_lm_error_is_recorded_on_the_lm_span(spans, unique):
-    lm = dspy.LM("openai/gpt-4o-mini", api_base="http://127.0.0.1:9/v1", api_key="sk-x", num_retries=0)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_lm_error_is_recorded_on_the_lm_span(spans, unique, engine):
+    lm = dspy.LM("openai/gpt-4o-mini", api_base="http://127.0.0.1:9/v1", api_key="sk-x", num_retries=0,
+                 **engine_options(engine))
     dspy.configure(lm=lm)
-    with pytest.raises(Exception) as caught:
+    with track() as usage, pytest.raises(Exception) as caught:
         dspy.Predict("question -> answer")(question=f"q {unique}")
     call = next(s for s in spans() if s.name == "chat gpt-4o-mini")
     assert call.status.status_code.name == "ERROR"
     assert call.attributes[semconv.ERROR_TYPE] == type(caught.value).__name__
+    # Nothing answered, nothing billed: no call in track(), in the module's roll-up, nor in the report and tree
+    # read from the same spans (not an "unpriced" call).
+    assert usage.total()["calls"] == 0
+    assert next(s for s in spans() if s.name == "predict").attributes[semconv.LM_CALLS] == 0
+    report = summarize(records_from_spans(spans()))
+    assert (report.total.calls, report.total.unpriced_calls, report.by_model) == (0, 0, {})
+    (tree,) = build_trees(records_from_spans(spans()))
+    assert "unpriced" not in render_tree(tree)
 
 
 # Faults forced inside lmscope, each in a function `_runtime` really calls on the path of a DSPy call (patched where
