@@ -4,6 +4,7 @@ per example holding the program's spans, and the metric's span (with an LM judge
 from __future__ import annotations
 
 import json
+import os
 
 import dspy
 import pytest
@@ -11,6 +12,7 @@ from dspy.evaluate import SemanticF1
 from dspy_release import DEFAULT_ENGINE, needs_dspy
 from opentelemetry.trace import StatusCode
 
+import lmscope
 from lmscope.telemetry import _semconv as semconv
 
 
@@ -87,6 +89,10 @@ def test_score_examples_metric_values_and_errors(spans, make_lm, lm_server, uniq
     assert by_index[4].status.status_code is StatusCode.ERROR
     assert by_index[4].attributes[semconv.ERROR_TYPE] == "RuntimeError"
     assert [s.name for s in children_of(finished, by_index[4])] == ["answerer"]
+    # Each failed span records the traceback the run got, without a frame of lmscope's wrappers.
+    package = f'"{os.path.dirname(lmscope.__file__)}{os.sep}'
+    for span in (by_index[3], failed_metric, by_index[4]):
+        assert package not in span.events[0].attributes["exception.stacktrace"], span.name
 
     # Every LM call the run made is under its example's program span; the roll-ups add up to what was billed.
     lm_spans = [s for s in finished if s.name.startswith(semconv.LM_SPAN_NAME_PREFIX)]
