@@ -4,6 +4,7 @@ streams that end however the program leaves them, and DSPy's `engine="litellm"` 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -352,3 +353,51 @@ def test_next_to_openinference_litellm_each_call_is_counted_once(lm_server, uniq
     assert counted[0].attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == response.usage.prompt_tokens
     assert len(spans) == 2
     assert usage.total()["calls"] == 1
+
+
+def _failing_call_frames(request, is_async, suppressed):
+    """Make the failing call `request` (sync or async, inside `suppress_instrumentation()` or not); the error's type,
+    message and traceback frames, as (file, function)."""
+    call = (lambda: asyncio.run(litellm.acompletion(**request))) if is_async else (
+        lambda: litellm.completion(**request))
+    with pytest.raises(litellm.InternalServerError) as raised, (
+            suppress_instrumentation() if suppressed else contextlib.nullcontext()):
+        call()
+    error = raised.value
+    return type(error), str(error), [(frame.filename, frame.name) for frame in traceback.extract_tb(error.__traceback__)]
+
+
+@pytest.mark.parametrize(("untraced_inside", "is_async"), [("suppress_instrumentation", False),
+                                                          ("suppress_instrumentation", True), ("num_retries", False)],
+                         ids=["suppressed-sync", "suppressed-async", "num_retries-sync"])
+def test_an_untraced_call_through_the_wrapper_raises_the_traceback_of_a_call_without_lmscope(lm_server, unique,
+                                                                                             untraced_inside,
+                                                                                             is_async):
+    """The wrapper runs a call untraced inside the app's `suppress_instrumentation()`, and inside another LiteLLM
+    span: `completion(num_retries=1)` retries through `litellm.completion_with_retries`, whose attempt runs inside
+    the call's span (the async retry's attempt returns a coroutine, awaited outside the wrapper). Its error still
+    reaches the program with no frame of lmscope's."""
+    from lmscope.instrumentation.litellm import LiteLLMInstrumentor
+
+    suppressed = untraced_inside == "suppress_instrumentation"
+    request = {**_ask(lm_server, unique), "model": "openai/broken-model",
+               "num_retries": 0 if suppressed else 1}
+    lm_server.failures["broken-model"] = (500, "The server had an error while processing your request.")
+    provider, exporter = memory_provider()
+    instrumentor = LiteLLMInstrumentor()
+    try:
+        without_lmscope = _failing_call_frames(request, is_async, suppressed)
+        instrumentor.instrument(tracer=provider.get_tracer("test"), capture_content=False)
+        try:
+            traced = _failing_call_frames(request, is_async, suppressed)
+        finally:
+            instrumentor.uninstrument()
+    finally:
+        del lm_server.failures["broken-model"]
+
+    assert traced == without_lmscope
+    spans = exporter.get_finished_spans()
+    if suppressed:
+        assert spans == ()
+    else:  # one span for the call, its retry inside it
+        assert [(span.name, span.status.status_code.name) for span in spans] == [("chat broken-model", "ERROR")]

@@ -39,21 +39,29 @@ def _returned(runtime: LiteLLMRuntime, frame: CallFrame, result: Any) -> Any:
     return result
 
 
+def _failed(runtime: LiteLLMRuntime, frame: CallFrame | None, error: BaseException,
+            wrapper: Callable[..., Any]) -> None:
+    """LiteLLM raised `error`: take `wrapper`'s frame off the traceback, traced or not (a call inside another LiteLLM
+    span or `suppress_instrumentation()` runs untraced through the same wrapper), so the bare `raise` that follows
+    gives the program the traceback it gets without lmscope; then end the span (if the call had one), which so
+    records that same traceback."""
+    drop_own_frame(error, wrapper)
+    if frame is not None:
+        runtime.leave(frame)
+        runtime.end(frame, None, error)
+
+
 def traced_call(runtime: LiteLLMRuntime, original: Callable[..., Any], operation: str,
                 names: tuple[str, ...]) -> Callable[..., Any]:
     @functools.wraps(original)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         frame = _start(runtime, operation, names, args, kwargs)
-        if frame is None:
-            return original(*args, **kwargs)
         try:
             result = original(*args, **kwargs)
         except BaseException as error:
-            drop_own_frame(error, wrapper)  # first: the span records the traceback the app gets
-            runtime.leave(frame)
-            runtime.end(frame, None, error)
+            _failed(runtime, frame, error, wrapper)
             raise
-        return _returned(runtime, frame, result)
+        return result if frame is None else _returned(runtime, frame, result)
 
     return wrapper
 
@@ -63,16 +71,12 @@ def traced_async_call(runtime: LiteLLMRuntime, original: Callable[..., Any], ope
     @functools.wraps(original)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         frame = _start(runtime, operation, names, args, kwargs)
-        if frame is None:
-            return await original(*args, **kwargs)
         try:
             result = await original(*args, **kwargs)
         except BaseException as error:
-            drop_own_frame(error, wrapper)  # first: the span records the traceback the app gets
-            runtime.leave(frame)
-            runtime.end(frame, None, error)
+            _failed(runtime, frame, error, wrapper)
             raise
-        return _returned(runtime, frame, result)
+        return result if frame is None else _returned(runtime, frame, result)
 
     return wrapper
 
