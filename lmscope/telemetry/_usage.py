@@ -30,7 +30,7 @@ def _figures(spend: Spend) -> dict[str, Any]:
 class Usage:
     """Per-model usage collected by a `track()` block; safe to read while other threads still add.
 
-    `calls` counts every LM call; `cache_hits` are the calls among them that DSPy answered from its own cache
+    `calls` counts every LM call; `cache_hits` are the calls among them that DSPy or LiteLLM answered from its own cache
     (nothing billed, `saved_usd` is what they first cost); `cached_tokens` are prompt tokens the provider read
     from its prompt cache; `unpriced_calls` are calls whose price is unknown and so not in `cost_usd`.
     """

@@ -16,7 +16,8 @@ from ...telemetry._lm_call import LMCall
 from .._token_counts import get
 from ._responses import responses_answers, responses_finish_reasons, responses_messages
 from ._results import call_from_response
-from ._streams import StreamRecorder, estimate_tokens, litellm_price
+from ._spans import litellm_price
+from ._streams import StreamRecorder, estimate_tokens
 
 _TERMINAL_EVENTS = ("response.completed", "response.incomplete", "response.failed")
 _TEXT_DELTA = "response.output_text.delta"

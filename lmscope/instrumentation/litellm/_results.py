@@ -45,6 +45,23 @@ def call_from_response(response: Any, call: LMCall) -> LMCall:
     return call
 
 
+def from_litellm_cache(result: Any) -> bool:
+    """LiteLLM answered from its own cache (`litellm.cache`), asking no provider: `_hidden_params["cache_hit"]` on a
+    response, provider `cached_response` on the stream it replays (docs/litellm-internals.md §2, §3)."""
+    return (get(getattr(result, "_hidden_params", None), "cache_hit") is True
+            or getattr(result, "custom_llm_provider", None) == "cached_response")
+
+
+def as_cache_hit(call: LMCall, saved_usd: float | None) -> None:
+    """`call` was answered from LiteLLM's cache: nothing billed, as for a DSPy cache hit; the tokens the cached answer
+    carries, and their price `saved_usd`, are what the hit saved."""
+    call.cache_hit = True
+    call.saved_tokens, call.saved_usd = call.input_tokens + call.output_tokens, saved_usd
+    call.input_tokens = call.output_tokens = call.cached_tokens = call.reasoning_tokens = 0
+    call.usage_estimated = False
+    call.cost_usd, call.cost_source = 0.0, "lmscope"  # a cache hit bills nothing: our statement, not a price lookup
+
+
 def answers(response: Any) -> list[Any]:
     """The assistant messages of a chat response as plain data, one per choice (`answer`)."""
     out: list[Any] = []

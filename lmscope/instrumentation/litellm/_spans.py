@@ -37,7 +37,7 @@ from ..dspy._attributes import lm_request_attributes, lm_result_attributes, requ
 from ..dspy._frames import FRAME_KEY, LMFrame, ModuleFrame
 from ._neighbours import LiteLLMNeighbours
 from ._responses import responses_answers, responses_finish_reasons, responses_messages
-from ._results import answers, call_from_response
+from ._results import answers, as_cache_hit, call_from_response, from_litellm_cache, usage_cost
 from ._router_frame import RouterFrame
 
 CHAT, TEXT_COMPLETION, EMBEDDINGS = "chat", "text_completion", "embeddings"
@@ -129,6 +129,9 @@ class LiteLLMRuntime:
                 call = call_from_response(response, self.new_call(frame))
                 if frame.responses_api:
                     call.finish_reasons = responses_finish_reasons(response)
+                if from_litellm_cache(response):  # LiteLLM's price of it is 0.0: what it saved is its table's
+                    usage = getattr(response, "usage", None)
+                    as_cache_hit(call, litellm_price(frame, call.input_tokens, call.output_tokens, usage))
             outputs = self._outputs(frame, response, call.finish_reasons) if call is not None else None
             self.finish(frame, call, error, outputs)
         except Exception as exc:  # noqa: BLE001
@@ -243,3 +246,21 @@ class LiteLLMRuntime:
             attributes[semconv.SCRUBBED] = True
         attributes.update(output_message_attributes(texts, finish_reasons, policy))
         return attributes
+
+
+def litellm_price(frame: CallFrame, prompt_tokens: int, completion_tokens: int, usage: Any = None) -> float | None:
+    """LiteLLM's price of a stream (as for a call that is not streamed) or of an answer from its cache; None if unknown.
+    `usage`, the provider's (a LiteLLM `Usage`): the bill LiteLLM wrote on it, else its table for that usage, cached
+    and reasoning tokens priced as such. Without it (counted tokens), its table for the tokens."""
+    stamped = usage_cost(usage)
+    if stamped is not None:
+        return stamped
+    import litellm
+
+    try:
+        prompt_cost, completion_cost = litellm.cost_per_token(model=str(frame.kwargs.get("model") or ""),
+                                                              prompt_tokens=prompt_tokens,
+                                                              completion_tokens=completion_tokens, usage_object=usage)
+    except Exception:  # noqa: BLE001 - LiteLLM raises for a model it has no price for
+        return None
+    return float(prompt_cost) + float(completion_cost)

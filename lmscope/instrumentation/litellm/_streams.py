@@ -31,8 +31,8 @@ from ...telemetry._internal_errors import report_internal_error
 from ...telemetry._lm_call import LMCall
 from .._stack import drop_own_frame
 from .._token_counts import usage_into
-from ._results import usage_cost
-from ._spans import TEXT_COMPLETION, CallFrame, LiteLLMRuntime, prompt_messages
+from ._results import as_cache_hit
+from ._spans import TEXT_COMPLETION, CallFrame, LiteLLMRuntime, litellm_price, prompt_messages
 from ._stream_answers import StreamedAnswers, counted_text
 
 
@@ -87,6 +87,8 @@ class StreamRecorder(StreamObserver):
         self.response_model: str | None = None
         self.response_id: str | None = None
         self.first_chunk_s: float | None = None
+        self.from_cache = False
+        """LiteLLM replays the stream from its cache (`_results.from_litellm_cache`)."""
         self._ended = False
         self._lock = threading.Lock()
 
@@ -147,6 +149,8 @@ class StreamRecorder(StreamObserver):
     def _end(self, error: BaseException | None, abandoned: bool, closed: bool) -> None:
         frame, runtime = self.frame, self.runtime
         call, texts, extra = self.result()
+        if self.from_cache:
+            as_cache_hit(call, call.cost_usd)
         if self.first_chunk_s is not None:
             extra[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self.first_chunk_s
         if abandoned:
@@ -271,21 +275,3 @@ def estimate_tokens(frame: CallFrame, messages: Any, answers: list[Any]) -> tupl
     completion = sum(litellm.token_counter(model=model, text=counted_text(answer), count_response_tokens=True)
                      for answer in answers)
     return int(prompt), int(completion)
-
-
-def litellm_price(frame: CallFrame, prompt_tokens: int, completion_tokens: int, usage: Any = None) -> float | None:
-    """LiteLLM's price of the stream, as for a call that is not streamed; None if unknown. `usage`, the provider's
-    (a LiteLLM `Usage`): the bill LiteLLM wrote on it, else its table for that usage, cached and reasoning tokens
-    priced as such. Without it (counted tokens), its table for the tokens."""
-    stamped = usage_cost(usage)
-    if stamped is not None:
-        return stamped
-    import litellm
-
-    try:
-        prompt_cost, completion_cost = litellm.cost_per_token(model=str(frame.kwargs.get("model") or ""),
-                                                              prompt_tokens=prompt_tokens,
-                                                              completion_tokens=completion_tokens, usage_object=usage)
-    except Exception:  # noqa: BLE001 - LiteLLM raises for a model it has no price for
-        return None
-    return float(prompt_cost) + float(completion_cost)

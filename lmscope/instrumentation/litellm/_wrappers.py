@@ -10,6 +10,7 @@ from typing import Any
 from ...telemetry._internal_errors import report_internal_error
 from .._stack import drop_own_frame
 from ._responses_stream import ResponsesStreamRecorder
+from ._results import from_litellm_cache
 from ._spans import CallFrame, LiteLLMRuntime
 from ._streams import StreamRecorder, traced_stream
 
@@ -34,6 +35,7 @@ def _returned(runtime: LiteLLMRuntime, frame: CallFrame, result: Any) -> Any:
     runtime.leave(frame)
     if frame.kwargs.get("stream") is True and (hasattr(result, "__next__") or hasattr(result, "__anext__")):
         recorder = (ResponsesStreamRecorder if frame.responses_api else StreamRecorder)(runtime, frame)
+        recorder.from_cache = from_litellm_cache(result)
         return traced_stream(result, recorder)
     runtime.end(frame, result, None)
     return result
