@@ -10,10 +10,12 @@ Two conventions, written side by side from one scrubbed copy of each text:
   `gen_ai.output.messages` (`[{"role": "assistant", "parts": [...], "finish_reason"}]`).
 
 Input is the OpenAI chat format DSPy and LiteLLM send (`{"role", "content": str | [parts], "tool_calls",
-"tool_call_id", "name"}`); output is what `BaseLM.__call__` returns: a string per choice, or a dict with `text`,
-`reasoning_content` and `tool_calls`. Every text goes through the content policy once (binary described, credentials
-redacted, cut to the limit); a JSON value is cut as a whole, like `input.value`. Pure: plain values in, attributes
-out; nothing here reads or changes the program's objects beyond looking at them.
+"tool_call_id", "name"}`), each message a dict or an object with those attributes (LiteLLM's `Message`, which a
+tool-calling loop appends to the conversation as the answer gave it); output is what `BaseLM.__call__` returns: a
+string per choice, or a dict with `text`, `reasoning_content` and `tool_calls`. Every text goes through the content
+policy once (binary described, credentials redacted, cut to the limit); a JSON value is cut as a whole, like
+`input.value`. Pure: plain values in, attributes out; nothing here reads or changes the program's objects beyond
+looking at them.
 """
 
 from __future__ import annotations
@@ -101,9 +103,9 @@ def input_message_attributes(messages: Any, tools: Any, policy: ContentPolicy) -
         system: list[dict[str, Any]] = []
         chat: list[dict[str, Any]] = []
         for index, message in enumerate(messages[:_MAX_MESSAGES]):
-            if isinstance(message, Mapping):
+            if isinstance(message, Mapping) or _field(message, "role") is not None:
                 prefix = f"{semconv.LLM_INPUT_MESSAGES}.{index}."
-                role = str(message.get("role", "user"))
+                role = _role(message)
                 parts = _message(writer, prefix, message)
                 if role in _SYSTEM_ROLES:
                     system.extend(parts)
@@ -152,16 +154,21 @@ def output_message_attributes(outputs: Any, finish_reasons: Sequence[str] | None
     return writer.finish()
 
 
-def _message(writer: _Writer, prefix: str, message: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _role(message: Any) -> str:
+    role = _field(message, "role")
+    return "user" if role is None else str(role)
+
+
+def _message(writer: _Writer, prefix: str, message: Any) -> list[dict[str, Any]]:
     """Writes one input message's flattened keys; returns its GenAI parts."""
-    role = str(message.get("role", "user"))
+    role = _role(message)
     writer.flat(prefix + _ROLE, role)
     for field, key in (("name", _NAME), ("tool_call_id", _TOOL_CALL_ID)):
-        value = message.get(field)
+        value = _field(message, field)
         if isinstance(value, str):
             writer.flat(prefix + key, writer.text(prefix + key, value))
     parts: list[dict[str, Any]] = []
-    content = message.get("content")
+    content = _field(message, "content")
     if isinstance(content, str):
         text = writer.text(prefix + _CONTENT, content)
         writer.flat(prefix + _CONTENT, text)
@@ -172,8 +179,8 @@ def _message(writer: _Writer, prefix: str, message: Mapping[str, Any]) -> list[d
                 parts.append(_content_part(writer, f"{prefix}{_CONTENTS}.{index}.", part))
     if role == "tool":  # a tool's answer: one response part, as the GenAI schema models it
         response = " ".join(str(part.get("content", "")) for part in parts)
-        parts = [{"type": "tool_call_response", "id": message.get("tool_call_id"), "response": response}]
-    parts.extend(_tool_calls(writer, prefix, message.get("tool_calls")))
+        parts = [{"type": "tool_call_response", "id": _field(message, "tool_call_id"), "response": response}]
+    parts.extend(_tool_calls(writer, prefix, _field(message, "tool_calls")))
     return parts
 
 
@@ -232,7 +239,7 @@ def _note_left_out(messages: list[dict[str, Any]], total: int) -> None:
 
 
 def _field(value: Any, name: str) -> Any:
-    """`value[name]` or `value.name`: LiteLLM hands tool calls as dicts or as its own objects."""
+    """`value[name]` or `value.name`: LiteLLM hands messages and tool calls as dicts or as its own objects."""
     if isinstance(value, Mapping):
         return value.get(name)
     return getattr(value, name, None)

@@ -55,3 +55,24 @@ def test_a_streamed_answers_tool_calls_are_on_its_span_as_when_not_streamed(lite
         assembled = litellm.stream_chunk_builder(chunks, messages=MESSAGES)
         assert tokens == (assembled.usage.prompt_tokens, assembled.usage.completion_tokens)
         assert streamed.attributes[semconv.USAGE_ESTIMATED] is True
+
+
+_INPUT_MESSAGES = (semconv.LLM_INPUT_MESSAGES, semconv.GEN_AI_INPUT_MESSAGES)
+
+
+def test_an_assistant_message_passed_back_as_litellms_object_is_in_the_input_messages(litellm_spans, tool_server):
+    """LiteLLM's tool-calling loop appends the answer's `Message` object itself to the conversation (not a dict): the
+    next call's span lists that assistant turn, its tool calls included, as it lists the same turn given as a dict."""
+    message = litellm.completion(**_request(tool_server)).choices[0].message
+    answers = [{"role": "tool", "tool_call_id": call.id, "content": "sunny"} for call in message.tool_calls]
+    litellm.completion(**_request(tool_server, messages=[*MESSAGES, message, *answers]))
+    litellm.completion(**_request(tool_server, messages=[*MESSAGES, message.model_dump(), *answers]))
+
+    _first, with_object, with_dict = litellm_spans()
+    listed = {key: value for key, value in with_object.attributes.items() if key.startswith(_INPUT_MESSAGES)}
+    assert listed == {key: value for key, value in with_dict.attributes.items() if key.startswith(_INPUT_MESSAGES)}
+    assert json.loads(listed[semconv.GEN_AI_INPUT_MESSAGES])[1] == {"role": "assistant", "parts": [
+        {"type": "text", "content": TEXT},
+        *({"type": "tool_call", "name": name, "id": call_id, "arguments": json.loads(arguments)}
+          for call_id, name, arguments in CALLS)]}
+    assert listed[f"{semconv.LLM_INPUT_MESSAGES}.1.message.role"] == "assistant"
