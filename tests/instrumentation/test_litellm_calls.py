@@ -401,3 +401,28 @@ def test_an_untraced_call_through_the_wrapper_raises_the_traceback_of_a_call_wit
         assert spans == ()
     else:  # one span for the call, its retry inside it
         assert [(span.name, span.status.status_code.name) for span in spans] == [("chat broken-model", "ERROR")]
+
+
+_PER_RESPONSE = (semconv.GEN_AI_RESPONSE_ID, semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["call", "stream"])
+@pytest.mark.parametrize("named", ["bare", "custom_llm_provider"])
+def test_a_bare_model_names_provider_is_on_its_span_as_a_prefixed_ones(litellm_spans, lm_server, unique, stream,
+                                                                       named):
+    """`model="gpt-4o-mini"` (LiteLLM routes it to OpenAI) or with `custom_llm_provider="openai"`: the span is the one
+    of `model="openai/gpt-4o-mini"`, provider included (`gen_ai.provider.name` is a required attribute)."""
+    extra = {"stream": True, "stream_options": {"include_usage": True}} if stream else {}
+    prefixed = _ask(lm_server, unique, **extra)
+    bare = {**prefixed, "model": "gpt-4o-mini"}
+    if named == "custom_llm_provider":
+        bare["custom_llm_provider"] = "openai"
+    for request in (prefixed, bare):
+        response = litellm.completion(**request)
+        if stream:
+            list(response)
+
+    with_prefix, without = ({key: value for key, value in span.attributes.items() if key not in _PER_RESPONSE}
+                            for span in litellm_spans())
+    assert with_prefix[semconv.GEN_AI_PROVIDER_NAME] == with_prefix[semconv.LLM_PROVIDER] == "openai"
+    assert without == with_prefix

@@ -187,6 +187,12 @@ def lm_request_attributes(model: str, provider: str | None, parameters: Mapping[
     return _request_attributes(key).copy()
 
 
+def provider_attributes(provider: str) -> dict[str, Any]:
+    """The provider of an LM call (a LiteLLM provider key) in both conventions."""
+    return {semconv.GEN_AI_PROVIDER_NAME: gen_ai_provider(provider),
+            semconv.LLM_PROVIDER: openinference_provider(provider)}
+
+
 def _lm_request_attributes(model: str, provider: str | None, parameters: Mapping[str, Any]) -> dict[str, Any]:
     attributes: dict[str, Any] = {
         semconv.SPAN_KIND: semconv.KIND_LLM,
@@ -195,8 +201,7 @@ def _lm_request_attributes(model: str, provider: str | None, parameters: Mapping
         semconv.LLM_MODEL_NAME: model,
     }
     if provider is not None:
-        attributes[semconv.GEN_AI_PROVIDER_NAME] = gen_ai_provider(provider)
-        attributes[semconv.LLM_PROVIDER] = openinference_provider(provider)
+        attributes.update(provider_attributes(provider))
     for name, value in parameters.items():
         key = _GEN_AI_REQUEST.get(name)
         if key is not None and isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -33,7 +33,14 @@ from ...telemetry._usage import Usage, active_trackers
 from .._errors import record_error
 from .._lm_span_view import with_lm_span
 from .._setup import LMCallListener
-from ..dspy._attributes import lm_request_attributes, lm_result_attributes, request_parameters, to_json
+from .._token_counts import get
+from ..dspy._attributes import (
+    lm_request_attributes,
+    lm_result_attributes,
+    provider_attributes,
+    request_parameters,
+    to_json,
+)
 from ..dspy._frames import FRAME_KEY, LMFrame, ModuleFrame
 from ._neighbours import LiteLLMNeighbours
 from ._responses import responses_answers, responses_finish_reasons, responses_messages
@@ -60,8 +67,8 @@ def prompt_messages(prompt: Any) -> list[dict[str, Any]] | None:
 class CallFrame:
     """One LiteLLM call in flight."""
 
-    __slots__ = ("context", "kwargs", "model", "operation", "parent", "phase", "provider", "responses_api", "span",
-                 "started", "suppression", "token", "trackers")
+    __slots__ = ("context", "kwargs", "model", "operation", "parent", "phase", "provider", "provider_answered",
+                 "responses_api", "span", "started", "suppression", "token", "trackers")
 
     def __init__(self, span: Span, operation: str, model: str, provider: str | None, parent: ModuleFrame | None,
                  trackers: tuple[Usage, ...], kwargs: Mapping[str, Any], phase: str) -> None:
@@ -74,6 +81,8 @@ class CallFrame:
         self.context: Context | None = None
         """The context inside the call: the span's read-only view current, other instrumentations suppressed."""
         self.suppression: AbstractContextManager[None] | None = None
+        self.provider_answered = False
+        """`provider` was learned from the result (`LiteLLMRuntime.answered_by`): not among the start attributes."""
 
 
 class LiteLLMRuntime:
@@ -93,6 +102,9 @@ class LiteLLMRuntime:
         ctx = otel_context.get_current()
         phase = current_phase(ctx)
         provider, model = _route(str(kwargs.get("model") or "unknown"))
+        if provider is None:  # a bare model name: the provider the caller named, else the result's (`answered_by`)
+            given = kwargs.get("custom_llm_provider")
+            provider = given if isinstance(given, str) and given else None
         parent = ctx.get(FRAME_KEY)
         if type(parent) is LMFrame:
             parent = parent.parent
@@ -120,6 +132,17 @@ class LiteLLMRuntime:
         if frame.suppression is not None:
             frame.suppression.__exit__(None, None, None)
             frame.suppression = None
+
+    @staticmethod
+    def answered_by(frame: CallFrame, result: Any) -> None:
+        """A bare model name (`gpt-4o-mini`) LiteLLM routed itself: the provider its result names
+        (`_hidden_params["custom_llm_provider"]`, a stream's `custom_llm_provider`), as a prefix would have."""
+        if frame.provider is not None:
+            return
+        provider = (get(getattr(result, "_hidden_params", None), "custom_llm_provider")
+                    or getattr(result, "custom_llm_provider", None))
+        if isinstance(provider, str) and provider and provider != "cached_response":
+            frame.provider, frame.provider_answered = provider, True
 
     def end(self, frame: CallFrame, response: Any, error: BaseException | None) -> None:
         """End a call whose response is complete (not a stream)."""
@@ -159,6 +182,8 @@ class LiteLLMRuntime:
                 if frame.operation == EMBEDDINGS:  # no completion: tokens in, nothing out
                     for key in (semconv.GEN_AI_USAGE_OUTPUT_TOKENS, semconv.LLM_TOKEN_COUNT_COMPLETION):
                         attributes.pop(key, None)
+                if frame.provider_answered and frame.provider is not None:
+                    attributes.update(provider_attributes(frame.provider))
                 attributes.update(outputs or {})
                 attributes.update(extra or {})
                 span.set_attributes(attributes)

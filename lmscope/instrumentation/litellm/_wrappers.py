@@ -33,6 +33,7 @@ def _start(runtime: LiteLLMRuntime, operation: str, names: tuple[str, ...], args
 
 def _returned(runtime: LiteLLMRuntime, frame: CallFrame, result: Any) -> Any:
     runtime.leave(frame)
+    runtime.answered_by(frame, result)
     if frame.kwargs.get("stream") is True and (hasattr(result, "__next__") or hasattr(result, "__anext__")):
         recorder = (ResponsesStreamRecorder if frame.responses_api else StreamRecorder)(runtime, frame)
         recorder.from_cache = from_litellm_cache(result)
