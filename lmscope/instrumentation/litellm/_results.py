@@ -46,9 +46,11 @@ def call_from_response(response: Any, call: LMCall) -> LMCall:
 
 
 def from_litellm_cache(result: Any) -> bool:
-    """LiteLLM answered from its own cache (`litellm.cache`), asking no provider: `_hidden_params["cache_hit"]` on a
-    response, provider `cached_response` on the stream it replays (docs/litellm-internals.md §2, §3)."""
-    return (get(getattr(result, "_hidden_params", None), "cache_hit") is True
+    """LiteLLM answered from its own cache (`litellm.cache`), asking no provider: a response it flags
+    `_hidden_params["cache_hit"]` and prices 0.0, or a stream it replays (provider `cached_response`). An `aembedding`
+    batch LiteLLM flags but does not price may have been partly sent (docs/litellm-internals.md §2): not a hit."""
+    hidden = getattr(result, "_hidden_params", None)
+    return ((get(hidden, "cache_hit") is True and _amount(get(hidden, "response_cost")) == 0.0)
             or getattr(result, "custom_llm_provider", None) == "cached_response")
 
 
