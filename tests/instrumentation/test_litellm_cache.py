@@ -38,11 +38,15 @@ def _price(model, prompt, completion=0):
 
 
 def _call(lm_server, unique, kind):
-    """One call of `kind` (completion, acompletion, stream, embedding) with LiteLLM's cache on; (prompt, completion)
+    """One call of `kind` (completion, acompletion, stream, embedding, responses) with LiteLLM's cache on; (prompt, completion)
     tokens its answer carries."""
     request = {"api_base": lm_server.base_url, "api_key": "sk-anything", "caching": True}
     if kind == "embedding":
         return litellm.embedding(model=EMBEDDER, input=[f"Paris {unique}"], **request).usage.prompt_tokens, 0
+    if kind == "responses":
+        question = f"What is the capital of France? {unique}"
+        answer = litellm.responses(model="openai/gpt-4o-mini", input=question, **request).output[0].content[0].text
+        return count_prompt_tokens([{"role": "user", "content": question}]), count_tokens(answer)
     messages = [{"role": "user", "content": f"What is the capital of France? {unique}"}]
     request.update(model="openai/gpt-4o-mini", messages=messages)
     if kind == "stream":
@@ -55,17 +59,18 @@ def _call(lm_server, unique, kind):
     return count_prompt_tokens(messages), count_tokens(text)
 
 
-@pytest.mark.parametrize("kind", ["completion", "acompletion", "stream", "embedding"])
+@pytest.mark.parametrize("kind", ["completion", "acompletion", "stream", "embedding", "responses"])
 def test_an_answer_from_litellms_cache_bills_nothing_and_track_counts_the_servers_bill(litellm_spans, lm_server,
                                                                                       unique, litellm_cache, kind):
-    counters = ("embedding_tokens",) if kind == "embedding" else ("billed_chat_tokens", "requests")
+    counters = ("embedding_tokens",) if kind == "embedding" else (
+        "billed_chat_tokens", "responses_requests" if kind == "responses" else "requests")
     before = [getattr(lm_server, counter) for counter in counters]
     with track() as usage:
         prompt, completion = _call(lm_server, unique, kind)
         assert _call(lm_server, unique, kind) == (prompt, completion)  # the same answer, from LiteLLM's cache
     billed = lm_server.embedding_tokens - before[0] if kind == "embedding" else (prompt, completion)
     if kind != "embedding":
-        assert (lm_server.billed_chat_tokens, lm_server.requests) == (
+        assert (lm_server.billed_chat_tokens, getattr(lm_server, counters[1])) == (
             (before[0][0] + prompt, before[0][1] + completion), before[1] + 1)
 
     model = EMBEDDER if kind == "embedding" else "openai/gpt-4o-mini"

@@ -153,7 +153,8 @@ class LiteLLMRuntime:
                 if frame.responses_api:
                     call.finish_reasons = responses_finish_reasons(response)
                 if from_litellm_cache(response):  # LiteLLM's price of it is 0.0: what it saved is its table's
-                    usage = getattr(response, "usage", None)
+                    # (its table reads a chat usage, not a Responses one: that is priced from its token counts)
+                    usage = None if frame.responses_api else getattr(response, "usage", None)
                     as_cache_hit(call, litellm_price(frame, call.input_tokens, call.output_tokens, usage))
             outputs = self._outputs(frame, response, call.finish_reasons) if call is not None else None
             self.finish(frame, call, error, outputs)
