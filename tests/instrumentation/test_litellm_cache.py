@@ -9,12 +9,13 @@ import asyncio
 import litellm
 import pytest
 
+# LiteLLM 1.110's cache lookup imports its proxy's audio logging, which needs `soundfile`: the dev extra has it, and
+# without it every cache hit raises (with or without lmscope). Imported here so a missing one fails, never skips.
+import soundfile  # noqa: F401
+
 from lmscope._lm_server import count_prompt_tokens, count_tokens
 from lmscope.telemetry import _semconv as semconv
 from lmscope.telemetry._usage import track
-
-# LiteLLM 1.110's cache lookup imports its proxy's audio logging, which needs `soundfile` (the dev extra has it).
-pytest.importorskip("soundfile")
 
 EMBEDDER = "openai/text-embedding-3-small"
 BILLED = (semconv.GEN_AI_USAGE_INPUT_TOKENS, semconv.GEN_AI_USAGE_OUTPUT_TOKENS, semconv.GEN_AI_USAGE_COST,
