@@ -152,7 +152,9 @@ class LiteLLMRuntime:
                 call = call_from_response(response, self.new_call(frame))
                 if frame.responses_api:
                     call.finish_reasons = responses_finish_reasons(response)
-                if from_litellm_cache(response):  # LiteLLM's price of it is 0.0: what it saved is its table's
+                # LiteLLM prices a hit 0.0 (looked at first: reading its flag off a pydantic response costs ~4 µs);
+                # what the hit saved is its table's price
+                if call.cost_usd == 0.0 and from_litellm_cache(response):
                     # (its table reads a chat usage, not a Responses one: that is priced from its token counts)
                     usage = None if frame.responses_api else getattr(response, "usage", None)
                     as_cache_hit(call, litellm_price(frame, call.input_tokens, call.output_tokens, usage))
