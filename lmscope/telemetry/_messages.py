@@ -99,14 +99,13 @@ class _Writer:
 def input_message_attributes(messages: Any, tools: Any, policy: ContentPolicy) -> dict[str, Any]:
     """Attributes of the request's `messages` (a list of chat messages) and the `tools` it offered the LM."""
     writer = _Writer(policy, "input")
-    if isinstance(messages, Sequence) and not isinstance(messages, (str, bytes)):
+    if _is_list(messages):
         system: list[dict[str, Any]] = []
         chat: list[dict[str, Any]] = []
         for index, message in enumerate(messages[:_MAX_MESSAGES]):
-            if isinstance(message, Mapping) or _field(message, "role") is not None:
+            if type(message) is dict or isinstance(message, Mapping) or _field(message, "role") is not None:
                 prefix = f"{semconv.LLM_INPUT_MESSAGES}.{index}."
-                role = _role(message)
-                parts = _message(writer, prefix, message)
+                role, parts = _message(writer, prefix, message)
                 if role in _SYSTEM_ROLES:
                     system.extend(parts)
                 else:
@@ -116,7 +115,7 @@ def input_message_attributes(messages: Any, tools: Any, policy: ContentPolicy) -
             writer.put_json(semconv.GEN_AI_SYSTEM_INSTRUCTIONS, system)
         if chat:
             writer.put_json(semconv.GEN_AI_INPUT_MESSAGES, chat)
-    if isinstance(tools, Sequence) and not isinstance(tools, (str, bytes)):
+    if tools is not None and _is_list(tools):
         for index, tool in enumerate(tools[:_MAX_MESSAGES]):
             key = f"{semconv.LLM_TOOLS}.{index}.{_TOOL_SCHEMA}"
             writer.flat(key, writer.arguments(key, tool))
@@ -126,15 +125,15 @@ def input_message_attributes(messages: Any, tools: Any, policy: ContentPolicy) -
 def output_message_attributes(outputs: Any, finish_reasons: Sequence[str] | None,
                               policy: ContentPolicy) -> dict[str, Any]:
     """Attributes of what the LM answered: one assistant message per choice (`n` > 1 gives several)."""
-    writer = _Writer(policy, "output")
-    if not isinstance(outputs, Sequence) or isinstance(outputs, (str, bytes)):
+    if not _is_list(outputs):
         return {}
+    writer = _Writer(policy, "output")
     messages: list[dict[str, Any]] = []
     for index, output in enumerate(outputs[:_MAX_MESSAGES]):
         prefix = f"{semconv.LLM_OUTPUT_MESSAGES}.{index}."
         writer.flat(prefix + _ROLE, "assistant")
         parts: list[dict[str, Any]] = []
-        if isinstance(output, Mapping):
+        if type(output) is not str and isinstance(output, Mapping):
             reasoning = output.get("reasoning_content")
             if isinstance(reasoning, str) and reasoning:
                 parts.append({"type": "reasoning", "content": writer.text(prefix + _CONTENT, reasoning)})
@@ -159,8 +158,8 @@ def _role(message: Any) -> str:
     return "user" if role is None else str(role)
 
 
-def _message(writer: _Writer, prefix: str, message: Any) -> list[dict[str, Any]]:
-    """Writes one input message's flattened keys; returns its GenAI parts."""
+def _message(writer: _Writer, prefix: str, message: Any) -> tuple[str, list[dict[str, Any]]]:
+    """Writes one input message's flattened keys; returns its role and its GenAI parts."""
     role = _role(message)
     writer.flat(prefix + _ROLE, role)
     for field, key in (("name", _NAME), ("tool_call_id", _TOOL_CALL_ID)):
@@ -173,7 +172,7 @@ def _message(writer: _Writer, prefix: str, message: Any) -> list[dict[str, Any]]
         text = writer.text(prefix + _CONTENT, content)
         writer.flat(prefix + _CONTENT, text)
         parts.append({"type": "text", "content": text})
-    elif isinstance(content, Sequence) and not isinstance(content, bytes):
+    elif content is not None and _is_list(content):
         for index, part in enumerate(content[:_MAX_MESSAGES]):
             if isinstance(part, Mapping):
                 parts.append(_content_part(writer, f"{prefix}{_CONTENTS}.{index}.", part))
@@ -181,7 +180,7 @@ def _message(writer: _Writer, prefix: str, message: Any) -> list[dict[str, Any]]
         response = " ".join(str(part.get("content", "")) for part in parts)
         parts = [{"type": "tool_call_response", "id": _field(message, "tool_call_id"), "response": response}]
     parts.extend(_tool_calls(writer, prefix, _field(message, "tool_calls")))
-    return parts
+    return role, parts
 
 
 def _content_part(writer: _Writer, prefix: str, part: Mapping[str, Any]) -> dict[str, Any]:
@@ -211,7 +210,7 @@ def _content_part(writer: _Writer, prefix: str, part: Mapping[str, Any]) -> dict
 def _tool_calls(writer: _Writer, prefix: str, calls: Any) -> list[dict[str, Any]]:
     """Writes the flattened keys of a message's tool calls (OpenAI's `[{"id", "function": {"name", "arguments"}}]`);
     returns their GenAI `tool_call` parts."""
-    if not isinstance(calls, Sequence) or isinstance(calls, (str, bytes)):
+    if calls is None or not _is_list(calls):
         return []
     parts = []
     for index, call in enumerate(calls[:_MAX_MESSAGES]):
@@ -238,9 +237,17 @@ def _note_left_out(messages: list[dict[str, Any]], total: int) -> None:
                                                         "content": f"{total - _MAX_MESSAGES} more not recorded"}]})
 
 
+def _is_list(value: Any) -> bool:
+    """A sequence of items, not text. The exact types first: an ABC check costs ~0.25 µs, a span makes a dozen."""
+    kind = type(value)
+    if kind is list or kind is tuple:
+        return True
+    return kind is not str and isinstance(value, Sequence) and not isinstance(value, bytes)
+
+
 def _field(value: Any, name: str) -> Any:
     """`value[name]` or `value.name`: LiteLLM hands messages and tool calls as dicts or as its own objects."""
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):
         return value.get(name)
     return getattr(value, name, None)
 

@@ -80,7 +80,7 @@ class Scrubber:
         return self._string(text, (key,), found, FREE_TEXT_RULES if free_text else SHAPE_RULES), found.redacted
 
     def _may_hold(self, text: str, is_json: bool) -> bool:
-        if any(pattern.search(text) is not None for pattern in self.patterns):
+        if self.patterns and any(pattern.search(text) is not None for pattern in self.patterns):
             return True
         return may_hold(text, secrets=self.secrets, is_json=is_json)
 

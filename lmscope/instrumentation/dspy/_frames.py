@@ -11,7 +11,6 @@ the context attached for the call, and what the hooks in between (`finalize`, th
 from __future__ import annotations
 
 import threading
-from contextlib import AbstractContextManager
 from contextvars import Token
 from typing import Any
 
@@ -143,8 +142,6 @@ class LMFrame:
         self.stored_record: Any = None
         self.token: Token[Context] | None = None
         """The token of the context attached for this call (`opentelemetry.context.attach`)."""
-        self.suppression: AbstractContextManager[None] | None = None
-        """The entered `suppress_instrumentation()` block that makes other instrumentations stand down."""
         self.phase = semconv.PHASE_SERVE
         """`lmscope.phase` where the call started."""
 

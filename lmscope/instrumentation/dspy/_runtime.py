@@ -15,7 +15,6 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
-from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import (
     NonRecordingSpan,
     Span,
@@ -35,7 +34,7 @@ from ...telemetry._memo import BoundedMemo
 from ...telemetry._phase import current_phase, with_phase
 from ...telemetry._usage import active_trackers
 from .._errors import record_error
-from .._lm_span_view import with_lm_span
+from .._lm_span_view import lm_call_context
 from .._setup import EvaluationListener, LMCallListener, ModuleListener
 from ._attributes import request_parameters
 from ._frames import (
@@ -184,16 +183,8 @@ class Runtime:
                                 "LM span attributes")
         frame = LMFrame(span, parent, lm, model, provider, time.perf_counter(), active_trackers(ctx))
         frame.phase = current_phase(ctx)
-        # Inside our LM span, other instrumentations (OpenInference's LiteLLM one, HTTP clients) stand down through
-        # OTel's standard suppression: one LM span per LM call, whatever else is on. Entered last (only context calls
-        # follow, which do not fail), so no fault can leave it open; `end_lm` leaves it after detaching our context.
-        suppression = suppress_instrumentation()
-        suppression.__enter__()
-        frame.suppression = suppression
-        # Code inside the call sees a read-only view of the span (`_lm_span_view.py`: LiteLLM's otel callback).
-        lm_context = with_lm_span(span, otel_context.get_current())  # the context suppression attached
-        lm_context = otel_context.set_value(OWN_SUPPRESSION_KEY, True, lm_context)
-        frame.token = otel_context.attach(otel_context.set_value(FRAME_KEY, frame, lm_context))
+        # Inside the call: other instrumentations suppressed, a read-only view of our span (`_lm_span_view.py`).
+        frame.token = otel_context.attach(lm_call_context(span, ctx, {OWN_SUPPRESSION_KEY: True, FRAME_KEY: frame}))
         return frame
 
     def end_lm(self, frame: LMFrame, output: Any, error: BaseException | None) -> None:
@@ -225,8 +216,6 @@ class Runtime:
         finally:
             if frame.token is not None:
                 otel_context.detach(frame.token)
-            if frame.suppression is not None:
-                frame.suppression.__exit__(None, None, None)
             _end(span)
 
     def _lm_call(self, frame: LMFrame, error: BaseException | None) -> LMCall:

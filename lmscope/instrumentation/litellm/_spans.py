@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from contextlib import AbstractContextManager
 from contextvars import Token
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled, suppress_instrumentation
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import Span, SpanKind, Tracer
 
 from ...telemetry import _semconv as semconv
@@ -31,7 +30,7 @@ from ...telemetry._messages import input_message_attributes, output_message_attr
 from ...telemetry._phase import current_phase
 from ...telemetry._usage import Usage, active_trackers
 from .._errors import record_error
-from .._lm_span_view import with_lm_span
+from .._lm_span_view import lm_call_context
 from .._setup import LMCallListener
 from .._token_counts import get
 from ..dspy._attributes import (
@@ -68,7 +67,7 @@ class CallFrame:
     """One LiteLLM call in flight."""
 
     __slots__ = ("context", "kwargs", "model", "operation", "parent", "phase", "provider", "provider_answered",
-                 "responses_api", "span", "started", "suppression", "token", "trackers")
+                 "responses_api", "span", "started", "token", "trackers")
 
     def __init__(self, span: Span, operation: str, model: str, provider: str | None, parent: ModuleFrame | None,
                  trackers: tuple[Usage, ...], kwargs: Mapping[str, Any], phase: str) -> None:
@@ -80,7 +79,6 @@ class CallFrame:
         self.token: Token[Context] | None = None
         self.context: Context | None = None
         """The context inside the call: the span's read-only view current, other instrumentations suppressed."""
-        self.suppression: AbstractContextManager[None] | None = None
         self.provider_answered = False
         """`provider` was learned from the result (`LiteLLMRuntime.answered_by`): not among the start attributes."""
 
@@ -114,11 +112,8 @@ class LiteLLMRuntime:
                                                                         phase)),
                           operation, model, provider, parent if isinstance(parent, ModuleFrame) else None,
                           active_trackers(ctx), kwargs, phase)
-        suppression = suppress_instrumentation()
-        suppression.__enter__()
-        frame.suppression = suppression
-        # Code inside the call sees a read-only view of the span (`_lm_span_view.py`: LiteLLM's otel callback).
-        frame.context = with_lm_span(frame.span, otel_context.get_current())  # with the suppression
+        # Inside the call: other instrumentations suppressed, a read-only view of our span (`_lm_span_view.py`).
+        frame.context = lm_call_context(frame.span, ctx)
         frame.token = otel_context.attach(frame.context)
         if isinstance(frame.parent, RouterFrame):  # a deployment attempt of the router call
             frame.parent.attempt_started()
@@ -129,9 +124,6 @@ class LiteLLMRuntime:
         if frame.token is not None:
             otel_context.detach(frame.token)
             frame.token = None
-        if frame.suppression is not None:
-            frame.suppression.__exit__(None, None, None)
-            frame.suppression = None
 
     @staticmethod
     def answered_by(frame: CallFrame, result: Any) -> None:
