@@ -139,17 +139,18 @@ def engine(request):
 
 @pytest.fixture
 def make_lm(lm_server, engine):
-    """`make_lm(**kwargs)`: a dspy.LM on the stand-in server with the parametrized engine.
+    """`make_lm(**kwargs)`: a dspy.LM on the stand-in server with the parametrized engine (`model`: another model
+    string than `openai/gpt-4o-mini`).
 
     DSPy's cache is shared by the whole session (one DSPY_CACHEDIR), so a test that needs a cold cache
     asks a question with the `unique` suffix.
     """
     import dspy
 
-    def make(**kwargs):
+    def make(model="openai/gpt-4o-mini", **kwargs):
         options = {"api_base": lm_server.base_url, "api_key": "sk-test-SECRET-123", **engine_options(engine)}
         options.update(kwargs)
-        return dspy.LM("openai/gpt-4o-mini", **options)
+        return dspy.LM(model, **options)
 
     return make
 

@@ -35,6 +35,7 @@ from ...telemetry._phase import current_phase, with_phase
 from ...telemetry._usage import active_trackers
 from .._errors import record_error
 from .._lm_span_view import lm_call_context
+from .._providers import provider_given
 from .._setup import EvaluationListener, LMCallListener, ModuleListener
 from ._attributes import request_parameters
 from ._frames import (
@@ -50,6 +51,7 @@ from ._frames import (
 from ._module_paths import module_aliases, module_path
 from ._naming import module_facts, span_kind
 from ._neighbours import Neighbours
+from ._providers import answered_by
 from ._results import lm_call_from_result
 from ._settings import dspy_cache_tier_on, settings_attributes
 from ._span_builders import lm_end_attributes, lm_start_attributes, module_end_attributes, module_start_attributes
@@ -164,6 +166,8 @@ class Runtime:
         if parent is None and self.neighbours is not None:
             self.neighbours.look()
         provider, model = _route(str(getattr(lm, "model", "unknown")))
+        if provider is None:  # a bare model name: the provider the caller named, else the answer's (`_lm_call`)
+            provider = provider_given(kwargs) or provider_given(getattr(lm, "kwargs", None))
 
         def build() -> Attributes:
             prompt = None
@@ -200,8 +204,10 @@ class Runtime:
             call = self._lm_call(frame, error) if recording or listeners or trackers or rolls_up else None
             if recording:
                 captured = self.content.capture_outputs and error is None and output is not None
+                # A provider known only from the answer is not among the start attributes.
+                answered = call.provider if call is not None and frame.provider is None else None
                 _set_attributes(span, "LM span end attributes", lm_end_attributes, call if finished else None,
-                                output if captured else None, self.content)
+                                output if captured else None, self.content, answered)
             if error is not None:
                 record_error(span, error, self.content)
             if call is not None:
@@ -227,6 +233,8 @@ class Runtime:
         call = lm_call_from_result(frame.lm, frame.result, model=frame.model, provider=frame.provider,
                                    cache_layer=frame.cache_layer, stored_record=frame.stored_record,
                                    duration_s=duration, module_path=module)
+        if frame.provider is None:  # a bare model name (`_providers.py`)
+            call.provider = answered_by(frame.lm, frame.result, call.engine)
         call.phase = frame.phase
         call.usage_estimated = call.engine == "litellm" and not call.cache_hit \
             and _streamed_without_usage(frame.lm, self.settings)

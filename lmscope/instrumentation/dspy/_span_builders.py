@@ -16,7 +16,14 @@ from ...telemetry._content import ContentPolicy, truncate
 from ...telemetry._lm_call import LMCall
 from ...telemetry._messages import input_message_attributes, output_message_attributes
 from ...telemetry._spend import Spend
-from ._attributes import document_attributes, lm_request_attributes, lm_result_attributes, rollup_attributes, to_json
+from ._attributes import (
+    document_attributes,
+    lm_request_attributes,
+    lm_result_attributes,
+    provider_attributes,
+    rollup_attributes,
+    to_json,
+)
 from ._naming import signature_text
 
 
@@ -90,8 +97,10 @@ def lm_start_attributes(model: str, provider: str | None, parameters: Mapping[st
     return attributes
 
 
-def lm_end_attributes(call: LMCall | None, content: Any, policy: ContentPolicy) -> dict[str, Any]:
+def lm_end_attributes(call: LMCall | None, content: Any, policy: ContentPolicy,
+                      answered_by: str | None = None) -> dict[str, Any]:
     """`call` is None when DSPy never finished the call (it failed before `finalize`): no usage to report.
+    `answered_by`: the provider of a model name without one, which only the answer told (`_providers.py`).
 
     A finished call also restates `lmscope.settings.cache` as what DSPy did for it, over the start value (the LM's
     `cache` setting): the call's own `cache` (`dspy.LM(cache=False)`, `config={"cache": False}`), and whether
@@ -101,6 +110,8 @@ def lm_end_attributes(call: LMCall | None, content: Any, policy: ContentPolicy) 
     else:
         attributes = lm_result_attributes(call)
         attributes[_SETTINGS_CACHE] = call.cache_used
+        if answered_by is not None:
+            attributes.update(provider_attributes(answered_by))
     _put_content(attributes, semconv.OUTPUT_VALUE, semconv.OUTPUT_MIME_TYPE, content, policy)
     if content is not None:
         attributes.update(output_message_attributes(content, call.finish_reasons if call else None, policy))

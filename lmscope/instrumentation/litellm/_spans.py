@@ -31,8 +31,8 @@ from ...telemetry._phase import current_phase
 from ...telemetry._usage import Usage, active_trackers
 from .._errors import record_error
 from .._lm_span_view import lm_call_context
+from .._providers import provider_answered, provider_given
 from .._setup import LMCallListener
-from .._token_counts import get
 from ..dspy._attributes import (
     lm_request_attributes,
     lm_result_attributes,
@@ -101,8 +101,7 @@ class LiteLLMRuntime:
         phase = current_phase(ctx)
         provider, model = _route(str(kwargs.get("model") or "unknown"))
         if provider is None:  # a bare model name: the provider the caller named, else the result's (`answered_by`)
-            given = kwargs.get("custom_llm_provider")
-            provider = given if isinstance(given, str) and given else None
+            provider = provider_given(kwargs)
         parent = ctx.get(FRAME_KEY)
         if type(parent) is LMFrame:
             parent = parent.parent
@@ -131,9 +130,8 @@ class LiteLLMRuntime:
         (`_hidden_params["custom_llm_provider"]`, a stream's `custom_llm_provider`), as a prefix would have."""
         if frame.provider is not None:
             return
-        provider = (get(getattr(result, "_hidden_params", None), "custom_llm_provider")
-                    or getattr(result, "custom_llm_provider", None))
-        if isinstance(provider, str) and provider and provider != "cached_response":
+        provider = provider_answered(result)
+        if provider is not None:
             frame.provider, frame.provider_answered = provider, True
 
     def end(self, frame: CallFrame, response: Any, error: BaseException | None) -> None:
