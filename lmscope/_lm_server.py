@@ -9,7 +9,9 @@ prefix caching (`_lm_server_prefix_cache`), and answers follow the adapter forma
     with StandInLM() as server:
         lm = dspy.LM("openai/gpt-4o-mini", api_base=server.base_url, api_key="sk-anything")
 
-Routes: POST /v1/chat/completions (JSON or `stream: true` SSE), POST /v1/responses (the Responses API, JSON or SSE:
+Routes: POST /v1/chat/completions (JSON or `stream: true` SSE; `n` choices, each chunk of a stream naming its choice's
+`index`; an answer longer than `max_completion_tokens` / `max_tokens` is cut there, finish_reason "length", as a
+provider stops), POST /v1/responses (the Responses API, JSON or SSE:
 `_lm_server_responses`), POST /v1/embeddings (`_lm_server_embeddings`), GET /v1/models. `failures` makes a model's
 calls fail, `transient_failures` the next few of them (a provider's passing outage, for retries). Request headers
 (and so API keys) are never logged or stored, and the server writes nothing to stderr.
@@ -36,7 +38,7 @@ from ._lm_server_responses import (
     response_body,
     response_events,
 )
-from ._lm_server_tokens import count_prompt_tokens, count_tokens, load_encoding, prompt_token_ids
+from ._lm_server_tokens import count_prompt_tokens, count_tokens, decode, encode, load_encoding, prompt_token_ids
 from ._lm_server_wire import Completion, error_body, models_body
 
 __all__ = ["StandInLM", "count_prompt_tokens", "count_tokens"]
@@ -180,7 +182,7 @@ class StandInLM:
             raise BadRequest("'messages' must be a non-empty array of message objects.")
         if not isinstance(choices, int) or not 1 <= choices <= 128:
             raise BadRequest("'n' must be an integer from 1 to 128.")
-        completion = self._answer(body, model, messages, choices)
+        completion = self._answer(body, model, messages, choices, _token_limit(body))
         with self._lock:
             # Counted before the reply is written, so a client that got its answer sees itself counted.
             self._requests += 1
@@ -200,12 +202,17 @@ class StandInLM:
             self._responses_requests += 1
         return completion
 
-    def _answer(self, body: Any, model: str, messages: list[Any], choices: int) -> Completion:
+    def _answer(self, body: Any, model: str, messages: list[Any], choices: int,
+                limit: int | None = None) -> Completion:
         text = compose_reply(read_prompt(body), self.model_answers)
+        tokens, finish_reason = encode(text), "stop"
+        if limit is not None and len(tokens) > limit:  # a provider stops generating there, and says why
+            tokens, finish_reason = tokens[:limit], "length"
+            text = decode(tokens)
         prompt_ids = prompt_token_ids(messages)
         cached = self._prefix_cache.lookup_and_remember(model, prompt_ids)
         completion = Completion(model=model, text=text, choices=choices, prompt_tokens=len(prompt_ids),
-                                cached_tokens=cached, completion_tokens=count_tokens(text))
+                                cached_tokens=cached, completion_tokens=len(tokens), finish_reason=finish_reason)
         usage = completion.usage()
         with self._lock:
             self._billed = (self._billed[0] + usage["prompt_tokens"], self._billed[1] + usage["completion_tokens"])
@@ -237,6 +244,16 @@ class StandInLM:
             self._embedding_tokens += embeddings.prompt_tokens
             self._models_seen.add(embeddings.model)
         return embeddings
+
+
+def _token_limit(body: dict[str, Any]) -> int | None:
+    """The most tokens a chat request lets each choice generate: `max_completion_tokens`, else the older
+    `max_tokens` (as OpenAI reads them); None for no limit. Raises BadRequest for one that is not a positive integer."""
+    name = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
+    limit = body.get(name)
+    if limit is not None and (type(limit) is not int or limit < 1):
+        raise BadRequest(f"'{name}' must be an integer of at least 1.")
+    return limit
 
 
 class _HTTPServer(ThreadingHTTPServer):

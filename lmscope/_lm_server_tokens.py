@@ -10,7 +10,8 @@ for gpt-4o / gpt-4o-mini):
                         + (tokens(name) + 1 if the message has a name) )
 
 Content given as a list of parts counts the text of its `text` parts only (images and audio are not
-priced here). Completion tokens are `tokens(answer text)`.
+priced here). Completion tokens are `tokens(answer text)`, the answer cut at the request's `max_tokens` when it has
+more (`StandInLM`).
 """
 
 from __future__ import annotations
@@ -75,6 +76,11 @@ def encode(text: str) -> list[int]:
     # disallowed_special=() : a prompt that happens to contain "<|endoftext|>" is text, not an error.
     tokens: list[int] = load_encoding().encode(text, disallowed_special=())
     return tokens
+
+
+def decode(tokens: Sequence[int]) -> str:
+    text: str = load_encoding().decode(list(tokens))
+    return text
 
 
 def count_tokens(text: str) -> int:

@@ -20,6 +20,8 @@ class Completion:
     prompt_tokens: int
     cached_tokens: int
     completion_tokens: int  # per choice
+    finish_reason: str = "stop"
+    """Every choice's: "length" when the answer was cut at the request's `max_tokens`."""
     id: str = field(default_factory=lambda: "chatcmpl-" + uuid.uuid4().hex[:24])
     created: int = field(default_factory=lambda: int(time.time()))
 
@@ -41,12 +43,13 @@ class Completion:
 
     def body(self) -> dict[str, Any]:
         message = {"role": "assistant", "content": self.text, "refusal": None}
-        choices = [{"index": i, "message": message, "logprobs": None, "finish_reason": "stop"}
+        choices = [{"index": i, "message": message, "logprobs": None, "finish_reason": self.finish_reason}
                    for i in range(self.choices)]
         return {**self._envelope("chat.completion"), "choices": choices, "usage": self.usage()}
 
     def stream_chunks(self, include_usage: bool) -> Iterator[dict[str, Any]]:
-        """The chunks of `stream: true`: a role delta, word-sized content deltas, a stop, then usage if asked."""
+        """The chunks of `stream: true`: per choice (each chunk names its `index`), a role delta, word-sized content
+        deltas and its finish; then the usage, if asked."""
         envelope = self._envelope("chat.completion.chunk")
 
         def chunk(index: int, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
@@ -58,7 +61,7 @@ class Completion:
             yield chunk(index, {"role": "assistant", "content": ""})
             for piece in pieces:
                 yield chunk(index, {"content": piece})
-            yield chunk(index, {}, "stop")
+            yield chunk(index, {}, self.finish_reason)
         if include_usage:  # stream_options.include_usage: a last chunk with no choices and the usage
             yield {**envelope, "choices": [], "usage": self.usage()}
 

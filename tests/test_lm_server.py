@@ -284,6 +284,57 @@ def test_sse_stream_carries_the_text_and_a_usage_chunk(server, http):
     assert server.requests == 3
 
 
+def test_a_stream_of_several_choices_names_each_ones_index_and_finish(http):
+    request = chat_body("Stream me", n=2, stream=True, stream_options={"include_usage": True})
+    with http.stream("POST", "/chat/completions", json=request) as response:
+        chunks = sse_events(response)[:-1]
+    plain = http.post("/chat/completions", json=chat_body("Stream me", n=2)).json()
+    per_choice = {index: [c["choices"][0] for c in chunks[:-1] if c["choices"][0]["index"] == index]
+                  for index in (0, 1)}
+    assert len(chunks) - 1 == len(per_choice[0]) + len(per_choice[1])  # every chunk but the usage one is a choice's
+    for index, choices in per_choice.items():
+        assert "".join(choice["delta"].get("content", "") for choice in choices) == \
+            plain["choices"][index]["message"]["content"]
+        assert [choice["finish_reason"] for choice in choices] == [None] * (len(choices) - 1) + ["stop"]
+    assert chunks[-1]["usage"]["completion_tokens"] == plain["usage"]["completion_tokens"] == \
+        2 * count_tokens(plain["choices"][0]["message"]["content"])
+
+
+@pytest.mark.parametrize("name", ["max_tokens", "max_completion_tokens"])
+@pytest.mark.parametrize("stream", [False, True], ids=["call", "stream"])
+def test_an_answer_longer_than_max_tokens_is_cut_there_with_finish_reason_length(http, name, stream):
+    full = http.post("/chat/completions", json=chat_body("Hello there")).json()["choices"][0]["message"]["content"]
+    cut = _lm_server_tokens.decode(_lm_server_tokens.encode(full)[:5])
+    request = chat_body("Hello there", n=2, **{name: 5})
+    if stream:
+        request.update(stream=True, stream_options={"include_usage": True})
+        with http.stream("POST", "/chat/completions", json=request) as response:
+            chunks = sse_events(response)[:-1]
+        texts = ["".join(c["choices"][0]["delta"].get("content", "") for c in chunks[:-1]
+                         if c["choices"][0]["index"] == index) for index in (0, 1)]
+        reasons = [c["choices"][0]["finish_reason"] for c in chunks[:-1] if c["choices"][0]["finish_reason"]]
+        usage = chunks[-1]["usage"]
+    else:
+        body = http.post("/chat/completions", json=request).json()
+        texts = [choice["message"]["content"] for choice in body["choices"]]
+        reasons = [choice["finish_reason"] for choice in body["choices"]]
+        usage = body["usage"]
+    assert (texts, reasons) == ([cut, cut], ["length", "length"])
+    assert (cut, full.startswith(cut), len(full) > len(cut)) == ("This is lmscope", True, True)
+    assert usage["completion_tokens"] == 10  # 5 a choice, as billed
+    # A limit the answer fits in cuts nothing.
+    roomy = http.post("/chat/completions", json=chat_body("Hello there", **{name: 500})).json()["choices"][0]
+    assert (roomy["message"]["content"], roomy["finish_reason"]) == (full, "stop")
+
+
+@pytest.mark.parametrize("limit", [0, -1, 2.5, "5", True])
+def test_a_max_tokens_that_is_not_a_positive_integer_is_refused(server, http, limit):
+    response = http.post("/chat/completions", json=chat_body("Hello there", max_tokens=limit))
+    assert (response.status_code, response.json()["error"]["message"]) == (
+        400, "'max_tokens' must be an integer of at least 1.")
+    assert server.requests == 0
+
+
 def test_json_object_request_without_schema(http):
     prompt = "[[ ## question ## ]]\nWhere is Paris?\n\nRespond with a JSON object in the following order of fields: " \
              "`query`, then `answer`."
