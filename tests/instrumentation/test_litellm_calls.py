@@ -162,6 +162,43 @@ def test_a_stream_dropped_or_closed_early_ends_its_span(litellm_spans, lm_server
     assert closed_span.status.status_code.name == "UNSET"
 
 
+def _streamed(request, is_async):
+    """The chunks of a streamed call, read to its end."""
+    if not is_async:
+        return list(litellm.completion(**request))
+
+    async def main():
+        return [chunk async for chunk in await litellm.acompletion(**request)]
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize("max_tokens", [None, 5], ids=["stop", "length"])
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+def test_a_stream_of_two_choices_records_each_ones_finish_reason(litellm_spans, lm_server, unique, is_async,
+                                                                 max_tokens):
+    """LiteLLM hands the program the first choice's finish only (pinned below: docs/litellm-internals.md §3); the
+    span has every choice's, in choice order, as the same call not streamed has them."""
+    request = _ask(lm_server, unique, n=2, **({"max_tokens": max_tokens} if max_tokens else {}))
+    response = litellm.completion(**request)
+    chunks = _streamed({**request, "stream": True, "stream_options": {"include_usage": True}}, is_async)
+
+    reason = "length" if max_tokens else "stop"
+    assert [choice.finish_reason for choice in response.choices] == [reason, reason]
+    assert [(choice.index, choice.finish_reason) for chunk in chunks for choice in chunk.choices
+            if choice.finish_reason] == [(0, reason)]
+    not_streamed, streamed = (dict(span.attributes) for span in litellm_spans())
+    text = response.choices[0].message.content
+    completion = max_tokens or count_tokens(text)
+    assert (streamed[semconv.GEN_AI_USAGE_INPUT_TOKENS], streamed[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]) == (
+        count_prompt_tokens(request["messages"]), 2 * completion)
+    assert streamed[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == (reason, reason)
+    assert json.loads(streamed[semconv.GEN_AI_OUTPUT_MESSAGES]) == [
+        {"role": "assistant", "parts": [{"type": "text", "content": text}], "finish_reason": reason}] * 2
+    for key in (semconv.GEN_AI_RESPONSE_FINISH_REASONS, semconv.GEN_AI_OUTPUT_MESSAGES, semconv.OUTPUT_VALUE):
+        assert streamed[key] == not_streamed[key]
+
+
 def test_embeddings_are_one_span_with_input_tokens(litellm_spans, lm_server):
     before = lm_server.embedding_tokens
     response = litellm.embedding(model="openai/text-embedding-3-small", input=["Paris", "Hamlet is a play"],

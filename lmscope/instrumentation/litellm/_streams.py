@@ -11,7 +11,9 @@ gives the very object back, its class switched to a subclass that reports each c
 - on an error raised while iterating (status ERROR, as for any failed call);
 - when the program closes it early (`close()`/`aclose()`) or drops it unfinished (garbage collection): marked
   `lmscope.stream.abandoned=true`, and status ERROR when nobody closed it. Never a span left open.
-The first chunk's arrival is the `first_token` event and `gen_ai.response.time_to_first_chunk` (seconds).
+The first chunk's arrival is the `first_token` event and `gen_ai.response.time_to_first_chunk` (seconds). A request
+for several choices (`n` > 1) also reads the provider's own chunks (`chunk_creator`), for the finish reasons of the
+choices LiteLLM passes on none for (docs/litellm-internals.md §3).
 """
 
 from __future__ import annotations
@@ -43,12 +45,17 @@ class StreamObserver:
     reading = False
     """Inside the stream's own `__next__`/`__anext__`: LiteLLM closes the stream itself at its end (and on errors)
     before raising, and that close is not the program's."""
+    reads_provider_chunks = False
+    """Also shown each chunk as the provider sent it (`provider_chunk`): its stream's class reads them."""
 
     def end(self, error: BaseException | None = None, *, abandoned: bool = False, closed: bool = False) -> None:
         raise NotImplementedError
 
     def chunk(self, chunk: Any) -> None:
         """A chunk the stream gave the program."""
+
+    def provider_chunk(self, chunk: Any) -> None:
+        """A chunk as the provider sent it, before LiteLLM makes it (or not) one for the program."""
 
     def while_reading(self) -> AbstractContextManager[None]:
         """Entered around each read of a chunk."""
@@ -72,7 +79,7 @@ class StreamObserver:
 
 
 _recorders: weakref.WeakKeyDictionary[Any, StreamObserver] = weakref.WeakKeyDictionary()
-_traced_classes: dict[type, type] = {}
+_traced_classes: dict[tuple[type, bool], type] = {}
 _classes_lock = threading.Lock()
 
 
@@ -83,6 +90,11 @@ class StreamRecorder(StreamObserver):
         self.runtime, self.frame = runtime, frame
         self.answers = StreamedAnswers()
         self.finish_reasons: dict[int, str] = {}
+        self.provider_finish_reasons: dict[int, str] = {}
+        """Per choice, the finish reason the provider's own chunks gave: LiteLLM passes on the first choice's finish
+        only (docs/litellm-internals.md §3), so a request for several choices reads them there too."""
+        choices = frame.kwargs.get("n")
+        self.reads_provider_chunks = type(choices) is int and choices > 1
         self.usage: Any = None
         self.response_model: str | None = None
         self.response_id: str | None = None
@@ -135,6 +147,26 @@ class StreamRecorder(StreamObserver):
             if reason:
                 self.finish_reasons[index] = str(reason)
 
+    def provider_chunk(self, chunk: Any) -> None:
+        try:
+            for choice in getattr(chunk, "choices", None) or ():
+                reason = getattr(choice, "finish_reason", None)
+                if reason:
+                    self.provider_finish_reasons[getattr(choice, "index", 0) or 0] = str(reason)
+        except Exception as exc:  # noqa: BLE001 - a chunk we cannot read costs its facts, not the stream
+            report_internal_error("reading a provider's LiteLLM stream chunk", exc)
+
+    def all_finish_reasons(self) -> tuple[str, ...]:
+        """One per choice that finished, in choice order: the one LiteLLM gave the program, else the provider's, as
+        LiteLLM maps a finish reason (`map_finish_reason`)."""
+        reasons = dict(self.finish_reasons)
+        if self.provider_finish_reasons.keys() - reasons.keys():
+            from litellm.litellm_core_utils.core_helpers import map_finish_reason
+
+            for index, reason in self.provider_finish_reasons.items():
+                reasons.setdefault(index, str(map_finish_reason(reason)))
+        return tuple(reasons[index] for index in sorted(reasons))
+
     def end(self, error: BaseException | None = None, *, abandoned: bool = False, closed: bool = False) -> None:
         with self._lock:
             if self._ended:
@@ -176,7 +208,7 @@ class StreamRecorder(StreamObserver):
             call.usage_estimated = True
         call.response_model = str(self.response_model) if self.response_model else None
         call.response_id = str(self.response_id) if self.response_id else None
-        call.finish_reasons = tuple(self.finish_reasons[index] for index in sorted(self.finish_reasons))
+        call.finish_reasons = self.all_finish_reasons()
         call.cost_usd = litellm_price(frame, call.input_tokens, call.output_tokens, self.usage)
         call.cost_source = "litellm" if call.cost_usd is not None else None
         return call, texts, extra
@@ -191,7 +223,7 @@ def observed_stream(stream: Any, observer: StreamObserver) -> Any:
     """`stream` itself, its class switched so that it reports to `observer`, which it ends however it ends (or
     untouched, with `observer` ended, if that fails)."""
     try:
-        traced = _traced_class(type(stream))
+        traced = _traced_class(type(stream), observer.reads_provider_chunks)
         _recorders[stream] = observer
         stream.__class__ = traced
         weakref.finalize(stream, observer.end, abandoned=True)
@@ -201,20 +233,24 @@ def observed_stream(stream: Any, observer: StreamObserver) -> Any:
     return stream
 
 
-def _traced_class(base: type) -> type:
+def _traced_class(base: type, provider_chunks: bool) -> type:
+    """The traced subclass of `base`; with `provider_chunks`, one that also shows the observer the provider's chunks
+    (a stream that does not need them pays nothing for them)."""
     with _classes_lock:
-        traced = _traced_classes.get(base)
+        traced = _traced_classes.get((base, provider_chunks))
         if traced is None:
-            traced = _traced_classes[base] = _make_traced_class(base)
+            traced = _traced_classes[base, provider_chunks] = _make_traced_class(base, provider_chunks)
         return traced
 
 
-def _make_traced_class(base: type) -> type:
+def _make_traced_class(base: type, provider_chunks: bool) -> type:
     # Any: each is called only from the method defined when the base has it
     base_next: Any = getattr(base, "__next__", None)
     base_anext: Any = getattr(base, "__anext__", None)
     base_close: Any = getattr(base, "close", None)
     base_aclose: Any = getattr(base, "aclose", None)
+    # LiteLLM's `CustomStreamWrapper.__next__`/`__anext__` pass each chunk the provider sent to it
+    base_chunk_creator: Any = getattr(base, "chunk_creator", None) if provider_chunks else None
 
     # A stream that fails partway raises to the program as it would untraced: without this frame (`_stack.py`).
     def __next__(self: Any) -> Any:
@@ -255,10 +291,21 @@ def _make_traced_class(base: type) -> type:
             recorder.end(closed=True)
         return await base_aclose(self, *args, **kwargs)
 
+    def chunk_creator(self: Any, chunk: Any) -> Any:
+        recorder = _recorders.get(self)
+        if recorder is not None:
+            recorder.provider_chunk(chunk)
+        try:
+            return base_chunk_creator(self, chunk=chunk)
+        except BaseException as error:
+            drop_own_frame(error, chunk_creator)
+            raise
+
     namespace: dict[str, Any] = {"__module__": base.__module__, "__qualname__": base.__qualname__}
     # Only what the base has: a class iterated one way only stays so (`hasattr(stream, "__anext__")` is unchanged).
     for name, base_method, method in (("__next__", base_next, __next__), ("__anext__", base_anext, __anext__),
-                                      ("close", base_close, close), ("aclose", base_aclose, aclose)):
+                                      ("close", base_close, close), ("aclose", base_aclose, aclose),
+                                      ("chunk_creator", base_chunk_creator, chunk_creator)):
         if base_method is not None:
             namespace[name] = method
     return type(base.__name__, (base,), namespace)
