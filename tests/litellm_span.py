@@ -5,11 +5,17 @@
 (`openai/gpt-4o-mini`), the response's model, id and finish reason, and the request's messages and the answer (as
 `input.value`/`output.value` and structured messages), so an exhaustive attribute test stays exhaustive. Import it as
 `from litellm_span import pop_litellm_chat` (tests/ is on sys.path through tests/conftest.py).
+
+`collected(finished, count)` / `await acollected(finished, count)` wait for the spans of streams the test dropped.
 """
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import litellm
@@ -24,6 +30,31 @@ def litellm_price(prompt_tokens: int, completion_tokens: int) -> float:
     prompt_cost, completion_cost = litellm.cost_per_token(model="gpt-4o-mini", prompt_tokens=prompt_tokens,
                                                           completion_tokens=completion_tokens)
     return float(prompt_cost + completion_cost)
+
+
+_COLLECTION_S = 10.0
+"""How long a dropped stream may take to be collected: LiteLLM's logging thread holds it a moment after its first
+chunk (docs/litellm-internals.md §3)."""
+
+
+def collected(finished: Callable[[], Sequence[Any]], count: int) -> Sequence[Any]:
+    """`finished()` once it holds `count` spans (or the wait ran out): collects garbage meanwhile, so that the span of
+    a stream the test dropped ends."""
+    deadline = time.monotonic() + _COLLECTION_S
+    while len(finished()) < count and time.monotonic() < deadline:
+        gc.collect()
+        time.sleep(0.05)
+    return finished()
+
+
+async def acollected(finished: Callable[[], Sequence[Any]], count: int) -> Sequence[Any]:
+    """`collected` inside an event loop, which keeps running: an async stream's generators are closed by tasks the
+    loop runs once they are collected."""
+    deadline = time.monotonic() + _COLLECTION_S
+    while len(finished()) < count and time.monotonic() < deadline:
+        gc.collect()
+        await asyncio.sleep(0.05)
+    return finished()
 
 
 def pop_litellm_chat(attributes: dict[str, Any], response: Any, usage: tuple[int, int, int],

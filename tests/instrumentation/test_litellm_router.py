@@ -12,6 +12,7 @@ import traceback
 import dspy
 import litellm
 import pytest
+from litellm_span import acollected, collected
 
 import lmscope
 from lmscope._lm_server import count_prompt_tokens, count_tokens
@@ -257,19 +258,111 @@ def test_inside_a_dspy_module_the_router_call_rolls_up_once(litellm_spans, spans
     assert {key: module.attributes[key] for key in rollups} == {key: bill[key] for key in rollups}
 
 
-def test_a_router_stream_closed_early_ends_the_router_span(litellm_spans, lm_server, unique, tree):
+_DROPPED = ("ERROR", "stream dropped before its end", True)
+_CLOSED = ("UNSET", None, True)
+
+
+def _unfinished(span):
+    """What a stream's span says of a stream that ended early: status, its description, `lmscope.stream.abandoned`."""
+    return _status(span), span.status.description, span.attributes.get(semconv.STREAM_ABANDONED)
+
+
+@pytest.mark.parametrize("endpoint", ["completion", "acompletion"])
+def test_a_router_stream_closed_early_ends_the_router_span(litellm_spans, lm_server, unique, tree, endpoint):
     router = _router(lm_server, _unreachable(), num_retries=0)
-    stream = router.completion(model="backup", messages=_messages(unique), stream=True)
-    next(stream)
-    assert litellm_spans() == ()
-    stream.close()
+    request = {"model": "backup", "messages": _messages(unique), "stream": True}
+
+    async def close_async():
+        stream = await router.acompletion(**request)
+        await stream.__anext__()
+        assert litellm_spans() == ()
+        await stream.aclose()
+
+    if endpoint == "completion":
+        stream = router.completion(**request)
+        next(stream)
+        assert litellm_spans() == ()
+        stream.close()
+    else:
+        asyncio.run(close_async())
 
     spans = litellm_spans()
     assert tree(spans) == [("router backup", [("chat gpt-4o-mini", [])])]
     attempt, router_span = spans
-    assert attempt.attributes[semconv.STREAM_ABANDONED] is True
-    assert _status(router_span) == "UNSET" and router_span.attributes[semconv.ROUTER_ATTEMPTS] == 1
+    assert _unfinished(attempt) == _unfinished(router_span) == _CLOSED  # as a plain stream the program closed
+    assert router_span.attributes[semconv.ROUTER_ATTEMPTS] == 1
     assert router_span.attributes[semconv.LM_CALLS] == 1  # what arrived, counted (estimated) as for any stream
+
+
+def _plain_stream(lm_server, unique):
+    """`litellm.completion(stream=True)` (with `acompletion=True`: its coroutine) on the router's "backup" model."""
+    return {"model": SERVED, "messages": _messages(unique), "stream": True, "api_base": lm_server.base_url,
+            "api_key": "sk-anything"}
+
+
+def _assert_both_dropped(spans, tree):
+    """`spans`: a Router stream's and a plain stream's, both dropped after their first chunk. The router span and its
+    attempt's span say what the plain stream's span says."""
+    assert tree(spans) == [("router backup", [("chat gpt-4o-mini", [])]), ("chat gpt-4o-mini", [])]
+    plain = next(span for span in spans if span.parent is None and span.name == "chat gpt-4o-mini")
+    attempt = next(span for span in spans if span.parent is not None)
+    router_span = next(span for span in spans if span.name == "router backup")
+    assert _unfinished(attempt) == _unfinished(router_span) == _unfinished(plain) == _DROPPED
+    assert semconv.ERROR_TYPE not in router_span.attributes  # nothing was raised, as for the plain stream
+    assert (router_span.attributes[semconv.ROUTER_ATTEMPTS], router_span.attributes[semconv.LM_CALLS]) == (1, 1)
+
+
+@pytest.mark.parametrize("endpoint", ["completion", "acompletion"])
+def test_a_router_stream_dropped_unfinished_ends_its_spans_as_a_plain_dropped_stream(litellm_spans, lm_server,
+                                                                                    unique, tree, endpoint):
+    """The program reads a chunk of a Router stream and of a plain LiteLLM stream, and drops both: the router span and
+    its attempt's span say what the plain stream's span says (the Router's own wrapper closing the attempt's stream
+    when it is collected is not the program closing it)."""
+    router = _router(lm_server, _unreachable(), num_retries=0)
+    request = {"model": "backup", "messages": _messages(unique), "stream": True}
+
+    async def drop_async():
+        for stream in (await router.acompletion(**request), await litellm.acompletion(**_plain_stream(lm_server,
+                                                                                                      unique))):
+            await stream.__anext__()
+        del stream
+        return await acollected(litellm_spans, 3)
+
+    if endpoint == "completion":
+        for stream in (router.completion(**request), litellm.completion(**_plain_stream(lm_server, unique))):
+            next(stream)
+        del stream
+        spans = collected(litellm_spans, 3)
+    else:
+        spans = asyncio.run(drop_async())
+
+    _assert_both_dropped(spans, tree)
+
+
+def test_an_async_router_stream_whose_task_is_cancelled_ends_its_spans_as_a_plain_one(litellm_spans, lm_server,
+                                                                                     unique, tree):
+    """Each stream is read by a task that is cancelled while it waits between chunks: the stream goes with the task,
+    unfinished."""
+    router = _router(lm_server, _unreachable(), num_retries=0)
+    request = {"model": "backup", "messages": _messages(unique), "stream": True}
+
+    async def read_until_cancelled(call, reading):
+        async for _chunk in await call:
+            reading.set()
+            await asyncio.sleep(60)
+
+    async def main():
+        for call in (router.acompletion(**request), litellm.acompletion(**_plain_stream(lm_server, unique))):
+            reading = asyncio.Event()
+            task = asyncio.create_task(read_until_cancelled(call, reading))
+            await reading.wait()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        return await acollected(litellm_spans, 3)
+
+    spans = asyncio.run(main())
+    _assert_both_dropped(spans, tree)
 
 
 @pytest.mark.parametrize("endpoint", ["completion", "acompletion"])

@@ -36,7 +36,7 @@ from ..dspy._attributes import rollup_attributes
 from ..dspy._frames import FRAME_KEY, ModuleFrame
 from ._router_frame import RouterFrame
 from ._spans import LiteLLMRuntime
-from ._streams import StreamObserver, observed_stream
+from ._streams import StreamObserver, observed_stream, unfinished_stream
 
 ROUTER_ENDPOINTS = (("completion", False), ("acompletion", True), ("embedding", False), ("aembedding", True))
 """The Router methods that get a router span: (name, async)."""
@@ -107,7 +107,8 @@ def _returned(runtime: LiteLLMRuntime, frame: RouterFrame, result: Any, error: B
 class RouterStream(StreamObserver):
     """The stream a Router call returned, as its router span sees it: while the app reads a chunk the router span is
     current, so that a retry or fallback the Router starts inside its stream is an attempt under it; the stream's
-    end, error, close or collection ends the router call (its chunks are the attempts' LM spans' to record)."""
+    end, error, close or collection ends the router call (its chunks are the attempts' LM spans' to record). Closed
+    or dropped before its end, the router span says so as a plain stream's span does (`unfinished_stream`)."""
 
     def __init__(self, frame: RouterFrame) -> None:
         self.frame = frame
@@ -128,7 +129,7 @@ class RouterStream(StreamObserver):
             if self._ended:
                 return
             self._ended = True
-        self.frame.stream_ended(error)
+        self.frame.stream_ended(error, abandoned or closed, closed)
 
 
 def _end(runtime: LiteLLMRuntime, frame: RouterFrame) -> None:
@@ -141,6 +142,8 @@ def _end(runtime: LiteLLMRuntime, frame: RouterFrame) -> None:
             attributes[semconv.ROUTER_ATTEMPTS] = frame.attempts
             if frame.served is not None:
                 attributes[semconv.ROUTER_MODEL] = frame.served
+            if frame.unfinished:  # what the span of a plain LiteLLM stream says
+                attributes.update(unfinished_stream(span, frame.stream_closed))
             span.set_attributes(attributes)
             if error is not None:
                 record_error(span, error, runtime.content)

@@ -20,7 +20,8 @@ from ..dspy._frames import ModuleFrame
 
 
 class RouterFrame(ModuleFrame):
-    __slots__ = ("_done", "_lock", "_open", "_waiting", "attempts", "context", "error", "on_done", "served")
+    __slots__ = ("_done", "_lock", "_open", "_waiting", "attempts", "context", "error", "on_done", "served",
+                 "stream_closed", "unfinished")
 
     def __init__(self, span: Span, parent: ModuleFrame | None, recording: bool) -> None:
         # The enclosing module's path, so that the attempts' LM calls name the same module as without the router.
@@ -33,6 +34,11 @@ class RouterFrame(ModuleFrame):
         self.context: Context | None = None
         """The context with the router span current (and this frame): the attempts' parent."""
         self.on_done: Callable[[], None] | None = None
+        self.unfinished = False
+        """The stream the Router returned ended before its end: the program closed it or dropped it."""
+        self.stream_closed = False
+        """The program closed that stream (else it dropped it). The Router's wrapper closes the attempt's stream
+        either way (`StreamRecorder.closed_by_program`)."""
         """Ends the router span; called once, when the call returned and nothing under it is open."""
         self._open = 0
         """Attempts in flight, and the Router's own stream until it ends."""
@@ -69,11 +75,12 @@ class RouterFrame(ModuleFrame):
         if done:
             self._finish()
 
-    def stream_ended(self, error: BaseException | None) -> None:
-        """The stream the Router returned ended (`error`: what iterating it raised to the app)."""
+    def stream_ended(self, error: BaseException | None, unfinished: bool, closed: bool) -> None:
+        """The stream the Router returned ended (`error`: what iterating it raised to the app; `unfinished`: before
+        its end, `closed` by the program rather than dropped)."""
         with self._lock:
             self._open -= 1
-            self.error = error
+            self.error, self.unfinished, self.stream_closed = error, unfinished, closed
             done = self._claim_if_idle()
         if done:
             self._finish()

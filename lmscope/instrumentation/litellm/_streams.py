@@ -10,7 +10,8 @@ gives the very object back, its class switched to a subclass that reports each c
   (`lmscope.usage.estimated=true`) and its table;
 - on an error raised while iterating (status ERROR, as for any failed call);
 - when the program closes it early (`close()`/`aclose()`) or drops it unfinished (garbage collection): marked
-  `lmscope.stream.abandoned=true`, and status ERROR when nobody closed it. Never a span left open.
+  `lmscope.stream.abandoned=true`, and status ERROR when nobody closed it (`unfinished_stream`; a Router call's
+  stream and its attempt's say the same, `_router.py`). Never a span left open.
 The first chunk's arrival is the `first_token` event and `gen_ai.response.time_to_first_chunk` (seconds). A request
 for several choices (`n` > 1) also reads the provider's own chunks (`chunk_creator`), for the finish reasons of the
 choices LiteLLM passes on none for (docs/litellm-internals.md §3).
@@ -26,7 +27,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry.trace import Span, Status, StatusCode
 
 from ...telemetry import _semconv as semconv
 from ...telemetry._internal_errors import report_internal_error
@@ -34,6 +35,7 @@ from ...telemetry._lm_call import LMCall
 from .._stack import drop_own_frame
 from .._token_counts import usage_into
 from ._results import as_cache_hit
+from ._router_frame import RouterFrame
 from ._spans import TEXT_COMPLETION, CallFrame, LiteLLMRuntime, litellm_price, prompt_messages
 from ._stream_answers import StreamedAnswers, counted_text
 
@@ -173,10 +175,17 @@ class StreamRecorder(StreamObserver):
                 return
             self._ended = True
         try:
-            self._end(error, abandoned or closed, closed)
+            self._end(error, abandoned or closed, closed and self.closed_by_program())
         except Exception as exc:  # noqa: BLE001
             report_internal_error("LiteLLM stream end", exc)
             self.runtime.end_span(self.frame, answered=False)
+
+    def closed_by_program(self) -> bool:
+        """Whether a `close()` of this stream is the program's. Under a Router the program holds the Router's stream,
+        whose wrapper closes the attempt's stream when the program closes that one and also when it is collected
+        unfinished (docs/litellm-internals.md §4): the program's close only in the first case."""
+        parent = self.frame.parent
+        return not isinstance(parent, RouterFrame) or parent.stream_closed
 
     def _end(self, error: BaseException | None, abandoned: bool, closed: bool) -> None:
         frame, runtime = self.frame, self.runtime
@@ -186,9 +195,7 @@ class StreamRecorder(StreamObserver):
         if self.first_chunk_s is not None:
             extra[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self.first_chunk_s
         if abandoned:
-            extra[semconv.STREAM_ABANDONED] = True
-            if not closed:
-                frame.span.set_status(Status(StatusCode.ERROR, "stream dropped before its end"))
+            extra.update(unfinished_stream(frame.span, closed))
         outputs = (runtime.answer_attributes(texts, frame, call.finish_reasons or None)
                    if runtime.content.capture_outputs and error is None else None)
         runtime.finish(frame, call if error is None else None, error, outputs, extra)
@@ -212,6 +219,14 @@ class StreamRecorder(StreamObserver):
         call.cost_usd = litellm_price(frame, call.input_tokens, call.output_tokens, self.usage)
         call.cost_source = "litellm" if call.cost_usd is not None else None
         return call, texts, extra
+
+
+def unfinished_stream(span: Span, closed: bool) -> dict[str, Any]:
+    """The attributes of a span whose stream ended before its end, `closed` by the program or dropped (collected
+    unread, its task cancelled); a dropped one's status is also set to ERROR: nobody saw its end."""
+    if not closed:
+        span.set_status(Status(StatusCode.ERROR, "stream dropped before its end"))
+    return {semconv.STREAM_ABANDONED: True}
 
 
 def traced_stream(stream: Any, recorder: StreamRecorder) -> Any:
