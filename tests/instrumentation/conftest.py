@@ -39,17 +39,23 @@ def litellm_spans(lm_server):
     `tracer` attribute: a tracer for the app's own spans)."""
     import litellm
     from memory_spans import memory_provider
+    from openai import _base_client
 
     from lmscope.instrumentation.litellm import LiteLLMInstrumentor
 
     provider, exporter = memory_provider()
     instrumentor = LiteLLMInstrumentor()
-    # Put back exactly at the end: module functions, the retry helpers and the Router's endpoints.
-    names = ("completion", "responses", "completion_with_retries")
-    originals = (*(getattr(litellm, name) for name in names), litellm.Router.completion, litellm.Router.aembedding)
+
+    def targets():
+        """Put back exactly at the end: module functions, the retry helpers, the Router's endpoints and the OpenAI
+        SDK's wait between a failed request and the next."""
+        return (*(getattr(litellm, name) for name in ("completion", "responses", "completion_with_retries")),
+                litellm.Router.completion, litellm.Router.aembedding, _base_client.SyncAPIClient._sleep_for_retry,
+                _base_client.AsyncAPIClient._sleep_for_retry)
+
+    originals = targets()
     instrumentor.instrument(tracer=provider.get_tracer("test"), capture_content=True)
-    patched = (*(getattr(litellm, name) for name in names), litellm.Router.completion, litellm.Router.aembedding)
-    assert all(now is not before for now, before in zip(patched, originals, strict=True))
+    assert all(now is not before for now, before in zip(targets(), originals, strict=True))
 
     def finished():
         return exporter.get_finished_spans()
@@ -57,8 +63,7 @@ def litellm_spans(lm_server):
     finished.tracer = provider.get_tracer("app")
     yield finished
     instrumentor.uninstrument()
-    assert (*(getattr(litellm, name) for name in names), litellm.Router.completion, litellm.Router.aembedding) \
-        == originals
+    assert targets() == originals
 
 
 @pytest.fixture

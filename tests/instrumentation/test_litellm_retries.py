@@ -1,20 +1,30 @@
-"""LiteLLM's retrying helpers (`completion_with_retries` and kin) call LiteLLM through a reference of their own,
-not the package attribute: each attempt must still be one span, the failed one ERROR, under the caller's span."""
+"""A request sent again is a span of its own, however it is sent again: by the OpenAI SDK beneath LiteLLM (its own
+retries), or by LiteLLM's retrying helpers (`completion_with_retries` and kin), which call LiteLLM through a reference
+of their own, not the package attribute. One span per request the stand-in server saw, the failed ones ERROR, all
+siblings under the caller's span; tokens, cost and `track()` are the server's bill."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
+import os
+import traceback
 
 import litellm
 import pytest
 from litellm_span import litellm_price as _price
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 
+import lmscope
 from lmscope._lm_server import count_prompt_tokens, count_tokens
 from lmscope.telemetry import _semconv as semconv
+from lmscope.telemetry._usage import track
 
 QUESTION = "What is the capital of France?"
 OUTAGE = (500, "The server had an error while processing your request.")
+SDK_ERROR = "InternalServerError: Error code: 500 - The server had an error while processing your request."
+"""The status of a request's span that the OpenAI SDK sent again: the error the SDK builds for that answer."""
 # (helper, the request's shape, the stand-in's counter of answered requests of that shape, the error LiteLLM makes
 # of the outage: its Responses API path maps the error body's `invalid_request_error` type, not the 500 status)
 HELPERS = [("completion_with_retries", "messages", "requests", "InternalServerError"),
@@ -39,15 +49,12 @@ def test_each_attempt_is_a_span_and_the_failed_one_is_an_error(litellm_spans, lm
     text = f"{QUESTION} {unique}"
     request = {"model": "openai/gpt-4o-mini", "api_base": lm_server.base_url, "api_key": "sk-anything",
                "num_retries": 3, shape: [{"role": "user", "content": text}] if shape == "messages" else text}
-    answered, failed = getattr(lm_server, counter), lm_server.failed_requests
-    lm_server.transient_failures["gpt-4o-mini"] = [OUTAGE]  # the first attempt fails, the second is answered
-    try:
-        with litellm_spans.tracer.start_as_current_span("app.handler"):
-            response = _call(helper, **request)
-    finally:
-        lm_server.transient_failures.pop("gpt-4o-mini", None)
+    answered = getattr(lm_server, counter)
+    # the first attempt fails, the second is answered (the helpers turn the OpenAI SDK's own retries off)
+    with _outage(lm_server, 1) as before, litellm_spans.tracer.start_as_current_span("app.handler"):
+        response = _call(helper, **request)
 
-    assert (getattr(lm_server, counter) - answered, lm_server.failed_requests - failed) == (1, 1)
+    assert (getattr(lm_server, counter) - answered, lm_server.failed_requests - before[1]) == (1, 1)
     first, second, handler = litellm_spans()  # one span per request the server saw: 2 attempts, nothing else
     assert {first.parent.span_id, second.parent.span_id} == {handler.context.span_id}
     assert (first.name, first.status.status_code.name) == ("chat gpt-4o-mini", "ERROR")
@@ -67,16 +74,11 @@ def test_each_attempt_is_a_span_and_the_failed_one_is_an_error(litellm_spans, lm
 
 def test_a_retry_that_never_succeeds_raises_litellms_error_after_a_span_per_attempt(litellm_spans, lm_server,
                                                                                    unique):
-    failed = lm_server.failed_requests
-    lm_server.transient_failures["gpt-4o-mini"] = [OUTAGE] * 2
-    try:
-        with pytest.raises(litellm.InternalServerError) as raised:
-            litellm.completion_with_retries(model="openai/gpt-4o-mini", num_retries=2, api_base=lm_server.base_url,
-                                            api_key="sk-anything", messages=[{"role": "user", "content": unique}])
-    finally:
-        lm_server.transient_failures.pop("gpt-4o-mini", None)
+    with _outage(lm_server, 2) as before, pytest.raises(litellm.InternalServerError) as raised:
+        litellm.completion_with_retries(model="openai/gpt-4o-mini", num_retries=2, api_base=lm_server.base_url,
+                                        api_key="sk-anything", messages=[{"role": "user", "content": unique}])
     assert "The server had an error" in str(raised.value)
-    assert lm_server.failed_requests - failed == 2
+    assert lm_server.failed_requests - before[1] == 2
     spans = litellm_spans()
     assert [(s.name, s.status.status_code.name) for s in spans] == [("chat gpt-4o-mini", "ERROR")] * 2
 
@@ -90,3 +92,126 @@ def test_an_original_function_the_caller_chose_is_left_alone(litellm_spans, lm_s
     assert lm_server.requests == before + 1
     (span,) = litellm_spans()
     assert span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == response.usage.completion_tokens
+
+
+@contextlib.contextmanager
+def _outage(lm_server, count, model="gpt-4o-mini"):
+    """The stand-in server fails the next `count` requests for `model` with OUTAGE (a 500, which the OpenAI SDK
+    retries); yields the server's counts before: (answered chat requests, failed requests, billed chat tokens)."""
+    lm_server.transient_failures[model] = [OUTAGE] * count
+    try:
+        yield lm_server.requests, lm_server.failed_requests, lm_server.billed_chat_tokens
+    finally:
+        lm_server.transient_failures.pop(model, None)
+
+
+def _since(lm_server, before):
+    """What the server did since `_outage` yielded `before`: (answered, failed, billed (prompt, completion))."""
+    billed = lm_server.billed_chat_tokens
+    return (lm_server.requests - before[0], lm_server.failed_requests - before[1],
+            (billed[0] - before[2][0], billed[1] - before[2][1]))
+
+
+def _request(lm_server, unique, **options):
+    return {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": f"{QUESTION} {unique}"}],
+            "api_base": lm_server.base_url, "api_key": "sk-anything", **options}
+
+
+def _request_attributes(answered, failed):
+    """The attributes `failed` must carry: those of `answered` it shares (what the request was), and error.type."""
+    return {**{key: value for key, value in answered.attributes.items() if key in failed.attributes},
+            semconv.ERROR_TYPE: "InternalServerError"}
+
+
+def _exception_types(span):
+    return [event.attributes["exception.type"] for event in span.events if event.name == "exception"]
+
+
+@pytest.mark.parametrize("function", ["completion", "acompletion"])
+def test_each_request_the_openai_sdk_sends_again_is_a_span(litellm_spans, lm_server, unique, tree, function):
+    """Without `num_retries` LiteLLM leaves the OpenAI SDK's own retries at their default (2): the first two requests
+    fail, the SDK sends the request a third time, answered. Three requests, three spans under the caller's."""
+    with _outage(lm_server, 2) as before, track() as usage, litellm_spans.tracer.start_as_current_span("app.handler"):
+        response = _call(function, **_request(lm_server, unique, temperature=0.2))
+
+    answered, failed, billed = _since(lm_server, before)
+    assert (answered, failed) == (1, 2)
+    spans = litellm_spans()
+    assert tree(spans) == [("app.handler", [("chat gpt-4o-mini", [])] * 3)]
+    *resent, last, _handler = spans
+    for span in resent:  # what the request was, and why it failed: the SDK's error for the server's 500
+        assert dict(span.attributes) == _request_attributes(last, span)
+        assert (span.status.status_code.name, span.status.description) == ("ERROR", SDK_ERROR)
+        assert _exception_types(span) == ["openai.InternalServerError"]
+    assert resent[0].end_time <= resent[1].start_time and resent[1].end_time <= last.start_time
+    assert (last.status.status_code.name, last.events) == ("UNSET", ())
+    assert last.attributes[semconv.GEN_AI_REQUEST_TEMPERATURE] == 0.2
+    assert billed == (response.usage.prompt_tokens, response.usage.completion_tokens)
+    assert (last.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS], last.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]) \
+        == billed
+    price = pytest.approx(_price(*billed), rel=1e-9)
+    assert last.attributes[semconv.GEN_AI_USAGE_COST] == price
+    totals = usage.total()  # the failed requests billed nothing
+    assert (totals["calls"], totals["input_tokens"], totals["output_tokens"], totals["cost_usd"]) == (1, *billed, price)
+
+
+def _failing_call_frames(request, is_async):
+    """Call LiteLLM while every request fails; (its error, the frames of its traceback as (file, function))."""
+    with pytest.raises(litellm.InternalServerError) as raised:
+        _call("acompletion" if is_async else "completion", **request)
+    return raised.value, [(frame.filename, frame.name) for frame in traceback.extract_tb(raised.value.__traceback__)]
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+def test_when_every_request_fails_the_app_gets_litellms_error_as_untraced(litellm_spans, lm_server, unique,
+                                                                          is_async):
+    request = _request(lm_server, unique)
+    with _outage(lm_server, 3), suppress_instrumentation():  # as LiteLLM raises it, untraced
+        _untraced_error, untraced = _failing_call_frames(request, is_async)
+    with _outage(lm_server, 3) as before:
+        error, frames = _failing_call_frames(request, is_async)
+
+    assert _since(lm_server, before) == (0, 3, (0, 0))
+    assert frames == untraced
+    assert not [name for name, _function in frames if name.startswith(os.path.dirname(lmscope.__file__))]
+    spans = litellm_spans()
+    assert [(span.name, span.status.status_code.name, span.attributes[semconv.ERROR_TYPE]) for span in spans] == [
+        ("chat gpt-4o-mini", "ERROR", "InternalServerError")] * 3
+    # The SDK's errors for the requests it sent again; the last request's is LiteLLM's, which the app got.
+    assert [_exception_types(span) for span in spans] == [["openai.InternalServerError"]] * 2 + [
+        [f"{type(error).__module__}.{type(error).__qualname__}"]]
+    assert type(error).__module__.startswith("litellm.")
+
+
+def test_a_stream_whose_first_request_failed_is_a_failed_span_then_the_streams(litellm_spans, lm_server, unique):
+    with _outage(lm_server, 1) as before:
+        stream = litellm.completion(**_request(lm_server, unique, stream=True, stream_options={"include_usage": True}))
+        assert [span.status.status_code.name for span in litellm_spans()] == ["ERROR"]  # the answer still streams
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+
+    answered, failed, billed = _since(lm_server, before)
+    assert (answered, failed) == (1, 1)
+    failed_span, streamed = litellm_spans()
+    # The SDK closes a streamed request's failed answer unread before it sends the request again: the error it
+    # builds for that answer has the status code, not the server's message.
+    assert (failed_span.status.description, failed_span.attributes[semconv.ERROR_TYPE]) == (
+        "InternalServerError: Error code: 500", "InternalServerError")
+    assert streamed.status.status_code.name == "UNSET"
+    assert billed[1] == count_tokens(text)
+    assert (streamed.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS],
+            streamed.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]) == billed
+    assert semconv.USAGE_ESTIMATED not in streamed.attributes
+
+
+def test_an_embedding_request_sent_again_is_a_span_of_its_own(litellm_spans, lm_server):
+    before = (lm_server.embedding_requests, lm_server.embedding_tokens, lm_server.failed_requests)
+    with _outage(lm_server, 1, model="text-embedding-3-small"):
+        response = litellm.embedding(model="openai/text-embedding-3-small", input=["Paris"],
+                                     api_base=lm_server.base_url, api_key="sk-anything")
+
+    billed = lm_server.embedding_tokens - before[1]
+    assert (lm_server.embedding_requests - before[0], lm_server.failed_requests - before[2]) == (1, 1)
+    failed, answered = litellm_spans()
+    assert [span.name for span in (failed, answered)] == ["embeddings text-embedding-3-small"] * 2
+    assert dict(failed.attributes) == _request_attributes(answered, failed)
+    assert answered.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == response.usage.prompt_tokens == billed

@@ -12,7 +12,8 @@ tracers of LiteLLM"); either is named once in a warning (`_neighbours.py`).
 each attempt traced (one span per attempt, `_wrappers.with_traced_attempts`). `litellm.Router`'s `completion`,
 `acompletion`, `embedding` and `aembedding` are one `router {model group}` span each, over the deployment attempts
 (retries and fallbacks included), which the Router makes through `litellm.completion` and its siblings: each attempt
-is an LM span (`_router.py`, docs/litellm-internals.md §4). Not traced yet: names bound before instrumenting
+is an LM span (`_router.py`, docs/litellm-internals.md §4). A request the OpenAI SDK beneath LiteLLM sends again
+(its own retries) is a span of its own (`_sdk_retries.py`). Not traced yet: names bound before instrumenting
 (`from litellm import completion`).
 """
 
@@ -78,6 +79,7 @@ class LiteLLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # openteleme
         from litellm.router import Router
 
         from . import _router as router
+        from . import _sdk_retries as sdk_retries
         from . import _wrappers as wrappers
 
         patcher = self._patcher
@@ -102,6 +104,12 @@ class LiteLLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # openteleme
                 patcher.replace(owner, name, functools.partial(
                     router.traced_async_router_call if is_async else router.traced_router_call, runtime,
                     endpoint=name))
+            clients = sdk_retries.sdk_clients()
+            if not clients:  # an OpenAI SDK without that method: its retries stay inside the call's one span
+                report_internal_error("tracing the OpenAI SDK's retries", LookupError(sdk_retries.METHOD))
+            for client, is_async in clients:
+                patcher.replace(client, sdk_retries.METHOD, functools.partial(
+                    sdk_retries.traced_async_backoff if is_async else sdk_retries.traced_backoff, runtime))
         except BaseException:
             self._unpatch()
             raise

@@ -17,7 +17,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
-from opentelemetry.trace import Span, SpanKind, Tracer
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Tracer
 
 from ...telemetry import _semconv as semconv
 from ...telemetry._content import ContentPolicy
@@ -30,7 +30,7 @@ from ...telemetry._messages import input_message_attributes, output_message_attr
 from ...telemetry._phase import current_phase
 from ...telemetry._usage import Usage, active_trackers
 from .._errors import record_error
-from .._lm_span_view import lm_call_context
+from .._lm_span_view import lm_call_context, with_lm_span
 from .._providers import provider_answered, provider_given
 from .._setup import LMCallListener
 from ..dspy._attributes import (
@@ -63,19 +63,28 @@ def prompt_messages(prompt: Any) -> list[dict[str, Any]] | None:
     return None
 
 
+_CALL_KEY = otel_context.create_key("lmscope-litellm-call")
+"""The `CallFrame` of the LiteLLM call whose context is current: code running inside the call (the OpenAI SDK's
+retries, LiteLLM's own) finds it there."""
+
+
 class CallFrame:
-    """One LiteLLM call in flight."""
+    """One LiteLLM call in flight: the span of its provider request (of each in turn, when the OpenAI SDK sends a
+    failed request again: `LiteLLMRuntime.request_failed`)."""
 
-    __slots__ = ("context", "kwargs", "model", "operation", "parent", "phase", "provider", "provider_answered",
-                 "responses_api", "span", "started", "token", "trackers")
+    __slots__ = ("context", "kwargs", "model", "operation", "outer", "parent", "phase", "provider",
+                 "provider_answered", "responses_api", "span", "started", "token", "trackers")
 
-    def __init__(self, span: Span, operation: str, model: str, provider: str | None, parent: ModuleFrame | None,
-                 trackers: tuple[Usage, ...], kwargs: Mapping[str, Any], phase: str) -> None:
+    def __init__(self, operation: str, model: str, provider: str | None, parent: ModuleFrame | None,
+                 trackers: tuple[Usage, ...], kwargs: Mapping[str, Any], phase: str, outer: Context) -> None:
         self.responses_api = operation == RESPONSES
         operation = CHAT if self.responses_api else operation
-        self.span, self.operation, self.model, self.provider = span, operation, model, provider
+        self.operation, self.model, self.provider = operation, model, provider
         self.parent, self.trackers, self.kwargs, self.phase = parent, trackers, kwargs, phase
-        self.started = time.perf_counter()
+        self.outer = outer
+        """The caller's context: the parent of each span of the call."""
+        self.span: Span = INVALID_SPAN
+        self.started = 0.0
         self.token: Token[Context] | None = None
         self.context: Context | None = None
         """The context inside the call: the span's read-only view current, other instrumentations suppressed."""
@@ -105,18 +114,47 @@ class LiteLLMRuntime:
         parent = ctx.get(FRAME_KEY)
         if type(parent) is LMFrame:
             parent = parent.parent
-        name = CHAT if operation == RESPONSES else operation
-        frame = CallFrame(self.tracer.start_span(f"{name} {model}", ctx, SpanKind.CLIENT,
-                                                 self._start_attributes(operation, model, provider, kwargs, ctx,
-                                                                        phase)),
-                          operation, model, provider, parent if isinstance(parent, ModuleFrame) else None,
-                          active_trackers(ctx), kwargs, phase)
-        # Inside the call: other instrumentations suppressed, a read-only view of our span (`_lm_span_view.py`).
-        frame.context = lm_call_context(frame.span, ctx)
+        frame = CallFrame(operation, model, provider, parent if isinstance(parent, ModuleFrame) else None,
+                          active_trackers(ctx), kwargs, phase, ctx)
+        self._open_span(frame)
+        # Inside the call: other instrumentations suppressed, a read-only view of our span (`_lm_span_view.py`), and
+        # the call's frame, which code inside it finds (the OpenAI SDK's retries, LiteLLM's own).
+        frame.context = lm_call_context(frame.span, ctx, {_CALL_KEY: frame})
         frame.token = otel_context.attach(frame.context)
+        return frame
+
+    def _open_span(self, frame: CallFrame) -> None:
+        """Start the span of the call's next provider request: its first, or one the OpenAI SDK sends again."""
+        operation = RESPONSES if frame.responses_api else frame.operation
+        frame.span = self.tracer.start_span(
+            f"{frame.operation} {frame.model}", frame.outer, SpanKind.CLIENT,
+            self._start_attributes(operation, frame.model, frame.provider, frame.kwargs, frame.outer, frame.phase))
+        frame.started = time.perf_counter()
         if isinstance(frame.parent, RouterFrame):  # a deployment attempt of the router call
             frame.parent.attempt_started()
-        return frame
+
+    @staticmethod
+    def current_call() -> CallFrame | None:
+        """The traced LiteLLM call the running code is inside of, while LiteLLM has not returned; else None."""
+        frame = otel_context.get_value(_CALL_KEY)
+        # A thread LiteLLM logs from runs in a copy of the call's context, also after the call has returned.
+        return frame if isinstance(frame, CallFrame) and frame.token is not None else None
+
+    def request_failed(self, frame: CallFrame, error: BaseException) -> None:
+        """The provider request of the frame's span failed with `error`, and the call sends it again (the OpenAI
+        SDK's own retries, docs/litellm-internals.md §6): its span ends, failed, as a call LiteLLM raised would.
+        `resent` opens the span of the next request."""
+        self.finish(frame, None, error, None)
+
+    def resent(self, frame: CallFrame) -> None:
+        """The call sends its request again (after `request_failed`): a new span, a sibling of the failed one, made
+        current inside the call as the first was."""
+        self._open_span(frame)
+        if frame.context is not None:  # set when the call started
+            frame.context = with_lm_span(frame.span, frame.context)
+            # Left attached: `leave` detaches the call's first token, which resets the context to the caller's,
+            # past every later attach in the call.
+            otel_context.attach(frame.context)
 
     def leave(self, frame: CallFrame) -> None:
         """Detach the call's context (when LiteLLM returns; a stream's span stays open until the stream ends)."""
