@@ -36,6 +36,31 @@ def drop_own_frame(error: BaseException, wrapper: Callable[..., Any]) -> None:
         error.__traceback__ = trace.tb_next
 
 
+_Block = TypeVar("_Block", bound="WrappedCall")
+
+
+class WrappedCall:
+    """The block a wrapper runs the wrapped function in: `with Block(..., wrapper=wrapper): return original(...)`,
+    sync or async alike. An error leaves it as a bare `raise` would, without the wrapper's frame in its traceback
+    (`drop_own_frame`, first: what `leaving` records is the traceback the program gets); then `leaving` runs."""
+
+    __slots__ = ("wrapper",)
+
+    def __init__(self, wrapper: Callable[..., Any]) -> None:
+        self.wrapper = wrapper
+
+    def __enter__(self: _Block) -> _Block:
+        return self
+
+    def __exit__(self, error_type: type[BaseException] | None, error: BaseException | None, _tb: Any) -> None:
+        if error is not None:
+            drop_own_frame(error, self.wrapper)
+        self.leaving(error)
+
+    def leaving(self, error: BaseException | None) -> None:
+        """On the way out of the block (`error`: what the wrapped function raised)."""
+
+
 _globals_by_package: dict[tuple[int, str], dict[str, Any]] = {}
 
 

@@ -406,10 +406,10 @@ def test_an_untraced_call_through_the_wrapper_raises_the_traceback_of_a_call_wit
                                                                                              untraced_inside,
                                                                                              is_async):
     """The wrapper runs a call untraced inside the app's `suppress_instrumentation()`, and inside another LiteLLM
-    span: `completion(num_retries=1)` has the OpenAI SDK send the failed request again once (a span of its own), then
-    retries through `litellm.completion_with_retries`, whose attempt runs inside the second span (the async retry's
-    attempt returns a coroutine, awaited outside the wrapper). Its error still reaches the program with no frame of
-    lmscope's."""
+    span: `completion(num_retries=1)` has the OpenAI SDK send the failed request again once, then retries through
+    `litellm.completion_with_retries`, whose attempt runs in the caller's context (each request a span of its own; the
+    async retry's attempt returns a coroutine, awaited outside the wrapper). Its error still reaches the program with
+    no frame of lmscope's."""
     from lmscope.instrumentation.litellm import LiteLLMInstrumentor
 
     suppressed = untraced_inside == "suppress_instrumentation"
@@ -433,9 +433,9 @@ def test_an_untraced_call_through_the_wrapper_raises_the_traceback_of_a_call_wit
     spans = exporter.get_finished_spans()
     if suppressed:
         assert spans == ()
-    else:  # three requests: the call's, the SDK's once more, then LiteLLM's retry (inside the second span)
+    else:  # three requests, three spans: the call's, the SDK's once more, then LiteLLM's retry
         assert lm_server.failed_requests - failed == 3
-        assert [(span.name, span.status.status_code.name) for span in spans] == [("chat broken-model", "ERROR")] * 2
+        assert [(span.name, span.status.status_code.name) for span in spans] == [("chat broken-model", "ERROR")] * 3
 
 
 _PER_RESPONSE = (semconv.GEN_AI_RESPONSE_ID, semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)

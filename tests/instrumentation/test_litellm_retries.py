@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import itertools
 import os
 import traceback
 
@@ -127,6 +128,12 @@ def _exception_types(span):
     return [event.attributes["exception.type"] for event in span.events if event.name == "exception"]
 
 
+def _litellm_error_type():
+    """The exception type LiteLLM's own InternalServerError is recorded as (the SDK's is `openai.` and the same
+    name)."""
+    return f"{litellm.InternalServerError.__module__}.{litellm.InternalServerError.__qualname__}"
+
+
 @pytest.mark.parametrize("function", ["completion", "acompletion"])
 def test_each_request_the_openai_sdk_sends_again_is_a_span(litellm_spans, lm_server, unique, tree, function):
     """Without `num_retries` LiteLLM leaves the OpenAI SDK's own retries at their default (2): the first two requests
@@ -163,44 +170,69 @@ def _failing_call_frames(request, is_async):
 
 
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize(("num_retries", "sdk_resends"), [(None, 2), (1, 1)], ids=["sdk", "sdk-then-litellm"])
 def test_when_every_request_fails_the_app_gets_litellms_error_as_untraced(litellm_spans, lm_server, unique,
-                                                                          is_async):
-    request = _request(lm_server, unique)
+                                                                          is_async, num_retries, sdk_resends):
+    """Three requests fail: without `num_retries` the SDK sends the first again twice; with `num_retries=1` once,
+    then LiteLLM calls it once more. The app gets the error LiteLLM raises untraced (the async path re-raises the
+    first call's error), with the same traceback."""
+    request = _request(lm_server, unique, **({} if num_retries is None else {"num_retries": num_retries}))
     with _outage(lm_server, 3), suppress_instrumentation():  # as LiteLLM raises it, untraced
-        _untraced_error, untraced = _failing_call_frames(request, is_async)
+        untraced_error, untraced = _failing_call_frames(request, is_async)
     with _outage(lm_server, 3) as before:
         error, frames = _failing_call_frames(request, is_async)
 
     assert _since(lm_server, before) == (0, 3, (0, 0))
-    assert frames == untraced
+    assert (type(error), str(error), frames) == (type(untraced_error), str(untraced_error), untraced)
     assert not [name for name, _function in frames if name.startswith(os.path.dirname(lmscope.__file__))]
     spans = litellm_spans()
     assert [(span.name, span.status.status_code.name, span.attributes[semconv.ERROR_TYPE]) for span in spans] == [
         ("chat gpt-4o-mini", "ERROR", "InternalServerError")] * 3
-    # The SDK's errors for the requests it sent again; the last request's is LiteLLM's, which the app got.
-    assert [_exception_types(span) for span in spans] == [["openai.InternalServerError"]] * 2 + [
-        [f"{type(error).__module__}.{type(error).__qualname__}"]]
-    assert type(error).__module__.startswith("litellm.")
+    # the SDK's errors for the requests it sent again, then LiteLLM's for each call that failed
+    assert [_exception_types(span) for span in spans] == [["openai.InternalServerError"]] * sdk_resends + [
+        [_litellm_error_type()]] * (3 - sdk_resends)
+    assert type(error) is litellm.InternalServerError
 
 
-def test_a_stream_whose_first_request_failed_is_a_failed_span_then_the_streams(litellm_spans, lm_server, unique):
-    with _outage(lm_server, 1) as before:
-        stream = litellm.completion(**_request(lm_server, unique, stream=True, stream_options={"include_usage": True}))
-        assert [span.status.status_code.name for span in litellm_spans()] == ["ERROR"]  # the answer still streams
-        text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+@pytest.mark.parametrize("function", ["completion", "acompletion"])
+@pytest.mark.parametrize(("num_retries", "failures"), [(None, 1), (1, 2)], ids=["sdk", "sdk-then-litellm"])
+def test_a_stream_whose_first_requests_failed_is_failed_spans_then_the_streams(litellm_spans, lm_server, unique,
+                                                                              function, num_retries, failures):
+    """The stream comes from the SDK's second request, or from LiteLLM's retry once the SDK gave up: the failed
+    requests' spans end at once, the stream's when the stream does."""
+    request = _request(lm_server, unique, stream=True, stream_options={"include_usage": True},
+                       **({} if num_retries is None else {"num_retries": num_retries}))
+
+    def read(chunks):
+        return "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+
+    async def read_async():
+        stream = await litellm.acompletion(**request)
+        assert [span.status.status_code.name for span in litellm_spans()] == ["ERROR"] * failures
+        return read([chunk async for chunk in stream])
+
+    with _outage(lm_server, failures) as before:
+        if function == "completion":
+            stream = litellm.completion(**request)
+            assert [span.status.status_code.name for span in litellm_spans()] == ["ERROR"] * failures
+            text = read(stream)
+        else:
+            text = asyncio.run(read_async())
 
     answered, failed, billed = _since(lm_server, before)
-    assert (answered, failed) == (1, 1)
-    failed_span, streamed = litellm_spans()
+    assert (answered, failed) == (1, failures)
+    *failed_spans, streamed = litellm_spans()
     # The SDK closes a streamed request's failed answer unread before it sends the request again: the error it
     # builds for that answer has the status code, not the server's message.
-    assert (failed_span.status.description, failed_span.attributes[semconv.ERROR_TYPE]) == (
-        "InternalServerError: Error code: 500", "InternalServerError")
+    assert failed_spans[0].status.description == "InternalServerError: Error code: 500"
+    assert [_exception_types(span) for span in failed_spans] == [["openai.InternalServerError"]] + [
+        [_litellm_error_type()]] * (failures - 1)
     assert streamed.status.status_code.name == "UNSET"
     assert billed[1] == count_tokens(text)
     assert (streamed.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS],
             streamed.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]) == billed
     assert semconv.USAGE_ESTIMATED not in streamed.attributes
+    assert streamed.attributes[semconv.GEN_AI_USAGE_COST] == pytest.approx(_price(*billed), rel=1e-9)
 
 
 def test_an_embedding_request_sent_again_is_a_span_of_its_own(litellm_spans, lm_server):
@@ -215,3 +247,61 @@ def test_an_embedding_request_sent_again_is_a_span_of_its_own(litellm_spans, lm_
     assert [span.name for span in (failed, answered)] == ["embeddings text-embedding-3-small"] * 2
     assert dict(failed.attributes) == _request_attributes(answered, failed)
     assert answered.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == response.usage.prompt_tokens == billed
+
+
+@pytest.mark.parametrize("function", ["completion", "acompletion"])
+@pytest.mark.parametrize(("num_retries", "failures"), [(1, 2), (2, 4)], ids=["1-retry", "2-retries"])
+def test_litellms_num_retries_are_a_span_per_request_after_the_sdks(litellm_spans, lm_server, unique, tree,
+                                                                     function, num_retries, failures):
+    """`num_retries=N` is two retry layers (docs/litellm-internals.md §6): the OpenAI SDK sends the request N more
+    times, then LiteLLM, once the SDK gave up, calls it N more times (each one request). `failures` requests fail,
+    the next is answered: every request is a span, siblings under the caller's span, in the order sent."""
+    with _outage(lm_server, failures) as before, track() as usage, \
+            litellm_spans.tracer.start_as_current_span("app.handler"):
+        response = _call(function, **_request(lm_server, unique, num_retries=num_retries))
+
+    answered, failed, billed = _since(lm_server, before)
+    assert (answered, failed) == (1, failures)
+    spans = litellm_spans()
+    assert tree(spans) == [("app.handler", [("chat gpt-4o-mini", [])] * (failures + 1))]
+    *requests, _handler = spans  # in the order sent: each request's span ends before the next one starts
+    # the SDK's errors for the requests it sent again, then LiteLLM's for each of its calls that failed
+    assert [_exception_types(span) for span in requests] == [["openai.InternalServerError"]] * num_retries + [
+        [_litellm_error_type()]] * (failures - num_retries) + [[]]
+    assert [span.attributes.get(semconv.ERROR_TYPE) for span in requests] == ["InternalServerError"] * failures + [
+        None]
+    assert all(earlier.end_time <= later.start_time for earlier, later in itertools.pairwise(requests))
+    answer = requests[-1]
+    assert (answer.status.status_code.name, response.usage.prompt_tokens, response.usage.completion_tokens) == (
+        "UNSET", *billed)
+    assert (answer.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS],
+            answer.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]) == billed
+    price = pytest.approx(_price(*billed), rel=1e-9)
+    assert answer.attributes[semconv.GEN_AI_USAGE_COST] == price
+    totals = usage.total()
+    assert (totals["calls"], totals["input_tokens"], totals["output_tokens"], totals["cost_usd"]) == (1, *billed, price)
+
+
+@pytest.mark.parametrize("function", ["responses", "aresponses"])
+def test_litellms_num_retries_of_a_responses_call_are_a_span_per_request(litellm_spans, lm_server, unique, tree,
+                                                                          function):
+    """`responses` reaches the provider through LiteLLM's own HTTP client, which does not retry: `num_retries=1`
+    with one failure is LiteLLM's retry only, two requests (the async path hands LiteLLM's retry helper its own
+    `aresponses`)."""
+    text = f"{QUESTION} {unique}"
+    before = lm_server.responses_requests
+    with _outage(lm_server, 1) as outage, litellm_spans.tracer.start_as_current_span("app.handler"):
+        response = _call(function, model="openai/gpt-4o-mini", input=text, api_base=lm_server.base_url,
+                         api_key="sk-anything", num_retries=1)
+
+    assert (lm_server.responses_requests - before, lm_server.failed_requests - outage[1]) == (1, 1)
+    spans = litellm_spans()
+    assert tree(spans) == [("app.handler", [("chat gpt-4o-mini", []), ("chat gpt-4o-mini", [])])]
+    failed, answered, _handler = spans
+    # LiteLLM's Responses path maps the outage's error body to BadRequestError (docs/litellm-internals.md §5)
+    assert (failed.status.status_code.name, failed.attributes[semconv.ERROR_TYPE]) == ("ERROR", "BadRequestError")
+    billed = (response.usage.input_tokens, response.usage.output_tokens)
+    assert billed == (count_prompt_tokens([{"role": "user", "content": text}]),
+                      count_tokens(response.output[0].content[0].text))
+    assert (answered.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS],
+            answered.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]) == billed

@@ -9,12 +9,13 @@ either order, and LiteLLM's own otel callback writes nothing on lmscope's span (
 tracers of LiteLLM"); either is named once in a warning (`_neighbours.py`).
 
 `completion_with_retries`, `acompletion_with_retries`, `responses_with_retries` and `aresponses_with_retries` get
-each attempt traced (one span per attempt, `_wrappers.with_traced_attempts`). `litellm.Router`'s `completion`,
-`acompletion`, `embedding` and `aembedding` are one `router {model group}` span each, over the deployment attempts
-(retries and fallbacks included), which the Router makes through `litellm.completion` and its siblings: each attempt
-is an LM span (`_router.py`, docs/litellm-internals.md §4). A request the OpenAI SDK beneath LiteLLM sends again
-(its own retries) is a span of its own (`_sdk_retries.py`). Not traced yet: names bound before instrumenting
-(`from litellm import completion`).
+each attempt traced (one span per attempt, `_wrappers.with_traced_attempts`), also when LiteLLM calls them to retry
+a traced call itself (`num_retries`): that call's span then ends as its failed first attempt's. `litellm.Router`'s
+`completion`, `acompletion`, `embedding` and `aembedding` are one `router {model group}` span each, over the
+deployment attempts (retries and fallbacks included), which the Router makes through `litellm.completion` and its
+siblings: each attempt is an LM span (`_router.py`, docs/litellm-internals.md §4). A request the OpenAI SDK beneath
+LiteLLM sends again (its own retries) is a span of its own (`_sdk_retries.py`). Not traced yet: names bound before
+instrumenting (`from litellm import completion`).
 """
 
 from __future__ import annotations
@@ -47,11 +48,13 @@ _TARGETS = (
     ("embedding", EMBEDDINGS, ("model", "input"), False),
     ("aembedding", EMBEDDINGS, ("model", "input"), True),
 )
-_RETRYING = (  # (function, the module holding the function it calls by default, that function's name)
-    ("completion_with_retries", "litellm.main", "completion"),
-    ("acompletion_with_retries", "litellm.main", "completion"),  # sic: LiteLLM's default attempt is the sync one
-    ("responses_with_retries", "litellm.responses.dispatch", "responses"),
-    ("aresponses_with_retries", "litellm.responses.dispatch", "aresponses"),
+# (function, the module holding the function it calls by default, that function's name, the function LiteLLM's own
+# retry path gives it: `client` in litellm/utils.py, docs/litellm-internals.md §6)
+_RETRYING = (
+    ("completion_with_retries", "litellm.main", "completion", "completion"),
+    ("acompletion_with_retries", "litellm.main", "completion", "acompletion"),  # sic: the default is the sync one
+    ("responses_with_retries", "litellm.responses.dispatch", "responses", "responses"),
+    ("aresponses_with_retries", "litellm.responses.dispatch", "aresponses", "aresponses"),
 )
 
 
@@ -92,10 +95,13 @@ class LiteLLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # openteleme
                                           operation=operation, names=names)
                 patcher.replace(litellm, name, trace)
                 traced[name] = trace
-            for name, module, attempt in _RETRYING:
+            for name, module, attempt, given in _RETRYING:
                 if hasattr(litellm, name):
                     default = traced[attempt](getattr(importlib.import_module(module), attempt))
-                    patcher.replace(litellm, name, functools.partial(wrappers.with_traced_attempts, attempt=default))
+                    # what LiteLLM's retry path gives is its undecorated function, whose responses it never prices
+                    trace_given = functools.partial(traced[given], litellm_prices=False)
+                    patcher.replace(litellm, name, functools.partial(wrappers.with_traced_attempts, runtime=runtime,
+                                                                     attempt=default, trace=trace_given))
             for name, is_async in router.ROUTER_ENDPOINTS:
                 owner = router.endpoint_owner(Router, name)
                 if owner is None:  # a Router we cannot patch: its attempts are still traced, without a router span

@@ -31,7 +31,7 @@ from ...telemetry._context_attributes import context_attributes
 from ...telemetry._internal_errors import report_internal_error
 from ...telemetry._phase import current_phase
 from .._errors import record_error
-from .._stack import drop_own_frame
+from .._stack import WrappedCall
 from ..dspy._attributes import rollup_attributes
 from ..dspy._frames import FRAME_KEY, ModuleFrame
 from ._router_frame import RouterFrame
@@ -153,16 +153,16 @@ def _end(runtime: LiteLLMRuntime, frame: RouterFrame) -> None:
         span.end()
 
 
-class _RouterCall:
+class _RouterCall(WrappedCall):
     """The router span around one endpoint call: `with _RouterCall(...) as call: call.result = original(...)`. Leaving
-    the block ends the span (or hands it to the stream's end); an error leaves as a bare `raise` would, without the
-    wrapper's frame in its traceback."""
+    the block ends the span (or hands it to the stream's end)."""
 
-    __slots__ = ("endpoint", "frame", "request", "result", "runtime", "wrapper")
+    __slots__ = ("endpoint", "frame", "request", "result", "runtime")
 
     def __init__(self, runtime: LiteLLMRuntime, endpoint: str, args: tuple[Any, ...], kwargs: dict[str, Any],
                  wrapper: Callable[..., Any]) -> None:
-        self.runtime, self.endpoint, self.request, self.wrapper = runtime, endpoint, (args, kwargs), wrapper
+        super().__init__(wrapper)
+        self.runtime, self.endpoint, self.request = runtime, endpoint, (args, kwargs)
         self.frame: RouterFrame | None = None
         self.result: Any = None
 
@@ -170,9 +170,7 @@ class _RouterCall:
         self.frame = _start(self.runtime, self.endpoint, *self.request)
         return self
 
-    def __exit__(self, error_type: type[BaseException] | None, error: BaseException | None, _tb: Any) -> None:
-        if error is not None:  # first: the span records the traceback the app gets
-            drop_own_frame(error, self.wrapper)
+    def leaving(self, error: BaseException | None) -> None:
         if self.frame is not None:
             self.result = _returned(self.runtime, self.frame, self.result, error)
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ...telemetry._internal_errors import report_internal_error
-from .._stack import drop_own_frame
+from .._stack import WrappedCall
 from ._spans import CallFrame, LiteLLMRuntime
 
 METHOD = "_sleep_for_retry"
@@ -46,24 +46,20 @@ def failed_request(client: Any, response: Any, handled: BaseException | None) ->
     return handled
 
 
-class _Backoff:
+class _Backoff(WrappedCall):
     """Around the SDK's wait before it sends a failed request again: `with _Backoff(...): original(...)`. Entering
     ends the failed request's span; leaving opens the next request's (also when the wait is interrupted: the call's
-    error then ends that span), and an error leaves without the wrapper's frame in its traceback."""
+    error then ends that span)."""
 
-    __slots__ = ("frame", "runtime", "wrapper")
+    __slots__ = ("frame", "runtime")
 
     def __init__(self, runtime: LiteLLMRuntime, client: Any, kwargs: dict[str, Any],
                  wrapper: Callable[..., Any]) -> None:
-        self.runtime, self.wrapper = runtime, wrapper
+        super().__init__(wrapper)
+        self.runtime = runtime
         self.frame = _request_failed(runtime, client, kwargs.get("response"))
 
-    def __enter__(self) -> _Backoff:
-        return self
-
-    def __exit__(self, error_type: type[BaseException] | None, error: BaseException | None, _tb: Any) -> None:
-        if error is not None:
-            drop_own_frame(error, self.wrapper)
+    def leaving(self, error: BaseException | None) -> None:
         if self.frame is not None:
             try:
                 self.runtime.resent(self.frame)

@@ -9,6 +9,7 @@ this span; an app's own `suppress_instrumentation()` block also stands it down.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Mapping
 from contextvars import Token
@@ -72,17 +73,21 @@ class CallFrame:
     """One LiteLLM call in flight: the span of its provider request (of each in turn, when the OpenAI SDK sends a
     failed request again: `LiteLLMRuntime.request_failed`)."""
 
-    __slots__ = ("context", "kwargs", "model", "operation", "outer", "parent", "phase", "provider",
-                 "provider_answered", "responses_api", "span", "started", "token", "trackers")
+    __slots__ = ("context", "handed_over", "kwargs", "litellm_prices", "model", "operation", "outer", "parent",
+                 "phase", "provider", "provider_answered", "responses_api", "span", "started", "token", "trackers")
 
     def __init__(self, operation: str, model: str, provider: str | None, parent: ModuleFrame | None,
-                 trackers: tuple[Usage, ...], kwargs: Mapping[str, Any], phase: str, outer: Context) -> None:
+                 trackers: tuple[Usage, ...], kwargs: Mapping[str, Any], phase: str, outer: Context,
+                 litellm_prices: bool) -> None:
         self.responses_api = operation == RESPONSES
         operation = CHAT if self.responses_api else operation
         self.operation, self.model, self.provider = operation, model, provider
         self.parent, self.trackers, self.kwargs, self.phase = parent, trackers, kwargs, phase
         self.outer = outer
         """The caller's context: the parent of each span of the call."""
+        self.litellm_prices = litellm_prices
+        """False for LiteLLM's undecorated function (its async retry path calls it, docs/litellm-internals.md §6),
+        whose response `client` never prices: lmscope then prices it from LiteLLM's table, as a stream."""
         self.span: Span = INVALID_SPAN
         self.started = 0.0
         self.token: Token[Context] | None = None
@@ -90,6 +95,9 @@ class CallFrame:
         """The context inside the call: the span's read-only view current, other instrumentations suppressed."""
         self.provider_answered = False
         """`provider` was learned from the result (`LiteLLMRuntime.answered_by`): not among the start attributes."""
+        self.handed_over = False
+        """LiteLLM retries the call itself (`num_retries`, `LiteLLMRuntime.hand_over`): the span has ended with the
+        first attempt, each retry is a call of its own, and what LiteLLM returns or raises is theirs."""
 
 
 class LiteLLMRuntime:
@@ -100,8 +108,9 @@ class LiteLLMRuntime:
         self.neighbours: LiteLLMNeighbours | None = None
         """Looks for other LiteLLM instrumentations at each call (`_neighbours.py`)."""
 
-    def start(self, operation: str, kwargs: Mapping[str, Any]) -> CallFrame | None:
-        """The call's span, made current, with other instrumentations suppressed inside it; None when suppressed."""
+    def start(self, operation: str, kwargs: Mapping[str, Any], litellm_prices: bool = True) -> CallFrame | None:
+        """The call's span, made current, with other instrumentations suppressed inside it; None when suppressed.
+        `litellm_prices`: `CallFrame.litellm_prices`."""
         if not is_instrumentation_enabled():
             return None
         if self.neighbours is not None:
@@ -115,7 +124,7 @@ class LiteLLMRuntime:
         if type(parent) is LMFrame:
             parent = parent.parent
         frame = CallFrame(operation, model, provider, parent if isinstance(parent, ModuleFrame) else None,
-                          active_trackers(ctx), kwargs, phase, ctx)
+                          active_trackers(ctx), kwargs, phase, ctx, litellm_prices)
         self._open_span(frame)
         # Inside the call: other instrumentations suppressed, a read-only view of our span (`_lm_span_view.py`), and
         # the call's frame, which code inside it finds (the OpenAI SDK's retries, LiteLLM's own).
@@ -139,6 +148,22 @@ class LiteLLMRuntime:
         frame = otel_context.get_value(_CALL_KEY)
         # A thread LiteLLM logs from runs in a copy of the call's context, also after the call has returned.
         return frame if isinstance(frame, CallFrame) and frame.token is not None else None
+
+    def retried_call(self) -> tuple[CallFrame, BaseException] | None:
+        """The traced call LiteLLM is retrying itself (`num_retries`: its `client` wrapper calls
+        `completion_with_retries` and kin while it handles the failure, docs/litellm-internals.md §6), and the error
+        of the attempt that failed; None elsewhere."""
+        frame = self.current_call()
+        error = sys.exc_info()[1] if frame is not None and not frame.handed_over else None
+        return None if frame is None or error is None else (frame, error)
+
+    def hand_over(self, frame: CallFrame, error: BaseException) -> Token[Context]:
+        """LiteLLM retries the call after `error`: the call's span ends as that failed attempt's, and the retries run
+        in the caller's context, where each is a call of its own, a sibling span (as `completion_with_retries`'
+        attempts are). Returns the token that puts the call's context back once they are done."""
+        frame.handed_over = True
+        self.finish(frame, None, error, None)
+        return otel_context.attach(frame.outer)
 
     def request_failed(self, frame: CallFrame, error: BaseException) -> None:
         """The provider request of the frame's span failed with `error`, and the call sends it again (the OpenAI
@@ -183,9 +208,10 @@ class LiteLLMRuntime:
                 # LiteLLM prices a hit 0.0 (looked at first: reading its flag off a pydantic response costs ~4 µs);
                 # what the hit saved is its table's price
                 if call.cost_usd == 0.0 and from_litellm_cache(response):
-                    # (its table reads a chat usage, not a Responses one: that is priced from its token counts)
-                    usage = None if frame.responses_api else getattr(response, "usage", None)
-                    as_cache_hit(call, litellm_price(frame, call.input_tokens, call.output_tokens, usage))
+                    as_cache_hit(call, _table_price(frame, call, response))
+                elif call.cost_usd is None and not frame.litellm_prices:
+                    call.cost_usd = _table_price(frame, call, response)
+                    call.cost_source = "litellm" if call.cost_usd is not None else None
             outputs = self._outputs(frame, response, call.finish_reasons) if call is not None else None
             self.finish(frame, call, error, outputs)
         except Exception as exc:  # noqa: BLE001
@@ -302,6 +328,13 @@ class LiteLLMRuntime:
             attributes[semconv.SCRUBBED] = True
         attributes.update(output_message_attributes(texts, finish_reasons, policy))
         return attributes
+
+
+def _table_price(frame: CallFrame, call: LMCall, response: Any) -> float | None:
+    """LiteLLM's table's price of a response's usage (its table reads a chat usage, not a Responses one: that is
+    priced from the call's token counts)."""
+    usage = None if frame.responses_api else getattr(response, "usage", None)
+    return litellm_price(frame, call.input_tokens, call.output_tokens, usage)
 
 
 def litellm_price(frame: CallFrame, prompt_tokens: int, completion_tokens: int, usage: Any = None) -> float | None:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
+from contextvars import Token
 from typing import Any
 
+from opentelemetry import context as otel_context
+from opentelemetry.context import Context
+
 from ...telemetry._internal_errors import report_internal_error
-from .._stack import drop_own_frame
+from .._stack import WrappedCall, drop_own_frame
 from ._responses_stream import ResponsesStreamRecorder
 from ._results import from_litellm_cache
 from ._spans import CallFrame, LiteLLMRuntime
@@ -23,9 +27,9 @@ def _request(names: tuple[str, ...], args: tuple[Any, ...], kwargs: dict[str, An
 
 
 def _start(runtime: LiteLLMRuntime, operation: str, names: tuple[str, ...], args: tuple[Any, ...],
-           kwargs: dict[str, Any]) -> CallFrame | None:
+           kwargs: dict[str, Any], litellm_prices: bool) -> CallFrame | None:
     try:
-        return runtime.start(operation, _request(names, args, kwargs))
+        return runtime.start(operation, _request(names, args, kwargs), litellm_prices)
     except Exception as exc:  # noqa: BLE001 - the call runs untraced
         report_internal_error("LiteLLM span start", exc)
         return None
@@ -33,6 +37,8 @@ def _start(runtime: LiteLLMRuntime, operation: str, names: tuple[str, ...], args
 
 def _returned(runtime: LiteLLMRuntime, frame: CallFrame, result: Any) -> Any:
     runtime.leave(frame)
+    if frame.handed_over:  # the last of LiteLLM's retries answered: its span has it (a stream is traced there)
+        return result
     runtime.answered_by(frame, result)
     if frame.kwargs.get("stream") is True and (hasattr(result, "__next__") or hasattr(result, "__anext__")):
         recorder = (ResponsesStreamRecorder if frame.responses_api else StreamRecorder)(runtime, frame)
@@ -51,14 +57,15 @@ def _failed(runtime: LiteLLMRuntime, frame: CallFrame | None, error: BaseExcepti
     drop_own_frame(error, wrapper)
     if frame is not None:
         runtime.leave(frame)
-        runtime.end(frame, None, error)
+        if not frame.handed_over:  # else the retries' spans have recorded their errors
+            runtime.end(frame, None, error)
 
 
 def traced_call(runtime: LiteLLMRuntime, original: Callable[..., Any], operation: str,
-                names: tuple[str, ...]) -> Callable[..., Any]:
+                names: tuple[str, ...], litellm_prices: bool = True) -> Callable[..., Any]:
     @functools.wraps(original)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        frame = _start(runtime, operation, names, args, kwargs)
+        frame = _start(runtime, operation, names, args, kwargs, litellm_prices)
         try:
             result = original(*args, **kwargs)
         except BaseException as error:
@@ -70,10 +77,10 @@ def traced_call(runtime: LiteLLMRuntime, original: Callable[..., Any], operation
 
 
 def traced_async_call(runtime: LiteLLMRuntime, original: Callable[..., Any], operation: str,
-                      names: tuple[str, ...]) -> Callable[..., Any]:
+                      names: tuple[str, ...], litellm_prices: bool = True) -> Callable[..., Any]:
     @functools.wraps(original)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        frame = _start(runtime, operation, names, args, kwargs)
+        frame = _start(runtime, operation, names, args, kwargs, litellm_prices)
         try:
             result = await original(*args, **kwargs)
         except BaseException as error:
@@ -84,30 +91,59 @@ def traced_async_call(runtime: LiteLLMRuntime, original: Callable[..., Any], ope
     return wrapper
 
 
-def with_traced_attempts(original: Callable[..., Any], attempt: Callable[..., Any]) -> Callable[..., Any]:
+class _Attempts(WrappedCall):
+    """Around a call of `completion_with_retries` or kin: `with _Attempts(...): original(*args, **kwargs)`. Gives the
+    helper its attempt function, traced, unless the caller chose its own (`original_function=`). When it is LiteLLM
+    retrying a traced call itself (`LiteLLMRuntime.retried_call`), LiteLLM's own function is traced instead (its
+    async path passes the undecorated `acompletion` / `aresponses`) and the call is handed over: its span ends as
+    the failed first attempt's, the attempts run in the caller's context. Leaving puts the call's context back."""
+
+    __slots__ = ("token",)
+
+    def __init__(self, runtime: LiteLLMRuntime, kwargs: dict[str, Any], attempt: Callable[..., Any],
+                 trace: Callable[[Callable[..., Any]], Callable[..., Any]], wrapper: Callable[..., Any]) -> None:
+        super().__init__(wrapper)
+        self.token: Token[Context] | None = None
+        retried = _retried_call(runtime)
+        given = kwargs.get("original_function")
+        if retried is None or given is None:
+            kwargs.setdefault("original_function", attempt)
+        else:
+            kwargs["original_function"] = trace(given)
+        if retried is not None:
+            self.token = runtime.hand_over(*retried)
+
+    def leaving(self, error: BaseException | None) -> None:
+        if self.token is not None:
+            otel_context.detach(self.token)
+
+
+def _retried_call(runtime: LiteLLMRuntime) -> tuple[CallFrame, BaseException] | None:
+    try:
+        return runtime.retried_call()
+    except Exception as exc:  # noqa: BLE001 - the retries run untraced, inside the call's span
+        report_internal_error("tracing LiteLLM's retries", exc)
+        return None
+
+
+def with_traced_attempts(original: Callable[..., Any], runtime: LiteLLMRuntime, attempt: Callable[..., Any],
+                         trace: Callable[[Callable[..., Any]], Callable[..., Any]]) -> Callable[..., Any]:
     """`completion_with_retries` and its kin, each attempt traced: they call LiteLLM's function through a reference
     of their own (`original_function=`, by default `litellm.main.completion`, not the patched package attribute;
     docs/litellm-internals.md §6). Unless the caller chose that function, they are given `attempt`: the very same
-    default function, traced. Nothing else changes, and the retrying itself has no span: one span per attempt."""
+    default function, traced (`trace` traces the function LiteLLM's own retry path gives). Nothing else changes,
+    and the retrying itself has no span: one span per attempt (`_Attempts`)."""
     if inspect.iscoroutinefunction(original):
         @functools.wraps(original)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            kwargs.setdefault("original_function", attempt)
-            try:
+            with _Attempts(runtime, kwargs, attempt, trace, async_wrapper):
                 return await original(*args, **kwargs)
-            except BaseException as error:
-                drop_own_frame(error, async_wrapper)
-                raise
 
         return async_wrapper
 
     @functools.wraps(original)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("original_function", attempt)
-        try:
+        with _Attempts(runtime, kwargs, attempt, trace, wrapper):
             return original(*args, **kwargs)
-        except BaseException as error:
-            drop_own_frame(error, wrapper)
-            raise
 
     return wrapper
