@@ -305,3 +305,30 @@ def test_litellms_num_retries_of_a_responses_call_are_a_span_per_request(litellm
                       count_tokens(response.output[0].content[0].text))
     assert (answered.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS],
             answered.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]) == billed
+
+
+@pytest.mark.parametrize(("failing", "first_error"), [("request_failed", "litellm"), ("hand_over", "openai")])
+def test_a_fault_in_tracing_a_retry_leaves_the_call_and_its_result_alone(litellm_spans, lm_server, unique,
+                                                                         swallow_internal_errors, monkeypatch,
+                                                                         failing, first_error):
+    """`num_retries=1`, two failed requests: the SDK's resend, then LiteLLM's retry, answered. When lmscope cannot
+    trace one of the two, that retry stays inside the span before it (two spans for three requests), nothing breaks
+    and the app gets LiteLLM's answer. The first span ends with LiteLLM's error (the SDK's resend untraced) or the
+    SDK's (LiteLLM's retry untraced, inside the answered span)."""
+    from lmscope.instrumentation.litellm._spans import LiteLLMRuntime
+
+    def broken(*_args):
+        raise RuntimeError("lmscope fault")
+
+    monkeypatch.setattr(LiteLLMRuntime, failing, broken)
+    with _outage(lm_server, 2) as before:
+        response = litellm.completion(**_request(lm_server, unique, num_retries=1))
+
+    answered, failed, billed = _since(lm_server, before)
+    assert (answered, failed, billed) == (1, 2, (response.usage.prompt_tokens, response.usage.completion_tokens))
+    spans = litellm_spans()
+    assert [span.status.status_code.name for span in spans] == ["ERROR", "UNSET"]
+    assert _exception_types(spans[0]) == [
+        _litellm_error_type() if first_error == "litellm" else "openai.InternalServerError"]
+    assert (spans[-1].attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS],
+            spans[-1].attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]) == billed

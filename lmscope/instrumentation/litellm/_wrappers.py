@@ -103,24 +103,24 @@ class _Attempts(WrappedCall):
     def __init__(self, runtime: LiteLLMRuntime, kwargs: dict[str, Any], attempt: Callable[..., Any],
                  trace: Callable[[Callable[..., Any]], Callable[..., Any]], wrapper: Callable[..., Any]) -> None:
         super().__init__(wrapper)
-        self.token: Token[Context] | None = None
-        retried = _retried_call(runtime)
+        self.token = _hand_over(runtime)
         given = kwargs.get("original_function")
-        if retried is None or given is None:
+        if self.token is None or given is None:
             kwargs.setdefault("original_function", attempt)
         else:
             kwargs["original_function"] = trace(given)
-        if retried is not None:
-            self.token = runtime.hand_over(*retried)
 
     def leaving(self, error: BaseException | None) -> None:
         if self.token is not None:
             otel_context.detach(self.token)
 
 
-def _retried_call(runtime: LiteLLMRuntime) -> tuple[CallFrame, BaseException] | None:
+def _hand_over(runtime: LiteLLMRuntime) -> Token[Context] | None:
+    """Hand over the traced call LiteLLM is retrying (`LiteLLMRuntime.hand_over`); the token that puts its context
+    back, or None: no such call here."""
     try:
-        return runtime.retried_call()
+        retried = runtime.retried_call()
+        return None if retried is None else runtime.hand_over(*retried)
     except Exception as exc:  # noqa: BLE001 - the retries run untraced, inside the call's span
         report_internal_error("tracing LiteLLM's retries", exc)
         return None
