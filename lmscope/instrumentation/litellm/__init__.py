@@ -102,6 +102,9 @@ class LiteLLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # openteleme
                     trace_given = functools.partial(traced[given], litellm_prices=False)
                     patcher.replace(litellm, name, functools.partial(wrappers.with_traced_attempts, runtime=runtime,
                                                                      attempt=default, trace=trace_given))
+            fallback_utils = importlib.import_module("litellm.litellm_core_utils.fallback_utils")
+            if hasattr(fallback_utils, "run_async_function"):
+                patcher.replace(fallback_utils, "run_async_function", wrappers.in_callers_context)
             for name, is_async in router.ROUTER_ENDPOINTS:
                 owner = router.endpoint_owner(Router, name)
                 if owner is None:  # a Router we cannot patch: its attempts are still traced, without a router span

@@ -100,6 +100,15 @@ class CallFrame:
         first attempt, each retry is a call of its own, and what LiteLLM returns or raises is theirs."""
 
 
+def _with_fallbacks(kwargs: Mapping[str, Any]) -> bool:
+    """A chat call LiteLLM answers by calling `litellm.acompletion` once per model in turn (`fallbacks=`, else
+    `litellm.model_fallbacks`; LiteLLM's own test, docs/litellm-internals.md §6): each of those calls is the span of
+    its request, so this call has none, and is not suppressed, lest they run untraced inside it."""
+    import litellm
+
+    return (kwargs.get("fallbacks") or litellm.model_fallbacks) is not None
+
+
 class LiteLLMRuntime:
     def __init__(self, tracer: Tracer, content: ContentPolicy, lm_call_listeners: list[LMCallListener]) -> None:
         self.tracer = tracer
@@ -111,7 +120,7 @@ class LiteLLMRuntime:
     def start(self, operation: str, kwargs: Mapping[str, Any], litellm_prices: bool = True) -> CallFrame | None:
         """The call's span, made current, with other instrumentations suppressed inside it; None when suppressed.
         `litellm_prices`: `CallFrame.litellm_prices`."""
-        if not is_instrumentation_enabled():
+        if not is_instrumentation_enabled() or (operation == CHAT and _with_fallbacks(kwargs)):
             return None
         if self.neighbours is not None:
             self.neighbours.look()

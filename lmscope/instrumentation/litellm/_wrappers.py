@@ -147,3 +147,31 @@ def with_traced_attempts(original: Callable[..., Any], runtime: LiteLLMRuntime, 
             return original(*args, **kwargs)
 
     return wrapper
+
+
+def in_callers_context(original: Callable[..., Any]) -> Callable[..., Any]:
+    """LiteLLM's `run_async_function` as the sync `completion` reaches it with fallbacks: it runs the fallbacks in a
+    new event loop, in a thread of its own when a loop already runs in this one, where the caller's context (its
+    span, `track()`) is not current. The traced `acompletion` calls there must find it: the coroutine runs in the
+    context of the caller. Neither wrapper's frame stays in a traceback (`drop_own_frame`)."""
+    @functools.wraps(original)
+    def wrapper(async_function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        caller = otel_context.get_current()
+
+        async def in_context(*inner_args: Any, **inner_kwargs: Any) -> Any:
+            token = otel_context.attach(caller)
+            try:
+                return await async_function(*inner_args, **inner_kwargs)
+            except BaseException as error:
+                drop_own_frame(error, in_context)
+                raise
+            finally:
+                otel_context.detach(token)
+
+        try:
+            return original(in_context, *args, **kwargs)
+        except BaseException as error:
+            drop_own_frame(error, wrapper)
+            raise
+
+    return wrapper
