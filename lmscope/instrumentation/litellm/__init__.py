@@ -13,9 +13,10 @@ each attempt traced (one span per attempt, `_wrappers.with_traced_attempts`), al
 a traced call itself (`num_retries`): that call's span then ends as its failed first attempt's. `litellm.Router`'s
 `completion`, `acompletion`, `embedding` and `aembedding` are one `router {model group}` span each, over the
 deployment attempts (retries and fallbacks included), which the Router makes through `litellm.completion` and its
-siblings: each attempt is an LM span (`_router.py`, docs/litellm-internals.md §4). A request the OpenAI SDK beneath
-LiteLLM sends again (its own retries) is a span of its own (`_sdk_retries.py`). Not traced yet: names bound before
-instrumenting (`from litellm import completion`).
+siblings: each attempt is an LM span (`_router.py`, docs/litellm-internals.md §4). A chat call with `fallbacks=` has
+no span: each model LiteLLM tries is a traced `litellm.acompletion` call of its own (§6). A request the OpenAI SDK
+beneath LiteLLM sends again (its own retries) is a span of its own (`_sdk_retries.py`). Not traced yet: names bound
+before instrumenting (`from litellm import completion`).
 """
 
 from __future__ import annotations
