@@ -103,9 +103,7 @@ class LiteLLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # openteleme
                     trace_given = functools.partial(traced[given], litellm_prices=False)
                     patcher.replace(litellm, name, functools.partial(wrappers.with_traced_attempts, runtime=runtime,
                                                                      attempt=default, trace=trace_given))
-            fallback_utils = importlib.import_module("litellm.litellm_core_utils.fallback_utils")
-            if hasattr(fallback_utils, "run_async_function"):
-                patcher.replace(fallback_utils, "run_async_function", wrappers.in_callers_context)
+            _patch_fallbacks_runner(patcher)
             for name, is_async in router.ROUTER_ENDPOINTS:
                 owner = router.endpoint_owner(Router, name)
                 if owner is None:  # a Router we cannot patch: its attempts are still traced, without a router span
@@ -134,6 +132,21 @@ class LiteLLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # openteleme
         if self._patcher is not None:
             self._patcher.restore_all()
         self.runtime = None
+
+
+def _patch_fallbacks_runner(patcher: Patcher) -> None:
+    """The sync `completion`'s fallbacks run in the caller's context (`_wrappers.in_callers_context`). A LiteLLM
+    without that runner: its fallbacks in an executor thread are spans of a trace of their own."""
+    from . import _wrappers as wrappers
+
+    try:
+        fallback_utils = importlib.import_module("litellm.litellm_core_utils.fallback_utils")
+    except ImportError:
+        fallback_utils = None
+    if fallback_utils is None or not hasattr(fallback_utils, "run_async_function"):
+        report_internal_error("tracing LiteLLM's fallbacks", LookupError("run_async_function"))
+        return
+    patcher.replace(fallback_utils, "run_async_function", wrappers.in_callers_context)
 
 
 _on_import = PatchOnImport("litellm")
