@@ -123,7 +123,7 @@ class LMFrame:
     """An LM call; `finalize` and the cache probe fill it in, the LM wrapper turns it into attributes."""
 
     __slots__ = ("cache_key_memo", "cache_layer", "call", "lm", "model", "parent", "phase", "provider", "result",
-                 "span", "started", "stored_record", "suppression", "token", "trackers")
+                 "span", "started", "stored_record", "token", "trackers")
 
     def __init__(self, span: Span, parent: ModuleFrame | None, lm: Any, model: str, provider: str | None,
                  started: float, trackers: tuple[Usage, ...]) -> None:
