@@ -8,6 +8,7 @@ tool may leave first without taking the other along.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -158,6 +159,11 @@ def litellm_otel_callback() -> Any:
     lists = ("callbacks", "success_callback", "_async_success_callback", "failure_callback",
              "_async_failure_callback")
     saved = {name: list(getattr(litellm, name)) for name in lists}
+    # LiteLLM's async logging worker is global: callbacks an earlier test's event loop left queued (failed calls
+    # log late) would run on this test's loop and reach this callback. Run them now, before it is registered.
+    from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
+
+    asyncio.run(GLOBAL_LOGGING_WORKER.flush())
 
     def register() -> Any:
         provider, exporter = memory_provider()
@@ -305,7 +311,6 @@ def test_next_to_litellms_otel_callback_async_calls_and_streams(lm_server: Any, 
     """Async, LiteLLM logs from a task that copied the caller's context: inside lmscope's span for `acompletion`, and
     inside the stream's last chunk read for a stream (lmscope runs LiteLLM's chunk reads in the call's context), so
     both calls' LiteLLM spans hang under lmscope's and nothing is written on lmscope's."""
-    import asyncio
 
     from lmscope.instrumentation.litellm import LiteLLMInstrumentor
 
