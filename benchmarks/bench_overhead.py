@@ -13,7 +13,8 @@ gives a paired difference against the uninstrumented base:
     lmscope_read  the same, exporting to an exporter that reads every attribute, event and link and keeps
                   nothing (what a real exporter does): its total CPU counts the export thread too
     lmscope_metrics  lmscope_noop plus metrics: lmscope's instruments on an SDK MeterProvider (in-memory
-                  reader; recording costs the same whatever reader later exports it)
+                  reader, no exemplars: what `metrics_exporters="prometheus"` records; recording costs the same
+                  whatever pull reader later exports it)
     openinference openinference-instrumentation-dspy -> SDK TracerProvider -> BatchSpanProcessor(no-op)
     sdk_in_dspy   the same empty SDK spans lmscope makes, at the same places (every module and LM call)
     sdk_values_in_dspy  sdk_in_dspy with each span carrying, ready made, the attributes lmscope stored there: what
@@ -297,12 +298,13 @@ def base_config() -> Config:
 
 
 def lmscope_config(name: str, describe: str, make_exporter: Callable[[], SpanExporter | None], *,
-                   capture_content: bool = True, sampler: Sampler | None = None, metrics: bool = False) -> Config:
+                   capture_content: bool = True, sampler: Sampler | None = None, metrics: bool = False,
+                   exemplars: bool = False) -> Config:
     try:
         from lmscope.instrumentation.dspy import DSPyInstrumentor
 
         inner = make_exporter()
-        listeners = metric_listeners() if metrics else {}
+        listeners = metric_listeners(exported=exemplars) if metrics else {}
     except Exception as exc:  # noqa: BLE001 - the module may still be being written by another engineer
         return Config(name, describe, skipped=f"{type(exc).__name__}: {exc}")
     counter = CountingExporter(inner)
@@ -314,14 +316,18 @@ def lmscope_config(name: str, describe: str, make_exporter: Callable[[], SpanExp
                   instrumentor.uninstrument, provider, counter, records=sampler is None)
 
 
-def metric_listeners() -> dict[str, Any]:
-    """The hooks `lmscope.instrument(metrics_exporters=...)` registers, on a MeterProvider of their own."""
+def metric_listeners(*, exported: bool = False) -> dict[str, Any]:
+    """The hooks `lmscope.instrument(metrics_exporters=...)` registers, on a MeterProvider of their own; `exported`:
+    as with an OTLP or console exporter, which sample an exemplar per measurement in a sampled span."""
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
     from lmscope.telemetry._metrics import MetricsRecorder
+    from lmscope.telemetry._metrics_setup import _exemplar_filter
 
-    recorder = MetricsRecorder(MeterProvider(metric_readers=[InMemoryMetricReader()]).get_meter("lmscope"))
+    provider = MeterProvider(metric_readers=[InMemoryMetricReader()],
+                             exemplar_filter=_exemplar_filter(exported=exported))
+    recorder = MetricsRecorder(provider.get_meter("lmscope"))
     return {"lm_call_listeners": [recorder.record_lm_call], "module_listeners": [recorder.record_module]}
 
 
@@ -964,7 +970,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add_block_arguments(parser, "a smaller run, under a minute")
     parser.add_argument("--profile", action="store_true", help="always print the lmscope_noop cProfile hot spots")
     parser.add_argument("--decompose", action="store_true",
-                        help="also measure lmscope with capture_content=False and with an ALWAYS_OFF sampler")
+                        help="also measure lmscope with capture_content=False, with an ALWAYS_OFF sampler, "
+                        "and its metrics with exemplars")
     parser.add_argument("--no-subprocess", action="store_true", help="skip the import/start-up measurements")
     return parse_block_arguments(parser, argv)
 
@@ -985,12 +992,14 @@ def build_configs(program: Any, snapshot: DSPySnapshot, decompose: bool) -> tupl
         *([sdk_in_dspy_config(values)] if values else []),
         sdk_floor_config(shape),
     ]
-    if decompose:  # where lmscope_noop's overhead goes: content serialization, and everything but recording
+    if decompose:  # where lmscope_noop's overhead goes: content serialization, everything but recording; exemplars
         configs += [
             lmscope_config("lmscope_nocontent", "lmscope_noop with capture_content=False", lambda: None,
                            capture_content=False),
             lmscope_config("lmscope_unsampled", "lmscope_noop on a provider with sampler=ALWAYS_OFF", lambda: None,
                            sampler=ALWAYS_OFF),
+            lmscope_config("lmscope_metrics_exemplars", "lmscope_metrics as with an OTLP/console metrics exporter "
+                           "(an exemplar sampled per measurement)", lambda: None, metrics=True, exemplars=True),
         ]
     return configs, shape, shape_source
 

@@ -285,3 +285,22 @@ def test_console_prints_on_flush(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     setup.shutdown()
     assert '"name": "gen_ai.client.token.usage"' in out and '"name": "lmscope"' in out
+
+
+def test_otlp_metrics_keep_exemplars_of_the_sampled_span(receiver: MetricsReceiver) -> None:
+    """Exemplars tie a metric point to the trace of a measurement (Grafana's link from a latency bucket to its trace):
+    a reader that exports them gets them. Only a Prometheus-only setup, whose exporter writes none, skips sampling
+    them."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    setup = metrics_setup.setup_metrics(resolve_options(metrics_exporters="otlp", otlp_endpoint=receiver.url),
+                                        get_global=no_app_provider)
+    with TracerProvider().get_tracer("app").start_as_current_span("call") as span:
+        record_fresh_call(setup)
+    assert setup.force_flush() is True
+    setup.shutdown()
+    _, _, request = receiver.received[0]  # the flush's (the shutdown pushes again)
+    by_name = {metric.name: metric for metric in request.resource_metrics[0].scope_metrics[0].metrics}
+    [duration] = by_name[semconv.METRIC_OPERATION_DURATION].histogram.data_points
+    assert [exemplar.trace_id for exemplar in duration.exemplars] == [span.get_span_context().trace_id.to_bytes(16,
+                                                                                                             "big")]
