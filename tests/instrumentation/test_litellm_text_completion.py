@@ -61,3 +61,32 @@ def test_a_streamed_text_completion_has_its_text_and_the_servers_bill(litellm_sp
     assert (attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS], attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]) == billed
     assert (semconv.USAGE_ESTIMATED in attributes) is not include_usage
     assert attributes[semconv.GEN_AI_USAGE_COST] == pytest.approx(litellm_price(*billed), rel=1e-9)
+
+
+@pytest.mark.parametrize("max_tokens", [None, 5], ids=["stop", "length"])
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+def test_a_streamed_text_completion_of_two_choices_records_each_ones_finish_reason(litellm_spans, lm_server, unique,
+                                                                                  is_async, max_tokens):
+    """As for a chat stream (test_litellm_calls.py): LiteLLM hands the program the first choice's finish only (pinned
+    below); the span has every choice's, read from the provider's chunks of the chat stream beneath the text
+    completion's (docs/litellm-internals.md §3), as the same call not streamed has them."""
+    request = _ask(lm_server, unique, n=2, **({"max_tokens": max_tokens} if max_tokens else {}))
+    response = litellm.text_completion(**request)
+    streamed_request = {**request, "stream": True, "stream_options": {"include_usage": True}}
+
+    async def read_async():
+        return [chunk async for chunk in await litellm.atext_completion(**streamed_request)]
+
+    chunks = asyncio.run(read_async()) if is_async else list(litellm.text_completion(**streamed_request))
+
+    reason = "length" if max_tokens else "stop"
+    assert [choice.finish_reason for choice in response.choices] == [reason, reason]
+    assert [(choice.index, choice.finish_reason) for chunk in chunks for choice in chunk.choices
+            if choice.finish_reason] == [(0, reason)]
+    not_streamed, streamed = (dict(span.attributes) for span in litellm_spans())
+    assert streamed[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == (reason, reason)
+    text = response.choices[0].text
+    assert json.loads(streamed[semconv.GEN_AI_OUTPUT_MESSAGES]) == [
+        {"role": "assistant", "parts": [{"type": "text", "content": text}], "finish_reason": reason}] * 2
+    for key in (semconv.GEN_AI_RESPONSE_FINISH_REASONS, semconv.GEN_AI_OUTPUT_MESSAGES, semconv.OUTPUT_VALUE):
+        assert streamed[key] == not_streamed[key]

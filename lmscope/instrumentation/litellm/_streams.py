@@ -14,7 +14,8 @@ gives the very object back, its class switched to a subclass that reports each c
   stream and its attempt's say the same, `_router.py`). Never a span left open.
 The first chunk's arrival is the `first_token` event and `gen_ai.response.time_to_first_chunk` (seconds). A request
 for several choices (`n` > 1) also reads the provider's own chunks (`chunk_creator`), for the finish reasons of the
-choices LiteLLM passes on none for (docs/litellm-internals.md §3).
+choices LiteLLM passes on none for (docs/litellm-internals.md §3); a text completion's stream, which has no
+`chunk_creator`, through the chat stream it reads (`inner_chat_stream`).
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ class StreamObserver:
 
 
 _recorders: weakref.WeakKeyDictionary[Any, StreamObserver] = weakref.WeakKeyDictionary()
-_traced_classes: dict[tuple[type, bool], type] = {}
+_traced_classes: dict[tuple[type, bool, bool], type] = {}
 _classes_lock = threading.Lock()
 
 
@@ -238,32 +239,64 @@ def observed_stream(stream: Any, observer: StreamObserver) -> Any:
     """`stream` itself, its class switched so that it reports to `observer`, which it ends however it ends (or
     untouched, with `observer` ended, if that fails)."""
     try:
-        traced = _traced_class(type(stream), observer.reads_provider_chunks)
+        provider_chunks = observer.reads_provider_chunks
+        traced = _traced_class(type(stream), provider_chunks)
         _recorders[stream] = observer
         stream.__class__ = traced
         weakref.finalize(stream, observer.end, abandoned=True)
     except Exception as exc:  # noqa: BLE001 - an unknown stream type: untraced from here on, never broken
         report_internal_error("tracing a LiteLLM stream", exc)
         observer.end()
+        return stream
+    if provider_chunks and not hasattr(traced, "chunk_creator"):
+        _observe_inner_stream(stream, observer)
     return stream
 
 
-def _traced_class(base: type, provider_chunks: bool) -> type:
+def _observe_inner_stream(stream: Any, observer: StreamObserver) -> None:
+    """Show `observer` the provider's chunks of the LiteLLM stream a text completion's stream reads
+    (`inner_chat_stream`): its class switched to one that wraps `chunk_creator` only, its chunks being no chunks of
+    the program's. Without one, the span has the finish reasons the program's chunks give."""
+    try:
+        inner = inner_chat_stream(stream)
+        if inner is not None:
+            traced = _traced_class(type(inner), True, program_chunks=False)
+            _recorders[inner] = observer
+            inner.__class__ = traced
+    except Exception as exc:  # noqa: BLE001 - costs the other choices' finish reasons, not the stream
+        report_internal_error("reading the provider's chunks of a LiteLLM text completion stream", exc)
+
+
+def inner_chat_stream(stream: Any) -> Any:
+    """The `CustomStreamWrapper` beneath a streamed text completion's `TextCompletionStreamWrapper`, which has no
+    `chunk_creator` of its own (docs/litellm-internals.md §3): sync, its `completion_stream`; async, the stream
+    LiteLLM handed the `_async_streaming` generator that is its `completion_stream` (not started yet when the call
+    returns: the argument is a local of the generator's frame). None if neither is there."""
+    inner = getattr(stream, "completion_stream", None)
+    if inner is not None and not hasattr(inner, "chunk_creator"):
+        frame = getattr(inner, "ag_frame", None)  # an async generator's frame (None once it has finished)
+        inner = frame.f_locals.get("response") if frame is not None else None
+    return inner if hasattr(type(inner), "chunk_creator") else None
+
+
+def _traced_class(base: type, provider_chunks: bool, program_chunks: bool = True) -> type:
     """The traced subclass of `base`; with `provider_chunks`, one that also shows the observer the provider's chunks
-    (a stream that does not need them pays nothing for them)."""
+    (a stream that does not need them pays nothing for them); without `program_chunks`, one that shows it only
+    those (the stream beneath a text completion's, `inner_chat_stream`)."""
+    key = (base, provider_chunks, program_chunks)
     with _classes_lock:
-        traced = _traced_classes.get((base, provider_chunks))
+        traced = _traced_classes.get(key)
         if traced is None:
-            traced = _traced_classes[base, provider_chunks] = _make_traced_class(base, provider_chunks)
+            traced = _traced_classes[key] = _make_traced_class(base, provider_chunks, program_chunks)
         return traced
 
 
-def _make_traced_class(base: type, provider_chunks: bool) -> type:
+def _make_traced_class(base: type, provider_chunks: bool, program_chunks: bool) -> type:
     # Any: each is called only from the method defined when the base has it
-    base_next: Any = getattr(base, "__next__", None)
-    base_anext: Any = getattr(base, "__anext__", None)
-    base_close: Any = getattr(base, "close", None)
-    base_aclose: Any = getattr(base, "aclose", None)
+    base_next: Any = getattr(base, "__next__", None) if program_chunks else None
+    base_anext: Any = getattr(base, "__anext__", None) if program_chunks else None
+    base_close: Any = getattr(base, "close", None) if program_chunks else None
+    base_aclose: Any = getattr(base, "aclose", None) if program_chunks else None
     # LiteLLM's `CustomStreamWrapper.__next__`/`__anext__` pass each chunk the provider sent to it
     base_chunk_creator: Any = getattr(base, "chunk_creator", None) if provider_chunks else None
 
