@@ -92,22 +92,34 @@ def test_an_answer_from_litellms_cache_bills_nothing_and_track_counts_the_server
     assert (totals["cost_usd"], totals["saved_usd"]) == (price, price)
 
 
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
 @pytest.mark.parametrize("stream", [False, True], ids=["call", "stream"])
-def test_an_answer_from_litellms_cache_names_no_provider_for_a_bare_model(litellm_spans, lm_server, unique,
-                                                                          litellm_cache, stream):
-    """`model="gpt-4o-mini"` names its provider only through the answer (`_providers.provider_answered`): the one
-    LiteLLM's cache gives names none (a replayed stream calls its provider `cached_response`), and none is recorded."""
+def test_an_answer_from_litellms_cache_names_the_provider_of_the_call_that_filled_it(litellm_spans, lm_server, unique,
+                                                                                      litellm_cache, stream, is_async):
+    """`model="gpt-4o-mini"` names its provider only through the answer (`_providers.provider_answered`), and the one
+    LiteLLM's cache gives names none (a replayed stream calls its provider `cached_response`): the hit's span names
+    where LiteLLM routes the model, as its cache handler resolves it (docs/litellm-internals.md §2), the provider of
+    the call that filled the cache."""
     request = {"model": "gpt-4o-mini", "api_base": lm_server.base_url, "api_key": "sk-anything", "caching": True,
                "messages": [{"role": "user", "content": f"What is the capital of France? {unique}"}]}
     if stream:
         request.update(stream=True, stream_options={"include_usage": True})
-    for _ in range(2):
-        response = litellm.completion(**request)
+
+    async def call_async():
+        response = await litellm.acompletion(**request)
         if stream:
-            list(response)
+            [chunk async for chunk in response]
+
+    for _ in range(2):
+        if is_async:
+            asyncio.run(call_async())
+        else:
+            response = litellm.completion(**request)
+            if stream:
+                list(response)
 
     provider_keys = (semconv.GEN_AI_PROVIDER_NAME, semconv.LLM_PROVIDER)
     called, hit = ({key: span.attributes.get(key) for key in (semconv.CACHE_HIT, *provider_keys)}
                    for span in litellm_spans())
     assert called == {semconv.CACHE_HIT: False, **dict.fromkeys(provider_keys, "openai")}
-    assert hit == {semconv.CACHE_HIT: True, **dict.fromkeys(provider_keys)}
+    assert hit == {semconv.CACHE_HIT: True, **dict.fromkeys(provider_keys, "openai")}

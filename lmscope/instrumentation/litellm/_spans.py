@@ -199,10 +199,13 @@ class LiteLLMRuntime:
     @staticmethod
     def answered_by(frame: CallFrame, result: Any) -> None:
         """A bare model name (`gpt-4o-mini`) LiteLLM routed itself: the provider its result names
-        (`_hidden_params["custom_llm_provider"]`, a stream's `custom_llm_provider`), as a prefix would have."""
+        (`_hidden_params["custom_llm_provider"]`, a stream's `custom_llm_provider`), as a prefix would have; for an
+        answer from LiteLLM's cache, which names none, where LiteLLM routes the model (`_cache_hit_route`)."""
         if frame.provider is not None:
             return
         provider = provider_answered(result)
+        if provider is None and from_litellm_cache(result):
+            provider = _cache_hit_route(frame.kwargs)
         if provider is not None:
             frame.provider, frame.provider_answered = provider, True
 
@@ -337,6 +340,23 @@ class LiteLLMRuntime:
             attributes[semconv.SCRUBBED] = True
         attributes.update(output_message_attributes(texts, finish_reasons, policy))
         return attributes
+
+
+def _cache_hit_route(kwargs: Mapping[str, Any]) -> str | None:
+    """The provider of a bare model name's answer from LiteLLM's cache, which names none: where LiteLLM routes the
+    call's model, as its cache handler resolves it for a hit (`litellm.get_llm_provider` of the model,
+    `custom_llm_provider`, `api_base` and `api_key`; docs/litellm-internals.md §2). The same arguments routed the
+    call that filled the cache."""
+    import litellm
+
+    try:
+        provider = litellm.get_llm_provider(
+            model=str(kwargs.get("model") or ""), custom_llm_provider=kwargs.get("custom_llm_provider"),
+            api_base=kwargs.get("api_base"), api_key=kwargs.get("api_key"))[1]
+    except Exception as exc:  # noqa: BLE001 - a model LiteLLM cannot route: the span names no provider
+        report_internal_error("provider of a LiteLLM cache hit", exc)
+        return None
+    return provider if isinstance(provider, str) and provider else None
 
 
 def _table_price(frame: CallFrame, call: LMCall, response: Any) -> float | None:
