@@ -256,6 +256,11 @@ def _token_limit(body: dict[str, Any]) -> int | None:
     return limit
 
 
+_FAILURE_CODES = {401: "invalid_api_key", 429: "rate_limit_exceeded"}
+"""The `error.code` OpenAI sends with a planted failure's status (none for a 5xx): a client that reads the code (DSPy's
+native engine) takes a 500 or a 429 for the passing outage it is, not for a bad key."""
+
+
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True  # an idle keep-alive connection must not block interpreter exit
 
@@ -294,7 +299,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw or b"null")
             failure = stand_in.planted_failure(body)
             if failure is not None:
-                return self._send_json(failure[0], error_body(failure[1], code="invalid_api_key"))
+                return self._send_json(failure[0], error_body(failure[1], code=_FAILURE_CODES.get(failure[0])))
             if path == EMBEDDINGS_PATH:
                 return self._send_json(200, stand_in.embed(body).body())
             if path == RESPONSES_PATH:
