@@ -20,6 +20,20 @@ def record_error(span: Span, error: BaseException, policy: ContentPolicy) -> Non
     error often quotes its input: a connection string, a request, a config dict)."""
     if not span.is_recording():  # all of it would be dropped: skip formatting and scrubbing the traceback
         return
+    message = _exception_event(span, error, policy)
+    span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {message}"))
+    span.set_attribute(semconv.ERROR_TYPE, type(error).__name__)
+
+
+def record_failed_request(span: Span, error: BaseException, policy: ContentPolicy) -> None:
+    """The exception event of a request that failed and was sent again, on the span of the call that sent it: the
+    call went on, so neither its status nor its `error.type` say it failed."""
+    if span.is_recording():
+        _exception_event(span, error, policy)
+
+
+def _exception_event(span: Span, error: BaseException, policy: ContentPolicy) -> str:
+    """Add the exception event, its message and traceback scrubbed and cut; the message as recorded."""
     try:
         message = str(error)
     except Exception:  # noqa: BLE001 - what the SDK would fail on too
@@ -31,10 +45,9 @@ def record_error(span: Span, error: BaseException, policy: ContentPolicy) -> Non
     message, redacted = policy.text(message, _EXCEPTION_MESSAGE, free_text=True)
     stacktrace, stack_redacted = policy.text(stacktrace, _EXCEPTION_STACKTRACE, free_text=True)
     span.record_exception(error, {_EXCEPTION_MESSAGE: message, _EXCEPTION_STACKTRACE: stacktrace})
-    span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {message}"))
-    span.set_attribute(semconv.ERROR_TYPE, type(error).__name__)
     if redacted or stack_redacted:
         span.set_attribute(semconv.SCRUBBED, True)
+    return message
 
 
 _EXCEPTION_MESSAGE = "exception.message"

@@ -194,6 +194,11 @@ METRIC_SPAN_NAME_PREFIX: Final = "metric "
 
 LM_ENGINE: Final = "lmscope.lm.engine"
 """Which DSPy engine served the call: native, litellm, dummy, legacy or the engine's class name."""
+LM_REQUESTS: Final = "lmscope.lm.requests"
+"""On a DSPy LM span whose provider requests failed and were sent again (DSPy's retries, the OpenAI SDK's beneath
+LiteLLM): every request the call made, the failed ones included, each of those an `exception` event on the span.
+Absent: the call made the requests its answer came from (one; one per candidate on DSPy's native engine with n > 1),
+or none for a cache hit. Tokens and cost are the answered requests' only."""
 COST_SOURCE: Final = "lmscope.cost.source"
 """Who priced the call: provider | litellm | dspy | lmscope."""
 COST_UNKNOWN: Final = "lmscope.cost.unknown"

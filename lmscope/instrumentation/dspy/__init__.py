@@ -26,6 +26,7 @@ from .._stack import attributed_to
 from . import _containers as containers
 from . import _evaluation as evaluation
 from . import _optimizer_steps as optimizer_steps
+from . import _retries as retries
 from . import _retrievers as retrievers
 from . import _wrappers as wrappers
 from ._compile import compile_call
@@ -194,6 +195,11 @@ def _hook_point_table(instrumentor: DSPyInstrumentor, runtime: Runtime, patcher:
 
         patch(BaseLM, "_process_lm_response", wrappers.process_lm_response)
 
+    def resent_requests() -> None:  # DSPy 3.4: its own retry loop, on either engine (`_retries.py`)
+        from dspy.clients import execution
+
+        patch(execution, "_delay", lambda f: retries.retry_delay(runtime.content, f))
+
     def cache_layers() -> None:
         from dspy.clients.cache import Cache
 
@@ -303,6 +309,8 @@ def _hook_point_table(instrumentor: DSPyInstrumentor, runtime: Runtime, patcher:
         HookPoint("LM spans", [lm_calls]),
         HookPoint("tokens, cost and cache hits of LM calls", [lm_results_from_finalize, lm_results_from_responses]),
         HookPoint("the cache layer of a hit", [cache_layers]),
+        # DSPy 3.0-3.3 leave retrying to LiteLLM and the OpenAI SDK beneath it (`litellm/_sdk_retries.py`)
+        HookPoint("failed LM requests DSPy sends again", [resent_requests], since=(3, 4)),
         HookPoint("dspy.context overrides", [overrides_in_place, overrides_by_attribute]),
         HookPoint("Retrieve spans", [retrieve]),
         HookPoint("Embeddings retriever spans", [embeddings_retriever]),

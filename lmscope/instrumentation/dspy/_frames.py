@@ -122,8 +122,8 @@ class ModuleFrame:
 class LMFrame:
     """An LM call; `finalize` and the cache probe fill it in, the LM wrapper turns it into attributes."""
 
-    __slots__ = ("cache_key_memo", "cache_layer", "call", "lm", "model", "parent", "phase", "provider", "result",
-                 "span", "started", "stored_record", "token", "trackers")
+    __slots__ = ("cache_key_memo", "cache_layer", "call", "lm", "model", "parent", "phase", "provider", "resent",
+                 "result", "span", "started", "stored_record", "token", "trackers")
 
     def __init__(self, span: Span, parent: ModuleFrame | None, lm: Any, model: str, provider: str | None,
                  started: float, trackers: tuple[Usage, ...]) -> None:
@@ -144,6 +144,8 @@ class LMFrame:
         """The token of the context attached for this call (`opentelemetry.context.attach`)."""
         self.phase = semconv.PHASE_SERVE
         """`lmscope.phase` where the call started."""
+        self.resent = 0
+        """Provider requests of the call that failed and were sent again (`_retries.py`)."""
 
 
 def current_lm_frame() -> LMFrame | None:

@@ -53,6 +53,7 @@ from ._naming import module_facts, span_kind
 from ._neighbours import Neighbours
 from ._providers import answered_by
 from ._results import lm_call_from_result
+from ._retries import requests_made
 from ._settings import dspy_cache_tier_on, settings_attributes
 from ._span_builders import lm_end_attributes, lm_start_attributes, module_end_attributes, module_start_attributes
 
@@ -208,6 +209,8 @@ class Runtime:
                 answered = call.provider if call is not None and frame.provider is None else None
                 _set_attributes(span, "LM span end attributes", lm_end_attributes, call if finished else None,
                                 output if captured else None, self.content, answered)
+                if frame.resent:  # requests that failed were sent again (`_retries.py`)
+                    span.set_attribute(semconv.LM_REQUESTS, requests_made(frame, error is not None))
             if error is not None:
                 record_error(span, error, self.content)
             if call is not None:

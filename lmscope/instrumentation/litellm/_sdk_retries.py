@@ -6,7 +6,9 @@ client sends a failed request again itself (a 408, 409, 429 or 5xx answer, a tim
 §6). One LiteLLM call may so be several provider requests. Between a failed request and the next the SDK calls its
 client's `_sleep_for_retry`: lmscope ends the call's span there, failed, as that request's, and after the backoff
 opens the span of the next request (`LiteLLMRuntime.request_failed` / `resent`). The last request's span is the one
-LiteLLM's result or error ends. Outside a traced LiteLLM call the SDK's retries are left alone.
+LiteLLM's result or error ends. Inside a DSPy LM call, where LiteLLM's spans stand down, the failed request is an
+event on the DSPy LM span, which counts the call's requests (`dspy/_retries.py`). Outside a traced call the SDK's
+retries are left alone.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import Any
 
 from ...telemetry._internal_errors import report_internal_error
 from .._stack import WrappedCall
+from ..dspy._frames import current_lm_frame
+from ..dspy._retries import request_resent
 from ._spans import CallFrame, LiteLLMRuntime
 
 METHOD = "_sleep_for_retry"
@@ -72,14 +76,26 @@ def _request_failed(runtime: LiteLLMRuntime, client: Any, response: Any) -> Call
     call is running here, or its failure cannot be read)."""
     try:
         frame = runtime.current_call()
-        error = failed_request(client, response, sys.exc_info()[1]) if frame is not None else None
-        if frame is None or error is None:
+        if frame is None:
+            _dspy_request_failed(runtime, client, response)
+            return None
+        error = failed_request(client, response, sys.exc_info()[1])
+        if error is None:
             return None
         runtime.request_failed(frame, error)
         return frame
     except Exception as exc:  # noqa: BLE001 - the SDK retries untraced, inside the call's one span
         report_internal_error("tracing a request the OpenAI SDK sends again", exc)
         return None
+
+
+def _dspy_request_failed(runtime: LiteLLMRuntime, client: Any, response: Any) -> None:
+    """Inside a DSPy LM call (its LiteLLM engine, where LiteLLM's own spans stand down) the request that failed is an
+    event on the DSPy LM span, which counts it (`dspy/_retries.py`); outside any traced call, nothing."""
+    frame = current_lm_frame()
+    error = failed_request(client, response, sys.exc_info()[1]) if frame is not None else None
+    if frame is not None and error is not None:
+        request_resent(frame, error, runtime.content)
 
 
 def traced_backoff(runtime: LiteLLMRuntime, original: Callable[..., Any]) -> Callable[..., Any]:
