@@ -13,7 +13,8 @@ Routes: POST /v1/chat/completions (JSON or `stream: true` SSE; `n` choices, each
 `index`; an answer longer than `max_completion_tokens` / `max_tokens` is cut there, finish_reason "length", as a
 provider stops), POST /v1/responses (the Responses API, JSON or SSE:
 `_lm_server_responses`), POST /v1/embeddings (`_lm_server_embeddings`), GET /v1/models. `failures` makes a model's
-calls fail, `transient_failures` the next few of them (a provider's passing outage, for retries). Request headers
+calls fail, `transient_failures` the next few of them (a provider's passing outage, for retries), `context_windows`
+refuses a model's prompts longer than its window (OpenAI's `context_length_exceeded`, for fallbacks). Request headers
 (and so API keys) are never logged or stored, and the server writes nothing to stderr.
 """
 
@@ -49,7 +50,11 @@ DEFAULT_MODELS = ("gpt-4o-mini",)
 
 
 class BadRequest(ValueError):
-    """The request body is not a chat-completion request; answered with 400."""
+    """The request body is not a chat-completion request; answered with 400 (`code`: the error body's, as OpenAI's)."""
+
+    def __init__(self, message: str, code: str | None = None, param: str | None = None) -> None:
+        super().__init__(message)
+        self.code, self.param = code, param
 
 
 class _Count:
@@ -98,6 +103,9 @@ class StandInLM:
         self.transient_failures: dict[str, list[tuple[int, str]]] = {}
         """model -> errors for its next requests, one each, in order (then it answers again): a provider's passing
         outage, what a retry is for. Checked after `failures`."""
+        self.context_windows: dict[str, int] = {}
+        """model -> the most prompt tokens it takes: a longer chat prompt is refused with 400 and OpenAI's
+        `context_length_exceeded` error (what LiteLLM raises `ContextWindowExceededError` for), billed nothing."""
         self.recorded_bodies: list[bytes] | None = None
         """Set to a list to keep the raw body of every POST from then on (tests compare what the LM received)."""
         self._models_seen: set[str] = set(DEFAULT_MODELS)
@@ -152,7 +160,7 @@ class StandInLM:
                               "`usage.prompt_tokens`).")
     responses_requests = _Count("Responses API requests answered so far (including streamed ones).")
     failed_requests = _Count("Requests answered with an error of `failures` or `transient_failures` so far, on any "
-                             "route.")
+                             "route, and chat prompts refused for `context_windows`.")
 
     @property
     def billed_chat_tokens(self) -> tuple[int, int]:
@@ -182,6 +190,7 @@ class StandInLM:
             raise BadRequest("'messages' must be a non-empty array of message objects.")
         if not isinstance(choices, int) or not 1 <= choices <= 128:
             raise BadRequest("'n' must be an integer from 1 to 128.")
+        self._check_context_window(model, messages)
         completion = self._answer(body, model, messages, choices, _token_limit(body))
         with self._lock:
             # Counted before the reply is written, so a client that got its answer sees itself counted.
@@ -218,6 +227,19 @@ class StandInLM:
             self._billed = (self._billed[0] + usage["prompt_tokens"], self._billed[1] + usage["completion_tokens"])
             self._models_seen.add(model)
         return completion
+
+    def _check_context_window(self, model: str, messages: list[Any]) -> None:
+        """Raise BadRequest, as OpenAI words it, when the prompt is longer than the model's `context_windows` entry."""
+        window = self.context_windows.get(model)
+        if window is None:
+            return
+        prompt_tokens = len(prompt_token_ids(messages))
+        if prompt_tokens > window:
+            with self._lock:
+                self._failed_requests += 1
+            raise BadRequest(f"This model's maximum context length is {window} tokens. However, your messages "
+                             f"resulted in {prompt_tokens} tokens. Please reduce the length of the messages.",
+                             code="context_length_exceeded", param="messages")
 
     def planted_failure(self, body: Any) -> tuple[int, str] | None:
         """The error `failures` or `transient_failures` plant for this request, counted; None to answer it."""
@@ -308,7 +330,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 completion = stand_in.complete(body)
         except BadRequest as exc:
-            return self._send_json(400, error_body(str(exc)))
+            return self._send_json(400, error_body(str(exc), code=exc.code, param=exc.param))
         except ValueError as exc:  # json.JSONDecodeError and UnicodeDecodeError
             return self._send_json(400, error_body(f"We could not parse the JSON body of your request: {exc}"))
         except Exception as exc:  # noqa: BLE001 - a bug here must reach the client as a 500, not as a dropped connection

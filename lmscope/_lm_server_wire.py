@@ -66,8 +66,9 @@ class Completion:
             yield {**envelope, "choices": [], "usage": self.usage()}
 
 
-def error_body(message: str, error_type: str = "invalid_request_error", code: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
+def error_body(message: str, error_type: str = "invalid_request_error", code: str | None = None,
+               param: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
 
 
 def models_body(model_ids: list[str]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from dspy.streaming import StreamListener, StreamResponse
 from dspy_release import ENGINES, engine_options
 
 from lmscope import _lm_server_tokens
-from lmscope._lm_server import StandInLM, count_tokens
+from lmscope._lm_server import StandInLM, count_prompt_tokens, count_tokens
 from lmscope._lm_server_prefix_cache import PrefixCache
 
 BLOCK = 32
@@ -333,6 +333,21 @@ def test_a_max_tokens_that_is_not_a_positive_integer_is_refused(server, http, li
     assert (response.status_code, response.json()["error"]["message"]) == (
         400, "'max_tokens' must be an integer of at least 1.")
     assert server.requests == 0
+
+
+def test_a_prompt_longer_than_the_models_context_window_is_refused_as_openai_refuses_it(server, http):
+    prompt = count_prompt_tokens([{"role": "user", "content": "Hello there"}])
+    server.context_windows["gpt-4o"] = prompt - 1
+    refused = http.post("/chat/completions", json=chat_body("Hello there", model="gpt-4o"))
+    assert (refused.status_code, refused.json()["error"]) == (400, {
+        "message": f"This model's maximum context length is {prompt - 1} tokens. However, your messages resulted in "
+                   f"{prompt} tokens. Please reduce the length of the messages.",
+        "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"})
+    assert (server.requests, server.failed_requests, server.billed_chat_tokens) == (0, 1, (0, 0))
+    server.context_windows["gpt-4o"] = prompt  # a prompt that fits, and any other model, is answered
+    for model in ("gpt-4o", "gpt-4o-mini"):
+        assert http.post("/chat/completions", json=chat_body("Hello there", model=model)).status_code == 200
+    assert (server.requests, server.failed_requests) == (2, 1)
 
 
 def test_json_object_request_without_schema(http):
