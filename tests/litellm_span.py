@@ -25,11 +25,22 @@ from chat_messages import pop_messages
 from lmscope.telemetry import _semconv as semconv
 
 
-def litellm_price(prompt_tokens: int, completion_tokens: int) -> float:
-    """LiteLLM's price of a gpt-4o-mini call (its local model table)."""
-    prompt_cost, completion_cost = litellm.cost_per_token(model="gpt-4o-mini", prompt_tokens=prompt_tokens,
+def litellm_price(prompt_tokens: int, completion_tokens: int, model: str = "gpt-4o-mini") -> float:
+    """LiteLLM's price of a call of `model` (its local model table)."""
+    prompt_cost, completion_cost = litellm.cost_per_token(model=model, prompt_tokens=prompt_tokens,
                                                           completion_tokens=completion_tokens)
     return float(prompt_cost + completion_cost)
+
+
+def assert_billed_once(span: Any, usage: Any, billed: tuple[int, int]) -> None:
+    """The answered request's `span` has the server's bill `billed` (prompt, completion tokens of a gpt-4o-mini
+    call) and LiteLLM's price of it, and the `track()` block `usage` counted that one call, nothing else."""
+    assert (span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS],
+            span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]) == billed
+    price = pytest.approx(litellm_price(*billed), rel=1e-9)
+    assert span.attributes[semconv.GEN_AI_USAGE_COST] == price
+    totals = usage.total()
+    assert (totals["calls"], totals["input_tokens"], totals["output_tokens"], totals["cost_usd"]) == (1, *billed, price)
 
 
 _COLLECTION_S = 10.0

@@ -56,3 +56,26 @@ def _runs_callables_on_threads(pool: type) -> bool:
     (pickled, or a script): a `Context.run` there is neither picklable nor a script. Its `prepare_context` says so."""
     prepare = getattr(pool, "prepare_context", None)
     return getattr(prepare, "__func__", prepare) is getattr(_OWN_PREPARE, "__func__", _OWN_PREPARE)
+
+
+def context_carrying_executor(executor: type[Any]) -> type[Any]:
+    """A module's `ThreadPoolExecutor` whose tasks run in the OpenTelemetry context that submitted them, whether or not
+    the app's pools carry it (`carry_context_into_thread_pools`): put in the module of a library that fans its own work
+    out on a bare pool (DSPy's AvatarOptimizer evaluates there, LiteLLM's `batch_completion_models` sends each
+    deployment's request there). Only the OpenTelemetry context is carried: the library's own settings stay as it
+    leaves them."""
+
+    def submit(self: Any, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        launching = otel_context.get_current()
+
+        def run() -> Any:
+            token = otel_context.attach(launching)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                otel_context.detach(token)
+
+        return executor.submit(self, run)
+
+    return type(executor.__name__, (executor,), {"submit": submit, "__module__": executor.__module__,
+                                                 "__qualname__": executor.__qualname__})

@@ -1,7 +1,9 @@
-"""`fallbacks=[...]` (or `litellm.model_fallbacks`): LiteLLM calls `litellm.acompletion` once per model, the asked one
-first, until one answers (docs/litellm-internals.md §6). Each of those calls is a span of its own, with its own model,
-status and error, siblings under the caller's span; the fallback call itself has none. One span per request the
-stand-in server saw; tokens, cost and `track()` are the server's bill."""
+"""`fallbacks=[...]`: LiteLLM calls `litellm.acompletion` once per model, the asked one first, until one answers; with
+`context_window_fallback_dict` it sends a request refused for its context window again to the fallback model; with
+`model_list=` the sync `completion` sends every matching deployment the request at once (docs/litellm-internals.md
+§6). Each request is a span of its own, with its own model, status and error, siblings under the caller's span; the
+call that fans out has none. One span per request the stand-in server saw; tokens, cost and `track()` are the
+server's bill."""
 
 from __future__ import annotations
 
@@ -12,10 +14,12 @@ import traceback
 
 import litellm
 import pytest
+from litellm_span import assert_billed_once
 from litellm_span import litellm_price as _price
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 import lmscope
+from lmscope._lm_server import count_tokens
 from lmscope.telemetry import _semconv as semconv
 from lmscope.telemetry._usage import track
 
@@ -43,17 +47,32 @@ def _call(caller, request):
     return asyncio.run(run())
 
 
+def _counts(lm_server):
+    """The stand-in server's counts: (answered chat requests, failed requests, billed chat tokens)."""
+    return lm_server.requests, lm_server.failed_requests, lm_server.billed_chat_tokens
+
+
 @contextlib.contextmanager
 def _failing(lm_server, *models):
-    """The stand-in server fails every request for `models`; yields its counts before: (answered chat requests,
-    failed requests, billed chat tokens)."""
+    """The stand-in server fails every request for `models`; yields its `_counts` before."""
     for model in models:
         lm_server.failures[model] = GONE
     try:
-        yield lm_server.requests, lm_server.failed_requests, lm_server.billed_chat_tokens
+        yield _counts(lm_server)
     finally:
         for model in models:
             lm_server.failures.pop(model, None)
+
+
+@contextlib.contextmanager
+def _too_long_for(lm_server, model):
+    """The stand-in server refuses every prompt for `model` as longer than its context window (OpenAI's
+    `context_length_exceeded`, a 400 the OpenAI SDK does not send again); yields its `_counts` before."""
+    lm_server.context_windows[model] = 1
+    try:
+        yield _counts(lm_server)
+    finally:
+        lm_server.context_windows.pop(model, None)
 
 
 def _since(lm_server, before):
@@ -83,12 +102,7 @@ def test_a_failed_model_and_the_fallback_that_answered_are_a_span_each(litellm_s
     assert fallback.attributes[semconv.GEN_AI_REQUEST_MODEL] == "gpt-4o-mini"
     assert fallback.attributes[semconv.GEN_AI_REQUEST_TEMPERATURE] == 0.2
     assert billed == (response.usage.prompt_tokens, response.usage.completion_tokens)
-    assert (fallback.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS],
-            fallback.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]) == billed
-    price = pytest.approx(_price(*billed), rel=1e-9)
-    assert fallback.attributes[semconv.GEN_AI_USAGE_COST] == price
-    totals = usage.total()  # the failed request billed nothing, and the answer is counted once
-    assert (totals["calls"], totals["input_tokens"], totals["output_tokens"], totals["cost_usd"]) == (1, *billed, price)
+    assert_billed_once(fallback, usage, billed)  # the failed request billed nothing, and the answer is counted once
 
 
 def _failing_call_frames(caller, request):
@@ -116,3 +130,144 @@ def test_when_every_model_fails_the_app_gets_litellms_error_as_untraced(litellm_
     assert [(span.status.status_code.name, span.attributes[semconv.ERROR_TYPE]) for span in spans[:-1]] == [
         ("ERROR", "NotFoundError")] * 3
 
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+def test_a_request_over_the_context_window_and_the_fallback_models_are_a_span_each(litellm_spans, lm_server, unique,
+                                                                                   tree, caller):
+    """LiteLLM sends the request again, to the model `context_window_fallback_dict` names, inside the call: the
+    refused request's span ends with LiteLLM's error, the fallback's has its model, tokens and price (LiteLLM
+    returns that response unpriced: LiteLLM's table prices it)."""
+    request = _request(lm_server, unique, temperature=0.2,
+                       context_window_fallback_dict={"openai/gpt-4o": "openai/gpt-4o-mini"})
+    request.pop("fallbacks")
+    with _too_long_for(lm_server, "gpt-4o") as before, track() as usage, \
+            litellm_spans.tracer.start_as_current_span("app.handler"):
+        response = _call(caller, request)
+
+    answered, failed, billed = _since(lm_server, before)
+    assert (answered, failed, response.model) == (1, 1, "gpt-4o-mini")
+    spans = litellm_spans()
+    assert tree(spans) == [("app.handler", [("chat gpt-4o", []), ("chat gpt-4o-mini", [])])]
+    refused, fallback, handler = spans
+    assert {refused.parent.span_id, fallback.parent.span_id} == {handler.context.span_id}
+    assert (refused.status.status_code.name, refused.attributes[semconv.ERROR_TYPE]) == (
+        "ERROR", "ContextWindowExceededError")
+    assert "maximum context length is 1 tokens" in refused.status.description
+    assert semconv.GEN_AI_USAGE_INPUT_TOKENS not in refused.attributes
+    assert refused.end_time <= fallback.start_time
+    assert (fallback.status.status_code.name, fallback.events) == ("UNSET", ())
+    assert (fallback.attributes[semconv.GEN_AI_REQUEST_MODEL], fallback.attributes[semconv.GEN_AI_REQUEST_TEMPERATURE]
+            ) == ("gpt-4o-mini", 0.2)
+    assert billed == (response.usage.prompt_tokens, response.usage.completion_tokens)
+    assert_billed_once(fallback, usage, billed)
+
+
+def _model_list(lm_server, unique, *models, group="assistant"):
+    """A call of the model group `group`, whose deployments are `models` on the stand-in server."""
+    deployments = [{"model_name": group, "litellm_params": {
+        "model": model, "api_base": lm_server.base_url, "api_key": "sk-anything"}} for model in models]
+    return {"model": group, "model_list": deployments,
+            "messages": [{"role": "user", "content": f"What is the capital of France? {unique}"}]}
+
+
+def test_each_deployment_a_model_list_call_sends_a_request_is_a_span_under_the_callers(litellm_spans, lm_server,
+                                                                                      unique, tree):
+    """The sync `completion` sends every deployment of the group the request at once, on a thread pool, and returns
+    the first answer: a span per request, each with its model, tokens and price, siblings under the caller's span."""
+    before = _counts(lm_server)
+    with track() as usage, litellm_spans.tracer.start_as_current_span("app.handler"):
+        litellm.completion(**_model_list(lm_server, unique, "openai/gpt-4o-mini", "openai/gpt-4o"))
+
+    answered, failed, billed = _since(lm_server, before)
+    assert (answered, failed) == (2, 0)
+    spans = litellm_spans()
+    (handler, requests), = tree(spans)
+    assert (handler, sorted(requests)) == ("app.handler", [("chat gpt-4o", []), ("chat gpt-4o-mini", [])])
+    counted = [(span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS], span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS])
+               for span in spans[:-1]]
+    assert tuple(map(sum, zip(*counted, strict=True))) == billed
+    prices = [pytest.approx(_price(*tokens, model=span.attributes[semconv.GEN_AI_REQUEST_MODEL]), rel=1e-9)
+              for span, tokens in zip(spans, counted, strict=False)]
+    assert [span.attributes[semconv.GEN_AI_USAGE_COST] for span in spans[:-1]] == prices
+    totals = usage.total()
+    assert (totals["calls"], totals["input_tokens"], totals["output_tokens"]) == (2, *billed)
+    assert totals["cost_usd"] == pytest.approx(sum(price.expected for price in prices), rel=1e-9)
+
+
+def test_acompletion_with_a_model_list_is_the_one_request_it_sends(litellm_spans, lm_server, unique):
+    """`acompletion` runs the sync `completion` with `acompletion=True`: the deployments' calls on the pool return
+    coroutines, and `acompletion` awaits the first inside its own call, one request: one span. (`acompletion`
+    resolves the group's provider first: the group must be a model LiteLLM can route.)"""
+    before = _counts(lm_server)
+    request = _model_list(lm_server, unique, "openai/gpt-4o-mini", "openai/gpt-4o-mini", group="gpt-4o-mini")
+    with track() as usage:
+        response = asyncio.run(litellm.acompletion(**request))
+
+    answered, failed, billed = _since(lm_server, before)
+    assert (answered, failed, billed) == (1, 0, (response.usage.prompt_tokens, response.usage.completion_tokens))
+    (span,) = litellm_spans()
+    assert (span.name, span.attributes[semconv.GEN_AI_RESPONSE_MODEL]) == ("chat gpt-4o-mini", "gpt-4o-mini")
+    assert (span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS], span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]
+            ) == billed
+    assert usage.total()["input_tokens"] == billed[0]
+
+
+def _stream_request(lm_server, unique):
+    return _request(lm_server, unique, stream=True, stream_options={"include_usage": True})
+
+
+def _text(chunks):
+    return "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+
+
+def test_an_async_stream_after_a_failed_model_is_a_failed_span_then_the_streams(litellm_spans, lm_server, unique,
+                                                                                tree):
+    """The failed model's span ends at once; the fallback's stream span when the app has read the stream, with the
+    bill of its usage chunk."""
+    async def read():
+        with litellm_spans.tracer.start_as_current_span("app.handler"):
+            stream = await litellm.acompletion(**_stream_request(lm_server, unique))
+            assert [(span.name, span.status.status_code.name) for span in litellm_spans()] == [("chat gpt-4o",
+                                                                                               "ERROR")]
+            return _text([chunk async for chunk in stream])
+
+    with _failing(lm_server, "gpt-4o") as before, track() as usage:
+        text = asyncio.run(read())
+
+    answered, failed, billed = _since(lm_server, before)
+    assert (answered, failed, billed[1]) == (1, 1, count_tokens(text))
+    spans = litellm_spans()
+    assert tree(spans) == [("app.handler", [("chat gpt-4o", []), ("chat gpt-4o-mini", [])])]
+    streamed = spans[1]
+    assert (streamed.status.status_code.name, streamed.end_time <= spans[2].end_time) == ("UNSET", True)
+    assert semconv.USAGE_ESTIMATED not in streamed.attributes
+    assert_billed_once(streamed, usage, billed)
+
+
+def _stream_error(caller, request):
+    """Read the stream of a sync `completion`; the error LiteLLM raises."""
+    with pytest.raises(Exception) as raised:
+        _text(_call(caller, request))
+    return raised.value
+
+
+@pytest.mark.parametrize("caller", ["sync", "sync-in-event-loop"])
+def test_a_sync_stream_with_fallbacks_fails_in_litellm_itself_and_its_span_says_so(litellm_spans, lm_server, unique,
+                                                                                  caller):
+    """LiteLLM 1.109-1.110 hands the sync caller the stream `acompletion` made in the fallbacks' event loop: reading
+    it fails (`'AsyncStream' object is not an iterator`), untraced too. The server answered the fallback's request,
+    but nobody reads its answer: that request's span ends with the error the app gets, no tokens."""
+    request = _stream_request(lm_server, unique)
+    with _failing(lm_server, "gpt-4o"), suppress_instrumentation():
+        untraced = _stream_error(caller, request)
+    with _failing(lm_server, "gpt-4o") as before:
+        error = _stream_error(caller, request)
+
+    assert _since(lm_server, before)[:2] == (1, 1)
+    assert (type(error), str(error)) == (type(untraced), str(untraced))
+    assert type(error).__name__ == "MidStreamFallbackError"
+    spans = litellm_spans()
+    assert [(span.name, span.status.status_code.name, span.attributes[semconv.ERROR_TYPE]) for span in spans] == [
+        ("chat gpt-4o", "ERROR", "NotFoundError"), ("chat gpt-4o-mini", "ERROR", "MidStreamFallbackError")]
+    assert semconv.GEN_AI_USAGE_INPUT_TOKENS not in spans[1].attributes

@@ -23,6 +23,7 @@ from ...telemetry import _semconv as semconv
 from .._patching import Patcher
 from .._setup import InstrumentorSetup, PatchOnImport, resolve_setup
 from .._stack import attributed_to
+from .._thread_pools import context_carrying_executor
 from . import _containers as containers
 from . import _evaluation as evaluation
 from . import _optimizer_steps as optimizer_steps
@@ -280,7 +281,7 @@ def _hook_point_table(instrumentor: DSPyInstrumentor, runtime: Runtime, patcher:
     def avatar_threads() -> None:
         from dspy.teleprompt import avatar_optimizer
 
-        patcher.replace(avatar_optimizer, "ThreadPoolExecutor", optimizer_steps.context_carrying_executor)
+        patcher.replace(avatar_optimizer, "ThreadPoolExecutor", context_carrying_executor)
 
     def gepa_trials() -> None:
         gepa_engine = _optional_module("gepa.core.engine")  # GEPA's own package, absent on Python 3.15+

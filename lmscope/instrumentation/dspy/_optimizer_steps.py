@@ -20,8 +20,6 @@ import json
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from opentelemetry import context as otel_context
-
 from ...telemetry import _semconv as semconv
 from ...telemetry._internal_errors import report_internal_error
 from ._compile import CompileRun, current_run, end_step, step_span
@@ -216,26 +214,6 @@ def propose_instruction(runtime: Runtime, original: Callable[..., Any]) -> Calla
         end_step(runtime, frame, outcome, error)
 
     return traced(original, start, end, "proposal span start", suppressible=True)
-
-
-def context_carrying_executor(executor: type[Any]) -> type[Any]:
-    """A module's `ThreadPoolExecutor` whose tasks run in the OpenTelemetry context that submitted them (AvatarOptimizer
-    evaluates on a bare pool). Only lmscope's context is carried: DSPy's own settings stay as DSPy leaves them."""
-
-    def submit(self: Any, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        launching = otel_context.get_current()
-
-        def run() -> Any:
-            token = otel_context.attach(launching)
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                otel_context.detach(token)
-
-        return executor.submit(self, run)
-
-    return type(executor.__name__, (executor,), {"submit": submit, "__module__": executor.__module__,
-                                                 "__qualname__": executor.__qualname__})
 
 
 def gepa_notify(runtime: Runtime, original: Callable[..., Any]) -> Callable[..., Any]:

@@ -14,7 +14,10 @@ a traced call itself (`num_retries`): that call's span then ends as its failed f
 `completion`, `acompletion`, `embedding` and `aembedding` are one `router {model group}` span each, over the
 deployment attempts (retries and fallbacks included), which the Router makes through `litellm.completion` and its
 siblings: each attempt is an LM span (`_router.py`, docs/litellm-internals.md §4). A chat call with `fallbacks=` has
-no span: each model LiteLLM tries is a traced `litellm.acompletion` call of its own (§6). A request the OpenAI SDK
+no span: each model LiteLLM tries is a traced `litellm.acompletion` call of its own (§6); so has the sync
+`completion(model_list=...)`, whose deployments' calls run on a pool carrying the caller's context. A request refused
+for its context window and sent again to the model `context_window_fallback_dict` names is a span of its own
+(`_context_window.py`). A request the OpenAI SDK
 beneath LiteLLM sends again (its own retries) is a span of its own (`_sdk_retries.py`). Not traced yet: names bound
 before instrumenting (`from litellm import completion`).
 """
@@ -103,7 +106,7 @@ class LiteLLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # openteleme
                     trace_given = functools.partial(traced[given], litellm_prices=False)
                     patcher.replace(litellm, name, functools.partial(wrappers.with_traced_attempts, runtime=runtime,
                                                                      attempt=default, trace=trace_given))
-            _patch_fallbacks_runner(patcher)
+            _patch_fan_outs(patcher)
             for name, is_async in router.ROUTER_ENDPOINTS:
                 owner = router.endpoint_owner(Router, name)
                 if owner is None:  # a Router we cannot patch: its attempts are still traced, without a router span
@@ -134,19 +137,25 @@ class LiteLLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # openteleme
         self.runtime = None
 
 
-def _patch_fallbacks_runner(patcher: Patcher) -> None:
-    """The sync `completion`'s fallbacks run in the caller's context (`_wrappers.in_callers_context`). A LiteLLM
-    without that runner: its fallbacks in an executor thread are spans of a trace of their own."""
+def _patch_fan_outs(patcher: Patcher) -> None:
+    """The calls LiteLLM makes for one call of the app run in the app's context, each a span under the app's span
+    (docs/litellm-internals.md §6): the sync `completion`'s fallbacks, in the event loop `run_async_function` starts
+    (`_wrappers.in_callers_context`), and `model_list=`'s requests, on `batch_completion_models`' thread pool. A
+    LiteLLM without one of them: those calls are spans of a trace of their own, the rest is traced as usual."""
+    from .._thread_pools import context_carrying_executor
     from . import _wrappers as wrappers
 
-    try:
-        fallback_utils = importlib.import_module("litellm.litellm_core_utils.fallback_utils")
-    except ImportError:
-        fallback_utils = None
-    if fallback_utils is None or not hasattr(fallback_utils, "run_async_function"):
-        report_internal_error("tracing LiteLLM's fallbacks", LookupError("run_async_function"))
-        return
-    patcher.replace(fallback_utils, "run_async_function", wrappers.in_callers_context)
+    for module_name, name, wrap in (
+            ("litellm.litellm_core_utils.fallback_utils", "run_async_function", wrappers.in_callers_context),
+            ("litellm.batch_completion.main", "ThreadPoolExecutor", context_carrying_executor)):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            module = None
+        if module is None or not hasattr(module, name):
+            report_internal_error(f"tracing LiteLLM's {module_name}", LookupError(name))
+            continue
+        patcher.replace(module, name, wrap)
 
 
 _on_import = PatchOnImport("litellm")

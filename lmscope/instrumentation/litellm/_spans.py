@@ -100,13 +100,18 @@ class CallFrame:
         first attempt, each retry is a call of its own, and what LiteLLM returns or raises is theirs."""
 
 
-def _with_fallbacks(kwargs: Mapping[str, Any]) -> bool:
-    """A chat call LiteLLM answers by calling `litellm.acompletion` once per model in turn (`fallbacks=`, else
-    `litellm.model_fallbacks`; LiteLLM's own test, docs/litellm-internals.md §6): each of those calls is the span of
-    its request, so this call has none, and is not suppressed, lest they run untraced inside it."""
+def _answered_by_other_calls(kwargs: Mapping[str, Any], is_async: bool) -> bool:
+    """A chat call LiteLLM answers with calls of its package attributes, each a provider request, so a traced call
+    and the span of its request (LiteLLM's own tests, docs/litellm-internals.md §6): `fallbacks=` (else
+    `litellm.model_fallbacks`) calls `litellm.acompletion` once per model in turn; the sync `completion`'s
+    `model_list=` calls `litellm.completion` once per matching deployment, all at once on a thread pool
+    (`acompletion`'s awaits, inside its own span, the one coroutine those calls return first). This call has no
+    span then, and is not suppressed, lest they run untraced inside it."""
     import litellm
 
-    return (kwargs.get("fallbacks") or litellm.model_fallbacks) is not None
+    if (kwargs.get("fallbacks") or litellm.model_fallbacks) is not None:
+        return True
+    return not is_async and kwargs.get("model_list") is not None
 
 
 class LiteLLMRuntime:
@@ -117,10 +122,11 @@ class LiteLLMRuntime:
         self.neighbours: LiteLLMNeighbours | None = None
         """Looks for other LiteLLM instrumentations at each call (`_neighbours.py`)."""
 
-    def start(self, operation: str, kwargs: Mapping[str, Any], litellm_prices: bool = True) -> CallFrame | None:
+    def start(self, operation: str, kwargs: Mapping[str, Any], litellm_prices: bool = True,
+              is_async: bool = False) -> CallFrame | None:
         """The call's span, made current, with other instrumentations suppressed inside it; None when suppressed.
-        `litellm_prices`: `CallFrame.litellm_prices`."""
-        if not is_instrumentation_enabled() or (operation == CHAT and _with_fallbacks(kwargs)):
+        `litellm_prices`: `CallFrame.litellm_prices`; `is_async`: the call is LiteLLM's async function."""
+        if not is_instrumentation_enabled() or (operation == CHAT and _answered_by_other_calls(kwargs, is_async)):
             return None
         if self.neighbours is not None:
             self.neighbours.look()
@@ -189,6 +195,18 @@ class LiteLLMRuntime:
             # Left attached: `leave` detaches the call's first token, which resets the context to the caller's,
             # past every later attach in the call.
             otel_context.attach(frame.context)
+
+    def fall_back(self, frame: CallFrame, error: BaseException, model: str) -> None:
+        """LiteLLM sends the call's request again, to another model (`context_window_fallback_dict`, after `error`;
+        `_context_window.py`): the failed request's span ends with that error, and the fallback's opens, named for
+        its model. LiteLLM returns that response unpriced (its `client` wrapper returns it as is): lmscope prices it
+        from LiteLLM's table for that model, as a stream."""
+        self.finish(frame, None, error, None)
+        frame.kwargs = {**frame.kwargs, "model": model}
+        provider, frame.model = _route(model)
+        frame.provider = provider if provider is not None else provider_given(frame.kwargs)
+        frame.provider_answered, frame.litellm_prices = False, False
+        self.resent(frame)
 
     def leave(self, frame: CallFrame) -> None:
         """Detach the call's context (when LiteLLM returns; a stream's span stays open until the stream ends)."""

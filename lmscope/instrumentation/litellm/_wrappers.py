@@ -13,6 +13,7 @@ from opentelemetry.context import Context
 
 from ...telemetry._internal_errors import report_internal_error
 from .._stack import WrappedCall, drop_own_frame
+from ._context_window import watch_fallbacks
 from ._responses_stream import ResponsesStreamRecorder
 from ._results import from_litellm_cache
 from ._spans import CallFrame, LiteLLMRuntime
@@ -27,9 +28,12 @@ def _request(names: tuple[str, ...], args: tuple[Any, ...], kwargs: dict[str, An
 
 
 def _start(runtime: LiteLLMRuntime, operation: str, names: tuple[str, ...], args: tuple[Any, ...],
-           kwargs: dict[str, Any], litellm_prices: bool) -> CallFrame | None:
+           kwargs: dict[str, Any], litellm_prices: bool, is_async: bool) -> CallFrame | None:
     try:
-        return runtime.start(operation, _request(names, args, kwargs), litellm_prices)
+        frame = runtime.start(operation, _request(names, args, kwargs), litellm_prices, is_async)
+        if frame is not None:
+            watch_fallbacks(runtime, kwargs)
+        return frame
     except Exception as exc:  # noqa: BLE001 - the call runs untraced
         report_internal_error("LiteLLM span start", exc)
         return None
@@ -65,7 +69,7 @@ def traced_call(runtime: LiteLLMRuntime, original: Callable[..., Any], operation
                 names: tuple[str, ...], litellm_prices: bool = True) -> Callable[..., Any]:
     @functools.wraps(original)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        frame = _start(runtime, operation, names, args, kwargs, litellm_prices)
+        frame = _start(runtime, operation, names, args, kwargs, litellm_prices, is_async=False)
         try:
             result = original(*args, **kwargs)
         except BaseException as error:
@@ -80,7 +84,7 @@ def traced_async_call(runtime: LiteLLMRuntime, original: Callable[..., Any], ope
                       names: tuple[str, ...], litellm_prices: bool = True) -> Callable[..., Any]:
     @functools.wraps(original)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        frame = _start(runtime, operation, names, args, kwargs, litellm_prices)
+        frame = _start(runtime, operation, names, args, kwargs, litellm_prices, is_async=True)
         try:
             result = await original(*args, **kwargs)
         except BaseException as error:
