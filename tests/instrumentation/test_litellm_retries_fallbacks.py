@@ -271,3 +271,29 @@ def test_a_sync_stream_with_fallbacks_fails_in_litellm_itself_and_its_span_says_
     assert [(span.name, span.status.status_code.name, span.attributes[semconv.ERROR_TYPE]) for span in spans] == [
         ("chat gpt-4o", "ERROR", "NotFoundError"), ("chat gpt-4o-mini", "ERROR", "MidStreamFallbackError")]
     assert semconv.GEN_AI_USAGE_INPUT_TOKENS not in spans[1].attributes
+
+
+@pytest.mark.parametrize("entry", ["batch_completion", "batch_completion_models"])
+def test_each_request_of_a_batch_call_is_a_span_under_the_callers(litellm_spans, lm_server, unique, tree, entry):
+    """`batch_completion` (one request per message list) and `batch_completion_models` (the request to every model, the
+    first answer returned) send their requests on the thread pool of `litellm.batch_completion.main`: each request a
+    span, each under the caller's span."""
+    ask = {"api_base": lm_server.base_url, "api_key": "sk-anything"}
+    questions = [[{"role": "user", "content": f"What is the capital of {country}? {unique}"}]
+                 for country in ("France", "Spain")]
+    before = _counts(lm_server)
+    with track() as usage, litellm_spans.tracer.start_as_current_span("app.handler"):
+        if entry == "batch_completion":
+            litellm.batch_completion(model="openai/gpt-4o-mini", messages=questions, **ask)
+        else:
+            litellm.batch_completion_models(models=["openai/gpt-4o-mini", "openai/gpt-4o"], messages=questions[0],
+                                            **ask)
+
+    answered, failed, billed = _since(lm_server, before)
+    assert (answered, failed) == (2, 0)
+    spans = litellm_spans()
+    (handler, requests), = tree(spans)
+    models = ["gpt-4o-mini", "gpt-4o-mini"] if entry == "batch_completion" else ["gpt-4o", "gpt-4o-mini"]
+    assert (handler, sorted(requests)) == ("app.handler", [(f"chat {model}", []) for model in models])
+    totals = usage.total()
+    assert (totals["calls"], totals["input_tokens"], totals["output_tokens"]) == (2, *billed)
