@@ -126,7 +126,8 @@ USAGE_ESTIMATED: Final = "lmscope.usage.estimated"
 """True when a call's tokens were counted by LiteLLM's tokenizer, not billed by the provider (a stream without
 a usage chunk)."""
 STREAM_ABANDONED: Final = "lmscope.stream.abandoned"
-"""True on a streamed call the program closed or dropped before its end (tokens: what arrived, estimated)."""
+"""True on a streamed call the program closed or dropped before its end (tokens: what arrived, estimated; none for a
+`dspy.streamify` call, which DSPy cancels)."""
 EMBEDDING_BATCH_SIZE: Final = "lmscope.embedding.batch_size"
 """On an EMBEDDING span of a local embedding function: how many texts its call embedded (one `dspy.Embedder` batch)."""
 EMBEDDING_LOCAL: Final = "lmscope.embedding.local"

@@ -11,6 +11,7 @@ import pytest
 from dspy_release import engine_options
 
 from lmscope import semconv
+from lmscope.telemetry._usage import track
 
 # Long enough that the second question shares prompt-cache blocks with the first on the stand-in server.
 QUESTION = "Explain, in the words of a patient teacher, why the sky looks blue on a clear afternoon. "
@@ -94,3 +95,57 @@ def test_a_streamed_cache_hit_and_a_responses_call_are_not_estimated(spans: Any,
         asyncio.run(_consume(dspy.streamify(dspy.Predict("question -> answer")), f"{QUESTION}{unique} third"))
     *_, call = _lm_spans(spans())
     assert semconv.USAGE_ESTIMATED not in call.attributes and call.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] > 0
+
+
+def test_a_stream_the_program_stops_reading_is_one_ended_span_that_says_so(spans: Any, lm_server: Any, engine: str,
+                                                                          unique: str) -> None:
+    """An `async for` over `dspy.streamify(...)` left at the first answer chunk, the stream then closed: DSPy cancels
+    the call. Its one LM span ends ERROR with the cancellation and `lmscope.stream.abandoned=true`, as a LiteLLM stream
+    closed early says; no tokens (DSPy never saw the usage), so `track()` counts no call.
+
+    An async program (`is_async_program=True`): a sync one, run in a worker thread, leaves that thread waiting on the
+    closed event loop now and then in DSPy 3.4, and the process then never exits (lmscope or not). lmscope marks its
+    call the same way (the cancellation reaches it as `LMUnexpectedError` from the cancelled send)."""
+    lm = dspy.LM("openai/gpt-4o-mini", api_base=lm_server.base_url, api_key="sk-x", cache=False,
+                 **engine_options(engine))
+    program = dspy.streamify(dspy.Predict("question -> answer"), is_async_program=True,
+                             stream_listeners=[dspy.streaming.StreamListener(signature_field_name="answer")])
+
+    async def first_chunk() -> Any:
+        stream = program(question=f"{QUESTION}{unique}")
+        async for value in stream:
+            if isinstance(value, dspy.streaming.StreamResponse):
+                break
+        await stream.aclose()
+        return value
+
+    before = lm_server.requests
+    with dspy.context(lm=lm), track() as usage:
+        chunk = asyncio.run(first_chunk())
+
+    assert isinstance(chunk, dspy.streaming.StreamResponse) and chunk.chunk  # the premise: it stopped midway
+    assert lm_server.requests == before + 1
+    (call,) = _lm_spans(spans())
+    assert call.status.status_code.name == "ERROR"
+    assert call.attributes[semconv.ERROR_TYPE] == "CancelledError"
+    assert call.attributes[semconv.STREAM_ABANDONED] is True
+    assert semconv.GEN_AI_USAGE_INPUT_TOKENS not in call.attributes
+    assert usage.by_model() == {}
+
+
+def test_a_failing_call_under_streamify_is_not_called_abandoned(spans: Any, lm_server: Any, engine: str,
+                                                                unique: str) -> None:
+    """An LM error under `dspy.streamify` is the call's own failure, not the program leaving its stream."""
+    lm_server.failures["broken-model"] = (500, "The server had an error while processing your request.")
+    try:
+        lm = dspy.LM("openai/broken-model", api_base=lm_server.base_url, api_key="sk-x", cache=False, num_retries=0,
+                     **engine_options(engine))
+        with dspy.context(lm=lm), pytest.raises(Exception) as caught:  # each DSPy release and engine: its own type
+            asyncio.run(_consume(dspy.streamify(dspy.Predict("question -> answer")), f"{QUESTION}{unique}"))
+    finally:
+        del lm_server.failures["broken-model"]
+    assert "The server had an error" in str(caught.value)
+    # DSPy before 3.3 tries a failed call again with JSONAdapter: one span per try, each the call's own failure.
+    calls = [s for s in spans() if s.name == "chat broken-model"]
+    assert calls and all(call.status.status_code.name == "ERROR" for call in calls)
+    assert all(semconv.STREAM_ABANDONED not in call.attributes for call in calls)

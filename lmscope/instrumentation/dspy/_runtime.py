@@ -9,6 +9,8 @@ call into here and fall back to the bare DSPy call if starting fails, and a fail
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -213,6 +215,8 @@ class Runtime:
                     span.set_attribute(semconv.LM_REQUESTS, requests_made(frame, error is not None))
             if error is not None:
                 record_error(span, error, self.content)
+                if recording and _stream_left(error, self.settings):
+                    span.set_attribute(semconv.STREAM_ABANDONED, True)
             if call is not None:
                 if rolls_up and parent is not None:
                     parent.add_call(call)
@@ -364,3 +368,17 @@ def _streamed_without_usage(lm: Any, settings: Any) -> bool:
     engine always asks."""
     return getattr(lm, "model_type", "chat") == "chat" and settings.get("send_stream") is not None \
         and not settings.get("track_usage")
+
+
+_CANCELLED = (asyncio.CancelledError, concurrent.futures.CancelledError)
+
+
+def _stream_left(error: BaseException, settings: Any) -> bool:
+    """Whether a call DSPy was streaming (under `dspy.streamify`) ended because the program stopped reading: leaving
+    the `async for` and closing (or dropping) the stream cancels DSPy's task group, and the call with it. The call
+    sees the cancellation itself, or, for a sync program streamed from a worker thread, DSPy's `LMUnexpectedError`
+    raised from the cancelled `concurrent.futures` send. Its span then says `lmscope.stream.abandoned`, as a LiteLLM
+    stream closed early does; the tokens stay unknown (DSPy never saw the usage chunk)."""
+    if settings.get("send_stream") is None:
+        return False
+    return isinstance(error, _CANCELLED) or isinstance(error.__cause__, _CANCELLED)
