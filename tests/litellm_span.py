@@ -48,6 +48,18 @@ _COLLECTION_S = 10.0
 chunk (docs/litellm-internals.md §3)."""
 
 
+def server_counts(lm_server: Any) -> tuple[int, int, tuple[int, int]]:
+    """The stand-in server's counts: (answered chat requests, failed requests, billed chat tokens)."""
+    return lm_server.requests, lm_server.failed_requests, lm_server.billed_chat_tokens
+
+
+def server_since(lm_server: Any, before: tuple[int, int, tuple[int, int]]) -> tuple[int, int, tuple[int, int]]:
+    """What the server did since `server_counts` gave `before`: (answered, failed, billed (prompt, completion))."""
+    billed = lm_server.billed_chat_tokens
+    return (lm_server.requests - before[0], lm_server.failed_requests - before[1],
+            (billed[0] - before[2][0], billed[1] - before[2][1]))
+
+
 def collected(finished: Callable[[], Sequence[Any]], count: int) -> Sequence[Any]:
     """`finished()` once it holds `count` spans (or the wait ran out): collects garbage meanwhile, so that the span of
     a stream the test dropped ends."""

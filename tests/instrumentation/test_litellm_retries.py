@@ -14,7 +14,7 @@ import traceback
 
 import litellm
 import pytest
-from litellm_span import assert_billed_once
+from litellm_span import assert_billed_once, server_counts, server_since
 from litellm_span import litellm_price as _price
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
@@ -102,16 +102,9 @@ def _outage(lm_server, count, model="gpt-4o-mini"):
     retries); yields the server's counts before: (answered chat requests, failed requests, billed chat tokens)."""
     lm_server.transient_failures[model] = [OUTAGE] * count
     try:
-        yield lm_server.requests, lm_server.failed_requests, lm_server.billed_chat_tokens
+        yield server_counts(lm_server)
     finally:
         lm_server.transient_failures.pop(model, None)
-
-
-def _since(lm_server, before):
-    """What the server did since `_outage` yielded `before`: (answered, failed, billed (prompt, completion))."""
-    billed = lm_server.billed_chat_tokens
-    return (lm_server.requests - before[0], lm_server.failed_requests - before[1],
-            (billed[0] - before[2][0], billed[1] - before[2][1]))
 
 
 def _request(lm_server, unique, **options):
@@ -142,7 +135,7 @@ def test_each_request_the_openai_sdk_sends_again_is_a_span(litellm_spans, lm_ser
     with _outage(lm_server, 2) as before, track() as usage, litellm_spans.tracer.start_as_current_span("app.handler"):
         response = _call(function, **_request(lm_server, unique, temperature=0.2))
 
-    answered, failed, billed = _since(lm_server, before)
+    answered, failed, billed = server_since(lm_server, before)
     assert (answered, failed) == (1, 2)
     spans = litellm_spans()
     assert tree(spans) == [("app.handler", [("chat gpt-4o-mini", [])] * 3)]
@@ -178,7 +171,7 @@ def test_when_every_request_fails_the_app_gets_litellms_error_as_untraced(litell
     with _outage(lm_server, 3) as before:
         error, frames = _failing_call_frames(request, is_async)
 
-    assert _since(lm_server, before) == (0, 3, (0, 0))
+    assert server_since(lm_server, before) == (0, 3, (0, 0))
     assert (type(error), str(error), frames) == (type(untraced_error), str(untraced_error), untraced)
     assert not [name for name, _function in frames if name.startswith(os.path.dirname(lmscope.__file__))]
     spans = litellm_spans()
@@ -215,7 +208,7 @@ def test_a_stream_whose_first_requests_failed_is_failed_spans_then_the_streams(l
         else:
             text = asyncio.run(read_async())
 
-    answered, failed, billed = _since(lm_server, before)
+    answered, failed, billed = server_since(lm_server, before)
     assert (answered, failed) == (1, failures)
     *failed_spans, streamed = litellm_spans()
     # The SDK closes a streamed request's failed answer unread before it sends the request again: the error it
@@ -256,7 +249,7 @@ def test_litellms_num_retries_are_a_span_per_request_after_the_sdks(litellm_span
             litellm_spans.tracer.start_as_current_span("app.handler"):
         response = _call(function, **_request(lm_server, unique, num_retries=num_retries))
 
-    answered, failed, billed = _since(lm_server, before)
+    answered, failed, billed = server_since(lm_server, before)
     assert (answered, failed) == (1, failures)
     spans = litellm_spans()
     assert tree(spans) == [("app.handler", [("chat gpt-4o-mini", [])] * (failures + 1))]
@@ -315,7 +308,7 @@ def test_a_fault_in_tracing_a_retry_leaves_the_call_and_its_result_alone(litellm
     with _outage(lm_server, 2) as before:
         response = litellm.completion(**_request(lm_server, unique, num_retries=1))
 
-    answered, failed, billed = _since(lm_server, before)
+    answered, failed, billed = server_since(lm_server, before)
     assert (answered, failed, billed) == (1, 2, (response.usage.prompt_tokens, response.usage.completion_tokens))
     spans = litellm_spans()
     assert [span.status.status_code.name for span in spans] == ["ERROR", "UNSET"]

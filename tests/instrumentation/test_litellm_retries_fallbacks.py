@@ -14,7 +14,7 @@ import traceback
 
 import litellm
 import pytest
-from litellm_span import assert_billed_once
+from litellm_span import assert_billed_once, server_counts, server_since
 from litellm_span import litellm_price as _price
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
@@ -47,18 +47,13 @@ def _call(caller, request):
     return asyncio.run(run())
 
 
-def _counts(lm_server):
-    """The stand-in server's counts: (answered chat requests, failed requests, billed chat tokens)."""
-    return lm_server.requests, lm_server.failed_requests, lm_server.billed_chat_tokens
-
-
 @contextlib.contextmanager
 def _failing(lm_server, *models):
-    """The stand-in server fails every request for `models`; yields its `_counts` before."""
+    """The stand-in server fails every request for `models`; yields its `server_counts` before."""
     for model in models:
         lm_server.failures[model] = GONE
     try:
-        yield _counts(lm_server)
+        yield server_counts(lm_server)
     finally:
         for model in models:
             lm_server.failures.pop(model, None)
@@ -67,18 +62,12 @@ def _failing(lm_server, *models):
 @contextlib.contextmanager
 def _too_long_for(lm_server, model):
     """The stand-in server refuses every prompt for `model` as longer than its context window (OpenAI's
-    `context_length_exceeded`, a 400 the OpenAI SDK does not send again); yields its `_counts` before."""
+    `context_length_exceeded`, a 400 the OpenAI SDK does not send again); yields its `server_counts` before."""
     lm_server.context_windows[model] = 1
     try:
-        yield _counts(lm_server)
+        yield server_counts(lm_server)
     finally:
         lm_server.context_windows.pop(model, None)
-
-
-def _since(lm_server, before):
-    billed = lm_server.billed_chat_tokens
-    return (lm_server.requests - before[0], lm_server.failed_requests - before[1],
-            (billed[0] - before[2][0], billed[1] - before[2][1]))
 
 
 @pytest.mark.parametrize("caller", CALLERS)
@@ -88,7 +77,7 @@ def test_a_failed_model_and_the_fallback_that_answered_are_a_span_each(litellm_s
             litellm_spans.tracer.start_as_current_span("app.handler"):
         response = _call(caller, _request(lm_server, unique, temperature=0.2))
 
-    answered, failed, billed = _since(lm_server, before)
+    answered, failed, billed = server_since(lm_server, before)
     assert (answered, failed) == (1, 1)
     spans = litellm_spans()
     assert tree(spans) == [("app.handler", [("chat gpt-4o", []), ("chat gpt-4o-mini", [])])]
@@ -122,7 +111,7 @@ def test_when_every_model_fails_the_app_gets_litellms_error_as_untraced(litellm_
     with _failing(lm_server, *models) as before, litellm_spans.tracer.start_as_current_span("app.handler"):
         error, frames = _failing_call_frames(caller, request)
 
-    assert _since(lm_server, before) == (0, 3, (0, 0))
+    assert server_since(lm_server, before) == (0, 3, (0, 0))
     assert (type(error), str(error), frames) == (type(untraced_error), str(untraced_error), untraced)
     assert not [name for name, _function in frames if name.startswith(os.path.dirname(lmscope.__file__))]
     spans = litellm_spans()
@@ -145,7 +134,7 @@ def test_a_request_over_the_context_window_and_the_fallback_models_are_a_span_ea
             litellm_spans.tracer.start_as_current_span("app.handler"):
         response = _call(caller, request)
 
-    answered, failed, billed = _since(lm_server, before)
+    answered, failed, billed = server_since(lm_server, before)
     assert (answered, failed, response.model) == (1, 1, "gpt-4o-mini")
     spans = litellm_spans()
     assert tree(spans) == [("app.handler", [("chat gpt-4o", []), ("chat gpt-4o-mini", [])])]
@@ -175,11 +164,11 @@ def test_each_deployment_a_model_list_call_sends_a_request_is_a_span_under_the_c
                                                                                       unique, tree):
     """The sync `completion` sends every deployment of the group the request at once, on a thread pool, and returns
     the first answer: a span per request, each with its model, tokens and price, siblings under the caller's span."""
-    before = _counts(lm_server)
+    before = server_counts(lm_server)
     with track() as usage, litellm_spans.tracer.start_as_current_span("app.handler"):
         litellm.completion(**_model_list(lm_server, unique, "openai/gpt-4o-mini", "openai/gpt-4o"))
 
-    answered, failed, billed = _since(lm_server, before)
+    answered, failed, billed = server_since(lm_server, before)
     assert (answered, failed) == (2, 0)
     spans = litellm_spans()
     (handler, requests), = tree(spans)
@@ -199,12 +188,12 @@ def test_acompletion_with_a_model_list_is_the_one_request_it_sends(litellm_spans
     """`acompletion` runs the sync `completion` with `acompletion=True`: the deployments' calls on the pool return
     coroutines, and `acompletion` awaits the first inside its own call, one request: one span. (`acompletion`
     resolves the group's provider first: the group must be a model LiteLLM can route.)"""
-    before = _counts(lm_server)
+    before = server_counts(lm_server)
     request = _model_list(lm_server, unique, "openai/gpt-4o-mini", "openai/gpt-4o-mini", group="gpt-4o-mini")
     with track() as usage:
         response = asyncio.run(litellm.acompletion(**request))
 
-    answered, failed, billed = _since(lm_server, before)
+    answered, failed, billed = server_since(lm_server, before)
     assert (answered, failed, billed) == (1, 0, (response.usage.prompt_tokens, response.usage.completion_tokens))
     (span,) = litellm_spans()
     assert (span.name, span.attributes[semconv.GEN_AI_RESPONSE_MODEL]) == ("chat gpt-4o-mini", "gpt-4o-mini")
@@ -235,7 +224,7 @@ def test_an_async_stream_after_a_failed_model_is_a_failed_span_then_the_streams(
     with _failing(lm_server, "gpt-4o") as before, track() as usage:
         text = asyncio.run(read())
 
-    answered, failed, billed = _since(lm_server, before)
+    answered, failed, billed = server_since(lm_server, before)
     assert (answered, failed, billed[1]) == (1, 1, count_tokens(text))
     spans = litellm_spans()
     assert tree(spans) == [("app.handler", [("chat gpt-4o", []), ("chat gpt-4o-mini", [])])]
@@ -264,7 +253,7 @@ def test_a_sync_stream_with_fallbacks_fails_in_litellm_itself_and_its_span_says_
     with _failing(lm_server, "gpt-4o") as before:
         error = _stream_error(caller, request)
 
-    assert _since(lm_server, before)[:2] == (1, 1)
+    assert server_since(lm_server, before)[:2] == (1, 1)
     assert (type(error), str(error)) == (type(untraced), str(untraced))
     assert type(error).__name__ == "MidStreamFallbackError"
     spans = litellm_spans()
@@ -281,7 +270,7 @@ def test_each_request_of_a_batch_call_is_a_span_under_the_callers(litellm_spans,
     ask = {"api_base": lm_server.base_url, "api_key": "sk-anything"}
     questions = [[{"role": "user", "content": f"What is the capital of {country}? {unique}"}]
                  for country in ("France", "Spain")]
-    before = _counts(lm_server)
+    before = server_counts(lm_server)
     with track() as usage, litellm_spans.tracer.start_as_current_span("app.handler"):
         if entry == "batch_completion":
             litellm.batch_completion(model="openai/gpt-4o-mini", messages=questions, **ask)
@@ -289,7 +278,7 @@ def test_each_request_of_a_batch_call_is_a_span_under_the_callers(litellm_spans,
             litellm.batch_completion_models(models=["openai/gpt-4o-mini", "openai/gpt-4o"], messages=questions[0],
                                             **ask)
 
-    answered, failed, billed = _since(lm_server, before)
+    answered, failed, billed = server_since(lm_server, before)
     assert (answered, failed) == (2, 0)
     spans = litellm_spans()
     (handler, requests), = tree(spans)
