@@ -1,5 +1,6 @@
 """An app's own thread pool stays in the trace: under `lmscope.instrument()`, LiteLLM calls fanned out on a
-`ThreadPoolExecutor` are children of the span that submitted them and count in its `track()` block; the tasks and the
+`ThreadPoolExecutor` are children of the span that submitted them and count in its `track()` block (so are the
+requests LiteLLM's `batch_completion_models_all_responses` sends on a pool it makes inside the call); the tasks and the
 pool behave as without lmscope (tracebacks and stack walks from a task show no frame of lmscope's), and
 `uninstrument()` puts `submit` back. In a fresh process, as an app runs."""
 
@@ -45,9 +46,16 @@ APP = textwrap.dedent("""
     with lmscope.track() as usage, tracer.start_as_current_span("handler") as handler:
         with ThreadPoolExecutor(max_workers=4) as pool:
             answers = list(pool.map(ask, [f"Capital of country number {n}?" for n in range(4)]))
+    # LiteLLM's own fan-out on a pool it makes inside the call (`concurrent.futures.ThreadPoolExecutor`)
+    with lmscope.track() as fanned, tracer.start_as_current_span("fan_out") as fan_out:
+        every_answer = litellm.batch_completion_models_all_responses(
+            models=["openai/gpt-4o-mini", "openai/gpt-4o"], api_base=sys.argv[1], api_key="sk-anything",
+            messages=[{"role": "user", "content": "Capital of Peru?"}])
     traced_frames = frames_of_a_failing_task()
     handle.uninstrument()
     print(json.dumps({"total": usage.total(), "handler": format(handler.get_span_context().span_id, "016x"),
+                      "fanned": fanned.total(), "fan_out": format(fan_out.get_span_context().span_id, "016x"),
+                      "every_answer": [a.model for a in every_answer],
                       "answers": [a.choices[0].message.content for a in answers],
                       "frames": [untraced_frames, traced_frames],
                       "submit_restored": ThreadPoolExecutor.submit is original_submit}))
@@ -70,16 +78,19 @@ def test_litellm_calls_on_the_apps_thread_pool_are_children_of_the_submitting_sp
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
 
-    assert all(result["answers"]) and lm_server.requests == requests + 4
+    assert all(result["answers"]) and lm_server.requests == requests + 6
+    assert sorted(result["every_answer"]) == ["gpt-4o", "gpt-4o-mini"]
     spans = _spans(str(trace_file))
-    calls = [span for span in spans if span["name"] == "chat gpt-4o-mini"]
-    assert len(calls) == 4
-    assert {call["parentSpanId"] for call in calls} == {result["handler"]}
-    assert len({span["traceId"] for span in spans}) == 1
+    calls = [span for span in spans if span["parentSpanId"] == result["handler"]]
+    assert [call["name"] for call in calls] == ["chat gpt-4o-mini"] * 4
+    fanned_out = [span for span in spans if span["parentSpanId"] == result["fan_out"]]
+    assert sorted(call["name"] for call in fanned_out) == ["chat gpt-4o", "chat gpt-4o-mini"]
+    assert len(spans) == 6 and len({span["traceId"] for span in spans}) == 2  # the handler's trace, fan_out's
     billed = lm_server.billed_chat_tokens
-    total = result["total"]
-    assert (total["calls"], total["input_tokens"], total["output_tokens"]) == \
-        (4, billed[0] - prompt, billed[1] - completion)
+    total, fanned = result["total"], result["fanned"]
+    assert (total["calls"] + fanned["calls"], total["input_tokens"] + fanned["input_tokens"],
+            total["output_tokens"] + fanned["output_tokens"]) == (6, billed[0] - prompt, billed[1] - completion)
+    assert fanned["calls"] == 2
     untraced, traced = result["frames"]
     assert traced == untraced and traced[0][-1] == "failing_task" and traced[1][-1][0] == "stack_of_a_task"
     assert result["submit_restored"] is True
