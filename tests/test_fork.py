@@ -138,3 +138,47 @@ def test_the_sdk_batch_span_processor_renews_itself_in_a_child_as_lmscope_does()
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "0", done.stderr
+
+
+WORKERS_APP = textwrap.dedent("""
+    import concurrent.futures, multiprocessing, sys
+    import lmscope
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    path = sys.argv[1]
+    trace.set_tracer_provider(TracerProvider())
+    lmscope.instrument(exporters="file", file_path=path, export_all_spans=True)
+    tracer = trace.get_tracer("workers-test")
+
+    def work(name):  # no flush: the worker leaves as multiprocessing makes it, with os._exit
+        tracer.start_span(name).end()
+        return name
+
+    fork = multiprocessing.get_context("fork")
+    process = fork.Process(target=work, args=("process",))
+    process.start()
+    process.join(60)
+    pool = fork.Pool(2)
+    done = pool.map(work, [f"pool-{i}" for i in range(4)])
+    pool.close()
+    pool.join()
+    with concurrent.futures.ProcessPoolExecutor(2, mp_context=fork) as executor:
+        done += list(executor.map(work, [f"executor-{i}" for i in range(4)]))
+    print(process.exitcode, len(done))
+""")
+
+
+def test_multiprocessing_workers_deliver_their_spans_without_a_flush(tmp_path: Path) -> None:
+    """A `multiprocessing` child (a Process, Pool and ProcessPoolExecutor workers, fork start method) ends with
+    `os._exit`, past the atexit hook that delivers its queued spans: lmscope delivers them at its exit all the same,
+    through multiprocessing's own exit finalizers (`_fork.run_at_exit`). Without it the file had none of them."""
+    path = tmp_path / "traces.jsonl"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", WORKERS_APP, str(path)], capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "8"], done.stderr
+    names = sorted(span_names(path))
+    assert names == sorted(["process", *(f"pool-{i}" for i in range(4)), *(f"executor-{i}" for i in range(4))])
+    assert "lmscope" not in done.stderr, done.stderr

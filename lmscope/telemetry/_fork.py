@@ -10,12 +10,21 @@ One `os.register_at_fork` hook per process, over a WeakSet: registering never ke
 `before` hook takes the locks ahead of the fork, as the SDK's own processors do not either: nothing a lock
 guarded is carried into the child (its queue, counts and flush requests start empty), so waiting for the
 parent's threads to let go of them would only delay the app's fork.
+
+A `multiprocessing` child forked from the app (a `Process`, a `Pool` or `ProcessPoolExecutor` worker) ends with
+`os._exit` once its target returns, past every `atexit` hook, so the exit hooks that deliver its queued spans would
+never run and its spans would be lost. It runs the finalizers of `multiprocessing.util` instead
+(`Process._bootstrap` calls `util._exit_function`, after clearing the parent's finalizers and running the functions
+given to `util.register_after_fork`): in such a child the hooks of `run_at_exit` run there too. The `before` hook
+only hands that function to `multiprocessing.util` when the app has imported it (lmscope never imports it: ~15 ms).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import weakref
+from collections.abc import Callable
 from typing import Protocol
 
 from ._internal_errors import guarded
@@ -39,5 +48,45 @@ def _after_fork_in_child() -> None:
         guarded("renewing locks after a fork", obj.after_fork_in_child)
 
 
+_EXIT_HOOKS: list[Callable[[], object]] = []
+_EXIT_PRIORITY = -100
+"""After the app's own `multiprocessing` finalizers (highest first; the default ones are >= 0), which may still
+end spans."""
+_handed_to_multiprocessing = False
+
+
+def run_at_exit(hook: Callable[[], object]) -> None:
+    """Run `hook` when this process exits normally (`atexit`), and when a `multiprocessing` child forked from it
+    exits (see the module docstring)."""
+    import atexit
+
+    atexit.register(hook)
+    _EXIT_HOOKS.append(hook)
+
+
+def _before_fork() -> None:
+    """In the parent: once `multiprocessing` is loaded and there is something to run at exit, have its forked
+    children set up `_at_exit_of_multiprocessing_child` (inherited by their own children)."""
+    global _handed_to_multiprocessing
+    util = sys.modules.get("multiprocessing.util")
+    if util is None or _handed_to_multiprocessing or not _EXIT_HOOKS:
+        return
+    _handed_to_multiprocessing = True
+    # Held weakly by multiprocessing, and handed back: a module's function lives as long as the process.
+    guarded("preparing multiprocessing children's exit", util.register_after_fork, _run_exit_hooks,
+            _at_exit_of_multiprocessing_child)
+
+
+def _at_exit_of_multiprocessing_child(run_exit_hooks: Callable[[], None]) -> None:
+    """In a `multiprocessing` child, before its target runs: the exit hooks as one of its finalizers."""
+    util = sys.modules["multiprocessing.util"]
+    util.Finalize(None, run_exit_hooks, exitpriority=_EXIT_PRIORITY)
+
+
+def _run_exit_hooks() -> None:
+    for hook in list(_EXIT_HOOKS):
+        guarded("delivering spans at the exit of a multiprocessing child", hook)
+
+
 if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)

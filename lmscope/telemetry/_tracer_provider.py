@@ -13,7 +13,6 @@ routes spans to them.
 
 from __future__ import annotations
 
-import atexit
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -25,7 +24,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
 from ._batch_export import BatchExportProcessor
 from ._following_tracer import FollowingTracer
-from ._fork import renew_after_fork
+from ._fork import renew_after_fork, run_at_exit
 from ._options import Options, env_service_name
 from ._span_switch import ProcessorGroup, SwitchableSpanProcessor
 
@@ -119,7 +118,7 @@ class ProviderRegistry:
     """
 
     def __init__(self, *, get_global: Callable[[], trace.TracerProvider] = trace.get_tracer_provider,
-                 at_exit: Callable[[Callable[[], object]], object] = atexit.register) -> None:
+                 at_exit: Callable[[Callable[[], object]], object] = run_at_exit) -> None:
         self._get_global = get_global
         self._at_exit = at_exit
         self._own: TracerProvider | None = None
@@ -232,7 +231,8 @@ class ProviderRegistry:
             self._live = [s for s in self._live if s is not setup]
 
     def shutdown_all(self) -> None:
-        """At interpreter exit (atexit, once per registry): deliver what is queued, close exporters, report drops.
+        """At interpreter exit (atexit, once per registry; also at the exit of a `multiprocessing` child, `_fork.py`):
+        deliver what is queued, close exporters, report drops.
 
         The app is ending, so our processors shut down rather than only flush: that bounds the wait
         (SHUTDOWN_TIMEOUT_S per setup), and the drop report is written once, before logging shuts down.
