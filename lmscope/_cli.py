@@ -24,6 +24,10 @@ def _run(args: argparse.Namespace) -> int:
     if not command:
         print("lmscope run: give the command to run, e.g. lmscope run -- python app.py", file=sys.stderr)
         return 2
+    if args.exporters:  # checked here: in the program's process a bad value would only leave it untraced
+        from .telemetry._options import check_option
+
+        check_option("exporters", args.exporters, "--exporters")
     env = dict(os.environ)
     bootstrap = str(Path(__file__).with_name("_bootstrap"))
     original = env.get("PYTHONPATH")
@@ -82,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
         return 0
     except (OSError, ValueError) as exc:
-        print(f"lmscope {args.name}: {exc}", file=sys.stderr)
+        print(f"lmscope {args.name}: {str(exc).removeprefix('lmscope: ')}", file=sys.stderr)  # a ConfigError's prefix
         return 1
 
 

@@ -69,3 +69,14 @@ def test_a_child_process_gets_no_lmscope_line_on_its_stderr(tmp_path: Path) -> N
         line for line in done.stderr.splitlines() if line.startswith("lmscope run: instrumentation is off")]
     assert len([line for line in done.stderr.splitlines() if "lmscope" in line]) == 1
     assert done.stdout.splitlines() == ["parent False", f"child False {own_pythonpath()}"]
+
+
+def test_a_bad_exporter_name_stops_lmscope_run_before_the_program_starts(tmp_path: Path) -> None:
+    """Checked up front, named as the user gave it: in the program's process the same value would only leave the
+    program untraced, with an error naming LMSCOPE_EXPORTERS, a variable the user never set."""
+    marker = tmp_path / "ran"
+    done = lmscope_run("--exporters", "consol", "--", sys.executable, "-c", f"open({str(marker)!r}, 'w')",
+                       pythonpath=own_pythonpath())
+    assert done.returncode == 1 and not marker.exists()
+    assert done.stderr == ("lmscope run: exporters: unknown exporter 'consol' (from --exporters); allowed: console, "
+                           "file, otlp, jaeger, langfuse, mlflow, phoenix, none\n")

@@ -434,6 +434,16 @@ def _reject_unknown(names: Sequence[str], source: str) -> None:
             raise ConfigError.for_option(name, "unknown option", source, ", ".join(OPTION_NAMES))
 
 
+def check_option(name: str, raw: object, source: str) -> None:
+    """Raise `ConfigError` if `raw` is no good value of option `name`, naming `source` (a command's `--flag`):
+    for a front end that hands the value on to a process that resolves it (`lmscope run`)."""
+    option = next(option for option in _TABLE if option.name == name)
+    try:
+        option.parse(raw)
+    except _Invalid as exc:
+        raise ConfigError.for_option(option.user_key, str(exc), source, option.allowed) from None
+
+
 def find_pyproject(start: Path) -> Path | None:
     """The first pyproject.toml from `start` up to the filesystem root (a directory lmscope may not look into
     ends the search: what lies above it is not the app's project)."""
