@@ -55,6 +55,27 @@ def test_completion_is_one_span_with_the_servers_bill(litellm_spans, lm_server, 
     assert attributes == {}
 
 
+@pytest.mark.parametrize("stop", ["\n\n", ["\n\n", "END"]])
+def test_request_parameters_are_in_both_conventions(litellm_spans, lm_server, unique, stop):
+    """`seed`, the penalties and `stop` (one string or a list) have the GenAI convention's attributes, besides
+    OpenInference's `llm.invocation_parameters`; the request the server gets is the app's."""
+    parameters = {"seed": 7, "frequency_penalty": 0.5, "presence_penalty": 0.25, "stop": stop}
+    lm_server.recorded_bodies = []
+    try:
+        litellm.completion(**_ask(lm_server, unique, **parameters))
+        (sent,) = lm_server.received
+    finally:
+        lm_server.recorded_bodies = None
+
+    (span,) = litellm_spans()
+    attributes = span.attributes
+    assert json.loads(attributes[semconv.LLM_INVOCATION_PARAMETERS]) == parameters
+    assert (attributes[semconv.GEN_AI_REQUEST_SEED], attributes[semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY],
+            attributes[semconv.GEN_AI_REQUEST_PRESENCE_PENALTY]) == (7, 0.5, 0.25)
+    assert attributes[semconv.GEN_AI_REQUEST_STOP_SEQUENCES] == ((stop,) if isinstance(stop, str) else tuple(stop))
+    assert {name: sent[name] for name in parameters} == parameters
+
+
 def test_async_calls_nest_under_the_callers_span_and_track_counts_them(litellm_spans, lm_server, unique):
     tracer = litellm_spans.tracer
 

@@ -23,7 +23,10 @@ _REQUEST_PARAMETERS = ("temperature", "max_tokens", "max_completion_tokens", "ma
 _GEN_AI_REQUEST = {"temperature": semconv.GEN_AI_REQUEST_TEMPERATURE, "top_p": semconv.GEN_AI_REQUEST_TOP_P,
                    "max_tokens": semconv.GEN_AI_REQUEST_MAX_TOKENS,
                    "max_completion_tokens": semconv.GEN_AI_REQUEST_MAX_TOKENS,
-                   "max_output_tokens": semconv.GEN_AI_REQUEST_MAX_TOKENS}  # the Responses API's name
+                   "max_output_tokens": semconv.GEN_AI_REQUEST_MAX_TOKENS,  # the Responses API's name
+                   "seed": semconv.GEN_AI_REQUEST_SEED,
+                   "frequency_penalty": semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY,
+                   "presence_penalty": semconv.GEN_AI_REQUEST_PRESENCE_PENALTY}
 _SECRET_MARKERS = ("key", "secret", "token", "password", "auth", "credential", "header", "api_base", "base_url")
 _MAX_DOCUMENTS = 32
 
@@ -208,9 +211,21 @@ def _lm_request_attributes(model: str, provider: str | None, parameters: Mapping
             attributes[key] = value
     if parameters.get("n", 1) != 1:
         attributes[semconv.GEN_AI_REQUEST_CHOICE_COUNT] = parameters["n"]
+    stop = _stop_sequences(parameters.get("stop"))
+    if stop:
+        attributes[semconv.GEN_AI_REQUEST_STOP_SEQUENCES] = stop
     if parameters:
         attributes[semconv.LLM_INVOCATION_PARAMETERS] = to_json(parameters)
     return attributes
+
+
+def _stop_sequences(stop: Any) -> tuple[str, ...] | None:
+    """OpenAI's `stop` (one string, or a list of them) as the GenAI convention's string array."""
+    if isinstance(stop, str):
+        return (stop,)
+    if isinstance(stop, (list, tuple)) and all(isinstance(item, str) for item in stop):
+        return tuple(stop)
+    return None
 
 
 def lm_result_attributes(call: LMCall) -> dict[str, Any]:
