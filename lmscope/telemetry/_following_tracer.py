@@ -52,6 +52,12 @@ class FollowingTracer(trace.Tracer):
             return settled
         return self._own
 
+    @property
+    def sampler(self) -> object:
+        """The sampler of the tracer spans go through now (an SDK tracer's public `sampler`), or None: lets callers
+        skip building attributes for a span the SDK's fixed samplers drop anyway (`dspy/_runtime._may_sample`)."""
+        return getattr(self._tracer(), "sampler", None)
+
     def start_span(self, name: str, context: Context | None = None, kind: SpanKind = SpanKind.INTERNAL,
                    attributes: Attributes = None, links: Sequence[Link] | None = None,
                    start_time: int | None = None, record_exception: bool = True,

@@ -84,3 +84,44 @@ def test_nothing_recorded_still_counts_usage_and_changes_nothing(make_lm: Any, r
     spans, unsampled_result = traced_run(ALWAYS_OFF, rag, question, lm_server)
     assert spans == []
     assert unsampled_result == result and result[1]["input_tokens"] > 0  # both LM calls counted, as when recorded
+
+
+def test_top_level_attributes_are_not_built_for_a_span_the_sdks_fixed_samplers_drop() -> None:
+    """`_may_sample`: only the SDK's own fixed samplers, which read no attribute, are trusted to drop a span
+    before it starts; any other sampler gets the attributes (it may decide by them)."""
+    from opentelemetry.sdk.trace.sampling import DEFAULT_OFF, DEFAULT_ON, ParentBased
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+
+    from lmscope.instrumentation.dspy._runtime import _may_sample
+    from lmscope.telemetry._following_tracer import FollowingTracer
+
+    def parent(sampled: bool) -> Context:
+        flags = TraceFlags(TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
+        return set_span_in_context(NonRecordingSpan(SpanContext(1, 2, is_remote=True, trace_flags=flags)))
+
+    def tracer(sampler: Sampler) -> Any:
+        return TracerProvider(sampler=sampler).get_tracer("test")
+
+    assert not _may_sample(tracer(ALWAYS_OFF), Context())
+    assert not _may_sample(tracer(ALWAYS_OFF), parent(sampled=True))
+    assert _may_sample(tracer(DEFAULT_ON), Context()) and _may_sample(tracer(DEFAULT_ON), parent(sampled=True))
+    assert not _may_sample(tracer(DEFAULT_ON), parent(sampled=False))
+    assert not _may_sample(tracer(DEFAULT_OFF), Context()) and not _may_sample(tracer(DEFAULT_OFF), parent(False))
+    assert _may_sample(tracer(DEFAULT_OFF), parent(sampled=True))
+    for other in (ALWAYS_ON, DropTheRoot(), ParentBased(ALWAYS_OFF)):  # not the SDK's own object: may read them
+        assert _may_sample(tracer(other), Context()) and _may_sample(tracer(other), parent(sampled=False))
+    assert _may_sample(object(), Context())  # a tracer without a sampler
+    following = FollowingTracer("test", None, tracer(ALWAYS_OFF), lambda _name, _version: None)
+    assert not _may_sample(following, Context())
+
+
+def test_no_start_attributes_are_built_under_always_off(monkeypatch: Any, make_lm: Any, rag: Any, unique: str,
+                                                        lm_server: Any) -> None:
+    from lmscope.instrumentation.dspy import _runtime
+
+    built: list[str] = []
+    original = _runtime._built
+    monkeypatch.setattr(_runtime, "_built", lambda *args: built.append(args[1]) or original(*args))
+    dspy.configure(lm=make_lm(cache=False))
+    spans, _result = traced_run(ALWAYS_OFF, rag, f"What is the capital of France? {unique}", lm_server)
+    assert spans == [] and built == []

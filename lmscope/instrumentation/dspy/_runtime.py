@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -261,9 +262,10 @@ class Runtime:
         (samplers and processors' `on_start` see them). So they are built up front when the span will most likely
         record: at the top of a program, or under a module span that records (ParentBased samplers, the SDK's
         default, follow the parent). Under one that does not, they are built only if the sampler decides otherwise,
-        and set right after the start.
+        and set right after the start. A top-level span is not built for either when the tracer's sampler is one of
+        the SDK's fixed ones that drops it whatever its attributes say (`_may_sample`).
         """
-        likely = parent is None or parent.span.is_recording()
+        likely = parent.span.is_recording() if parent is not None else _may_sample(self.tracer, ctx)
         attributes = _built(build, where, ctx) if likely else None
         try:
             span = self.tracer.start_span(name, ctx, kind, attributes)
@@ -281,6 +283,27 @@ class Runtime:
         overrides = ctx.get(OVERRIDES_KEY)
         return settings_attributes(self.settings, overrides if isinstance(overrides, frozenset) else _EMPTY, lm,
                                    policy=self.content)
+
+
+def _may_sample(tracer: Any, ctx: Context) -> bool:
+    """False when a span started in `ctx` is certainly dropped, whatever its attributes: the tracer's `sampler` (an
+    SDK tracer's public attribute; `FollowingTracer` passes on the one it uses) is the SDK's `ALWAYS_OFF`, or
+    `DEFAULT_ON`/`DEFAULT_OFF` (`parentbased_always_on`, the SDK's default, and `parentbased_always_off`) under a
+    parent span that is not sampled, or `DEFAULT_OFF` with no parent. These are the SDK's own objects, compared by
+    identity: none of them reads attributes. Any other sampler (or tracer) may: True. The SDK is not imported here;
+    without it loaded, no tracer can hold one of its samplers."""
+    sampling = sys.modules.get("opentelemetry.sdk.trace.sampling")
+    if sampling is None:
+        return True
+    sampler = getattr(tracer, "sampler", None)
+    if sampler is sampling.ALWAYS_OFF:
+        return False
+    if sampler is not sampling.DEFAULT_ON and sampler is not sampling.DEFAULT_OFF:
+        return True
+    parent = get_current_span(ctx).get_span_context()
+    if parent.is_valid:
+        return parent.trace_flags.sampled
+    return sampler is sampling.DEFAULT_ON
 
 
 def _calling_module(ctx: Context) -> ModuleFrame | None:
