@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from ...telemetry._memo import DEFAULT_LIMIT
 from ._frames import ModuleFrame
-from ._naming import module_facts, snake_name
+from ._naming import instance_fields, module_facts, snake_name
 
 # DSPy's own bookkeeping attributes: never sub-modules, and `history` can hold 10,000 entries.
 _SKIPPED_ATTRIBUTES = frozenset({"history", "callbacks", "demos", "config", "signature", "lm", "train",
@@ -45,7 +45,7 @@ def module_path(parent: ModuleFrame | None, module: Any) -> str:
     owner = parent.module
     key = (parent.path, id(owner), id(module))
     found = _found_attributes.get(key)
-    if found is not None and getattr(owner, "__dict__", _NO_FIELDS).get(found[1]) is module:
+    if found is not None and (instance_fields(owner) or _NO_FIELDS).get(found[1]) is module:
         return found[0]
     deeper = _found_items.get(key)
     if deeper is not None and _follow(owner, deeper[1]) is module:

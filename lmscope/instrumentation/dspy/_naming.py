@@ -61,7 +61,7 @@ class ModuleFacts(NamedTuple):
     """How many demos the predictor holds (its own `demos`, or the Predict it runs: ChainOfThought and kin)."""
 
 
-def _instance_fields(value: Any) -> Any:
+def instance_fields(value: Any) -> Any:
     """`value.__dict__`, or None. Read with `object.__getattribute__`: DSPy's `Module.__getattribute__` is Python code
     (it watches for `forward`, nothing else) and costs every attribute read ~0.3 µs; the dict is the same."""
     try:
@@ -76,7 +76,7 @@ _object_attribute = object.__getattribute__
 def module_facts(module: Any) -> ModuleFacts:
     """`module.signature` and `bool(module._compiled)`, read from the instance dict where DSPy keeps both (a missing
     attribute would cost an exception)."""
-    fields = _instance_fields(module)
+    fields = instance_fields(module)
     if fields is None:
         return ModuleFacts(getattr(module, "signature", None), bool(getattr(module, "_compiled", False)), 0)
     signature = fields.get("signature")
@@ -86,7 +86,7 @@ def module_facts(module: Any) -> ModuleFacts:
     inner_fields = _NO_FIELDS
     if signature is None or demos is None:  # ChainOfThought and kin keep theirs on the Predict they run: report that
         inner = fields.get("predict")
-        inner_fields = (_instance_fields(inner) or _NO_FIELDS) if inner is not None else _NO_FIELDS
+        inner_fields = (instance_fields(inner) or _NO_FIELDS) if inner is not None else _NO_FIELDS
     if signature is None:
         signature = inner_fields.get("signature")
     if demos is None:
