@@ -30,7 +30,16 @@ __all__ = ["ConfigError", "Instrumentation", "ScrubMatch", "Usage", "__version__
 @contextmanager
 def track() -> Iterator[Usage]:
     """Count every LM call in the block (thread pools, tasks and cache hits included) by model."""
-    if active() is None:
+    if active() is None and not _instrumented_by_entry_points():
         raise RuntimeError("lmscope.track() counts the LM calls lmscope instruments: call lmscope.instrument() first")
     with _track() as usage:
         yield usage
+
+
+def _instrumented_by_entry_points() -> bool:
+    """lmscope's instrumentors are on without `instrument()`: `opentelemetry-instrument` ran their entry points."""
+    from .instrumentation.dspy import DSPyInstrumentor
+    from .instrumentation.litellm import LiteLLMInstrumentor
+
+    return DSPyInstrumentor().is_instrumented_by_opentelemetry or \
+        LiteLLMInstrumentor().is_instrumented_by_opentelemetry

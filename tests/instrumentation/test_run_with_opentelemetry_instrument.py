@@ -71,6 +71,15 @@ def test_each_tool_does_its_part_once(order, clean_env, lm_server, receiver):
     assert marks.read_text().splitlines().count(str(app)) == 1
 
 
+def test_track_counts_the_calls_of_lmscopes_instrumentors_under_opentelemetry_instrument_alone(
+        clean_env, lm_server, receiver):
+    """Without `lmscope.instrument()`, the `lmscope_dspy` entry point traces DSPy: `track()` counts those calls (it
+    raised "call lmscope.instrument() first")."""
+    _, done = _run([str(launcher())], TRACKED_APP, clean_env, lm_server, receiver)
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"instrumented": False, "tracked_calls": 1}
+    assert span_tree(receiver.spans()) == QA_TREE * 2
+
+
 def test_with_lmscope_off_by_a_bad_option_dspy_is_traced_as_under_opentelemetry_instrument_alone(
         clean_env, lm_server, receiver):
     """The bootstrap keeps the `lmscope_dspy` entry point off for `lmscope.instrument()`: when that fails, it
