@@ -41,5 +41,5 @@ def _instrumented_by_entry_points() -> bool:
     from .instrumentation.dspy import DSPyInstrumentor
     from .instrumentation.litellm import LiteLLMInstrumentor
 
-    return DSPyInstrumentor().is_instrumented_by_opentelemetry or \
-        LiteLLMInstrumentor().is_instrumented_by_opentelemetry
+    return bool(DSPyInstrumentor().is_instrumented_by_opentelemetry
+                or LiteLLMInstrumentor().is_instrumented_by_opentelemetry)
