@@ -60,3 +60,31 @@ def test_a_litellm_app_is_traced_counted_and_reported(lm_server, tmp_path):
     rows = {line.split()[0]: line.split()[1:] for line in report.stdout.splitlines() if line.strip()}
     assert rows["gpt-4o-mini"][0] == "2" and rows["text-embedding-3-small"][:2] == ["1", str(embedded)]
     assert rows["total"][0] == "3" and int(rows["total"][1]) == total["input_tokens"]
+
+
+BOUND_BEFORE = textwrap.dedent("""
+    import sys
+    from litellm import completion, embedding as embed  # bound before lmscope patches LiteLLM
+    import lmscope
+    lmscope.instrument(exporters="none")
+    import litellm
+    assert litellm.completion is not completion  # the package attribute is traced; these names are not
+""")
+
+
+def test_names_bound_before_instrumenting_are_named_in_one_warning(tmp_path):
+    """`from litellm import completion` before `lmscope.instrument()`: calls through that name are untraced, and
+    `track()` would count none of them; the warning names each such name once (it was silent)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LMSCOPE_", "OTEL_"))}
+    env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+    done = subprocess.run([sys.executable, "-c", BOUND_BEFORE], env=env, capture_output=True, text=True, timeout=180,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if "bound LiteLLM's functions" in line]
+    assert warnings == ["lmscope: __main__.completion, __main__.embed bound LiteLLM's functions by name before "
+                        "lmscope.instrument(): their calls are not traced. Call lmscope.instrument() before `from "
+                        "litellm import ...`, or call them as litellm.<name>(...), or start the app with `lmscope run`"]
+    instrumented_first = subprocess.run([sys.executable, "-c", "import lmscope\nlmscope.instrument(exporters='none')\n"
+                                         "from litellm import completion\n"], env=env, capture_output=True, text=True,
+                                        timeout=180, cwd=tmp_path)
+    assert instrumented_first.returncode == 0 and "bound LiteLLM" not in instrumented_first.stderr

@@ -18,8 +18,8 @@ no span: each model LiteLLM tries is a traced `litellm.acompletion` call of its 
 `completion(model_list=...)`, whose deployments' calls run on a pool carrying the caller's context. A request refused
 for its context window and sent again to the model `context_window_fallback_dict` names is a span of its own
 (`_context_window.py`). A request the OpenAI SDK
-beneath LiteLLM sends again (its own retries) is a span of its own (`_sdk_retries.py`). Not traced yet: names bound
-before instrumenting (`from litellm import completion`).
+beneath LiteLLM sends again (its own retries) is a span of its own (`_sdk_retries.py`). Not traced: names bound
+before instrumenting (`from litellm import completion`), which a warning names (`_bound_names.py`).
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ from typing import Any
 # The module says `# type: ignore` at its top, so mypy sees none of its names: BaseInstrumentor is Any here.
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
-from ...telemetry._internal_errors import report_internal_error
+from ...telemetry._internal_errors import guarded, report_internal_error
 from .._patching import Patcher
 from .._setup import InstrumentorSetup, PatchOnImport, resolve_setup
+from ._bound_names import warn_names_bound_before
 from ._neighbours import LiteLLMNeighbours
 from ._spans import CHAT, EMBEDDINGS, RESPONSES, TEXT_COMPLETION, LiteLLMRuntime
 from .package import _instruments
@@ -92,6 +93,7 @@ class LiteLLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # openteleme
         patcher = self._patcher
         assert patcher is not None
         runtime = self.runtime = LiteLLMRuntime(setup.tracer, setup.content, setup.lm_call_listeners)
+        originals = {name: getattr(litellm, name) for name, *_ in (*_TARGETS, *_RETRYING) if hasattr(litellm, name)}
         try:
             traced = {}
             for name, operation, names, is_async in _TARGETS:
@@ -126,6 +128,7 @@ class LiteLLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # openteleme
             raise
         runtime.neighbours = LiteLLMNeighbours(litellm)
         runtime.neighbours.look()  # a tool set up before lmscope is named now, one set up after at its first call
+        guarded("looking for LiteLLM's functions bound by name", warn_names_bound_before, originals)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         self._unpatch()
