@@ -162,11 +162,12 @@ def run_workload(program: dspy.Module, lm: dspy.LM) -> None:
 
 def _print_summary(by_model: dict[str, dict[str, Any]]) -> None:
     banner("usage and cost (lmscope.track)")
-    print(f"{'model':<24}{'calls':>6}{'cached':>8}{'in tok':>9}{'out tok':>9}{'prompt-cache tok':>18}"
+    # The column names of `lmscope report`: "cached" counts prompt-cache tokens, "cache hits" calls a cache answered
+    print(f"{'model':<24}{'calls':>6}{'cache hits':>11}{'in tok':>9}{'out tok':>9}{'cached tok':>12}"
           f"{'cost USD':>12}{'saved USD':>12}")
     for model, usage in sorted(by_model.items()):
-        print(f"{model:<24}{usage['calls']:>6}{usage['cache_hits']:>8}{usage['input_tokens']:>9}"
-              f"{usage['output_tokens']:>9}{usage['cached_tokens']:>18}{usage['cost_usd']:>12.6f}"
+        print(f"{model:<24}{usage['calls']:>6}{usage['cache_hits']:>11}{usage['input_tokens']:>9}"
+              f"{usage['output_tokens']:>9}{usage['cached_tokens']:>12}{usage['cost_usd']:>12.6f}"
               f"{usage['saved_usd']:>12.6f}")
 
 
