@@ -21,6 +21,7 @@ only hands that function to `multiprocessing.util` when the app has imported it 
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import weakref
@@ -58,8 +59,6 @@ _handed_to_multiprocessing = False
 def run_at_exit(hook: Callable[[], object]) -> None:
     """Run `hook` when this process exits normally (`atexit`), and when a `multiprocessing` child forked from it
     exits (see the module docstring)."""
-    import atexit
-
     atexit.register(hook)
     _EXIT_HOOKS.append(hook)
 

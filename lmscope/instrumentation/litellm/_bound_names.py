@@ -29,7 +29,7 @@ def warn_names_bound_before(originals: Mapping[str, Any]) -> None:
 
 def _bound_names(originals: Mapping[str, Any]) -> list[str]:
     """`module.name` for each global of a loaded module (not LiteLLM's) that is one of `originals`."""
-    wanted = {id(function) for function in originals.values()}
+    wanted = {id(function) for function in originals.values()}  # ids of live objects: `originals` holds them
     found: list[str] = []
     seen: set[int] = set()  # a module under two names once (multiprocessing's `__mp_main__` is `__main__`)
     for module_name, module in list(sys.modules.items()):
@@ -40,6 +40,5 @@ def _bound_names(originals: Mapping[str, Any]) -> list[str]:
         seen.add(id(module))
         if wanted.isdisjoint(map(id, list(fields.values()))):
             continue
-        found.extend(f"{module_name}.{name}" for name, value in list(fields.items())
-                     if any(value is function for function in originals.values()))
+        found.extend(f"{module_name}.{name}" for name, value in list(fields.items()) if id(value) in wanted)
     return found
