@@ -163,7 +163,9 @@ class Instrumentation:
 
         tracing = self._tracing
         return SignalFlush(flush=lambda: tracing.force_flush(int(SHUTDOWN_TIMEOUT_S * 1000)),
-                           shutdown=tracing.shutdown, locks=tracing.locks)
+                           shutdown=tracing.shutdown, locks=tracing.locks,
+                           shutting_down=lambda: tracing.shutting_down,
+                           call_after_shutdown=tracing.call_after_shutdown)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Export every finished span and push metrics now; True when every exporter confirmed in time."""

@@ -12,18 +12,24 @@ are exported) puts a handler on each signal the app has not ignored. It flushes 
 
 A handler runs in the main thread between two bytecodes, possibly inside lmscope's own span bookkeeping, holding
 a lock the flush needs. It then does not wait for itself: it sends the signal again a moment later (`_RETRY_S`),
-once that short critical section is over. `uninstrument` restores the previous handlers if ours are still set.
+once that short critical section is over. Nor does it cut short a shutdown already delivering the queue (the
+exit hooks of a `multiprocessing` worker, which `Pool.terminate()`, and so `with Pool() as pool:`, sends SIGTERM to
+while they run): that shutdown sends the signal again when it ends (at the latest after `_SHUTDOWN_WAIT_S`), and
+only then does it end the process. `uninstrument` restores the previous handlers if ours are still set.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any, Protocol
 
+from .telemetry._batch_export import SHUTDOWN_TIMEOUT_S
 from .telemetry._internal_errors import guarded
 
 Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
@@ -32,6 +38,8 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _RETRY_S = 0.002
 _MAX_RETRIES = 500
 """About a second of retries; past that the signal goes on without a flush rather than never."""
+_SHUTDOWN_WAIT_S = SHUTDOWN_TIMEOUT_S + 2.0
+"""A shutdown under way ends within its own bound, its exporters' close included; past that the signal goes on."""
 
 
 class _Lock(Protocol):
@@ -43,19 +51,26 @@ class SignalFlush:
     """What the handler needs from an active instrumentation."""
 
     def __init__(self, flush: Callable[[], object], shutdown: Callable[[], object],
-                 locks: Callable[[], Sequence[_Lock]]) -> None:
+                 locks: Callable[[], Sequence[_Lock]], shutting_down: Callable[[], bool],
+                 call_after_shutdown: Callable[[Callable[[], object]], bool]) -> None:
         self.flush = flush
         """Deliver what is queued, within the shutdown bound; the app goes on afterwards."""
         self.shutdown = shutdown
         """Deliver within the bound, close the exporters and write the drop report: the process is about to die."""
         self.locks = locks
         """The locks the flush takes, which the interrupted main thread may hold."""
+        self.shutting_down = shutting_down
+        """True while a shutdown begun elsewhere (an exit hook, `uninstrument`) is delivering the queue."""
+        self.call_after_shutdown = call_after_shutdown
+        """Run a function when that shutdown ends; False when none is under way. Takes no lock."""
 
 
 _lock = threading.Lock()
 _previous: dict[int, Handler] = {}
 _target: SignalFlush | None = None
 _retries = 0
+_deferred: dict[int, tuple[float, threading.Timer]] = {}
+"""Signals waiting for a shutdown under way to end: since when, and the timer that sends them if it never does."""
 
 
 def install(target: SignalFlush) -> None:
@@ -96,16 +111,44 @@ def _locks_free(target: SignalFlush) -> bool:
     return True
 
 
-def _handle(signum: int, frame: FrameType | None) -> None:
+def _sent_again_later(target: SignalFlush, signum: int) -> bool:
+    """True when the flush cannot run now and the signal will come back on its own (see the module docstring)."""
     global _retries
+    if _waits_for_shutdown(target, signum):
+        return True
+    if _retries < _MAX_RETRIES and not _locks_free(target):
+        _retries += 1
+        threading.Timer(_RETRY_S, os.kill, (os.getpid(), signum)).start()
+        return True
+    _retries = 0
+    return False
+
+
+def _waits_for_shutdown(target: SignalFlush, signum: int) -> bool:
+    deferred = _deferred.get(signum)
+    if deferred is None:
+        if not target.call_after_shutdown(functools.partial(os.kill, os.getpid(), signum)):
+            return False
+        # In case the shutdown ends on another thread just before it took our function, or never ends.
+        fallback = threading.Timer(_SHUTDOWN_WAIT_S, os.kill, (os.getpid(), signum))
+        fallback.daemon = True
+        _deferred[signum] = (time.monotonic(), fallback)
+        fallback.start()
+        return True
+    since, fallback = deferred
+    if target.shutting_down() and time.monotonic() - since < _SHUTDOWN_WAIT_S:
+        return True  # the same signal again while it runs: the shutdown's end sends it once more
+    del _deferred[signum]
+    fallback.cancel()  # a SIGINT the app survives must not come back later
+    return False
+
+
+def _handle(signum: int, frame: FrameType | None) -> None:
     previous = _previous.get(signum, signal.SIG_DFL)
     target = _target
     if target is not None:
-        if not _locks_free(target) and _retries < _MAX_RETRIES:
-            _retries += 1
-            threading.Timer(_RETRY_S, os.kill, (os.getpid(), signum)).start()
+        if _sent_again_later(target, signum):
             return
-        _retries = 0
         if previous == signal.SIG_DFL:
             guarded("delivering spans before the process ends on a signal", target.shutdown)
         else:

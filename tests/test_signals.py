@@ -157,3 +157,32 @@ def test_a_signal_that_interrupts_lmscopes_own_locked_section_comes_back_after_i
                           timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert done.returncode == -signal.SIGTERM, done.stderr
     assert len(exported_spans(path)) == 100
+
+
+DURING_EXIT = textwrap.dedent("""
+    import atexit, os, signal, sys, threading
+    import lmscope
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    trace.set_tracer_provider(TracerProvider())
+    lmscope.instrument(exporters="file", file_path=sys.argv[1], export_all_spans=True)
+    tracer = trace.get_tracer("t")
+    for i in range(15_000):  # all queued until the exit: a batch is 20,000 spans, the delay a minute
+        tracer.start_span("work", attributes={"i": i, "text": "x" * 200}).end()
+    # atexit runs the last registered first: this starts right before lmscope's exit hook delivers the queue.
+    atexit.register(lambda: threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGTERM)).start())
+""")
+
+
+def test_a_signal_during_the_exit_delivery_waits_for_it_then_ends_the_process(tmp_path: Path) -> None:
+    """What `Pool.terminate()` does to a worker that is delivering its spans at exit: a SIGTERM in the middle of
+    lmscope's exit shutdown. The handler used to find the shutdown begun, skip it and end the process at once,
+    losing what was still being written; now the signal waits for that shutdown and then ends the process."""
+    path = tmp_path / "t.jsonl"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "20000",
+           "OTEL_BSP_MAX_QUEUE_SIZE": "20000", "OTEL_BSP_SCHEDULE_DELAY": "60000"}
+    done = subprocess.run([sys.executable, "-c", DURING_EXIT, str(path)], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert done.returncode == -signal.SIGTERM, done.stderr
+    assert len(exported_spans(path)) == 15_000

@@ -25,6 +25,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from ._batch_export import BatchExportProcessor
 from ._following_tracer import FollowingTracer
 from ._fork import renew_after_fork, run_at_exit
+from ._internal_errors import guarded
 from ._options import Options, env_service_name
 from ._span_switch import ProcessorGroup, SwitchableSpanProcessor
 
@@ -41,6 +42,8 @@ class TracingSetup:
         """False when the exporters came from OTEL_TRACES_EXPORTER: the app's provider exports lmscope's spans
         already once they go through it (see `ProviderRegistry._follow`)."""
         self._closed = False
+        self._shut_down = False
+        self._after_shutdown: list[Callable[[], object]] = []
         self._lock = threading.Lock()
         renew_after_fork(self)
 
@@ -95,8 +98,27 @@ class TracingSetup:
             if self._closed:
                 return
             self._closed = True
-        self._registry.forget(self)  # first, so no new span reaches a processor being shut down
-        self._group.shutdown()
+        try:
+            self._registry.forget(self)  # first, so no new span reaches a processor being shut down
+            self._group.shutdown()
+        finally:
+            self._shut_down = True
+            while self._after_shutdown:
+                guarded("after the shutdown of lmscope's exporters", self._after_shutdown.pop(0))
+
+    @property
+    def shutting_down(self) -> bool:
+        """True while a `shutdown` is under way (on any thread): it is delivering what was queued."""
+        return self._closed and not self._shut_down
+
+    def call_after_shutdown(self, fn: Callable[[], object]) -> bool:
+        """Have `fn` run when the shutdown under way ends; False (and nothing kept) when none is.
+
+        Takes no lock: a signal handler calls it, possibly on top of the very shutdown it waits for."""
+        if not self.shutting_down:
+            return False
+        self._after_shutdown.append(fn)
+        return True
 
 
 def build_resource(options: Options) -> Resource:
