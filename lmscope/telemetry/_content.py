@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from ._options import ARGUMENT, DEFAULT_MAX_CONTENT_CHARS, NO_EXPORT, Options, parse_env_boolean, resolve_options
+from ._options import ARGUMENT, DEFAULT_MAX_CONTENT_CHARS, NO_EXPORT, Options, parse_hide_switch, resolve_options
 from ._scrub import Scrubber
 from ._scrub_match import ScrubCallback
 
@@ -81,8 +81,8 @@ def capture_sides(capture_content: bool, source: str, environ: Mapping[str, str]
     if source in (ARGUMENT, "LMSCOPE_CAPTURE_CONTENT"):
         return capture_content, capture_content
     env = os.environ if environ is None else environ
-    hide_inputs = parse_env_boolean(HIDE_INPUTS, env)
-    hide_outputs = parse_env_boolean(HIDE_OUTPUTS, env)
+    hide_inputs = parse_hide_switch(HIDE_INPUTS, env)
+    hide_outputs = parse_hide_switch(HIDE_OUTPUTS, env)
     return capture_content and not hide_inputs, capture_content and not hide_outputs
 
 

@@ -67,7 +67,7 @@ _CAPTURE_MODES: Final = {"no_content": False, "event_only": False, "span_only": 
 """The values opentelemetry-util-genai gives CAPTURE_MESSAGE_CONTENT besides true/false; lmscope records content on
 spans only, so EVENT_ONLY means none on spans."""
 
-CAPTURE_ALLOWED: Final = "true, false, 1, 0, yes, no, or the OTel GenAI modes " + ", ".join(_CAPTURE_MODES)
+CAPTURE_ALLOWED: Final = "true, false, 1, 0, yes, no, on, off, or the OTel GenAI modes " + ", ".join(_CAPTURE_MODES)
 
 ARGUMENT: Final = "argument"
 """Source label of a keyword argument."""
@@ -80,8 +80,9 @@ _warned: set[tuple[str, str]] = set()
 """(variable, value) and (file, problem) pairs already warned about: one line per process, however often
 instrument() runs."""
 
-_TRUE: Final = frozenset({"true", "1", "yes"})
-_FALSE: Final = frozenset({"false", "0", "no"})
+_TRUE: Final = frozenset({"true", "1", "yes", "on"})
+_FALSE: Final = frozenset({"false", "0", "no", "off"})
+BOOLEAN_ALLOWED: Final = "true, false, 1, 0, yes, no, on, off"
 
 
 class ConfigError(ValueError):
@@ -261,17 +262,18 @@ def _patterns(raw: object) -> tuple[str, ...]:
     return tuple(items)
 
 
-def parse_env_boolean(variable: str, environ: Mapping[str, str]) -> bool:
-    """A true/false switch another tool defines (OPENINFERENCE_HIDE_*): unset or empty is False, and so is a value
-    that is not a boolean (another tool's variable is not lmscope's to reject: warned about once)."""
+def parse_hide_switch(variable: str, environ: Mapping[str, str]) -> bool:
+    """A switch another tool defines to hide content (OPENINFERENCE_HIDE_*): unset or empty is False. A value that
+    is not a boolean is True, with a warning (once): whoever set a privacy switch meant to hide something, and
+    another tool's variable is not lmscope's to reject."""
     raw = environ.get(variable, "").strip()
     if not raw:
         return False
     try:
         return _boolean(raw)
     except _Invalid as exc:
-        warn_ignored_variable(variable, raw, f"{exc} (allowed: true, false, 1, 0, yes, no)", "false")
-        return False
+        warn_ignored_variable(variable, raw, f"{exc} (allowed: {BOOLEAN_ALLOWED})", "true (content hidden)")
+        return True
 
 
 def warn_ignored_variable(variable: str, raw: str, problem: str, instead: str) -> None:
@@ -350,6 +352,9 @@ class _Option:
     (OTEL_TRACES_EXPORTER=jaeger names the OTel SDK's old Jaeger exporter, not lmscope's preset)."""
     alias_allowed: str = ""
     """What the `env_aliases` accept, for the warning about a value lmscope cannot honour (default: `allowed`)."""
+    alias_unreadable: Callable[[], object] | None = None
+    """What a standard variable set to a value lmscope cannot read stands for; None: it is skipped and the next layer
+    decides. A privacy switch fails closed (`capture_content`)."""
 
     @property
     def user_key(self) -> str:
@@ -379,9 +384,10 @@ _TABLE: Final[tuple[_Option, ...]] = (
             lambda: "http/protobuf",
             env_aliases=("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"),
             used_by=UsedBy(spans=("otlp",))),
+    # OTel's own GenAI instrumentations capture only for `true` (or a mode that says so): any other value hides.
     _Option("capture_content", _capture_switch, CAPTURE_ALLOWED, lambda: True,
-            env_aliases=(CAPTURE_MESSAGE_CONTENT,)),
-    _Option("scrub", _boolean, "true, false, 1, 0, yes, no", lambda: True),
+            env_aliases=(CAPTURE_MESSAGE_CONTENT,), alias_unreadable=lambda: False),
+    _Option("scrub", _boolean, BOOLEAN_ALLOWED, lambda: True),
     _Option("scrub_patterns", _patterns, "a list of regexes that compile (from the environment: a JSON array, "
             "or one regex)", lambda: ()),
     _Option("max_content_chars", _positive_int, "an integer > 0", lambda: DEFAULT_MAX_CONTENT_CHARS),
@@ -422,7 +428,7 @@ _TABLE: Final[tuple[_Option, ...]] = (
             lambda: PHOENIX_DEFAULT_ENDPOINT, env_aliases=("PHOENIX_COLLECTOR_ENDPOINT",),
             used_by=UsedBy(spans=("phoenix",))),
     # What lmscope's exporters send of a provider shared with the app (`_span_switch.ProcessorGroup`).
-    _Option("export_all_spans", _boolean, "true, false, 1, 0, yes, no", lambda: False),
+    _Option("export_all_spans", _boolean, BOOLEAN_ALLOWED, lambda: False),
 )
 OPTION_NAMES: Final[tuple[str, ...]] = tuple(option.name for option in _TABLE if not option.key)
 """What a user can set; rows with a `key` are views of another option, not options of their own."""
@@ -512,7 +518,9 @@ def _resolve(option: _Option, given: Mapping[str, object], config: Mapping[str, 
             if not alias:
                 raise ConfigError.for_option(option.user_key, str(exc), source, option.allowed) from None
             ignored.append((source, raw, f"{exc} (allowed: {option.alias_allowed or option.allowed})"))
-            continue
+            if option.alias_unreadable is None:
+                continue
+            value = option.alias_unreadable()
         if option.config_relative and source == config_source and pyproject is not None:
             value = os.path.join(pyproject.parent, cast(str, value))  # an absolute value stays as it is
         break

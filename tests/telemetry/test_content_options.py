@@ -53,9 +53,9 @@ def test_options_reach_the_policy(monkeypatch: pytest.MonkeyPatch) -> None:
      "lmscope: max_content_chars: not a positive integer: -5 (from argument); allowed: an integer > 0"),
     ({}, {"LMSCOPE_MAX_CONTENT_CHARS": "lots"},
      "lmscope: max_content_chars: not an integer: 'lots' (from LMSCOPE_MAX_CONTENT_CHARS); allowed: an integer > 0"),
-    ({"scrub": 1}, {}, "lmscope: scrub: not a boolean: 1 (from argument); allowed: true, false, 1, 0, yes, no"),
+    ({"scrub": 1}, {}, "lmscope: scrub: not a boolean: 1 (from argument); allowed: true, false, 1, 0, yes, no, on, off"),
     ({}, {"LMSCOPE_SCRUB": "sometimes"},
-     "lmscope: scrub: not a boolean: 'sometimes' (from LMSCOPE_SCRUB); allowed: true, false, 1, 0, yes, no"),
+     "lmscope: scrub: not a boolean: 'sometimes' (from LMSCOPE_SCRUB); allowed: true, false, 1, 0, yes, no, on, off"),
     ({"scrub_callback": "redact"}, {},
      "lmscope: scrub_callback: not callable: 'redact' (from argument); allowed: a function taking a "
      "lmscope.ScrubMatch, or None"),
@@ -70,18 +70,21 @@ def test_bad_values_raise_one_line_config_error(monkeypatch: pytest.MonkeyPatch,
 
 
 @pytest.mark.parametrize(("env", "sides", "warning"), [
-    ({"OPENINFERENCE_HIDE_INPUTS": "maybe", "OPENINFERENCE_HIDE_OUTPUTS": "true"}, (True, False),
+    ({"OPENINFERENCE_HIDE_INPUTS": "maybe", "OPENINFERENCE_HIDE_OUTPUTS": "false"}, (False, True),
      "lmscope: ignoring OPENINFERENCE_HIDE_INPUTS='maybe': not a boolean: 'maybe' (allowed: true, false, 1, 0, yes, "
-     "no); lmscope uses false instead"),
-    ({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "partial"}, (True, True),
-     "lmscope: ignoring OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT='partial': not a boolean: 'partial' "
-     "(allowed: true, false, 1, 0, yes, no, or the OTel GenAI modes no_content, event_only, span_only, "
-     "span_and_event); lmscope uses capture_content=True (default) instead"),
+     "no, on, off); lmscope uses true (content hidden) instead"),
+    ({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "disabled"}, (False, False),
+     "lmscope: ignoring OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT='disabled': not a boolean: 'disabled' "
+     "(allowed: true, false, 1, 0, yes, no, on, off, or the OTel GenAI modes no_content, event_only, span_only, "
+     "span_and_event); lmscope uses capture_content=False (from "
+     "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT) instead"),
 ])
-def test_bad_standard_content_variables_warn_once(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
-                                                  env: dict[str, str], sides: tuple[bool, bool],
-                                                  warning: str) -> None:
-    """Another tool's switch lmscope cannot read is that tool's business: a warning, not a ConfigError."""
+def test_bad_standard_content_variables_hide_content_and_warn_once(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, env: dict[str, str],
+        sides: tuple[bool, bool], warning: str) -> None:
+    """Another tool's privacy switch lmscope cannot read is not an error (a warning, not a ConfigError), and it
+    fails closed: whoever set it meant to hide content (OTel's own GenAI instrumentations capture only for `true`).
+    It used to be ignored, and content captured."""
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     with caplog.at_level(logging.WARNING, logger="lmscope"):
@@ -109,6 +112,10 @@ HIDE_IN, HIDE_OUT = "OPENINFERENCE_HIDE_INPUTS", "OPENINFERENCE_HIDE_OUTPUTS"
     (None, {HIDE_IN: "true"}, None, (False, True)),
     (None, {HIDE_OUT: "TRUE"}, None, (True, False)),
     (None, {HIDE_IN: "false", HIDE_OUT: "false"}, None, (True, True)),
+    (None, {OTEL: "off"}, None, (False, False)),
+    (None, {OTEL: "On"}, None, (True, True)),
+    (None, {HIDE_IN: "on", HIDE_OUT: "off"}, None, (False, True)),
+    (None, {OTEL: "whatever"}, "true", (False, False)),  # an unreadable privacy switch hides, above pyproject
     (None, {OTEL: "true", HIDE_OUT: "true"}, None, (True, False)),
     (None, {HIDE_IN: "true"}, "true", (False, True)),
     (None, {}, "false", (False, False)),

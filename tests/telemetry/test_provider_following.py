@@ -150,13 +150,14 @@ def test_console_prints_our_subtree_under_an_app_span() -> None:
 
 @pytest.mark.parametrize(("kwargs", "env", "toml", "message"), [
     ({"export_all_spans": "sometimes"}, {}, None,
-     "lmscope: export_all_spans: not a boolean: 'sometimes' (from argument); allowed: true, false, 1, 0, yes, no"),
+     "lmscope: export_all_spans: not a boolean: 'sometimes' (from argument); allowed: true, false, 1, 0, yes, no, "
+     "on, off"),
     ({}, {"LMSCOPE_EXPORT_ALL_SPANS": "all"}, None,
      "lmscope: export_all_spans: not a boolean: 'all' (from LMSCOPE_EXPORT_ALL_SPANS); allowed: true, false, 1, 0, "
-     "yes, no"),
+     "yes, no, on, off"),
     ({}, {}, "export-all-spans = 2",
      "lmscope: export_all_spans: not a boolean: 2 (from {pyproject} [tool.lmscope]); allowed: true, false, 1, 0, "
-     "yes, no"),
+     "yes, no, on, off"),
 ])
 def test_a_bad_export_all_spans_is_a_config_error(monkeypatch: pytest.MonkeyPatch, clean_env: Path,
                                                   kwargs: dict[str, object], env: dict[str, str], toml: str | None,
