@@ -61,27 +61,36 @@ class WrappedCall:
         """On the way out of the block (`error`: what the wrapped function raised)."""
 
 
-_globals_by_package: dict[tuple[int, str], dict[str, Any]] = {}
-
-
 def attributed_to(package: str, wrapper: Function) -> Function:
-    """A copy of `wrapper` whose frames carry the module name `<package>.__lmscope__`.
+    """A copy of `wrapper` whose frames carry the module name `<package>.__lmscope__` and no other global than the
+    ones its code uses.
 
-    A frame's module name is its function's `__globals__["__name__"]`, so the copy gets a copy of its module's
-    globals with that one name changed (made once per module and package, after the module has loaded: every name
-    the wrapper looks up is there). Code, closure, defaults and the `functools.wraps` attributes are the original's.
+    A frame's module name is its function's `__globals__["__name__"]`, so the copy gets globals of its own with that
+    one name changed. They hold only the names the wrapper's code (and the functions it defines) looks up, taken from
+    its module after the module has loaded: DSPy resolves the types a string signature names
+    (`dspy.Predict("q -> e: Evaluation")`) by looking for them in every frame's locals and globals up the stack, so a
+    wrapper frame between the user's function and DSPy must not offer lmscope's own `Evaluation`, `Context` or
+    `Token` in place of the user's. Code, closure, defaults and the `functools.wraps` attributes are the original's.
     """
     if not isinstance(wrapper, types.FunctionType):
         return wrapper
     module_globals = wrapper.__globals__
-    key = (id(module_globals), package)
-    renamed = _globals_by_package.get(key)
-    if renamed is None:
-        renamed = _globals_by_package[key] = {**module_globals, "__name__": f"{package}.__lmscope__"}
-    copy = types.FunctionType(wrapper.__code__, renamed, wrapper.__name__, wrapper.__defaults__, wrapper.__closure__)
+    own = {name: module_globals[name] for name in _names_used(wrapper.__code__) if name in module_globals}
+    own["__name__"] = f"{package}.__lmscope__"
+    own["__builtins__"] = module_globals["__builtins__"]
+    copy = types.FunctionType(wrapper.__code__, own, wrapper.__name__, wrapper.__defaults__, wrapper.__closure__)
     copy.__kwdefaults__ = wrapper.__kwdefaults__
     copy.__dict__.update(wrapper.__dict__)
     copy.__qualname__ = wrapper.__qualname__
     copy.__module__ = wrapper.__module__
     copy.__doc__ = wrapper.__doc__
     return copy  # type: ignore[return-value]
+
+
+def _names_used(code: types.CodeType) -> set[str]:
+    """The global (and attribute) names `code` and the code of the functions it defines look up."""
+    names = set(code.co_names)
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):
+            names |= _names_used(constant)
+    return names

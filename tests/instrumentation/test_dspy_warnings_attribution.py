@@ -28,6 +28,26 @@ print("done")
 """
 
 
+EVALUATE_SCRIPT = """\
+import sys
+import dspy
+from litellm import ModelResponse
+if sys.argv[2] == "traced":
+    import lmscope
+    lmscope.instrument(exporters="none", metrics_exporters="none")
+class LegacyLM(dspy.BaseLM):  # the legacy `forward` interface: deprecated in DSPy 3.4, warned about on first use
+    def forward(self, prompt=None, messages=None, **kwargs):
+        answer = {"role": "assistant", "content": "[[ ## answer ## ]]\\nok\\n\\n[[ ## completed ## ]]"}
+        return ModelResponse(choices=[{"message": answer}], model="legacy",
+                             usage={"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7})
+dspy.configure(lm=LegacyLM(model="legacy"))
+evaluate = dspy.Evaluate(devset=[dspy.Example(question="c").with_inputs("question")], metric=lambda *_: 1,
+                         display_progress=False, num_threads=1)
+evaluate(dspy.Predict("question -> answer"))  # warns on this line: the program runs in Evaluate's worker
+print("done")
+"""
+
+
 def _stderr_of(script: Path, base_url: str, mode: str, tmp_path: Path) -> str:
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("PYTHONWARNINGS", "PYTEST", "LMSCOPE_", "OTEL_"))}
@@ -47,6 +67,20 @@ def test_a_dspy_deprecation_warning_points_at_the_users_line_traced_as_untraced(
     untraced = _stderr_of(script, lm_server.base_url, "untraced", tmp_path)
     traced = _stderr_of(script, lm_server.base_url, "traced", tmp_path)
     warning_line = f"{script}:7: DeprecationWarning: Passing OpenAI-style message dictionaries"
+    assert warning_line in untraced
+    assert warning_line in traced
+    assert "lmscope" not in traced
+
+
+def test_a_deprecation_warning_inside_evaluate_points_at_the_users_line(lm_server: Any, tmp_path: Path) -> None:
+    """The program runs in Evaluate's worker thread, under lmscope's `example {i}` span: that frame is DSPy's own to
+    the stack walk too. It used to take the blame, and Python's default filters then hid the warning."""
+    pytest.importorskip("dspy.clients._deprecation", reason="DSPy before 3.4 has no LM-interface migration warnings")
+    script = tmp_path / "app.py"
+    script.write_text(EVALUATE_SCRIPT)
+    untraced = _stderr_of(script, lm_server.base_url, "untraced", tmp_path)
+    traced = _stderr_of(script, lm_server.base_url, "traced", tmp_path)
+    warning_line = f"{script}:15: DeprecationWarning: Implementing custom LMs through BaseLM.forward()"
     assert warning_line in untraced
     assert warning_line in traced
     assert "lmscope" not in traced

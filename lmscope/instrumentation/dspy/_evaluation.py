@@ -33,7 +33,7 @@ from opentelemetry.context import Context
 from ...telemetry import _semconv as semconv
 from ...telemetry._internal_errors import report_internal_error
 from ...telemetry._phase import current_phase
-from .._stack import drop_own_frame
+from .._stack import attributed_to, drop_own_frame
 from ._container_spans import ContainerEnd, ContainerStart
 from ._containers import metric_name
 from ._frames import ModuleFrame, app_suppressed
@@ -73,7 +73,7 @@ class Evaluation:
             if isinstance(error, Exception):  # what ParallelExecutor catches and counts; not KeyboardInterrupt
                 with self.lock:
                     self.errors += 1
-            drop_own_frame(error, Evaluation.run_example)  # first: the span records the traceback the program gets
+            drop_own_frame(error, type(self).run_example)  # first: the span records the traceback the program gets
             runtime.end_module(frame, None, error)
             raise
         # process_item returns (prediction, score): the score is exactly what Evaluate adds up
@@ -163,8 +163,7 @@ def evaluate_call(runtime: Runtime, original: Callable[..., Any], start: Contain
         if frame is not None:
             try:
                 called_args, called_kwargs = _with_traced_metric(runtime, self, args, kwargs)
-                evaluation = Evaluation(runtime, frame)
-                token = otel_context.attach(otel_context.set_value(EVALUATION_KEY, evaluation))
+                evaluation, token = _begin(runtime, frame)
             except Exception as exc:  # noqa: BLE001 - the run goes on with the user's own arguments
                 report_internal_error("evaluate examples setup", exc)
                 called_args, called_kwargs = args, kwargs
@@ -205,6 +204,13 @@ def _report_score(runtime: Runtime, evaluator: Any, args: tuple[Any, ...], kwarg
         report_internal_error("evaluation score listeners", exc)
 
 
+def _begin(runtime: Runtime, frame: ModuleFrame) -> tuple[Evaluation, Token[Context]]:
+    """The run's `Evaluation`, current for the workers its executor launches. Not in `wrapper` itself: a name its
+    code uses is in its frame's globals, where DSPy looks for the types a signature names (`_stack.attributed_to`)."""
+    evaluation = Evaluation(runtime, frame)
+    return evaluation, otel_context.attach(otel_context.set_value(EVALUATION_KEY, evaluation))
+
+
 def _finish(evaluation: Evaluation | None, token: Token[Context] | None) -> None:
     """Leave the evaluation's context and put its error count on the Evaluate span before it ends."""
     if token is not None:
@@ -212,3 +218,8 @@ def _finish(evaluation: Evaluation | None, token: Token[Context] | None) -> None
     if evaluation is not None and evaluation.frame.span.is_recording():
         with evaluation.lock:
             evaluation.frame.span.set_attribute(semconv.EVALUATION_ERRORS, evaluation.errors)
+
+
+# Between the program and DSPy's worker on the stack, so DSPy's stack walks take it for DSPy's own (`_stack.py`);
+# made once the module has loaded, when every name it uses is there.
+Evaluation.run_example = attributed_to("dspy", Evaluation.run_example)  # type: ignore[method-assign]
