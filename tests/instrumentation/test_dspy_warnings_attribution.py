@@ -59,28 +59,20 @@ def _stderr_of(script: Path, base_url: str, mode: str, tmp_path: Path) -> str:
     return done.stderr
 
 
-def test_a_dspy_deprecation_warning_points_at_the_users_line_traced_as_untraced(lm_server: Any,
-                                                                                tmp_path: Path) -> None:
+@pytest.mark.parametrize(("script_text", "warning"), [
+    (SCRIPT, "7: DeprecationWarning: Passing OpenAI-style message dictionaries"),
+    # The program runs in Evaluate's worker thread, under lmscope's `example {i}` span: that frame is DSPy's own to the
+    # stack walk too. It used to take the blame, and Python's default filters then hid the warning.
+    (EVALUATE_SCRIPT, "15: DeprecationWarning: Implementing custom LMs through BaseLM.forward()"),
+], ids=["lm-call", "inside-evaluate"])
+def test_a_dspy_deprecation_warning_points_at_the_users_line_traced_as_untraced(
+        lm_server: Any, tmp_path: Path, script_text: str, warning: str) -> None:
     pytest.importorskip("dspy.clients._deprecation", reason="DSPy before 3.4 has no LM-interface migration warnings")
     script = tmp_path / "app.py"
-    script.write_text(SCRIPT)
+    script.write_text(script_text)
     untraced = _stderr_of(script, lm_server.base_url, "untraced", tmp_path)
     traced = _stderr_of(script, lm_server.base_url, "traced", tmp_path)
-    warning_line = f"{script}:7: DeprecationWarning: Passing OpenAI-style message dictionaries"
-    assert warning_line in untraced
-    assert warning_line in traced
-    assert "lmscope" not in traced
-
-
-def test_a_deprecation_warning_inside_evaluate_points_at_the_users_line(lm_server: Any, tmp_path: Path) -> None:
-    """The program runs in Evaluate's worker thread, under lmscope's `example {i}` span: that frame is DSPy's own to
-    the stack walk too. It used to take the blame, and Python's default filters then hid the warning."""
-    pytest.importorskip("dspy.clients._deprecation", reason="DSPy before 3.4 has no LM-interface migration warnings")
-    script = tmp_path / "app.py"
-    script.write_text(EVALUATE_SCRIPT)
-    untraced = _stderr_of(script, lm_server.base_url, "untraced", tmp_path)
-    traced = _stderr_of(script, lm_server.base_url, "traced", tmp_path)
-    warning_line = f"{script}:15: DeprecationWarning: Implementing custom LMs through BaseLM.forward()"
+    warning_line = f"{script}:{warning}"
     assert warning_line in untraced
     assert warning_line in traced
     assert "lmscope" not in traced
