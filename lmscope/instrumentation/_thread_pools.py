@@ -6,15 +6,14 @@ own pool (or `loop.run_in_executor`) start traces of their own, outside the span
 context too. Only the OpenTelemetry context is carried, not every context variable: DSPy's settings and the app's
 own variables stay as the pool leaves them, and an app that does not use OpenTelemetry sees no difference.
 
-The task runs through `contextvars.Context.run` (as `asyncio.to_thread` runs its function), in a fresh context holding
-just the submitter's OpenTelemetry context: `Context.run` is C, so no frame of lmscope's is on the task's stack, for
-its traceback, `warnings.warn(stacklevel=...)` or `sys._getframe()`. The one difference a task can see: a context
-variable it sets is gone for the next task on the same worker thread (as under `asyncio.to_thread`).
+The task runs in the worker thread's own context, as without lmscope (what the pool's `initializer` set there is
+there, and a variable a task sets is there for the next one), with the submitter's OpenTelemetry context attached
+for the task's duration, as OpenTelemetry's threading instrumentation does. An exception leaves without the runner's
+frame in its traceback (`drop_own_frame`).
 """
 
 from __future__ import annotations
 
-import contextvars
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -41,14 +40,23 @@ def _submitting_in_context(submit: Callable[..., Any]) -> Callable[..., Any]:
         try:
             if not _runs_callables_on_threads(type(self)):
                 return submit(self, fn, *args, **kwargs)
-            task_context = contextvars.Context()
-            task_context.run(otel_context.attach, otel_context.get_current())
-            return submit(self, task_context.run, fn, *args, **kwargs)
+            return submit(self, _run_attached, otel_context.get_current(), fn, *args, **kwargs)
         except BaseException as error:  # a pool that was shut down: the app's traceback, without this frame
             drop_own_frame(error, wrapper)
             raise
 
     return wrapper
+
+
+def _run_attached(launching: otel_context.Context, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    token = otel_context.attach(launching)
+    try:
+        return fn(*args, **kwargs)
+    except BaseException as error:
+        drop_own_frame(error, _run_attached)
+        raise
+    finally:
+        otel_context.detach(token)
 
 
 def _runs_callables_on_threads(pool: type) -> bool:

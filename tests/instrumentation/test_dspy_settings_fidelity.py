@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import dspy
 import pytest
 from dspy_release import engine_options
 
+from lmscope.instrumentation._thread_pools import carry_context_into_thread_pools
 from lmscope.telemetry import _semconv as semconv
 
 MODEL = "lmscope.settings.lm.model"
@@ -149,3 +152,26 @@ def test_context_patch_declines_what_is_not_a_contextmanager_helper():
 
     assert patch_context_generator(plain) is None
     assert patch_context_generator(None) is None
+
+
+def test_a_call_on_an_apps_pool_inside_a_context_block_reports_what_dspy_applied_there(spans, lm_named, unique):
+    """DSPy's `dspy.context` overrides reach its own ParallelExecutor's workers, not an app's thread pool, while the
+    OpenTelemetry context lmscope carries into that pool records them: the pool's LM span reported `lm` and
+    `max_errors` as overridden although the call ran on the global LM with the global settings."""
+    dspy.configure(lm=lm_named(GLOBAL))
+    predict = dspy.Predict("question -> answer")
+    put_back = carry_context_into_thread_pools()  # what lmscope.instrument() does
+    try:
+        with dspy.context(lm=lm_named(OTHER), max_errors=3):
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                pool.submit(predict, question=f"Asked on the app's pool {unique}").result()
+            predict.batch([dspy.Example(question=f"Asked in a batch {unique}").with_inputs("question")],
+                          num_threads=1)
+    finally:
+        put_back()
+    pool_span, batch_span = sorted(_lm_spans(spans()), key=lambda span: span.start_time)
+    assert pool_span.attributes[MODEL] == GLOBAL
+    assert semconv.SETTINGS_OVERRIDES not in pool_span.attributes
+    assert pool_span.attributes["lmscope.settings.max_errors"] != 3
+    assert batch_span.attributes[MODEL] == OTHER
+    assert batch_span.attributes[semconv.SETTINGS_OVERRIDES] == ("lm", "max_errors")

@@ -1,8 +1,9 @@
 """An app's own thread pool stays in the trace: under `lmscope.instrument()`, LiteLLM calls fanned out on a
 `ThreadPoolExecutor` are children of the span that submitted them and count in its `track()` block (so are the
 requests LiteLLM's `batch_completion_models_all_responses` sends on a pool it makes inside the call); the tasks and the
-pool behave as without lmscope (tracebacks and stack walks from a task show no frame of lmscope's), and
-`uninstrument()` puts `submit` back. In a fresh process, as an app runs."""
+pool behave as without lmscope (a task runs in its worker thread's own context, where the pool's `initializer` set its
+variables, and its traceback shows no frame of lmscope's), and `uninstrument()` puts `submit` back. In a fresh process,
+as an app runs."""
 
 from __future__ import annotations
 
@@ -13,8 +14,25 @@ import sys
 import textwrap
 
 APP = textwrap.dedent("""
-    import json, sys, traceback
+    import contextvars, json, sys, traceback
     from concurrent.futures import ThreadPoolExecutor
+
+    connection = contextvars.ContextVar("connection", default=None)
+
+    def set_up_worker():
+        connection.set("connection-of-this-worker")
+
+    def variables_the_tasks_see():  # set by the pool's initializer, and by the task before
+        seen = []
+
+        def task(n):
+            seen.append(connection.get())
+            connection.set(f"left by task {n}")
+
+        with ThreadPoolExecutor(max_workers=1, initializer=set_up_worker) as pool:
+            for n in range(3):
+                pool.submit(task, n).result()
+        return seen
 
     def failing_task():
         raise ValueError("no answer")
@@ -29,6 +47,7 @@ APP = textwrap.dedent("""
         return [[frame.name for frame in traceback.extract_tb(error.__traceback__)], stack]
 
     untraced_frames = frames_of_a_failing_task()
+    untraced_variables = variables_the_tasks_see()
     original_submit = ThreadPoolExecutor.submit
 
     import lmscope
@@ -52,12 +71,14 @@ APP = textwrap.dedent("""
             models=["openai/gpt-4o-mini", "openai/gpt-4o"], api_base=sys.argv[1], api_key="sk-anything",
             messages=[{"role": "user", "content": "Capital of Peru?"}])
     traced_frames = frames_of_a_failing_task()
+    traced_variables = variables_the_tasks_see()
     handle.uninstrument()
     print(json.dumps({"total": usage.total(), "handler": format(handler.get_span_context().span_id, "016x"),
                       "fanned": fanned.total(), "fan_out": format(fan_out.get_span_context().span_id, "016x"),
                       "every_answer": [a.model for a in every_answer],
                       "answers": [a.choices[0].message.content for a in answers],
                       "frames": [untraced_frames, traced_frames],
+                      "variables": [untraced_variables, traced_variables],
                       "submit_restored": ThreadPoolExecutor.submit is original_submit}))
 """)
 
@@ -91,6 +112,14 @@ def test_litellm_calls_on_the_apps_thread_pool_are_children_of_the_submitting_sp
     assert (total["calls"] + fanned["calls"], total["input_tokens"] + fanned["input_tokens"],
             total["output_tokens"] + fanned["output_tokens"]) == (6, billed[0] - prompt, billed[1] - completion)
     assert fanned["calls"] == 2
-    untraced, traced = result["frames"]
-    assert traced == untraced and traced[0][-1] == "failing_task" and traced[1][-1][0] == "stack_of_a_task"
+    (untraced_traceback, untraced_stack), (traced_traceback, traced_stack) = result["frames"]
+    assert traced_traceback == untraced_traceback and traced_traceback[-1] == "failing_task"
+    # A stack walk from inside the task finds the frame that attaches the submitter's context, next to the task.
+    (runner, runner_file), *_ = traced_stack[-2:]
+    assert traced_stack[:-2] + traced_stack[-1:] == untraced_stack
+    assert runner == "_run_attached" and runner_file.endswith(os.path.join("lmscope", "instrumentation",
+                                                                            "_thread_pools.py"))
+    assert untraced_stack[-1][0] == "stack_of_a_task"
+    untraced_variables, traced_variables = result["variables"]
+    assert traced_variables == untraced_variables == ["connection-of-this-worker", "left by task 0", "left by task 1"]
     assert result["submit_restored"] is True

@@ -57,12 +57,11 @@ from ._neighbours import Neighbours
 from ._providers import answered_by
 from ._results import lm_call_from_result
 from ._retries import requests_made
-from ._settings import dspy_cache_tier_on, settings_attributes
+from ._settings import NO_OVERRIDES, dspy_cache_tier_on, settings_attributes
 from ._span_builders import lm_end_attributes, lm_start_attributes, module_end_attributes, module_start_attributes
 
 Attributes = dict[str, Any]
 
-_EMPTY: frozenset[str] = frozenset()
 NO_PATH = object()
 """`path_owner` for spans that are not modules (containers without one, tools): they take the parent's path."""
 _route: BoundedMemo[str, tuple[str | None, str]] = BoundedMemo(split_route)
@@ -281,7 +280,7 @@ class Runtime:
     def _settings(self, ctx: Context, lm: Any = None) -> Attributes:
         """`lmscope.settings.*` of the effective settings; an LM span passes its `lm`, which they then describe."""
         overrides = ctx.get(OVERRIDES_KEY)
-        return settings_attributes(self.settings, overrides if isinstance(overrides, frozenset) else _EMPTY, lm,
+        return settings_attributes(self.settings, overrides if isinstance(overrides, dict) else NO_OVERRIDES, lm,
                                    policy=self.content)
 
 

@@ -12,9 +12,10 @@ import contextlib
 import functools
 import inspect
 import sys
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from contextlib import ContextDecorator
 from contextvars import Token
+from types import MappingProxyType
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -34,15 +35,18 @@ _DEFAULT_POLICY = ContentPolicy()
 _REPORTED = ("adapter", "cache", "track_usage", "num_threads", "max_errors", "disable_history", "async_max_workers")
 
 
-def settings_attributes(settings: Any, overrides: frozenset[str], lm: Any = None, *,
+def settings_attributes(settings: Any, overrides: Mapping[str, Any], lm: Any = None, *,
                         policy: ContentPolicy = _DEFAULT_POLICY) -> dict[str, Any]:
     """`lmscope.settings.*` for the effective settings (`settings.copy()`: the global config merged with the active
     overrides): LM model, adapter, cache, the `_REPORTED` keys, then any other key the active overrides set; and
-    `lmscope.settings.overrides`, the sorted override keys. Values that cannot be attributes (objects, None) are
-    left out. Settings are not content: they are recorded whatever `capture_content` says, so nothing secret may
-    pass. A key that names a credential (`is_secret_key`: `api_key`, `passwd`, `session`, `jwt`, ...) is recorded
-    as `[REDACTED]`, as under a credential key in content (true and false are kept); string values are scrubbed
-    for credential shapes by `policy`'s scrubber (`Bearer ...`, `sk-...`, `user:pass@`). Either sets
+    `lmscope.settings.overrides`, the sorted override keys. `overrides` maps each key the enclosing `dspy.context`
+    blocks set to the value they set: a key counts only where DSPy applies that very value, which its
+    ParallelExecutor's workers inherit but an app's own thread pool does not (the OpenTelemetry context that carries
+    `overrides` does reach it: the call there runs on the global settings). Values that cannot be attributes
+    (objects, None) are left out. Settings are not content: they are recorded whatever `capture_content` says, so
+    nothing secret may pass. A key that names a credential (`is_secret_key`: `api_key`, `passwd`, `session`, `jwt`,
+    ...) is recorded as `[REDACTED]`, as under a credential key in content (true and false are kept); string values
+    are scrubbed for credential shapes by `policy`'s scrubber (`Bearer ...`, `sk-...`, `user:pass@`). Either sets
     `lmscope.scrubbed=true`.
 
     `lm`: the LM that made the call an LM span describes (`predictor.set_lm`, `predictor(..., lm=)` and
@@ -50,6 +54,7 @@ def settings_attributes(settings: Any, overrides: frozenset[str], lm: Any = None
     Module spans pass none and describe the settings' LM. Read per call, not memoized: two attribute reads
     cost less than a weak-keyed lookup, and a model or cache changed on the LM object shows at once."""
     get = settings.copy().get
+    applied = frozenset(key for key, value in overrides.items() if get(key) is value) if overrides else _NO_KEYS
     adapter = get("adapter")
     if lm is None:
         lm = get("lm")
@@ -70,8 +75,8 @@ def settings_attributes(settings: Any, overrides: frozenset[str], lm: Any = None
         value = get(key)
         if isinstance(value, _SETTING_TYPES):
             attributes[name] = value
-    if overrides:
-        for key in _other_keys(overrides):
+    if applied:
+        for key in _other_keys(applied):
             value = get(key)
             if isinstance(value, _SETTING_TYPES):
                 other_name, secret = settings_name(key)
@@ -82,7 +87,7 @@ def settings_attributes(settings: Any, overrides: frozenset[str], lm: Any = None
                     scrubbed = scrubbed or redacted
                 else:
                     attributes[other_name] = value
-        attributes[semconv.SETTINGS_OVERRIDES] = sorted_overrides(overrides)
+        attributes[semconv.SETTINGS_OVERRIDES] = sorted_overrides(applied)
     if scrubbed:
         attributes[semconv.SCRUBBED] = True
     return attributes
@@ -108,6 +113,7 @@ _other_keys: BoundedMemo[frozenset[str], tuple[str, ...]] = BoundedMemo(_keys_no
 every time for one set)."""
 
 _SETTING_TYPES = (str, bool, int, float)
+NO_OVERRIDES: Mapping[str, Any] = MappingProxyType({})
 _NO_KEYS: frozenset[str] = frozenset()
 _READ_KEYS = frozenset({"lm.model", "adapter", "cache", *_REPORTED[3:], "track_usage"})
 # The fixed keys, in the order their attributes are written (none of them looks secret: checked here, once).
@@ -153,21 +159,29 @@ def record_overrides(generator: Callable[..., Generator[Any, None, None]]) -> Ca
         inner = generator(self, **kwargs)
         if kwargs.keys() <= _INTERNAL_KEYS:  # DSPy's own plumbing: nothing to record
             return inner
-        return _recording(inner, frozenset(kwargs) - _INTERNAL_KEYS)
+        return _recording(inner, _user_overrides(kwargs))
 
     return context
 
 
-def _recording(inner: Generator[Any, None, None], keys: frozenset[str]) -> Generator[Any, None, None]:
-    """DSPy's context generator `inner`, with `keys` added to the recorded overrides while its block runs: entered
+def _user_overrides(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in kwargs.items() if key not in _INTERNAL_KEYS}
+
+
+def _with_overrides(overrides: Mapping[str, Any]) -> Token[Context]:
+    """Attach the recorded overrides of the enclosing blocks and this one's (`settings_attributes` reads them)."""
+    outer = otel_context.get_value(OVERRIDES_KEY)
+    merged = {**outer, **overrides} if isinstance(outer, dict) else dict(overrides)
+    return otel_context.attach(otel_context.set_value(OVERRIDES_KEY, merged))
+
+
+def _recording(inner: Generator[Any, None, None], overrides: Mapping[str, Any]) -> Generator[Any, None, None]:
+    """DSPy's context generator `inner`, with `overrides` added to the recorded ones while its block runs: entered
     after DSPy's entry, left before DSPy's exit, as `_OverrideScope` does. An exception from the block goes on into
     DSPy's generator, whose `finally` restores its settings and re-raises it (contextlib then restores the
     exception's traceback, as it does without us)."""
     value = next(inner)
-    outer = otel_context.get_value(OVERRIDES_KEY)
-    if not isinstance(outer, frozenset):
-        outer = _NO_KEYS
-    token = otel_context.attach(otel_context.set_value(OVERRIDES_KEY, outer | keys))
+    token = _with_overrides(overrides)
     try:
         yield value
     except BaseException as exc:
@@ -185,17 +199,14 @@ class _OverrideScope(ContextDecorator):
     keeps working: each call of the function gets a fresh scope (`_recreate_cm`).
     """
 
-    def __init__(self, inner: Any, keys: frozenset[str]) -> None:
+    def __init__(self, inner: Any, overrides: Mapping[str, Any]) -> None:
         self._inner = inner
-        self._keys = keys
+        self._overrides = overrides
         self._token: Token[Context] | None = None
 
     def __enter__(self) -> Any:
         value = self._inner.__enter__()
-        outer = otel_context.get_value(OVERRIDES_KEY)
-        if not isinstance(outer, frozenset):
-            outer = _NO_KEYS
-        self._token = otel_context.attach(otel_context.set_value(OVERRIDES_KEY, outer | self._keys))
+        self._token = _with_overrides(self._overrides)
         return value
 
     def __exit__(self, *exc_info: Any) -> Any:
@@ -204,7 +215,7 @@ class _OverrideScope(ContextDecorator):
         return self._inner.__exit__(*exc_info)
 
     def _recreate_cm(self) -> _OverrideScope:
-        return _OverrideScope(self._inner._recreate_cm(), self._keys)
+        return _OverrideScope(self._inner._recreate_cm(), self._overrides)
 
 
 def wrap_settings_context(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -220,7 +231,7 @@ def wrap_settings_context(original: Callable[..., Any]) -> Callable[..., Any]:
         inner = make(generator, (self,), kwargs) if make is not None else original(self, **kwargs)
         if kwargs.keys() <= _INTERNAL_KEYS:  # DSPy's own plumbing: nothing to record
             return inner
-        return _OverrideScope(inner, frozenset(kwargs) - _INTERNAL_KEYS)
+        return _OverrideScope(inner, _user_overrides(kwargs))
 
     context.__doc__ = original.__doc__
     return context
