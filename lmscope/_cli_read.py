@@ -3,12 +3,14 @@
 Exit codes (README "Read a trace file"): 0 when the file was read, even if some lines or spans had to be
 skipped (each one is named on stderr); 1 when the file cannot be opened (missing, a directory, no permission),
 when it has content but not one span could be read from it, or when the HTML page cannot be written.
-The file is streamed: `report` keeps running totals, `tree` keeps only the traces still open.
+The file is streamed: `report` keeps running totals, `tree` keeps only the traces still open. When the reader of
+the output goes away (`lmscope tree FILE | head`), the command stops there, quietly, with 0.
 """
 
 from __future__ import annotations
 
 import errno
+import os
 import sys
 from pathlib import Path
 
@@ -28,6 +30,8 @@ def tree(path: str) -> int:
     try:
         for trace in stream_trees(iter_trace_file(path, problems), problems):
             print(render_tree(trace))
+    except BrokenPipeError:
+        return _reader_gone()
     except OSError as exc:
         return _cannot_open("tree", path, exc)
     return _finish("tree", path, problems)
@@ -46,7 +50,10 @@ def report(path: str, html: str | None) -> int:
                            **({} if html else {"max_traces": 0}))
     except OSError as exc:
         return _cannot_open("report", path, exc)
-    print(render_report(page.report))
+    try:
+        print(render_report(page.report), flush=True)
+    except BrokenPipeError:
+        return _reader_gone()
     status = _finish("report", path, problems)
     if html:
         try:
@@ -65,6 +72,15 @@ def _finish(command: str, path: str, problems: ReadProblems) -> int:
     if problems.found and not problems.spans_read:
         print(f"lmscope {command}: no span could be read from {printable(path)}", file=sys.stderr)
         return EXIT_UNREADABLE
+    return EXIT_READ
+
+
+def _reader_gone() -> int:
+    """Stdout's reader closed the pipe: stop printing. Stdout now points at /dev/null, so the interpreter's own
+    flush at exit finds nowhere to fail (what Python's documentation advises for SIGPIPE)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
     return EXIT_READ
 
 

@@ -7,6 +7,9 @@ fast suite fast while still failing if the reader held the whole file or drew ev
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -116,3 +119,19 @@ def test_traces_are_handed_on_as_they_complete_not_at_the_end_of_the_file() -> N
     assert len(lag) == 3000
     assert {lag[line] for line in range(1, 1001)} == {IDLE_LINES}  # rootless: once idle for IDLE_LINES lines
     assert {lag[line] for line in range(1001, 3001)} == {0}  # handed on as soon as the next line starts
+
+
+def test_a_reader_that_stops_early_ends_the_tree_command_quietly(tmp_path: Path) -> None:
+    """`lmscope tree FILE | head -1`: the closed pipe used to be reported as `cannot read FILE: broken pipe`, exit 1,
+    as if the trace file were at fault."""
+    path = tmp_path / "traces.jsonl"
+    write_trace_file(path, 2_000_000)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    reading = subprocess.Popen([sys.executable, "-m", "lmscope", "tree", str(path)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=env)
+    assert reading.stdout is not None and reading.stderr is not None
+    first = reading.stdout.readline()
+    reading.stdout.close()  # what `head -1` does once it has its line
+    errors = reading.stderr.read().decode()
+    assert reading.wait(timeout=120) == 0, errors
+    assert first.strip() and errors == ""
