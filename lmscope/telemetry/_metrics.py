@@ -106,8 +106,10 @@ class MetricsRecorder:
         failed = call.error_type is not None
         self.operation_duration.record(
             call.duration_s, self._attributes(call, error_type=call.error_type) if failed else base)
-        if call.engine is None:
-            return  # DSPy never finished the call (finalize did not run): its usage is unknown, not 0
+        if call.engine is None or (failed and not (call.input_tokens or call.output_tokens)):
+            # Its usage is unknown, not 0: DSPy never finished the call (finalize did not run), or the provider
+            # refused the request (LiteLLM raised before any response).
+            return
         self.token_usage.record(
             call.input_tokens, self._attributes(call, token_type=semconv.GEN_AI_TOKEN_TYPE_INPUT))
         if call.operation != semconv.GEN_AI_OPERATION_EMBEDDINGS:  # an embedding has no output, not 0 output tokens
