@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ...telemetry._lm_call import LMCall
+from .._litellm_table import zero_is_unpriced
 from .._token_counts import usage_into
 
 _NATIVE_COST_KIND = "estimate"  # DSPy priced it from its bundled snapshot of LiteLLM's price map
@@ -120,6 +121,8 @@ def lm_call_from_result(lm: Any, result: Any, *, model: str, provider: str | Non
         return call
     # Chat Completions' names, or the Responses API's (`model_type="responses"` on DSPy's litellm engine)
     usage_into(call, _plain(getattr(result, "usage", None)))
+    if cost == 0.0 and engine == "litellm" and zero_is_unpriced(model, provider):
+        cost = None
     if cost is not None:
         call.cost_usd = cost
         if engine == "litellm":

@@ -31,6 +31,7 @@ from ...telemetry._messages import input_message_attributes, output_message_attr
 from ...telemetry._phase import current_phase
 from ...telemetry._usage import Usage, active_trackers
 from .._errors import record_error
+from .._litellm_table import zero_is_unpriced
 from .._lm_span_view import lm_call_context, with_lm_span
 from .._providers import provider_answered, provider_given
 from .._setup import LMCallListener
@@ -239,6 +240,8 @@ class LiteLLMRuntime:
                 # what the hit saved is its table's price
                 if call.cost_usd == 0.0 and from_litellm_cache(response):
                     as_cache_hit(call, _table_price(frame, call, response))
+                elif call.cost_usd == 0.0 and zero_is_unpriced(frame.model, frame.provider):
+                    call.cost_usd = call.cost_source = None
                 elif call.cost_usd is None and not frame.litellm_prices:
                     call.cost_usd = _table_price(frame, call, response)
                     call.cost_source = "litellm" if call.cost_usd is not None else None
@@ -388,15 +391,15 @@ def litellm_price(frame: CallFrame, prompt_tokens: int, completion_tokens: int, 
     """LiteLLM's price of a stream (as for a call that is not streamed) or of an answer from its cache; None if unknown.
     `usage`, the provider's (a LiteLLM `Usage`): the bill LiteLLM wrote on it, else its table for that usage, cached
     and reasoning tokens priced as such. Without it (counted tokens), its table for the tokens."""
-    stamped = usage_cost(usage)
-    if stamped is not None:
-        return stamped
-    import litellm
+    price = usage_cost(usage)
+    if price is None:
+        import litellm
 
-    try:
-        prompt_cost, completion_cost = litellm.cost_per_token(model=str(frame.kwargs.get("model") or ""),
-                                                              prompt_tokens=prompt_tokens,
-                                                              completion_tokens=completion_tokens, usage_object=usage)
-    except Exception:  # noqa: BLE001 - LiteLLM raises for a model it has no price for
-        return None
-    return float(prompt_cost) + float(completion_cost)
+        try:
+            prompt_cost, completion_cost = litellm.cost_per_token(
+                model=str(frame.kwargs.get("model") or ""), prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens, usage_object=usage)
+        except Exception:  # noqa: BLE001 - LiteLLM raises for a model it has no price for
+            return None
+        price = float(prompt_cost) + float(completion_cost)
+    return None if price == 0.0 and zero_is_unpriced(frame.model, frame.provider) else price
