@@ -61,7 +61,7 @@ class Instrumentation:
         if metrics is not None:
             from .telemetry._metrics import MetricsRecorder
 
-            self._metrics_recorder = MetricsRecorder(metrics.meter(semconv.METER_NAME, __version__))
+            self._metrics_recorder = MetricsRecorder(metrics.meter(semconv.METER_NAME, __version__), content)
         from .instrumentation.dspy import DSPyInstrumentor
 
         self._dspy: DSPyInstrumentor = DSPyInstrumentor()  # the process's one instance (a BaseInstrumentor)

@@ -12,7 +12,7 @@ import traceback
 from opentelemetry.trace import Span, Status, StatusCode
 
 from ..telemetry import _semconv as semconv
-from ..telemetry._content import ContentPolicy
+from ..telemetry._content import ContentPolicy, truncate
 
 
 def record_error(span: Span, error: BaseException, policy: ContentPolicy) -> None:
@@ -21,7 +21,8 @@ def record_error(span: Span, error: BaseException, policy: ContentPolicy) -> Non
     if not span.is_recording():  # all of it would be dropped: skip formatting and scrubbing the traceback
         return
     message = _exception_event(span, error, policy)
-    span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {message}"))
+    # Cut as a whole: the message alone may already be `max_chars` long, and the type name goes before it.
+    span.set_status(Status(StatusCode.ERROR, truncate(f"{type(error).__name__}: {message}", policy.max_chars)))
     span.set_attribute(semconv.ERROR_TYPE, type(error).__name__)
 
 
@@ -33,7 +34,7 @@ def record_failed_request(span: Span, error: BaseException, policy: ContentPolic
 
 
 def _exception_event(span: Span, error: BaseException, policy: ContentPolicy) -> str:
-    """Add the exception event, its message and traceback scrubbed and cut; the message as recorded."""
+    """Add the exception event, its message and traceback scrubbed and cut; the message scrubbed, not cut."""
     try:
         message = str(error)
     except Exception:  # noqa: BLE001 - what the SDK would fail on too
@@ -42,9 +43,10 @@ def _exception_event(span: Span, error: BaseException, policy: ContentPolicy) ->
     if not policy.capture_outputs:  # a parse error quotes what the LM said: output content, not captured here
         for said in _lm_responses(error):
             message, stacktrace = message.replace(said, _NOT_CAPTURED), stacktrace.replace(said, _NOT_CAPTURED)
-    message, redacted = policy.text(message, _EXCEPTION_MESSAGE, free_text=True)
+    message, redacted = policy.scrubber.text(message, _EXCEPTION_MESSAGE, free_text=True)
     stacktrace, stack_redacted = policy.text(stacktrace, _EXCEPTION_STACKTRACE, free_text=True)
-    span.record_exception(error, {_EXCEPTION_MESSAGE: message, _EXCEPTION_STACKTRACE: stacktrace})
+    span.record_exception(error, {_EXCEPTION_MESSAGE: truncate(message, policy.max_chars),
+                                  _EXCEPTION_STACKTRACE: stacktrace})
     if redacted or stack_redacted:
         span.set_attribute(semconv.SCRUBBED, True)
     return message

@@ -19,6 +19,7 @@ from opentelemetry.trace import Tracer
 from .._version import __version__
 from ..telemetry import _semconv as semconv
 from ..telemetry._content import ContentPolicy, resolved_content_policy
+from ..telemetry._context_attributes import use_policy
 from ..telemetry._lm_call import LMCall
 
 LMCallListener = Callable[[LMCall], None]
@@ -55,6 +56,7 @@ def resolve_setup(kwargs: Mapping[str, Any], tracer_name: str) -> InstrumentorSe
     capture_content: bool | ContentPolicy | None = kwargs.get("capture_content")
     content = capture_content if isinstance(capture_content, ContentPolicy) else resolved_content_policy(
         capture_content)
+    use_policy(content)  # what `lmscope.context` blocks write for OpenInference's instrumentors, scrubbed like ours
     setup = InstrumentorSetup(tracer, content, list(kwargs.get("lm_call_listeners") or ()),
                               list(kwargs.get("module_listeners") or ()),
                               list(kwargs.get("evaluation_listeners") or ()))
@@ -64,7 +66,7 @@ def resolve_setup(kwargs: Mapping[str, Any], tracer_name: str) -> InstrumentorSe
     if meter_provider is not None:
         from ..telemetry._metrics import MetricsRecorder
 
-        recorder = MetricsRecorder(metrics.get_meter(semconv.METER_NAME, __version__, meter_provider))
+        recorder = MetricsRecorder(metrics.get_meter(semconv.METER_NAME, __version__, meter_provider), content)
         setup.lm_call_listeners.append(recorder.record_lm_call)
         setup.module_listeners.append(recorder.record_module)
         setup.evaluation_listeners.append(recorder.record_evaluation)

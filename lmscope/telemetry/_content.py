@@ -15,14 +15,17 @@ Deployment variables outrank the app's pyproject.toml, as the standard OTEL_* va
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+from ._memo import BoundedMemo
 from ._options import ARGUMENT, DEFAULT_MAX_CONTENT_CHARS, NO_EXPORT, Options, parse_hide_switch, resolve_options
 from ._scrub import Scrubber
 from ._scrub_match import ScrubCallback
+from ._semconv import GEN_AI_REQUEST_MODEL as _GEN_AI_REQUEST_MODEL
 
 HIDE_INPUTS: Final = "OPENINFERENCE_HIDE_INPUTS"
 HIDE_OUTPUTS: Final = "OPENINFERENCE_HIDE_OUTPUTS"
@@ -55,6 +58,10 @@ class ContentPolicy:
     capture_outputs: bool = True
     max_chars: int = DEFAULT_MAX_CONTENT_CHARS
     scrubber: Scrubber = field(default_factory=Scrubber)
+    _names: BoundedMemo[str, tuple[str, bool]] = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_names", BoundedMemo(self._scrubbed_name))
 
     @classmethod
     def capturing(cls, capture: bool) -> ContentPolicy:
@@ -71,6 +78,43 @@ class ContentPolicy:
         scrubbed, redacted = self.scrubber.text(text, key, free_text=free_text)
         limit = self.max_chars if max_chars is None else min(max_chars, self.max_chars)
         return truncate(scrubbed, limit), redacted
+
+    def name(self, name: str) -> tuple[str, bool]:
+        """(`name` as recorded, whether a credential was redacted) for a name that is not content but may hold one: a
+        model (`openai/ft:gpt-4o:acme:sk-...`), a router's model group. Scrubbed by shape and cut, once per distinct
+        name: on the path of every LM span, a repeat costs one dict lookup."""
+        return self._names(name)
+
+    def _scrubbed_name(self, name: str) -> tuple[str, bool]:
+        return self.text(name, _GEN_AI_REQUEST_MODEL)  # the path a `scrub_callback` sees
+
+    def strings(self, items: Sequence[str], key: str) -> tuple[tuple[str, ...], bool]:
+        """(a list of strings as recorded, whether a credential was redacted): each scrubbed, then the list cut as a
+        whole, so that written as JSON (`["a", "b"]`, escapes in the items aside) it is at most `max_chars` long.
+        The item that would cross the limit is cut with the marker, which counts the characters of the items
+        dropped after it too; the items after it are left out."""
+        scrubbed: list[str] = []
+        redacted = False
+        for item in items:
+            text, found = self.scrubber.text(item, key)
+            scrubbed.append(text)
+            redacted = redacted or found
+        budget = self.max_chars
+        for index, text in enumerate(scrubbed):
+            budget -= len(text) + _JSON_ITEM_CHARS
+            if budget < 0:
+                room = max(len(text) + budget - _ESCAPED_MARK_EXTRA, 0)
+                rest = "".join(scrubbed[index:])
+                cut = truncate(rest, room) if room else ""
+                return (*scrubbed[:index], cut) if cut else tuple(scrubbed[:index]), redacted
+        return tuple(scrubbed), redacted
+
+
+_JSON_ITEM_CHARS = 4
+"""What one string of a list adds as JSON besides its text: two quotes and `, ` (the brackets stand in for the last
+item's separator)."""
+_ESCAPED_MARK_EXTRA = len(json.dumps("…")) - len('"…"')
+"""What the marker's `…` adds in ASCII-only JSON (a backslash, `u2026`), the form many exporters and tools print."""
 
 
 def capture_sides(capture_content: bool, source: str, environ: Mapping[str, str] | None = None) -> tuple[bool, bool]:

@@ -7,8 +7,9 @@ OpenInference interop, both ways. OpenInference's `using_session`, `using_user`,
 `using_attributes` store their values in the OpenTelemetry context under the attribute names themselves
 (`session.id`, `user.id`, `metadata` as a JSON string, `tag.tags` as a list), and its instrumentors copy them onto
 their spans (`get_attributes_from_context()`). So:
-- `lmscope.context` writes its block's values under those keys too, in those shapes: OpenInference's spans, and
-  anything else that reads them, carry the same values as lmscope's;
+- `lmscope.context` writes its block's values under those keys too, in those shapes, as lmscope records them
+  (scrubbed and cut by the instrumented `ContentPolicy`, `use_policy`): OpenInference's spans, and anything else that
+  reads them, carry the same values as lmscope's, never a raw `api_key` from `metadata`;
 - lmscope's spans read those keys: a value an OpenInference block set is on lmscope's spans as well.
 The keys are the OpenInference semantic conventions (a dependency of lmscope); openinference-instrumentation
 itself is never imported. The innermost block wins, whichever library opened it: an lmscope block extends what
@@ -170,16 +171,44 @@ def context(*, session_id: str | None = None, user_id: str | None = None, tags: 
             otel_context.detach(token)
 
 
+def use_policy(policy: ContentPolicy) -> None:
+    """Scrub and cut what `lmscope.context` blocks write under OpenInference's context keys with `policy` (the
+    instrumentors' own, set when they are instrumented); until then, lmscope's default policy."""
+    global _policy
+    _policy = policy
+
+
+def forget_policy(policy: ContentPolicy) -> None:
+    """Back to lmscope's default policy, if `policy` is the one in use (its instrumentor was uninstrumented)."""
+    global _policy
+    if _policy is policy:
+        _policy = None
+
+
+def _writing_policy() -> ContentPolicy:
+    global _policy
+    if _policy is None:
+        from ._content import ContentPolicy
+
+        _policy = ContentPolicy()
+    return _policy
+
+
+_policy: ContentPolicy | None = None
+
+
 def _entered(session_id: object, user_id: object, tags: object, metadata: object) -> otel_context.Context:
-    """The current context with the block's scope under `_KEY` and its values under OpenInference's keys."""
+    """The current context with the block's scope under `_KEY` and its values under OpenInference's keys, as lmscope
+    records them (scrubbed and cut): an OpenInference instrumentor copies those onto its spans as they are."""
     ctx = otel_context.get_current()
     enclosing = _effective_scope(ctx)
     scope = _scope(dict(enclosing) if enclosing is not None else {}, session_id, user_id, tags, metadata)
-    attributes = scope.attributes
+    attributes = scope.recorded(_writing_policy())
+    tag_list = attributes.get(semconv.TAG_TAGS)
     for key, value in ((semconv.SESSION_ID, attributes.get(semconv.SESSION_ID)),
                        (semconv.USER_ID, attributes.get(semconv.USER_ID)),
                        (semconv.METADATA, attributes.get(semconv.METADATA)),
-                       (semconv.TAG_TAGS, list(scope["tags"]) if scope.get("tags") else None)):
+                       (semconv.TAG_TAGS, list(tag_list) if tag_list else None)):
         if value is not None:
             ctx = otel_context.set_value(key, value, ctx)
     scope.written = tuple(ctx.get(key) for key in _FOREIGN_KEYS)
@@ -210,16 +239,29 @@ class _Scope(dict[str, Any]):
         self._recorded: tuple[ContentPolicy, dict[str, Any]] | None = None
 
     def recorded(self, policy: ContentPolicy) -> dict[str, Any]:
-        """The attributes with `metadata` scrubbed and cut by `policy`: once per block, not per span."""
+        """The attributes as `policy` records them, once per block, not per span: `metadata` scrubbed (by key and
+        shape) and cut, session and user ids and each tag scrubbed by shape, every one cut (`tag.tags` as a whole).
+        None of them is content: recorded whatever `capture_content` says, so never with a secret or at any length."""
         cached = self._recorded  # one read: another thread may set it meanwhile, to the same value
         if cached is not None and cached[0] is policy:
             return cached[1]
         attributes = dict(self.attributes)
+        redacted = False
+        for key in (semconv.SESSION_ID, semconv.USER_ID):
+            identifier = attributes.get(key)
+            if identifier is not None:
+                attributes[key], found = policy.text(identifier, key)
+                redacted = redacted or found
+        tags = attributes.get(semconv.TAG_TAGS)
+        if tags:
+            attributes[semconv.TAG_TAGS], found = policy.strings(tags, semconv.TAG_TAGS)
+            redacted = redacted or found
         metadata = attributes.get(semconv.METADATA)
         if metadata is not None:
-            attributes[semconv.METADATA], redacted = policy.json(metadata, semconv.METADATA)
-            if redacted:
-                attributes[semconv.SCRUBBED] = True
+            attributes[semconv.METADATA], found = policy.json(metadata, semconv.METADATA)
+            redacted = redacted or found
+        if redacted:
+            attributes[semconv.SCRUBBED] = True
         self._recorded = (policy, attributes)
         return attributes
 

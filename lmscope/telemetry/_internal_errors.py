@@ -42,6 +42,9 @@ def report_internal_error(where: str, exc: BaseException) -> None:
     if where in _reported:
         return
     _reported.add(where)
+    if where in _HOLDS_VALUES:
+        _log_without_message(where, exc)
+        return
     # The exception may quote what the program handled (a request, a provider's reply): its text and traceback go
     # out scrubbed, never as `exc_info`, which a handler would format verbatim.
     from ._scrub import scrub_error_text
@@ -49,6 +52,24 @@ def report_internal_error(where: str, exc: BaseException) -> None:
     details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     logger.warning("lmscope: internal error in %s (telemetry for this step is incomplete): %s\n%s", where,
                    scrub_error_text(repr(exc)), scrub_error_text(details).rstrip())
+
+
+_HOLDS_VALUES = frozenset({"scrub_callback"})
+"""Places whose exception was raised by the app's code about a value lmscope was about to redact (the app's
+`scrub_callback` is asked about a password): its message may quote that value, in any form no scrubbing rule
+knows (`cannot decide about 'hunter2'`). Their log line keeps the exception's type, the function that raised and
+where, never the message (nor a chained exception's)."""
+
+
+def _log_without_message(where: str, exc: BaseException) -> None:
+    stack = traceback.extract_tb(exc.__traceback__)  # file, line, function and source line: no values
+    # The first frame is lmscope's, which called the app's function: the next one is that function's.
+    caller = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
+    code = caller.tb_frame.f_code if caller is not None else None
+    function = getattr(code, "co_qualname", code.co_name) if code is not None else "?"  # co_qualname: 3.11+
+    logger.warning("lmscope: internal error in %s (telemetry for this step is incomplete): %s raised %s (message "
+                   "not logged: it may quote the value being redacted, which was redacted)\n%s", where, function,
+                   type(exc).__qualname__, "".join(traceback.format_list(stack)).rstrip())
 
 
 def guarded(where: str, fn: Callable[..., T], *args: object, default: T | None = None) -> T | None:

@@ -38,12 +38,14 @@ metrics use some of the same names).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any, TypeAlias
 
 from opentelemetry.metrics import Meter
 
 from . import _semconv as semconv
+from ._content import ContentPolicy
 from ._lm_call import LMCall
 from ._lm_vendors import gen_ai_provider
 from ._memo import BoundedMemo
@@ -60,7 +62,9 @@ _ModuleSeries: TypeAlias = tuple[str, str | None, str]
 class MetricsRecorder:
     """The lmscope instruments on one meter; `record_lm_call` and `record_module` are the two hooks."""
 
-    def __init__(self, meter: Meter) -> None:
+    def __init__(self, meter: Meter, policy: ContentPolicy | None = None) -> None:
+        """`policy`: what scrubs the model label (a model name may hold a key: `ft:gpt-4o:acme:sk-...`), as the LM
+        spans' `gen_ai.request.model` is; the default policy when None."""
         self.operation_duration = meter.create_histogram(
             semconv.METRIC_OPERATION_DURATION, unit="s", description="GenAI operation duration",
             explicit_bucket_boundaries_advisory=semconv.DURATION_BUCKETS)
@@ -88,7 +92,8 @@ class MetricsRecorder:
             description="Score of the latest dspy.Evaluate run, per metric (the metric's average, in percent)")
         # The SDK keys its aggregations by attribute set; reusing one dict per set saves building it per call.
         # The sets are few (models x module paths x outcomes); the memo's bound only limits misuse.
-        self._lm_attributes = BoundedMemo(_lm_series_attributes)
+        self._lm_attributes = BoundedMemo(functools.partial(_lm_series_attributes,
+                                                            ContentPolicy() if policy is None else policy))
         self._module_attributes = BoundedMemo(_module_series_attributes)
 
     def record_lm_call(self, call: LMCall) -> None:
@@ -132,9 +137,9 @@ class MetricsRecorder:
                                     token_type, error_type, call.phase))
 
 
-def _lm_series_attributes(series: _LMSeries) -> Attributes:
+def _lm_series_attributes(policy: ContentPolicy, series: _LMSeries) -> Attributes:
     operation, model, provider, module_path, cache_result, layer, token_type, error_type, phase = series
-    attributes = {semconv.GEN_AI_OPERATION_NAME: operation, semconv.GEN_AI_REQUEST_MODEL: model,
+    attributes = {semconv.GEN_AI_OPERATION_NAME: operation, semconv.GEN_AI_REQUEST_MODEL: policy.name(model)[0],
                   semconv.PHASE: phase}
     if provider is not None:
         attributes[semconv.GEN_AI_PROVIDER_NAME] = gen_ai_provider(provider)

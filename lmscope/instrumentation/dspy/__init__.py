@@ -20,6 +20,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.trace import Tracer
 
 from ...telemetry import _semconv as semconv
+from ...telemetry._context_attributes import forget_policy
 from .._patching import Patcher
 from .._setup import InstrumentorSetup, PatchOnImport, resolve_setup
 from .._stack import attributed_to
@@ -131,6 +132,7 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # opentelemetry
         _on_import.cancel()
         if self.runtime is not None:
             self.runtime.retired = True
+            forget_policy(self.runtime.content)
         if self._patcher is not None:
             self._patcher.restore_all()
         if self._undo_context is not None:

@@ -29,6 +29,8 @@ _GEN_AI_REQUEST = {"temperature": semconv.GEN_AI_REQUEST_TEMPERATURE, "top_p": s
                    "presence_penalty": semconv.GEN_AI_REQUEST_PRESENCE_PENALTY}
 _SECRET_MARKERS = ("key", "secret", "token", "password", "auth", "credential", "header", "api_base", "base_url")
 _MAX_DOCUMENTS = 32
+MAX_HIDDEN_ID_CHARS = 256
+"""The longest document id recorded when outputs are not captured: a URL or a key, not a passage."""
 
 
 def _jsonable(value: Any) -> Any:
@@ -150,14 +152,15 @@ def request_parameters(lm_kwargs: Mapping[str, Any], call_kwargs: Mapping[str, A
     return parameters
 
 
-RequestKey = tuple[str, "str | None", tuple[tuple[Any, ...], ...]]
-"""(model, provider, one (name, type, value) item per parameter; floats also carry their repr): what an LM's
-request attributes depend on. Type and repr tell True from 1 and 0.0 from -0.0, which compare equal but differ in
-JSON."""
+RequestKey = tuple[str, "str | None", tuple[tuple[Any, ...], ...], ContentPolicy]
+"""(model, provider, one (name, type, value) item per parameter; floats also carry their repr, the policy that
+scrubs and cuts them): what an LM's request attributes depend on. Type and repr tell True from 1 and 0.0 from -0.0,
+which compare equal but differ in JSON."""
 _PLAIN = (str, int, bool)
 
 
-def _request_key(model: str, provider: str | None, parameters: Mapping[str, Any]) -> RequestKey | None:
+def _request_key(model: str, provider: str | None, parameters: Mapping[str, Any],
+                 policy: ContentPolicy) -> RequestKey | None:
     """The memo key of these request attributes, or None when a value is not a plain scalar (`stop` lists)."""
     if type(model) is not str or not (provider is None or type(provider) is str):
         return None
@@ -170,23 +173,26 @@ def _request_key(model: str, provider: str | None, parameters: Mapping[str, Any]
             items.append((name, kind, value))
         else:
             return None
-    return model, provider, tuple(items)
+    return model, provider, tuple(items), policy
 
 
 def _request_attributes_of(key: RequestKey) -> dict[str, Any]:
-    model, provider, items = key
-    return _lm_request_attributes(model, provider, {item[0]: item[-1] for item in items})
+    model, provider, items, policy = key
+    return _lm_request_attributes(model, provider, {item[0]: item[-1] for item in items}, policy)
 
 
 # A program sends the same model and parameters again and again: their attributes (and JSON) are made once.
 _request_attributes: BoundedMemo[RequestKey, dict[str, Any]] = BoundedMemo(_request_attributes_of)
 
 
-def lm_request_attributes(model: str, provider: str | None, parameters: Mapping[str, Any]) -> dict[str, Any]:
-    """The request attributes of an LM span (a new dict each call: the caller adds to it)."""
-    key = _request_key(model, provider, parameters)
+def lm_request_attributes(model: str, provider: str | None, parameters: Mapping[str, Any],
+                          policy: ContentPolicy) -> dict[str, Any]:
+    """The request attributes of an LM span (a new dict each call: the caller adds to it). They are not content,
+    so recorded whatever `capture_content` says, but a model name, a stop sequence or a `rollout_id` may hold a
+    credential or run long: scrubbed by shape and cut by `policy` (`ContentPolicy.name`, `.strings`, `.json`)."""
+    key = _request_key(model, provider, parameters, policy)
     if key is None:
-        return _lm_request_attributes(model, provider, parameters)
+        return _lm_request_attributes(model, provider, parameters, policy)
     return _request_attributes(key).copy()
 
 
@@ -196,12 +202,14 @@ def provider_attributes(provider: str) -> dict[str, Any]:
             semconv.LLM_PROVIDER: openinference_provider(provider)}
 
 
-def _lm_request_attributes(model: str, provider: str | None, parameters: Mapping[str, Any]) -> dict[str, Any]:
+def _lm_request_attributes(model: str, provider: str | None, parameters: Mapping[str, Any],
+                           policy: ContentPolicy) -> dict[str, Any]:
+    recorded, redacted = policy.name(model)
     attributes: dict[str, Any] = {
         semconv.SPAN_KIND: semconv.KIND_LLM,
         semconv.GEN_AI_OPERATION_NAME: semconv.GEN_AI_OPERATION_CHAT,
-        semconv.GEN_AI_REQUEST_MODEL: model,
-        semconv.LLM_MODEL_NAME: model,
+        semconv.GEN_AI_REQUEST_MODEL: recorded,
+        semconv.LLM_MODEL_NAME: recorded,
     }
     if provider is not None:
         attributes.update(provider_attributes(provider))
@@ -213,9 +221,15 @@ def _lm_request_attributes(model: str, provider: str | None, parameters: Mapping
         attributes[semconv.GEN_AI_REQUEST_CHOICE_COUNT] = parameters["n"]
     stop = _stop_sequences(parameters.get("stop"))
     if stop:
-        attributes[semconv.GEN_AI_REQUEST_STOP_SEQUENCES] = stop
+        attributes[semconv.GEN_AI_REQUEST_STOP_SEQUENCES], found = policy.strings(
+            stop, semconv.GEN_AI_REQUEST_STOP_SEQUENCES)
+        redacted = redacted or found
     if parameters:
-        attributes[semconv.LLM_INVOCATION_PARAMETERS] = to_json(parameters)
+        attributes[semconv.LLM_INVOCATION_PARAMETERS], found = policy.json(to_json(parameters),
+                                                                           semconv.LLM_INVOCATION_PARAMETERS)
+        redacted = redacted or found
+    if redacted:
+        attributes[semconv.SCRUBBED] = True
     return attributes
 
 
@@ -228,8 +242,9 @@ def _stop_sequences(stop: Any) -> tuple[str, ...] | None:
     return None
 
 
-def lm_result_attributes(call: LMCall) -> dict[str, Any]:
-    """Usage, cost and cache facts of a finished call, in both conventions with equal values."""
+def lm_result_attributes(call: LMCall, policy: ContentPolicy) -> dict[str, Any]:
+    """Usage, cost and cache facts of a finished call, in both conventions with equal values; the model that
+    answered scrubbed and cut as the requested one is (`ContentPolicy.name`)."""
     attributes: dict[str, Any] = {
         semconv.GEN_AI_USAGE_INPUT_TOKENS: call.input_tokens,
         semconv.GEN_AI_USAGE_OUTPUT_TOKENS: call.output_tokens,
@@ -260,7 +275,9 @@ def lm_result_attributes(call: LMCall) -> dict[str, Any]:
         if call.saved_tokens is not None:
             attributes[semconv.CACHE_SAVED_TOKENS] = call.saved_tokens
     if call.response_model:
-        attributes[semconv.GEN_AI_RESPONSE_MODEL] = call.response_model
+        attributes[semconv.GEN_AI_RESPONSE_MODEL], redacted = policy.name(call.response_model)
+        if redacted:
+            attributes[semconv.SCRUBBED] = True
     if call.response_id:
         attributes[semconv.GEN_AI_RESPONSE_ID] = call.response_id
     if call.finish_reasons:
@@ -344,7 +361,11 @@ def tool_attributes(name: str, description: Any, parameters: Any, policy: Conten
 
 def document_attributes(passages: Any, policy: ContentPolicy) -> dict[str, Any]:
     """`retrieval.documents.N.document.{id,score,content}` for what a retriever returned (text only when outputs are
-    captured, scrubbed and cut like any content)."""
+    captured, scrubbed and cut like any content).
+
+    An id is not content, but it may hold a credential (`https://...?token=...`, `postgres://user:pw@...`) or be a
+    document's text: it is scrubbed by shape and cut either way, and with outputs not captured only an id of at most
+    `MAX_HIDDEN_ID_CHARS` characters is recorded (a longer one is content-like: left out)."""
     if not isinstance(passages, (list, tuple)):
         return {}
     attributes: dict[str, Any] = {}
@@ -356,7 +377,12 @@ def document_attributes(passages: Any, policy: ContentPolicy) -> dict[str, Any]:
             content = passage.get("long_text", passage.get("text", passage.get("content")))
         else:
             doc_id, score, content = index, None, passage
-        attributes[prefix + semconv.DOCUMENT_ID] = str(doc_id)
+        text_id = doc_id if type(doc_id) is str else _safe_str(doc_id)
+        if policy.capture_outputs or len(text_id) <= MAX_HIDDEN_ID_CHARS:
+            key = prefix + semconv.DOCUMENT_ID
+            attributes[key], redacted = policy.text(text_id, key)
+            if redacted:
+                attributes[semconv.SCRUBBED] = True
         if isinstance(score, (int, float)):
             attributes[prefix + semconv.DOCUMENT_SCORE] = float(score)
         if policy.capture_outputs and content is not None:

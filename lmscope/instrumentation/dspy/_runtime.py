@@ -186,8 +186,8 @@ class Runtime:
                 attributes[semconv.ADAPTER_NAME], attributes[semconv.ADAPTER_FALLBACK_FROM] = adapter
             return attributes
 
-        span = self._start_span(semconv.LM_SPAN_NAME_PREFIX + model, ctx, SpanKind.CLIENT, parent, build,
-                                "LM span attributes")
+        name = semconv.LM_SPAN_NAME_PREFIX + self.content.name(model)[0]  # a model name may hold a key: scrubbed
+        span = self._start_span(name, ctx, SpanKind.CLIENT, parent, build, "LM span attributes")
         frame = LMFrame(span, parent, lm, model, provider, time.perf_counter(), active_trackers(ctx))
         frame.phase = current_phase(ctx)
         # Inside the call: other instrumentations suppressed, a read-only view of our span (`_lm_span_view.py`).

@@ -46,7 +46,8 @@ def settings_attributes(settings: Any, overrides: Mapping[str, Any], lm: Any = N
     (objects, None) are left out. Settings are not content: they are recorded whatever `capture_content` says, so
     nothing secret may pass. A key that names a credential (`is_secret_key`: `api_key`, `passwd`, `session`, `jwt`,
     ...) is recorded as `[REDACTED]`, as under a credential key in content (true and false are kept); string values
-    are scrubbed for credential shapes by `policy`'s scrubber (`Bearer ...`, `sk-...`, `user:pass@`). Either sets
+    are scrubbed like an exception's text (`password=...`, `Bearer ...`, `sk-...`, `user:pass@`) and cut to
+    `max_content_chars`; the LM's model is scrubbed by shape and cut (`ContentPolicy.name`). Either redaction sets
     `lmscope.scrubbed=true`.
 
     `lm`: the LM that made the call an LM span describes (`predictor.set_lm`, `predictor(..., lm=)` and
@@ -62,7 +63,7 @@ def settings_attributes(settings: Any, overrides: Mapping[str, Any], lm: Any = N
     model = getattr(lm, "model", None)
     scrubbed = False
     if type(model) is str:
-        attributes[_LM_MODEL], scrubbed = policy.scrubber.text(model, _LM_MODEL)
+        attributes[_LM_MODEL], scrubbed = policy.name(model)
     elif isinstance(model, _SETTING_TYPES):
         attributes[_LM_MODEL] = model
     attributes[_ADAPTER] = type(adapter).__name__ if adapter is not None else "ChatAdapter"
@@ -83,7 +84,9 @@ def settings_attributes(settings: Any, overrides: Mapping[str, Any], lm: Any = N
                 if secret and type(value) is not bool:
                     attributes[other_name], scrubbed = REDACTED, True
                 elif type(value) is str:
-                    attributes[other_name], redacted = policy.scrubber.text(value, other_name)
+                    attributes[other_name], redacted = (
+                        _setting_text((policy, other_name, value)) if len(value) <= _MEMO_MAX_CHARS
+                        else _scrubbed_setting((policy, other_name, value)))
                     scrubbed = scrubbed or redacted
                 else:
                     attributes[other_name] = value
@@ -91,6 +94,21 @@ def settings_attributes(settings: Any, overrides: Mapping[str, Any], lm: Any = N
     if scrubbed:
         attributes[semconv.SCRUBBED] = True
     return attributes
+
+
+def _scrubbed_setting(key: tuple[ContentPolicy, str, str]) -> tuple[str, bool]:
+    policy, name, value = key
+    return policy.text(value, name, free_text=True)
+
+
+_MEMO_MAX_CHARS = 1024
+_setting_text: BoundedMemo[tuple[ContentPolicy, str, str], tuple[str, bool]] = BoundedMemo(_scrubbed_setting, 1024)
+"""_setting_text((policy, attribute name, value)) -> (the value as recorded, whether a credential was redacted).
+
+A setting's string is scrubbed as an error's text is (`free_text`: `password=...` and the shapes; a DSN or a
+connection string is a setting's typical secret) and cut to `max_content_chars`. Settings repeat on every LM span
+of a block: a value up to `_MEMO_MAX_CHARS` is scrubbed once (~5 µs) and looked up after (~0.2 µs); a longer one,
+which the memo would keep in memory, is scrubbed each time."""
 
 
 def dspy_cache_tier_on() -> bool:

@@ -85,7 +85,7 @@ def lm_start_attributes(model: str, provider: str | None, parameters: Mapping[st
                         policy: ContentPolicy, tools: Any = None) -> dict[str, Any]:
     """`content`: the request's messages (a prompt string is one user message), None when inputs are not captured;
     recorded as `input.value` and as structured messages (`_messages.py`), with the `tools` offered."""
-    attributes = lm_request_attributes(model, provider, parameters)
+    attributes = lm_request_attributes(model, provider, parameters, policy)
     if scoped:
         attributes.update(scoped)
     attributes.update(settings)
@@ -108,7 +108,7 @@ def lm_end_attributes(call: LMCall | None, content: Any, policy: ContentPolicy,
     if call is None:
         attributes: dict[str, Any] = {}
     else:
-        attributes = lm_result_attributes(call)
+        attributes = lm_result_attributes(call, policy)
         attributes[_SETTINGS_CACHE] = call.cache_used
         if answered_by is not None:
             attributes.update(provider_attributes(answered_by))

@@ -32,6 +32,7 @@ from typing import Any
 # The module says `# type: ignore` at its top, so mypy sees none of its names: BaseInstrumentor is Any here.
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
+from ...telemetry._context_attributes import forget_policy
 from ...telemetry._internal_errors import guarded, report_internal_error
 from .._patching import Patcher
 from .._setup import InstrumentorSetup, PatchOnImport, resolve_setup
@@ -137,6 +138,8 @@ class LiteLLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # openteleme
         _on_import.cancel()
         if self._patcher is not None:
             self._patcher.restore_all()
+        if self.runtime is not None:
+            forget_policy(self.runtime.content)
         self.runtime = None
 
 

@@ -65,9 +65,12 @@ def _start(runtime: LiteLLMRuntime, endpoint: str, args: tuple[Any, ...], kwargs
         if isinstance(parent, RouterFrame):
             return None
         module = parent if isinstance(parent, ModuleFrame) else None
-        model_group = str(kwargs["model"] if "model" in kwargs else args[0] if args else "unknown")
+        model_group, redacted = runtime.content.name(  # a model name may hold a key: scrubbed, as the calls' are
+            str(kwargs["model"] if "model" in kwargs else args[0] if args else "unknown"))
         attributes: dict[str, Any] = {semconv.SPAN_KIND: semconv.KIND_CHAIN, semconv.PHASE: current_phase(ctx),
                                       semconv.ROUTER_MODEL_GROUP: model_group, semconv.ROUTER_ENDPOINT: endpoint}
+        if redacted:
+            attributes[semconv.SCRUBBED] = True
         scoped = context_attributes(ctx, runtime.content)
         if scoped:
             attributes.update(scoped)
@@ -141,7 +144,7 @@ def _end(runtime: LiteLLMRuntime, frame: RouterFrame) -> None:
             attributes = rollup_attributes(totals)
             attributes[semconv.ROUTER_ATTEMPTS] = frame.attempts
             if frame.served is not None:
-                attributes[semconv.ROUTER_MODEL] = frame.served
+                attributes[semconv.ROUTER_MODEL] = runtime.content.name(frame.served)[0]  # as the LM span's
             if frame.unfinished:  # what the span of a plain LiteLLM stream says
                 attributes.update(unfinished_stream(span, frame.stream_closed))
             span.set_attributes(attributes)

@@ -152,7 +152,7 @@ class LiteLLMRuntime:
         """Start the span of the call's next provider request: its first, or one the OpenAI SDK sends again."""
         operation = RESPONSES if frame.responses_api else frame.operation
         frame.span = self.tracer.start_span(
-            f"{frame.operation} {frame.model}", frame.outer, SpanKind.CLIENT,
+            f"{frame.operation} {self.content.name(frame.model)[0]}", frame.outer, SpanKind.CLIENT,
             self._start_attributes(operation, frame.model, frame.provider, frame.kwargs, frame.outer, frame.phase))
         frame.started = time.perf_counter()
         if isinstance(frame.parent, RouterFrame):  # a deployment attempt of the router call
@@ -268,7 +268,7 @@ class LiteLLMRuntime:
             elif error is not None:
                 call.error_type = type(error).__name__
             if span.is_recording():
-                attributes = lm_result_attributes(call) if error is None else {}
+                attributes = lm_result_attributes(call, self.content) if error is None else {}
                 if frame.operation == EMBEDDINGS:  # no completion: tokens in, nothing out
                     for key in (semconv.GEN_AI_USAGE_OUTPUT_TOKENS, semconv.LLM_TOKEN_COUNT_COMPLETION):
                         attributes.pop(key, None)
@@ -302,13 +302,13 @@ class LiteLLMRuntime:
     def _start_attributes(self, operation: str, model: str, provider: str | None, kwargs: Mapping[str, Any],
                           ctx: Context, phase: str) -> dict[str, Any]:
         try:
-            attributes = lm_request_attributes(model, provider, request_parameters({}, kwargs))
+            attributes = lm_request_attributes(model, provider, request_parameters({}, kwargs), self.content)
             attributes[semconv.PHASE] = phase
             if operation not in (CHAT, RESPONSES):
                 attributes[semconv.GEN_AI_OPERATION_NAME] = operation
             if operation == EMBEDDINGS:
                 attributes[semconv.SPAN_KIND] = semconv.KIND_EMBEDDING
-                attributes[semconv.EMBEDDING_MODEL_NAME] = model
+                attributes[semconv.EMBEDDING_MODEL_NAME] = attributes[semconv.GEN_AI_REQUEST_MODEL]
             scoped = context_attributes(ctx, self.content)
             if scoped:
                 attributes.update(scoped)
