@@ -234,6 +234,22 @@ def test_a_key_in_the_model_name_is_scrubbed_on_litellm_spans(litellm_spans, lm_
     assert KEY not in _everything_recorded(litellm_spans())
 
 
+def test_a_key_in_a_router_model_group_and_deployment_model_is_scrubbed(litellm_spans, lm_server, unique):
+    group = f"grp-{unique}:{KEY}"
+    router = litellm.Router(model_list=[{"model_name": group, "litellm_params": {
+        "model": MODEL_WITH_KEY, "api_base": lm_server.base_url, "api_key": "sk-anything"}}])
+    router.completion(model=group, messages=[{"role": "user", "content": f"hi {unique}"}])
+
+    finished = litellm_spans()
+    (routed,) = [span for span in finished if span.name.startswith(semconv.ROUTER_SPAN_NAME_PREFIX)]
+    assert routed.name == f"{semconv.ROUTER_SPAN_NAME_PREFIX}grp-{unique}:{REDACTED}"
+    assert routed.attributes[semconv.ROUTER_MODEL_GROUP] == f"grp-{unique}:{REDACTED}"
+    assert routed.attributes[semconv.ROUTER_MODEL] == SCRUBBED_MODEL
+    assert routed.attributes[semconv.SCRUBBED] is True
+    assert _lm_span(finished).name == f"chat {SCRUBBED_MODEL}"
+    assert KEY not in _everything_recorded(finished)
+
+
 def test_a_raising_scrub_callback_never_puts_the_value_in_lmscopes_log(traced, make_lm, unique, caplog,
                                                                        swallow_internal_errors):
     def undecided(match: lmscope.ScrubMatch) -> Any:

@@ -12,6 +12,7 @@ from ...telemetry._json import make_encoder
 from ...telemetry._lm_call import LMCall
 from ...telemetry._lm_vendors import gen_ai_provider, openinference_provider
 from ...telemetry._memo import BoundedMemo
+from ...telemetry._scrub import Scrubber
 from ...telemetry._scrub_rules import describe_binary, is_credential_key
 from ...telemetry._spend import Spend
 
@@ -152,10 +153,11 @@ def request_parameters(lm_kwargs: Mapping[str, Any], call_kwargs: Mapping[str, A
     return parameters
 
 
-RequestKey = tuple[str, "str | None", tuple[tuple[Any, ...], ...], ContentPolicy]
-"""(model, provider, one (name, type, value) item per parameter; floats also carry their repr, the policy that
-scrubs and cuts them): what an LM's request attributes depend on. Type and repr tell True from 1 and 0.0 from -0.0,
-which compare equal but differ in JSON."""
+RequestKey = tuple[str, "str | None", tuple[tuple[Any, ...], ...], Scrubber, int]
+"""(model, provider, one (name, type, value) item per parameter; floats also carry their repr, then the policy's
+scrubber and `max_chars`, which scrub and cut them): what an LM's request attributes depend on. Type and repr tell
+True from 1 and 0.0 from -0.0, which compare equal but differ in JSON. The policy's two fields rather than the
+policy: a frozen dataclass hashes all its fields on every lookup (~180 ns more)."""
 _PLAIN = (str, int, bool)
 
 
@@ -173,12 +175,13 @@ def _request_key(model: str, provider: str | None, parameters: Mapping[str, Any]
             items.append((name, kind, value))
         else:
             return None
-    return model, provider, tuple(items), policy
+    return model, provider, tuple(items), policy.scrubber, policy.max_chars
 
 
 def _request_attributes_of(key: RequestKey) -> dict[str, Any]:
-    model, provider, items, policy = key
-    return _lm_request_attributes(model, provider, {item[0]: item[-1] for item in items}, policy)
+    model, provider, items, scrubber, max_chars = key
+    return _lm_request_attributes(model, provider, {item[0]: item[-1] for item in items},
+                                  ContentPolicy(max_chars=max_chars, scrubber=scrubber))
 
 
 # A program sends the same model and parameters again and again: their attributes (and JSON) are made once.
