@@ -199,6 +199,19 @@ def test_openinference_sees_scrubbed_metadata_with_no_instrumentor_too():
     assert seen[semconv.TAG_TAGS] == [REDACTED]
 
 
+def test_context_values_for_openinference_follow_the_instrumented_policy_until_uninstrumented(litellm_policy_spans):
+    def seen() -> dict[str, Any]:
+        with lmscope.context(metadata={"api_key": "plainMetaKey1"}):
+            return json.loads(dict(get_attributes_from_context())[semconv.METADATA])
+
+    from lmscope.instrumentation.litellm import LiteLLMInstrumentor
+
+    litellm_policy_spans(ContentPolicy(scrubber=Scrubber(secrets=False)))  # scrub=False: the app's choice
+    assert seen() == {"api_key": "plainMetaKey1"}
+    LiteLLMInstrumentor().uninstrument()
+    assert seen() == {"api_key": REDACTED}  # lmscope's default again, not the last instrumentation's
+
+
 MODEL_WITH_KEY = f"openai/ft:gpt-4o-mini:acme:{KEY}"
 SCRUBBED_MODEL = f"ft:gpt-4o-mini:acme:{REDACTED}"
 

@@ -20,6 +20,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.trace import Tracer
 
 from ...telemetry import _semconv as semconv
+from ...telemetry._content import ContentPolicy
 from ...telemetry._context_attributes import forget_policy
 from .._patching import Patcher
 from .._setup import InstrumentorSetup, PatchOnImport, resolve_setup
@@ -73,6 +74,8 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # opentelemetry
     _patcher: Patcher | None = None
     runtime: Runtime | None = None
     _undo_context: Callable[[], None] | None = None
+    _policy: ContentPolicy | None = None
+    """The policy this instrumentation was set up with (`lmscope.context` writes with it until uninstrumented)."""
 
     def __init__(self) -> None:
         # BaseInstrumentor.__new__ hands back the one instance, and Python runs __init__ on it each time:
@@ -97,6 +100,7 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # opentelemetry
 
     def _instrument(self, **kwargs: Any) -> None:
         setup = resolve_setup(kwargs, TRACER_NAME)
+        self._policy = setup.content
         _on_import.schedule(lambda: self._patch(setup))
 
     def _patch(self, setup: InstrumentorSetup) -> None:
@@ -130,9 +134,11 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # opentelemetry
 
     def _unpatch(self) -> None:
         _on_import.cancel()
+        if self._policy is not None:
+            forget_policy(self._policy)
+            self._policy = None
         if self.runtime is not None:
             self.runtime.retired = True
-            forget_policy(self.runtime.content)
         if self._patcher is not None:
             self._patcher.restore_all()
         if self._undo_context is not None:

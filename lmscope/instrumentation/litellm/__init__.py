@@ -32,6 +32,7 @@ from typing import Any
 # The module says `# type: ignore` at its top, so mypy sees none of its names: BaseInstrumentor is Any here.
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
+from ...telemetry._content import ContentPolicy
 from ...telemetry._context_attributes import forget_policy
 from ...telemetry._internal_errors import guarded, report_internal_error
 from .._patching import Patcher
@@ -71,6 +72,8 @@ class LiteLLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # openteleme
 
     _patcher: Patcher | None = None
     runtime: LiteLLMRuntime | None = None
+    _policy: ContentPolicy | None = None
+    """The policy this instrumentation was set up with (`lmscope.context` writes with it until uninstrumented)."""
 
     def __init__(self) -> None:
         if self._patcher is None:
@@ -81,6 +84,7 @@ class LiteLLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # openteleme
 
     def _instrument(self, **kwargs: Any) -> None:
         setup = resolve_setup(kwargs, TRACER_NAME)
+        self._policy = setup.content
         _on_import.schedule(lambda: self._patch(setup))
 
     def _patch(self, setup: InstrumentorSetup) -> None:
@@ -136,10 +140,11 @@ class LiteLLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # openteleme
 
     def _unpatch(self) -> None:
         _on_import.cancel()
+        if self._policy is not None:
+            forget_policy(self._policy)
+            self._policy = None
         if self._patcher is not None:
             self._patcher.restore_all()
-        if self.runtime is not None:
-            forget_policy(self.runtime.content)
         self.runtime = None
 
 
