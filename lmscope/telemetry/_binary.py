@@ -55,8 +55,9 @@ def describe_bytes(data: bytes | bytearray | memoryview, mime: str | None = None
 
 
 def describe_base64(payload: str, mime: str | None = None) -> str | None:
-    """The description of base64 `payload` (standard or URL-safe alphabet), or None if it does not decode."""
-    text = payload.strip()
+    """The description of base64 `payload` (standard or URL-safe alphabet, one line or wrapped in lines), or None if
+    it does not decode."""
+    text = "".join(payload.split()) if "\n" in payload else payload.strip()
     try:
         raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_" if "-" in text or "_" in text else None,
                                validate=True)

@@ -59,13 +59,19 @@ class Scrubber:
         self.callback = callback if secrets else None
 
     def json(self, text: str, key: str) -> tuple[str, bool]:
-        """(scrubbed JSON text, whether a credential was redacted) for the JSON `text` of attribute `key`."""
-        if not self._may_hold(text, True):
+        """(scrubbed JSON text, whether a credential was redacted) for the JSON `text` of attribute `key`.
+
+        `patterns` are tried on the decoded keys and strings, not on the JSON text, where a newline is `\\n` and a
+        string's start is a quote: a user's `ACCT:\\s+\\d{8}` or `^\\d{8}$` must match as it would in the value."""
+        built_in = may_hold(text, secrets=self.secrets, is_json=True)
+        if not built_in and not self.patterns:
             return text, False
         try:
             value = json.loads(text)
         except ValueError:  # not JSON after all: scrub it as text
             return self.text(text, key)
+        if not built_in and not self._patterns_in(value):
+            return text, False
         found = _Found()
         scrubbed = self._walk(value, (key,), found)
         return json.dumps(scrubbed, ensure_ascii=False, default=str), found.redacted
@@ -83,6 +89,17 @@ class Scrubber:
         if self.patterns and any(pattern.search(text) is not None for pattern in self.patterns):
             return True
         return may_hold(text, secrets=self.secrets, is_json=is_json)
+
+    def _patterns_in(self, value: Any) -> bool:
+        """Whether a `patterns` regex matches a key or a string of the decoded JSON `value`."""
+        kind = type(value)
+        if kind is str:
+            return any(pattern.search(value) is not None for pattern in self.patterns)
+        if kind is list:
+            return any(self._patterns_in(item) for item in value)
+        if kind is dict:
+            return any(self._patterns_in(key) or self._patterns_in(item) for key, item in value.items())
+        return False
 
     def _walk(self, value: Any, path: Path, found: _Found) -> Any:
         kind = type(value)
@@ -119,10 +136,34 @@ class Scrubber:
         for rule in rules:
             seen = lowered if rule.lowered else text
             if any(trigger in seen for trigger in rule.triggers):
-                text = rule.pattern.sub(_Replace(self, rule, path, found), text)
+                text = rule.pattern.sub(_Replace(self, rule, path, found), text) if rule.span is None \
+                    else self._sub_spans(rule, text, path, found)
         for pattern in self.patterns:
             text = pattern.sub(_Replace(self, None, path, found), text)
         return text
+
+    def _sub_spans(self, rule: Rule, text: str, path: Path, found: _Found) -> str:
+        """`rule.pattern.sub` for a rule whose redaction may reach past its match: the search resumes after it, so
+        the text redacted is never scanned again."""
+        assert rule.span is not None
+        parts: list[str] = []
+        done = 0
+        match = rule.pattern.search(text)
+        while match is not None:
+            span = rule.span(text, match)
+            if span is None:
+                match = rule.pattern.search(text, match.end())
+                continue
+            start, end, quote = span
+            kept = self._redact(path, text[start:end], match, found)
+            parts.append(text[done:start])
+            parts.append(f'"{kept}"' if quote and kept == REDACTED else str(kept))
+            done = end
+            match = rule.pattern.search(text, max(end, match.end()))
+        if not parts:
+            return text
+        parts.append(text[done:])
+        return "".join(parts)
 
     def _redact(self, path: Path, value: Any, match: re.Match[str], found: _Found) -> Any:
         if self.callback is not None:

@@ -28,15 +28,23 @@ JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_X
                                  "secret", "client_secret", "token", "access_token", "auth_token", "api_token",
                                  "authToken", "refresh_token", "Authorization", "cookie", "Set-Cookie", "session",
                                  "session_id", "sessionid", "credential", "credentials", "private_key", "privateKey",
-                                 "auth", "jwt"])
+                                 "auth", "jwt",
+                                 # plurals, providers' keys, pass phrases
+                                 "passwords", "db_passwords", "api_keys", "access_keys", "apiKeys", "tokens",
+                                 "access_tokens", "refreshTokens", "openai_key", "MISTRAL_KEY", "stripe_key",
+                                 "anthropicKey", "hf_key", "pass_phrase", "passPhrase", "SharedAccessKey",
+                                 "X-Amz-Security-Token", "X-Amz-Credential"])
 def test_credential_keys(key: str) -> None:
     assert is_credential_key(key)
 
 
-@pytest.mark.parametrize("key", ["max_tokens", "input_tokens", "num_tokens", "output_tokens", "tokenizer", "tokens",
+@pytest.mark.parametrize("key", ["max_tokens", "input_tokens", "num_tokens", "output_tokens", "tokenizer",
                                  "max_completion_tokens", "token_count", "session_ttl", "passages", "passage",
                                  "author", "authors", "cache_key", "key", "keys", "monkey", "question", "secretary",
-                                 "temperature", ""])
+                                 "temperature", "",
+                                 "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens",
+                                 "tokens_count", "primary_key", "sort_key", "cache_keys", "api_keys_count", "passes",
+                                 "phrase", "openai_model", "stripe_customer", "SharedAccessKeyName", "secret_name"])
 def test_not_credential_keys(key: str) -> None:
     assert not is_credential_key(key)
 
@@ -76,10 +84,66 @@ def test_values_under_credential_keys_are_redacted_at_any_depth() -> None:
     ("Cookie: sid=abc; theme=dark\nSet-Cookie: s=1; Path=/", "Cookie: [REDACTED]\nSet-Cookie: [REDACTED]"),
     ('prompt {"password": "hunter2", "max_tokens": "5"}', 'prompt {"password": "[REDACTED]", "max_tokens": "5"}'),
     ('compact {"user":"bob","password":"hunter2"}', 'compact {"user":"bob","password":"[REDACTED]"}'),
+    # Other providers' shapes, Azure connection strings, AWS secret keys, signed URLs.
+    ("stripe sk_live_" + "D" * 24 + " and rk_test_" + "e4" * 8, "stripe [REDACTED] and [REDACTED]"),
+    ("hf hf_" + "G1" * 17 + ", groq gsk_" + "H2" * 26, "hf [REDACTED], groq [REDACTED]"),
+    ("load hf_hub_download_model_files_and_weights", "load hf_hub_download_model_files_and_weights"),
+    ("https://b.s3.amazonaws.com/x?X-Amz-Algorithm=AWS4&X-Amz-Signature=" + "a1b2" * 16 + "&X-Amz-Date=1",
+     "https://b.s3.amazonaws.com/x?X-Amz-Algorithm=AWS4&X-Amz-Signature=[REDACTED]&X-Amz-Date=1"),
+    ("DefaultEndpointsProtocol=https;AccountName=acme;AccountKey=" + "Ab+/" * 22 + "==;EndpointSuffix=core.windows.net",
+     "DefaultEndpointsProtocol=https;AccountName=acme;AccountKey=[REDACTED];EndpointSuffix=core.windows.net"),
+    ("Endpoint=sb://acme.servicebus.windows.net/;SharedAccessKeyName=Root;SharedAccessKey=" + "Zy9+" * 11,
+     "Endpoint=sb://acme.servicebus.windows.net/;SharedAccessKeyName=Root;SharedAccessKey=[REDACTED]"),
+    ("[default]\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n",
+     "[default]\naws_secret_access_key = [REDACTED]\n"),
+    # `Authorization:` with a scheme, any case, short credentials too; prose after `Authorization:` stays.
+    ("Authorization: Token tokSchemeVal1 / AUTHORIZATION: BEARER UPPERBEARERVAL4UPPERBEARER",
+     "Authorization: Token [REDACTED] / AUTHORIZATION: BEARER [REDACTED]"),
+    ("Authorization: Bearer shortTok5, Proxy-Authorization: ApiKey k3y",
+     "Authorization: Bearer [REDACTED], Proxy-Authorization: ApiKey [REDACTED]"),
+    ("Authorization: Only admins may approve refunds.", "Authorization: Only admins may approve refunds."),
+    # The password runs to the authority's last `@`.
+    ("https://bob:pwWith@AtEEE@host.example.com/", "https://[REDACTED]@host.example.com/"),
+    # A Python dict's repr, and JSON with a space before the colon.
+    ("settings: {'api_key': 'reprDictKeyAAA', 'model': 'gpt'}", "settings: {'api_key': '[REDACTED]', 'model': 'gpt'}"),
+    ("{'password': \"it's\", 'pin': 1234, 'secrets': ['a', 'b'], 'n': 2}",
+     "{'password': \"[REDACTED]\", 'pin': 1234, 'secrets': \"[REDACTED]\", 'n': 2}"),
 ])
 def test_credential_shapes_in_strings(text: str, expected: str) -> None:
     assert scrub_json({"q": text}) == ({"q": expected}, expected != text)
     assert Scrubber().text(text, "k") == (expected, expected != text)
+
+
+def test_json_members_in_text_lose_escaped_strings_numbers_objects_and_lists() -> None:
+    """A dict DSPy wrote into a prompt as JSON: a credential member's value whatever its type, escapes included."""
+    config = {"credentials": {"user": "bob", "value": "nestedCredValue777"}, "password": 'esc"Pw\\Value888',
+              "db": {"password": 918273645, "port": 5432}, "secrets": ["listTokenValue999", {"k": "[x]"}],
+              "private_key": "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----",
+              "tokens": [], "max_tokens": 5, "use_auth": True, "note": "a [bracket] {brace}"}
+    prompt = "[[ ## payload ## ]]\n" + json.dumps(config) + "\n\nRespond with `[[ ## answer ## ]]`."
+    expected = ("[[ ## payload ## ]]\n" + json.dumps({
+        "credentials": "[REDACTED]", "password": "[REDACTED]", "db": {"password": "[REDACTED]", "port": 5432},
+        "secrets": "[REDACTED]", "private_key": "[REDACTED]", "tokens": "[REDACTED]", "max_tokens": 5,
+        "use_auth": True, "note": "a [bracket] {brace}"}) + "\n\nRespond with `[[ ## answer ## ]]`.")
+    assert Scrubber().text(prompt, "k") == (expected, True)
+    assert scrub_json({"messages": [{"role": "user", "content": prompt}]}) == (
+        {"messages": [{"role": "user", "content": expected}]}, True)
+    # Pretty-printed, and an object never closed (a cut prompt): redacted to the end of what is there.
+    assert Scrubber().text(json.dumps({"credentials": {"user": "bob"}, "n": 1}, indent=2), "k")[0] == (
+        '{\n  "credentials": "[REDACTED]",\n  "n": 1\n}')
+    assert Scrubber().text('x {"secrets": {"a": ["b", "c"', "k")[0] == 'x {"secrets": "[REDACTED]"'
+
+
+def test_json_member_callback_sees_the_value_text() -> None:
+    seen: list[object] = []
+
+    def keep(match: ScrubMatch) -> object:
+        seen.append(match.value)
+        return match.value
+
+    text = '{"secrets": ["a", "b"], "password": 12, "token": "t\\"x"}'
+    assert Scrubber(callback=keep).text(text, "k") == (text, False)
+    assert seen == ['["a", "b"]', "12", 't\\"x']
 
 
 def test_free_text_also_redacts_assignments() -> None:
@@ -91,10 +155,40 @@ def test_free_text_also_redacts_assignments() -> None:
 
 
 @pytest.mark.parametrize(("text", "expected"), [
+    # camelCase keys and prefixes glued on: any key `is_credential_key` names.
+    ("connect failed: dbPassword=camelPw1 clientSecret=camelSecret2", "connect failed: dbPassword=[REDACTED] "
+     "clientSecret=[REDACTED]"),
+    ("authToken=a1, userToken=a2, openaiApiKey=a3, SharedAccessKey=a4, pass_phrase=a5",
+     "authToken=[REDACTED], userToken=[REDACTED], openaiApiKey=[REDACTED], SharedAccessKey=[REDACTED], "
+     "pass_phrase=[REDACTED]"),
+    ("{'clientSecret': 'x y', 'maxTokens': 7, 'db.password': 'z'}",
+     "{'clientSecret': '[REDACTED]', 'maxTokens': 7, 'db.password': '[REDACTED]'}"),
+    ("failed: password=pw, token_count=5, --api-key=k", "failed: password=[REDACTED], token_count=5, "
+     "--api-key=[REDACTED]"),
+    ("ratio=0.5 mode: fast url=https://x.example.com/a", "ratio=0.5 mode: fast url=https://x.example.com/a"),
+    # `Authorization` headers: the credentials after any scheme, whatever the case; without a scheme, the value.
+    ("{Authorization: Token tokSchemeErr111} / Authorization: ApiKey apiKeySchemeErr444",
+     "{Authorization: Token [REDACTED]} / Authorization: ApiKey [REDACTED]"),
+    ("AUTHORIZATION: BEARER UPPERBEARER333333333333 / Authorization: Bearer shortB222",
+     "AUTHORIZATION: BEARER [REDACTED] / Authorization: Bearer [REDACTED]"),
+    ("authorization: basic " + base64.b64encode(b"alice:lowerBasicPw3").decode() + " end",
+     "authorization: basic [REDACTED] end"),
+    ("Proxy-Authorization: Custom c1 and {'Authorization': 'Token dictReprTok6'} and authorization=raw7",
+     "Proxy-Authorization: Custom [REDACTED] and {'Authorization': '[REDACTED]'} and "
+     "authorization=[REDACTED]"),
+])
+def test_free_text_assignments_and_authorization_headers(text: str, expected: str) -> None:
+    assert scrub_credentials(text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
     ("failed to connect to alice:hunter2@127.0.0.1:9", "failed to connect to alice:[REDACTED]@127.0.0.1:9"),
     ("login git:hunter2@github.com:443 refused", "login git:[REDACTED]@github.com:443 refused"),
     ("no route to bob:hunter2@db:5432", "no route to bob:[REDACTED]@db:5432"),
     ("bad u:hunter2@[::1]:80", "bad u:[REDACTED]@[::1]:80"),
+    # `@` and `:` in the password: it runs to the last `@` before the host.
+    ("failed to connect to alice:pass@Word1@127.0.0.1:9", "failed to connect to alice:[REDACTED]@127.0.0.1:9"),
+    ("failed to connect to carl:pw:col33@db.example.com", "failed to connect to carl:[REDACTED]@db.example.com"),
     # Not a password before a host: a package version, an image digest, an e-mail address, code in a traceback.
     ("cannot import npm:pyodide@0.29.4/pyodide.js", "cannot import npm:pyodide@0.29.4/pyodide.js"),
     ("pull python:3.11@sha256:0a1b2c3d4e5f failed", "pull python:3.11@sha256:0a1b2c3d4e5f failed"),
@@ -118,6 +212,16 @@ def test_scrub_off_keeps_credentials_but_still_describes_binary() -> None:
     value = {"api_key": OPENAI, "image": f"data:image/png;base64,{blob}"}
     assert scrub_json(value, Scrubber(secrets=False)) == (
         {"api_key": OPENAI, "image": describe_bytes(base64.b64decode(blob))}, False)
+
+
+def test_extra_patterns_are_tried_on_decoded_json_strings() -> None:
+    """In JSON text a newline is `\\n` and a value starts after a quote: the patterns see the decoded values."""
+    scrubber = Scrubber(patterns=[r"ACCT:\s+\d{8}", r"^\d{6}$"])
+    assert scrub_json({"q": "customer ACCT:\n48151623 asked", "note": "ACCT:\t42424242", "pin": "123456",
+                       "other": "7123456"}, scrubber) == (
+        {"q": "customer [REDACTED] asked", "note": "[REDACTED]", "pin": "[REDACTED]", "other": "7123456"}, True)
+    clean = json.dumps({"q": "nothing\nhere", "n": [1, "2"]})
+    assert scrubber.json(clean, "input.value") == (clean, False)
 
 
 def test_extra_patterns_match_keys_and_text() -> None:
@@ -163,6 +267,23 @@ def test_binary_descriptions() -> None:
         {"u": f"see {expected} here", "b": f"raw {expected}"}, False)
 
 
+@pytest.mark.parametrize("secrets", [True, False])
+def test_wrapped_and_url_safe_base64_are_described(secrets: bool) -> None:
+    png = _png(6000)
+    expected = describe_bytes(png)
+    wrapped = base64.encodebytes(png).decode()  # 76-character lines
+    pem = "\r\n".join(base64.b64encode(png).decode()[i:i + 64] for i in range(0, 8000, 64))
+    urlsafe = base64.urlsafe_b64encode(png).decode()
+    value = {"wrapped_url": "data:image/png;base64," + wrapped, "urlsafe_url": "data:image/png;base64," + urlsafe,
+             "upper_url": "DATA:IMAGE/PNG;BASE64," + base64.b64encode(png[:600]).decode(),
+             "wrapped": f"see\n{wrapped}end", "pem": f"-----BEGIN X-----\r\n{pem}\r\n-----END X-----",
+             "audio": urlsafe, "short_lines": "a" * 64 + "\n" + "b" * 64 + "\nc"}
+    assert scrub_json(value, Scrubber(secrets=secrets)) == ({
+        "wrapped_url": expected + "\n", "urlsafe_url": expected, "upper_url": describe_bytes(png[:600]),
+        "wrapped": f"see\n{expected}\nend", "pem": f"-----BEGIN X-----\r\n{expected}\r\n-----END X-----",
+        "audio": expected, "short_lines": "a" * 64 + "\n" + "b" * 64 + "\nc"}, False)
+
+
 def test_truncation_marker_counts_dropped_characters() -> None:
     text = "x" * 1000
     cut = truncate(text, 100)
@@ -182,6 +303,13 @@ ADVERSARIAL = [
     "password=" * 11_112, "'api_key': '" * 8_334, "api_key_" * 12_500, "sk-ab..." * 12_500, "a:b@" * 25_000,
     ":a" * 50_000 + "@x", "x:y@" + "a." * 49_998 + "com",
     '"password": "' * 7_693, '"' + "a" * 99_999, "?token=" * 14_286, "&" + "a" * 99_999, "Set-Cookie: " * 8_334,
+    '"password": "\\' * 7_143, '"password": [' * 7_693, '"password": {"a": "' * 5_264, '"k": "' + '\\"' * 50_000,
+    '"password": ' + "{" * 100_000, '"secrets": ["' + "]" * 100_000, "'api_key': '\\" * 7_693, "'a': 1" * 16_667,
+    '"password": 1' * 7_693, "a=" * 50_000, "a.b-c_" * 16_667 + "=", "Authorization: " * 6_667,
+    "authorization: x " * 5_883, "x:a@b@" * 16_667, "http://a:" + "@" * 100_000, "a:" + "b@" * 50_000 + "db:1",
+    "data:a/b;base64," + ("A" * 76 + "\n") * 1_300, ("A" * 64 + "\r\n") * 1_516 + "!",
+    ("A" * 76 + "\n") * 1_300 + "=", "sk_live_" * 12_500, "hf_" * 33_334, "AccountKey=" * 9_091,
+    "aws_secret_access_key=" * 4_546, "?X-Amz-Signature=" * 5_883,
 ]
 
 
