@@ -3,7 +3,10 @@ DSPy runs against the stand-in LM server (both engines), while the program and t
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import json
+from types import MappingProxyType
 from typing import Any
 
 import dspy
@@ -249,3 +252,36 @@ def test_a_wide_signature_is_cut_to_the_content_limit(traced, make_lm, unique):
     signature = _by_name(spans(), "predict").attributes[semconv.MODULE_SIGNATURE]
     assert len(signature) == 200 and signature.startswith("the_0_th_input_field_of_a_wide_form, the_1_th")
     assert signature.endswith(" chars]")
+
+
+@dataclasses.dataclass
+class DatabaseConfig:
+    host: str
+    password: str
+
+
+class Region(enum.Enum):
+    EU = "eu"
+
+
+def test_credentials_in_objects_json_cannot_take_as_they_are_stay_under_their_keys(traced):
+    """A dataclass, a read-only mapping, a dict key JSON cannot have (a tuple, an Enum) or a cycle: the input's JSON
+    used to give up and record the input's repr, where no key is a key and the credentials stayed."""
+    spans = traced(ContentPolicy())
+    cyclic: dict[str, Any] = {"secret": "cycle-secret-3"}
+    cyclic["itself"] = cyclic
+
+    class Echo(dspy.Module):
+        def forward(self, settings: Any) -> Any:
+            return dspy.Prediction(ok=True)
+
+    inputs = [DatabaseConfig("db1", "dataclass-secret-1"), MappingProxyType({"client_secret": "mapping-secret-2"}),
+              {"password": "tuple-key-secret-4", "grid": {(0, 1): "cell"}},
+              {"api_key": "enum-key-secret-5", "quota": {Region.EU: 5}}, cyclic]
+    for settings in inputs:
+        Echo()(settings=settings)
+    recorded = [json.loads(span.attributes[semconv.INPUT_VALUE])["settings"] for span in spans()]
+    assert recorded == [{"host": "db1", "password": REDACTED}, {"client_secret": REDACTED},
+                        {"password": REDACTED, "grid": {"(0, 1)": "cell"}},
+                        {"api_key": REDACTED, "quota": {"Region.EU": 5}}, {"secret": REDACTED, "itself": "<cycle>"}]
+    assert "secret-" not in _everything_recorded(spans())

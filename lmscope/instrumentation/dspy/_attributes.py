@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -47,6 +48,11 @@ def _jsonable(value: Any) -> Any:
                 return convert()
             except Exception:  # noqa: BLE001 - fall back to str below
                 break
+    # Fields by name, so the scrubber sees `password` as a key (their str() would hide it in a repr).
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {field.name: getattr(value, field.name, None) for field in dataclasses.fields(value)}
+    if isinstance(value, Mapping):  # a MappingProxyType, a custom Mapping: not a dict to the encoder
+        return dict(value)
     return _safe_str(value)
 
 
@@ -84,7 +90,36 @@ def to_json(value: Any) -> str:
         store = _plain_store(value)
         return _encode(value if store is None else store)
     except Exception:  # noqa: BLE001 - keys JSON cannot have, cycles, a failing conversion: content never costs the span
+        pass
+    try:  # the rare value JSON refused: its structure kept, so the scrubber still sees every key
+        return _encode(_json_ready(value, set(), 0))
+    except Exception:  # noqa: BLE001
         return _encode(_safe_str(value))
+
+
+_MAX_DEPTH = 64
+
+
+def _json_ready(value: Any, open_containers: set[int], depth: int) -> Any:
+    """A copy of the dicts and lists in `value` that JSON takes: keys JSON cannot have (a tuple, an Enum) as their
+    str(), a container met again inside itself as `"<cycle>"`, nesting past `_MAX_DEPTH` as `"<too deep>"`."""
+    if type(value) in _SCALARS:
+        return value
+    is_mapping = isinstance(value, (dict, Mapping))
+    if not is_mapping and not isinstance(value, (list, tuple)):
+        return value  # the encoder's default (`_jsonable`) makes it plain
+    if id(value) in open_containers:
+        return "<cycle>"
+    if depth >= _MAX_DEPTH:
+        return "<too deep>"
+    open_containers.add(id(value))
+    try:
+        if is_mapping:
+            return {key if type(key) in _SCALARS else _safe_str(key): _json_ready(item, open_containers, depth + 1)
+                    for key, item in value.items()}
+        return [_json_ready(item, open_containers, depth + 1) for item in value]
+    finally:
+        open_containers.discard(id(value))
 
 
 def _safe_str(value: Any) -> str:
