@@ -47,12 +47,20 @@ APP = textwrap.dedent("""
 """)
 
 
+def _signals_as_a_terminal_gives_them() -> None:
+    """In the child before it starts Python: SIGINT's default action. A shell without job control starts background
+    commands (`bash .ci/run &`) with SIGINT ignored, which their children inherit, and Python then installs no
+    KeyboardInterrupt handler: the app would never see the signal this test sends."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_until_signal(tmp_path: Path, mode: str, signum: int) -> tuple[subprocess.CompletedProcess[str], int]:
     """Run the app until it has ended 5,000 spans, send `signum`; returns the outcome and the spans it ended."""
     progress = tmp_path / "progress.txt"
     process = subprocess.Popen([sys.executable, "-c", APP, str(tmp_path / "traces.jsonl"), str(progress), mode],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+                               env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+                               preexec_fn=_signals_as_a_terminal_gives_them)
     deadline = time.monotonic() + 120
     while (not progress.exists() or progress.stat().st_size < 30_000) and time.monotonic() < deadline:
         time.sleep(0.05)
