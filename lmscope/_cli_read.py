@@ -4,7 +4,8 @@ Exit codes (README "Read a trace file"): 0 when the file was read, even if some 
 skipped (each one is named on stderr); 1 when the file cannot be opened (missing, a directory, no permission),
 when it has content but not one span could be read from it, or when the HTML page cannot be written.
 The file is streamed: `report` keeps running totals, `tree` keeps only the traces still open. When the reader of
-the output goes away (`lmscope tree FILE | head`), the command stops there, quietly, with 0.
+the output goes away (`lmscope tree FILE | head`), `tree` stops there, quietly, and `report` still writes its
+`--html` page; the exit code is what it would have been.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def tree(path: str) -> int:
         for trace in stream_trees(iter_trace_file(path, problems), problems):
             print(render_tree(trace))
     except BrokenPipeError:
-        return _reader_gone()
+        _reader_gone()
     except OSError as exc:
         return _cannot_open("tree", path, exc)
     return _finish("tree", path, problems)
@@ -53,7 +54,7 @@ def report(path: str, html: str | None) -> int:
     try:
         print(render_report(page.report), flush=True)
     except BrokenPipeError:
-        return _reader_gone()
+        _reader_gone()  # the summary's reader left; the problems, the status and the HTML page are still owed
     status = _finish("report", path, problems)
     if html:
         try:
@@ -75,13 +76,12 @@ def _finish(command: str, path: str, problems: ReadProblems) -> int:
     return EXIT_READ
 
 
-def _reader_gone() -> int:
-    """Stdout's reader closed the pipe: stop printing. Stdout now points at /dev/null, so the interpreter's own
-    flush at exit finds nowhere to fail (what Python's documentation advises for SIGPIPE)."""
+def _reader_gone() -> None:
+    """Stdout's reader closed the pipe: stop printing. Stdout now points at /dev/null, so later prints and the
+    interpreter's own flush at exit find nowhere to fail (what Python's documentation advises for SIGPIPE)."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
-    return EXIT_READ
 
 
 def _cannot_open(command: str, path: str, exc: OSError) -> int:

@@ -20,6 +20,7 @@ only then does it end the process. `uninstrument` restores the previous handlers
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import signal
@@ -31,6 +32,7 @@ from typing import Any, Protocol
 
 from .telemetry._batch_export import SHUTDOWN_TIMEOUT_S
 from .telemetry._internal_errors import guarded
+from .telemetry._thread_signals import SignalLater
 
 Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
@@ -69,7 +71,7 @@ _lock = threading.Lock()
 _previous: dict[int, Handler] = {}
 _target: SignalFlush | None = None
 _retries = 0
-_deferred: dict[int, tuple[float, threading.Timer]] = {}
+_deferred: dict[int, tuple[float, SignalLater]] = {}
 """Signals waiting for a shutdown under way to end: since when, and the timer that sends them if it never does."""
 
 
@@ -118,7 +120,7 @@ def _sent_again_later(target: SignalFlush, signum: int) -> bool:
         return True
     if _retries < _MAX_RETRIES and not _locks_free(target):
         _retries += 1
-        threading.Timer(_RETRY_S, os.kill, (os.getpid(), signum)).start()
+        SignalLater(_RETRY_S, signum).start()
         return True
     _retries = 0
     return False
@@ -130,10 +132,11 @@ def _waits_for_shutdown(target: SignalFlush, signum: int) -> bool:
         if not target.call_after_shutdown(functools.partial(os.kill, os.getpid(), signum)):
             return False
         # In case the shutdown ends on another thread just before it took our function, or never ends.
-        fallback = threading.Timer(_SHUTDOWN_WAIT_S, os.kill, (os.getpid(), signum))
-        fallback.daemon = True
+        fallback = SignalLater(_SHUTDOWN_WAIT_S, signum)
         _deferred[signum] = (time.monotonic(), fallback)
-        fallback.start()
+        # Python 3.12+ starts no thread once the interpreter is finalizing: the shutdown's own call still comes.
+        with contextlib.suppress(RuntimeError):
+            fallback.start()
         return True
     since, fallback = deferred
     if target.shutting_down() and time.monotonic() - since < _SHUTDOWN_WAIT_S:

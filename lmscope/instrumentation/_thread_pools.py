@@ -61,7 +61,8 @@ def _run_attached(launching: otel_context.Context, fn: Callable[..., Any], /, *a
 
 def _runs_callables_on_threads(pool: type) -> bool:
     """False for Python 3.14's `InterpreterPoolExecutor`, a subclass that sends each task to another interpreter
-    (pickled, or a script): a `Context.run` there is neither picklable nor a script. Its `prepare_context` says so."""
+    (pickled, or a script): lmscope's runner there would be neither a picklable task nor a script. Its
+    `prepare_context` says so."""
     prepare = getattr(pool, "prepare_context", None)
     return getattr(prepare, "__func__", prepare) is getattr(_OWN_PREPARE, "__func__", _OWN_PREPARE)
 

@@ -53,6 +53,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from ._export_guard import GuardedExporter
 from ._fork import renew_after_fork
 from ._options import DEFAULT_MAX_QUEUE_SIZE
+from ._thread_signals import block_process_signals
 
 SHUTDOWN_TIMEOUT_S = 5.0
 """The longest a shutdown (and so the app's exit) waits for queued spans; a setup's exporters share it."""
@@ -435,6 +436,7 @@ class BatchExportProcessor(SpanProcessor):
     # --- the worker thread ---------------------------------------------------------------------------
 
     def _work(self) -> None:
+        block_process_signals()
         clock = _register_worker_clock()
         try:
             self._work_until_abandoned()

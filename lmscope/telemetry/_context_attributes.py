@@ -174,27 +174,34 @@ def context(*, session_id: str | None = None, user_id: str | None = None, tags: 
 def use_policy(policy: ContentPolicy) -> None:
     """Scrub and cut what `lmscope.context` blocks write under OpenInference's context keys with `policy` (the
     instrumentors' own, set when they are instrumented); until then, lmscope's default policy."""
-    global _policy
-    _policy = policy
+    _policies.append(policy)
 
 
 def forget_policy(policy: ContentPolicy) -> None:
-    """Back to lmscope's default policy, if `policy` is the one in use (its instrumentor was uninstrumented)."""
-    global _policy
-    if _policy is policy:
-        _policy = None
+    """Its instrumentor was uninstrumented: the policy of the latest instrumentor still instrumented is used (both of
+    `lmscope.instrument()`'s share one), else lmscope's default."""
+    for index in range(len(_policies) - 1, -1, -1):
+        if _policies[index] is policy:
+            del _policies[index]
+            return
 
 
 def _writing_policy() -> ContentPolicy:
-    global _policy
-    if _policy is None:
+    global _default
+    try:
+        return _policies[-1]
+    except IndexError:
+        pass
+    if _default is None:
         from ._content import ContentPolicy
 
-        _policy = ContentPolicy()
-    return _policy
+        _default = ContentPolicy()
+    return _default
 
 
-_policy: ContentPolicy | None = None
+_policies: list[ContentPolicy] = []
+"""The policies of the instrumentors instrumented now, oldest first (appended and removed under the GIL)."""
+_default: ContentPolicy | None = None
 
 
 def _entered(session_id: object, user_id: object, tags: object, metadata: object) -> otel_context.Context:

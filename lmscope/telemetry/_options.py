@@ -507,7 +507,8 @@ def _layers(option: _Option, given: Mapping[str, object], environ: Mapping[str, 
 def _resolve(option: _Option, given: Mapping[str, object], config: Mapping[str, object],
              pyproject: Path | None) -> tuple[object, str]:
     """(value, source) from the highest layer with a good value. A bad value of lmscope's own (argument,
-    LMSCOPE_*, pyproject) raises ConfigError; a bad standard or foreign variable is skipped with a warning."""
+    LMSCOPE_*, pyproject) raises ConfigError; a bad standard or foreign variable is skipped with a warning, or, for
+    a privacy switch (`alias_unreadable`), stands for its safe value."""
     config_source = f"{pyproject} {PYPROJECT_TABLE}"
     ignored: list[tuple[str, object, str]] = []
     for raw, source in _layers(option, given, os.environ, config, config_source):

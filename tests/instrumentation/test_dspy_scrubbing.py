@@ -258,6 +258,7 @@ def test_a_wide_signature_is_cut_to_the_content_limit(traced, make_lm, unique):
 class DatabaseConfig:
     host: str
     password: str
+    parent: Any = None
 
 
 class Region(enum.Enum):
@@ -270,6 +271,8 @@ def test_credentials_in_objects_json_cannot_take_as_they_are_stay_under_their_ke
     spans = traced(ContentPolicy())
     cyclic: dict[str, Any] = {"secret": "cycle-secret-3"}
     cyclic["itself"] = cyclic
+    looping = DatabaseConfig("db2", "dataclass-cycle-secret-6")
+    looping.parent = looping
 
     class Echo(dspy.Module):
         def forward(self, settings: Any) -> Any:
@@ -277,11 +280,14 @@ def test_credentials_in_objects_json_cannot_take_as_they_are_stay_under_their_ke
 
     inputs = [DatabaseConfig("db1", "dataclass-secret-1"), MappingProxyType({"client_secret": "mapping-secret-2"}),
               {"password": "tuple-key-secret-4", "grid": {(0, 1): "cell"}},
-              {"api_key": "enum-key-secret-5", "quota": {Region.EU: 5}}, cyclic]
+              {"api_key": "enum-key-secret-5", "quota": {Region.EU: 5}}, cyclic, looping,
+              DatabaseConfig("db3", "dataclass-odd-key-secret-7", {("a", 1): "x"})]
     for settings in inputs:
         Echo()(settings=settings)
     recorded = [json.loads(span.attributes[semconv.INPUT_VALUE])["settings"] for span in spans()]
-    assert recorded == [{"host": "db1", "password": REDACTED}, {"client_secret": REDACTED},
+    assert recorded == [{"host": "db1", "password": REDACTED, "parent": None}, {"client_secret": REDACTED},
                         {"password": REDACTED, "grid": {"(0, 1)": "cell"}},
-                        {"api_key": REDACTED, "quota": {"Region.EU": 5}}, {"secret": REDACTED, "itself": "<cycle>"}]
+                        {"api_key": REDACTED, "quota": {"Region.EU": 5}}, {"secret": REDACTED, "itself": "<cycle>"},
+                        {"host": "db2", "password": REDACTED, "parent": "<cycle>"},
+                        {"host": "db3", "password": REDACTED, "parent": {"('a', 1)": "x"}}]
     assert "secret-" not in _everything_recorded(spans())

@@ -61,3 +61,27 @@ def test_types_defined_in_the_calling_function_are_the_programs_own(lm_server: A
     assert [value.model_dump() for value in traced] == list(ANSWERS.values())
     assert len(traced_requests) == 3 and traced_requests == untraced_requests
     assert len(lm_spans) == 3
+
+
+@pytest.mark.parametrize("run", ["evaluate", "batch"])
+def test_a_type_of_the_calling_function_in_a_single_threaded_run(run: str) -> None:
+    """With `num_threads=1` DSPy runs the items on the calling thread, under lmscope's wrapper of the executor: that
+    frame offered lmscope's `Evaluation` too."""
+
+    class Evaluation(BaseModel):
+        score: int
+
+    resolved = []
+
+    class Judge(dspy.Module):
+        def forward(self, question: str) -> Any:
+            resolved.append(dspy.Signature("question -> evaluation: Evaluation").output_fields["evaluation"].annotation)
+            return dspy.Prediction(answer="x")
+
+    devset = [dspy.Example(question="q").with_inputs("question")]
+    with instrumented():
+        if run == "evaluate":
+            dspy.Evaluate(devset=devset, metric=lambda *_: 1.0, num_threads=1, display_progress=False)(Judge())
+        else:
+            Judge().batch(devset, num_threads=1)
+    assert resolved == [Evaluation]

@@ -279,3 +279,22 @@ def test_a_raising_scrub_callback_never_puts_the_value_in_lmscopes_log(traced, m
     (line,) = [record.getMessage() for record in caplog.records if "scrub_callback" in record.getMessage()]
     assert "undecided raised ValueError" in line  # what failed, and where, without its message
     assert "line 2" in line and "in undecided" in line  # its traceback: files, lines, source; no values
+
+
+def test_context_values_keep_the_policy_while_one_of_two_instrumentors_is_still_instrumented(clean_env):
+    """`lmscope.instrument()` gives DSPy's and LiteLLM's instrumentors one policy: uninstrumenting one of them put
+    lmscope's default back while the other still traced with the app's (its `scrub_patterns`, its limit)."""
+    from lmscope.instrumentation.litellm import LiteLLMInstrumentor
+
+    def seen() -> dict[str, Any]:
+        with lmscope.context(metadata={"account": "ACCT-12345678"}):
+            return json.loads(dict(get_attributes_from_context())[semconv.METADATA])
+
+    handle = lmscope.instrument(exporters="none", scrub_patterns=[r"ACCT-\d{8}"])
+    try:
+        assert seen() == {"account": REDACTED}
+        LiteLLMInstrumentor().uninstrument()  # DSPy's instrumentor is still on, with the app's policy
+        assert seen() == {"account": REDACTED}
+    finally:
+        handle.uninstrument()
+    assert seen() == {"account": "ACCT-12345678"}  # lmscope's default knows no such pattern

@@ -135,3 +135,18 @@ def test_a_reader_that_stops_early_ends_the_tree_command_quietly(tmp_path: Path)
     errors = reading.stderr.read().decode()
     assert reading.wait(timeout=120) == 0, errors
     assert first.strip() and errors == ""
+
+
+def test_report_still_writes_its_html_page_when_the_reader_of_stdout_left(tmp_path: Path) -> None:
+    """`lmscope report FILE --html page.html | head -1`: the page was skipped when the summary met the closed pipe."""
+    path, page = tmp_path / "traces.jsonl", tmp_path / "page.html"
+    write_trace_file(path, 1_000_000)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    reading = subprocess.Popen([sys.executable, "-m", "lmscope", "report", str(path), "--html", str(page)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert reading.stdout is not None and reading.stderr is not None
+    reading.stdout.close()  # gone before the summary is printed
+    errors = reading.stderr.read().decode()
+    assert reading.wait(timeout=120) == 0, errors
+    assert errors == f"HTML report: {page}\n"
+    assert page.read_text(encoding="utf-8").startswith("<!doctype html>")

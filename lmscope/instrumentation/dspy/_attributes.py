@@ -101,23 +101,26 @@ _MAX_DEPTH = 64
 
 
 def _json_ready(value: Any, open_containers: set[int], depth: int) -> Any:
-    """A copy of the dicts and lists in `value` that JSON takes: keys JSON cannot have (a tuple, an Enum) as their
-    str(), a container met again inside itself as `"<cycle>"`, nesting past `_MAX_DEPTH` as `"<too deep>"`."""
+    """A copy of `value` that JSON takes: objects as the encoder's default makes them (a dataclass's fields, a
+    model's dump), keys JSON cannot have (a tuple, an Enum) as their str(), an object met again inside itself as
+    `"<cycle>"`, nesting past `_MAX_DEPTH` as `"<too deep>"`."""
     if type(value) in _SCALARS:
         return value
-    is_mapping = isinstance(value, (dict, Mapping))
-    if not is_mapping and not isinstance(value, (list, tuple)):
-        return value  # the encoder's default (`_jsonable`) makes it plain
     if id(value) in open_containers:
         return "<cycle>"
     if depth >= _MAX_DEPTH:
         return "<too deep>"
+    container = value
+    if not isinstance(value, (dict, Mapping, list, tuple)):
+        container = _jsonable(value)
+        if not isinstance(container, (dict, list)):
+            return container
     open_containers.add(id(value))
     try:
-        if is_mapping:
+        if isinstance(container, (dict, Mapping)):
             return {key if type(key) in _SCALARS else _safe_str(key): _json_ready(item, open_containers, depth + 1)
-                    for key, item in value.items()}
-        return [_json_ready(item, open_containers, depth + 1) for item in value]
+                    for key, item in container.items()}
+        return [_json_ready(item, open_containers, depth + 1) for item in container]
     finally:
         open_containers.discard(id(value))
 

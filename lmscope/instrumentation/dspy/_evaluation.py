@@ -204,6 +204,14 @@ def _report_score(runtime: Runtime, evaluator: Any, args: tuple[Any, ...], kwarg
         report_internal_error("evaluation score listeners", exc)
 
 
+def evaluation_of(launching: Context, parent: Any) -> Evaluation | None:
+    """The `Evaluation` whose executor runs in `launching` with `parent` its span's frame; None for any other run (a
+    batch inside an evaluated program). Here, not in `_wrappers.parallel_execute`: with `num_threads=1` DSPy runs the
+    items on the calling thread, under that wrapper's frame, whose globals DSPy's signature resolver reads."""
+    evaluation = launching.get(EVALUATION_KEY)
+    return evaluation if type(evaluation) is Evaluation and evaluation.frame is parent else None
+
+
 def _begin(runtime: Runtime, frame: ModuleFrame) -> tuple[Evaluation, Token[Context]]:
     """The run's `Evaluation`, current for the workers its executor launches. Not in `wrapper` itself: a name its
     code uses is in its frame's globals, where DSPy looks for the types a signature names (`_stack.attributed_to`)."""

@@ -28,7 +28,7 @@ FRAME_KEY = otel_context.create_key("lmscope-dspy-frame")
 BATCH_ITEM_KEY = otel_context.create_key("lmscope-dspy-batch-item")
 """A `BatchItem`, set in a worker thread; only the worker's top span takes the index."""
 OVERRIDES_KEY = otel_context.create_key("lmscope-dspy-overrides")
-"""frozenset of the settings keys set by the active `dspy.context(...)` blocks."""
+"""{settings key: the value set} of the active `dspy.context(...)` blocks (`_settings.py`)."""
 ADAPTER_KEY = otel_context.create_key("lmscope-dspy-fallback-adapter")
 """(adapter class name, class name of the adapter it stands in for), set while a fallback adapter runs."""
 OWN_SUPPRESSION_KEY = otel_context.create_key("lmscope-dspy-own-suppression")

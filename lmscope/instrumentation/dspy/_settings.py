@@ -40,9 +40,10 @@ def settings_attributes(settings: Any, overrides: Mapping[str, Any], lm: Any = N
     """`lmscope.settings.*` for the effective settings (`settings.copy()`: the global config merged with the active
     overrides): LM model, adapter, cache, the `_REPORTED` keys, then any other key the active overrides set; and
     `lmscope.settings.overrides`, the sorted override keys. `overrides` maps each key the enclosing `dspy.context`
-    blocks set to the value they set: a key counts only where DSPy applies that very value, which its
+    blocks set to the value they set: a key counts only where the value in effect is that very object, which DSPy's
     ParallelExecutor's workers inherit but an app's own thread pool does not (the OpenTelemetry context that carries
-    `overrides` does reach it: the call there runs on the global settings). Values that cannot be attributes
+    `overrides` does reach it: the call there runs on the global settings; an override equal to a global `True` or
+    small int, one object in Python, still counts there). Values that cannot be attributes
     (objects, None) are left out. Settings are not content: they are recorded whatever `capture_content` says, so
     nothing secret may pass. A key that names a credential (`is_secret_key`: `api_key`, `passwd`, `session`, `jwt`,
     ...) is recorded as `[REDACTED]`, as under a credential key in content (true and false are kept); string values

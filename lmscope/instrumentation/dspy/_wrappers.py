@@ -25,7 +25,7 @@ from .._stack import drop_own_frame
 from ._attributes import tool_attributes
 from ._container_spans import container_hooks
 from ._containers import InputSummary
-from ._evaluation import EVALUATION_KEY, Evaluation
+from ._evaluation import evaluation_of
 from ._frames import ADAPTER_KEY, BATCH_ITEM_KEY, FRAME_KEY, BatchItem, ModuleFrame, app_suppressed, current_lm_frame
 from ._naming import loaded_with_demos
 from ._results import LegacyCall, LegacyResult
@@ -275,9 +275,7 @@ def parallel_execute(original: Callable[..., Any]) -> Callable[..., Any]:
         parent = launching.get(FRAME_KEY)
         if type(parent) is ModuleFrame and parent.container:
             _record_num_threads(parent, self)
-        evaluation = launching.get(EVALUATION_KEY)
-        if type(evaluation) is not Evaluation or evaluation.frame is not parent:
-            evaluation = None  # not Evaluate's own run (a batch inside an evaluated program): no example spans
+        evaluation = evaluation_of(launching, parent)  # None: not Evaluate's own run, no example spans
         positions: dict[int, list[int]] = {}
         for index, item in enumerate(data):
             positions.setdefault(id(item), []).append(index)
