@@ -14,6 +14,7 @@ from typing import Any
 
 import dspy
 import pytest
+from dspy_release import needs_dspy
 from pydantic import BaseModel
 from test_dspy_cache_fidelity import instrumented
 
@@ -63,6 +64,8 @@ def test_types_defined_in_the_calling_function_are_the_programs_own(lm_server: A
     assert len(lm_spans) == 3
 
 
+@needs_dspy((3, 2), "single-threaded runs on the calling thread (before, a worker thread runs the item, where no "
+                    "frame of the calling function is on the stack and DSPy cannot resolve its types at all)")
 @pytest.mark.parametrize("run", ["evaluate", "batch"])
 def test_a_type_of_the_calling_function_in_a_single_threaded_run(run: str) -> None:
     """With `num_threads=1` DSPy runs the items on the calling thread, under lmscope's wrapper of the executor: that
