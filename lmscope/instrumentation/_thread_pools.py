@@ -75,16 +75,7 @@ def context_carrying_executor(executor: type[Any]) -> type[Any]:
     leaves them."""
 
     def submit(self: Any, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        launching = otel_context.get_current()
-
-        def run() -> Any:
-            token = otel_context.attach(launching)
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                otel_context.detach(token)
-
-        return executor.submit(self, run)
+        return executor.submit(self, _run_attached, otel_context.get_current(), fn, *args, **kwargs)
 
     return type(executor.__name__, (executor,), {"submit": submit, "__module__": executor.__module__,
                                                  "__qualname__": executor.__qualname__})

@@ -43,13 +43,12 @@ def settings_attributes(settings: Any, overrides: Mapping[str, Any], lm: Any = N
     blocks set to the value they set: a key counts only where the value in effect is that very object, which DSPy's
     ParallelExecutor's workers inherit but an app's own thread pool does not (the OpenTelemetry context that carries
     `overrides` does reach it: the call there runs on the global settings; an override equal to a global `True` or
-    small int, one object in Python, still counts there). Values that cannot be attributes
-    (objects, None) are left out. Settings are not content: they are recorded whatever `capture_content` says, so
-    nothing secret may pass. A key that names a credential (`is_secret_key`: `api_key`, `passwd`, `session`, `jwt`,
-    ...) is recorded as `[REDACTED]`, as under a credential key in content (true and false are kept); string values
-    are scrubbed like an exception's text (`password=...`, `Bearer ...`, `sk-...`, `user:pass@`) and cut to
-    `max_content_chars`; the LM's model is scrubbed by shape and cut (`ContentPolicy.name`). Either redaction sets
-    `lmscope.scrubbed=true`.
+    small int, one object in Python, still counts there). Values that cannot be attributes (objects, None) are left
+    out. Settings are not content: they are recorded whatever `capture_content` says, so nothing secret may pass. A
+    key that names a credential (`is_secret_key`: `api_key`, `passwd`, `session`, `jwt`, ...) is recorded as
+    `[REDACTED]`, as under a credential key in content (true and false are kept); string values are scrubbed like an
+    exception's text (`password=...`, `Bearer ...`, `sk-...`, `user:pass@`) and cut to `max_content_chars`; the LM's
+    model is scrubbed by shape and cut (`ContentPolicy.name`). Either redaction sets `lmscope.scrubbed=true`.
 
     `lm`: the LM that made the call an LM span describes (`predictor.set_lm`, `predictor(..., lm=)` and
     `dspy.context(lm=)` each pick their own); its model and cache are reported rather than the settings' LM.
