@@ -40,6 +40,7 @@ from ._neighbours import Neighbours
 from ._overrides import patch_overrides
 from ._runtime import Runtime
 from ._settings import patch_context_generator, wrap_settings_context
+from ._tool_calls import tool_call_execute
 from ._unbatchify import unbatchify_call
 from .package import _instruments
 
@@ -221,6 +222,11 @@ def _hook_point_table(instrumentor: DSPyInstrumentor, runtime: Runtime, patcher:
         patch(Tool, "__call__", lambda f: wrappers.tool_call(runtime, f))
         patch(Tool, "acall", lambda f: wrappers.tool_call(runtime, f, is_async=True))
 
+    def native_tool_calls() -> None:
+        from dspy.adapters.types.tool import Tool, ToolCalls
+
+        patch(ToolCalls.ToolCall, "execute", lambda f: tool_call_execute(runtime, f, Tool))
+
     def loaded_programs() -> None:
         from dspy.primitives.base_module import BaseModule
 
@@ -326,6 +332,7 @@ def _hook_point_table(instrumentor: DSPyInstrumentor, runtime: Runtime, patcher:
         HookPoint("ColBERTv2 spans", [colbert]),
         HookPoint("local embedding function spans", [local_embedding_functions]),
         HookPoint("tool spans", [tools]),
+        HookPoint("native tool call spans (ToolCall.execute)", [native_tool_calls]),
         HookPoint("the compiled flag of a loaded program", [loaded_programs]),
         HookPoint("one trace across worker threads", [worker_threads]),
         HookPoint("batch and Parallel spans", [fan_outs]),

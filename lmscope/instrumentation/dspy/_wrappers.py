@@ -125,7 +125,7 @@ def container_call(runtime: Runtime, original: Callable[..., Any], *, name_suffi
 def tool_call(runtime: Runtime, original: Callable[..., Any], *, is_async: bool = False) -> Callable[..., Any]:
     def start(tool: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ModuleFrame:
         name = str(getattr(tool, "name", None) or type(tool).__name__)
-        extra = tool_attributes(name, getattr(tool, "desc", None), _schema_shown_to_the_lm(tool), runtime.content)
+        extra = tool_attributes(name, getattr(tool, "desc", None), schema_shown_to_the_lm(tool), runtime.content)
         return runtime.start_module(tool, (), kwargs, name=f"{semconv.GEN_AI_OPERATION_EXECUTE_TOOL} {name}",
                                     kind=semconv.KIND_TOOL, path_owner=NO_PATH, extra=extra)
 
@@ -133,7 +133,7 @@ def tool_call(runtime: Runtime, original: Callable[..., Any], *, is_async: bool 
     return wrap(original, start, runtime.end_module, "tool span start", suppressible=True)
 
 
-def _schema_shown_to_the_lm(tool: Any) -> Any:
+def schema_shown_to_the_lm(tool: Any) -> Any:
     """The argument schema DSPy sends the LM for `tool`, from DSPy itself: which arguments it calls required
     changed in 3.4 (every one before, those without a default since)."""
     describe = getattr(tool, "format_as_litellm_function_call", None)
