@@ -108,16 +108,25 @@ def test_acall_batches_are_spans_too(spans, tree):
                                                  ("embeddings CountingEmbed.encode", [])])]
 
 
-def test_a_batch_dspys_cache_answers_reaches_no_function_and_no_span(spans, unique):
+def test_a_batch_dspys_cache_answers_reaches_no_function_and_is_a_cache_hit_span_counted_nowhere(spans, unique):
     model = CountingEmbed()
     embedder = dspy.Embedder(model.encode, batch_size=2)  # caching=True, DSPy's default
     texts = [f"{text} {unique}" for text in TEXTS]
     embedder(texts)
-    first = len(spans())
-    embedder(texts)
+    first = spans()
+    with track() as usage:
+        embedder(texts)
 
-    assert len(model.batches) == first == 2
-    assert len(spans()) == first
+    assert len(model.batches) == len(first) == 2  # the function ran for the first call's batches only
+    hits = spans()[len(first):]
+    assert [span.name for span in hits] == ["embeddings CountingEmbed.encode"] * 2
+    for span, size in zip(hits, (2, 1), strict=True):
+        assert span.attributes[semconv.CACHE_HIT] is True
+        assert span.attributes[semconv.EMBEDDING_LOCAL] is True
+        assert span.attributes[semconv.EMBEDDING_BATCH_SIZE] == size
+        assert not set(_BILLED) & set(span.attributes)
+    assert [span.attributes.get(semconv.CACHE_HIT) for span in first] == [None, None]
+    assert usage.total()["calls"] == 0  # a local function is no LM call, answered from the cache or not
 
 
 def test_a_failing_function_raises_unchanged_and_marks_its_span(spans):

@@ -34,6 +34,7 @@ from . import _retrievers as retrievers
 from . import _wrappers as wrappers
 from ._compile import compile_call
 from ._container_spans import container_hooks
+from ._embedding_cache import cached_embeddings
 from ._hook_points import HookPoint, dspy_version, install, warn_once
 from ._local_embeddings import local_embeddings
 from ._neighbours import Neighbours
@@ -187,6 +188,9 @@ def _hook_point_table(instrumentor: DSPyInstrumentor, runtime: Runtime, patcher:
         # Looked up in their module at each batch, by `Embedder.__call__`/`acall` and their cached twins.
         patch(embedding, "_compute_embeddings", lambda f: local_embeddings(runtime, f))
         patch(embedding, "_acompute_embeddings", lambda f: local_embeddings(runtime, f, is_async=True))
+        # Their cached twins, which call them on a miss only: a batch that reaches neither was a cache hit.
+        patch(embedding, "_cached_compute_embeddings", lambda f: cached_embeddings(runtime, f))
+        patch(embedding, "_cached_acompute_embeddings", lambda f: cached_embeddings(runtime, f, is_async=True))
 
     def lm_calls() -> None:
         from dspy.clients.base_lm import BaseLM
@@ -330,7 +334,7 @@ def _hook_point_table(instrumentor: DSPyInstrumentor, runtime: Runtime, patcher:
         HookPoint("Retrieve spans", [retrieve]),
         HookPoint("Embeddings retriever spans", [embeddings_retriever]),
         HookPoint("ColBERTv2 spans", [colbert]),
-        HookPoint("local embedding function spans", [local_embedding_functions]),
+        HookPoint("local embedding function spans and Embedder cache hits", [local_embedding_functions]),
         HookPoint("tool spans", [tools]),
         HookPoint("native tool call spans (ToolCall.execute)", [native_tool_calls]),
         HookPoint("the compiled flag of a loaded program", [loaded_programs]),

@@ -33,6 +33,17 @@ ADAPTER_KEY = otel_context.create_key("lmscope-dspy-fallback-adapter")
 """(adapter class name, class name of the adapter it stands in for), set while a fallback adapter runs."""
 OWN_SUPPRESSION_KEY = otel_context.create_key("lmscope-dspy-own-suppression")
 """Set (True) in the context of lmscope's LM span, next to the suppression it enters for other instrumentations."""
+EMBEDDING_LOOKUP_KEY = otel_context.create_key("lmscope-dspy-embedding-lookup")
+"""The `EmbeddingLookup` of the `dspy.Embedder` batch whose request-cache lookup is under way."""
+
+
+class EmbeddingLookup:
+    """One `dspy.Embedder` batch looked up in DSPy's request cache: `sent` once the miss computes it."""
+
+    __slots__ = ("sent",)
+
+    def __init__(self) -> None:
+        self.sent = False
 
 
 def app_suppressed() -> bool:

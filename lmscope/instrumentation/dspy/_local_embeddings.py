@@ -3,7 +3,8 @@ batch the function receives, `embeddings {function name}`, with the batch size.
 
 DSPy hands each batch to `dspy.clients.embedding._compute_embeddings` (`_acompute_embeddings` for `acall`), which
 calls the function, or `litellm.embedding` for a hosted model: the hosted case is left to the LiteLLM instrumentation
-(one span per provider request), and a batch DSPy's request cache answers never reaches the function, nor a span.
+(one span per provider request); a batch DSPy's request cache answers never reaches the function: its span is the
+cache hit's (`_embedding_cache.py`), which this wrapper tells from a miss by marking the lookup as sent.
 
 A local embedding is not an LM call: no provider request, no tokens, no cost (absent, never $0), and
 `lmscope.embedding.local=true` keeps it out of the call counts (`_tree.is_lm_call`, `track()`, roll-ups, metrics).
@@ -15,8 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from opentelemetry import context as otel_context
+
 from ...telemetry import _semconv as semconv
-from ._frames import ModuleFrame
+from ._frames import EMBEDDING_LOOKUP_KEY, EmbeddingLookup, ModuleFrame
 from ._runtime import NO_PATH, Runtime
 from ._wrappers import traced, traced_async
 
@@ -27,13 +30,16 @@ def local_embeddings(runtime: Runtime, original: Callable[..., Any], *, is_async
     the call's first argument."""
 
     def start(model: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ModuleFrame | None:
+        lookup = otel_context.get_value(EMBEDDING_LOOKUP_KEY)
+        if isinstance(lookup, EmbeddingLookup):  # a miss of DSPy's request cache (`_embedding_cache.py`)
+            lookup.sent = True
         if runtime.retired or not args or isinstance(model, str) or not callable(model):
             return None  # a hosted model: LiteLLM's span
         return _start(runtime, model, args[0])
 
     def end(frame: ModuleFrame | None, vectors: Any, error: BaseException | None) -> None:
         if frame is not None:
-            runtime.end_module(frame, _summary(vectors) if error is None else None, error)
+            runtime.end_module(frame, vectors_summary(vectors) if error is None else None, error)
 
     wrap = traced_async if is_async else traced
     return wrap(original, start, end, "local embedding span start", suppressible=True)
@@ -62,7 +68,7 @@ def function_name(function: Any) -> str:
     return name
 
 
-def _summary(vectors: Any) -> dict[str, Any] | None:
+def vectors_summary(vectors: Any) -> dict[str, Any] | None:
     """What the span says came out: how many vectors and of what size, never the numbers (KBs per text)."""
     try:
         count = len(vectors)

@@ -93,7 +93,7 @@ class Runtime:
         ctx = otel_context.get_current()
         if phase is not None:
             ctx = with_phase(phase, ctx)
-        parent = _calling_module(ctx)
+        parent = calling_module(ctx)
         if parent is None and self.neighbours is not None:
             self.neighbours.look()
         owner = None if path_owner is NO_PATH else (module if path_owner is None else path_owner)
@@ -165,7 +165,7 @@ class Runtime:
     # --- LM calls --------------------------------------------------------------------------------
     def start_lm(self, lm: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> LMFrame:
         ctx = otel_context.get_current()
-        parent = _calling_module(ctx)
+        parent = calling_module(ctx)
         if parent is None and self.neighbours is not None:
             self.neighbours.look()
         provider, model = _route(str(getattr(lm, "model", "unknown")))
@@ -305,7 +305,7 @@ def _may_sample(tracer: Any, ctx: Context) -> bool:
     return sampler is sampling.DEFAULT_ON
 
 
-def _calling_module(ctx: Context) -> ModuleFrame | None:
+def calling_module(ctx: Context) -> ModuleFrame | None:
     """The frame of the module a call runs in; a module run by an LM (rare) belongs to the LM's module."""
     frame = ctx.get(FRAME_KEY)
     if type(frame) is LMFrame:

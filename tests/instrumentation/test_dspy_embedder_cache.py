@@ -1,0 +1,106 @@
+"""`dspy.Embedder` with a hosted model and DSPy's request cache on (`caching=True`, its default): a batch the cache
+answers sends nothing and is one `embeddings {model}` span marked as a cache hit, billing nothing, counted as a
+cache hit in the module's roll-ups, `track()` and the metrics; a batch it misses is the provider request's span, as
+before. Against the stand-in server's embeddings endpoint, which counts the requests it receives."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import dspy
+import pytest
+
+from lmscope.telemetry import _semconv as semconv
+from lmscope.telemetry._usage import track
+
+MODEL = "embeddings text-embedding-3-small"
+TEXTS = ["Paris is the capital of France.", "Berlin is the capital of Germany.", "Tokyo is in Japan."]
+
+
+class Indexer(dspy.Module):
+    def __init__(self, embedder):
+        super().__init__()
+        self.embedder = embedder
+
+    def forward(self, texts):
+        return dspy.Prediction(vectors=self.embedder(texts))
+
+
+class AsyncIndexer(Indexer):
+    async def aforward(self, texts):
+        return dspy.Prediction(vectors=await self.embedder.acall(texts))
+
+
+@pytest.fixture
+def embedder(lm_server):
+    return dspy.Embedder("openai/text-embedding-3-small", batch_size=2, api_base=lm_server.base_url,
+                         api_key="sk-anything")
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_batches_the_cache_answers_are_cache_hit_spans_counted_as_hits(dspy_and_litellm, embedder, lm_server, tree,
+                                                                       unique, mode):
+    texts = [f"{text} {unique}" for text in TEXTS]
+    program = AsyncIndexer(embedder) if mode == "async" else Indexer(embedder)
+
+    def run():
+        return asyncio.run(program.acall(texts=texts)) if mode == "async" else program(texts=texts)
+
+    requests = lm_server.embedding_requests
+    first = run().vectors
+    sent = lm_server.embedding_requests - requests
+    misses = dspy_and_litellm()
+    with track() as usage:
+        again = run().vectors
+
+    assert sent == 2 and lm_server.embedding_requests - requests == 2  # the second run sent nothing
+    assert again.tolist() == first.tolist()
+    assert [span.attributes.get(semconv.CACHE_HIT) for span in misses if span.name == MODEL] == [False, False]
+    finished = dspy_and_litellm()[len(misses):]
+    name = "async_indexer" if mode == "async" else "indexer"
+    assert tree(finished) == [(name, [(MODEL, []), (MODEL, [])])]
+    hits = [span for span in finished if span.name == MODEL]
+    for span, size in zip(hits, (2, 1), strict=True):
+        attributes = span.attributes
+        assert attributes[semconv.CACHE_HIT] is True
+        assert attributes[semconv.SPAN_KIND] == "EMBEDDING"
+        assert attributes[semconv.GEN_AI_OPERATION_NAME] == "embeddings"
+        assert attributes[semconv.GEN_AI_REQUEST_MODEL] == "text-embedding-3-small"
+        assert attributes[semconv.EMBEDDING_BATCH_SIZE] == size
+        assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 0
+        assert semconv.GEN_AI_USAGE_OUTPUT_TOKENS not in attributes
+        assert attributes[semconv.GEN_AI_USAGE_COST] == 0.0
+        assert json.loads(attributes[semconv.OUTPUT_VALUE]) == {"embeddings": size, "dimensions": len(first[0])}
+        assert span.end_time >= span.start_time
+    module = next(span for span in finished if span.name == name)
+    assert module.attributes[semconv.CACHE_HITS] == 2
+    assert module.attributes[semconv.LM_CALLS] == 2
+    assert module.attributes[semconv.USAGE_INPUT_TOKENS] == 0
+    assert usage.total()["calls"] == 2 and usage.total()["cache_hits"] == 2
+    assert usage.total()["input_tokens"] == 0 and usage.total()["cost_usd"] == 0.0
+
+
+def test_cache_hits_are_counted_in_the_cache_metric(metered, embedder, unique):
+    from lmscope.instrumentation.litellm import LiteLLMInstrumentor
+
+    _spans, reader = metered
+    litellm_instrumentor = LiteLLMInstrumentor()
+    litellm_instrumentor.instrument(tracer_provider=None)
+    try:
+        texts = [f"{text} {unique}" for text in TEXTS[:2]]
+        embedder(texts)
+        embedder(texts)
+    finally:
+        litellm_instrumentor.uninstrument()
+    points = [point for metric in _metrics(reader) if metric.name == semconv.METRIC_CACHE_REQUESTS
+              for point in metric.data.data_points]
+    hits = [point for point in points if point.attributes.get(semconv.CACHE_RESULT) == semconv.CACHE_RESULT_HIT]
+    assert sum(point.value for point in hits) == 1
+    assert {point.attributes[semconv.GEN_AI_OPERATION_NAME] for point in hits} == {"embeddings"}
+
+
+def _metrics(reader):
+    data = reader.get_metrics_data()
+    return [metric for resource in data.resource_metrics for scope in resource.scope_metrics
+            for metric in scope.metrics]
