@@ -12,7 +12,8 @@ prefix caching (`_lm_server_prefix_cache`), and answers follow the adapter forma
 Routes: POST /v1/chat/completions (JSON or `stream: true` SSE; `n` choices, each chunk of a stream naming its choice's
 `index`; an answer longer than `max_completion_tokens` / `max_tokens` is cut there, finish_reason "length", as a
 provider stops), POST /v1/responses (the Responses API, JSON or SSE:
-`_lm_server_responses`), POST /v1/embeddings (`_lm_server_embeddings`), GET /v1/models. `failures` makes a model's
+`_lm_server_responses`), POST /v1/completions (legacy text completions: `_lm_server_text`), POST /v1/embeddings
+(`_lm_server_embeddings`), GET /v1/models. `failures` makes a model's
 calls fail, `transient_failures` the next few of them (a provider's passing outage, for retries), `context_windows`
 refuses a model's prompts longer than its window (OpenAI's `context_length_exceeded`, for fallbacks). Request headers
 (and so API keys) are never logged or stored, and the server writes nothing to stderr.
@@ -39,6 +40,7 @@ from ._lm_server_responses import (
     response_body,
     response_events,
 )
+from ._lm_server_text import COMPLETIONS_PATH, BadTextRequest, TextCompletion, read_prompts
 from ._lm_server_tokens import count_prompt_tokens, count_tokens, decode, encode, load_encoding, prompt_token_ids
 from ._lm_server_wire import Completion, error_body, models_body
 
@@ -96,6 +98,7 @@ class StandInLM:
         self._embedding_requests = 0
         self._embedding_tokens = 0
         self._responses_requests = 0
+        self._text_requests = 0
         self._failed_requests = 0
         self.failures: dict[str, tuple[int, str]] = {}
         """model -> (HTTP status, error message): requests for that model are answered with that error, as a
@@ -159,12 +162,14 @@ class StandInLM:
     embedding_tokens = _Count("Input tokens billed for embeddings so far (the sum of every answer's "
                               "`usage.prompt_tokens`).")
     responses_requests = _Count("Responses API requests answered so far (including streamed ones).")
+    text_requests = _Count("Legacy text-completion requests (/v1/completions) answered so far.")
     failed_requests = _Count("Requests answered with an error of `failures` or `transient_failures` so far, on any "
                              "route, and chat prompts refused for `context_windows`.")
 
     @property
     def billed_chat_tokens(self) -> tuple[int, int]:
-        """(prompt, completion) tokens of every chat completion and Responses request answered so far, as their
+        """(prompt, completion) tokens of every chat completion, text completion and Responses request answered so far,
+        as their
         `usage` said (all choices): what a tracer's token counts must add up to."""
         with self._lock:
             return self._billed
@@ -183,19 +188,30 @@ class StandInLM:
         """Answer a parsed /v1/chat/completions body; raises BadRequest when it is not one."""
         if not isinstance(body, dict):
             raise BadRequest("The request body must be a JSON object.")
-        model, messages, choices = body.get("model"), body.get("messages"), body.get("n") or 1
+        model, messages, choices = body.get("model"), body.get("messages"), _choice_count(body)
         if not isinstance(model, str) or not model:
             raise BadRequest("You must provide a model parameter.")
         if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
             raise BadRequest("'messages' must be a non-empty array of message objects.")
-        if not isinstance(choices, int) or not 1 <= choices <= 128:
-            raise BadRequest("'n' must be an integer from 1 to 128.")
         self._check_context_window(model, messages)
         completion = self._answer(body, model, messages, choices, _token_limit(body))
         with self._lock:
             # Counted before the reply is written, so a client that got its answer sees itself counted.
             self._requests += 1
         return completion
+
+    def complete_text(self, body: Any) -> TextCompletion:
+        """Answer a parsed /v1/completions body; raises BadRequest when it is not one."""
+        try:
+            prompts = read_prompts(body)
+        except BadTextRequest as exc:
+            raise BadRequest(str(exc)) from exc
+        choices, limit = _choice_count(body), _token_limit(body)
+        answers = tuple(self._answer({"messages": [{"role": "user", "content": prompt}]}, body["model"], [],
+                                     choices, limit, prompt_ids=encode(prompt)) for prompt in prompts)
+        with self._lock:
+            self._text_requests += 1
+        return TextCompletion(answers)
 
     def respond(self, body: Any) -> ResponsesRequest:
         """Read a parsed /v1/responses body; raises BadRequest when it is not one the stand-in answers."""
@@ -212,13 +228,15 @@ class StandInLM:
         return completion
 
     def _answer(self, body: Any, model: str, messages: list[Any], choices: int,
-                limit: int | None = None) -> Completion:
+                limit: int | None = None, prompt_ids: list[int] | None = None) -> Completion:
+        """The reply to a chat `body` (its `messages` billed with chat framing), or to a text prompt's `prompt_ids`."""
         text = compose_reply(read_prompt(body), self.model_answers)
         tokens, finish_reason = encode(text), "stop"
         if limit is not None and len(tokens) > limit:  # a provider stops generating there, and says why
             tokens, finish_reason = tokens[:limit], "length"
             text = decode(tokens)
-        prompt_ids = prompt_token_ids(messages)
+        if prompt_ids is None:
+            prompt_ids = prompt_token_ids(messages)
         cached = self._prefix_cache.lookup_and_remember(model, prompt_ids)
         completion = Completion(model=model, text=text, choices=choices, prompt_tokens=len(prompt_ids),
                                 cached_tokens=cached, completion_tokens=len(tokens), finish_reason=finish_reason)
@@ -268,6 +286,16 @@ class StandInLM:
         return embeddings
 
 
+def _choice_count(body: dict[str, Any]) -> int:
+    """The request's `n` (1 when absent or null); raises BadRequest for one that is not an integer from 1 to 128."""
+    choices = body.get("n")
+    if choices is None:
+        return 1
+    if type(choices) is not int or not 1 <= choices <= 128:
+        raise BadRequest("'n' must be an integer from 1 to 128.")
+    return choices
+
+
 def _token_limit(body: dict[str, Any]) -> int | None:
     """The most tokens a chat request lets each choice generate: `max_completion_tokens`, else the older
     `max_tokens` (as OpenAI reads them); None for no limit. Raises BadRequest for one that is not a positive integer."""
@@ -276,6 +304,11 @@ def _token_limit(body: dict[str, Any]) -> int | None:
     if limit is not None and (type(limit) is not int or limit < 1):
         raise BadRequest(f"'{name}' must be an integer of at least 1.")
     return limit
+
+
+def _includes_usage(body: dict[str, Any]) -> bool:
+    """`stream_options.include_usage`: a stream ends with a chunk carrying the usage."""
+    return bool((body.get("stream_options") or {}).get("include_usage"))
 
 
 _FAILURE_CODES = {401: "invalid_api_key", 429: "rate_limit_exceeded"}
@@ -314,7 +347,7 @@ class _Handler(BaseHTTPRequestHandler):
         if recorded is not None:
             recorded.append(raw)
         path = self.path.split("?", 1)[0]
-        if path not in (CHAT_PATH, EMBEDDINGS_PATH, RESPONSES_PATH):
+        if path not in (CHAT_PATH, EMBEDDINGS_PATH, RESPONSES_PATH, COMPLETIONS_PATH):
             return self._send_not_found()
         stand_in = self.server.stand_in
         try:
@@ -324,6 +357,11 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send_json(failure[0], error_body(failure[1], code=_FAILURE_CODES.get(failure[0])))
             if path == EMBEDDINGS_PATH:
                 return self._send_json(200, stand_in.embed(body).body())
+            if path == COMPLETIONS_PATH:
+                text = stand_in.complete_text(body)
+                if body.get("stream") is True:
+                    return self._send_events([*text.stream_chunks(_includes_usage(body)), "[DONE]"], with_names=False)
+                return self._send_json(200, text.body())
             if path == RESPONSES_PATH:
                 request = stand_in.respond(body)
                 completion = stand_in.answer_responses(request)
@@ -341,8 +379,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._send_json(200, response_body(completion, request))
         elif body.get("stream") is True:
-            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            self._send_stream(completion, include_usage)
+            self._send_stream(completion, _includes_usage(body))
         else:
             self._send_json(200, completion.body())
 

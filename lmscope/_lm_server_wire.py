@@ -47,6 +47,10 @@ class Completion:
                    for i in range(self.choices)]
         return {**self._envelope("chat.completion"), "choices": choices, "usage": self.usage()}
 
+    def pieces(self) -> list[str]:
+        """The answer's text in the word-sized pieces a stream sends it in."""
+        return re.findall(r"\s*\S+\s*", self.text) or [self.text]
+
     def stream_chunks(self, include_usage: bool) -> Iterator[dict[str, Any]]:
         """The chunks of `stream: true`: per choice (each chunk names its `index`), a role delta, word-sized content
         deltas and its finish; then the usage, if asked."""
@@ -56,7 +60,7 @@ class Completion:
             return {**envelope, "choices": [{"index": index, "delta": delta, "logprobs": None,
                                              "finish_reason": finish_reason}]}
 
-        pieces = re.findall(r"\s*\S+\s*", self.text) or [self.text]
+        pieces = self.pieces()
         for index in range(self.choices):
             yield chunk(index, {"role": "assistant", "content": ""})
             for piece in pieces:

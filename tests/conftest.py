@@ -84,6 +84,24 @@ def lm_server():
         yield server
 
 
+@pytest.fixture
+def server():
+    """A fresh stand-in LM server of the test's own (its counters start at 0)."""
+    from lmscope._lm_server import StandInLM
+
+    with StandInLM() as stand_in:
+        yield stand_in
+
+
+@pytest.fixture
+def http(server):
+    """An httpx client on `server`'s base URL."""
+    import httpx
+
+    with httpx.Client(base_url=server.base_url, headers={"Authorization": "Bearer sk-anything"}) as client:
+        yield client
+
+
 def _metric_series(reader):
     """{metric name: {frozenset(attribute items): value}} from one collect of `reader`; a counter's value is
     its sum, a histogram's is (count, sum). Metrics with no point are absent."""

@@ -361,7 +361,7 @@ def test_json_object_request_without_schema(http):
 def test_errors_are_openai_shaped_and_keep_the_connection(server, http):
     malformed = http.post("/chat/completions", content=b"{not json", headers={"Content-Type": "application/json"})
     no_messages = http.post("/chat/completions", json={"model": "gpt-4o-mini"})
-    unknown_post = http.post("/completions", json=chat_body("hi"))
+    unknown_post = http.post("/images/generations", json=chat_body("hi"))
     unknown_get = http.get("/nothing-here")
     assert malformed.status_code == 400
     assert malformed.json()["error"]["type"] == "invalid_request_error"

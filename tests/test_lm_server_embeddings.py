@@ -12,15 +12,8 @@ import dspy
 import httpx
 import litellm
 import numpy as np
-import pytest
 
-from lmscope._lm_server import StandInLM, count_tokens
-
-
-@pytest.fixture
-def server():
-    with StandInLM() as stand_in:
-        yield stand_in
+from lmscope._lm_server import count_tokens
 
 
 def test_embeddings_shape_and_token_counts(server):

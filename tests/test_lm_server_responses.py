@@ -10,26 +10,12 @@ import tempfile
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("DSPY_CACHEDIR", tempfile.mkdtemp(prefix="lmscope-dspy-cache-"))
 
-import httpx
 import litellm
-import pytest
 
-from lmscope._lm_server import StandInLM, count_prompt_tokens, count_tokens
+from lmscope._lm_server import count_prompt_tokens, count_tokens
 
 QUESTION = "What is the capital of France?"
 AS_CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": QUESTION}]
-
-
-@pytest.fixture
-def server():
-    with StandInLM() as stand_in:
-        yield stand_in
-
-
-@pytest.fixture
-def http(server):
-    with httpx.Client(base_url=server.base_url) as client:
-        yield client
 
 
 def _events(response):

@@ -133,8 +133,8 @@ class ModuleFrame:
 class LMFrame:
     """An LM call; `finalize` and the cache probe fill it in, the LM wrapper turns it into attributes."""
 
-    __slots__ = ("cache_key_memo", "cache_layer", "call", "lm", "model", "parent", "phase", "provider", "resent",
-                 "result", "span", "started", "stored_record", "token", "trackers")
+    __slots__ = ("cache_key_memo", "cache_layer", "call", "lm", "model", "operation", "parent", "phase", "provider",
+                 "resent", "result", "span", "started", "stored_record", "token", "trackers")
 
     def __init__(self, span: Span, parent: ModuleFrame | None, lm: Any, model: str, provider: str | None,
                  started: float, trackers: tuple[Usage, ...]) -> None:
@@ -157,6 +157,8 @@ class LMFrame:
         """`lmscope.phase` where the call started."""
         self.resent = 0
         """Provider requests of the call that failed and were sent again (`_retries.py`)."""
+        self.operation = semconv.GEN_AI_OPERATION_CHAT
+        """`gen_ai.operation.name`: `text_completion` for an LM of `model_type="text"`, else chat."""
 
 
 def current_lm_frame() -> LMFrame | None:

@@ -181,14 +181,20 @@ class Runtime:
             tools = kwargs.get("tools") or (getattr(lm, "kwargs", None) or {}).get("tools") if prompt else None
             attributes = lm_start_attributes(model, provider, parameters, context_attributes(ctx, self.content),
                                              self._settings(ctx, lm), prompt, self.content, tools)
+            if operation != semconv.GEN_AI_OPERATION_CHAT:
+                attributes[semconv.GEN_AI_OPERATION_NAME] = operation
             adapter = ctx.get(ADAPTER_KEY)
             if type(adapter) is tuple:  # made by the adapter DSPy fell back to: (its class, the one it replaced)
                 attributes[semconv.ADAPTER_NAME], attributes[semconv.ADAPTER_FALLBACK_FROM] = adapter
             return attributes
 
-        name = semconv.LM_SPAN_NAME_PREFIX + self.content.name(model)[0]  # a model name may hold a key: scrubbed
+        # DSPy sends a text LM's messages as one prompt to the legacy completions API (docs/dspy-internals.md §4)
+        operation = semconv.GEN_AI_OPERATION_TEXT_COMPLETION if getattr(lm, "model_type", None) == "text" \
+            else semconv.GEN_AI_OPERATION_CHAT
+        name = f"{operation} {self.content.name(model)[0]}"  # a model name may hold a key: scrubbed
         span = self._start_span(name, ctx, SpanKind.CLIENT, parent, build, "LM span attributes")
         frame = LMFrame(span, parent, lm, model, provider, time.perf_counter(), active_trackers(ctx))
+        frame.operation = operation
         frame.phase = current_phase(ctx)
         # Inside the call: other instrumentations suppressed, a read-only view of our span (`_lm_span_view.py`).
         frame.token = otel_context.attach(lm_call_context(span, ctx, {OWN_SUPPRESSION_KEY: True, FRAME_KEY: frame}))
@@ -236,13 +242,14 @@ class Runtime:
         module = frame.parent.path if frame.parent is not None else None
         if frame.result is None:
             return LMCall(model=frame.model, provider=frame.provider, duration_s=duration, module_path=module,
-                          error_type=type(error).__name__ if error is not None else None, phase=frame.phase)
+                          error_type=type(error).__name__ if error is not None else None, phase=frame.phase,
+                          operation=frame.operation)
         call = lm_call_from_result(frame.lm, frame.result, model=frame.model, provider=frame.provider,
                                    cache_layer=frame.cache_layer, stored_record=frame.stored_record,
                                    duration_s=duration, module_path=module)
         if frame.provider is None:  # a bare model name (`_providers.py`)
             call.provider = answered_by(frame.lm, frame.result, call.engine)
-        call.phase = frame.phase
+        call.phase, call.operation = frame.phase, frame.operation
         call.usage_estimated = call.engine == "litellm" and not call.cache_hit \
             and _streamed_without_usage(frame.lm, self.settings)
         # DSPy's PreparedCall.cache, seen by finalize, and a tier left on by `dspy.configure_cache(...)`: otherwise
