@@ -11,7 +11,9 @@ the others). The context therefore carries a read-only view of the span: the sam
 and propagation see lmscope's span), a `NonRecordingSpan` to writers.
 
 Other instrumentations (OpenInference's LiteLLM one, HTTP clients) stand down inside the call through OTel's
-standard suppression, as inside `suppress_instrumentation()`: one LM span per LM call, whatever else is on.
+standard suppression, as inside `suppress_instrumentation()`: one LM span per LM call, whatever else is on. lmscope's
+own LiteLLM spans look past it inside a DSPy LM call, for the calls that are not DSPy's own request
+(`litellm/_in_dspy_lm.py`), and keep it on inside them.
 """
 
 from __future__ import annotations

@@ -207,6 +207,11 @@ LM_REQUESTS: Final = "lmscope.lm.requests"
 LiteLLM): every request the call made, the failed ones included, each of those an `exception` event on the span.
 Absent: the call made the requests its answer came from (one; one per candidate on DSPy's native engine with n > 1),
 or none for a cache hit. Tokens and cost are the answered requests' only."""
+USAGE_IN_CHILDREN: Final = "lmscope.usage.in_children"
+"""On a DSPy LM span whose request the LM's own code made through calls lmscope counts on spans of their own (a
+custom `BaseLM` or DSPy engine calling `litellm.completion`, once or more): true. Those child LM spans carry the tokens
+and cost; this span has none of its own (no gen_ai.usage.*, llm.token_count.*, cost or `lmscope.cache.hit`), only
+their roll-up under the module keys below, and is not counted as an LM call."""
 COST_SOURCE: Final = "lmscope.cost.source"
 """Who priced the call: provider | litellm | dspy | lmscope."""
 COST_UNKNOWN: Final = "lmscope.cost.unknown"

@@ -315,6 +315,14 @@ def lm_result_attributes(call: LMCall, policy: ContentPolicy) -> dict[str, Any]:
             attributes[semconv.CACHE_SAVED_USD] = call.saved_usd
         if call.saved_tokens is not None:
             attributes[semconv.CACHE_SAVED_TOKENS] = call.saved_tokens
+    put_answer_attributes(attributes, call, policy)
+    return attributes
+
+
+def put_answer_attributes(attributes: dict[str, Any], call: LMCall, policy: ContentPolicy) -> None:
+    """Put what a finished call's answer says besides its usage into `attributes`: the model that answered (scrubbed
+    and cut as the requested one is, `ContentPolicy.name`), the response id, the finish reasons and the DSPy engine.
+    (Filled in place: this runs once per LM call.)"""
     if call.response_model:
         attributes[semconv.GEN_AI_RESPONSE_MODEL], redacted = policy.name(call.response_model)
         if redacted:
@@ -325,7 +333,6 @@ def lm_result_attributes(call: LMCall, policy: ContentPolicy) -> dict[str, Any]:
         attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = call.finish_reasons
     if call.engine:
         attributes[semconv.LM_ENGINE] = call.engine
-    return attributes
 
 
 def rollup_attributes(totals: Spend) -> dict[str, Any]:

@@ -50,8 +50,9 @@ def app_suppressed() -> bool:
     """True inside the app's `suppress_instrumentation()`: lmscope starts no span and records nothing there.
 
     Suppression lmscope entered itself (inside its own LM span, so that other instrumentations stand down) does
-    not count: DSPy calls made inside an LM call (a custom LM calling another, the cache hooks) stay traced.
-    Suppression the app enters inside lmscope's LM span cannot be told from lmscope's own, and is not honoured."""
+    not count: DSPy calls made inside an LM call (a custom LM calling another, the cache hooks) stay traced, and so
+    do LiteLLM calls that are not DSPy's own request (`litellm/_in_dspy_lm.py`). Suppression the app enters inside
+    lmscope's LM span cannot be told from lmscope's own, and is not honoured."""
     return not is_instrumentation_enabled() and otel_context.get_value(OWN_SUPPRESSION_KEY) is not True
 
 
@@ -133,8 +134,9 @@ class ModuleFrame:
 class LMFrame:
     """An LM call; `finalize` and the cache probe fill it in, the LM wrapper turns it into attributes."""
 
-    __slots__ = ("cache_key_memo", "cache_layer", "call", "lm", "model", "operation", "parent", "phase", "provider",
-                 "resent", "result", "span", "started", "stored_record", "token", "trackers")
+    __slots__ = ("cache_key_memo", "cache_layer", "call", "children", "dspy_requested", "lm", "model", "operation",
+                 "outer", "parent", "phase", "provider", "requests_in_children", "resent", "result", "span", "started",
+                 "stored_record", "token", "trackers")
 
     def __init__(self, span: Span, parent: ModuleFrame | None, lm: Any, model: str, provider: str | None,
                  started: float, trackers: tuple[Usage, ...]) -> None:
@@ -159,6 +161,23 @@ class LMFrame:
         """Provider requests of the call that failed and were sent again (`_retries.py`)."""
         self.operation = semconv.GEN_AI_OPERATION_CHAT
         """`gen_ai.operation.name`: `text_completion` for an LM of `model_type="text"`, else chat."""
+        self.outer: LMFrame | None = None
+        """The DSPy LM call this one runs inside of (a custom LM calling another LM), told of this call's count."""
+        self.children: Spend | None = None
+        """The LM calls counted on spans of their own inside this call (`_lm_children.py`), made on the first."""
+        self.requests_in_children = 0
+        """How many of them were counted before DSPy had this call's result: its request, made by the LM's own code."""
+        self.dspy_requested = False
+        """DSPy's own code sent a LiteLLM request for this call (no span of its own: this span is the request's)."""
+
+    def add_child(self, call: LMCall) -> None:
+        """An LM call made inside this one was counted on a span of its own, a child of this call's."""
+        with _merge_lock:  # children may end in threads the LM's code started
+            if self.children is None:
+                self.children = Spend()
+            self.children.add_call(call)
+            if self.result is None:
+                self.requests_in_children += 1
 
 
 def current_lm_frame() -> LMFrame | None:

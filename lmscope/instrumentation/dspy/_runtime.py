@@ -51,6 +51,7 @@ from ._frames import (
     LMFrame,
     ModuleFrame,
 )
+from ._lm_children import gives_way
 from ._module_paths import module_aliases, module_path
 from ._naming import module_facts, span_kind
 from ._neighbours import Neighbours
@@ -196,6 +197,9 @@ class Runtime:
         frame = LMFrame(span, parent, lm, model, provider, time.perf_counter(), active_trackers(ctx))
         frame.operation = operation
         frame.phase = current_phase(ctx)
+        outer = ctx.get(FRAME_KEY)
+        if type(outer) is LMFrame:  # a custom LM calling another LM: this call is one of its (`_lm_children.py`)
+            frame.outer = outer
         # Inside the call: other instrumentations suppressed, a read-only view of our span (`_lm_span_view.py`).
         frame.token = otel_context.attach(lm_call_context(span, ctx, {OWN_SUPPRESSION_KEY: True, FRAME_KEY: frame}))
         return frame
@@ -204,19 +208,25 @@ class Runtime:
         span = frame.span
         try:
             recording = span.is_recording()
-            listeners = self.lm_call_listeners
+            # The LM's own code made the call's requests, counted on child spans: this span counts none of it.
+            children = frame.children if frame.requests_in_children and gives_way(frame) else None
+            counted = children is None
+            listeners = self.lm_call_listeners if counted else ()
             parent = frame.parent
-            finished = frame.result is not None  # DSPy's `finalize` saw the call's result
+            finished = counted and frame.result is not None  # DSPy's `finalize` saw the call's result
             trackers = frame.trackers if finished else ()
             rolls_up = finished and parent is not None and parent.rolls_up
+            outer = frame.outer if finished else None
             # Nobody reads an unsampled call's LMCall unless a listener, a tracker or a recording ancestor does.
-            call = self._lm_call(frame, error) if recording or listeners or trackers or rolls_up else None
+            read = recording or listeners or trackers or rolls_up or outer is not None
+            call = self._lm_call(frame, error) if read else None
             if recording:
                 captured = self.content.capture_outputs and error is None and output is not None
                 # A provider known only from the answer is not among the start attributes.
                 answered = call.provider if call is not None and frame.provider is None else None
-                _set_attributes(span, "LM span end attributes", lm_end_attributes, call if finished else None,
-                                output if captured else None, self.content, answered)
+                _set_attributes(span, "LM span end attributes", lm_end_attributes,
+                                call if frame.result is not None else None, output if captured else None,
+                                self.content, answered, children)
                 if frame.resent:  # requests that failed were sent again (`_retries.py`)
                     span.set_attribute(semconv.LM_REQUESTS, requests_made(frame, error is not None))
             if error is not None:
@@ -230,6 +240,8 @@ class Runtime:
                     usage.record(call)
                 for listener in listeners:
                     listener(call)
+                if outer is not None:
+                    outer.add_child(call)
         except Exception as exc:  # noqa: BLE001
             report_internal_error("LM span end", exc)
         finally:

@@ -21,6 +21,7 @@ from ._attributes import (
     lm_request_attributes,
     lm_result_attributes,
     provider_attributes,
+    put_answer_attributes,
     rollup_attributes,
     to_json,
 )
@@ -98,9 +99,11 @@ def lm_start_attributes(model: str, provider: str | None, parameters: Mapping[st
 
 
 def lm_end_attributes(call: LMCall | None, content: Any, policy: ContentPolicy,
-                      answered_by: str | None = None) -> dict[str, Any]:
+                      answered_by: str | None = None, children: Spend | None = None) -> dict[str, Any]:
     """`call` is None when DSPy never finished the call (it failed before `finalize`): no usage to report.
     `answered_by`: the provider of a model name without one, which only the answer told (`_providers.py`).
+    `children`: the LM calls counted inside it, when the span gives way to them (`_lm_children.py`): their roll-up
+    and `lmscope.usage.in_children` in place of the call's own usage and cost.
 
     A finished call also restates `lmscope.settings.cache` as what DSPy did for it, over the start value (the LM's
     `cache` setting): the call's own `cache` (`dspy.LM(cache=False)`, `config={"cache": False}`), and whether
@@ -108,10 +111,17 @@ def lm_end_attributes(call: LMCall | None, content: Any, policy: ContentPolicy,
     if call is None:
         attributes: dict[str, Any] = {}
     else:
-        attributes = lm_result_attributes(call, policy)
+        if children is None:
+            attributes = lm_result_attributes(call, policy)
+        else:
+            attributes = {}
+            put_answer_attributes(attributes, call, policy)
         attributes[_SETTINGS_CACHE] = call.cache_used
         if answered_by is not None:
             attributes.update(provider_attributes(answered_by))
+    if children is not None:
+        attributes.update(rollup_attributes(children))
+        attributes[semconv.USAGE_IN_CHILDREN] = True
     _put_content(attributes, semconv.OUTPUT_VALUE, semconv.OUTPUT_MIME_TYPE, content, policy)
     if content is not None:
         attributes.update(output_message_attributes(content, call.finish_reasons if call else None, policy))

@@ -6,7 +6,7 @@ client sends a failed request again itself (a 408, 409, 429 or 5xx answer, a tim
 §6). One LiteLLM call may so be several provider requests. Between a failed request and the next the SDK calls its
 client's `_sleep_for_retry`: lmscope ends the call's span there, failed, as that request's, and after the backoff
 opens the span of the next request (`LiteLLMRuntime.request_failed` / `resent`). The last request's span is the one
-LiteLLM's result or error ends. Inside a DSPy LM call, where LiteLLM's spans stand down, the failed request is an
+LiteLLM's result or error ends. Inside DSPy's own request, whose LiteLLM call has no span, the failed request is an
 event on the DSPy LM span, which counts the call's requests (`dspy/_retries.py`). Outside a traced call the SDK's
 retries are left alone.
 """

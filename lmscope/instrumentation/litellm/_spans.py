@@ -3,8 +3,9 @@ stream ends: `_streams.py`).
 
 The same attribute contract as DSPy's LM spans (`instrumentation/dspy/_attributes.py`, `telemetry/_messages.py`),
 the same consumers (roll-ups into the calling DSPy module, `lmscope.track()`, metrics listeners). Exactly once:
-inside lmscope's DSPy LM span (DSPy's `engine="litellm"`) OpenTelemetry's instrumentation is suppressed, and so is
-this span; an app's own `suppress_instrumentation()` block also stands it down.
+inside lmscope's DSPy LM span OpenTelemetry's instrumentation is suppressed, and DSPy's own LiteLLM request there
+(`engine="litellm"`) has no span of its own; a call the program's code makes there (a custom LM, a callback) is a
+child of the DSPy LM span (`_in_dspy_lm.py`). An app's own `suppress_instrumentation()` block stands it down.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from ..dspy._attributes import (
     to_json,
 )
 from ..dspy._frames import FRAME_KEY, LMFrame, ModuleFrame
+from ._in_dspy_lm import DSPyRequest, lm_call_open, made_by_dspy
 from ._neighbours import LiteLLMNeighbours
 from ._responses import responses_answers, responses_finish_reasons, responses_messages
 from ._results import answers, as_cache_hit, call_from_response, from_litellm_cache, usage_cost
@@ -74,7 +76,7 @@ class CallFrame:
     """One LiteLLM call in flight: the span of its provider request (of each in turn, when the OpenAI SDK sends a
     failed request again: `LiteLLMRuntime.request_failed`)."""
 
-    __slots__ = ("context", "handed_over", "kwargs", "litellm_prices", "model", "operation", "outer", "parent",
+    __slots__ = ("context", "handed_over", "kwargs", "litellm_prices", "lm", "model", "operation", "outer", "parent",
                  "phase", "provider", "provider_answered", "responses_api", "span", "started", "token", "trackers")
 
     def __init__(self, operation: str, model: str, provider: str | None, parent: ModuleFrame | None,
@@ -99,6 +101,9 @@ class CallFrame:
         self.handed_over = False
         """LiteLLM retries the call itself (`num_retries`, `LiteLLMRuntime.hand_over`): the span has ended with the
         first attempt, each retry is a call of its own, and what LiteLLM returns or raises is theirs."""
+        self.lm: LMFrame | None = None
+        """The DSPy LM call this one was made inside of (by a custom LM, a callback: `_in_dspy_lm.py`), told when
+        this call is counted."""
 
 
 def _answered_by_other_calls(kwargs: Mapping[str, Any], is_async: bool) -> bool:
@@ -124,10 +129,20 @@ class LiteLLMRuntime:
         """Looks for other LiteLLM instrumentations at each call (`_neighbours.py`)."""
 
     def start(self, operation: str, kwargs: Mapping[str, Any], litellm_prices: bool = True,
-              is_async: bool = False) -> CallFrame | None:
-        """The call's span, made current, with other instrumentations suppressed inside it; None when suppressed.
+              is_async: bool = False) -> CallFrame | DSPyRequest | None:
+        """The call's span, made current, with other instrumentations suppressed inside it; None when suppressed;
+        a `DSPyRequest` for DSPy's own request inside its LM span (`_in_dspy_lm.py`).
         `litellm_prices`: `CallFrame.litellm_prices`; `is_async`: the call is LiteLLM's async function."""
-        if not is_instrumentation_enabled() or (operation == CHAT and _answered_by_other_calls(kwargs, is_async)):
+        lm_frame = None
+        if not is_instrumentation_enabled():
+            ctx = otel_context.get_current()
+            lm_frame = lm_call_open(ctx, ctx.get(_CALL_KEY))
+            if lm_frame is None:
+                return None
+            if made_by_dspy():
+                lm_frame.dspy_requested = True
+                return DSPyRequest(ctx, _CALL_KEY)
+        if operation == CHAT and _answered_by_other_calls(kwargs, is_async):
             return None
         if self.neighbours is not None:
             self.neighbours.look()
@@ -141,6 +156,7 @@ class LiteLLMRuntime:
             parent = parent.parent
         frame = CallFrame(operation, model, provider, parent if isinstance(parent, ModuleFrame) else None,
                           active_trackers(ctx), kwargs, phase, ctx, litellm_prices)
+        frame.lm = lm_frame
         self._open_span(frame)
         # Inside the call: other instrumentations suppressed, a read-only view of our span (`_lm_span_view.py`), and
         # the call's frame, which code inside it finds (the OpenAI SDK's retries, LiteLLM's own).
@@ -285,6 +301,8 @@ class LiteLLMRuntime:
                     parent.add_call(call)
                 for usage in frame.trackers:
                     usage.record(call)
+                if frame.lm is not None:  # made inside a DSPy LM call, by other code than DSPy's
+                    frame.lm.add_child(call)
             for listener in self.lm_call_listeners:
                 listener(call)
         except Exception as exc:  # noqa: BLE001

@@ -14,6 +14,7 @@ from opentelemetry.context import Context
 from ...telemetry._internal_errors import report_internal_error
 from .._stack import WrappedCall, drop_own_frame
 from ._context_window import watch_fallbacks
+from ._in_dspy_lm import DSPyRequest
 from ._responses_stream import ResponsesStreamRecorder
 from ._results import from_litellm_cache
 from ._spans import CallFrame, LiteLLMRuntime
@@ -28,10 +29,10 @@ def _request(names: tuple[str, ...], args: tuple[Any, ...], kwargs: dict[str, An
 
 
 def _start(runtime: LiteLLMRuntime, operation: str, names: tuple[str, ...], args: tuple[Any, ...],
-           kwargs: dict[str, Any], litellm_prices: bool, is_async: bool) -> CallFrame | None:
+           kwargs: dict[str, Any], litellm_prices: bool, is_async: bool) -> CallFrame | DSPyRequest | None:
     try:
         frame = runtime.start(operation, _request(names, args, kwargs), litellm_prices, is_async)
-        if frame is not None:
+        if isinstance(frame, CallFrame):
             watch_fallbacks(runtime, kwargs)
         return frame
     except Exception as exc:  # noqa: BLE001 - the call runs untraced
@@ -39,7 +40,10 @@ def _start(runtime: LiteLLMRuntime, operation: str, names: tuple[str, ...], args
         return None
 
 
-def _returned(runtime: LiteLLMRuntime, frame: CallFrame, result: Any) -> Any:
+def _returned(runtime: LiteLLMRuntime, frame: CallFrame | DSPyRequest, result: Any) -> Any:
+    if isinstance(frame, DSPyRequest):  # DSPy's own request: its DSPy LM span has the result
+        frame.leave()
+        return result
     runtime.leave(frame)
     if frame.handed_over:  # the last of LiteLLM's retries answered: its span has it (a stream is traced there)
         return result
@@ -52,14 +56,16 @@ def _returned(runtime: LiteLLMRuntime, frame: CallFrame, result: Any) -> Any:
     return result
 
 
-def _failed(runtime: LiteLLMRuntime, frame: CallFrame | None, error: BaseException,
+def _failed(runtime: LiteLLMRuntime, frame: CallFrame | DSPyRequest | None, error: BaseException,
             wrapper: Callable[..., Any]) -> None:
     """LiteLLM raised `error`: take `wrapper`'s frame off the traceback, traced or not (a call inside another LiteLLM
     span or `suppress_instrumentation()` runs untraced through the same wrapper), so the bare `raise` that follows
     gives the program the traceback it gets without lmscope; then end the span (if the call had one), which so
     records that same traceback."""
     drop_own_frame(error, wrapper)
-    if frame is not None:
+    if isinstance(frame, DSPyRequest):
+        frame.leave()
+    elif frame is not None:
         runtime.leave(frame)
         if not frame.handed_over:  # else the retries' spans have recorded their errors
             runtime.end(frame, None, error)

@@ -1,0 +1,81 @@
+"""A LiteLLM call made inside a DSPy LM call: DSPy's own request, or a call of code DSPy runs there.
+
+Inside lmscope's DSPy LM span OpenTelemetry's instrumentation is suppressed (`_lm_span_view.py`), so that DSPy's own
+LiteLLM request (`dspy.LM` on LiteLLM) is not a second span of the same call: the DSPy LM span is the request's. But
+the program's code runs there too: a custom `BaseLM`'s `forward`, a DSPy 3.4 custom engine, a DSPy callback's
+`on_lm_start` / `on_lm_end`. The LiteLLM calls it makes are requests DSPy's span does not see: each is a LiteLLM span
+of its own, a child of the DSPy LM span (which then gives way to them or not: `dspy/_lm_children.py`), other
+instrumentations still suppressed inside it.
+
+Told apart by who calls LiteLLM: DSPy's own request is made by DSPy's code (`dspy/clients/lm.py` on every release,
+`dspy/clients/engines/litellm_engine.py` from 3.4; docs/dspy-internals.md §4), so the nearest frame above lmscope's
+wrapper, past the wrappers other instrumentations put around LiteLLM's functions, is in a module `dspy` or `dspy.*`.
+The stack is read (never changed), a frame or two, and only inside a DSPy LM call.
+
+LiteLLM calls its own patched functions on behalf of a call (fallbacks, `completion_with_retries` after a failure, the
+deployments of `model_list`, from its own code, tenacity's or a thread pool's): on behalf of DSPy's request they are
+not the program's calls, and run in a context that says so (`DSPyRequest`), where they stay untraced, as those inside
+a traced LiteLLM call do.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextvars import Token
+
+from opentelemetry import context as otel_context
+from opentelemetry.context import Context
+
+from ..dspy._frames import FRAME_KEY, OWN_SUPPRESSION_KEY, LMFrame
+
+_NOT_CALLERS = ("lmscope.", "opentelemetry.", "openinference.", "openlit.", "wrapt.")
+"""Modules whose frames stand between LiteLLM's caller and lmscope's wrapper without being the caller: lmscope's own,
+and the wrappers other instrumentations put around LiteLLM's functions (OpenInference's LiteLLM instrumentor, which
+`logfire.instrument_litellm()` runs too, patches over lmscope's patch)."""
+_MOST_FRAMES = 8
+"""How far up the stack the caller is looked for: past a few wrappers; no farther (a deeper stack is not DSPy's)."""
+
+
+class DSPyRequest:
+    """The LiteLLM call DSPy makes for its LM call's request: no span (the DSPy LM span is the request's). It runs in
+    a context that holds this object where a traced LiteLLM call holds its frame (`_spans._CALL_KEY`), so the calls
+    LiteLLM makes on its behalf stay untraced."""
+
+    __slots__ = ("token",)
+
+    def __init__(self, ctx: Context, call_key: str) -> None:
+        """Attach `ctx` with this request under `call_key` (`_spans._CALL_KEY`): made current for the call."""
+        self.token: Token[Context] = otel_context.attach(Context({**ctx, call_key: self}))
+
+    def leave(self) -> None:
+        """Put the caller's context back (when LiteLLM returns or raises)."""
+        otel_context.detach(self.token)
+
+
+def lm_call_open(ctx: Context, inside: object) -> LMFrame | None:
+    """The DSPy LM call whose context `ctx` is, where a LiteLLM call is made by DSPy or is a child of its span.
+
+    None elsewhere: outside DSPy LM calls, inside a LiteLLM call (`inside`: what `_spans._CALL_KEY` holds, a traced
+    call's frame or a `DSPyRequest`) and under the app's `suppress_instrumentation()` outside lmscope's LM spans,
+    where LiteLLM's calls stay untraced."""
+    if inside is not None or ctx.get(OWN_SUPPRESSION_KEY) is not True:
+        return None
+    frame = ctx.get(FRAME_KEY)
+    return frame if type(frame) is LMFrame else None
+
+
+def made_by_dspy() -> bool:
+    """Whether the code calling LiteLLM is DSPy's: the nearest frame above this one that is in none of `_NOT_CALLERS`
+    is in a module `dspy` or `dspy.*` (lmscope's wrappers of DSPy's methods are `dspy.__lmscope__`: DSPy's too)."""
+    frame = sys._getframe(1)
+    for _ in range(_MOST_FRAMES):
+        name = frame.f_globals.get("__name__")
+        if not isinstance(name, str):
+            return False
+        if not name.startswith(_NOT_CALLERS):
+            return name == "dspy" or name.startswith("dspy.")
+        back = frame.f_back
+        if back is None:
+            return False
+        frame = back
+    return False

@@ -1,0 +1,304 @@
+"""LiteLLM calls made inside a DSPy LM call by code that is not DSPy's own request path: a custom `BaseLM`'s
+`forward`/`aforward` or `__call__`, a DSPy 3.4 custom engine, a DSPy callback. Each is a `chat {model}` span, a child of
+the DSPy LM span, counted once: when they made the LM's request, the DSPy LM span gives way (no usage of its own,
+their roll-up, `lmscope.usage.in_children`); DSPy's own request (`dspy.LM`) stays the one span of its call.
+Whatever the path, the spans, module roll-ups, `track()`, metrics, the console tree and `lmscope report` add up to
+what the stand-in server billed (docs/dspy-internals.md §4, `instrumentation/litellm/_in_dspy_lm.py`)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import dspy
+import httpx
+import litellm
+import pytest
+from dspy_release import ENGINES, engine_options, needs_dspy
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
+from lmscope.telemetry import _semconv as semconv
+from lmscope.telemetry._metrics import MetricsRecorder
+from lmscope.telemetry._report import summarize
+from lmscope.telemetry._trace_file import records_from_spans
+from lmscope.telemetry._tree import build_trees, is_lm_call, render_tree
+from lmscope.telemetry._usage import track
+
+LM_SPAN = "chat gpt-4o-mini"
+_OWN_USAGE = (semconv.GEN_AI_USAGE_INPUT_TOKENS, semconv.GEN_AI_USAGE_OUTPUT_TOKENS, semconv.LLM_TOKEN_COUNT_PROMPT,
+              semconv.LLM_TOKEN_COUNT_TOTAL, semconv.GEN_AI_USAGE_COST, semconv.LLM_COST_TOTAL, semconv.CACHE_HIT)
+
+
+@pytest.fixture
+def traced(lm_server):
+    """DSPy and LiteLLM instrumented on one TracerProvider, with lmscope's metric instruments fed by both, as
+    `lmscope.instrument()` sets them up; yields (the finished-spans function, the metric reader)."""
+    from memory_spans import memory_provider
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from lmscope.instrumentation.dspy import DSPyInstrumentor
+    from lmscope.instrumentation.litellm import LiteLLMInstrumentor
+
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader])
+    recorder = MetricsRecorder(meters.get_meter("lmscope"))
+    provider, exporter = memory_provider()
+    instrumentors = (DSPyInstrumentor(), LiteLLMInstrumentor())
+    for instrumentor in instrumentors:
+        instrumentor.instrument(tracer=provider.get_tracer("test"), capture_content=True,
+                                lm_call_listeners=[recorder.record_lm_call])
+    yield exporter.get_finished_spans, reader
+    for instrumentor in reversed(instrumentors):
+        instrumentor.uninstrument()
+    meters.shutdown()
+    dspy.configure(lm=None, adapter=None, track_usage=False, callbacks=[])
+
+
+class Bill:
+    """What the stand-in server answered and billed inside the block: `requests`, `tokens` (input, output)."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self.requests, self.tokens = 0, (0, 0)
+
+    def __enter__(self) -> Bill:
+        self._before = (self.server.requests, self.server.billed_chat_tokens)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.requests = self.server.requests - self._before[0]
+        now = self.server.billed_chat_tokens
+        self.tokens = (now[0] - self._before[1][0], now[1] - self._before[1][1])
+
+
+def _asked_at(base_url: str, messages: Any) -> dict[str, Any]:
+    return {"model": "openai/gpt-4o-mini", "messages": messages, "api_base": base_url, "api_key": "sk-anything"}
+
+
+def _messages(prompt: Any, messages: Any) -> Any:
+    return messages or [{"role": "user", "content": prompt}]
+
+
+class DraftThenAnswer(dspy.BaseLM):
+    """A custom LM whose `forward` makes two LiteLLM requests, a draft and the answer, and returns the answer."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__("openai/gpt-4o-mini")
+        self.base_url = base_url
+        self.sends: list[bool] = []
+        """Whether instrumentation was enabled at each HTTP request its calls sent (other instrumentations')."""
+
+    def forward(self, prompt: Any = None, messages: Any = None, **kwargs: Any) -> Any:
+        litellm.completion(**_asked_at(self.base_url, _messages(prompt, messages)))
+        return litellm.completion(**_asked_at(self.base_url, _messages(prompt, messages)))
+
+    async def aforward(self, prompt: Any = None, messages: Any = None, **kwargs: Any) -> Any:
+        await litellm.acompletion(**_asked_at(self.base_url, _messages(prompt, messages)))
+        return await litellm.acompletion(**_asked_at(self.base_url, _messages(prompt, messages)))
+
+
+class PlainText(dspy.BaseLM):
+    """A custom LM of the old kind, its own `__call__`: one LiteLLM request, its answer returned as plain text."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__("openai/gpt-4o-mini")
+        self.base_url = base_url
+
+    def __call__(self, prompt: Any = None, messages: Any = None, **kwargs: Any) -> list[str]:
+        response = litellm.completion(**_asked_at(self.base_url, _messages(prompt, messages)))
+        return [response.choices[0].message.content]
+
+
+def _children_of(finished: Any, span: Any) -> list[Any]:
+    return [child for child in finished if child.parent is not None and child.parent.span_id == span.context.span_id]
+
+
+def _dspy_lm_spans(finished: Any) -> list[Any]:
+    """The DSPy LM spans: LM spans with lmscope's settings on them (LiteLLM's have none)."""
+    return [span for span in finished if span.attributes.get(semconv.SPAN_KIND) == semconv.KIND_LLM
+            and semconv.SETTINGS_PREFIX + "lm.model" in span.attributes]
+
+
+def _billed_on(spans: Any) -> tuple[int, int]:
+    return (sum(span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] for span in spans),
+            sum(span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] for span in spans))
+
+
+def _metric_totals(series: dict[str, Any]) -> dict[str, Any]:
+    """(calls, input tokens, output tokens, cost) as the metrics count them."""
+    tokens = series.get(semconv.METRIC_TOKEN_USAGE, {})
+    by_type = {dict(key)["gen_ai.token.type"]: value for key, value in tokens.items()}
+    durations = series.get(semconv.METRIC_OPERATION_DURATION, {})
+    return {"calls": sum(count for count, _ in durations.values()),
+            "input": by_type.get("input", (0, 0))[1], "output": by_type.get("output", (0, 0))[1],
+            "cost": sum(series.get(semconv.METRIC_COST, {}).values())}
+
+
+def _assert_counted_once(finished: Any, reader: Any, metric_series: Any, usage: Any, bill: Bill, calls: int) -> None:
+    """`calls` LM calls, each counted once, everywhere, and the tokens the server billed: on the LM spans report and
+    tree count, in `track()`, the module roll-ups and the metrics."""
+    counted = [span for span in finished if is_lm_call(span.attributes)]
+    assert len(counted) == calls == bill.requests
+    assert _billed_on(counted) == bill.tokens
+    cost = sum(span.attributes[semconv.GEN_AI_USAGE_COST] for span in counted)
+    totals = usage.total()
+    assert (totals["calls"], totals["input_tokens"], totals["output_tokens"]) == (calls, *bill.tokens)
+    assert totals["cost_usd"] == pytest.approx(cost)
+    report = summarize(records_from_spans(finished)).total
+    assert (report.calls, report.input_tokens, report.output_tokens) == (calls, *bill.tokens)
+    metrics = _metric_totals(metric_series(reader))
+    assert metrics == {"calls": calls, "input": bill.tokens[0], "output": bill.tokens[1], "cost": pytest.approx(cost)}
+    for module in (span for span in finished if semconv.MODULE_PATH in span.attributes):
+        assert (module.attributes[semconv.LM_CALLS], module.attributes[semconv.USAGE_INPUT_TOKENS],
+                module.attributes[semconv.USAGE_OUTPUT_TOKENS]) == (calls, *bill.tokens)
+
+
+def _assert_gave_way(span: Any, children: Any) -> None:
+    """The DSPy LM span of a call whose requests its children made: none of its own usage, their roll-up."""
+    attributes = span.attributes
+    assert not set(_OWN_USAGE) & set(attributes)
+    assert attributes[semconv.USAGE_IN_CHILDREN] is True
+    assert (attributes[semconv.LM_CALLS], attributes[semconv.USAGE_INPUT_TOKENS],
+            attributes[semconv.USAGE_OUTPUT_TOKENS]) == (len(children), *_billed_on(children))
+    assert attributes[semconv.COST_TOTAL_USD] == pytest.approx(
+        sum(child.attributes[semconv.GEN_AI_USAGE_COST] for child in children))
+    assert not is_lm_call(attributes)
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+def test_a_custom_lm_making_two_litellm_requests_is_two_child_spans_counted_once(traced, tree, lm_server, unique,
+                                                                                metric_series, monkeypatch, is_async):
+    finished, reader = traced
+    lm = DraftThenAnswer(lm_server.base_url)
+    send = httpx.AsyncClient.send if is_async else httpx.Client.send
+
+    async def async_send(client: Any, *args: Any, **kwargs: Any) -> Any:
+        lm.sends.append(is_instrumentation_enabled())
+        return await send(client, *args, **kwargs)
+
+    def sync_send(client: Any, *args: Any, **kwargs: Any) -> Any:
+        lm.sends.append(is_instrumentation_enabled())
+        return send(client, *args, **kwargs)
+
+    monkeypatch.setattr(httpx.AsyncClient if is_async else httpx.Client, "send", async_send if is_async else sync_send)
+    predict = dspy.Predict("question -> answer")
+    question = f"What is the capital of France? {unique}"
+    with Bill(lm_server) as bill, track() as usage, dspy.context(lm=lm):
+        answer = asyncio.run(predict.acall(question=question)) if is_async else predict(question=question)
+    assert answer.answer
+
+    spans = finished()
+    assert tree(spans) == [("predict", [(LM_SPAN, [(LM_SPAN, []), (LM_SPAN, [])])])]
+    (dspy_lm,) = _dspy_lm_spans(spans)
+    children = _children_of(spans, dspy_lm)
+    for child in children:  # the usual LiteLLM span contract
+        assert child.attributes[semconv.GEN_AI_PROVIDER_NAME] == "openai"
+        assert child.attributes[semconv.COST_SOURCE] == "litellm" and child.attributes[semconv.GEN_AI_USAGE_COST] > 0
+    _assert_gave_way(dspy_lm, children)
+    _assert_counted_once(spans, reader, metric_series, usage, bill, calls=2)
+    assert lm.sends == [False, False]  # other instrumentations (an HTTP client's) stay suppressed in the child spans
+
+    # The console tree: the module and the DSPy LM span show the bill once, each child its own request.
+    rows = [row.split() for row in render_tree(build_trees(records_from_spans(spans))[0]).splitlines()[1:]]
+    shown = [(int(row[row.index("in") + 1]), int(row[row.index("out") + 1])) for row in rows]
+    assert shown[:2] == [bill.tokens, bill.tokens] and (shown[2][0] + shown[3][0], shown[2][1] + shown[3][1]) == bill.tokens
+
+
+def test_a_custom_lm_returning_plain_text_counts_its_one_request(traced, tree, lm_server, unique, metric_series):
+    finished, reader = traced
+    predict = dspy.Predict("question -> answer")
+    with Bill(lm_server) as bill, track() as usage, dspy.context(lm=PlainText(lm_server.base_url)):
+        predict(question=f"What is the capital of Japan? {unique}")
+
+    spans = finished()
+    assert tree(spans) == [("predict", [(LM_SPAN, [(LM_SPAN, [])])])]
+    (dspy_lm,) = _dspy_lm_spans(spans)
+    _assert_gave_way(dspy_lm, _children_of(spans, dspy_lm))
+    _assert_counted_once(spans, reader, metric_series, usage, bill, calls=1)
+
+
+class Judge(dspy.utils.callback.BaseCallback):
+    """A callback that asks an LM through LiteLLM around every LM call: before it and after it."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+
+    def on_lm_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
+        litellm.completion(**_asked_at(self.base_url, [{"role": "user", "content": "Is this prompt safe?"}]))
+
+    def on_lm_end(self, call_id: str, outputs: Any, exception: Exception | None = None) -> None:
+        litellm.completion(**_asked_at(self.base_url, [{"role": "user", "content": "Is this answer right?"}]))
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("engine", ENGINES)
+def test_dspy_lm_stays_one_span_and_a_callbacks_litellm_calls_are_its_children(traced, tree, lm_server, unique,
+                                                                              metric_series, engine, is_async):
+    """DSPy's own request has no LiteLLM span below its LM span, on either engine; the callback's two requests
+    do, and are counted besides it."""
+    finished, reader = traced
+    lm = dspy.LM("openai/gpt-4o-mini", api_base=lm_server.base_url, api_key="sk-anything", cache=False,
+                 **engine_options(engine))
+    predict = dspy.Predict("question -> answer")
+    question = f"What is the capital of Italy? {unique}"
+    with Bill(lm_server) as bill, track() as usage, dspy.context(lm=lm, callbacks=[Judge(lm_server.base_url)]):
+        asyncio.run(predict.acall(question=question)) if is_async else predict(question=question)
+
+    spans = finished()
+    assert tree(spans) == [("predict", [(LM_SPAN, [(LM_SPAN, []), (LM_SPAN, [])])])]
+    (dspy_lm,) = _dspy_lm_spans(spans)
+    assert semconv.USAGE_IN_CHILDREN not in dspy_lm.attributes and is_lm_call(dspy_lm.attributes)
+    prompts = [child.attributes["llm.input_messages.0.message.content"] for child in _children_of(spans, dspy_lm)]
+    assert prompts == ["Is this prompt safe?", "Is this answer right?"]
+    _assert_counted_once(spans, reader, metric_series, usage, bill, calls=3)
+
+
+class TwoRequestEngine:
+    """A DSPy 3.4 custom engine (`dspy.LM(engine=...)`) that asks LiteLLM twice and answers with the second reply."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+
+    def complete(self, request: Any) -> Any:
+        from dspy.clients.lm15_boundary import request_kwargs, response_value
+
+        messages = request_kwargs(request, "chat")["messages"]
+        litellm.completion(**_asked_at(self.base_url, messages))
+        return response_value(litellm.completion(**_asked_at(self.base_url, messages)), "chat", request)
+
+
+@needs_dspy((3, 4), "custom engines")
+def test_a_custom_engine_making_two_litellm_requests_is_two_child_spans(traced, tree, lm_server, unique, metric_series):
+    finished, reader = traced
+    lm = dspy.LM("openai/gpt-4o-mini", engine=TwoRequestEngine(lm_server.base_url), cache=False)
+    predict = dspy.Predict("question -> answer")
+    with Bill(lm_server) as bill, track() as usage, dspy.context(lm=lm):
+        predict(question=f"What is the capital of Spain? {unique}")
+
+    spans = finished()
+    assert tree(spans) == [("predict", [(LM_SPAN, [(LM_SPAN, []), (LM_SPAN, [])])])]
+    (dspy_lm,) = _dspy_lm_spans(spans)
+    _assert_gave_way(dspy_lm, _children_of(spans, dspy_lm))
+    _assert_counted_once(spans, reader, metric_series, usage, bill, calls=2)
+
+
+def test_litellms_own_calls_for_dspys_request_stay_inside_its_one_span(traced, tree, lm_server, unique,
+                                                                       metric_series):
+    """LiteLLM answers DSPy's request with `fallbacks=` by calling `litellm.acompletion` itself, from its own code: on
+    behalf of DSPy's request, not the program's, so no span either (`DSPyRequest`). A guard of that mechanism: without
+    it this call is counted twice."""
+    finished, reader = traced
+    lm_server.failures["broken-model"] = (400, "This model is not available.")
+    fallback = {"model": "openai/gpt-4o-mini", "api_base": lm_server.base_url, "api_key": "sk-anything"}
+    lm = dspy.LM("openai/broken-model", api_base=lm_server.base_url, api_key="sk-anything", cache=False,
+                 num_retries=0, fallbacks=[fallback], **engine_options("litellm"))
+    try:
+        with Bill(lm_server) as bill, track() as usage:
+            assert lm(f"What is the capital of Peru? {unique}")
+    finally:
+        del lm_server.failures["broken-model"]
+
+    spans = finished()
+    assert tree(spans) == [("chat broken-model", [])]
+    _assert_counted_once(spans, reader, metric_series, usage, bill, calls=1)
