@@ -302,3 +302,30 @@ def test_litellms_own_calls_for_dspys_request_stay_inside_its_one_span(traced, t
     spans = finished()
     assert tree(spans) == [("chat broken-model", [])]
     _assert_counted_once(spans, reader, metric_series, usage, bill, calls=1)
+
+
+class Delegating(dspy.BaseLM):
+    """A custom LM that hands every call to another custom LM (which asks LiteLLM twice)."""
+
+    def __init__(self, inner: dspy.BaseLM) -> None:
+        super().__init__("openai/gpt-4o-mini")
+        self.inner = inner
+
+    def __call__(self, prompt: Any = None, messages: Any = None, **kwargs: Any) -> Any:
+        return self.inner(prompt=prompt, messages=messages, **kwargs)
+
+
+def test_a_custom_lm_calling_another_passes_its_requests_on(traced, tree, lm_server, unique, metric_series):
+    """Both DSPy LM spans give way: the outer one to the inner one's requests, which it did not count itself."""
+    finished, reader = traced
+    predict = dspy.Predict("question -> answer")
+    with Bill(lm_server) as bill, track() as usage, dspy.context(lm=Delegating(DraftThenAnswer(lm_server.base_url))):
+        predict(question=f"What is the capital of Chile? {unique}")
+
+    spans = finished()
+    assert tree(spans) == [("predict", [(LM_SPAN, [(LM_SPAN, [(LM_SPAN, []), (LM_SPAN, [])])])])]
+    outer, inner = sorted(_dspy_lm_spans(spans), key=lambda span: span.start_time)
+    requests = _children_of(spans, inner)
+    _assert_gave_way(inner, requests)
+    _assert_gave_way(outer, requests)
+    _assert_counted_once(spans, reader, metric_series, usage, bill, calls=2)

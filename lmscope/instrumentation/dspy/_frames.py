@@ -172,12 +172,19 @@ class LMFrame:
 
     def add_child(self, call: LMCall) -> None:
         """An LM call made inside this one was counted on a span of its own, a child of this call's."""
+        spend = Spend()
+        spend.add_call(call)
+        self.add_children(spend)
+
+    def add_children(self, spend: Spend) -> None:
+        """LM calls made inside this one were counted on spans of their own (`spend`: theirs): an inner DSPy LM call
+        that gave way to its own children passes theirs on."""
         with _merge_lock:  # children may end in threads the LM's code started
             if self.children is None:
                 self.children = Spend()
-            self.children.add_call(call)
+            self.children.add(spend)
             if self.result is None:
-                self.requests_in_children += 1
+                self.requests_in_children += spend.calls
 
 
 def current_lm_frame() -> LMFrame | None:

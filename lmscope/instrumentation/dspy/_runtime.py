@@ -242,6 +242,8 @@ class Runtime:
                     listener(call)
                 if outer is not None:
                     outer.add_child(call)
+            if children is not None and frame.outer is not None:  # gave way: its children are the outer call's too
+                frame.outer.add_children(children)
         except Exception as exc:  # noqa: BLE001
             report_internal_error("LM span end", exc)
         finally:
