@@ -81,23 +81,33 @@ def test_batches_the_cache_answers_are_cache_hit_spans_counted_as_hits(dspy_and_
     assert usage.total()["input_tokens"] == 0 and usage.total()["cost_usd"] == 0.0
 
 
-def test_cache_hits_are_counted_in_the_cache_metric(metered, embedder, unique):
-    from lmscope.instrumentation.litellm import LiteLLMInstrumentor
+def test_the_cache_metric_counts_the_miss_that_sent_the_batch_and_the_hit_that_did_not(embedder, unique):
+    from memory_spans import memory_provider
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-    _spans, reader = metered
-    litellm_instrumentor = LiteLLMInstrumentor()
-    litellm_instrumentor.instrument(tracer_provider=None)
+    from lmscope.instrumentation.dspy import DSPyInstrumentor
+    from lmscope.instrumentation.litellm import LiteLLMInstrumentor
+    from lmscope.telemetry._metrics import MetricsRecorder
+
+    reader = InMemoryMetricReader()
+    recorder = MetricsRecorder(MeterProvider(metric_readers=[reader]).get_meter("lmscope"))
+    tracer = memory_provider()[0].get_tracer("test")
+    instrumentors = (DSPyInstrumentor(), LiteLLMInstrumentor())  # as `lmscope.instrument(metrics_exporters=...)`
+    for instrumentor in instrumentors:
+        instrumentor.instrument(tracer=tracer, lm_call_listeners=[recorder.record_lm_call])
     try:
         texts = [f"{text} {unique}" for text in TEXTS[:2]]
         embedder(texts)
         embedder(texts)
     finally:
-        litellm_instrumentor.uninstrument()
+        for instrumentor in reversed(instrumentors):
+            instrumentor.uninstrument()
     points = [point for metric in _metrics(reader) if metric.name == semconv.METRIC_CACHE_REQUESTS
               for point in metric.data.data_points]
-    hits = [point for point in points if point.attributes.get(semconv.CACHE_RESULT) == semconv.CACHE_RESULT_HIT]
-    assert sum(point.value for point in hits) == 1
-    assert {point.attributes[semconv.GEN_AI_OPERATION_NAME] for point in hits} == {"embeddings"}
+    by_result = {(point.attributes.get(semconv.CACHE_RESULT), point.attributes[semconv.GEN_AI_OPERATION_NAME]):
+                 point.value for point in points}
+    assert by_result == {(semconv.CACHE_RESULT_MISS, "embeddings"): 1, (semconv.CACHE_RESULT_HIT, "embeddings"): 1}
 
 
 def _metrics(reader):

@@ -43,7 +43,8 @@ from ..dspy._attributes import (
     request_parameters,
     to_json,
 )
-from ..dspy._frames import FRAME_KEY, LMFrame, ModuleFrame
+from ..dspy._frames import EMBEDDING_LOOKUP_KEY, FRAME_KEY, EmbeddingLookup, LMFrame, ModuleFrame
+from ..dspy._settings import dspy_cache_tier_on
 from ._in_dspy_lm import DSPyRequest, lm_call_open, made_by_dspy
 from ._neighbours import LiteLLMNeighbours
 from ._responses import responses_answers, responses_finish_reasons, responses_messages
@@ -271,7 +272,7 @@ class LiteLLMRuntime:
         return LMCall(model=frame.model, provider=frame.provider, engine="litellm",
                       duration_s=time.perf_counter() - frame.started,
                       module_path=frame.parent.path if frame.parent is not None else None, operation=frame.operation,
-                      phase=frame.phase)
+                      phase=frame.phase, cache_used=frame.operation == EMBEDDINGS and _dspy_cache_missed(frame.outer))
 
     def finish(self, frame: CallFrame, call: LMCall | None, error: BaseException | None,
                outputs: dict[str, Any] | None, extra: Mapping[str, Any] | None = None) -> None:
@@ -379,6 +380,12 @@ class LiteLLMRuntime:
             attributes[semconv.SCRUBBED] = True
         attributes.update(output_message_attributes(texts, finish_reasons, policy))
         return attributes
+
+
+def _dspy_cache_missed(ctx: Context) -> bool:
+    """The embedding request is a `dspy.Embedder` batch DSPy's request cache missed (`dspy/_embedding_cache.py`): a
+    cache request, as a hit there is."""
+    return isinstance(ctx.get(EMBEDDING_LOOKUP_KEY), EmbeddingLookup) and dspy_cache_tier_on()
 
 
 def _cache_hit_route(kwargs: Mapping[str, Any]) -> str | None:
