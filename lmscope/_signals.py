@@ -16,6 +16,12 @@ once that short critical section is over. Nor does it cut short a shutdown alrea
 exit hooks of a `multiprocessing` worker, which `Pool.terminate()`, and so `with Pool() as pool:`, sends SIGTERM to
 while they run): that shutdown sends the signal again when it ends (at the latest after `_SHUTDOWN_WAIT_S`), and
 only then does it end the process. `uninstrument` restores the previous handlers if ours are still set.
+
+A delivery the handler runs itself is bounded too, whatever it waits on: a watchdog sends the signal again after
+`_SHUTDOWN_WAIT_S`. Python runs that handler on top of the stuck one (it runs handlers inside the main thread's lock
+waits), which then hands the signal on at once. Without it, a lock the flush needs and `locks` did not list, held
+by the interrupted code, left the process waiting for itself for good: `with Pool() as pool:` hung in about 1 pool
+in 300, on a worker that `terminate()` signalled while its exit hook held the registry's lock.
 """
 
 from __future__ import annotations
@@ -39,7 +45,8 @@ Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _RETRY_S = 0.002
 _MAX_RETRIES = 500
-"""About a second of retries; past that the signal goes on without a flush rather than never."""
+"""About a second of retries (more while a lock stays taken: each look waits for it 50 ms); past that the delivery
+is tried anyway, bounded by its watchdog."""
 _SHUTDOWN_WAIT_S = SHUTDOWN_TIMEOUT_S + 2.0
 """A shutdown under way ends within its own bound, its exporters' close included; past that the signal goes on."""
 
@@ -73,6 +80,11 @@ _target: SignalFlush | None = None
 _retries = 0
 _deferred: dict[int, tuple[float, SignalLater]] = {}
 """Signals waiting for a shutdown under way to end: since when, and the timer that sends them if it never does."""
+_delivering: dict[int, SignalLater] = {}
+"""Signals whose handler is delivering spans now, with the delivery's watchdog: a handler run on top of it is the
+same signal again, or that watchdog's once it fired."""
+_handed_on: set[int] = set()
+"""Signals a handler on top of a stuck delivery handed on already: the delivery, if it ever ends, does not again."""
 
 
 def install(target: SignalFlush) -> None:
@@ -149,16 +161,38 @@ def _waits_for_shutdown(target: SignalFlush, signum: int) -> bool:
 def _handle(signum: int, frame: FrameType | None) -> None:
     previous = _previous.get(signum, signal.SIG_DFL)
     target = _target
-    if target is not None:
+    watchdog = _delivering.get(signum)
+    if watchdog is not None:
+        if not watchdog.fired:
+            return  # the same signal again: handed on when the delivery ends, or by its watchdog
+        _handed_on.add(signum)  # the delivery is stuck (the interrupted code holds what it waits for): go on
+    elif target is not None:
         if _sent_again_later(target, signum):
             return
-        if previous == signal.SIG_DFL:
-            guarded("delivering spans before the process ends on a signal", target.shutdown)
-        else:
-            guarded("delivering spans on a signal", target.flush)
+        if _deliver(target, signum, dying=previous == signal.SIG_DFL):
+            return  # a handler run on top of the stuck delivery handed the signal on already
     if previous == signal.SIG_DFL:
         signal.signal(signum, signal.SIG_DFL)
         signal.raise_signal(signum)  # dies here, as it would have without lmscope
         return
     if callable(previous):
         previous(signum, frame)
+
+
+def _deliver(target: SignalFlush, signum: int, *, dying: bool) -> bool:
+    """Deliver the queue, for at most `_SHUTDOWN_WAIT_S` (see the module docstring); True when the signal was
+    handed on meanwhile, by the handler its watchdog ran."""
+    watchdog = _delivering[signum] = SignalLater(_SHUTDOWN_WAIT_S, signum)
+    try:
+        with contextlib.suppress(RuntimeError):  # Python 3.12+ starts no thread once the interpreter is finalizing
+            watchdog.start()
+        if dying:
+            guarded("delivering spans before the process ends on a signal", target.shutdown)
+        else:
+            guarded("delivering spans on a signal", target.flush)
+    finally:
+        watchdog.cancel()
+        del _delivering[signum]
+        handed_on = signum in _handed_on
+        _handed_on.discard(signum)
+    return handed_on

@@ -150,8 +150,10 @@ INSIDE_ON_END = textwrap.dedent("""
     handle = lmscope.instrument(exporters="file", file_path=sys.argv[1], export_all_spans=True)
     for i in range(100):
         trace.get_tracer("t").start_span("work").end()
-    processor = handle._tracing.processors[0]
-    with processor._lock:  # as if the signal came while on_end held it: the handler must not wait for itself
+    # As if the signal came while on_end held the processor's lock, or `instrument()` the registry's: the handler
+    # must not wait for itself.
+    held = {"processor": handle._tracing.processors[0]._lock, "registry": handle._tracing._registry._lock}[sys.argv[2]]
+    with held:
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(0.5)
     time.sleep(30)  # the handler's second try comes within milliseconds
@@ -159,9 +161,12 @@ INSIDE_ON_END = textwrap.dedent("""
 """)
 
 
-def test_a_signal_that_interrupts_lmscopes_own_locked_section_comes_back_after_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("lock", ["processor", "registry"])
+def test_a_signal_that_interrupts_lmscopes_own_locked_section_comes_back_after_it(tmp_path: Path, lock: str) -> None:
+    """The registry's lock was missing from those the handler looks at: its shutdown then waited for it, on top of
+    the frame holding it, for good (the `with multiprocessing.Pool()` hang, test below)."""
     path = tmp_path / "t.jsonl"
-    done = subprocess.run([sys.executable, "-c", INSIDE_ON_END, str(path)], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", INSIDE_ON_END, str(path), lock], capture_output=True, text=True,
                           timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert done.returncode == -signal.SIGTERM, done.stderr
     assert len(exported_spans(path)) == 100
@@ -194,3 +199,103 @@ def test_a_signal_during_the_exit_delivery_waits_for_it_then_ends_the_process(tm
                           timeout=120, env=env)
     assert done.returncode == -signal.SIGTERM, done.stderr
     assert len(exported_spans(path)) == 15_000
+
+
+EXIT_HOOK_HOLDS_THE_REGISTRY = textwrap.dedent("""
+    import multiprocessing, os, signal, sys, time
+    import lmscope
+    from lmscope.telemetry import _tracer_provider
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    trace.set_tracer_provider(TracerProvider())
+    lmscope.instrument(exporters="file", file_path=sys.argv[1], export_all_spans=True)
+
+    class SignalledWhileHeld:
+        # The registry's lock, as `Pool.terminate()` finds it in a worker that got its sentinel: the worker's exit
+        # hook (`shutdown_all`) holds it when the SIGTERM comes. Python runs the handler while the lock is held.
+        def __init__(self, lock):
+            self.lock = lock
+        def acquire(self, blocking=True, timeout=-1):
+            return self.lock.acquire(blocking, timeout)
+        def release(self):
+            self.lock.release()
+        def __enter__(self):
+            self.lock.acquire()
+            if sys._getframe(1).f_code.co_name == "shutdown_all":
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.3)
+        def __exit__(self, *exc):
+            self.lock.release()
+
+    def work():  # ends its span, returns: multiprocessing's exit finalizers then run lmscope's exit hook
+        registry = _tracer_provider._REGISTRY
+        registry._lock = SignalledWhileHeld(registry._lock)
+        trace.get_tracer("t").start_span("worker").end()
+
+    process = multiprocessing.get_context("fork").Process(target=work)
+    process.start()
+    process.join(60)
+    if process.exitcode is None:
+        process.kill()
+        process.join()
+        print("hung")
+    else:
+        print("ended")
+""")
+
+
+def test_a_sigterm_while_a_workers_exit_hook_holds_the_registry_lock_delivers_then_ends_the_worker(
+        tmp_path: Path) -> None:
+    """The `with multiprocessing.Pool()` hang (about 1 pool in 300): `terminate()` signalled a worker that had just got
+    its sentinel while its exit hook held the registry's lock for a moment. The handler's shutdown took that lock
+    too, on top of the frame holding it, and waited for itself for good. The handler now sees that lock taken and
+    sends the signal again a moment later, as for its other locks: by then the exit hook delivers the span, and the
+    worker ends (by the signal, or with its own exit status when it gets to `os._exit` before the signal is sent
+    again, as the worker that got a sentinel would have a moment later anyway)."""
+    path = tmp_path / "t.jsonl"
+    done = subprocess.run([sys.executable, "-c", EXIT_HOOK_HOLDS_THE_REGISTRY, str(path)], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.stdout.strip() == "ended", done.stderr
+    assert [span["name"] for span in exported_spans(path)] == ["worker"]
+
+
+STUCK_DELIVERY = textwrap.dedent("""
+    import os, signal, sys, threading, time
+    import lmscope
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    trace.set_tracer_provider(TracerProvider())
+    handle = lmscope.instrument(exporters="file", file_path=sys.argv[1], export_all_spans=True)
+    for i in range(100):
+        trace.get_tracer("t").start_span("work").end()
+    held = threading.Lock()  # a lock lmscope knows nothing about, which its exporter's close needs
+    exporter = handle._tracing.processors[0].exporter
+    close = exporter.shutdown
+    def shutdown(*args, **kwargs):
+        with held:
+            close(*args, **kwargs)
+    exporter.shutdown = shutdown
+    with held:  # the signal comes while the app holds it: the delivery cannot end
+        start = time.monotonic()
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(60)
+    print("still alive")
+""")
+
+
+def test_a_delivery_stuck_on_a_lock_the_interrupted_code_holds_ends_the_process_after_the_bound(
+        tmp_path: Path) -> None:
+    """Whatever the handler's own delivery waits for, it waits at most `_SHUTDOWN_WAIT_S`: its watchdog signals again,
+    and the handler Python runs on top of the stuck one hands the signal on. What was exported before stays."""
+    from lmscope._signals import _SHUTDOWN_WAIT_S
+
+    path = tmp_path / "t.jsonl"
+    began = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", STUCK_DELIVERY, str(path)], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    took = time.monotonic() - began
+    assert done.returncode == -signal.SIGTERM, (done.stdout, done.stderr)
+    assert _SHUTDOWN_WAIT_S <= took < 50
+    assert len(exported_spans(path)) == 100  # written by the last flush, before the exporter's close got stuck

@@ -35,11 +35,14 @@ class SignalLater(threading.Thread):
         super().__init__(name="lmscope-signal-later", daemon=True)
         self.delay = delay
         self.signum = signum
+        self.fired = False
+        """True from just before it sends the signal."""
         self._cancelled = threading.Event()
 
     def run(self) -> None:
         block_process_signals()
         if not self._cancelled.wait(self.delay):
+            self.fired = True
             os.kill(os.getpid(), self.signum)
 
     def cancel(self) -> None:

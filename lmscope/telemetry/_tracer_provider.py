@@ -76,7 +76,7 @@ class TracingSetup:
 
     def locks(self) -> list[Any]:
         """The locks a flush or shutdown of this setup takes (lmscope/_signals.py checks they are free)."""
-        found = [self._lock, self._group._close_lock, *self._registry.switch_locks()]
+        found = [self._lock, self._group._close_lock, *self._registry.locks()]
         return found + [lock for p in self._group.processors if (lock := getattr(p, "_lock", None)) is not None]
 
     def tracer(self, name: str, version: str | None = None) -> trace.Tracer:
@@ -167,9 +167,12 @@ class ProviderRegistry:
         assert provider is not None, "a setup exists, so one of the two does"
         return provider
 
-    def switch_locks(self) -> list[Any]:
+    def locks(self) -> list[Any]:
+        """The registry's own lock and its switches': a setup's shutdown takes them all (`forget`). The registry's
+        is held by `shutdown_all` too, the exit hook of a `multiprocessing` worker, which `Pool.terminate()` sends
+        SIGTERM to while it runs: a signal handler that shut down on top of it waited for itself for good."""
         switches = [self._own_switch] if self._app_switch is None else [self._own_switch, self._app_switch]
-        return [switch._lock for switch in switches]
+        return [self._lock, *(switch._lock for switch in switches)]
 
     def setup(self, options: Options, processors: Sequence[SpanProcessor],
               scopes: Iterable[str] = ()) -> TracingSetup:
