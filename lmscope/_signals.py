@@ -22,6 +22,18 @@ A delivery the handler runs itself is bounded too, whatever it waits on: a watch
 waits), which then hands the signal on at once. Without it, a lock the flush needs and `locks` did not list, held
 by the interrupted code, left the process waiting for itself for good: `with Pool() as pool:` hung in about 1 pool
 in 300, on a worker that `terminate()` signalled while its exit hook held the registry's lock.
+
+A signal whose default action lmscope stands in for must end the process as that action would, but a Python
+handler, unlike the kernel's default action, can miss it (`with Pool() as pool:` hung on both, in about 1 pool in
+200 on a loaded 2-core box):
+- a child forked a moment before the signal came drops it (CPython clears the signals it has not handled yet right
+  after the fork): `ForkGuard` keeps these signals blocked across the fork, until the child is set up;
+- a main thread on its way into a wait as the signal came stays in that wait: in `multiprocessing` children, where
+  `Pool.terminate()` makes this likely (its workers go back to the task queue's lock, which the parent then holds
+  for good), `SignalWatch` sends the signal again to the main thread when the handler did not begin within 0.1 s.
+  In other processes the race is CPython's own, as with any Python handler (the app's, or SIGINT's
+  KeyboardInterrupt): lmscope leaves their wakeup fd (`signal.set_wakeup_fd`) to the app.
+Signals handed on to an app's handler are not watched: running that handler once more would not be harmless.
 """
 
 from __future__ import annotations
@@ -37,8 +49,9 @@ from types import FrameType
 from typing import Any, Protocol
 
 from .telemetry._batch_export import SHUTDOWN_TIMEOUT_S
+from .telemetry._fork import in_multiprocessing_children
 from .telemetry._internal_errors import guarded
-from .telemetry._thread_signals import SignalLater
+from .telemetry._thread_signals import ForkGuard, SignalLater, SignalWatch
 
 Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
@@ -85,16 +98,22 @@ _delivering: dict[int, SignalLater] = {}
 same signal again, or that watchdog's once it fired."""
 _handed_on: set[int] = set()
 """Signals a handler on top of a stuck delivery handed on already: the delivery, if it ever ends, does not again."""
+_begun: dict[int, float] = {}
+"""When the handler last began, by signal (`_unhandled`)."""
+_watching_children = False
 
 
 def install(target: SignalFlush) -> None:
     """Flush on SIGTERM and SIGINT for `target`. Only from the main thread (Python allows no other), and never
     over an ignored signal or a handler set outside Python (it could not be handed on)."""
-    global _target
+    global _target, _watching_children
     if threading.current_thread() is not threading.main_thread():
         return
     with _lock:
         _target = target
+        if not _watching_children:
+            _watching_children = True
+            in_multiprocessing_children(_watch_in_multiprocessing_child)
         for signum in SIGNALS:
             current = signal.getsignal(signum)
             if current is _handle or current is None or current == signal.SIG_IGN:
@@ -159,6 +178,7 @@ def _waits_for_shutdown(target: SignalFlush, signum: int) -> bool:
 
 
 def _handle(signum: int, frame: FrameType | None) -> None:
+    _begun[signum] = time.monotonic()
     previous = _previous.get(signum, signal.SIG_DFL)
     target = _target
     watchdog = _delivering.get(signum)
@@ -196,3 +216,36 @@ def _deliver(target: SignalFlush, signum: int, *, dying: bool) -> bool:
         handed_on = signum in _handed_on
         _handed_on.discard(signum)
     return handed_on
+
+
+def _standing_in_for_default() -> frozenset[int]:
+    """The signals whose default action lmscope's handler stands in for now."""
+    return frozenset(signum for signum, previous in list(_previous.items())
+                     if previous == signal.SIG_DFL and signal.getsignal(signum) is _handle)
+
+
+def _unhandled(signum: int, came_at: float) -> bool:
+    """For `SignalWatch`: True when `signum` came (at `came_at`) for the default action and nothing will end the
+    process on its own: the handler has not begun since, and waits for no delivery or shutdown under way. Sending
+    such a signal again at worst runs the handler once more, which only finds it on its way already."""
+    return (signum in _standing_in_for_default() and _begun.get(signum, -1.0) < came_at
+            and signum not in _delivering and signum not in _deferred)
+
+
+_WATCH = SignalWatch(_unhandled)
+_FORK_GUARD = ForkGuard(_standing_in_for_default)
+
+
+def _watch_in_multiprocessing_child() -> None:
+    if _standing_in_for_default():
+        _WATCH.arm()
+
+
+def _after_fork_in_child() -> None:
+    _WATCH.forget_after_fork()
+    _FORK_GUARD.release()  # a signal sent to the child meanwhile comes in now, and its handler runs
+
+
+if hasattr(os, "register_at_fork"):  # after _fork's own hook (imported above): the child is set up when it runs
+    os.register_at_fork(before=_FORK_GUARD.before_fork, after_in_parent=_FORK_GUARD.release,
+                        after_in_child=_after_fork_in_child)

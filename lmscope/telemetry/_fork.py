@@ -15,8 +15,9 @@ A `multiprocessing` child forked from the app (a `Process`, a `Pool` or `Process
 `os._exit` once its target returns, past every `atexit` hook, so the exit hooks that deliver its queued spans would
 never run and its spans would be lost. It runs the finalizers of `multiprocessing.util` instead
 (`Process._bootstrap` calls `util._exit_function`, after clearing the parent's finalizers and running the functions
-given to `util.register_after_fork`): in such a child the hooks of `run_at_exit` run there too. The `before` hook
-only hands that function to `multiprocessing.util` when the app has imported it (lmscope never imports it: ~15 ms).
+given to `util.register_after_fork`): in such a child the hooks of `run_at_exit` run there too, and those of
+`in_multiprocessing_children` run before its target. The `before` hook only hands that function to
+`multiprocessing.util` when the app has imported it (lmscope never imports it: ~15 ms).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ _EXIT_HOOKS: list[Callable[[], object]] = []
 _EXIT_PRIORITY = -100
 """After the app's own `multiprocessing` finalizers (highest first; the default ones are >= 0), which may still
 end spans."""
+_CHILD_HOOKS: list[Callable[[], object]] = []
 _handed_to_multiprocessing = False
 
 
@@ -63,23 +65,32 @@ def run_at_exit(hook: Callable[[], object]) -> None:
     _EXIT_HOOKS.append(hook)
 
 
+def in_multiprocessing_children(hook: Callable[[], object]) -> None:
+    """Run `hook` in every `multiprocessing` child forked from this process from now on (and from those children),
+    in its main thread, before its target."""
+    _CHILD_HOOKS.append(hook)
+
+
 def _before_fork() -> None:
-    """In the parent: once `multiprocessing` is loaded and there is something to run at exit, have its forked
-    children set up `_at_exit_of_multiprocessing_child` (inherited by their own children)."""
+    """In the parent: once `multiprocessing` is loaded and there is something to run in its children, have its
+    forked children run `_in_multiprocessing_child` (inherited by their own children)."""
     global _handed_to_multiprocessing
     util = sys.modules.get("multiprocessing.util")
-    if util is None or _handed_to_multiprocessing or not _EXIT_HOOKS:
+    if util is None or _handed_to_multiprocessing or not (_EXIT_HOOKS or _CHILD_HOOKS):
         return
     _handed_to_multiprocessing = True
     # Held weakly by multiprocessing, and handed back: a module's function lives as long as the process.
     guarded("preparing multiprocessing children's exit", util.register_after_fork, _run_exit_hooks,
-            _at_exit_of_multiprocessing_child)
+            _in_multiprocessing_child)
 
 
-def _at_exit_of_multiprocessing_child(run_exit_hooks: Callable[[], None]) -> None:
-    """In a `multiprocessing` child, before its target runs: the exit hooks as one of its finalizers."""
+def _in_multiprocessing_child(run_exit_hooks: Callable[[], None]) -> None:
+    """In a `multiprocessing` child, before its target runs: the exit hooks as one of its finalizers, then the
+    hooks of `in_multiprocessing_children`."""
     util = sys.modules["multiprocessing.util"]
     util.Finalize(None, run_exit_hooks, exitpriority=_EXIT_PRIORITY)
+    for hook in list(_CHILD_HOOKS):
+        guarded("preparing a multiprocessing child", hook)
 
 
 def _run_exit_hooks() -> None:
