@@ -20,12 +20,12 @@ only then does it end the process. `uninstrument` restores the previous handlers
 A delivery the handler runs itself is bounded too, whatever it waits on: a watchdog sends the signal again after
 `_SHUTDOWN_WAIT_S`. Python runs that handler on top of the stuck one (it runs handlers inside the main thread's lock
 waits), which then hands the signal on at once. Without it, a lock the flush needs and `locks` did not list, held
-by the interrupted code, left the process waiting for itself for good: `with Pool() as pool:` hung in about 1 pool
-in 300, on a worker that `terminate()` signalled while its exit hook held the registry's lock.
+by the interrupted code, left the process waiting for itself for good: one of the three causes of the
+`with Pool() as pool:` hang (README, Signals), a worker that `terminate()` signalled while its exit hook held the
+registry's lock (which `locks` lists now).
 
 A signal whose default action lmscope stands in for must end the process as that action would, but a Python
-handler, unlike the kernel's default action, can miss it (`with Pool() as pool:` hung on both, in about 1 pool in
-200 on a loaded 2-core box):
+handler, unlike the kernel's default action, can miss it (the other two causes of that hang, the commoner ones):
 - a child forked a moment before the signal came drops it (CPython clears the signals it has not handled yet right
   after the fork): `ForkGuard` keeps these signals blocked across the fork, until the child is set up;
 - a main thread on its way into a wait as the signal came stays in that wait: in `multiprocessing` children, where

@@ -250,7 +250,7 @@ EXIT_HOOK_HOLDS_THE_REGISTRY = textwrap.dedent("""
 
 def test_a_sigterm_while_a_workers_exit_hook_holds_the_registry_lock_delivers_then_ends_the_worker(
         tmp_path: Path) -> None:
-    """The `with multiprocessing.Pool()` hang (about 1 pool in 300): `terminate()` signalled a worker that had just got
+    """One cause of the `with multiprocessing.Pool()` hang: `terminate()` signalled a worker that had just got
     its sentinel while its exit hook held the registry's lock for a moment. The handler's shutdown took that lock
     too, on top of the frame holding it, and waited for itself for good. The handler now sees that lock taken and
     sends the signal again a moment later, as for its other locks: by then the exit hook delivers the span, and the
