@@ -329,3 +329,49 @@ def test_a_custom_lm_calling_another_passes_its_requests_on(traced, tree, lm_ser
     _assert_gave_way(inner, requests)
     _assert_gave_way(outer, requests)
     _assert_counted_once(spans, reader, metric_series, usage, bill, calls=2)
+
+
+class Judging(dspy.utils.callback.BaseCallback):
+    """A callback that asks an LM through LiteLLM before every LM call."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+
+    def on_lm_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
+        litellm.completion(**_asked_at(self.base_url, [{"role": "user", "content": "Is this prompt safe?"}]))
+
+
+class OneRequestEngine:
+    """A DSPy 3.4 custom engine that asks LiteLLM once."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+
+    def complete(self, request: Any) -> Any:
+        from dspy.clients.lm15_boundary import request_kwargs, response_value
+
+        messages = request_kwargs(request, "chat")["messages"]
+        return response_value(litellm.completion(**_asked_at(self.base_url, messages)), "chat", request)
+
+
+@pytest.mark.parametrize("custom_engine", [False, pytest.param(True, marks=needs_dspy((3, 4), "custom engines"))],
+                         ids=["dspy-lm", "custom-engine"])
+def test_a_dspy_cache_hit_stays_counted_beside_a_callbacks_litellm_call(traced, lm_server, unique, custom_engine):
+    """DSPy's cache answers the second call, which makes no request of its own: the callback's request before it is
+    an extra call, not the cache hit's request; the hit stays a counted LM call (DSPy 3.0-3.3's dspy.LM, a 3.4
+    custom engine's LM)."""
+    finished, _reader = traced
+    options = {"engine": OneRequestEngine(lm_server.base_url)} if custom_engine else \
+        {"api_base": lm_server.base_url, "api_key": "sk-anything"}
+    lm = dspy.LM("openai/gpt-4o-mini", cache=True, **options)
+    prompt = f"What is the capital of Norway? {unique}"
+    lm(prompt)  # fills DSPy's cache, untracked
+    with Bill(lm_server) as bill, track() as usage, dspy.context(callbacks=[Judging(lm_server.base_url)]):
+        lm(prompt)
+
+    assert bill.requests == 1  # the callback's; DSPy's cache answered the call
+    spans = finished()
+    dspy_lm = sorted(_dspy_lm_spans(spans), key=lambda span: span.start_time)[-1]
+    assert dspy_lm.attributes[semconv.CACHE_HIT] is True and semconv.USAGE_IN_CHILDREN not in dspy_lm.attributes
+    totals = usage.total()
+    assert (totals["calls"], totals["cache_hits"], totals["input_tokens"]) == (2, 1, bill.tokens[0])
