@@ -375,3 +375,35 @@ def test_a_dspy_cache_hit_stays_counted_beside_a_callbacks_litellm_call(traced, 
     assert dspy_lm.attributes[semconv.CACHE_HIT] is True and semconv.USAGE_IN_CHILDREN not in dspy_lm.attributes
     totals = usage.total()
     assert (totals["calls"], totals["cache_hits"], totals["input_tokens"]) == (2, 1, bill.tokens[0])
+
+
+class OpenAISDK(dspy.BaseLM):
+    """A custom LM that asks the provider through the OpenAI SDK directly (no LiteLLM call of its own)."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__("openai/gpt-4o-mini")
+        self.base_url = base_url
+
+    def forward(self, prompt: Any = None, messages: Any = None, **kwargs: Any) -> Any:
+        import openai
+
+        client = openai.OpenAI(base_url=self.base_url, api_key="sk-anything")
+        return client.chat.completions.create(model="gpt-4o-mini", messages=_messages(prompt, messages))
+
+
+@needs_dspy((3, 2), "on_lm_start for a custom BaseLM (3.0 and 3.1 call it only for a dspy.LM)")
+def test_a_callbacks_litellm_call_is_an_extra_call_beside_a_custom_lms_own_request(traced, tree, lm_server, unique):
+    """The callback's LiteLLM request (before the LM's) is not how the LM answers: the LM span counts the SDK request
+    its LM made, and the callback's is counted besides it."""
+    finished, _reader = traced
+    with Bill(lm_server) as bill, track() as usage, \
+            dspy.context(lm=OpenAISDK(lm_server.base_url), callbacks=[Judging(lm_server.base_url)]):
+        dspy.Predict("question -> answer")(question=f"What is the capital of Spain? {unique}")
+
+    assert bill.requests == 2
+    spans = finished()
+    assert tree(spans) == [("predict", [(LM_SPAN, [(LM_SPAN, [])])])]
+    (dspy_lm,) = _dspy_lm_spans(spans)
+    assert semconv.USAGE_IN_CHILDREN not in dspy_lm.attributes and is_lm_call(dspy_lm.attributes)
+    totals = usage.total()
+    assert (totals["calls"], (totals["input_tokens"], totals["output_tokens"])) == (2, bill.tokens)

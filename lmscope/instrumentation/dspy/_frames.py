@@ -170,20 +170,21 @@ class LMFrame:
         self.dspy_requested = False
         """DSPy's own code sent a LiteLLM request for this call (no span of its own: this span is the request's)."""
 
-    def add_child(self, call: LMCall) -> None:
-        """An LM call made inside this one was counted on a span of its own, a child of this call's."""
+    def add_child(self, call: LMCall, *, request: bool = True) -> None:
+        """An LM call made inside this one was counted on a span of its own, a child of this call's; `request`: by the
+        LM's own code, which may be how it answers (not a DSPy callback's call)."""
         spend = Spend()
         spend.add_call(call)
-        self.add_children(spend)
+        self.add_children(spend, requests=request)
 
-    def add_children(self, spend: Spend) -> None:
+    def add_children(self, spend: Spend, *, requests: bool = True) -> None:
         """LM calls made inside this one were counted on spans of their own (`spend`: theirs): an inner DSPy LM call
-        that gave way to its own children passes theirs on."""
+        that gave way to its own children passes theirs on. `requests`: made by the LM's own code."""
         with _merge_lock:  # children may end in threads the LM's code started
             if self.children is None:
                 self.children = Spend()
             self.children.add(spend)
-            if self.result is None:
+            if requests and self.result is None:
                 self.requests_in_children += spend.calls
 
 

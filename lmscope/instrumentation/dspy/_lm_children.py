@@ -11,8 +11,9 @@ So when calls were counted inside it before DSPy had its result, the DSPy LM spa
 own, their roll-up under `lmscope.*` keys as a module span has (`lmscope.usage.in_children`), and the span is not an
 LM call for roll-ups, `track()`, metrics or `lmscope report`. It keeps its own count when DSPy made the request
 itself, or DSPy's cache answered the call (no request was made for it: the hit is counted, as any hit is); calls
-counted inside it then are extra ones (a DSPy callback's `on_lm_start` or `on_lm_end` calling LiteLLM), and so are
-calls counted after DSPy had the result, whatever made the request.
+counted inside it then are extra ones, and so are calls counted after DSPy had the result, whatever made the
+request. A DSPy callback's calls (`on_lm_start`, `on_lm_end` calling LiteLLM: `litellm/_in_dspy_lm.made_by_callback`)
+are always extra ones, never how the LM answers.
 """
 
 from __future__ import annotations

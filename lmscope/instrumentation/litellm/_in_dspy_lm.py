@@ -79,3 +79,25 @@ def made_by_dspy() -> bool:
             return False
         frame = back
     return False
+
+
+_CALLBACK_RUNNERS = frozenset({"_execute_start_callbacks", "_execute_end_callbacks"})
+"""The functions of DSPy's `with_callbacks` (`dspy/utils/callback.py`, the same in DSPy 3.0 to 3.4) that run a
+callback's `on_*_start` / `on_*_end`; the LM's own call runs from its `sync_wrapper` / `async_wrapper` there."""
+_CALLBACK_MODULE = "dspy.utils.callback"
+_MOST_CALLBACK_FRAMES = 64
+
+
+def made_by_callback() -> bool:
+    """Whether a LiteLLM call inside a DSPy LM call is a DSPy callback's (`on_lm_start`, `on_lm_end`): the nearest frame
+    of `dspy.utils.callback` above this one runs callbacks, not the LM's call. Such a call is not the LM's request: the
+    LM span counts its own answer beside it (`dspy/_lm_children.py`)."""
+    frame = sys._getframe(1)
+    for _ in range(_MOST_CALLBACK_FRAMES):
+        if frame.f_globals.get("__name__") == _CALLBACK_MODULE:
+            return frame.f_code.co_name in _CALLBACK_RUNNERS
+        back = frame.f_back
+        if back is None:
+            return False
+        frame = back
+    return False

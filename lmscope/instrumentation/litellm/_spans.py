@@ -45,7 +45,7 @@ from ..dspy._attributes import (
 )
 from ..dspy._frames import EMBEDDING_LOOKUP_KEY, FRAME_KEY, EmbeddingLookup, LMFrame, ModuleFrame
 from ..dspy._settings import dspy_cache_tier_on
-from ._in_dspy_lm import DSPyRequest, lm_call_open, made_by_dspy
+from ._in_dspy_lm import DSPyRequest, lm_call_open, made_by_callback, made_by_dspy
 from ._neighbours import LiteLLMNeighbours
 from ._responses import responses_answers, responses_finish_reasons, responses_messages
 from ._results import answers, as_cache_hit, call_from_response, from_litellm_cache, usage_cost
@@ -77,8 +77,9 @@ class CallFrame:
     """One LiteLLM call in flight: the span of its provider request (of each in turn, when the OpenAI SDK sends a
     failed request again: `LiteLLMRuntime.request_failed`)."""
 
-    __slots__ = ("context", "handed_over", "kwargs", "litellm_prices", "lm", "model", "operation", "outer", "parent",
-                 "phase", "provider", "provider_answered", "responses_api", "span", "started", "token", "trackers")
+    __slots__ = ("context", "handed_over", "kwargs", "litellm_prices", "lm", "lm_request", "model", "operation",
+                 "outer", "parent", "phase", "provider", "provider_answered", "responses_api", "span", "started",
+                 "token", "trackers")
 
     def __init__(self, operation: str, model: str, provider: str | None, parent: ModuleFrame | None,
                  trackers: tuple[Usage, ...], kwargs: Mapping[str, Any], phase: str, outer: Context,
@@ -105,6 +106,8 @@ class CallFrame:
         self.lm: LMFrame | None = None
         """The DSPy LM call this one was made inside of (by a custom LM, a callback: `_in_dspy_lm.py`), told when
         this call is counted."""
+        self.lm_request = True
+        """Inside a DSPy LM call: made by the LM's own code, not by a DSPy callback (`_in_dspy_lm.made_by_callback`)."""
 
 
 def _answered_by_other_calls(kwargs: Mapping[str, Any], is_async: bool) -> bool:
@@ -158,6 +161,8 @@ class LiteLLMRuntime:
         frame = CallFrame(operation, model, provider, parent if isinstance(parent, ModuleFrame) else None,
                           active_trackers(ctx), kwargs, phase, ctx, litellm_prices)
         frame.lm = lm_frame
+        if lm_frame is not None:
+            frame.lm_request = not made_by_callback()
         self._open_span(frame)
         # Inside the call: other instrumentations suppressed, a read-only view of our span (`_lm_span_view.py`), and
         # the call's frame, which code inside it finds (the OpenAI SDK's retries, LiteLLM's own).
@@ -303,7 +308,7 @@ class LiteLLMRuntime:
                 for usage in frame.trackers:
                     usage.record(call)
                 if frame.lm is not None:  # made inside a DSPy LM call, by other code than DSPy's
-                    frame.lm.add_child(call)
+                    frame.lm.add_child(call, request=frame.lm_request)
             for listener in self.lm_call_listeners:
                 listener(call)
         except Exception as exc:  # noqa: BLE001
