@@ -242,6 +242,11 @@ def _watch_in_multiprocessing_child() -> None:
 
 
 def _after_fork_in_child() -> None:
+    # The parent's deliveries and deferrals are on the stack of a thread the child does not have (it was forked by
+    # another one), and their timers did not come along: kept, they made the child drop these signals for good.
+    _delivering.clear()
+    _handed_on.clear()
+    _deferred.clear()
     _WATCH.forget_after_fork()
     _FORK_GUARD.release()  # a signal sent to the child meanwhile comes in now, and its handler runs
 

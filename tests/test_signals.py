@@ -369,3 +369,59 @@ def test_a_sigterm_that_does_not_interrupt_a_multiprocessing_workers_wait_still_
                           timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert done.stdout.strip() == str(-signal.SIGTERM), done.stderr
     assert [span["name"] for span in exported_spans(path)] == ["worker"]
+
+
+FORKED_DURING_A_DELIVERY = textwrap.dedent("""
+    import os, signal, sys, threading, time
+    import lmscope
+    from lmscope import _signals
+
+    signum = getattr(signal, sys.argv[2])
+    if signum == signal.SIGTERM:
+        def on_term(signum, frame):
+            raise KeyboardInterrupt  # the app's own: it ends the child below, and the parent's wait
+        signal.signal(signal.SIGTERM, on_term)
+    lmscope.instrument(exporters="file", file_path=sys.argv[1])
+    statuses = []
+
+    def fork_a_child():
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.kill(os.getpid(), signum)
+                time.sleep(3)
+            except KeyboardInterrupt:
+                os._exit(2)
+            os._exit(7)  # the signal never reached the app
+        statuses.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+
+    parent = os.getpid()
+    target = _signals._target
+    real_flush = target.flush
+
+    def flush_while_another_thread_forks():  # as a Pool's worker handler starts a worker meanwhile
+        if os.getpid() == parent:  # the child's own delivery forks no more
+            forking = threading.Thread(target=fork_a_child)
+            forking.start()
+            forking.join()
+        return real_flush()
+
+    target.flush = flush_while_another_thread_forks
+    try:
+        os.kill(os.getpid(), signum)
+        time.sleep(10)
+    except KeyboardInterrupt:
+        print(statuses)
+""")
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_a_child_forked_while_the_parent_delivers_on_a_signal_still_gets_that_signal(tmp_path: Path,
+                                                                                      signame: str) -> None:
+    """The parent's delivery is on the stack of its main thread, which a child forked by another thread (a `Pool`'s
+    worker handler replacing a worker, say) does not have: the child took it for a delivery of its own under way,
+    and dropped that signal for good (a Pool worker so never ended on `terminate()`)."""
+    done = subprocess.run([sys.executable, "-c", FORKED_DURING_A_DELIVERY, str(tmp_path / "t.jsonl"), signame],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.stdout.strip() == "[2]", (done.stdout, done.stderr)
