@@ -42,6 +42,7 @@ import contextlib
 import functools
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -120,6 +121,8 @@ def install(target: SignalFlush) -> None:
                 continue
             _previous[signum] = current
             signal.signal(signum, _handle)
+        if _in_a_multiprocessing_child():
+            _watch_in_multiprocessing_child()
 
 
 def uninstall() -> None:
@@ -234,6 +237,16 @@ def _unhandled(signum: int, came_at: float) -> bool:
 
 _WATCH = SignalWatch(_unhandled)
 _FORK_GUARD = ForkGuard(_standing_in_for_default)
+
+
+def _in_a_multiprocessing_child() -> bool:
+    """True in a `multiprocessing` child of any start method. A forked one is watched from its start
+    (`in_multiprocessing_children`); a spawned one, or one the forkserver forked, instruments itself anew (when it
+    imports the app's main module, `_inheriting`, or later) and is watched from there."""
+    process = sys.modules.get("multiprocessing.process")  # not imported here: an app that has none is no child
+    if process is None:
+        return False
+    return process.parent_process() is not None or bool(getattr(process.current_process(), "_inheriting", False))
 
 
 def _watch_in_multiprocessing_child() -> None:

@@ -201,16 +201,17 @@ def test_a_signal_during_the_exit_delivery_waits_for_it_then_ends_the_process(tm
     assert len(exported_spans(path)) == 15_000
 
 
-RUN_WORK_IN_A_CHILD = """
-    process = multiprocessing.get_context("fork").Process(target=work)
-    process.start()
-    process.join(30)
-    if process.exitcode is None:
-        process.kill()
-        process.join()
-    print("hung" if process.exitcode == -signal.SIGKILL else process.exitcode)
-"""
-"""Ends a script that defines `work`: runs it in a `multiprocessing` child, prints its exit status or "hung"."""
+def run_work_in_a_child(context: str = 'multiprocessing.get_context("fork")', args: str = "()") -> str:
+    """Ends a script that defines `work`: runs it in a `multiprocessing` child, prints its exit status or "hung"."""
+    return textwrap.dedent(f"""
+        process = {context}.Process(target=work, args={args})
+        process.start()
+        process.join(30)
+        if process.exitcode is None:
+            process.kill()
+            process.join()
+        print("hung" if process.exitcode == -signal.SIGKILL else process.exitcode)
+    """)
 
 
 EXIT_HOOK_HOLDS_THE_REGISTRY = textwrap.dedent("""
@@ -245,7 +246,7 @@ EXIT_HOOK_HOLDS_THE_REGISTRY = textwrap.dedent("""
         registry._lock = SignalledWhileHeld(registry._lock)
         trace.get_tracer("t").start_span("worker").end()
 
-""") + textwrap.dedent(RUN_WORK_IN_A_CHILD)
+""") + run_work_in_a_child()
 
 
 def test_a_sigterm_while_a_workers_exit_hook_holds_the_registry_lock_delivers_then_ends_the_worker(
@@ -355,7 +356,7 @@ WAIT_NOT_INTERRUPTED = textwrap.dedent("""
         held.acquire()
 
     held.acquire()
-""") + textwrap.dedent(RUN_WORK_IN_A_CHILD)
+""") + run_work_in_a_child()
 
 
 def test_a_sigterm_that_does_not_interrupt_a_multiprocessing_workers_wait_still_ends_it(tmp_path: Path) -> None:
@@ -425,3 +426,44 @@ def test_a_child_forked_while_the_parent_delivers_on_a_signal_still_gets_that_si
                           capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert done.stdout.strip() == "[2]", (done.stdout, done.stderr)
+
+
+SPAWNED_WORKER_WAITS = textwrap.dedent("""
+    import multiprocessing, signal, sys, threading, time
+    import lmscope
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    trace.set_tracer_provider(TracerProvider())
+    lmscope.instrument(exporters="file", file_path=sys.argv[2], export_all_spans=True)  # in each spawned child too
+
+    def send_here():
+        time.sleep(0.3)
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+        time.sleep(60)
+
+    def work(held):
+        trace.get_tracer("t").start_span("worker").end()
+        threading.Thread(target=send_here, daemon=True).start()  # see WAIT_NOT_INTERRUPTED
+        held.acquire()
+
+    if __name__ == "__main__":
+        context = multiprocessing.get_context(sys.argv[1])
+        held = context.Lock()
+        held.acquire()
+""") + textwrap.indent(run_work_in_a_child("context", "(held,)"), "    ")
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_a_sigterm_that_does_not_interrupt_the_wait_of_a_spawned_worker_still_ends_it(tmp_path: Path,
+                                                                                      method: str) -> None:
+    """As above, in a child of the other start methods (macOS's default; forkserver is Linux's from Python 3.14),
+    which instruments itself anew when it imports the app's main module: it was not watched, and stayed in its
+    wait for good."""
+    script = tmp_path / "app.py"
+    script.write_text(SPAWNED_WORKER_WAITS)
+    path = tmp_path / "t.jsonl"
+    done = subprocess.run([sys.executable, str(script), method, str(path)], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.stdout.strip() == str(-signal.SIGTERM), done.stderr
+    assert [span["name"] for span in exported_spans(path)] == ["worker"]
