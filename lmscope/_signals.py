@@ -5,8 +5,12 @@ still queued for export is lost without a word. `install` (from `instrument()`, 
 are exported) puts a handler on each signal the app has not ignored. It flushes within the shutdown bound
 (SHUTDOWN_TIMEOUT_S), then hands the signal on:
 
-- to the app's Python handler, if it had set one (SIGINT's default `default_int_handler` is one: Ctrl-C still
-  raises KeyboardInterrupt, and the normal exit then reports what could not be delivered);
+- to the app's Python handler, if it had set one;
+- SIGINT with Python's own handler (`signal.default_int_handler`: Ctrl-C raises KeyboardInterrupt) is left to
+  Python until the exit delivery begins: `asyncio.run` installs its graceful Ctrl-C (cancel the main task) only over
+  that very handler, and a KeyboardInterrupt ends the program through the exit hooks, which deliver the queue. From
+  the start of that delivery (`before_exit_delivery`) lmscope's handler takes SIGINT too, so a Ctrl-C pressed during
+  it waits for it;
 - for the default action (SIG_DFL), after a full shutdown that writes the usual drop-report line, by restoring
   SIG_DFL and raising the signal again: the process dies by it, with the exit status it would have had.
 
@@ -53,6 +57,7 @@ from .telemetry._batch_export import SHUTDOWN_TIMEOUT_S
 from .telemetry._fork import in_multiprocessing_children
 from .telemetry._internal_errors import guarded
 from .telemetry._thread_signals import ForkGuard, SignalLater, SignalWatch
+from .telemetry._tracer_provider import before_exit_delivery
 
 Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
@@ -119,10 +124,33 @@ def install(target: SignalFlush) -> None:
             current = signal.getsignal(signum)
             if current is _handle or current is None or current == signal.SIG_IGN:
                 continue
+            if signum == signal.SIGINT and current is signal.default_int_handler:
+                _take_sigint_at_exit()  # left to Python (and asyncio.run) until then: see the module docstring
+                continue
             _previous[signum] = current
             signal.signal(signum, _handle)
         if _in_a_multiprocessing_child():
             _watch_in_multiprocessing_child()
+
+
+_sigint_at_exit = False
+
+
+def _take_sigint_at_exit() -> None:
+    global _sigint_at_exit
+    if not _sigint_at_exit:
+        _sigint_at_exit = True
+        before_exit_delivery(_guard_the_exit_delivery)
+
+
+def _guard_the_exit_delivery() -> None:
+    """At exit, before the queue is delivered: SIGINT, if Python's own handler still has it, is lmscope's now."""
+    if _target is None or threading.current_thread() is not threading.main_thread():
+        return
+    with _lock:
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            _previous[signal.SIGINT] = signal.default_int_handler
+            signal.signal(signal.SIGINT, _handle)
 
 
 def uninstall() -> None:

@@ -184,20 +184,26 @@ DURING_EXIT = textwrap.dedent("""
     for i in range(15_000):  # all queued until the exit: a batch is 20,000 spans, the delay a minute
         tracer.start_span("work", attributes={"i": i, "text": "x" * 200}).end()
     # atexit runs the last registered first: this starts right before lmscope's exit hook delivers the queue.
-    atexit.register(lambda: threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGTERM)).start())
+    signum = getattr(signal, sys.argv[2])
+    atexit.register(lambda: threading.Timer(0.05, os.kill, (os.getpid(), signum)).start())
 """)
 
 
-def test_a_signal_during_the_exit_delivery_waits_for_it_then_ends_the_process(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_a_signal_during_the_exit_delivery_waits_for_it_then_ends_the_process(tmp_path: Path, signame: str) -> None:
     """What `Pool.terminate()` does to a worker that is delivering its spans at exit: a SIGTERM in the middle of
     lmscope's exit shutdown. The handler used to find the shutdown begun, skip it and end the process at once,
-    losing what was still being written; now the signal waits for that shutdown and then ends the process."""
+    losing what was still being written; now the signal waits for that shutdown and then ends the process. A Ctrl-C
+    there (SIGINT, which lmscope leaves to Python's own handler until the exit delivery begins) waits for it too."""
     path = tmp_path / "t.jsonl"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "20000",
            "OTEL_BSP_MAX_QUEUE_SIZE": "20000", "OTEL_BSP_SCHEDULE_DELAY": "60000"}
-    done = subprocess.run([sys.executable, "-c", DURING_EXIT, str(path)], capture_output=True, text=True,
-                          timeout=120, env=env)
-    assert done.returncode == -signal.SIGTERM, done.stderr
+    done = subprocess.run([sys.executable, "-c", DURING_EXIT, str(path), signame], capture_output=True, text=True,
+                          timeout=120, env=env, preexec_fn=_signals_as_a_terminal_gives_them)
+    if signame == "SIGTERM":
+        assert done.returncode == -signal.SIGTERM, done.stderr
+    else:  # KeyboardInterrupt in an exit hook: Python prints it, ignores it and ends as it was ending
+        assert "KeyboardInterrupt" in done.stderr
     assert len(exported_spans(path)) == 15_000
 
 
@@ -378,10 +384,9 @@ FORKED_DURING_A_DELIVERY = textwrap.dedent("""
     from lmscope import _signals
 
     signum = getattr(signal, sys.argv[2])
-    if signum == signal.SIGTERM:
-        def on_term(signum, frame):
-            raise KeyboardInterrupt  # the app's own: it ends the child below, and the parent's wait
-        signal.signal(signal.SIGTERM, on_term)
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt  # the app's own: it ends the child below, and the parent's wait
+    signal.signal(signum, on_signal)  # lmscope delivers on it (Python's own SIGINT handler it leaves till exit)
     lmscope.instrument(exporters="file", file_path=sys.argv[1])
     statuses = []
 
@@ -467,3 +472,47 @@ def test_a_sigterm_that_does_not_interrupt_the_wait_of_a_spawned_worker_still_en
                           timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert done.stdout.strip() == str(-signal.SIGTERM), done.stderr
     assert [span["name"] for span in exported_spans(path)] == ["worker"]
+
+
+ASYNCIO_CTRL_C = textwrap.dedent("""
+    import asyncio, sys
+    import lmscope
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    trace.set_tracer_provider(TracerProvider())
+    if sys.argv[2] == "traced":
+        lmscope.instrument(exporters="file", file_path=sys.argv[1], export_all_spans=True)
+
+    async def main():
+        trace.get_tracer("t").start_span("before").end()
+        print("ready", flush=True)
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            return "graceful"
+
+    print(asyncio.run(main()))
+""")
+
+
+def _ctrl_c_in_asyncio_run(path: Path, mode: str) -> subprocess.CompletedProcess[str]:
+    process = subprocess.Popen([sys.executable, "-c", ASYNCIO_CTRL_C, str(path), mode], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, preexec_fn=_signals_as_a_terminal_gives_them,
+                               env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert process.stdout is not None
+    assert process.stdout.readline() == "ready\n"
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def test_ctrl_c_in_asyncio_run_cancels_the_main_task_as_without_lmscope(tmp_path: Path) -> None:
+    """`asyncio.run` turns Ctrl-C into a cancellation of the main task only over Python's own SIGINT handler: lmscope's
+    in its place made it a KeyboardInterrupt in the loop. SIGINT is now lmscope's only once the exit delivery begins,
+    and the spans are delivered at exit all the same."""
+    bare = _ctrl_c_in_asyncio_run(tmp_path / "bare.jsonl", "bare")
+    traced = _ctrl_c_in_asyncio_run(tmp_path / "traced.jsonl", "traced")
+    assert (bare.returncode, bare.stdout) == (0, "graceful\n"), bare.stderr
+    assert (traced.returncode, traced.stdout) == (0, "graceful\n"), traced.stderr
+    assert [span["name"] for span in exported_spans(tmp_path / "traced.jsonl")] == ["before"]

@@ -262,10 +262,20 @@ class ProviderRegistry:
         The app is ending, so our processors shut down rather than only flush: that bounds the wait
         (SHUTDOWN_TIMEOUT_S per setup), and the drop report is written once, before logging shuts down.
         """
+        for hook in list(_BEFORE_EXIT_DELIVERY):
+            guarded("preparing the exit delivery", hook)
         with self._lock:
             live = list(self._live)
         for setup in live:
             setup.shutdown()
+
+
+_BEFORE_EXIT_DELIVERY: list[Callable[[], object]] = []
+
+
+def before_exit_delivery(hook: Callable[[], object]) -> None:
+    """Run `hook` at exit, right before lmscope delivers what is queued (`ProviderRegistry.shutdown_all`)."""
+    _BEFORE_EXIT_DELIVERY.append(hook)
 
 
 _REGISTRY = ProviderRegistry()
