@@ -114,3 +114,19 @@ def _metrics(reader):
     data = reader.get_metrics_data()
     return [metric for resource in data.resource_metrics for scope in resource.scope_metrics
             for metric in scope.metrics]
+
+
+def test_a_key_in_the_model_name_of_a_cache_hit_is_redacted_on_every_attribute_naming_it(dspy_and_litellm, lm_server,
+                                                                                         unique):
+    secret = "sk-proj-" + "Q1w2E3r4T5y6" * 3  # a fine-tuned model's name holding a key, as some gateways want it
+    embedder = dspy.Embedder(f"openai/ft:text-embedding-3-small:acme:{secret}", api_base=lm_server.base_url,
+                             api_key="sk-anything")
+    embedder([f"{TEXTS[0]} {unique}"])
+    misses = len(dspy_and_litellm())
+    embedder([f"{TEXTS[0]} {unique}"])
+
+    (hit,) = dspy_and_litellm()[misses:]
+    assert hit.attributes[semconv.CACHE_HIT] is True
+    named = {key: value for key, value in hit.attributes.items() if isinstance(value, str) and "ft:" in value}
+    assert set(named) >= {semconv.GEN_AI_REQUEST_MODEL, semconv.EMBEDDING_MODEL_NAME}
+    assert not any(secret in value for value in [hit.name, *named.values()])

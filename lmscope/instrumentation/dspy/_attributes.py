@@ -237,6 +237,20 @@ def lm_request_attributes(model: str, provider: str | None, parameters: Mapping[
     return _request_attributes(key).copy()
 
 
+def as_embedding_request(attributes: dict[str, Any]) -> None:
+    """Make the request attributes of an LM call (`lm_request_attributes`) an embedding request's: its operation, the
+    EMBEDDING kind, and `embedding.model_name`, the request model as recorded (scrubbed and cut)."""
+    attributes[semconv.GEN_AI_OPERATION_NAME] = semconv.GEN_AI_OPERATION_EMBEDDINGS
+    attributes[semconv.SPAN_KIND] = semconv.KIND_EMBEDDING
+    attributes[semconv.EMBEDDING_MODEL_NAME] = attributes[semconv.GEN_AI_REQUEST_MODEL]
+
+
+def drop_output_tokens(attributes: dict[str, Any]) -> None:
+    """An embedding's result attributes (`lm_result_attributes`): it has no output, not 0 output tokens."""
+    for key in (semconv.GEN_AI_USAGE_OUTPUT_TOKENS, semconv.LLM_TOKEN_COUNT_COMPLETION):
+        attributes.pop(key, None)
+
+
 def provider_attributes(provider: str) -> dict[str, Any]:
     """The provider of an LM call (a LiteLLM provider key) in both conventions."""
     return {semconv.GEN_AI_PROVIDER_NAME: gen_ai_provider(provider),

@@ -28,7 +28,7 @@ from ...telemetry._lm_call import LMCall
 from ...telemetry._lm_vendors import split_route
 from ...telemetry._phase import current_phase
 from ...telemetry._usage import active_trackers
-from ._attributes import lm_request_attributes, lm_result_attributes, to_json
+from ._attributes import as_embedding_request, drop_output_tokens, lm_request_attributes, lm_result_attributes, to_json
 from ._frames import EMBEDDING_LOOKUP_KEY, EmbeddingLookup
 from ._local_embeddings import function_name, vectors_summary
 from ._runtime import Runtime, calling_module
@@ -71,10 +71,10 @@ def _record_hit(runtime: Runtime, lookup: _Lookup, vectors: Any) -> None:
     ctx, policy = lookup.context, runtime.content
     hosted = isinstance(lookup.model, str)
     provider, model = split_route(lookup.model) if hosted else (None, function_name(lookup.model))
+    phase = current_phase(ctx)
     attributes = lm_request_attributes(model, provider, {}, policy)
-    attributes.update({semconv.SPAN_KIND: semconv.KIND_EMBEDDING, semconv.EMBEDDING_MODEL_NAME: model,
-                       semconv.GEN_AI_OPERATION_NAME: semconv.GEN_AI_OPERATION_EMBEDDINGS,
-                       semconv.PHASE: current_phase(ctx), semconv.CACHE_HIT: True})
+    as_embedding_request(attributes)
+    attributes[semconv.PHASE], attributes[semconv.CACHE_HIT] = phase, True
     if isinstance(lookup.batch, (list, tuple)):
         attributes[semconv.EMBEDDING_BATCH_SIZE] = len(lookup.batch)
     if not hosted:
@@ -84,13 +84,13 @@ def _record_hit(runtime: Runtime, lookup: _Lookup, vectors: Any) -> None:
         attributes.update(scoped)
     parent = calling_module(ctx)
     call = LMCall(model=model, provider=provider, engine="litellm", operation=semconv.GEN_AI_OPERATION_EMBEDDINGS,
-                  duration_s=(time.time_ns() - lookup.started_ns) / 1e9, phase=current_phase(ctx),
+                  duration_s=(time.time_ns() - lookup.started_ns) / 1e9, phase=phase,
                   module_path=parent.path if parent is not None else None, cache_hit=True, cache_used=True,
                   cost_usd=0.0, cost_source="lmscope")
     if hosted:
-        attributes.update(lm_result_attributes(call, policy))
-        for key in (semconv.GEN_AI_USAGE_OUTPUT_TOKENS, semconv.LLM_TOKEN_COUNT_COMPLETION):
-            attributes.pop(key, None)  # an embedding has no output, not 0 output tokens
+        result = lm_result_attributes(call, policy)
+        drop_output_tokens(result)
+        attributes.update(result)
     if policy.capture_inputs:
         attributes[semconv.INPUT_VALUE], redacted = policy.json(to_json(lookup.batch), semconv.INPUT_VALUE)
         attributes[semconv.INPUT_MIME_TYPE] = semconv.MIME_JSON
@@ -110,4 +110,3 @@ def _record_hit(runtime: Runtime, lookup: _Lookup, vectors: Any) -> None:
         usage.record(call)
     for listener in runtime.lm_call_listeners:
         listener(call)
-

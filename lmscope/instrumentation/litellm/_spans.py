@@ -37,6 +37,8 @@ from .._lm_span_view import lm_call_context, with_lm_span
 from .._providers import provider_answered, provider_given
 from .._setup import LMCallListener
 from ..dspy._attributes import (
+    as_embedding_request,
+    drop_output_tokens,
     lm_request_attributes,
     lm_result_attributes,
     provider_attributes,
@@ -292,8 +294,7 @@ class LiteLLMRuntime:
             if span.is_recording():
                 attributes = lm_result_attributes(call, self.content) if error is None else {}
                 if frame.operation == EMBEDDINGS:  # no completion: tokens in, nothing out
-                    for key in (semconv.GEN_AI_USAGE_OUTPUT_TOKENS, semconv.LLM_TOKEN_COUNT_COMPLETION):
-                        attributes.pop(key, None)
+                    drop_output_tokens(attributes)
                 if frame.provider_answered and frame.provider is not None:
                     attributes.update(provider_attributes(frame.provider))
                 attributes.update(outputs or {})
@@ -328,11 +329,10 @@ class LiteLLMRuntime:
         try:
             attributes = lm_request_attributes(model, provider, request_parameters({}, kwargs), self.content)
             attributes[semconv.PHASE] = phase
-            if operation not in (CHAT, RESPONSES):
-                attributes[semconv.GEN_AI_OPERATION_NAME] = operation
             if operation == EMBEDDINGS:
-                attributes[semconv.SPAN_KIND] = semconv.KIND_EMBEDDING
-                attributes[semconv.EMBEDDING_MODEL_NAME] = attributes[semconv.GEN_AI_REQUEST_MODEL]
+                as_embedding_request(attributes)
+            elif operation not in (CHAT, RESPONSES):
+                attributes[semconv.GEN_AI_OPERATION_NAME] = operation
             scoped = context_attributes(ctx, self.content)
             if scoped:
                 attributes.update(scoped)
