@@ -169,8 +169,7 @@ class StandInLM:
     @property
     def billed_chat_tokens(self) -> tuple[int, int]:
         """(prompt, completion) tokens of every chat completion, text completion and Responses request answered so far,
-        as their
-        `usage` said (all choices): what a tracer's token counts must add up to."""
+        as their `usage` said (all choices): what a tracer's token counts must add up to."""
         with self._lock:
             return self._billed
 

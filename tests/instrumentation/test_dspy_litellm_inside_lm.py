@@ -219,16 +219,18 @@ def test_a_custom_lm_returning_plain_text_counts_its_one_request(traced, tree, l
 
 
 class Judge(dspy.utils.callback.BaseCallback):
-    """A callback that asks an LM through LiteLLM around every LM call: before it and after it."""
+    """A callback that asks an LM through LiteLLM around every LM call: before it, and after it unless `after` is
+    False."""
 
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
+    def __init__(self, base_url: str, *, after: bool = True) -> None:
+        self.base_url, self.after = base_url, after
 
     def on_lm_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
         litellm.completion(**_asked_at(self.base_url, [{"role": "user", "content": "Is this prompt safe?"}]))
 
     def on_lm_end(self, call_id: str, outputs: Any, exception: Exception | None = None) -> None:
-        litellm.completion(**_asked_at(self.base_url, [{"role": "user", "content": "Is this answer right?"}]))
+        if self.after:
+            litellm.completion(**_asked_at(self.base_url, [{"role": "user", "content": "Is this answer right?"}]))
 
 
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
@@ -331,16 +333,6 @@ def test_a_custom_lm_calling_another_passes_its_requests_on(traced, tree, lm_ser
     _assert_counted_once(spans, reader, metric_series, usage, bill, calls=2)
 
 
-class Judging(dspy.utils.callback.BaseCallback):
-    """A callback that asks an LM through LiteLLM before every LM call."""
-
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-
-    def on_lm_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
-        litellm.completion(**_asked_at(self.base_url, [{"role": "user", "content": "Is this prompt safe?"}]))
-
-
 class OneRequestEngine:
     """A DSPy 3.4 custom engine that asks LiteLLM once."""
 
@@ -366,7 +358,7 @@ def test_a_dspy_cache_hit_stays_counted_beside_a_callbacks_litellm_call(traced, 
     lm = dspy.LM("openai/gpt-4o-mini", cache=True, **options)
     prompt = f"What is the capital of Norway? {unique}"
     lm(prompt)  # fills DSPy's cache, untracked
-    with Bill(lm_server) as bill, track() as usage, dspy.context(callbacks=[Judging(lm_server.base_url)]):
+    with Bill(lm_server) as bill, track() as usage, dspy.context(callbacks=[Judge(lm_server.base_url, after=False)]):
         lm(prompt)
 
     assert bill.requests == 1  # the callback's; DSPy's cache answered the call
@@ -397,7 +389,7 @@ def test_a_callbacks_litellm_call_is_an_extra_call_beside_a_custom_lms_own_reque
     its LM made, and the callback's is counted besides it."""
     finished, _reader = traced
     with Bill(lm_server) as bill, track() as usage, \
-            dspy.context(lm=OpenAISDK(lm_server.base_url), callbacks=[Judging(lm_server.base_url)]):
+            dspy.context(lm=OpenAISDK(lm_server.base_url), callbacks=[Judge(lm_server.base_url, after=False)]):
         dspy.Predict("question -> answer")(question=f"What is the capital of Spain? {unique}")
 
     assert bill.requests == 2

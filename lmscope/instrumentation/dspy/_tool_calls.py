@@ -4,7 +4,7 @@ With native function calling (`dspy.ChatAdapter(use_native_function_calling=True
 field) the LM's answer holds `ToolCall`s, and the program runs each with `call.execute(functions=...)`. DSPy then
 calls the tool's function itself, not through `dspy.Tool.__call__`, so the step needs a span of its own here: the
 same `execute_tool {name}` TOOL span a `dspy.Tool` call gets, with the tool's description and argument schema when
-the program handed DSPy the `dspy.Tool`, and the call's id (DSPy 3.3+) (docs/dspy-internals.md §14).
+the program handed DSPy the `dspy.Tool`, and the call's id (DSPy 3.3+) (docs/dspy-internals.md §11).
 
 `execute(functions=None)` looks the function up in its caller's locals, then globals (`inspect.currentframe().
 f_back`). Under a wrapper its caller would be the wrapper, whose locals and globals are lmscope's: the wrapper does
@@ -20,39 +20,36 @@ from collections.abc import Callable
 from typing import Any
 
 from ...telemetry import _semconv as semconv
-from ...telemetry._internal_errors import report_internal_error
 from .._stack import drop_own_frame
 from ._attributes import tool_attributes
-from ._frames import ModuleFrame, app_suppressed
+from ._frames import ModuleFrame
 from ._runtime import NO_PATH, Runtime
-from ._wrappers import schema_shown_to_the_lm
+from ._wrappers import schema_shown_to_the_lm, traced
 
 
 def tool_call_execute(runtime: Runtime, original: Callable[..., Any], tool_class: type) -> Callable[..., Any]:
     """`ToolCall.execute` with a TOOL span around the function it runs; none when that function is a `tool_class`
     (`dspy.Tool`): its own `__call__` makes the span."""
 
+    def start(call: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ModuleFrame | None:
+        return _start(runtime, call, args[0] if args else kwargs.get("functions"), tool_class)
+
+    def end(frame: ModuleFrame | None, result: Any, error: BaseException | None) -> None:
+        if frame is not None:
+            runtime.end_module(frame, result, error)
+
+    execute = traced(original, start, end, "tool call span start", suppressible=True)
+
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         if len(args) + len(kwargs) <= 1 and (args[0] if args else kwargs.get("functions")) is None \
                 and set(kwargs) <= {"functions"}:
             args, kwargs = (), {"functions": _found_by_caller(self.name)}  # as DSPy's lookup from our caller finds
-        frame = None
-        if not app_suppressed():
-            try:
-                frame = _start(runtime, self, args[0] if args else kwargs.get("functions"), tool_class)
-            except Exception as exc:  # noqa: BLE001 - the tool runs untraced
-                report_internal_error("tool call span start", exc)
         try:
-            result = original(self, *args, **kwargs)
+            return execute(self, *args, **kwargs)
         except BaseException as error:
-            drop_own_frame(error, wrapper)  # first: the span records the traceback the program gets
-            if frame is not None:
-                runtime.end_module(frame, None, error)
+            drop_own_frame(error, wrapper)  # `execute` took its own frame off already
             raise
-        if frame is not None:
-            runtime.end_module(frame, result, None)
-        return result
 
     return wrapper
 

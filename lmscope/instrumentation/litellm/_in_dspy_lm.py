@@ -21,7 +21,9 @@ a traced LiteLLM call do.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from contextvars import Token
+from types import FrameType
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
@@ -67,18 +69,9 @@ def lm_call_open(ctx: Context, inside: object) -> LMFrame | None:
 def made_by_dspy() -> bool:
     """Whether the code calling LiteLLM is DSPy's: the nearest frame above this one that is in none of `_NOT_CALLERS`
     is in a module `dspy` or `dspy.*` (lmscope's wrappers of DSPy's methods are `dspy.__lmscope__`: DSPy's too)."""
-    frame = sys._getframe(1)
-    for _ in range(_MOST_FRAMES):
-        name = frame.f_globals.get("__name__")
-        if not isinstance(name, str):
-            return False
-        if not name.startswith(_NOT_CALLERS):
-            return name == "dspy" or name.startswith("dspy.")
-        back = frame.f_back
-        if back is None:
-            return False
-        frame = back
-    return False
+    frame = _nearest_frame(lambda name: not (isinstance(name, str) and name.startswith(_NOT_CALLERS)), _MOST_FRAMES)
+    name = frame.f_globals.get("__name__") if frame is not None else None
+    return name == "dspy" or (isinstance(name, str) and name.startswith("dspy."))
 
 
 _CALLBACK_RUNNERS = frozenset({"_execute_start_callbacks", "_execute_end_callbacks"})
@@ -92,12 +85,18 @@ def made_by_callback() -> bool:
     """Whether a LiteLLM call inside a DSPy LM call is a DSPy callback's (`on_lm_start`, `on_lm_end`): the nearest frame
     of `dspy.utils.callback` above this one runs callbacks, not the LM's call. Such a call is not the LM's request: the
     LM span counts its own answer beside it (`dspy/_lm_children.py`)."""
-    frame = sys._getframe(1)
-    for _ in range(_MOST_CALLBACK_FRAMES):
-        if frame.f_globals.get("__name__") == _CALLBACK_MODULE:
-            return frame.f_code.co_name in _CALLBACK_RUNNERS
-        back = frame.f_back
-        if back is None:
-            return False
-        frame = back
-    return False
+    frame = _nearest_frame(lambda name: name == _CALLBACK_MODULE, _MOST_CALLBACK_FRAMES)
+    return frame is not None and frame.f_code.co_name in _CALLBACK_RUNNERS
+
+
+def _nearest_frame(found: Callable[[object], bool], most: int) -> FrameType | None:
+    """The nearest of the `most` frames above the caller of `made_by_*` whose module name (`f_globals["__name__"]`,
+    None if it has none) is `found`; None past them or at the top of the stack (the stack is only read)."""
+    frame: FrameType | None = sys._getframe(2)
+    for _ in range(most):
+        if frame is None:
+            return None
+        if found(frame.f_globals.get("__name__")):
+            return frame
+        frame = frame.f_back
+    return None
