@@ -154,6 +154,15 @@ def _assert_counted_once(finished: Any, reader: Any, metric_series: Any, usage: 
                 module.attributes[semconv.USAGE_OUTPUT_TOKENS]) == (calls, *bill.tokens)
 
 
+def _predict_with(lm: Any, server: Any, question: str, is_async: bool) -> tuple[Bill, Any]:
+    """A `dspy.Predict` answering `question` with `lm` (sync or async): what the server billed, and `track()`'s usage."""
+    predict = dspy.Predict("question -> answer")
+    with Bill(server) as bill, track() as usage, dspy.context(lm=lm):
+        answer = asyncio.run(predict.acall(question=question)) if is_async else predict(question=question)
+    assert answer.answer
+    return bill, usage
+
+
 def _assert_gave_way(span: Any, children: Any) -> None:
     """The DSPy LM span of a call whose requests its children made: none of its own usage, their roll-up."""
     attributes = span.attributes
@@ -182,11 +191,7 @@ def test_a_custom_lm_making_two_litellm_requests_is_two_child_spans_counted_once
         return send(client, *args, **kwargs)
 
     monkeypatch.setattr(httpx.AsyncClient if is_async else httpx.Client, "send", async_send if is_async else sync_send)
-    predict = dspy.Predict("question -> answer")
-    question = f"What is the capital of France? {unique}"
-    with Bill(lm_server) as bill, track() as usage, dspy.context(lm=lm):
-        answer = asyncio.run(predict.acall(question=question)) if is_async else predict(question=question)
-    assert answer.answer
+    bill, usage = _predict_with(lm, lm_server, f"What is the capital of France? {unique}", is_async)
 
     spans = finished()
     assert tree(spans) == [("predict", [(LM_SPAN, [(LM_SPAN, []), (LM_SPAN, [])])])]
@@ -399,3 +404,109 @@ def test_a_callbacks_litellm_call_is_an_extra_call_beside_a_custom_lms_own_reque
     assert semconv.USAGE_IN_CHILDREN not in dspy_lm.attributes and is_lm_call(dspy_lm.attributes)
     totals = usage.total()
     assert (totals["calls"], (totals["input_tokens"], totals["output_tokens"])) == (2, bill.tokens)
+
+
+class SecondOpinion(dspy.LM):
+    """A `dspy.LM` subclass whose `forward` asks DSPy for the answer (`super().forward`, DSPy's own request on its
+    engine) and LiteLLM for a second opinion, and returns one of the two (`returns`: "dspy" or "litellm")."""
+
+    def __init__(self, base_url: str, returns: str, **options: Any) -> None:
+        super().__init__("openai/gpt-4o-mini", api_base=base_url, api_key="sk-anything", **options)
+        self.base_url, self.returns = base_url, returns
+
+    def forward(self, prompt: Any = None, messages: Any = None, **kwargs: Any) -> Any:
+        answer = super().forward(prompt=prompt, messages=messages, **kwargs)
+        opinion = litellm.completion(**_asked_at(self.base_url, _messages(prompt, messages)))
+        return answer if self.returns == "dspy" else opinion
+
+    async def aforward(self, prompt: Any = None, messages: Any = None, **kwargs: Any) -> Any:
+        answer = await super().aforward(prompt=prompt, messages=messages, **kwargs)
+        opinion = await litellm.acompletion(**_asked_at(self.base_url, _messages(prompt, messages)))
+        return answer if self.returns == "dspy" else opinion
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("returns", ["dspy", "litellm"])
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_custom_lm_mixing_dspys_request_with_its_own_litellm_call_counts_each_once(
+        traced, tree, lm_server, unique, metric_series, engine, returns, is_async):
+    """DSPy's request that `super().forward` makes is a DSPy LM span of its own under the custom LM's, beside the
+    LiteLLM call's span; the custom LM's span gives way to both, whichever answer it returns."""
+    finished, reader = traced
+    lm = SecondOpinion(lm_server.base_url, returns, cache=False, **engine_options(engine))
+    bill, usage = _predict_with(lm, lm_server, f"What is the capital of Greece? {unique}", is_async)
+
+    spans = finished()
+    assert tree(spans) == [("predict", [(LM_SPAN, [(LM_SPAN, []), (LM_SPAN, [])])])]
+    outer, dspys = sorted(_dspy_lm_spans(spans), key=lambda span: span.start_time)
+    children = sorted(_children_of(spans, outer), key=lambda span: span.start_time)
+    assert children[0] is dspys and is_lm_call(dspys.attributes)
+    assert dspys.attributes[semconv.SETTINGS_PREFIX + "lm.model"] == "openai/gpt-4o-mini"
+    _assert_gave_way(outer, children)
+    _assert_counted_once(spans, reader, metric_series, usage, bill, calls=2)
+
+
+class OnlyDSPy(dspy.LM):
+    """A `dspy.LM` subclass whose `forward` only logs and hands the call to DSPy's (`super().forward`)."""
+
+    def forward(self, prompt: Any = None, messages: Any = None, **kwargs: Any) -> Any:
+        return super().forward(prompt=prompt, messages=messages, **kwargs)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_custom_lm_handing_its_call_to_dspys_forward_is_counted_once(traced, tree, lm_server, unique,
+                                                                       metric_series, engine):
+    finished, reader = traced
+    lm = OnlyDSPy("openai/gpt-4o-mini", api_base=lm_server.base_url, api_key="sk-anything", cache=False,
+                  **engine_options(engine))
+    with Bill(lm_server) as bill, track() as usage, dspy.context(lm=lm):
+        dspy.Predict("question -> answer")(question=f"What is the capital of Egypt? {unique}")
+
+    spans = finished()
+    assert tree(spans) == [("predict", [(LM_SPAN, [(LM_SPAN, [])])])]
+    outer, dspys = sorted(_dspy_lm_spans(spans), key=lambda span: span.start_time)
+    _assert_gave_way(outer, [dspys])
+    _assert_counted_once(spans, reader, metric_series, usage, bill, calls=1)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_cache_hit_of_dspys_request_inside_a_custom_lm_is_counted_once_as_a_hit(traced, lm_server, unique, engine):
+    """DSPy's cache answers `super().forward` the second time: that request is a counted cache hit, the LiteLLM call
+    beside it a counted request, and the custom LM's span, which returned the hit, gives way to both."""
+    finished, _reader = traced
+    lm = SecondOpinion(lm_server.base_url, "dspy", cache=True, **engine_options(engine))
+    prompt = f"What is the capital of Kenya? {unique}"
+    lm(prompt)  # fills DSPy's cache, untracked
+    with Bill(lm_server) as bill, track() as usage:
+        lm(prompt)
+
+    assert bill.requests == 1  # the second opinion's; DSPy's cache answered its own request
+    spans = finished()
+    last = max(spans, key=lambda span: span.start_time)
+    outer = next(span for span in spans if span.context.span_id == last.parent.span_id)
+    hit = [span for span in _children_of(spans, outer) if span.attributes.get(semconv.CACHE_HIT) is True]
+    assert len(hit) == 1 and semconv.USAGE_IN_CHILDREN in outer.attributes
+    totals = usage.total()
+    assert (totals["calls"], totals["cache_hits"], totals["input_tokens"], totals["output_tokens"]) == \
+        (2, 1, *bill.tokens)
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_apps_own_call_of_lm_forward_is_one_dspy_lm_span(traced, tree, lm_server, unique, metric_series, engine,
+                                                            is_async):
+    """`lm.forward(...)` called by the app, outside any LM call: DSPy's request, one DSPy LM span with its tokens and
+    cost (no LiteLLM span below it on LiteLLM's engine), what it answered, and the response DSPy returns unchanged."""
+    finished, reader = traced
+    lm = dspy.LM("openai/gpt-4o-mini", api_base=lm_server.base_url, api_key="sk-anything", cache=False,
+                 **engine_options(engine))
+    prompt = f"What is the capital of Cuba? {unique}"
+    with Bill(lm_server) as bill, track() as usage:
+        response = asyncio.run(lm.aforward(prompt=prompt)) if is_async else lm.forward(prompt=prompt)
+
+    spans = finished()
+    assert tree(spans) == [(LM_SPAN, [])]
+    (span,) = spans
+    assert span.attributes["llm.input_messages.0.message.content"] == prompt
+    assert span.attributes["llm.output_messages.0.message.content"] == response.choices[0].message.content
+    _assert_counted_once(spans, reader, metric_series, usage, bill, calls=1)

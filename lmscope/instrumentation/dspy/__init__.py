@@ -35,6 +35,7 @@ from . import _wrappers as wrappers
 from ._compile import compile_call
 from ._container_spans import container_hooks
 from ._embedding_cache import cached_embeddings
+from ._forward_requests import execute_result, forward_request
 from ._hook_points import HookPoint, dspy_version, install, warn_once
 from ._local_embeddings import local_embeddings
 from ._neighbours import Neighbours
@@ -209,6 +210,19 @@ def _hook_point_table(instrumentor: DSPyInstrumentor, runtime: Runtime, patcher:
 
         patch(BaseLM, "_process_lm_response", wrappers.process_lm_response)
 
+    def forward_requests() -> None:  # DSPy 3.0-3.3: `LM.forward` returns the provider's response, its result
+        from dspy.clients.lm import LM
+
+        patch(LM, "forward", lambda f: forward_request(runtime, f, LM))
+        patch(LM, "aforward", lambda f: forward_request(runtime, f, LM, is_async=True))
+
+    def forward_requests_and_results() -> None:  # DSPy 3.4: the result is what `execute` gives `LM.forward`
+        from dspy.clients import execution
+
+        patch(execution, "execute", execute_result)
+        patch(execution, "aexecute", lambda f: execute_result(f, is_async=True))
+        forward_requests()
+
     def resent_requests() -> None:  # DSPy 3.4: its own retry loop, on either engine (`_retries.py`)
         from dspy.clients import execution
 
@@ -328,6 +342,8 @@ def _hook_point_table(instrumentor: DSPyInstrumentor, runtime: Runtime, patcher:
         HookPoint("LM spans", [lm_calls]),
         HookPoint("tokens, cost and cache hits of LM calls", [lm_results_from_finalize, lm_results_from_responses]),
         HookPoint("the cache layer of a hit", [cache_layers]),
+        HookPoint("DSPy requests the app's code makes through LM.forward",
+                  [forward_requests_and_results, forward_requests]),
         # DSPy 3.0-3.3 leave retrying to LiteLLM and the OpenAI SDK beneath it (`litellm/_sdk_retries.py`)
         HookPoint("failed LM requests DSPy sends again", [resent_requests], since=(3, 4)),
         HookPoint("dspy.context overrides", [overrides_in_place, overrides_by_attribute]),

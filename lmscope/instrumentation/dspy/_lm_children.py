@@ -9,11 +9,13 @@ that returns plain text would be counted with no tokens at all.
 
 So when calls were counted inside it before DSPy had its result, the DSPy LM span gives way: no usage or cost of its
 own, their roll-up under `lmscope.*` keys as a module span has (`lmscope.usage.in_children`), and the span is not an
-LM call for roll-ups, `track()`, metrics or `lmscope report`. It keeps its own count when DSPy made the request
-itself, or DSPy's cache answered the call (no request was made for it: the hit is counted, as any hit is); calls
-counted inside it then are extra ones, and so are calls counted after DSPy had the result, whatever made the
-request. A DSPy callback's calls (`on_lm_start`, `on_lm_end` calling LiteLLM: `litellm/_in_dspy_lm.made_by_callback`)
-are always extra ones, never how the LM answers.
+LM call for roll-ups, `track()`, metrics or `lmscope report`. That includes DSPy's own request when the LM's code made
+it through `LM.forward` (`super().forward(...)`: a DSPy LM span of its own, `_forward_requests.py`), a cache hit of
+DSPy's there too. The span keeps its own count when DSPy made the request itself for this call (on LiteLLM, or its
+native engine); calls counted inside it then are extra ones, and so are calls counted after DSPy had the result,
+whatever made the request. A DSPy callback's calls (`on_lm_start`, `on_lm_end` calling LiteLLM:
+`litellm/_in_dspy_lm.made_by_callback`) are always extra ones, never how the LM answers: a cache hit with a callback's
+call beside it stays a counted hit.
 """
 
 from __future__ import annotations
@@ -23,9 +25,8 @@ from ._frames import LMFrame
 
 def gives_way(frame: LMFrame) -> bool:
     """Whether the DSPy LM span of `frame` leaves its call's usage to the LM calls counted inside it: they were
-    counted before DSPy had the result, DSPy did not make the request itself, and its cache did not answer the call."""
-    return frame.requests_in_children > 0 and not frame.dspy_requested and not _on_dspy_engine(frame) \
-        and not getattr(frame.result, "cache_hit", False)
+    counted before DSPy had the result, and DSPy did not make this call's request itself."""
+    return frame.requests_in_children > 0 and not frame.dspy_requested and not _on_dspy_engine(frame)
 
 
 def _on_dspy_engine(frame: LMFrame) -> bool:

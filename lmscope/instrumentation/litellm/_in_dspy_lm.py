@@ -21,21 +21,13 @@ a traced LiteLLM call do.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from contextvars import Token
-from types import FrameType
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 
+from .._callers import called_by_dspy, nearest_frame
 from ..dspy._frames import FRAME_KEY, OWN_SUPPRESSION_KEY, LMFrame
-
-_NOT_CALLERS = ("lmscope.", "opentelemetry.", "openinference.", "openlit.", "wrapt.")
-"""Modules whose frames stand between LiteLLM's caller and lmscope's wrapper without being the caller: lmscope's own,
-and the wrappers other instrumentations put around LiteLLM's functions (OpenInference's LiteLLM instrumentor, which
-`logfire.instrument_litellm()` runs too, patches over lmscope's patch)."""
-_MOST_FRAMES = 8
-"""How far up the stack the caller is looked for: past a few wrappers; no farther (a deeper stack is not DSPy's)."""
 
 
 class DSPyRequest:
@@ -67,11 +59,8 @@ def lm_call_open(ctx: Context, inside: object) -> LMFrame | None:
 
 
 def made_by_dspy() -> bool:
-    """Whether the code calling LiteLLM is DSPy's: the nearest frame above this one that is in none of `_NOT_CALLERS`
-    is in a module `dspy` or `dspy.*` (lmscope's wrappers of DSPy's methods are `dspy.__lmscope__`: DSPy's too)."""
-    frame = _nearest_frame(lambda name: not (isinstance(name, str) and name.startswith(_NOT_CALLERS)), _MOST_FRAMES)
-    name = frame.f_globals.get("__name__") if frame is not None else None
-    return name == "dspy" or (isinstance(name, str) and name.startswith("dspy."))
+    """Whether the code calling LiteLLM is DSPy's (`_callers.called_by_dspy`), seen from lmscope's LiteLLM wrapper."""
+    return called_by_dspy(sys._getframe(1))
 
 
 _CALLBACK_RUNNERS = frozenset({"_execute_start_callbacks", "_execute_end_callbacks"})
@@ -85,18 +74,5 @@ def made_by_callback() -> bool:
     """Whether a LiteLLM call inside a DSPy LM call is a DSPy callback's (`on_lm_start`, `on_lm_end`): the nearest frame
     of `dspy.utils.callback` above this one runs callbacks, not the LM's call. Such a call is not the LM's request: the
     LM span counts its own answer beside it (`dspy/_lm_children.py`)."""
-    frame = _nearest_frame(lambda name: name == _CALLBACK_MODULE, _MOST_CALLBACK_FRAMES)
+    frame = nearest_frame(sys._getframe(1), lambda name: name == _CALLBACK_MODULE, _MOST_CALLBACK_FRAMES)
     return frame is not None and frame.f_code.co_name in _CALLBACK_RUNNERS
-
-
-def _nearest_frame(found: Callable[[object], bool], most: int) -> FrameType | None:
-    """The nearest of the `most` frames above the caller of `made_by_*` whose module name (`f_globals["__name__"]`,
-    None if it has none) is `found`; None past them or at the top of the stack (the stack is only read)."""
-    frame: FrameType | None = sys._getframe(2)
-    for _ in range(most):
-        if frame is None:
-            return None
-        if found(frame.f_globals.get("__name__")):
-            return frame
-        frame = frame.f_back
-    return None

@@ -1,0 +1,40 @@
+"""Who called: whether the code calling a function lmscope wraps is DSPy's own or the app's.
+
+A call DSPy makes for its own LM call (its LiteLLM request, its `LM.forward`) is part of the span lmscope already has
+for that call; the same function called by the app's code (a custom LM's `forward`, a DSPy callback) is a call of its
+own. Only the caller tells them apart: the nearest frame above the wrapper that is not a wrapper itself (lmscope's,
+or one another instrumentation put around the same function). The stack is only read, a few frames of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import FrameType
+
+_NOT_CALLERS = ("lmscope.", "opentelemetry.", "openinference.", "openlit.", "wrapt.")
+"""Modules whose frames stand between a caller and lmscope's wrapper without being the caller: lmscope's own, and the
+wrappers other instrumentations put around the same functions (OpenInference's LiteLLM instrumentor, which
+`logfire.instrument_litellm()` runs too, patches over lmscope's patch)."""
+_MOST_FRAMES = 8
+"""How far up the stack the caller is looked for: past a few wrappers; no farther (a deeper stack is not DSPy's)."""
+
+
+def called_by_dspy(frame: FrameType | None) -> bool:
+    """Whether the nearest of `frame` and the frames above it that is in none of `_NOT_CALLERS` is in a module `dspy`
+    or `dspy.*` (lmscope's wrappers of DSPy's methods are `dspy.__lmscope__`: DSPy's too)."""
+    caller = nearest_frame(frame, lambda name: not (isinstance(name, str) and name.startswith(_NOT_CALLERS)),
+                           _MOST_FRAMES)
+    name = caller.f_globals.get("__name__") if caller is not None else None
+    return name == "dspy" or (isinstance(name, str) and name.startswith("dspy."))
+
+
+def nearest_frame(frame: FrameType | None, found: Callable[[object], bool], most: int) -> FrameType | None:
+    """The nearest of `frame` and the `most - 1` frames above it whose module name (`f_globals["__name__"]`, None if
+    it has none) is `found`; None past them or at the top of the stack."""
+    for _ in range(most):
+        if frame is None:
+            return None
+        if found(frame.f_globals.get("__name__")):
+            return frame
+        frame = frame.f_back
+    return None
