@@ -20,11 +20,20 @@ _MOST_FRAMES = 8
 
 
 def called_by_dspy(frame: FrameType | None) -> bool:
-    """Whether the nearest of `frame` and the frames above it that is in none of `_NOT_CALLERS` is in a module `dspy`
-    or `dspy.*` (lmscope's wrappers of DSPy's methods are `dspy.__lmscope__`: DSPy's too)."""
+    """Whether the caller seen from `frame` (`caller_module`) is in a module `dspy` or `dspy.*` (lmscope's wrappers of
+    DSPy's methods are `dspy.__lmscope__`: DSPy's too)."""
+    return is_dspy(caller_module(frame))
+
+
+def caller_module(frame: FrameType | None) -> object:
+    """The module name of the nearest of `frame` and the frames above it that is in none of `_NOT_CALLERS`; None when
+    there is none within `_MOST_FRAMES`, or it has no name."""
     caller = nearest_frame(frame, lambda name: not (isinstance(name, str) and name.startswith(_NOT_CALLERS)),
                            _MOST_FRAMES)
-    name = caller.f_globals.get("__name__") if caller is not None else None
+    return caller.f_globals.get("__name__") if caller is not None else None
+
+
+def is_dspy(name: object) -> bool:
     return name == "dspy" or (isinstance(name, str) and name.startswith("dspy."))
 
 

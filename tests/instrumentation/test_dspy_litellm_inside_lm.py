@@ -510,3 +510,70 @@ def test_an_apps_own_call_of_lm_forward_is_one_dspy_lm_span(traced, tree, lm_ser
     assert span.attributes["llm.input_messages.0.message.content"] == prompt
     assert span.attributes["llm.output_messages.0.message.content"] == response.choices[0].message.content
     _assert_counted_once(spans, reader, metric_series, usage, bill, calls=1)
+
+
+class GroundedAnswer(dspy.BaseLM):
+    """A custom LM that embeds the question with a hosted `dspy.Embedder`, then asks LiteLLM for the answer."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__("openai/gpt-4o-mini")
+        self.base_url = base_url
+        self.embedder = dspy.Embedder("openai/text-embedding-3-small", caching=False, api_base=base_url,
+                                      api_key="sk-anything")
+
+    def forward(self, prompt: Any = None, messages: Any = None, **kwargs: Any) -> Any:
+        messages = _messages(prompt, messages)
+        self.embedder([str(messages[-1]["content"])])
+        return litellm.completion(**_asked_at(self.base_url, messages))
+
+
+def test_an_embedder_inside_a_custom_lm_is_an_embeddings_span_counted_beside_its_answer(traced, tree, lm_server,
+                                                                                         unique):
+    """The Embedder's request is DSPy's code calling LiteLLM, but not the LM call's request: an `embeddings` span of
+    its own, counted once, never taken for how the LM answered."""
+    finished, _reader = traced
+    embedded_before = lm_server.embedding_requests, lm_server.embedding_tokens
+    with Bill(lm_server) as bill, track() as usage, dspy.context(lm=GroundedAnswer(lm_server.base_url)):
+        dspy.Predict("question -> answer")(question=f"What is the capital of Peru? {unique}")
+    requests, tokens = lm_server.embedding_requests - embedded_before[0], lm_server.embedding_tokens - embedded_before[1]
+    assert (requests, bill.requests) == (1, 1)
+
+    spans = finished()
+    assert tree(spans) == [("predict", [(LM_SPAN, [("embeddings text-embedding-3-small", []), (LM_SPAN, [])])])]
+    (embedding,) = [span for span in spans if span.name.startswith("embeddings")]
+    assert embedding.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == tokens
+    (dspy_lm,) = _dspy_lm_spans(spans)
+    assert dspy_lm.attributes[semconv.USAGE_IN_CHILDREN] is True
+    assert (dspy_lm.attributes[semconv.LM_CALLS], dspy_lm.attributes[semconv.USAGE_INPUT_TOKENS]) == \
+        (2, bill.tokens[0] + tokens)
+    totals = usage.total()
+    assert (totals["calls"], totals["input_tokens"], totals["output_tokens"]) == \
+        (2, bill.tokens[0] + tokens, bill.tokens[1])
+
+
+class EmbedThenSDK(OpenAISDK):
+    """A custom LM that embeds the prompt with a hosted `dspy.Embedder`, then answers through the OpenAI SDK."""
+
+    def forward(self, prompt: Any = None, messages: Any = None, **kwargs: Any) -> Any:
+        dspy.Embedder("openai/text-embedding-3-small", caching=False, api_base=self.base_url,
+                      api_key="sk-anything")([str(_messages(prompt, messages)[-1]["content"])])
+        return super().forward(prompt=prompt, messages=messages, **kwargs)
+
+
+def test_an_embedding_inside_a_custom_lm_is_never_taken_for_its_answer(traced, tree, lm_server, unique):
+    """An embedding is never how an LM answers: the LM span counts the SDK request it made, the embedding besides."""
+    finished, _reader = traced
+    embedded_before = lm_server.embedding_tokens
+    with Bill(lm_server) as bill, track() as usage, dspy.context(lm=EmbedThenSDK(lm_server.base_url)):
+        dspy.Predict("question -> answer")(question=f"What is the capital of Chad? {unique}")
+    tokens = lm_server.embedding_tokens - embedded_before
+
+    spans = finished()
+    assert tree(spans) == [("predict", [(LM_SPAN, [("embeddings text-embedding-3-small", [])])])]
+    (dspy_lm,) = _dspy_lm_spans(spans)
+    assert semconv.USAGE_IN_CHILDREN not in dspy_lm.attributes
+    assert (dspy_lm.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS],
+            dspy_lm.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]) == bill.tokens
+    totals = usage.total()
+    assert (totals["calls"], totals["input_tokens"], totals["output_tokens"]) == \
+        (2, bill.tokens[0] + tokens, bill.tokens[1])

@@ -26,7 +26,7 @@ from contextvars import Token
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 
-from .._callers import called_by_dspy, nearest_frame
+from .._callers import caller_module, is_dspy, nearest_frame
 from ..dspy._frames import FRAME_KEY, OWN_SUPPRESSION_KEY, LMFrame
 
 
@@ -58,9 +58,16 @@ def lm_call_open(ctx: Context, inside: object) -> LMFrame | None:
     return frame if type(frame) is LMFrame else None
 
 
+_NOT_LM_REQUESTS = frozenset({"dspy.clients.embedding"})
+"""DSPy's modules that call LiteLLM for a request of their own, never an LM call's: `dspy.Embedder`'s hosted batches,
+which a custom LM's code may embed with (docs/dspy-internals.md §4)."""
+
+
 def made_by_dspy() -> bool:
-    """Whether the code calling LiteLLM is DSPy's (`_callers.called_by_dspy`), seen from lmscope's LiteLLM wrapper."""
-    return called_by_dspy(sys._getframe(1))
+    """Whether the code calling LiteLLM is DSPy's, making its LM call's request, seen from lmscope's LiteLLM wrapper:
+    the caller (`_callers.caller_module`) is DSPy's and not one of `_NOT_LM_REQUESTS`."""
+    name = caller_module(sys._getframe(1))
+    return is_dspy(name) and name not in _NOT_LM_REQUESTS
 
 
 _CALLBACK_RUNNERS = frozenset({"_execute_start_callbacks", "_execute_end_callbacks"})

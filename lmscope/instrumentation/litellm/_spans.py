@@ -163,8 +163,8 @@ class LiteLLMRuntime:
         frame = CallFrame(operation, model, provider, parent if isinstance(parent, ModuleFrame) else None,
                           active_trackers(ctx), kwargs, phase, ctx, litellm_prices)
         frame.lm = lm_frame
-        if lm_frame is not None:
-            frame.lm_request = not made_by_callback()
+        if lm_frame is not None:  # an embedding is never how an LM answers; a callback's call never its request
+            frame.lm_request = operation != EMBEDDINGS and not made_by_callback()
         self._open_span(frame)
         # Inside the call: other instrumentations suppressed, a read-only view of our span (`_lm_span_view.py`), and
         # the call's frame, which code inside it finds (the OpenAI SDK's retries, LiteLLM's own).
