@@ -37,6 +37,20 @@ def is_dspy(name: object) -> bool:
     return name == "dspy" or (isinstance(name, str) and name.startswith("dspy."))
 
 
+_CALLBACK_RUNNERS = frozenset({"_execute_start_callbacks", "_execute_end_callbacks"})
+"""The functions of DSPy's `with_callbacks` (`dspy/utils/callback.py`, the same in DSPy 3.0 to 3.4) that run a
+callback's `on_*_start` / `on_*_end`; the wrapped call itself runs from its `sync_wrapper` / `async_wrapper` there."""
+_CALLBACK_MODULE = "dspy.utils.callback"
+_MOST_CALLBACK_FRAMES = 64
+
+
+def called_from_callback(frame: FrameType | None) -> bool:
+    """Whether the code at `frame` runs in a DSPy callback (`on_lm_start`, `on_lm_end`, ...): the nearest frame of
+    `dspy.utils.callback` at or above it runs callbacks, not the call they are around."""
+    runner = nearest_frame(frame, lambda name: name == _CALLBACK_MODULE, _MOST_CALLBACK_FRAMES)
+    return runner is not None and runner.f_code.co_name in _CALLBACK_RUNNERS
+
+
 def nearest_frame(frame: FrameType | None, found: Callable[[object], bool], most: int) -> FrameType | None:
     """The nearest of `frame` and the `most - 1` frames above it whose module name (`f_globals["__name__"]`, None if
     it has none) is `found`; None past them or at the top of the stack."""

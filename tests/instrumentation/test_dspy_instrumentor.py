@@ -212,8 +212,11 @@ def test_dspy_calls_inside_lmscopes_own_lm_span_stay_traced(providers, make_lm, 
         return original_execute(*args, **kwargs)
 
     monkeypatch.setattr(request_owner, request_name, execute)
-    with dspy.context(lm=make_lm()):
-        dspy.Predict("question -> answer")(question=f"Capital of Italy? {unique}")
+    try:
+        with dspy.context(lm=make_lm()):
+            dspy.Predict("question -> answer")(question=f"Capital of Italy? {unique}")
+    finally:  # before the fixture's uninstrument: lmscope wraps that function too, under this test's wrapper
+        monkeypatch.undo()
     assert nested
     assert tree(exporter.get_finished_spans()) == [
         ("predict", [("chat gpt-4o-mini", [("chat gpt-4o-mini", [])])])]

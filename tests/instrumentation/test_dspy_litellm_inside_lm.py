@@ -225,13 +225,16 @@ def test_a_custom_lm_returning_plain_text_counts_its_one_request(traced, tree, l
 
 class Judge(dspy.utils.callback.BaseCallback):
     """A callback that asks an LM through LiteLLM around every LM call: before it, and after it unless `after` is
-    False."""
+    False; or, before it, a DSPy LM of its own (`judge`)."""
 
-    def __init__(self, base_url: str, *, after: bool = True) -> None:
-        self.base_url, self.after = base_url, after
+    def __init__(self, base_url: str, *, after: bool = True, judge: dspy.LM | None = None) -> None:
+        self.base_url, self.after, self.judge = base_url, after, judge
 
     def on_lm_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
-        litellm.completion(**_asked_at(self.base_url, [{"role": "user", "content": "Is this prompt safe?"}]))
+        if self.judge is None:
+            litellm.completion(**_asked_at(self.base_url, [{"role": "user", "content": "Is this prompt safe?"}]))
+        elif instance is not self.judge:
+            self.judge("Is this prompt safe?")
 
     def on_lm_end(self, call_id: str, outputs: Any, exception: Exception | None = None) -> None:
         if self.after:
@@ -351,24 +354,28 @@ class OneRequestEngine:
         return response_value(litellm.completion(**_asked_at(self.base_url, messages)), "chat", request)
 
 
+@pytest.mark.parametrize("judged_by", ["litellm", "dspy-lm"])
 @pytest.mark.parametrize("custom_engine", [False, pytest.param(True, marks=needs_dspy((3, 4), "custom engines"))],
                          ids=["dspy-lm", "custom-engine"])
-def test_a_dspy_cache_hit_stays_counted_beside_a_callbacks_litellm_call(traced, lm_server, unique, custom_engine):
-    """DSPy's cache answers the second call, which makes no request of its own: the callback's request before it is
-    an extra call, not the cache hit's request; the hit stays a counted LM call (DSPy 3.0-3.3's dspy.LM, a 3.4
-    custom engine's LM)."""
+def test_a_dspy_cache_hit_stays_counted_beside_a_callbacks_call(traced, lm_server, unique, custom_engine, judged_by):
+    """DSPy's cache answers the second call, which makes no request of its own: the callback's request before it
+    (through LiteLLM, or another DSPy LM) is an extra call, not the cache hit's request; the hit stays a counted LM
+    call (DSPy 3.0-3.3's dspy.LM, a 3.4 custom engine's LM)."""
     finished, _reader = traced
     options = {"engine": OneRequestEngine(lm_server.base_url)} if custom_engine else \
         {"api_base": lm_server.base_url, "api_key": "sk-anything"}
     lm = dspy.LM("openai/gpt-4o-mini", cache=True, **options)
+    judge = dspy.LM("openai/gpt-4o-mini", cache=False, api_base=lm_server.base_url, api_key="sk-anything") \
+        if judged_by == "dspy-lm" else None
     prompt = f"What is the capital of Norway? {unique}"
     lm(prompt)  # fills DSPy's cache, untracked
-    with Bill(lm_server) as bill, track() as usage, dspy.context(callbacks=[Judge(lm_server.base_url, after=False)]):
+    with Bill(lm_server) as bill, track() as usage, \
+            dspy.context(callbacks=[Judge(lm_server.base_url, after=False, judge=judge)]):
         lm(prompt)
 
     assert bill.requests == 1  # the callback's; DSPy's cache answered the call
     spans = finished()
-    dspy_lm = sorted(_dspy_lm_spans(spans), key=lambda span: span.start_time)[-1]
+    dspy_lm = max((span for span in _dspy_lm_spans(spans) if span.parent is None), key=lambda span: span.start_time)
     assert dspy_lm.attributes[semconv.CACHE_HIT] is True and semconv.USAGE_IN_CHILDREN not in dspy_lm.attributes
     totals = usage.total()
     assert (totals["calls"], totals["cache_hits"], totals["input_tokens"]) == (2, 1, bill.tokens[0])
@@ -453,11 +460,20 @@ class OnlyDSPy(dspy.LM):
         return super().forward(prompt=prompt, messages=messages, **kwargs)
 
 
+class OwnCall(dspy.LM):
+    """A `dspy.LM` subclass with its own `__call__`, which asks DSPy's `forward` and returns the answer's text."""
+
+    def __call__(self, prompt: Any = None, messages: Any = None, **kwargs: Any) -> list[str]:
+        response = self.forward(prompt=prompt, messages=messages, **kwargs)
+        return [response.choices[0].message.content]
+
+
+@pytest.mark.parametrize("subclass", [OnlyDSPy, OwnCall], ids=["own-forward", "own-call"])
 @pytest.mark.parametrize("engine", ENGINES)
 def test_a_custom_lm_handing_its_call_to_dspys_forward_is_counted_once(traced, tree, lm_server, unique,
-                                                                       metric_series, engine):
+                                                                       metric_series, engine, subclass):
     finished, reader = traced
-    lm = OnlyDSPy("openai/gpt-4o-mini", api_base=lm_server.base_url, api_key="sk-anything", cache=False,
+    lm = subclass("openai/gpt-4o-mini", api_base=lm_server.base_url, api_key="sk-anything", cache=False,
                   **engine_options(engine))
     with Bill(lm_server) as bill, track() as usage, dspy.context(lm=lm):
         dspy.Predict("question -> answer")(question=f"What is the capital of Egypt? {unique}")
@@ -577,3 +593,65 @@ def test_an_embedding_inside_a_custom_lm_is_never_taken_for_its_answer(traced, t
     totals = usage.total()
     assert (totals["calls"], totals["input_tokens"], totals["output_tokens"]) == \
         (2, bill.tokens[0] + tokens, bill.tokens[1])
+
+
+@needs_dspy((3, 4), "streamed LM.forward (3.0-3.3 raise for stream=True)")
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+def test_a_stream_the_app_asks_lm_forward_for_is_counted_when_read(traced, lm_server, unique, metric_series,
+                                                                    is_async):
+    """`lm.forward(..., stream=True)` hands back LiteLLM's stream, read after `forward` returned: LiteLLM's stream
+    span counts it once it is read, with the tokens the server billed."""
+    finished, reader = traced
+    lm = dspy.LM("openai/gpt-4o-mini", api_base=lm_server.base_url, api_key="sk-anything", cache=False,
+                 **engine_options("litellm"))
+    prompt = f"What is the capital of Fiji? {unique}"
+
+    async def read_async() -> list[Any]:
+        return [chunk async for chunk in await lm.aforward(prompt=prompt, stream=True)]
+
+    with Bill(lm_server) as bill, track() as usage:
+        chunks = asyncio.run(read_async()) if is_async else list(lm.forward(prompt=prompt, stream=True))
+    assert chunks
+    _assert_counted_once(finished(), reader, metric_series, usage, bill, calls=1)
+
+
+@pytest.mark.parametrize("model_type", ["chat", "text", "responses"])
+def test_the_answer_of_an_apps_lm_forward_call_is_its_spans_output(traced, lm_server, unique, model_type):
+    finished, _reader = traced
+    lm = dspy.LM("openai/gpt-4o-mini", api_base=lm_server.base_url, api_key="sk-anything", cache=False,
+                 model_type=model_type, **engine_options("litellm"))
+    lm.forward(prompt=f"Say hi {unique}")
+
+    (span,) = finished()
+    answer = span.attributes["llm.output_messages.0.message.content"]
+    assert answer.startswith("This is lmscope's stand-in LM. You said:") and unique in answer
+
+
+def _rollout_warning_blames(lm: dspy.LM) -> list[tuple[str, int]]:
+    """Where the warning about `rollout_id` at temperature 0 points, for `lm.forward` called from here."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        lm.forward(prompt="Say hi", rollout_id=1)
+    return [(warning.filename, warning.lineno) for warning in caught if "rollout_id" in str(warning.message)]
+
+
+def test_dspys_rollout_warning_in_lm_forward_blames_the_line_it_blames_untraced(lm_server):
+    """DSPy warns with a fixed `stacklevel` there (3.0-3.3 in `LM.forward` itself, 3.4 in `prepare`): lmscope's
+    wrapper of `LM.forward` does not take the blame."""
+    from memory_spans import memory_provider
+
+    from lmscope.instrumentation.dspy import DSPyInstrumentor
+
+    options = {"model": "openai/gpt-4o-mini", "api_base": lm_server.base_url, "api_key": "sk-anything",
+               "cache": False, "temperature": 0}
+    untraced = _rollout_warning_blames(dspy.LM(**options))
+    provider, _exporter = memory_provider()
+    instrumentor = DSPyInstrumentor()
+    instrumentor.instrument(tracer=provider.get_tracer("test"))
+    try:
+        traced = _rollout_warning_blames(dspy.LM(**options))
+    finally:
+        instrumentor.uninstrument()
+    assert traced == untraced and len(untraced) == 1

@@ -211,10 +211,11 @@ def _hook_point_table(instrumentor: DSPyInstrumentor, runtime: Runtime, patcher:
         patch(BaseLM, "_process_lm_response", wrappers.process_lm_response)
 
     def forward_requests() -> None:  # DSPy 3.0-3.3: `LM.forward` returns the provider's response, its result
+        from dspy.clients.base_lm import BaseLM
         from dspy.clients.lm import LM
 
-        patch(LM, "forward", lambda f: forward_request(runtime, f, LM))
-        patch(LM, "aforward", lambda f: forward_request(runtime, f, LM, is_async=True))
+        patch(LM, "forward", lambda f: forward_request(runtime, f, LM, BaseLM))
+        patch(LM, "aforward", lambda f: forward_request(runtime, f, LM, BaseLM, is_async=True))
 
     def forward_requests_and_results() -> None:  # DSPy 3.4: the result is what `execute` gives `LM.forward`
         from dspy.clients import execution

@@ -134,9 +134,9 @@ class ModuleFrame:
 class LMFrame:
     """An LM call; `finalize` and the cache probe fill it in, the LM wrapper turns it into attributes."""
 
-    __slots__ = ("cache_key_memo", "cache_layer", "call", "children", "dspy_requested", "lm", "model", "operation",
-                 "outer", "parent", "phase", "provider", "requests_in_children", "resent", "result", "span", "started",
-                 "stored_record", "token", "trackers")
+    __slots__ = ("answers_outer", "cache_key_memo", "cache_layer", "call", "children", "dspy_requested", "forwarded",
+                 "lm", "model", "operation", "outer", "parent", "phase", "provider", "requests_in_children", "resent",
+                 "result", "span", "started", "stored_record", "token", "trackers")
 
     def __init__(self, span: Span, parent: ModuleFrame | None, lm: Any, model: str, provider: str | None,
                  started: float, trackers: tuple[Usage, ...]) -> None:
@@ -163,6 +163,10 @@ class LMFrame:
         """`gen_ai.operation.name`: `text_completion` for an LM of `model_type="text"`, else chat."""
         self.outer: LMFrame | None = None
         """The DSPy LM call this one runs inside of (a custom LM calling another LM), told of this call's count."""
+        self.answers_outer = True
+        """This call may be how `outer` answers: made by its LM's code, not by a DSPy callback around it."""
+        self.forwarded = False
+        """DSPy's request was made through `LM.forward` inside this call (`_forward_requests.py`)."""
         self.children: Spend | None = None
         """The LM calls counted on spans of their own inside this call (`_lm_children.py`), made on the first."""
         self.requests_in_children = 0

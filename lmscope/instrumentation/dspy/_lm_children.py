@@ -12,10 +12,9 @@ own, their roll-up under `lmscope.*` keys as a module span has (`lmscope.usage.i
 LM call for roll-ups, `track()`, metrics or `lmscope report`. That includes DSPy's own request when the LM's code made
 it through `LM.forward` (`super().forward(...)`: a DSPy LM span of its own, `_forward_requests.py`), a cache hit of
 DSPy's there too. The span keeps its own count when DSPy made the request itself for this call (on LiteLLM, or its
-native engine); calls counted inside it then are extra ones, and so are calls counted after DSPy had the result,
-whatever made the request. A DSPy callback's calls (`on_lm_start`, `on_lm_end` calling LiteLLM:
-`litellm/_in_dspy_lm.made_by_callback`) are always extra ones, never how the LM answers: a cache hit with a callback's
-call beside it stays a counted hit.
+native engine) or DSPy's cache answered it; calls counted inside it then are extra ones, and so are calls counted after
+DSPy had the result, whatever made the request. A DSPy callback's calls (`on_lm_start`, `on_lm_end` calling LiteLLM or
+another DSPy LM: `_callers.called_from_callback`) are always extra ones, never how the LM answers.
 """
 
 from __future__ import annotations
@@ -25,8 +24,10 @@ from ._frames import LMFrame
 
 def gives_way(frame: LMFrame) -> bool:
     """Whether the DSPy LM span of `frame` leaves its call's usage to the LM calls counted inside it: they were
-    counted before DSPy had the result, and DSPy did not make this call's request itself."""
-    return frame.requests_in_children > 0 and not frame.dspy_requested and not _on_dspy_engine(frame)
+    counted before DSPy had the result, DSPy did not make this call's request itself, and its cache did not answer
+    the call (unless through `LM.forward`, which the LM's code called: the hit is counted on that request's span)."""
+    return frame.requests_in_children > 0 and not frame.dspy_requested and not _on_dspy_engine(frame) \
+        and (frame.forwarded or not getattr(frame.result, "cache_hit", False))
 
 
 def _on_dspy_engine(frame: LMFrame) -> bool:

@@ -36,6 +36,7 @@ from ...telemetry._lm_vendors import split_route
 from ...telemetry._memo import BoundedMemo
 from ...telemetry._phase import current_phase, with_phase
 from ...telemetry._usage import active_trackers
+from .._callers import called_from_callback
 from .._errors import record_error
 from .._lm_span_view import lm_call_context
 from .._providers import provider_given
@@ -200,6 +201,7 @@ class Runtime:
         outer = ctx.get(FRAME_KEY)
         if type(outer) is LMFrame:  # a custom LM calling another LM: this call is one of its (`_lm_children.py`)
             frame.outer = outer
+            frame.answers_outer = not called_from_callback(sys._getframe(1))
         # Inside the call: other instrumentations suppressed, a read-only view of our span (`_lm_span_view.py`).
         frame.token = otel_context.attach(lm_call_context(span, ctx, {OWN_SUPPRESSION_KEY: True, FRAME_KEY: frame}))
         return frame
@@ -241,9 +243,9 @@ class Runtime:
                 for listener in listeners:
                     listener(call)
                 if outer is not None:
-                    outer.add_child(call)
+                    outer.add_child(call, request=frame.answers_outer)
             if children is not None and frame.outer is not None:  # gave way: its children are the outer call's too
-                frame.outer.add_children(children)
+                frame.outer.add_children(children, requests=frame.answers_outer)
         except Exception as exc:  # noqa: BLE001
             report_internal_error("LM span end", exc)
         finally:

@@ -26,7 +26,7 @@ from contextvars import Token
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 
-from .._callers import caller_module, is_dspy, nearest_frame
+from .._callers import called_from_callback, caller_module, is_dspy
 from ..dspy._frames import FRAME_KEY, OWN_SUPPRESSION_KEY, LMFrame
 
 
@@ -70,16 +70,8 @@ def made_by_dspy() -> bool:
     return is_dspy(name) and name not in _NOT_LM_REQUESTS
 
 
-_CALLBACK_RUNNERS = frozenset({"_execute_start_callbacks", "_execute_end_callbacks"})
-"""The functions of DSPy's `with_callbacks` (`dspy/utils/callback.py`, the same in DSPy 3.0 to 3.4) that run a
-callback's `on_*_start` / `on_*_end`; the LM's own call runs from its `sync_wrapper` / `async_wrapper` there."""
-_CALLBACK_MODULE = "dspy.utils.callback"
-_MOST_CALLBACK_FRAMES = 64
-
-
 def made_by_callback() -> bool:
     """Whether a LiteLLM call inside a DSPy LM call is a DSPy callback's (`on_lm_start`, `on_lm_end`): the nearest frame
     of `dspy.utils.callback` above this one runs callbacks, not the LM's call. Such a call is not the LM's request: the
     LM span counts its own answer beside it (`dspy/_lm_children.py`)."""
-    frame = nearest_frame(sys._getframe(1), lambda name: name == _CALLBACK_MODULE, _MOST_CALLBACK_FRAMES)
-    return frame is not None and frame.f_code.co_name in _CALLBACK_RUNNERS
+    return called_from_callback(sys._getframe(1))
