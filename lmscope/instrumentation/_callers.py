@@ -42,6 +42,8 @@ _CALLBACK_RUNNERS = frozenset({"_execute_start_callbacks", "_execute_end_callbac
 callback's `on_*_start` / `on_*_end`; the wrapped call itself runs from its `sync_wrapper` / `async_wrapper` there."""
 _CALLBACK_MODULE = "dspy.utils.callback"
 _MOST_CALLBACK_FRAMES = 64
+"""How far up a callback runner is looked for: a callback that reaches an LM call through more nested frames than this
+has that call taken for the LM's own (a known limit, kept so the walk stays cheap)."""
 
 
 def called_from_callback(frame: FrameType | None) -> bool:

@@ -637,21 +637,74 @@ def _rollout_warning_blames(lm: dspy.LM) -> list[tuple[str, int]]:
     return [(warning.filename, warning.lineno) for warning in caught if "rollout_id" in str(warning.message)]
 
 
-def test_dspys_rollout_warning_in_lm_forward_blames_the_line_it_blames_untraced(lm_server):
-    """DSPy warns with a fixed `stacklevel` there (3.0-3.3 in `LM.forward` itself, 3.4 in `prepare`): lmscope's
-    wrapper of `LM.forward` does not take the blame."""
+def _untraced_then_traced(run: Any) -> tuple[Any, Any]:
+    """What `run()` gives without lmscope, then with lmscope's DSPy instrumentation (spans kept in memory)."""
     from memory_spans import memory_provider
 
     from lmscope.instrumentation.dspy import DSPyInstrumentor
 
-    options = {"model": "openai/gpt-4o-mini", "api_base": lm_server.base_url, "api_key": "sk-anything",
-               "cache": False, "temperature": 0}
-    untraced = _rollout_warning_blames(dspy.LM(**options))
+    untraced = run()
     provider, _exporter = memory_provider()
     instrumentor = DSPyInstrumentor()
     instrumentor.instrument(tracer=provider.get_tracer("test"))
     try:
-        traced = _rollout_warning_blames(dspy.LM(**options))
+        return untraced, run()
     finally:
         instrumentor.uninstrument()
+
+
+def test_dspys_rollout_warning_in_lm_forward_blames_the_line_it_blames_untraced(lm_server):
+    """DSPy warns with a fixed `stacklevel` there (3.0-3.3 in `LM.forward` itself, 3.4 in `prepare`): lmscope's
+    wrapper of `LM.forward` does not take the blame."""
+    options = {"model": "openai/gpt-4o-mini", "api_base": lm_server.base_url, "api_key": "sk-anything",
+               "cache": False, "temperature": 0}
+    untraced, traced = _untraced_then_traced(lambda: _rollout_warning_blames(dspy.LM(**options)))
     assert traced == untraced and len(untraced) == 1
+
+
+class Ambiguous:
+    """A value whose truth cannot be told: `bool()` raises."""
+
+    def __bool__(self) -> bool:
+        raise ValueError("ambiguous")
+
+
+def test_a_bad_argument_to_lm_forward_fails_as_untraced_and_leaves_tracing_on(traced, tree, lm_server, unique):
+    """The app's `cache=` argument cannot be read: DSPy's error reaches the app, no span is left open, the app's
+    context is as before, and the next call is traced."""
+    from opentelemetry import context as otel_context
+
+    finished, _reader = traced
+    lm = dspy.LM("openai/gpt-4o-mini", api_base=lm_server.base_url, api_key="sk-anything", cache=False,
+                 **engine_options("litellm"))
+    before = otel_context.get_current()
+    with pytest.raises(ValueError, match="ambiguous"):
+        lm.forward(prompt=f"Say hi {unique}", cache=Ambiguous())
+    assert otel_context.get_current() is before
+    lm(f"Say hello {unique}")
+    assert tree(finished()) == [(LM_SPAN, [])]
+
+
+class CountingChecks(dspy.LM):
+    """A `dspy.LM` subclass whose `forward` is DSPy's through `super()`, and whose rollout check counts its runs."""
+
+    checks = 0
+
+    def _warn_zero_temp_rollout(self, temperature: Any, rollout_id: Any) -> None:
+        type(self).checks += 1
+        super()._warn_zero_temp_rollout(temperature, rollout_id)
+
+    def forward(self, prompt: Any = None, messages: Any = None, **kwargs: Any) -> Any:
+        return super().forward(prompt=prompt, messages=messages, **kwargs)
+
+
+def test_a_subclass_rollout_check_runs_as_often_as_untraced(lm_server, unique):
+    def checks() -> int:
+        CountingChecks.checks = 0
+        lm = CountingChecks("openai/gpt-4o-mini", api_base=lm_server.base_url, api_key="sk-anything", cache=False,
+                            **engine_options("litellm"))
+        lm(f"Say hi {unique}", rollout_id=1)
+        return CountingChecks.checks
+
+    untraced, traced = _untraced_then_traced(checks)
+    assert traced == untraced > 0

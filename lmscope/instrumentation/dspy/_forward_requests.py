@@ -18,6 +18,7 @@ the app reads after `forward` returned) is passed straight through: LiteLLM's sp
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 from collections.abc import Callable, Mapping
@@ -46,6 +47,14 @@ def forward_request(runtime: Runtime, original: Callable[..., Any], lm_class: ty
     # DSPy 3.0-3.3's `LM.forward` warns about `rollout_id` with `stacklevel=3`, which would blame this wrapper: the
     # wrapper runs DSPy's check first, from its own frame, so the warning blames its caller, as without lmscope.
     warns_itself = "_warn_zero_temp_rollout" in getattr(getattr(original, "__code__", None), "co_names", ())
+    dspys_check = getattr(lm_class, "_warn_zero_temp_rollout", None)
+
+    def may_warn(lm: Any) -> bool:
+        """Whether to run DSPy's own check early: DSPy's (not a subclass's, which would run twice), not given yet (it
+        does nothing else), and on an LM whose settings `forward` can read (else `forward` fails before it)."""
+        return warns_itself and getattr(type(lm), "_warn_zero_temp_rollout", None) is dspys_check \
+            and getattr(lm, "_warned_zero_temp_rollout", True) is False \
+            and isinstance(getattr(lm, "kwargs", None), Mapping)
 
     def dspys_own_call(lm: Any, caller: FrameType | None) -> bool:
         frame = current_lm_frame()
@@ -58,10 +67,11 @@ def forward_request(runtime: Runtime, original: Callable[..., Any], lm_class: ty
         try:
             if app_suppressed() or _streamed(lm, kwargs) or dspys_own_call(lm, caller):
                 return None
+            cache = bool(kwargs.get("cache", getattr(lm, "cache", True)))  # before the span: nothing may fail after
             frame = runtime.start_lm(lm, args, kwargs)
             # Marks a request made through `LM.forward` (`execute_result`), and says whether it asked for DSPy's cache
             # as `LM.forward` reads it; DSPy 3.4's own call replaces it.
-            frame.call = LegacyCall(bool(kwargs.get("cache", getattr(lm, "cache", True))))
+            frame.call = LegacyCall(cache)
             if frame.outer is not None:
                 frame.outer.forwarded = True
             return frame
@@ -99,8 +109,10 @@ def forward_request(runtime: Runtime, original: Callable[..., Any], lm_class: ty
         @functools.wraps(original)
         async def async_wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
             with Request(async_wrapper) as call:
-                if warns_itself:
-                    self._warn_zero_temp_rollout(*_rollout_settings(self, kwargs))
+                if may_warn(self):
+                    # An error filter raising it here: DSPy's own check raises it again, from `forward`, as untraced.
+                    with contextlib.suppress(Exception):
+                        self._warn_zero_temp_rollout(*_rollout_settings(self, kwargs))
                 call.frame = begin(self, args, kwargs, sys._getframe(1))
                 call.response = await original(self, *args, **kwargs)
             return call.response
@@ -110,8 +122,10 @@ def forward_request(runtime: Runtime, original: Callable[..., Any], lm_class: ty
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         with Request(wrapper) as call:
-            if warns_itself:
-                self._warn_zero_temp_rollout(*_rollout_settings(self, kwargs))
+            if may_warn(self):
+                # An error filter raising it here: DSPy's own check raises it again, from `forward`, as untraced.
+                with contextlib.suppress(Exception):
+                    self._warn_zero_temp_rollout(*_rollout_settings(self, kwargs))
             call.frame = begin(self, args, kwargs, sys._getframe(1))
             call.response = original(self, *args, **kwargs)
         return call.response
@@ -126,8 +140,7 @@ def _streamed(lm: Any, kwargs: Mapping[str, Any]) -> bool:
 
 def _rollout_settings(lm: Any, kwargs: Mapping[str, Any]) -> tuple[Any, Any]:
     """The `temperature` and `rollout_id` DSPy 3.0-3.3's `LM.forward` checks: the call's over the LM's."""
-    lm_kwargs = getattr(lm, "kwargs", None)
-    settings = {**lm_kwargs, **kwargs} if isinstance(lm_kwargs, Mapping) else dict(kwargs)
+    settings = {**lm.kwargs, **kwargs}
     return settings.get("temperature"), settings.get("rollout_id")
 
 
