@@ -19,12 +19,6 @@ _MOST_FRAMES = 8
 """How far up the stack the caller is looked for: past a few wrappers; no farther (a deeper stack is not DSPy's)."""
 
 
-def called_by_dspy(frame: FrameType | None) -> bool:
-    """Whether the caller seen from `frame` (`caller_module`) is in a module `dspy` or `dspy.*` (lmscope's wrappers of
-    DSPy's methods are `dspy.__lmscope__`: DSPy's too)."""
-    return is_dspy(caller_module(frame))
-
-
 def caller_module(frame: FrameType | None) -> object:
     """The module name of the nearest of `frame` and the frames above it that is in none of `_NOT_CALLERS`; None when
     there is none within `_MOST_FRAMES`, or it has no name."""
@@ -34,6 +28,8 @@ def caller_module(frame: FrameType | None) -> object:
 
 
 def is_dspy(name: object) -> bool:
+    """Whether module `name` is `dspy` or `dspy.*` (lmscope's wrappers of DSPy's methods are `dspy.__lmscope__`: DSPy's
+    too)."""
     return name == "dspy" or (isinstance(name, str) and name.startswith("dspy."))
 
 
