@@ -18,6 +18,9 @@ if "DSPY_CACHEDIR" not in os.environ:
     os.environ["DSPY_CACHEDIR"] = tempfile.mkdtemp(prefix="lmscope-test-dspy-cache-")
     atexit.register(shutil.rmtree, os.environ["DSPY_CACHEDIR"], ignore_errors=True)
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# lmscope re-raises its own faults while a test of this suite runs (and in the apps its tests start), instead of
+# logging them as it does in an app: lmscope/telemetry/_internal_errors.py.
+os.environ["LMSCOPE_RAISE_INTERNAL_ERRORS"] = "1"
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
 import pytest
@@ -52,13 +55,14 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
 
     Option tests use it for every test (autouse in their module or folder) and get tmp_path back.
     """
-    from lmscope.telemetry import _options
+    from lmscope.telemetry import _internal_errors, _options
     from lmscope.telemetry._options import find_pyproject
 
     monkeypatch.setattr(_options, "_warned", set())
 
     for name in list(os.environ):
-        if name.startswith(("LMSCOPE_", "OTEL_", "OPENINFERENCE_", "LANGFUSE_", "MLFLOW_", "PHOENIX_")):
+        if name.startswith(("LMSCOPE_", "OTEL_", "OPENINFERENCE_", "LANGFUSE_", "MLFLOW_", "PHOENIX_")) \
+                and name != _internal_errors.RAISE_VARIABLE:  # not an option: this suite's own switch
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     assert find_pyproject(tmp_path) is None
@@ -68,7 +72,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
 @pytest.fixture
 def swallow_internal_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     """For a test that forces a fault inside lmscope on purpose: the fault is logged and swallowed, as in a user's
-    app, instead of re-raised (lmscope/telemetry/_internal_errors.py re-raises under pytest, so that any other
+    app, instead of re-raised (lmscope/telemetry/_internal_errors.py re-raises in this suite's tests, so that any other
     fault fails the test that caused it). "Logged once per place" is per process: this test starts afresh."""
     from lmscope.telemetry import _internal_errors
 

@@ -58,7 +58,7 @@ class Patcher:
         own = vars(owner).get(name, MISSING)
         holder = lowest_holder(own, name)
         inner = holder.inner if holder is not None else getattr(owner, name)
-        wrapper = _unwrap_stops_here(make_wrapper(inner), inner)
+        wrapper = _named_where_installed(_unwrap_stops_here(make_wrapper(inner), inner), owner, name)
         patch = _Patch(owner, name, own, set_on_owner=holder is None)
         patch.wrappers.append((wrapper, inner))
         if holder is None:
@@ -137,6 +137,19 @@ def _unwrap_stops_here(wrapper: Any, inner: Any) -> Any:
         # A callable without a signature: introspection sees the wrapper's own.
         with contextlib.suppress(TypeError, ValueError):
             wrapper.__signature__ = inspect.signature(inner)  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _named_where_installed(wrapper: Any, owner: Any, name: str) -> Any:
+    """`wrapper` of a module's function (or class) named for where it is installed (`__module__`, `__qualname__`), so
+    that pickle finds it there. Pickle saves a function or a class as a reference to the module attribute its names
+    give, and refuses one that is not there: a wrapper of `litellm.completion` named as the function it wraps
+    (`litellm.main.completion`, which lmscope leaves alone) would make `ProcessPoolExecutor().submit(
+    litellm.completion, ...)` fail. Named `litellm.completion`, it pickles as that attribute, as the function did
+    unwrapped, and the process that loads it gets that attribute: traced if lmscope is on there. A method keeps its
+    names: its class is where they lead."""
+    if isinstance(owner, types.ModuleType) and isinstance(wrapper, (types.FunctionType, type)):
+        wrapper.__module__, wrapper.__qualname__ = owner.__name__, name
     return wrapper
 
 

@@ -1,4 +1,6 @@
-"""Token counts from a provider's usage, in either of OpenAI's shapes, onto an `LMCall`.
+"""Token counts from a provider's usage, in either of OpenAI's shapes, onto an `LMCall`; and the other fields of an
+answer read the same careful way: a value of the type it should have, else nothing (a test's `MagicMock` response
+is any type it is asked for).
 
 Chat Completions name them `prompt_tokens`, `completion_tokens`, `prompt_tokens_details.cached_tokens`,
 `completion_tokens_details.reasoning_tokens`; the Responses API `input_tokens`, `output_tokens`,
@@ -15,6 +17,11 @@ from ..telemetry._lm_call import LMCall
 
 def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def non_empty_str(value: Any) -> str | None:
+    """A field of an answer that names something (its model, its id): a non-empty string, else None."""
+    return value if isinstance(value, str) and value else None
 
 
 def get(value: Any, name: str) -> Any:

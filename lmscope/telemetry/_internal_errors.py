@@ -1,11 +1,14 @@
-"""Faults inside lmscope never reach the user's program; under pytest they fail the test that caused them.
+"""Faults inside lmscope never reach the user's program; in lmscope's own tests they fail the test that caused them.
 
 Every hook body runs behind `guarded` or reports through `report_internal_error`: in an app, an exception is
 logged once per place (so a broken hook on a hot path does not flood the log) and the program goes on with its
-own result untouched. While a pytest test runs, the same exception is re-raised instead, as Logfire's
-`handle_internal_errors` does: a swallowed fault would only show as a missing attribute that no assertion looks
-at. The tests that force a fault on purpose, to check what a user would get, turn re-raising off with the
-`swallow_internal_errors` fixture of tests/conftest.py.
+own result untouched. While a test of lmscope's own suite runs, the same exception is re-raised instead, as
+Logfire's `handle_internal_errors` does: a swallowed fault would only show as a missing attribute that no assertion
+looks at. Logfire re-raises in every pytest run; lmscope only where `LMSCOPE_RAISE_INTERNAL_ERRORS=1` says so
+(tests/conftest.py sets it, and the apps its tests start inherit it): an app's own test suite is the app too, and
+one that runs its program with lmscope on (and a `MagicMock` for a response, as DSPy's own tests do) must not fail
+on a fault of lmscope's. The tests that force a fault on purpose, to check what a user would get, turn re-raising
+off with the `swallow_internal_errors` fixture of tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -14,26 +17,28 @@ import logging
 import os
 import traceback
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Final, TypeVar
 
 logger = logging.getLogger("lmscope")
 _reported: set[str] = set()
 
+RAISE_VARIABLE: Final = "LMSCOPE_RAISE_INTERNAL_ERRORS"
+"""Set to 1 by lmscope's own test suite: re-raise internal faults while a pytest test runs."""
 reraise_under_pytest: bool = True
-"""Re-raise internal faults while a pytest test runs. Only tests set it (to False, for one test at a time)."""
+"""Re-raise internal faults while a test of lmscope's runs. Only tests set it (to False, for one test at a time)."""
 
 T = TypeVar("T")
 
 
 def _running_a_test() -> bool:
-    # Logfire's choice: pytest sets PYTEST_CURRENT_TEST only while a test's setup, call or teardown runs.
+    # Logfire's check: pytest sets PYTEST_CURRENT_TEST only while a test's setup, call or teardown runs.
     # `"pytest" in sys.modules` would also catch an app that merely imports pytest, and code run at
     # collection or at exit, where a re-raised fault fails no test and only breaks the run.
-    return bool(os.environ.get("PYTEST_CURRENT_TEST"))
+    return os.environ.get(RAISE_VARIABLE) == "1" and bool(os.environ.get("PYTEST_CURRENT_TEST"))
 
 
 def report_internal_error(where: str, exc: BaseException) -> None:
-    """Log `exc` once for `where`; re-raise it instead while a pytest test runs (see the module docstring).
+    """Log `exc` once for `where`; re-raise it instead while a test of lmscope's runs (see the module docstring).
 
     Call it from the `except` block that caught `exc`, so a re-raised fault keeps its traceback.
     """

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from unittest import mock
+
 import dspy
 import pytest
 from dspy.utils.callback import BaseCallback
@@ -9,6 +14,7 @@ from dspy_release import ENGINES, engine_options, lm_result_hook, needs_dspy
 
 from lmscope.instrumentation.dspy import DSPyInstrumentor, _runtime
 from lmscope.telemetry import _semconv as semconv
+from lmscope.telemetry._internal_errors import RAISE_VARIABLE
 from lmscope.telemetry._report import summarize
 from lmscope.telemetry._trace_file import records_from_spans
 from lmscope.telemetry._tree import build_trees, render_tree
@@ -170,6 +176,44 @@ def test_a_fault_inside_lmscope_fails_the_test_that_caused_it(spans, make_lm, un
         dspy.Predict("question -> answer")(question=f"q {unique}")
 
 
+_APPS_OWN_TEST = """
+import dspy
+from dspy.utils import DummyLM
+
+import lmscope
+from lmscope.instrumentation.dspy import _runtime
+
+
+def test_the_app_answers(monkeypatch):
+    lmscope.instrument(exporters="none")
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("forced lmscope fault")
+
+    monkeypatch.setattr(_runtime, "module_path", explode)
+    dspy.configure(lm=DummyLM([{"answer": "Paris"}]))
+    assert dspy.Predict("question -> answer")(question="What is the capital of France?").answer == "Paris"
+"""
+
+
+@pytest.mark.parametrize("raise_variable", [None, "1"])
+def test_an_apps_own_test_suite_is_not_failed_by_a_fault_of_lmscopes(tmp_path, raise_variable):
+    """An app's tests run the app, lmscope on: a fault of lmscope's there is logged as in the app, not re-raised
+    into the app's test (as it is in this suite, which sets LMSCOPE_RAISE_INTERNAL_ERRORS=1)."""
+    (tmp_path / "test_app.py").write_text(_APPS_OWN_TEST)
+    env = {name: value for name, value in os.environ.items() if name not in ("PYTEST_CURRENT_TEST", RAISE_VARIABLE)}
+    if raise_variable is not None:
+        env[RAISE_VARIABLE] = raise_variable
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_app.py"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    if raise_variable is None:
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "1 passed" in done.stdout
+    else:
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "RuntimeError: forced lmscope fault" in done.stdout
+
+
 def test_uninstrument_restores_dspy_exactly_and_its_callbacks_still_fire(make_lm, unique):
     from dspy.clients.base_lm import BaseLM
     from dspy.clients.cache import Cache
@@ -277,3 +321,29 @@ def test_an_unprintable_input_costs_its_text_not_the_span(spans, make_lm, unique
     assert echo.attributes[semconv.MODULE_PATH] == "echo"
     assert echo.attributes[semconv.SPAN_KIND] == semconv.KIND_CHAIN
     assert "<unprintable Unprintable>" in echo.attributes[semconv.INPUT_VALUE]
+
+
+@pytest.mark.parametrize("field", ["model", "id"])
+def test_a_mocked_answer_field_of_another_type_is_left_out(spans, unique, field):
+    """An app's tests may answer DSPy with a mock (DSPy's own tests patch `litellm.completion` with a `MagicMock`),
+    whose fields are of whatever type is asked of them: the LM span leaves out the one that is no name, counts the
+    rest, and lmscope does not fault (in this suite a fault would fail the test; in an app's, it was logged)."""
+    import litellm
+
+    answer = "[[ ## answer ## ]]\nParis\n\n[[ ## completed ## ]]"
+    response = litellm.ModelResponse(
+        model="gpt-4o-2024-08-06", choices=[{"message": {"role": "assistant", "content": answer},
+                                             "finish_reason": "stop"}],
+        usage={"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14})
+    setattr(response, field, mock.MagicMock())
+    dspy.configure(lm=dspy.LM("openai/gpt-4o", cache=False, **engine_options("litellm")))
+    with mock.patch("litellm.completion", return_value=response) as completion:
+        assert dspy.Predict("question -> answer")(question=f"q {unique}").answer == "Paris"
+    assert completion.call_count == 1
+    [lm_span] = [span for span in spans() if span.name.startswith("chat ")]
+    attributes = dict(lm_span.attributes or {})
+    kept, left_out = (semconv.GEN_AI_RESPONSE_ID, semconv.GEN_AI_RESPONSE_MODEL) if field == "model" \
+        else (semconv.GEN_AI_RESPONSE_MODEL, semconv.GEN_AI_RESPONSE_ID)
+    assert left_out not in attributes
+    assert attributes[kept] == getattr(response, "id" if field == "model" else "model")
+    assert (attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS], attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]) == (11, 3)

@@ -13,7 +13,7 @@ from typing import Any
 
 from ...telemetry._lm_call import LMCall
 from .._litellm_table import zero_is_unpriced
-from .._token_counts import usage_into
+from .._token_counts import non_empty_str, usage_into
 
 _NATIVE_COST_KIND = "estimate"  # DSPy priced it from its bundled snapshot of LiteLLM's price map
 
@@ -57,8 +57,7 @@ def _finish_reasons(result: Any) -> tuple[str, ...]:
 def _response_id(result: Any) -> str | None:
     responses = getattr(result, "responses", None)
     source = responses[0] if responses else getattr(result, "raw", None)
-    response_id = getattr(source, "id", None)
-    return response_id if isinstance(response_id, str) and response_id else None
+    return non_empty_str(getattr(source, "id", None))
 
 
 def _original_tokens(result: Any, stored_record: Any) -> int | None:
@@ -107,7 +106,7 @@ def lm_call_from_result(lm: Any, result: Any, *, model: str, provider: str | Non
                         stored_record: Any, duration_s: float, module_path: str | None) -> LMCall:
     engine = engine_name(lm, result)
     call = LMCall(model=model, provider=provider, engine=engine, duration_s=duration_s, module_path=module_path,
-                  response_model=getattr(result, "response_model", None) or None,
+                  response_model=non_empty_str(getattr(result, "response_model", None)),
                   response_id=_response_id(result), finish_reasons=_finish_reasons(result))
     cost = getattr(result, "cost", None)
     cost = float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None

@@ -20,6 +20,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 from opentelemetry.trace import (
     NonRecordingSpan,
+    NoOpTracer,
     Span,
     SpanKind,
     Tracer,
@@ -85,6 +86,13 @@ class Runtime:
         self.retired = False
         """Set when lmscope unpatches DSPy. A wrapper that another tool's patch keeps calling (MLflow's patch of
         `Evaluate.__call__` made after lmscope's holds it in a closure) then passes calls through."""
+
+    def __reduce__(self) -> tuple[Callable[[], Runtime], tuple[()]]:
+        """Pickled as a reference to the runtime in force where it is loaded. lmscope's wrapper of a method in a
+        class of the app's own (an LM's `__call__`, an optimizer's `compile`) holds this runtime, and cloudpickle
+        copies a class defined in `__main__` or a notebook by value, its methods with it (MLflow's `log_model`,
+        Ray, joblib): the copy then traces where lmscope is on, and passes calls through where it is not."""
+        return live_runtime, ()
 
     # --- modules and containers ------------------------------------------------------------------
     def start_module(self, module: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any], *, container: bool = False,
@@ -305,6 +313,18 @@ class Runtime:
         overrides = ctx.get(OVERRIDES_KEY)
         return settings_attributes(self.settings, overrides if isinstance(overrides, dict) else NO_OVERRIDES, lm,
                                    policy=self.content)
+
+
+def live_runtime() -> Runtime:
+    """The runtime of the DSPy instrumentation in force in this process; where there is none, a retired one, whose
+    wrappers pass every call through."""
+    from . import DSPyInstrumentor  # this module is imported by it
+
+    runtime = DSPyInstrumentor().runtime
+    if runtime is None:
+        runtime = Runtime(NoOpTracer(), None, content=ContentPolicy.capturing(False))
+        runtime.retired = True
+    return runtime
 
 
 def _may_sample(tracer: Any, ctx: Context) -> bool:

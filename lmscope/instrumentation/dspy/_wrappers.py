@@ -102,9 +102,14 @@ def module_call(runtime: Runtime, original: Callable[..., Any], *, is_async: boo
 
 def lm_call(runtime: Runtime, original: Callable[..., Any], *, is_async: bool = False) -> Callable[..., Any]:
     """One LM span per call of an LM: an LM's own `__call__` that reaches BaseLM's through `super()` is already in
-    this LM's span there, and passes straight through."""
+    this LM's span there, and passes straight through; so does every call once `runtime` is retired (a wrapper kept
+    by another tool's patch, or copied with an app's class into a process without lmscope: `Runtime.__reduce__`)."""
     wrap = traced_async if is_async else traced
-    return wrap(original, runtime.start_lm, runtime.end_lm, "LM span start", suppressible=True, within=_in_own_span)
+
+    def passed_through(lm: Any) -> bool:
+        return runtime.retired or _in_own_span(lm)
+
+    return wrap(original, runtime.start_lm, runtime.end_lm, "LM span start", suppressible=True, within=passed_through)
 
 
 def _in_own_span(lm: Any) -> bool:

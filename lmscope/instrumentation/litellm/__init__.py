@@ -143,6 +143,8 @@ class LiteLLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # openteleme
         if self._policy is not None:
             forget_policy(self._policy)
             self._policy = None
+        if self.runtime is not None:
+            self.runtime.retired = True
         if self._patcher is not None:
             self._patcher.restore_all()
         self.runtime = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...telemetry._lm_call import LMCall
-from .._token_counts import get, usage_into
+from .._token_counts import get, non_empty_str, usage_into
 
 
 def litellm_cost(response: Any) -> float | None:
@@ -33,9 +33,8 @@ def _amount(cost: Any) -> float | None:
 def call_from_response(response: Any, call: LMCall) -> LMCall:
     """Fill `call` (model, provider, duration already set) from a finished response."""
     usage_into(call, getattr(response, "usage", None))
-    call.response_model = str(getattr(response, "model", "") or "") or None
-    response_id = getattr(response, "id", None)
-    call.response_id = response_id if isinstance(response_id, str) and response_id else None
+    call.response_model = non_empty_str(getattr(response, "model", None))
+    call.response_id = non_empty_str(getattr(response, "id", None))
     choices = getattr(response, "choices", None) or ()
     call.finish_reasons = tuple(str(reason) for reason in (getattr(c, "finish_reason", None) for c in choices)
                                 if reason)

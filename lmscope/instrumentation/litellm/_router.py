@@ -56,9 +56,10 @@ def endpoint_owner(router_class: type, name: str) -> type | None:
 
 
 def _start(runtime: LiteLLMRuntime, endpoint: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> RouterFrame | None:
-    """The router span, made current; None when instrumentation is off here or a router span is already current."""
+    """The router span, made current; None when instrumentation is off here (or lmscope has left: `retired`) or a
+    router span is already current."""
     try:
-        if not is_instrumentation_enabled():
+        if runtime.retired or not is_instrumentation_enabled():
             return None
         ctx = otel_context.get_current()
         parent = ctx.get(FRAME_KEY)

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import Token
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
-from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Tracer
+from opentelemetry.trace import INVALID_SPAN, NoOpTracer, Span, SpanKind, Tracer
 
 from ...telemetry import _semconv as semconv
 from ...telemetry._content import ContentPolicy
@@ -133,6 +133,14 @@ class LiteLLMRuntime:
         self.lm_call_listeners = lm_call_listeners
         self.neighbours: LiteLLMNeighbours | None = None
         """Looks for other LiteLLM instrumentations at each call (`_neighbours.py`)."""
+        self.retired = False
+        """Set when lmscope unpatches LiteLLM: a wrapper still held somewhere (`from litellm import completion` run
+        while lmscope was on, a copy unpickled in another process: `__reduce__`) then passes calls through."""
+
+    def __reduce__(self) -> tuple[Callable[[], LiteLLMRuntime], tuple[()]]:
+        """Pickled as a reference to the runtime in force where it is loaded, as the DSPy one is
+        (`dspy._runtime.Runtime.__reduce__`): a wrapper cloudpickle copies by value traces there if lmscope is on."""
+        return live_runtime, ()
 
     def start(self, operation: str, kwargs: Mapping[str, Any], litellm_prices: bool = True,
               is_async: bool = False) -> CallFrame | DSPyRequest | None:
@@ -140,6 +148,8 @@ class LiteLLMRuntime:
         a `DSPyRequest` for DSPy's own request inside its LM span (`_in_dspy_lm.py`).
         `litellm_prices`: `CallFrame.litellm_prices`; `is_async`: the call is LiteLLM's async function."""
         lm_frame = None
+        if self.retired:
+            return None
         if not is_instrumentation_enabled():
             ctx = otel_context.get_current()
             lm_frame = lm_call_open(ctx, ctx.get(_CALL_KEY))
@@ -385,6 +395,18 @@ class LiteLLMRuntime:
             attributes[semconv.SCRUBBED] = True
         attributes.update(output_message_attributes(texts, finish_reasons, policy))
         return attributes
+
+
+def live_runtime() -> LiteLLMRuntime:
+    """The runtime of the LiteLLM instrumentation in force in this process; where there is none, a retired one, whose
+    wrappers pass every call through."""
+    from . import LiteLLMInstrumentor  # this module is imported by it
+
+    runtime = LiteLLMInstrumentor().runtime
+    if runtime is None:
+        runtime = LiteLLMRuntime(NoOpTracer(), ContentPolicy.capturing(False), [])
+        runtime.retired = True
+    return runtime
 
 
 def _dspy_cache_missed(ctx: Context) -> bool:

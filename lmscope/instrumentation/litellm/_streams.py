@@ -34,7 +34,7 @@ from ...telemetry import _semconv as semconv
 from ...telemetry._internal_errors import report_internal_error
 from ...telemetry._lm_call import LMCall
 from .._stack import drop_own_frame
-from .._token_counts import usage_into
+from .._token_counts import non_empty_str, usage_into
 from ._results import as_cache_hit
 from ._router_frame import RouterFrame
 from ._spans import TEXT_COMPLETION, CallFrame, LiteLLMRuntime, litellm_price, prompt_messages
@@ -214,8 +214,8 @@ class StreamRecorder(StreamObserver):
                         else frame.kwargs.get("messages"))
             call.input_tokens, call.output_tokens = estimate_tokens(frame, messages, texts)
             call.usage_estimated = True
-        call.response_model = str(self.response_model) if self.response_model else None
-        call.response_id = str(self.response_id) if self.response_id else None
+        call.response_model = non_empty_str(self.response_model)
+        call.response_id = non_empty_str(self.response_id)
         call.finish_reasons = self.all_finish_reasons()
         call.cost_usd = litellm_price(frame, call.input_tokens, call.output_tokens, self.usage)
         call.cost_source = "litellm" if call.cost_usd is not None else None
