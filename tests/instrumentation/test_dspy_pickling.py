@@ -105,6 +105,22 @@ def test_a_program_saved_whole_with_an_apps_lm_loads_and_is_traced(instrumented,
     assert [span.name for span in instrumented()] == ["chat notebook-lm", "predict"]
 
 
+@pytest.mark.slow  # imports MLflow: ~4 s
+def test_mlflow_logs_and_loads_a_program_with_an_apps_lm(instrumented, tmp_path, monkeypatch):
+    """MLflow's DSPy flavor cloudpickles the program and DSPy's settings (its LM) into the model: it raised
+    TypeError under lmscope before. A local sqlite store: no server."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    lm_class, _optimizer_class = app_classes()
+    dspy.configure(lm=lm_class(model="notebook-lm"))
+    with mlflow.start_run():
+        model = mlflow.dspy.log_model(dspy.Predict("question -> answer"), name="model")
+    assert mlflow.pyfunc.load_model(model.model_uri).predict({"question": "What is the capital of France?"}) == {
+        "answer": "Paris"}
+    assert "chat notebook-lm" in [span.name for span in instrumented()]
+
+
 def test_a_copy_made_while_lmscope_was_on_passes_calls_through_once_it_has_left():
     provider, exporter = memory_provider()
     instrumentor = DSPyInstrumentor()
