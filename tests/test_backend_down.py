@@ -10,7 +10,6 @@ exit tests run `lmscope run -- python app.py` in a fresh interpreter, as a user 
 from __future__ import annotations
 
 import logging
-import os
 import re
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from app_env import app_env
 from opentelemetry import trace
 
 from lmscope._demo import build_program
@@ -148,7 +148,7 @@ APP = textwrap.dedent("""
 def run_app(tmp_path, lm_server, calls: int, otlp_endpoint: str) -> tuple[subprocess.CompletedProcess[str], float]:
     app = tmp_path / "app.py"
     app.write_text(APP)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LMSCOPE_", "OTEL_"))}
+    env = app_env("LMSCOPE_", "OTEL_")
     env.update(LMSCOPE_EXPORTERS="file,otlp", LMSCOPE_FILE_PATH=str(tmp_path / "traces.jsonl"),
                LMSCOPE_OTLP_ENDPOINT=otlp_endpoint)
     done = subprocess.run([sys.executable, "-m", "lmscope", "run", "--", sys.executable, str(app), lm_server.base_url,

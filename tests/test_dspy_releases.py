@@ -24,6 +24,7 @@ from typing import Any
 
 import litellm
 import pytest
+from app_env import app_env
 from dspy_release import HAS_ENGINES
 
 import lmscope
@@ -109,7 +110,7 @@ def _lmscope_alone_on_a_path(folder: Path) -> Path:
 
 def _run_app(python: Path | str, folder: Path) -> Run:
     trace_file = folder / "trace.jsonl"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LMSCOPE_", "OTEL_", "PYTHON"))}
+    env = app_env("LMSCOPE_", "OTEL_", "PYTHON")
     # A DSPy cache of its own: the first run really calls the LM, as in the newest release's run.
     env.update(DSPY_CACHEDIR=str(folder / "dspy-cache"), LITELLM_LOCAL_MODEL_COST_MAP="True",
                PYTHONPATH=str(_lmscope_alone_on_a_path(folder / "path")))

@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import pytest
+from app_env import app_env
 from prometheus_client.parser import text_string_to_metric_families
 
 from lmscope.telemetry._report import summarize
@@ -94,7 +95,7 @@ EXPECTED_SERIES = {
 def run_app(tmp_path, lm_server, mode):
     trace_file = tmp_path / "traces.jsonl"
     env = {**os.environ, "DSPY_CACHEDIR": str(tmp_path / "cache"), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    env = {name: value for name, value in env.items() if not name.startswith(("LMSCOPE_", "OTEL_"))}
+    env = app_env("LMSCOPE_", "OTEL_", base=env)
     done = subprocess.run([sys.executable, "-c", _APP, lm_server.base_url, str(trace_file), mode], env=env,
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -175,7 +176,7 @@ def test_metrics_off_by_default_add_no_hook_and_no_import(tmp_path):
             "runtime = handle._dspy.runtime\n"
             "print(handle._metrics, runtime.lm_call_listeners, runtime.module_listeners, "
             "'opentelemetry.sdk.metrics' in sys.modules)")
-    env = {name: value for name, value in os.environ.items() if not name.startswith(("LMSCOPE_", "OTEL_"))}
+    env = app_env("LMSCOPE_", "OTEL_")
     # Logfire (a dev dependency) registers a pydantic plugin that imports the metrics SDK as soon as DSPy builds its
     # first pydantic model; this test is about lmscope's own imports.
     env["PYDANTIC_DISABLE_PLUGINS"] = "__all__"

@@ -19,7 +19,6 @@ import binascii
 import contextlib
 import gzip
 import json
-import os
 import re
 import secrets
 import subprocess
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import otlp_servers
 import pytest
+from app_env import app_env
 from google.protobuf.json_format import MessageToJson
 
 from lmscope._lm_server import StandInLM
@@ -203,8 +203,7 @@ def _run_app(tmp_path: Path, capture: bool, planted: dict[str, str], lm: StandIn
         "secrets": planted, "file": str(trace_file), "log": str(log_file), "capture": capture, "lm": lm.base_url,
         "otlp": otlp + "/v1/traces", "failing_model": FAILING_MODEL, "prompt_mark": PROMPT_MARK,
         "jaeger": f"{refusing}/v1/traces?tenant=t1#access_token={planted['endpoint_fragment_token']}"}))
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("LMSCOPE_", "OTEL_", "OPENINFERENCE_", "LANGFUSE_", "MLFLOW_"))}
+    env = app_env("LMSCOPE_", "OTEL_", "OPENINFERENCE_", "LANGFUSE_", "MLFLOW_")
     env.update({"LANGFUSE_PUBLIC_KEY": "pk-lf-test", "LANGFUSE_SECRET_KEY": "sk-lf-test", "LANGFUSE_HOST": langfuse,
                 "DSPY_CACHEDIR": str(tmp_path / "dspy-cache"), "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"})
     done = subprocess.run([sys.executable, "-c", _APP, str(config_file)], capture_output=True, env=env,

@@ -45,13 +45,25 @@ def _exception_event(span: Span, error: BaseException, policy: ContentPolicy) ->
             message, stacktrace = message.replace(said, _NOT_CAPTURED), stacktrace.replace(said, _NOT_CAPTURED)
     message, redacted = policy.scrubber.text(message, _EXCEPTION_MESSAGE, free_text=True)
     stacktrace, stack_redacted = policy.text(stacktrace, _EXCEPTION_STACKTRACE, free_text=True)
-    span.record_exception(error, {_EXCEPTION_MESSAGE: truncate(message, policy.max_chars),
-                                  _EXCEPTION_STACKTRACE: stacktrace})
+    attributes = {_EXCEPTION_MESSAGE: truncate(message, policy.max_chars), _EXCEPTION_STACKTRACE: stacktrace}
+    try:
+        span.record_exception(error, attributes)
+    except Exception:  # noqa: BLE001 - the SDK's own str(error) raised: the same event, with the message made here
+        span.add_event("exception", {_EXCEPTION_TYPE: _type_name(type(error)), **attributes,
+                                     _EXCEPTION_ESCAPED: "False"})
     if redacted or stack_redacted:
         span.set_attribute(semconv.SCRUBBED, True)
     return message
 
 
+def _type_name(cls: type) -> str:
+    """`exception.type` as the SDK's `record_exception` writes it: the qualified name, without `builtins.`."""
+    module = cls.__module__
+    return f"{module}.{cls.__qualname__}" if module and module != "builtins" else cls.__qualname__
+
+
+_EXCEPTION_TYPE = "exception.type"
+_EXCEPTION_ESCAPED = "exception.escaped"
 _EXCEPTION_MESSAGE = "exception.message"
 _EXCEPTION_STACKTRACE = "exception.stacktrace"
 _NOT_CAPTURED = "[LM output not captured]"

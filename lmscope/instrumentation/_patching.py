@@ -101,7 +101,7 @@ def _restore(patch: _Patch) -> None:
     for holder in patch.holders:
         if holder.inner is wrapper:
             holder.point_at(inner)
-    if patch.set_on_owner and vars(owner).get(name, MISSING) is wrapper:
+    if patch.set_on_owner and _same_wrapper(vars(owner).get(name, MISSING), wrapper):
         if patch.own is MISSING:
             delattr(owner, name)
         else:
@@ -113,6 +113,20 @@ def _restore(patch: _Patch) -> None:
         for each_wrapper, each_inner in patch.wrappers:
             if vars(owner)[key] is each_wrapper:
                 setattr(owner, key, each_inner)
+
+
+def _same_wrapper(value: Any, wrapper: Any) -> bool:
+    """`value` is `wrapper`, or a copy of it: cloudpickle copies a class of the app's own defined in `__main__` by
+    value, lmscope's wrapper of its `compile` or `__call__` with it, and loading it in the same process sets the
+    copies back in that very class (docs/dspy-internals.md §9). A copy is a function of the same code (cloudpickle
+    keeps its name, first line and bytecode, not its file name): another tool's wrapper (`functools.wraps` copies
+    everything else) has code of its own."""
+    if value is wrapper:
+        return True
+    if not isinstance(value, types.FunctionType) or not isinstance(wrapper, types.FunctionType):
+        return False
+    code, own = value.__code__, wrapper.__code__
+    return (code.co_name, code.co_firstlineno, code.co_code) == (own.co_name, own.co_firstlineno, own.co_code)
 
 
 def _take_out(owner: Any, name: str, wrapper: Any, inner: Any) -> None:

@@ -35,6 +35,7 @@ from opentelemetry import context as otel_context
 
 from . import _semconv as semconv
 from ._internal_errors import report_internal_error
+from ._json import writable_int
 
 if TYPE_CHECKING:
     from ._content import ContentPolicy
@@ -122,8 +123,10 @@ def _jsonable(value: object, path: set[int], problems: set[str]) -> object:
     """A copy of `value` json.dumps(sort_keys=True) takes: str keys (JSON's own spelling for numbers, booleans and
     None), containers on the current path replaced by a marker, other objects kept for `default=str` (as before),
     except that objects whose str() raises become their repr."""
-    if value is None or isinstance(value, (str, int, float, bool)):
+    if value is None or isinstance(value, (str, float, bool)):
         return value
+    if isinstance(value, int):
+        return writable_int(value)
     if not isinstance(value, (Mapping, list, tuple)):
         return _text(value)
     if id(value) in path:

@@ -24,3 +24,13 @@ def make_encoder(default: Callable[[Any], Any]) -> Callable[[Any], str]:
     encoder = c_make_encoder(None, default, json.encoder.encode_basestring, None, ": ", ", ", False, False, True)
     join = "".join
     return lambda value: join(encoder(value, 0))
+
+
+def writable_int(value: int) -> int | str:
+    """`value`, or `<int of N bits>` for an int too long to write in decimal: str() and JSON raise ValueError past
+    `sys.get_int_max_str_digits()` digits (4,300 unless the app set another limit)."""
+    try:
+        int.__repr__(value)
+    except ValueError:
+        return f"<int of {value.bit_length()} bits>"
+    return value

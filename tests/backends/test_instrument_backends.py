@@ -7,13 +7,13 @@ goes and where it never goes.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
 import time
 
 import pytest
+from app_env import app_env
 from otlp_servers import OtlpReceiver, refused_url  # loaded by tests/conftest.py
 
 LANGFUSE_SECRET = "sk-lf-SECRET-langfuse-0001"
@@ -40,8 +40,7 @@ _APP = textwrap.dedent("""
 
 
 def _run_app(lm_server, trace_file, exporters: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items()
-             if not k.startswith(("LMSCOPE_", "OTEL_", "LANGFUSE_", "MLFLOW_", "PHOENIX_"))}
+    clean = app_env("LMSCOPE_", "OTEL_", "LANGFUSE_", "MLFLOW_", "PHOENIX_")
     return subprocess.run([sys.executable, "-c", _APP, lm_server.base_url, str(trace_file), exporters, LM_KEY],
                           env={**clean, **env}, capture_output=True, text=True, timeout=240, check=False)
 

@@ -5,7 +5,6 @@ MLflow's own client: the trace tree, span types, token usage and session/user as
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
 from collections import defaultdict
@@ -13,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from app_env import app_env
 from otlp_servers import free_port  # loaded by tests/conftest.py
 from server_process import running_server  # tests/server_process.py (tests/ is on sys.path, as for otlp_servers)
 
@@ -25,7 +25,7 @@ SERVER_START_TIMEOUT_S = 180  # it took 5-12 s on an idle 2-core machine; CI mac
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LMSCOPE_", "OTEL_", "MLFLOW_"))}
+    env = app_env("LMSCOPE_", "OTEL_", "MLFLOW_")
     # The server prices spans with LiteLLM when it is installed: keep its price table local (no network here).
     env.update(MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true", LITELLM_LOCAL_MODEL_COST_MAP="True", **extra)
     return env

@@ -5,7 +5,6 @@ project and the prompt, span for span against lmscope's own trace file of the sa
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from app_env import app_env
 from phoenix_readback import assert_messages_stored, project_sessions, project_spans
 from phoenix_server import running_phoenix
 
@@ -51,7 +51,7 @@ def billing_lm() -> Iterator[tuple[StandInLM, list[dict[str, Any]]]]:
 
 
 def _run_workload(lm: StandInLM, env: dict[str, str], tmp_path: Path, session: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("LMSCOPE_", "OTEL_", "PHOENIX_"))}
+    clean = app_env("LMSCOPE_", "OTEL_", "PHOENIX_")
     # A DSPy cache of its own: the first pass must really call the LM, whatever ran before in this session.
     clean.update(DSPY_CACHEDIR=str(tmp_path / "dspy-cache"), LITELLM_LOCAL_MODEL_COST_MAP="True", **env)
     return subprocess.run([sys.executable, str(APP), lm.base_url, session], env=clean, capture_output=True,

@@ -19,6 +19,7 @@ import pytest
 from content_spans import by_name as _by_name
 from content_spans import lm_span as _lm_span
 from dspy_release import needs_dspy
+from side_input_program import AsksWithASideInput
 
 from lmscope._instrument import _content_policy
 from lmscope.telemetry import _semconv as semconv
@@ -151,3 +152,20 @@ def test_privacy_switches_hide_content_on_every_span(traced, make_lm, unique, mo
     content = f"{semconv.RETRIEVAL_DOCUMENTS}.0.{semconv.DOCUMENT_CONTENT}"
     assert (content in documents) is outputs  # retrieved text is an output (OpenInference: output.documents)
     assert documents[f"{semconv.RETRIEVAL_DOCUMENTS}.0.{semconv.DOCUMENT_ID}"] == "0"
+
+
+def test_an_int_too_long_to_write_is_recorded_as_its_size(traced, make_lm, unique):
+    """Python writes no int of more than 4,300 digits (str() and JSON raise ValueError): the module's whole input was
+    recorded as `<unprintable dict>`, and an `lmscope.context` holding one lost every attribute, its session too."""
+    import lmscope
+
+    spans = traced(ContentPolicy())
+    dspy.configure(lm=make_lm())
+    huge = 10**5000
+    with lmscope.context(session_id=f"session-{unique}", metadata={"seed": huge}):
+        assert AsksWithASideInput()(question=f"capital of France? {unique}", side=huge).answer
+    module = _by_name(spans(), "asks_with_a_side_input")
+    assert json.loads(module.attributes[semconv.INPUT_VALUE]) == {"question": f"capital of France? {unique}",
+                                                                   "side": "<int of 16610 bits>"}
+    assert module.attributes[semconv.SESSION_ID] == f"session-{unique}"
+    assert json.loads(module.attributes[semconv.METADATA]) == {"seed": "<int of 16610 bits>"}

@@ -241,3 +241,52 @@ def test_a_run_evaluate_gives_up_on_fails_with_its_own_exception(spans, make_lm,
     with pytest.raises(ValueError, match="devset must contain at least one example"):
         dspy.Evaluate(devset=[], metric=lambda example, prediction, trace=None: 1.0)(Answerer())
     assert [s.attributes[semconv.ERROR_TYPE] for s in spans() if s.name == "evaluate"][-1] == "ValueError"
+
+
+class DevsetOfRows:
+    """A devset read from a source with a row count: each pass makes new Examples, as a cursor would; `reads` counts
+    the passes."""
+
+    def __init__(self, questions):
+        self.questions, self.reads = questions, 0
+
+    def __len__(self):
+        return len(self.questions)
+
+    def __iter__(self):
+        self.reads += 1
+        for question in self.questions:
+            yield dspy.Example(question=question, answer="Paris").with_inputs("question")
+
+
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_a_devset_is_read_as_often_as_without_lmscope_and_each_example_keeps_its_place(make_lm, unique, num_threads):
+    from memory_spans import memory_provider
+
+    from lmscope.instrumentation.dspy import DSPyInstrumentor
+
+    questions = [f"capital of France {unique} {i}" for i in range(3)]
+    dspy.configure(lm=make_lm())
+
+    def run_evaluate():
+        devset = DevsetOfRows(questions)
+        dspy.Evaluate(devset=devset, metric=lambda example, prediction, trace=None: 1.0, num_threads=num_threads,
+                      display_progress=False)(Answerer())
+        return devset.reads
+
+    untraced_reads = run_evaluate()
+    provider, exporter = memory_provider()
+    instrumentor = DSPyInstrumentor()
+    instrumentor.instrument(provider.get_tracer("test"), capture_content=True)
+    try:
+        assert run_evaluate() == untraced_reads  # lmscope used to read the rows once more, before DSPy
+    finally:
+        instrumentor.uninstrument()
+        dspy.configure(lm=None)
+    finished = exporter.get_finished_spans()
+    examples = {s.name: s for s in finished if s.name.startswith("example ")}
+    assert sorted(examples) == ["example 0", "example 1", "example 2"]  # all were "example -1"
+    for index, question in enumerate(questions):
+        [predict] = [s for s in finished if s.name == "answerer.answer" and question in s.attributes[semconv.INPUT_VALUE]]
+        [answerer] = [s for s in finished if s.context.span_id == predict.parent.span_id]
+        assert answerer.parent.span_id == examples[f"example {index}"].context.span_id

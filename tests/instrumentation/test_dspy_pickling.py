@@ -13,8 +13,12 @@ from __future__ import annotations
 import concurrent.futures
 import inspect
 import multiprocessing
+import os
 import pickle
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import cloudpickle
@@ -121,6 +125,57 @@ def test_mlflow_logs_and_loads_a_program_with_an_apps_lm(instrumented, tmp_path,
     assert "chat notebook-lm" in [span.name for span in instrumented()]
 
 
+def test_uninstrument_puts_back_an_apps_class_loaded_again_in_the_same_process():
+    """cloudpickle loads a class it copied by value into that very class when it is still there (a program saved
+    and loaded again in one notebook): its methods are set anew from the copies, lmscope's wrapper among them."""
+    lm_class, optimizer_class = app_classes()
+    own = vars(lm_class)["__call__"], vars(optimizer_class)["compile"]
+    provider, _exporter = memory_provider()
+    instrumentor = DSPyInstrumentor()
+    instrumentor.instrument(provider.get_tracer("test"), capture_content=True)
+    try:
+        assert [cloudpickle.loads(cloudpickle.dumps(cls)) for cls in (lm_class, optimizer_class)] == [
+            lm_class, optimizer_class]
+        assert vars(lm_class)["__call__"] is not own[0]  # a copy of lmscope's wrapper
+    finally:
+        instrumentor.uninstrument()
+    assert (vars(lm_class)["__call__"], vars(optimizer_class)["compile"]) == own
+
+
+_LOAD_APP_CLASSES = """
+import sys
+
+import cloudpickle
+import dspy
+from memory_spans import memory_provider
+
+from lmscope.instrumentation.dspy import DSPyInstrumentor
+
+provider, exporter = memory_provider()
+if sys.argv[2] == "on":
+    DSPyInstrumentor().instrument(provider.get_tracer("app"), capture_content=False)
+with open(sys.argv[1], "rb") as pickled:
+    lm_class, optimizer_class = cloudpickle.load(pickled)
+dspy.configure(lm=lm_class(model="notebook-lm"))
+student = dspy.Predict("question -> answer")
+assert optimizer_class().compile(student, trainset=[]) is student
+print(student(question="What is the capital of France?").answer, sorted(s.name for s in exporter.get_finished_spans()))
+"""
+
+
+@pytest.mark.parametrize("lmscope_there", ["on", "off"])
+def test_an_apps_classes_pickled_with_lmscope_on_load_in_another_process(instrumented, tmp_path, lmscope_there):
+    """Where they load, they trace if lmscope is on and pass every call through if it is not."""
+    pickled = tmp_path / "classes.pkl"
+    pickled.write_bytes(cloudpickle.dumps(app_classes()))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent.parent), *sys.path])}
+    done = subprocess.run([sys.executable, "-c", _LOAD_APP_CLASSES, str(pickled), lmscope_there], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    spans = "['chat notebook-lm', 'optimize NotebookOptimizer', 'predict']" if lmscope_there == "on" else "[]"
+    assert done.stdout.strip() == f"Paris {spans}"
+
+
 def test_a_copy_made_while_lmscope_was_on_passes_calls_through_once_it_has_left():
     provider, exporter = memory_provider()
     instrumentor = DSPyInstrumentor()
@@ -139,14 +194,27 @@ def test_a_copy_made_while_lmscope_was_on_passes_calls_through_once_it_has_left(
     assert exporter.get_finished_spans() == ()
 
 
-def test_a_litellm_function_bound_while_lmscope_was_on_is_untraced_once_it_has_left():
-    provider, exporter = memory_provider()
+def test_a_litellm_function_bound_while_lmscope_was_on_follows_lmscope_off_and_on_again():
+    """`from litellm import completion` while lmscope is on holds lmscope's wrapper: it passes calls through while
+    lmscope is off, and traces into the instrumentation in force once it is on again (as `litellm.completion` does)."""
+    first, second = memory_provider(), memory_provider()
     instrumentor = LiteLLMInstrumentor()
-    instrumentor.instrument(tracer=provider.get_tracer("test"), capture_content=True)
+    instrumentor.instrument(tracer=first[0].get_tracer("test"), capture_content=True)
     completion = litellm.completion  # as `from litellm import completion` binds it
-    completion(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "one"}], mock_response="traced")
+
+    def ask(text: str) -> str:
+        response = completion(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": text}],
+                              mock_response=text)
+        return str(response.choices[0].message.content)
+
+    assert ask("on") == "on"
     instrumentor.uninstrument()
-    response = completion(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "two"}],
-                          mock_response="untraced")
-    assert response.choices[0].message.content == "untraced"
-    assert [span.name for span in exporter.get_finished_spans()] == ["chat gpt-4o-mini"]
+    assert ask("off") == "off"
+    instrumentor.instrument(tracer=second[0].get_tracer("test"), capture_content=True)
+    try:
+        assert ask("on again") == "on again"
+    finally:
+        instrumentor.uninstrument()
+    spans = {name: [span.attributes[semconv.OUTPUT_VALUE] for span in exporter.get_finished_spans()]
+             for name, (_provider, exporter) in (("first", first), ("second", second))}
+    assert spans == {"first": ['["on"]'], "second": ['["on again"]']}

@@ -11,6 +11,8 @@ import dspy
 import pytest
 from dspy.utils.callback import BaseCallback
 from dspy_release import ENGINES, engine_options, lm_result_hook, needs_dspy
+from opentelemetry.trace import StatusCode
+from side_input_program import AsksWithASideInput
 
 from lmscope.instrumentation.dspy import DSPyInstrumentor, _runtime
 from lmscope.telemetry import _semconv as semconv
@@ -347,3 +349,111 @@ def test_a_mocked_answer_field_of_another_type_is_left_out(spans, unique, field)
     assert left_out not in attributes
     assert attributes[kept] == getattr(response, "id" if field == "model" else "model")
     assert (attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS], attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]) == (11, 3)
+
+
+class RemoteService:
+    """A client whose every attribute is a remote method (an RPC proxy, an ORM manager): each call is a request."""
+
+    def __init__(self):
+        self.requests = []
+
+    def __getattr__(self, name):
+        def remote(*args, **kwargs):
+            self.requests.append(name)
+            return {"remote": name}
+
+        return remote
+
+
+def test_recording_an_input_calls_none_of_its_methods(spans, make_lm, unique):
+    """Content capture records an object of the program's own as its str(): it used to call any `toDict` or
+    `model_dump` the object answered to, here a request the program never made."""
+    dspy.configure(lm=make_lm())
+    client = RemoteService()
+    assert AsksWithASideInput()(question=f"capital of France? {unique}", side=client).answer
+    assert client.requests == []
+    [module] = [span for span in spans() if span.attributes.get(semconv.MODULE_CLASS) == "AsksWithASideInput"]
+    assert '"side": "<' in module.attributes[semconv.INPUT_VALUE]  # its default str(): `<...RemoteService object at ...>`
+
+
+class UnprintableError(Exception):
+    """An app's exception whose str() fails (its message built from a field that is None)."""
+
+    def __init__(self, code=None):
+        super().__init__()
+        self.code = code
+
+    def __str__(self):
+        return "error code " + self.code
+
+
+class FailsUnprintably(dspy.Module):
+    def forward(self, question):
+        raise UnprintableError()
+
+
+def test_an_error_whose_str_fails_still_marks_its_span_failed(spans):
+    """The SDK's `record_exception` calls str() on the error: it raised there, and the span was left without status."""
+    with pytest.raises(UnprintableError) as caught:
+        FailsUnprintably()(question="q")
+    assert caught.value.code is None  # the program's own exception, untouched
+    [span] = spans()
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes[semconv.ERROR_TYPE] == "UnprintableError"
+    [event] = span.events
+    assert event.name == "exception"
+    assert event.attributes["exception.type"] == f"{__name__}.UnprintableError"
+    assert event.attributes["exception.message"] == "<unprintable UnprintableError>"
+    assert "UnprintableError" in event.attributes["exception.stacktrace"]
+
+
+class GuardedProxy:
+    """A proxy that lets the program read one name only, and counts every read (a lazy or remote object)."""
+
+    def __init__(self):
+        object.__setattr__(self, "_predict", dspy.Predict("question -> answer"))
+        object.__setattr__(self, "_reads", [])
+
+    def __getattribute__(self, name):
+        object.__getattribute__(self, "_reads").append(name)
+        if name == "predict":
+            return object.__getattribute__(self, "_predict")
+        raise RuntimeError(f"the proxy refuses {name!r}")
+
+
+class AsksThroughAProxy(dspy.Module):
+    def __init__(self):
+        super().__init__()
+        self.proxy = GuardedProxy()
+
+    def forward(self, question):
+        return self.proxy.predict(question=question)
+
+
+def test_a_module_reached_through_a_proxy_is_named_without_reading_the_proxy(spans, make_lm, unique):
+    """Naming a module searches what its parent holds: it read the proxy's `__dict__` through the proxy, which
+    refused it, and the predictor's span was lost (and a lenient proxy counted five reads a call)."""
+    dspy.configure(lm=make_lm())
+    program = AsksThroughAProxy()
+    assert program(question=f"capital of France? {unique}").answer
+    assert object.__getattribute__(program.proxy, "_reads") == ["predict"]
+    predicts = [span for span in spans() if span.attributes.get(semconv.MODULE_CLASS) == "Predict"]
+    assert [span.name for span in predicts] == ["asks_through_a_proxy.proxy._predict"]
+
+
+class UnprintableModelName:
+    """An LM's `model` that is a reference resolved elsewhere, whose str() fails: DSPy itself never prints it."""
+
+    def __str__(self):
+        raise RuntimeError("unresolved model reference")
+
+
+def test_an_lm_whose_model_cannot_be_printed_still_has_its_span(spans):
+    from dspy.utils import DummyLM
+
+    lm = DummyLM([{"answer": "Paris"}])
+    lm.model = UnprintableModelName()
+    dspy.configure(lm=lm)
+    assert dspy.Predict("question -> answer")(question="capital of France?").answer == "Paris"
+    [lm_span] = [span for span in spans() if span.attributes.get(semconv.GEN_AI_OPERATION_NAME) == "chat"]
+    assert lm_span.name == "chat <unprintable UnprintableModelName>"

@@ -5,10 +5,11 @@ bill."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
+
+from app_env import app_env
 
 APP = textwrap.dedent("""
     import json, sys
@@ -33,7 +34,7 @@ APP = textwrap.dedent("""
 
 def test_a_litellm_app_is_traced_counted_and_reported(lm_server, tmp_path):
     trace_file = tmp_path / "traces.jsonl"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LMSCOPE_", "OTEL_"))}
+    env = app_env("LMSCOPE_", "OTEL_")
     env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
     before = (lm_server.requests, lm_server.embedding_tokens)
     done = subprocess.run([sys.executable, "-c", APP, lm_server.base_url, str(trace_file)], env=env,
@@ -75,7 +76,7 @@ BOUND_BEFORE = textwrap.dedent("""
 def test_names_bound_before_instrumenting_are_named_in_one_warning(tmp_path):
     """`from litellm import completion` before `lmscope.instrument()`: calls through that name are untraced, and
     `track()` would count none of them; the warning names each such name once (it was silent)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LMSCOPE_", "OTEL_"))}
+    env = app_env("LMSCOPE_", "OTEL_")
     env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
     done = subprocess.run([sys.executable, "-c", BOUND_BEFORE], env=env, capture_output=True, text=True, timeout=180,
                           cwd=tmp_path)

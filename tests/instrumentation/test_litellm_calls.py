@@ -482,3 +482,20 @@ def test_a_bare_model_names_provider_is_on_its_span_as_a_prefixed_ones(litellm_s
                             for span in litellm_spans())
     assert with_prefix[semconv.GEN_AI_PROVIDER_NAME] == with_prefix[semconv.LLM_PROVIDER] == "openai"
     assert without == with_prefix
+
+
+@pytest.mark.parametrize("field", ["model", "id"])
+def test_an_answer_field_of_another_type_is_left_out_not_printed(field):
+    """An app's tests may hand LiteLLM's answer a `MagicMock` field: the span leaves it out, where it recorded its
+    repr (`<MagicMock id=...>`) as the response model."""
+    from unittest import mock
+
+    from lmscope.instrumentation.litellm._results import call_from_response
+    from lmscope.telemetry._lm_call import LMCall
+
+    response = litellm.completion(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
+                                  mock_response="hello")
+    setattr(response, field, mock.MagicMock())
+    call = call_from_response(response, LMCall(model="gpt-4o-mini", provider="openai"))
+    assert (call.response_model, call.response_id) == ((None, response.id) if field == "model"
+                                                       else (response.model, None))

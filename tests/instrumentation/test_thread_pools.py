@@ -13,6 +13,8 @@ import subprocess
 import sys
 import textwrap
 
+from app_env import app_env
+
 APP = textwrap.dedent("""
     import contextvars, json, sys, traceback
     from concurrent.futures import ThreadPoolExecutor
@@ -91,7 +93,7 @@ def _spans(trace_file: str) -> list[dict]:
 
 def test_litellm_calls_on_the_apps_thread_pool_are_children_of_the_submitting_span(lm_server, tmp_path):
     trace_file = tmp_path / "traces.jsonl"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LMSCOPE_", "OTEL_"))}
+    env = app_env("LMSCOPE_", "OTEL_")
     env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
     requests, (prompt, completion) = lm_server.requests, lm_server.billed_chat_tokens
     done = subprocess.run([sys.executable, "-c", APP, lm_server.base_url, str(trace_file)], env=env,

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
 
 import pytest
+from app_env import app_env
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
@@ -276,7 +276,7 @@ ours1, ours2, app_spans = InMemorySpanExporter(), InMemorySpanExporter(), InMemo
 
 
 def run_python(body: str) -> dict[str, object]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LMSCOPE_", "OTEL_"))}
+    env = app_env("LMSCOPE_", "OTEL_")
     done = subprocess.run([sys.executable, "-c", PRELUDE + textwrap.dedent(body)], capture_output=True, text=True,
                           env=env, timeout=60, check=False)
     assert done.returncode == 0, done.stderr

@@ -10,13 +10,13 @@ app's `set_tracer_provider` must not be refused, and the spans must form one tra
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from app_env import app_env
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -101,7 +101,7 @@ LMSCOPE_SCOPE = "lmscope.instrumentation.dspy"
 
 
 def run_app(order: str, kind: str, tmp_path: Path, *, export_all: bool = False) -> dict[str, Any]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LMSCOPE_", "OTEL_", "LOGFIRE_"))}
+    env = app_env("LMSCOPE_", "OTEL_", "LOGFIRE_")
     env.update(LITELLM_LOCAL_MODEL_COST_MAP="True", DSPY_CACHEDIR=str(tmp_path / "dspy-cache"))
     done = subprocess.run([sys.executable, "-c", APP, order, kind, "all" if export_all else "ours",
                            str(tmp_path / "lmscope.jsonl")], capture_output=True, text=True, env=env, timeout=180,

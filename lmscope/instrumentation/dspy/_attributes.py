@@ -9,7 +9,7 @@ from typing import Any
 from ...telemetry import _semconv as semconv
 from ...telemetry._binary import describe_base64, describe_bytes
 from ...telemetry._content import ContentPolicy
-from ...telemetry._json import make_encoder
+from ...telemetry._json import make_encoder, writable_int
 from ...telemetry._lm_call import LMCall
 from ...telemetry._lm_vendors import gen_ai_provider, openinference_provider
 from ...telemetry._memo import BoundedMemo
@@ -41,19 +41,33 @@ def _jsonable(value: Any) -> Any:
     media = _media_kind(type(value))
     if media is not None:
         return _describe_media(value, media)
-    for method in ("toDict", "model_dump"):
-        convert = getattr(value, method, None)
-        if callable(convert):
-            try:
-                return convert()
-            except Exception:  # noqa: BLE001 - fall back to str below
-                break
+    method = _conversion(type(value))
+    if method is not None:
+        try:
+            return getattr(value, method)()
+        except Exception:  # noqa: BLE001 - fall back to str below
+            pass
     # Fields by name, so the scrubber sees `password` as a key (their str() would hide it in a repr).
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {field.name: getattr(value, field.name, None) for field in dataclasses.fields(value)}
     if isinstance(value, Mapping):  # a MappingProxyType, a custom Mapping: not a dict to the encoder
         return dict(value)
-    return _safe_str(value)
+    return safe_str(value)
+
+
+def _conversion_method(cls: type) -> str | None:
+    """The method that gives an object's fields: `toDict` for DSPy's Example and Prediction, `model_dump` for a
+    pydantic model (found by name: this module imports neither); None for any other class, whose method of that name
+    is the program's own, not lmscope's to call (an RPC proxy would send a request, a `MagicMock` record a call)."""
+    for base in cls.__mro__:
+        if base.__qualname__ == "Example" and base.__module__ == "dspy.primitives.example":
+            return "toDict"
+        if base.__qualname__ == "BaseModel" and base.__module__ == "pydantic.main":
+            return "model_dump"
+    return None
+
+
+_conversion: BoundedMemo[type, str | None] = BoundedMemo(_conversion_method)
 
 
 def _dspy_media(cls: type) -> str | None:
@@ -94,7 +108,7 @@ def to_json(value: Any) -> str:
     try:  # the rare value JSON refused: its structure kept, so the scrubber still sees every key
         return _encode(_json_ready(value, set(), 0))
     except Exception:  # noqa: BLE001
-        return _encode(_safe_str(value))
+        return _encode(safe_str(value))
 
 
 _MAX_DEPTH = 64
@@ -105,7 +119,7 @@ def _json_ready(value: Any, open_containers: set[int], depth: int) -> Any:
     model's dump), keys JSON cannot have (a tuple, an Enum) as their str(), an object met again inside itself as
     `"<cycle>"`, nesting past `_MAX_DEPTH` as `"<too deep>"`."""
     if type(value) in _SCALARS:
-        return value
+        return writable_int(value) if type(value) is int else value
     if id(value) in open_containers:
         return "<cycle>"
     if depth >= _MAX_DEPTH:
@@ -118,14 +132,15 @@ def _json_ready(value: Any, open_containers: set[int], depth: int) -> Any:
     open_containers.add(id(value))
     try:
         if isinstance(container, (dict, Mapping)):
-            return {key if type(key) in _SCALARS else _safe_str(key): _json_ready(item, open_containers, depth + 1)
+            return {key if type(key) in _SCALARS else safe_str(key): _json_ready(item, open_containers, depth + 1)
                     for key, item in container.items()}
         return [_json_ready(item, open_containers, depth + 1) for item in container]
     finally:
         open_containers.discard(id(value))
 
 
-def _safe_str(value: Any) -> str:
+def safe_str(value: Any) -> str:
+    """str(value); a placeholder when the program's object cannot be printed (its `__str__` raises)."""
     try:
         return str(value)
     except Exception:  # noqa: BLE001
@@ -439,7 +454,7 @@ def document_attributes(passages: Any, policy: ContentPolicy) -> dict[str, Any]:
             content = passage.get("long_text", passage.get("text", passage.get("content")))
         else:
             doc_id, score, content = index, None, passage
-        text_id = doc_id if type(doc_id) is str else _safe_str(doc_id)
+        text_id = doc_id if type(doc_id) is str else safe_str(doc_id)
         if policy.capture_outputs or len(text_id) <= MAX_HIDDEN_ID_CHARS:
             key = prefix + semconv.DOCUMENT_ID
             attributes[key], redacted = policy.text(text_id, key)
@@ -449,7 +464,7 @@ def document_attributes(passages: Any, policy: ContentPolicy) -> dict[str, Any]:
             attributes[prefix + semconv.DOCUMENT_SCORE] = float(score)
         if policy.capture_outputs and content is not None:
             key = prefix + semconv.DOCUMENT_CONTENT
-            attributes[key], redacted = policy.text(_safe_str(content), key)
+            attributes[key], redacted = policy.text(safe_str(content), key)
             if redacted:
                 attributes[semconv.SCRUBBED] = True
     return attributes

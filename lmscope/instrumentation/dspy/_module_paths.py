@@ -125,12 +125,16 @@ _NO_FIELDS: dict[str, Any] = {}
 
 
 def _fields(value: Any) -> dict[str, Any] | None:
-    """`vars(value)`, None for an object without an instance dict. Reading it calls no property and no `__eq__`."""
+    """`vars(value)`, None for an object without an instance dict. Read past the object's own `__getattribute__` (a
+    proxy's may raise, or count reads, for any name): it calls no code of the program's, no property and no `__eq__`."""
     try:
-        fields: dict[str, Any] = vars(value)
-    except TypeError:
+        fields = _object_attribute(value, "__dict__")
+    except Exception:  # noqa: BLE001 - no instance dict (`__slots__`), or a `__dict__` property of the class's that raised
         return None
-    return fields
+    return fields if type(fields) is dict else None  # a class's is a mappingproxy: its attributes are no instance's
+
+
+_object_attribute = object.__getattribute__
 
 
 def _held(fields: dict[str, Any], child: Any) -> list[Location]:

@@ -42,7 +42,7 @@ from .._errors import record_error
 from .._lm_span_view import lm_call_context
 from .._providers import provider_given
 from .._setup import EvaluationListener, LMCallListener, ModuleListener
-from ._attributes import request_parameters
+from ._attributes import request_parameters, safe_str
 from ._frames import (
     ADAPTER_KEY,
     BATCH_ITEM_KEY,
@@ -178,7 +178,7 @@ class Runtime:
         parent = calling_module(ctx)
         if parent is None and self.neighbours is not None:
             self.neighbours.look()
-        provider, model = _route(str(getattr(lm, "model", "unknown")))
+        provider, model = _route(safe_str(getattr(lm, "model", "unknown")))
         if provider is None:  # a bare model name: the provider the caller named, else the answer's (`_lm_call`)
             provider = provider_given(kwargs) or provider_given(getattr(lm, "kwargs", None))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextvars import Token
 from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
@@ -281,15 +281,10 @@ def parallel_execute(original: Callable[..., Any]) -> Callable[..., Any]:
         if type(parent) is ModuleFrame and parent.container:
             _record_num_threads(parent, self)
         evaluation = evaluation_of(launching, parent)  # None: not Evaluate's own run, no example spans
-        positions: dict[int, list[int]] = {}
-        for index, item in enumerate(data):
-            positions.setdefault(id(item), []).append(index)
-        lock = threading.Lock()
+        items = _Positions(data)
 
         def run(item: Any) -> Any:
-            with lock:  # straggler resubmission may run an item twice: it keeps its last index
-                indices = positions.get(id(item)) or [-1]
-                index = indices.pop(0) if len(indices) > 1 else indices[0]
+            index = items.position(item)
             token = otel_context.attach(otel_context.set_value(BATCH_ITEM_KEY, BatchItem(index, parent), launching))
             try:
                 return function(item) if evaluation is None else evaluation.run_example(index, function, item)
@@ -299,9 +294,43 @@ def parallel_execute(original: Callable[..., Any]) -> Callable[..., Any]:
             finally:
                 otel_context.detach(token)
 
-        return original(self, run, data)
+        return original(self, run, items)
 
     return wrapper
+
+
+class _Positions:
+    """The items of a `ParallelExecutor` run as DSPy reads them (their count, then one pass), noting the position of
+    each on the way: DSPy hands the function an item alone, and its span says where in the run it was. Noted as DSPy
+    reads them, not in a pass of lmscope's own: a source that can be read once (a cursor that knows its row count)
+    stays whole, and a devset that makes new Examples at each pass is read once, as without lmscope."""
+
+    __slots__ = ("data", "lock", "positions")
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+        self.positions: dict[int, list[int]] = {}
+        self.lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __iter__(self) -> Iterator[Any]:
+        try:
+            for index, item in enumerate(self.data):
+                with self.lock:
+                    self.positions.setdefault(id(item), []).append(index)
+                yield item
+        except BaseException as error:  # the source's own error, as DSPy gets it without lmscope
+            drop_own_frame(error, _Positions.__iter__)
+            raise
+
+    def position(self, item: Any) -> int:
+        """The item's position; an item that is there twice gets each in turn, the last one kept for good (DSPy may
+        run a straggler again)."""
+        with self.lock:
+            indices = self.positions.get(id(item)) or [-1]
+            return indices.pop(0) if len(indices) > 1 else indices[0]
 
 
 def _record_num_threads(frame: ModuleFrame, executor: Any) -> None:

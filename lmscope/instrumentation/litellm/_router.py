@@ -166,7 +166,7 @@ class _RouterCall(WrappedCall):
     def __init__(self, runtime: LiteLLMRuntime, endpoint: str, args: tuple[Any, ...], kwargs: dict[str, Any],
                  wrapper: Callable[..., Any]) -> None:
         super().__init__(wrapper)
-        self.runtime, self.endpoint, self.request = runtime, endpoint, (args, kwargs)
+        self.runtime, self.endpoint, self.request = runtime.current(), endpoint, (args, kwargs)
         self.frame: RouterFrame | None = None
         self.result: Any = None
 

@@ -134,8 +134,14 @@ class LiteLLMRuntime:
         self.neighbours: LiteLLMNeighbours | None = None
         """Looks for other LiteLLM instrumentations at each call (`_neighbours.py`)."""
         self.retired = False
-        """Set when lmscope unpatches LiteLLM: a wrapper still held somewhere (`from litellm import completion` run
-        while lmscope was on, a copy unpickled in another process: `__reduce__`) then passes calls through."""
+        """Set when lmscope unpatches LiteLLM. A wrapper still held somewhere (`from litellm import completion` run
+        while lmscope was on, a copy unpickled in another process: `__reduce__`) then traces with the runtime in force
+        (`current`), and passes calls through while there is none."""
+
+    def current(self) -> LiteLLMRuntime:
+        """This runtime, or once retired the one in force now (a retired stand-in if lmscope is off): a LiteLLM name
+        bound during an earlier `instrument()` is traced by a later one, as the package attribute is."""
+        return live_runtime() if self.retired else self
 
     def __reduce__(self) -> tuple[Callable[[], LiteLLMRuntime], tuple[()]]:
         """Pickled as a reference to the runtime in force where it is loaded, as the DSPy one is

@@ -75,13 +75,14 @@ def traced_call(runtime: LiteLLMRuntime, original: Callable[..., Any], operation
                 names: tuple[str, ...], litellm_prices: bool = True) -> Callable[..., Any]:
     @functools.wraps(original)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        frame = _start(runtime, operation, names, args, kwargs, litellm_prices, is_async=False)
+        live = runtime.current()
+        frame = _start(live, operation, names, args, kwargs, litellm_prices, is_async=False)
         try:
             result = original(*args, **kwargs)
         except BaseException as error:
-            _failed(runtime, frame, error, wrapper)
+            _failed(live, frame, error, wrapper)
             raise
-        return result if frame is None else _returned(runtime, frame, result)
+        return result if frame is None else _returned(live, frame, result)
 
     return wrapper
 
@@ -90,13 +91,14 @@ def traced_async_call(runtime: LiteLLMRuntime, original: Callable[..., Any], ope
                       names: tuple[str, ...], litellm_prices: bool = True) -> Callable[..., Any]:
     @functools.wraps(original)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        frame = _start(runtime, operation, names, args, kwargs, litellm_prices, is_async=True)
+        live = runtime.current()
+        frame = _start(live, operation, names, args, kwargs, litellm_prices, is_async=True)
         try:
             result = await original(*args, **kwargs)
         except BaseException as error:
-            _failed(runtime, frame, error, wrapper)
+            _failed(live, frame, error, wrapper)
             raise
-        return result if frame is None else _returned(runtime, frame, result)
+        return result if frame is None else _returned(live, frame, result)
 
     return wrapper
 
@@ -113,6 +115,7 @@ class _Attempts(WrappedCall):
     def __init__(self, runtime: LiteLLMRuntime, kwargs: dict[str, Any], attempt: Callable[..., Any],
                  trace: Callable[[Callable[..., Any]], Callable[..., Any]], wrapper: Callable[..., Any]) -> None:
         super().__init__(wrapper)
+        runtime = runtime.current()
         self.token = _hand_over(runtime)
         given = kwargs.get("original_function")
         if self.token is None or given is None:
