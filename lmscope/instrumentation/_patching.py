@@ -123,7 +123,9 @@ def _same_wrapper(value: Any, wrapper: Any) -> bool:
     everything else) has code of its own."""
     if value is wrapper:
         return True
-    if not isinstance(value, types.FunctionType) or not isinstance(wrapper, types.FunctionType):
+    # `type`, not `isinstance`: a wrapt proxy (OpenInference's wrapper over lmscope's) claims its function's class
+    # and lends it its `__code__`.
+    if type(value) is not types.FunctionType or type(wrapper) is not types.FunctionType:
         return False
     code, own = value.__code__, wrapper.__code__
     return (code.co_name, code.co_firstlineno, code.co_code) == (own.co_name, own.co_firstlineno, own.co_code)

@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import traceback
+from typing import Any
 
 import dspy
 import litellm
@@ -499,3 +500,74 @@ def test_an_answer_field_of_another_type_is_left_out_not_printed(field):
     call = call_from_response(response, LMCall(model="gpt-4o-mini", provider="openai"))
     assert (call.response_model, call.response_id) == ((None, response.id) if field == "model"
                                                        else (response.model, None))
+
+
+def _image_host(requests: list[str]) -> Any:
+    """An image host on 127.0.0.1 that notes every GET: what a provider (or anyone) fetches of a prompt's image."""
+    import http.server
+    import threading
+
+    png = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000" "1f15c4890000000d4944415478da63f8"
+                        "cfc0f01f0005000201a5f4c6b10000000049454e44ae426082")
+
+    class Host(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            requests.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.end_headers()
+            self.wfile.write(png)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    host = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Host)
+    threading.Thread(target=host.serve_forever, daemon=True).start()
+    return host
+
+
+def test_a_streams_token_estimate_fetches_no_image_the_call_did_not(monkeypatch):
+    """Without the provider's usage chunk lmscope counts a stream's tokens with LiteLLM's counter, which fetched each
+    image URL of the prompt to measure it: a second request to a URL the program gave the provider, and the
+    program's last read of the stream waited for it. Now only LiteLLM's own fetches are made, as without lmscope."""
+    from lmscope.instrumentation.litellm import LiteLLMInstrumentor
+
+    monkeypatch.setattr(litellm, "user_url_validation", False)  # the host is on 127.0.0.1, which LiteLLM refuses
+    requests: list[str] = []
+    host = _image_host(requests)
+    url = f"http://127.0.0.1:{host.server_port}/photo.png"
+    messages = [{"role": "user", "content": [{"type": "text", "text": "What is this?"},
+                                             {"type": "image_url", "image_url": {"url": url, "detail": "high"}}]}]
+
+    def stream_fetches() -> int:
+        requests.clear()
+        stream = litellm.completion(model="openai/gpt-4o-mini", messages=messages, stream=True, mock_response="A cat")
+        assert "".join(chunk.choices[0].delta.content or "" for chunk in stream) == "A cat"
+        return len(requests)
+
+    try:
+        untraced = stream_fetches()
+        provider, exporter = memory_provider()
+        instrumentor = LiteLLMInstrumentor()
+        instrumentor.instrument(tracer=provider.get_tracer("test"), capture_content=True)
+        try:
+            assert stream_fetches() == untraced
+        finally:
+            instrumentor.uninstrument()
+    finally:
+        host.shutdown()
+    [span] = exporter.get_finished_spans()
+    assert span.attributes[semconv.USAGE_ESTIMATED] is True and span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] > 0
+
+
+def test_a_stream_whose_prompt_holds_audio_ends_with_its_answer(litellm_spans):
+    """LiteLLM's counter cannot count an `input_audio` part: the estimate raised at the stream's end, and the span
+    ended without its answer, tokens or cost."""
+    messages = [{"role": "user", "content": [{"type": "text", "text": "Transcribe this."},
+                                             {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}]}]
+    stream = litellm.completion(model="openai/gpt-4o-mini", messages=messages, stream=True, mock_response="Hello")
+    assert "".join(chunk.choices[0].delta.content or "" for chunk in stream) == "Hello"
+    [span] = collected(litellm_spans, 1)
+    assert span.attributes[semconv.OUTPUT_VALUE] == '["Hello"]'
+    assert span.attributes[semconv.USAGE_ESTIMATED] is True
+    assert span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] > 0

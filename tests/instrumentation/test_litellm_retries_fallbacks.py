@@ -152,6 +152,34 @@ def test_a_request_over_the_context_window_and_the_fallback_models_are_a_span_ea
     assert_billed_once(fallback, usage, billed)
 
 
+class ModelsInAnyCase(dict):
+    """A caller's `context_window_fallback_dict` that looks model names up in any case."""
+
+    def __contains__(self, model):
+        return super().__contains__(model.lower())
+
+    def __getitem__(self, model):
+        return super().__getitem__(model.lower())
+
+
+def test_a_context_window_fallback_mapping_of_the_callers_own_class_is_left_as_given(litellm_spans, lm_server,
+                                                                                     unique):
+    """lmscope sees LiteLLM fall back by handing it an equal dict of its own: for a mapping that looks models up its
+    own way that was not equal, and LiteLLM raised instead of falling back. Such a mapping is left as it is: the
+    fallback's request is inside the refused one's span, which ends with the answer."""
+    request = _request(lm_server, unique, context_window_fallback_dict=ModelsInAnyCase(
+        {"openai/gpt-4o": "openai/gpt-4o-mini"}))
+    request.pop("fallbacks")
+    request["model"] = "openai/GPT-4o"
+    with _too_long_for(lm_server, "GPT-4o") as before:
+        response = litellm.completion(**request)
+    answered, failed, _billed = server_since(lm_server, before)
+    assert (answered, failed, response.model) == (1, 1, "gpt-4o-mini")
+    [span] = litellm_spans()
+    assert (span.name, span.status.status_code.name) == ("chat GPT-4o", "UNSET")
+    assert span.attributes[semconv.GEN_AI_RESPONSE_MODEL] == "gpt-4o-mini"
+
+
 def _model_list(lm_server, unique, *models, group="assistant"):
     """A call of the model group `group`, whose deployments are `models` on the stand-in server."""
     deployments = [{"model_name": group, "litellm_params": {

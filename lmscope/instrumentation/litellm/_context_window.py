@@ -55,7 +55,9 @@ def _fell_back(runtime: LiteLLMRuntime, fallback: Any) -> None:
 
 
 def watch_fallbacks(runtime: LiteLLMRuntime, kwargs: dict[str, Any]) -> None:
-    """Give a traced call's `context_window_fallback_dict`, if it has one, as a `FallbackModels`."""
+    """Give a traced call's `context_window_fallback_dict`, if it is a plain dict, as a `FallbackModels`. A mapping
+    of another class may answer lookups its own way (model names in any case, say), which an equal dict would not:
+    it is left as the caller gave it, and the fallback's request stays inside the failed request's span."""
     models = kwargs.get(KEYWORD)
-    if isinstance(models, Mapping) and models and not isinstance(models, FallbackModels):
+    if type(models) is dict and models:
         kwargs[KEYWORD] = FallbackModels(models, runtime)

@@ -361,11 +361,14 @@ def _make_traced_class(base: type, provider_chunks: bool, program_chunks: bool) 
 
 def estimate_tokens(frame: CallFrame, messages: Any, answers: list[Any]) -> tuple[int, int]:
     """(prompt, completion) tokens by LiteLLM's counter for the model, when the provider sent no usage: what it counts
-    of the response it assembles from the chunks (`counted_text`)."""
+    of the response it assembles from the chunks (`counted_text`). An image in the prompt counts as LiteLLM's default
+    image, not fetched to measure it (the program's last read would wait for a second download of a URL it gave
+    the provider); a part the counter cannot count (audio) counts 0, not a failed span."""
     import litellm
 
     model = str(frame.kwargs.get("model") or "")
-    prompt = litellm.token_counter(model=model, messages=messages) if messages else litellm.token_counter(
+    prompt = litellm.token_counter(model=model, messages=messages, use_default_image_token_count=True,
+                                   default_token_count=0) if messages else litellm.token_counter(
         model=model, text=str(frame.kwargs.get("prompt") or ""))
     completion = sum(litellm.token_counter(model=model, text=counted_text(answer), count_response_tokens=True)
                      for answer in answers)
