@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import types
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -58,7 +59,7 @@ class Patcher:
         own = vars(owner).get(name, MISSING)
         holder = lowest_holder(own, name)
         inner = holder.inner if holder is not None else getattr(owner, name)
-        wrapper = _named_where_installed(_unwrap_stops_here(make_wrapper(inner), inner), owner, name)
+        wrapper = _marked(_named_where_installed(_unwrap_stops_here(make_wrapper(inner), inner), owner, name))
         patch = _Patch(owner, name, own, set_on_owner=holder is None)
         patch.wrappers.append((wrapper, inner))
         if holder is None:
@@ -115,20 +116,32 @@ def _restore(patch: _Patch) -> None:
                 setattr(owner, key, each_inner)
 
 
+_MARK = "__lmscope_patch__"
+
+
+def _marked(wrapper: Any) -> Any:
+    """`wrapper`, marked as the one of this patch (`_same_wrapper`)."""
+    if type(wrapper) is types.FunctionType:
+        wrapper.__dict__[_MARK] = uuid.uuid4().hex
+    return wrapper
+
+
 def _same_wrapper(value: Any, wrapper: Any) -> bool:
     """`value` is `wrapper`, or a copy of it: cloudpickle copies a class of the app's own defined in `__main__` by
     value, lmscope's wrapper of its `compile` or `__call__` with it, and loading it in the same process sets the
-    copies back in that very class (docs/dspy-internals.md §9). A copy is a function of the same code (cloudpickle
-    keeps its name, first line and bytecode, not its file name): another tool's wrapper (`functools.wraps` copies
-    everything else) has code of its own."""
+    copies back in that very class (docs/dspy-internals.md §9). A copy has the same code (cloudpickle keeps its name,
+    first line and bytecode, not its file name), which another tool's wrapper has not, and the same mark in its
+    `__dict__`, which another of lmscope's wrappers from the same code (another class's `__call__`, which the app
+    may have assigned here) has not: `functools.wraps` in another tool's wrapper copies the mark, not the code."""
     if value is wrapper:
         return True
     # `type`, not `isinstance`: a wrapt proxy (OpenInference's wrapper over lmscope's) claims its function's class
-    # and lends it its `__code__`.
+    # and lends it its `__code__` and `__dict__`.
     if type(value) is not types.FunctionType or type(wrapper) is not types.FunctionType:
         return False
     code, own = value.__code__, wrapper.__code__
-    return (code.co_name, code.co_firstlineno, code.co_code) == (own.co_name, own.co_firstlineno, own.co_code)
+    return (code.co_name, code.co_firstlineno, code.co_code) == (own.co_name, own.co_firstlineno, own.co_code) \
+        and value.__dict__.get(_MARK) == wrapper.__dict__.get(_MARK) is not None
 
 
 def _take_out(owner: Any, name: str, wrapper: Any, inner: Any) -> None:

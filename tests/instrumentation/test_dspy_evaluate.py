@@ -265,7 +265,7 @@ def test_a_devset_is_read_as_often_as_without_lmscope_and_each_example_keeps_its
 
     from lmscope.instrumentation.dspy import DSPyInstrumentor
 
-    questions = [f"capital of France {unique} {i}" for i in range(3)]
+    questions = [f"capital of France {unique} {i}" for i in range(8)]  # more than a freed item's id takes to reuse
     dspy.configure(lm=make_lm())
 
     def run_evaluate():
@@ -285,8 +285,26 @@ def test_a_devset_is_read_as_often_as_without_lmscope_and_each_example_keeps_its
         dspy.configure(lm=None)
     finished = exporter.get_finished_spans()
     examples = {s.name: s for s in finished if s.name.startswith("example ")}
-    assert sorted(examples) == ["example 0", "example 1", "example 2"]  # all were "example -1"
+    assert sorted(examples) == [f"example {i}" for i in range(8)]  # all were "example -1"
     for index, question in enumerate(questions):
         [predict] = [s for s in finished if s.name == "answerer.answer" and question in s.attributes[semconv.INPUT_VALUE]]
         [answerer] = [s for s in finished if s.context.span_id == predict.parent.span_id]
         assert answerer.parent.span_id == examples[f"example {index}"].context.span_id
+
+
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_an_example_there_twice_is_an_example_span_at_each_place(spans, make_lm, unique, num_threads):
+    """`devset * 2` runs each Example twice: each run has the position DSPy read it at, though it may run before DSPy
+    has read its second place."""
+    examples = [dspy.Example(question=f"capital of France {unique} {i}", answer="Paris").with_inputs("question")
+                for i in range(3)]
+    dspy.configure(lm=make_lm())
+    dspy.Evaluate(devset=examples * 2, metric=lambda example, prediction, trace=None: 1.0, num_threads=num_threads,
+                  display_progress=False)(Answerer())
+    finished = spans()
+    by_example = {}
+    for example in (s for s in finished if s.name.startswith("example ")):
+        [answerer] = [s for s in finished if s.parent is not None and s.parent.span_id == example.context.span_id
+                      and s.name == "answerer"]
+        by_example[example.name] = json.loads(answerer.attributes[semconv.INPUT_VALUE])["question"]
+    assert by_example == {f"example {i}": examples[i % 3].question for i in range(6)}

@@ -142,6 +142,22 @@ def test_uninstrument_puts_back_an_apps_class_loaded_again_in_the_same_process()
     assert (vars(lm_class)["__call__"], vars(optimizer_class)["compile"]) == own
 
 
+def test_uninstrument_keeps_an_apps_own_assignment_of_one_lm_classs_call_to_another():
+    """lmscope's wrappers of two LM classes' `__call__` share their code: only the copy of this patch's own wrapper
+    is taken back, not another class's the app put there."""
+    first, second = app_classes()[0], app_classes()[0]
+    second_own = vars(second)["__call__"]
+    provider, _exporter = memory_provider()
+    instrumentor = DSPyInstrumentor()
+    instrumentor.instrument(provider.get_tracer("test"), capture_content=True)
+    try:
+        second.__call__ = first.__call__  # type: ignore[method-assign]  # the app's own choice, lmscope on
+        assigned = vars(second)["__call__"]
+    finally:
+        instrumentor.uninstrument()
+    assert vars(second)["__call__"] is assigned is not second_own
+
+
 _LOAD_APP_CLASSES = """
 import sys
 

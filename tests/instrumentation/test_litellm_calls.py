@@ -571,3 +571,7 @@ def test_a_stream_whose_prompt_holds_audio_ends_with_its_answer(litellm_spans):
     assert span.attributes[semconv.OUTPUT_VALUE] == '["Hello"]'
     assert span.attributes[semconv.USAGE_ESTIMATED] is True
     assert span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] > 0
+    # The text beside the audio is counted (LiteLLM's counter refuses the whole message).
+    text_only = litellm.token_counter(model="openai/gpt-4o-mini", messages=[
+        {"role": "user", "content": "Transcribe this."}])
+    assert span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == text_only

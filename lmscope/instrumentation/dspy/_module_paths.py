@@ -126,7 +126,8 @@ _NO_FIELDS: dict[str, Any] = {}
 
 def _fields(value: Any) -> dict[str, Any] | None:
     """`vars(value)`, None for an object without an instance dict. Read past the object's own `__getattribute__` (a
-    proxy's may raise, or count reads, for any name): it calls no code of the program's, no property and no `__eq__`."""
+    proxy's may raise, or count reads, for any name) and without `__eq__`: only a `__dict__` property its class
+    defines (rare) runs code of the program's."""
     try:
         fields = _object_attribute(value, "__dict__")
     except Exception:  # noqa: BLE001 - no instance dict (`__slots__`), or a `__dict__` property of the class's that raised

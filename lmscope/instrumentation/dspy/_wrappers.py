@@ -9,6 +9,7 @@ If `start` fails, the original runs untouched; the user's exception is re-raised
 
 from __future__ import annotations
 
+import collections
 import functools
 import threading
 from collections.abc import Callable, Iterator
@@ -303,13 +304,17 @@ class _Positions:
     """The items of a `ParallelExecutor` run as DSPy reads them (their count, then one pass), noting the position of
     each on the way: DSPy hands the function an item alone, and its span says where in the run it was. Noted as DSPy
     reads them, not in a pass of lmscope's own: a source that can be read once (a cursor that knows its row count)
-    stays whole, and a devset that makes new Examples at each pass is read once, as without lmscope."""
+    stays whole, and a devset that makes new Examples at each pass is read once, as without lmscope.
+
+    An item's runs take its positions in the order DSPy read them (an item there twice, `devset * 2`, runs twice, the
+    second run maybe before DSPy has read its second place); a run past them keeps the last (DSPy may run a
+    straggler again). Each item is held until the run ends, so that no later item gets its `id`."""
 
     __slots__ = ("data", "lock", "positions")
 
     def __init__(self, data: Any) -> None:
         self.data = data
-        self.positions: dict[int, list[int]] = {}
+        self.positions: dict[int, _ItemPositions] = {}
         self.lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -319,18 +324,35 @@ class _Positions:
         try:
             for index, item in enumerate(self.data):
                 with self.lock:
-                    self.positions.setdefault(id(item), []).append(index)
+                    positions = self.positions.get(id(item))
+                    if positions is None:
+                        positions = self.positions[id(item)] = _ItemPositions(item)
+                    positions.unrun.append(index)
                 yield item
         except BaseException as error:  # the source's own error, as DSPy gets it without lmscope
             drop_own_frame(error, _Positions.__iter__)
             raise
 
     def position(self, item: Any) -> int:
-        """The item's position; an item that is there twice gets each in turn, the last one kept for good (DSPy may
-        run a straggler again)."""
+        """The position of this run of `item`; -1 for an item DSPy did not read from the data."""
         with self.lock:
-            indices = self.positions.get(id(item)) or [-1]
-            return indices.pop(0) if len(indices) > 1 else indices[0]
+            positions = self.positions.get(id(item))
+            if positions is None:
+                return -1
+            if positions.unrun:
+                positions.last = positions.unrun.popleft()
+            return positions.last
+
+
+class _ItemPositions:
+    __slots__ = ("item", "last", "unrun")
+
+    def __init__(self, item: Any) -> None:
+        self.item = item
+        """Held: an item freed during the run would leave its `id` to the next one."""
+        self.unrun: collections.deque[int] = collections.deque()
+        """Its positions DSPy has read and no run has taken yet, in the order DSPy read them."""
+        self.last = -1
 
 
 def _record_num_threads(frame: ModuleFrame, executor: Any) -> None:

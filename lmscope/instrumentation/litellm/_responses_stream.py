@@ -17,7 +17,8 @@ from .._token_counts import get
 from ._responses import responses_answers, responses_finish_reasons, responses_messages
 from ._results import call_from_response
 from ._spans import litellm_price
-from ._streams import StreamRecorder, estimate_tokens
+from ._stream_tokens import estimate_tokens
+from ._streams import StreamRecorder
 
 _TERMINAL_EVENTS = ("response.completed", "response.incomplete", "response.failed")
 _TEXT_DELTA = "response.output_text.delta"

@@ -38,7 +38,8 @@ from .._token_counts import non_empty_str, usage_into
 from ._results import as_cache_hit
 from ._router_frame import RouterFrame
 from ._spans import TEXT_COMPLETION, CallFrame, LiteLLMRuntime, litellm_price, prompt_messages
-from ._stream_answers import StreamedAnswers, counted_text
+from ._stream_answers import StreamedAnswers
+from ._stream_tokens import estimate_tokens
 
 
 class StreamObserver:
@@ -357,19 +358,3 @@ def _make_traced_class(base: type, provider_chunks: bool, program_chunks: bool) 
         if base_method is not None:
             namespace[name] = method
     return type(base.__name__, (base,), namespace)
-
-
-def estimate_tokens(frame: CallFrame, messages: Any, answers: list[Any]) -> tuple[int, int]:
-    """(prompt, completion) tokens by LiteLLM's counter for the model, when the provider sent no usage: what it counts
-    of the response it assembles from the chunks (`counted_text`). An image in the prompt counts as LiteLLM's default
-    image, not fetched to measure it (the program's last read would wait for a second download of a URL it gave
-    the provider); a part the counter cannot count (audio) counts 0, not a failed span."""
-    import litellm
-
-    model = str(frame.kwargs.get("model") or "")
-    prompt = litellm.token_counter(model=model, messages=messages, use_default_image_token_count=True,
-                                   default_token_count=0) if messages else litellm.token_counter(
-        model=model, text=str(frame.kwargs.get("prompt") or ""))
-    completion = sum(litellm.token_counter(model=model, text=counted_text(answer), count_response_tokens=True)
-                     for answer in answers)
-    return int(prompt), int(completion)
