@@ -116,6 +116,7 @@ def test_mlflow_logs_and_loads_a_program_with_an_apps_lm(instrumented, tmp_path,
     import mlflow
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.chdir(tmp_path)  # MLflow writes the model's artifacts under ./mlruns
     lm_class, _optimizer_class = app_classes()
     dspy.configure(lm=lm_class(model="notebook-lm"))
     with mlflow.start_run():
