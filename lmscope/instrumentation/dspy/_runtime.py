@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -321,9 +322,14 @@ def live_runtime() -> Runtime:
     from . import DSPyInstrumentor  # this module is imported by it
 
     runtime = DSPyInstrumentor().runtime
-    if runtime is None:
-        runtime = Runtime(NoOpTracer(), None, content=ContentPolicy.capturing(False))
-        runtime.retired = True
+    return _retired_runtime() if runtime is None else runtime
+
+
+@functools.cache
+def _retired_runtime() -> Runtime:
+    """One stand-in for every wrapper that outlived lmscope (a held name calls `live_runtime` at each call)."""
+    runtime = Runtime(NoOpTracer(), None, content=ContentPolicy.capturing(False))
+    runtime.retired = True
     return runtime
 
 

@@ -10,6 +10,7 @@ child of the DSPy LM span (`_in_dspy_lm.py`). An app's own `suppress_instrumenta
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -409,9 +410,14 @@ def live_runtime() -> LiteLLMRuntime:
     from . import LiteLLMInstrumentor  # this module is imported by it
 
     runtime = LiteLLMInstrumentor().runtime
-    if runtime is None:
-        runtime = LiteLLMRuntime(NoOpTracer(), ContentPolicy.capturing(False), [])
-        runtime.retired = True
+    return _retired_runtime() if runtime is None else runtime
+
+
+@functools.cache
+def _retired_runtime() -> LiteLLMRuntime:
+    """One stand-in for every wrapper that outlived lmscope (a held name calls `live_runtime` at each call)."""
+    runtime = LiteLLMRuntime(NoOpTracer(), ContentPolicy.capturing(False), [])
+    runtime.retired = True
     return runtime
 
 

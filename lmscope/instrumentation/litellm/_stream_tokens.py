@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .._token_counts import get
 from ._spans import CallFrame
 from ._stream_answers import counted_text
 
@@ -42,13 +43,9 @@ def counted_prompt(model: str, messages: Any) -> int:
         return 0
 
 
-def _image_url(part: Any) -> Any:
-    return part.get("image_url") if isinstance(part, Mapping) and part.get("type") == "image_url" else None
-
-
 def _fetched(part: Any) -> bool:
     """A content part LiteLLM's counter downloads: a remote image asked for in high detail."""
-    image = _image_url(part)
+    image = part.get("image_url") if isinstance(part, Mapping) and part.get("type") == "image_url" else None
     return isinstance(image, Mapping) and image.get("detail") == "high" \
         and not str(image.get("url", "")).startswith("data:")
 
@@ -69,10 +66,10 @@ def _text_only(messages: Any) -> list[dict[str, Any]]:
     """Each message's role and text: its string content, or its text parts joined."""
     counted = []
     for message in messages:
-        content = message.get("content") if isinstance(message, Mapping) else getattr(message, "content", None)
+        content = get(message, "content")
         if isinstance(content, list):
             content = "\n".join(str(part.get("text", "")) for part in content
                                 if isinstance(part, Mapping) and part.get("type") == "text")
-        role = message.get("role") if isinstance(message, Mapping) else getattr(message, "role", None)
+        role = get(message, "role")
         counted.append({"role": str(role or "user"), "content": content if isinstance(content, str) else ""})
     return counted
