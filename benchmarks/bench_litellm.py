@@ -12,6 +12,9 @@ hits them alike and each round gives a paired difference against the uninstrumen
     sdk_span       no instrumentor: one empty SDK span around `litellm.completion` (start, attach, detach, end)
     sdk_values     the same span carrying, ready made, every attribute lmscope stores for the call
 
+The isolated runs (LiteLLM's call replaced by a canned response) come twice: with a one-line prompt and with a
+6,000-character prompt shaped as DSPy's ChatAdapter writes one, where the cost of what scales with the text shows.
+
 `sdk_values` is the floor of lmscope's contract: what the SDK alone charges to store lmscope's values on one span,
 with none of lmscope's code. `sdk_values / openinference` is the lowest ratio any instrumentor recording these
 values through the public API can reach here; the report prints it next to the goal.
@@ -43,6 +46,13 @@ import litellm
 from bench_overhead import CountingExporter, bare_span_around, batch_provider
 
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
+LONG_PROMPT_CHARS = 6_000
+"""The size of the second isolated run's prompt: a DSPy predictor's system message and user turn are this long."""
+_PROMPT_PARAGRAPH = (
+    "Your input fields are:\n1. `question` (str): the reader's question.\n2. `context` (list[str]): passages that "
+    "may hold the answer.\nYour output fields are:\n1. `answer` (str): a short factual answer, cited.\nAll "
+    "interactions will be structured in the following way, with the appropriate values filled in.\n\n"
+    "[[ ## context ## ]]\n{context}\n\n[[ ## answer ## ]]\n{answer}\n\n[[ ## completed ## ]]\n")
 ANSWER = "Paris is the capital of France."
 STREAM_CHUNKS = 10_000
 STREAM_TEXT = "".join(f"{i % 1000:03d}" for i in range(STREAM_CHUNKS))
@@ -111,6 +121,16 @@ def _bare_span_config(name: str, attributes: dict[str, Any] | None) -> Config:
                                   lambda _kwargs: attributes)
     return Config(name, lambda: setattr(litellm, "completion", completion),
                   lambda: setattr(litellm, "completion", original))
+
+
+def long_prompt(chars: int) -> list[dict[str, str]]:
+    """A system message and a user turn of `chars` characters in all (3 to 1), shaped as DSPy's ChatAdapter writes
+    them: the prompt of a real predictor call, where the one-line `MESSAGES` flatters whatever scales with text."""
+    system = (_PROMPT_PARAGRAPH * (chars // len(_PROMPT_PARAGRAPH) + 1))[: chars * 3 // 4]
+    passage = "Paris is the capital and largest city of France, on the Seine. "
+    user = "[[ ## question ## ]]\nWhat is the capital of France?\n\n[[ ## context ## ]]\n"
+    user = (user + passage * (chars // len(passage) + 1))[: chars - len(system)]
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 def call_once() -> Any:
@@ -241,17 +261,22 @@ def main(argv: list[str] | None = None) -> int:
     # LiteLLM's own call varies by +-15-30% from one block to the next on a 2-core VM (its logging thread pool runs
     # beside it), more than the overheads compared. Here each configuration wraps a function that returns, at once,
     # the response of a real mock call: the base costs ~1 µs, and what is left is each instrumentation's own cost.
-    real_completion = litellm.completion
+    # Then the same with a prompt of a real DSPy call's size: what scales with the text (encoding, scrubbing) shows.
+    real_completion, short_prompt = litellm.completion, list(MESSAGES)
     canned = call_once()
     litellm.completion = lambda *args, **kwargs: canned
     try:
-        isolated = configs(decompose=True)
         isolated_rounds = 40 if args.quick else 200
-        run(isolated, call_once, isolated_rounds, 20, args.seed)
-        print(f"\n(isolated: {isolated_rounds} rounds x 20 calls; LiteLLM's call replaced by a canned response)")
-        goal_lines(*report("the instrumentation alone, one completion call", isolated))
+        for title, prompt in (("one completion call", short_prompt),
+                              (f"one completion call, a {LONG_PROMPT_CHARS:,}-character prompt",
+                               long_prompt(LONG_PROMPT_CHARS))):
+            MESSAGES[:] = prompt
+            isolated = configs(decompose=True)
+            run(isolated, call_once, isolated_rounds, 20, args.seed)
+            print(f"\n(isolated: {isolated_rounds} rounds x 20 calls; LiteLLM's call replaced by a canned response)")
+            goal_lines(*report(f"the instrumentation alone, {title}", isolated))
     finally:
-        litellm.completion = real_completion
+        litellm.completion, MESSAGES[:] = real_completion, short_prompt
 
     stream_configs = [c for c in configs() if c.name in ("base", "lmscope")]
     run(stream_configs, consume_stream, stream_rounds, 1, args.seed)
