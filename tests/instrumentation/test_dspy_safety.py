@@ -98,6 +98,39 @@ def test_an_error_spans_traceback_is_the_users_without_lmscope_frames(spans, mak
     assert outer == "".join(traceback.format_exception(type(error), error, head))
 
 
+def _cancel_evaluate(program, examples):
+    dspy.Evaluate(devset=examples, metric=lambda example, prediction, trace=None: 1.0, num_threads=1, max_errors=1,
+                  display_progress=False)(program)
+
+
+def _cancel_batch(program, examples):
+    program.batch(examples, num_threads=1, max_errors=1, disable_progress_bar=True)
+
+
+def _cancel_parallel(program, examples):
+    dspy.Parallel(num_threads=1, max_errors=1, disable_progress_bar=True)([(program, example) for example in examples])
+
+
+@pytest.mark.parametrize("run", [_cancel_evaluate, _cancel_batch, _cancel_parallel], ids=["evaluate", "batch", "parallel"])
+def test_a_run_dspy_cancels_raises_a_traceback_without_lmscope_frames(spans, lm_server, unique, run):
+    """`max_errors` reached: DSPy's ParallelExecutor raises its own "Execution cancelled" exception, through
+    lmscope's wrapper of `ParallelExecutor.execute`; the program and the span see DSPy's frames only."""
+    import traceback
+
+    import lmscope
+
+    package = os.path.dirname(lmscope.__file__) + os.sep
+    dspy.configure(lm=dspy.LM("openai/gpt-4o-mini", api_base=lm_server.base_url, api_key="sk-x", cache=False))
+    examples = [dspy.Example(question=f"q{i} {unique}").with_inputs("question") for i in range(2)]
+    with pytest.raises(Exception, match=r"^Execution cancelled due to errors or interruption\.$") as caught:
+        run(Broken(), examples)
+    entries = traceback.extract_tb(caught.value.__traceback__)
+    assert [entry.name for entry in entries[-2:]] == ["execute", "_execute_sequential"]  # DSPy's, down to the raise
+    assert not [entry for entry in entries if entry.filename.startswith(package)]
+    container = next(s for s in spans() if s.status.status_code is StatusCode.ERROR and s.parent is None)
+    assert package not in container.events[-1].attributes["exception.stacktrace"]
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_lm_error_is_recorded_on_the_lm_span(spans, unique, engine):
     lm = dspy.LM("openai/gpt-4o-mini", api_base="http://127.0.0.1:9/v1", api_key="sk-x", num_retries=0,

@@ -295,7 +295,11 @@ def parallel_execute(original: Callable[..., Any]) -> Callable[..., Any]:
             finally:
                 otel_context.detach(token)
 
-        return original(self, run, items)
+        try:
+            return original(self, run, items)
+        except BaseException as error:  # DSPy's cancellation after `max_errors`, a KeyboardInterrupt, ...
+            drop_own_frame(error, wrapper)  # the traceback `batch`, `Parallel` and `Evaluate` raise is DSPy's own
+            raise
 
     return wrapper
 
