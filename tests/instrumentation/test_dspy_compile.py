@@ -498,6 +498,34 @@ def test_a_compiles_metric_points_are_all_optimize(metered, metric_series, lm):
     assert calls > 0
 
 
+def test_a_trial_evaluate_gives_up_on_raises_through_the_compile_without_lmscope_frames(spans, lm):
+    """RandomSearch's evaluation of a candidate reaches `max_errors`: DSPy's exception leaves `compile` with the
+    traceback it has untraced (the trial's wrappers take their frames out of it), and the trial span says so."""
+    import os
+    import traceback
+
+    import dspy
+
+    import lmscope
+
+    package = os.path.dirname(lmscope.__file__) + os.sep
+
+    def fails(example, prediction, trace=None):
+        raise ValueError("the metric failed")
+
+    optimizer = dspy.BootstrapFewShotWithRandomSearch(metric=fails, max_bootstrapped_demos=1, max_labeled_demos=1,
+                                                      num_candidate_programs=1, num_threads=1, max_errors=1)
+    with pytest.raises(Exception, match=r"^Execution cancelled due to errors or interruption\.$") as raised:
+        optimizer.compile(_program_class()(), trainset=_examples()[:2], valset=_examples()[2:4])
+    entries = traceback.extract_tb(raised.value.__traceback__)
+    assert [entry.name for entry in entries if entry.filename.endswith(("random_search.py", "evaluate.py"))] == [
+        "compile", "__call__"]
+    assert not [entry for entry in entries if entry.filename.startswith(package)]
+    (trial,) = [span for span in spans() if span.name.startswith("trial ")]
+    assert trial.status.status_code.name == "ERROR"
+    assert package not in trial.events[-1].attributes["exception.stacktrace"]
+
+
 @pytest.mark.usefixtures("swallow_internal_errors")
 @pytest.mark.parametrize("builder", ["compile_start_attributes", "compile_end_attributes"])
 def test_a_fault_in_compile_tracing_changes_no_compile(spans, lm, monkeypatch, builder):

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 from ...telemetry import _semconv as semconv
 from ...telemetry._internal_errors import report_internal_error
+from .._stack import drop_own_frame
 from ._compile import CompileRun, current_run, end_step, step_span
 from ._frames import ModuleFrame, app_suppressed
 from ._runtime import Runtime
@@ -83,21 +84,20 @@ class _Attempt(NamedTuple):
 
 def traced_trial(runtime: Runtime, run: CompileRun, candidate: str | None, call: Callable[[], Any],
                  can_be_best: Callable[[], bool]) -> Any:
-    """Run `call()` (an evaluation returning something with a `score`) as the next trial of `run`."""
-    try:
-        index = run.next_trial()
-        extra: dict[str, Any] = {semconv.OPTIMIZER_TRIAL: index}
-        if candidate is not None:
-            extra[semconv.OPTIMIZER_CANDIDATE] = candidate
-        frame = step_span(runtime, run.optimizer, f"trial {index}", extra)
-    except Exception as exc:  # noqa: BLE001
-        report_internal_error("trial span start", exc)
-        return call()
+    """Run `call()` (an evaluation returning something with a `score`) as the next trial of `run`. An error leaves
+    without this function's and `call`'s frames in its traceback (the caller drops its own): the optimizer gets the
+    traceback it would get untraced."""
+    frame = _trial_span(runtime, run, candidate)
     try:
         result = call()
     except BaseException as error:
-        end_step(runtime, frame, dict, error)
+        drop_own_frame(error, traced_trial)
+        drop_own_frame(error, call)
+        if frame is not None:
+            end_step(runtime, frame, dict, error)
         raise
+    if frame is None:
+        return result
 
     def outcome() -> dict[str, Any]:
         score = getattr(result, "score", None)
@@ -110,18 +110,35 @@ def traced_trial(runtime: Runtime, run: CompileRun, candidate: str | None, call:
     return result
 
 
+def _trial_span(runtime: Runtime, run: CompileRun, candidate: str | None) -> ModuleFrame | None:
+    """The span of `run`'s next trial, None when it could not be started (the trial runs untraced)."""
+    try:
+        index = run.next_trial()
+        extra: dict[str, Any] = {semconv.OPTIMIZER_TRIAL: index}
+        if candidate is not None:
+            extra[semconv.OPTIMIZER_CANDIDATE] = candidate
+        return step_span(runtime, run.optimizer, f"trial {index}", extra)
+    except Exception as exc:  # noqa: BLE001
+        report_internal_error("trial span start", exc)
+        return None
+
+
 def random_search_evaluate(runtime: Runtime, evaluate: type) -> type:
     """`random_search.Evaluate`: the same class but for its call, which is the trial of the candidate it scores.
     The candidate's seed is the optimizer's: -3 (zero-shot), -2 (labels only), -1 (unshuffled), then 0, 1, 2 ..."""
 
     def __call__(self: Any, *args: Any, **kwargs: Any) -> Any:
-        run = current_run()
-        if runtime.retired or app_suppressed() or run is None:
-            return evaluate.__call__(self, *args, **kwargs)
-        seeds = _random_search_seeds(run)
-        seed = seeds[run.trials] if run.trials < len(seeds) else None
-        return traced_trial(runtime, run, str(seed) if seed is not None else None,
-                            lambda: evaluate.__call__(self, *args, **kwargs), lambda: True)
+        try:
+            run = current_run()
+            if runtime.retired or app_suppressed() or run is None:
+                return evaluate.__call__(self, *args, **kwargs)
+            seeds = _random_search_seeds(run)
+            seed = seeds[run.trials] if run.trials < len(seeds) else None
+            return traced_trial(runtime, run, str(seed) if seed is not None else None,
+                                lambda: evaluate.__call__(self, *args, **kwargs), lambda: True)
+        except BaseException as error:  # Evaluate's own (`max_errors` reached), with its traceback as untraced
+            drop_own_frame(error, __call__)
+            raise
 
     return type(evaluate.__name__, (evaluate,), {"__call__": __call__, "__module__": evaluate.__module__,
                                                  "__qualname__": evaluate.__qualname__})
@@ -166,17 +183,21 @@ def mipro_eval(runtime: Runtime, original: Callable[..., Any]) -> Callable[..., 
 
     @functools.wraps(original)
     def wrapper(batch_size: Any, valset: Any, *args: Any, **kwargs: Any) -> Any:
-        run = current_run()
-        if runtime.retired or app_suppressed() or run is None:
-            return original(batch_size, valset, *args, **kwargs)
-        candidate = run.pending_candidate if run.pending_candidate is not None else (
-            "default" if run.trials == 0 else None)
-        run.pending_candidate = None
+        try:
+            run = current_run()
+            if runtime.retired or app_suppressed() or run is None:
+                return original(batch_size, valset, *args, **kwargs)
+            candidate = run.pending_candidate if run.pending_candidate is not None else (
+                "default" if run.trials == 0 else None)
+            run.pending_candidate = None
 
-        def full() -> bool:
-            return type(batch_size) is int and isinstance(valset, list) and batch_size >= len(valset)
+            def full() -> bool:
+                return type(batch_size) is int and isinstance(valset, list) and batch_size >= len(valset)
 
-        return traced_trial(runtime, run, candidate, lambda: original(batch_size, valset, *args, **kwargs), full)
+            return traced_trial(runtime, run, candidate, lambda: original(batch_size, valset, *args, **kwargs), full)
+        except BaseException as error:
+            drop_own_frame(error, wrapper)
+            raise
 
     return wrapper
 
