@@ -111,6 +111,22 @@ def test_a_batch_with_failures_says_how_many_failed(spans, make_lm, unique, retu
     assert batch.attributes[semconv.OUTPUT_VALUE] == '{"results": 3, "failed": 1}'
 
 
+@pytest.mark.parametrize("how", ["batch", "parallel"])
+def test_a_batch_dspy_gives_up_on_says_how_many_failed(spans, lm_server, unique, how):
+    """`max_errors` reached: DSPy raises instead of returning results; the span still counts the items that raised,
+    as Evaluate's span counts its errors."""
+    dspy.configure(lm=dspy.LM("openai/gpt-4o-mini", api_base=lm_server.base_url, api_key="sk-x", cache=False))
+    program, items = _FailsOnOdd(), examples(unique, 3)
+    with pytest.raises(Exception, match=r"^Execution cancelled due to errors or interruption\.$"):
+        if how == "batch":
+            program.batch(items, num_threads=1, max_errors=1, disable_progress_bar=True)
+        else:
+            dspy.Parallel(num_threads=1, max_errors=1, disable_progress_bar=True)([(program, i) for i in items])
+    (container,) = [s for s in spans() if s.parent is None]
+    assert container.status.status_code.name == "ERROR"
+    assert container.attributes[semconv.BATCH_SIZE] == 3 and container.attributes[semconv.BATCH_FAILED] == 1
+
+
 def test_acall_tasks_nest_under_their_parent_module(spans, make_lm, unique, tree):
     class Fanout(dspy.Module):
         def __init__(self):

@@ -283,6 +283,7 @@ def parallel_execute(original: Callable[..., Any]) -> Callable[..., Any]:
             _record_num_threads(parent, self)
         evaluation = evaluation_of(launching, parent)  # None: not Evaluate's own run, no example spans
         items = _Positions(data)
+        failed = _FailedItems()
 
         def run(item: Any) -> Any:
             index = items.position(item)
@@ -290,6 +291,8 @@ def parallel_execute(original: Callable[..., Any]) -> Callable[..., Any]:
             try:
                 return function(item) if evaluation is None else evaluation.run_example(index, function, item)
             except BaseException as error:
+                if isinstance(error, Exception):  # what DSPy's executor catches and counts
+                    failed.add()
                 drop_own_frame(error, run)
                 raise
             finally:
@@ -299,9 +302,34 @@ def parallel_execute(original: Callable[..., Any]) -> Callable[..., Any]:
             return original(self, run, items)
         except BaseException as error:  # DSPy's cancellation after `max_errors`, a KeyboardInterrupt, ...
             drop_own_frame(error, wrapper)  # the traceback `batch`, `Parallel` and `Evaluate` raise is DSPy's own
+            if evaluation is None and type(parent) is ModuleFrame and parent.container:
+                failed.record_on(parent)  # no results to count them from: Evaluate's span has its own count
             raise
 
     return wrapper
+
+
+class _FailedItems:
+    """How many items of a `ParallelExecutor` run raised, for the span of a `batch` or `Parallel` DSPy gave up on
+    (`max_errors`): when it returns, the results say it (`_containers.output_summary`)."""
+
+    __slots__ = ("count", "lock")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def add(self) -> None:
+        with self.lock:
+            self.count += 1
+
+    def record_on(self, frame: ModuleFrame) -> None:
+        try:
+            if frame.span.is_recording():
+                with self.lock:
+                    frame.span.set_attribute(semconv.BATCH_FAILED, self.count)
+        except Exception as exc:  # noqa: BLE001 - costs the count, not the run
+            report_internal_error("failed items of a cancelled run", exc)
 
 
 class _Positions:
