@@ -1,5 +1,6 @@
 """A user's retriever module is a RETRIEVER span because of what it returns, whatever its class is called; a module
-that asked an LM, or returned something else, stays a CHAIN span."""
+that asked an LM, or returned something else, stays a CHAIN span. Embedding the query (a hosted `dspy.Embedder`,
+a batch DSPy's cache answers) is searching, not asking an LM: such a module is a retriever all the same."""
 
 from __future__ import annotations
 
@@ -68,3 +69,37 @@ def test_a_module_that_asked_an_lm_for_passages_is_not_a_retriever(spans, make_l
     AskingSearch()(query="paris")
     outer = next(s for s in spans() if s.name == "asking_search")
     assert outer.attributes[semconv.SPAN_KIND] == "CHAIN"
+
+
+class VectorSearch(dspy.Module):
+    """A user's own vector search: embeds the corpus once and each query with a `dspy.Embedder`."""
+
+    def __init__(self, embedder):
+        super().__init__()
+        self.embedder = embedder
+        self.vectors = embedder(CORPUS)
+
+    def forward(self, query):
+        best = int((self.vectors @ self.embedder(query)).argmax())
+        return dspy.Prediction(passages=[CORPUS[best]], indices=[best])
+
+
+@pytest.mark.parametrize("caching", [False, True], ids=["sent", "cache-hit"])
+def test_a_module_that_embedded_its_query_with_a_hosted_model_is_a_retriever(dspy_and_litellm, lm_server, unique,
+                                                                              caching):
+    embedder = dspy.Embedder("openai/text-embedding-3-small", caching=caching, api_base=lm_server.base_url,
+                             api_key="sk-anything")
+    search = VectorSearch(embedder)
+    query = f"capital of Germany {unique}"
+    if caching:
+        embedder(query)  # the query's vector is in DSPy's cache: the module's embedding is a cache-hit span
+    before = len(dspy_and_litellm())
+    found = search(query=query)
+
+    outer = next(span for span in dspy_and_litellm()[before:] if span.name == "vector_search")
+    assert outer.attributes[semconv.SPAN_KIND] == "RETRIEVER"
+    assert outer.attributes[semconv.LM_CALLS] == 1
+    assert outer.attributes[semconv.CACHE_HITS] == int(caching)
+    prefix = f"{semconv.RETRIEVAL_DOCUMENTS}.0."
+    assert outer.attributes[prefix + semconv.DOCUMENT_ID] == str(found.indices[0])
+    assert outer.attributes[prefix + semconv.DOCUMENT_CONTENT] == found.passages[0]

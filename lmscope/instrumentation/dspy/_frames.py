@@ -76,8 +76,8 @@ class BatchItem:
 class ModuleFrame:
     """A module call, or a container (`batch`, `Parallel`, `Evaluate`) whose children run in workers."""
 
-    __slots__ = ("child_calls", "container", "documents", "ended", "kind", "module", "parent", "path", "retriever",
-                 "rolls_up", "span", "timing", "token", "totals")
+    __slots__ = ("asked_lm", "child_calls", "container", "documents", "ended", "kind", "module", "parent", "path",
+                 "retriever", "rolls_up", "span", "timing", "token", "totals")
 
     def __init__(self, span: Span, path: str, module: Any, parent: ModuleFrame | None, container: bool,
                  recording: bool) -> None:
@@ -87,6 +87,9 @@ class ModuleFrame:
         self.parent = parent
         self.totals = Spend()
         """The subtree's spend so far. Changed only under `_merge_lock`: worker threads merge into it."""
+        self.asked_lm = False
+        """Whether the subtree asked an LM for text (a chat or text completion call, not an embedding): a module that
+        returns passages it asked an LM for is no retriever, one that embedded its query to search is."""
         self.container = container
         self.rolls_up: bool = recording or (parent is not None and parent.rolls_up)
         """Whether this frame or an ancestor records: only then is anyone going to read the roll-ups."""
@@ -119,6 +122,8 @@ class ModuleFrame:
         with _merge_lock:
             if not self.ended:
                 self.totals.add_call(call)
+                if call.operation != semconv.GEN_AI_OPERATION_EMBEDDINGS:
+                    self.asked_lm = True
 
     def end(self, parent: ModuleFrame | None) -> Spend:
         """Close the frame: add its totals into `parent`'s (if given) and return them. They no longer change:
@@ -128,6 +133,7 @@ class ModuleFrame:
             self.ended = True
             if parent is not None and not parent.ended:
                 parent.totals.add(self.totals)
+                parent.asked_lm = parent.asked_lm or self.asked_lm
             return self.totals
 
 

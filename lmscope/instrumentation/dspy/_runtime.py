@@ -152,7 +152,7 @@ class Runtime:
                 returned = error is None and output is not None
                 retriever = frame.retriever
                 if returned and not retriever and frame.kind == semconv.KIND_CHAIN and not frame.container \
-                        and totals.calls == 0 and _looks_retrieved(output):
+                        and not frame.asked_lm and _looks_retrieved(output):
                     retriever = True  # a user's retriever, known by what it returned: say so before the span ends
                     span.set_attribute(semconv.SPAN_KIND, semconv.KIND_RETRIEVER)
                 _set_attributes(span, "module span end attributes", module_end_attributes, totals,
