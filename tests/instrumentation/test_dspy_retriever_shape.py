@@ -34,6 +34,13 @@ class Marked(dspy.Module):
         return {"hits": 0}
 
 
+class Chunker(dspy.Module):
+    lmscope_span_kind = "CHAIN"  # the explicit mark the other way: its list of strings is not a search's result
+
+    def forward(self, query):
+        return query.split(". ")
+
+
 @pytest.mark.parametrize("module", [Lookup(), KeywordSearch()], ids=["prediction", "list"])
 def test_a_module_returning_passages_is_a_retriever_with_its_documents(spans, module):
     module(query="paris")
@@ -49,10 +56,13 @@ def test_other_outputs_stay_chain_and_the_mark_still_works(spans):
     Formatter()(query="paris")
     KeywordSearch()(query="nowhere")  # no passages found: nothing says it retrieved
     Marked()(query="x")
-    formatter, empty, marked = spans()
+    Chunker()(query="One. Two.")
+    formatter, empty, marked, chunker = spans()
     assert formatter.attributes[semconv.SPAN_KIND] == "CHAIN"
     assert empty.attributes[semconv.SPAN_KIND] == "CHAIN"
     assert marked.attributes[semconv.SPAN_KIND] == "RETRIEVER"
+    assert chunker.attributes[semconv.SPAN_KIND] == "CHAIN"
+    assert not any(key.startswith(semconv.RETRIEVAL_DOCUMENTS) for key in chunker.attributes)
 
 
 class AskingSearch(dspy.Module):

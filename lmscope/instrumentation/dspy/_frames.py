@@ -76,8 +76,8 @@ class BatchItem:
 class ModuleFrame:
     """A module call, or a container (`batch`, `Parallel`, `Evaluate`) whose children run in workers."""
 
-    __slots__ = ("asked_lm", "child_calls", "container", "documents", "ended", "kind", "module", "parent", "path",
-                 "retriever", "rolls_up", "span", "timing", "token", "totals")
+    __slots__ = ("asked_lm", "child_calls", "container", "documents", "ended", "kind_by_default", "module", "parent",
+                 "path", "retriever", "rolls_up", "span", "timing", "token", "totals")
 
     def __init__(self, span: Span, path: str, module: Any, parent: ModuleFrame | None, container: bool,
                  recording: bool) -> None:
@@ -100,8 +100,9 @@ class ModuleFrame:
         self.documents: Any = None
         """What a retriever's backend answered, when its return value drops the ids (`dspy.ColBERTv2`'s `pid` with
         `simplify=True`): listed as the span's documents instead of the return value."""
-        self.kind = ""
-        """The span kind it started with (`openinference.span.kind`)."""
+        self.kind_by_default = False
+        """A module span that is CHAIN for want of anything saying otherwise (no kind given by the caller or declared
+        by its class, a name that says nothing): what it returns may still make it a retriever."""
         self.ended = False
         self.token: Token[Context] | None = None
         """The token of the context attached for this call (`opentelemetry.context.attach`)."""

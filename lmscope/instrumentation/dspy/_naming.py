@@ -49,6 +49,15 @@ span_kind: BoundedMemo[type, str] = BoundedMemo(_kind_of)
 """A module class's span kind (`_kind_of`), computed once per class."""
 
 
+def _kind_is_default(cls: type) -> bool:
+    """Whether a module class is CHAIN for want of anything saying otherwise: neither its own word
+    (`lmscope_span_kind`, CHAIN included) nor its name. Only then may what it returns make it a retriever."""
+    return not isinstance(getattr(cls, "lmscope_span_kind", None), str) and _kind_of(cls) == semconv.KIND_CHAIN
+
+
+kind_is_default: BoundedMemo[type, bool] = BoundedMemo(_kind_is_default)
+
+
 class ModuleFacts(NamedTuple):
     """What a module span reports about the module instance itself."""
 

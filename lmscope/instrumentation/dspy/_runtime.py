@@ -56,7 +56,7 @@ from ._frames import (
 )
 from ._lm_children import gives_way
 from ._module_paths import module_aliases, module_path
-from ._naming import module_facts, span_kind
+from ._naming import kind_is_default, module_facts, span_kind
 from ._neighbours import Neighbours
 from ._providers import answered_by
 from ._results import lm_call_from_result
@@ -137,7 +137,7 @@ class Runtime:
         recording = span.is_recording()
         frame = ModuleFrame(span, path, owner, parent, container, recording)
         frame.retriever = recording and span_kind_name == semconv.KIND_RETRIEVER
-        frame.kind = span_kind_name
+        frame.kind_by_default = kind is None and not container and kind_is_default(cls)
         if self.module_listeners and has_path:
             frame.timing = (span_name, time.perf_counter(), current_phase(ctx))
         frame.token = otel_context.attach(otel_context.set_value(FRAME_KEY, frame, set_span_in_context(span, ctx)))
@@ -151,8 +151,8 @@ class Runtime:
             if span.is_recording():
                 returned = error is None and output is not None
                 retriever = frame.retriever
-                if returned and not retriever and frame.kind == semconv.KIND_CHAIN and not frame.container \
-                        and not frame.asked_lm and _looks_retrieved(output):
+                if returned and not retriever and frame.kind_by_default and not frame.asked_lm \
+                        and _looks_retrieved(output):
                     retriever = True  # a user's retriever, known by what it returned: say so before the span ends
                     span.set_attribute(semconv.SPAN_KIND, semconv.KIND_RETRIEVER)
                 _set_attributes(span, "module span end attributes", module_end_attributes, totals,
