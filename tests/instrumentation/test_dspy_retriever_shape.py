@@ -5,6 +5,7 @@ a batch DSPy's cache answers) is searching, not asking an LM: such a module is a
 from __future__ import annotations
 
 import dspy
+import numpy as np
 import pytest
 
 from lmscope.telemetry import _semconv as semconv
@@ -113,3 +114,32 @@ def test_a_module_that_embedded_its_query_with_a_hosted_model_is_a_retriever(dsp
     prefix = f"{semconv.RETRIEVAL_DOCUMENTS}.0."
     assert outer.attributes[prefix + semconv.DOCUMENT_ID] == str(found.indices[0])
     assert outer.attributes[prefix + semconv.DOCUMENT_CONTENT] == found.passages[0]
+
+
+class NumpySearch(dspy.Module):
+    """A search written with numpy: corpus indices and scores as arrays, or float32 scores in dicts."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, query):
+        scores = np.array([0.25, 0.75], dtype=np.float32)
+        order = np.argsort(-scores)
+        if self.shape == "dicts":
+            return [{"id": f"doc-{i}", "text": CORPUS[i], "score": scores[i]} for i in order]
+        return dspy.Prediction(passages=[CORPUS[i] for i in order], indices=order, scores=scores[order])
+
+
+class MarkedNumpySearch(NumpySearch):
+    lmscope_span_kind = "RETRIEVER"  # a list of dicts says nothing by itself
+
+
+@pytest.mark.parametrize("shape", ["arrays", "dicts"])
+def test_numpy_indices_and_scores_are_the_documents_ids_and_scores(spans, shape):
+    (MarkedNumpySearch if shape == "dicts" else NumpySearch)(shape)(query="capital")
+    (span,) = spans()
+    documents = [(span.attributes[f"{semconv.RETRIEVAL_DOCUMENTS}.{n}.{semconv.DOCUMENT_ID}"],
+                  span.attributes[f"{semconv.RETRIEVAL_DOCUMENTS}.{n}.{semconv.DOCUMENT_SCORE}"]) for n in (0, 1)]
+    ids = ["doc-1", "doc-0"] if shape == "dicts" else ["1", "0"]
+    assert documents == [(ids[0], 0.75), (ids[1], 0.25)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from collections.abc import Mapping
 from typing import Any
 
@@ -460,7 +461,7 @@ def document_attributes(passages: Any, policy: ContentPolicy) -> dict[str, Any]:
             attributes[key], redacted = policy.text(text_id, key)
             if redacted:
                 attributes[semconv.SCRUBBED] = True
-        if isinstance(score, (int, float)):
+        if isinstance(score, numbers.Real) and not isinstance(score, bool):  # numpy's float32 too, not a flag
             attributes[prefix + semconv.DOCUMENT_SCORE] = float(score)
         if policy.capture_outputs and content is not None:
             key = prefix + semconv.DOCUMENT_CONTENT

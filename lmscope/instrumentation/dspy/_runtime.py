@@ -409,13 +409,25 @@ def _passages(output: Any) -> Any:
     except (KeyError, TypeError, IndexError):
         passages = getattr(output, "passages", None)
     store = getattr(output, "__dict__", _NO_FIELDS).get("_store")
-    indices = store.get("indices") if type(store) is dict else None
-    if not isinstance(passages, list) or not isinstance(indices, list) or len(indices) != len(passages):
+    indices = _sequence(store.get("indices")) if type(store) is dict else None
+    if not isinstance(passages, list) or indices is None or len(indices) != len(passages):
         return passages
-    scores = store.get("scores") if type(store) is dict else None
-    scores = scores if isinstance(scores, list) and len(scores) == len(passages) else [None] * len(passages)
+    scores = _sequence(store.get("scores")) if type(store) is dict else None
+    scores = scores if scores is not None and len(scores) == len(passages) else [None] * len(passages)
     return [{"id": index, "content": text, **({"score": score} if score is not None else {})}
             for text, index, score in zip(passages, indices, scores, strict=True)]
+
+
+def _sequence(value: Any) -> list[Any] | tuple[Any, ...] | None:
+    """Corpus indices or scores as a retriever returned them: a list, a tuple, or a 1-D numpy array (a search written
+    with numpy returns `np.argsort(...)[:k]`), read as a list; None for anything else."""
+    if isinstance(value, (list, tuple)):
+        return value
+    kind = type(value)
+    if kind.__name__ == "ndarray" and kind.__module__ == "numpy" and getattr(value, "ndim", None) == 1:
+        listed = value.tolist()
+        return listed if isinstance(listed, list) else None
+    return None
 
 
 def _documents(frame: ModuleFrame, output: Any) -> Any:
