@@ -116,3 +116,23 @@ def test_after_uninstrument_a_retriever_still_answers(hosted, lm_server):
         assert (retriever(question).passages, retriever(question).indices) == (expected.passages, expected.indices)
     assert (traced.passages, traced.indices) == (untraced("Capital of Japan?").passages,
                                                  untraced("Capital of Japan?").indices)
+
+
+def test_a_failing_query_embedding_reaches_the_caller_with_an_untraced_traceback(spans):
+    """The error comes back from `Unbatchify`'s batching thread, its traceback running through that thread: the
+    caller sees the same frames as untraced, none of lmscope's between DSPy's worker and the batch function."""
+    def embed(texts):
+        if texts != CORPUS:
+            raise ConnectionError("embedding service down")
+        return [[float(len(text)), 1.0] for text in texts]
+
+    retriever = Embeddings(corpus=CORPUS, embedder=dspy.Embedder(embed, caching=False), k=1)
+    with pytest.raises(ConnectionError, match="embedding service down") as raised:
+        retriever("Tokyo")
+
+    functions = [(entry.name, str(entry.path).rsplit("/", 1)[-1]) for entry in raised.traceback]
+    worker = functions.index(("_worker", "unbatchify.py"))
+    assert functions[worker + 1] == ("_batch_forward", "embeddings.py")
+    assert not any("lmscope" in str(entry.path) for entry in raised.traceback)
+    retrieve = next(span for span in spans() if span.name == "embeddings")
+    assert retrieve.status.status_code.name == "ERROR"

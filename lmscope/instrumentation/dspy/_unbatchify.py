@@ -46,13 +46,16 @@ class _InCallersContext:
     def __call__(self, batch: list[Any]) -> Any:
         context = next((item.context for item in batch if type(item) is _Carried), None)
         items = [item.item if type(item) is _Carried else item for item in batch]
-        if context is None:
-            return self.batch_fn(items)
-        token = otel_context.attach(context)
+        token = otel_context.attach(context) if context is not None else None
         try:
             return self.batch_fn(items)
+        except BaseException as error:
+            # The callers get this error from their futures, its traceback through the batching thread: as untraced.
+            drop_own_frame(error, _InCallersContext.__call__)
+            raise
         finally:
-            otel_context.detach(token)
+            if token is not None:
+                otel_context.detach(token)
 
 
 _wrapping = threading.Lock()
