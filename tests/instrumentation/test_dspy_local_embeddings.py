@@ -5,7 +5,9 @@ tokens and no cost (absent, never $0), and not counted as an LM call anywhere: n
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import uuid
 
 import dspy
 import pytest
@@ -92,6 +94,20 @@ def test_a_function_named_as_written(spans):
     (span,) = spans()
     assert span.name == "embeddings embed_texts"
     assert span.attributes[semconv.EMBEDDING_BATCH_SIZE] == 2
+
+
+def test_a_partial_is_named_by_the_function_it_calls(spans):
+    """`partial(model.encode, normalize_embeddings=True)`, as sentence-transformers apps pass options; its cache hit too."""
+    model = CountingEmbed()
+    embedder = dspy.Embedder(functools.partial(functools.partial(model.encode)), caching=True)
+    texts = [f"{text} {uuid.uuid4().hex}" for text in TEXTS]
+    embedder(texts)
+    embedder(texts)
+    miss, hit = spans()
+    assert miss.name == hit.name == "embeddings CountingEmbed.encode"
+    assert hit.attributes[semconv.CACHE_HIT] is True
+    assert miss.attributes[semconv.GEN_AI_REQUEST_MODEL] == hit.attributes[semconv.GEN_AI_REQUEST_MODEL] \
+        == "CountingEmbed.encode"
 
 
 def test_acall_batches_are_spans_too(spans, tree):

@@ -13,6 +13,7 @@ A provider call the function makes itself (it wraps an API) is its own span belo
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -58,7 +59,10 @@ def _start(runtime: Runtime, function: Any, batch: Any) -> ModuleFrame:
 
 
 def function_name(function: Any) -> str:
-    """`embed` for a function, `SentenceTransformer.encode` for a bound method, the class for a callable object."""
+    """`embed` for a function, `SentenceTransformer.encode` for a bound method, the class for a callable object; a
+    `functools.partial` (`partial(model.encode, normalize_embeddings=True)`) by the function it calls."""
+    while isinstance(function, functools.partial):
+        function = function.func
     name = getattr(function, "__name__", None)
     if not isinstance(name, str):
         return type(function).__name__
