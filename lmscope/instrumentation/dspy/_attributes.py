@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import numbers
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from ...telemetry import _semconv as semconv
@@ -437,6 +438,18 @@ def tool_attributes(name: str, description: Any, parameters: Any, policy: Conten
     return attributes
 
 
+_ID_KEYS = ("id", "pid", "doc_id")
+_NO_METADATA: Mapping[str, Any] = MappingProxyType({})
+
+
+def _field(document: Mapping[str, Any], names: tuple[str, ...], default: Any) -> Any:
+    """The value of the first of `names` the document has."""
+    for name in names:
+        if name in document:
+            return document[name]
+    return default
+
+
 def document_attributes(passages: Any, policy: ContentPolicy) -> dict[str, Any]:
     """`retrieval.documents.N.document.{id,score,content}` for what a retriever returned (text only when outputs are
     captured, scrubbed and cut like any content).
@@ -450,9 +463,13 @@ def document_attributes(passages: Any, policy: ContentPolicy) -> dict[str, Any]:
     for index, passage in enumerate(passages[:_MAX_DOCUMENTS]):
         prefix = f"{semconv.RETRIEVAL_DOCUMENTS}.{index}."
         if isinstance(passage, Mapping):
-            doc_id = passage.get("id", passage.get("pid", index))
-            score = passage.get("score")
-            content = passage.get("long_text", passage.get("text", passage.get("content")))
+            # DSPy's dotdicts (`long_text`, `pid`), or a LangChain-style Document (`page_content`, its id and score
+            # in `metadata`, as `DatabricksRM(use_with_databricks_agent_framework=True)` returns them)
+            metadata = passage.get("metadata")
+            metadata = metadata if isinstance(metadata, Mapping) else _NO_METADATA
+            doc_id = _field(passage, _ID_KEYS, _field(metadata, _ID_KEYS, index))
+            score = _field(passage, ("score",), metadata.get("score"))
+            content = _field(passage, ("long_text", "text", "content", "page_content"), None)
         else:
             doc_id, score, content = index, None, passage
         text_id = doc_id if type(doc_id) is str else safe_str(doc_id)

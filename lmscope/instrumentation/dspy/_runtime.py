@@ -14,7 +14,7 @@ import concurrent.futures
 import functools
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -401,7 +401,9 @@ _NO_FIELDS: Mapping[str, Any] = {}
 
 def _passages(output: Any) -> Any:
     """What a retriever returned: the output itself if it is a list, else its `passages`; with the corpus `indices`
-    (and `scores`) `dspy.retrievers.Embeddings` returns next to them, as documents with that id and score."""
+    (and `scores`) `dspy.retrievers.Embeddings` returns next to them, as documents with that id and score.
+    `dspy.retrievers.DatabricksRM` names them otherwise: `docs`, `doc_ids`, and each one's `score` among its
+    `extra_columns`."""
     if isinstance(output, (list, tuple)):
         return output
     try:
@@ -409,13 +411,23 @@ def _passages(output: Any) -> Any:
     except (KeyError, TypeError, IndexError):
         passages = getattr(output, "passages", None)
     store = getattr(output, "__dict__", _NO_FIELDS).get("_store")
-    indices = _sequence(store.get("indices")) if type(store) is dict else None
-    if not isinstance(passages, list) or indices is None or len(indices) != len(passages):
+    if type(store) is not dict:
         return passages
-    scores = _sequence(store.get("scores")) if type(store) is dict else None
+    if passages is None and isinstance(store.get("docs"), list):
+        columns = store.get("extra_columns")
+        scores = [row.get("score") if isinstance(row, Mapping) else None for row in columns] \
+            if isinstance(columns, list) else None
+        return _identified(store["docs"], _sequence(store.get("doc_ids")), scores)
+    return _identified(passages, _sequence(store.get("indices")), _sequence(store.get("scores")))
+
+
+def _identified(passages: Any, ids: Sequence[Any] | None, scores: Sequence[Any] | None) -> Any:
+    """`passages` as documents with the id (and score) the retriever gave each one, when it gave one to every one."""
+    if not isinstance(passages, list) or ids is None or len(ids) != len(passages):
+        return passages
     scores = scores if scores is not None and len(scores) == len(passages) else [None] * len(passages)
-    return [{"id": index, "content": text, **({"score": score} if score is not None else {})}
-            for text, index, score in zip(passages, indices, scores, strict=True)]
+    return [{"id": doc_id, "content": text, **({"score": score} if score is not None else {})}
+            for text, doc_id, score in zip(passages, ids, scores, strict=True)]
 
 
 def _sequence(value: Any) -> list[Any] | tuple[Any, ...] | None:
