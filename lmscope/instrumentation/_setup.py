@@ -21,6 +21,7 @@ from ..telemetry import _semconv as semconv
 from ..telemetry._content import ContentPolicy, resolved_content_policy
 from ..telemetry._context_attributes import use_policy
 from ..telemetry._lm_call import LMCall
+from ..telemetry._span_ids import with_private_ids
 
 LMCallListener = Callable[[LMCall], None]
 ModuleListener = Callable[[str, float, "str | None", str], None]
@@ -51,8 +52,8 @@ def resolve_setup(kwargs: Mapping[str, Any], tracer_name: str) -> InstrumentorSe
     """
     tracer: Tracer | None = kwargs.get("tracer")
     if tracer is None:
-        tracer = trace.get_tracer(tracer_name, __version__, kwargs.get("tracer_provider"),
-                                  schema_url=semconv.SCHEMA_URL)
+        tracer = with_private_ids(trace.get_tracer(tracer_name, __version__, kwargs.get("tracer_provider"),
+                                                   schema_url=semconv.SCHEMA_URL))
     capture_content: bool | ContentPolicy | None = kwargs.get("capture_content")
     content = capture_content if isinstance(capture_content, ContentPolicy) else resolved_content_policy(
         capture_content)

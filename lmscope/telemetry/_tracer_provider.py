@@ -27,6 +27,7 @@ from ._following_tracer import FollowingTracer
 from ._fork import renew_after_fork, run_at_exit
 from ._internal_errors import guarded
 from ._options import Options, env_service_name
+from ._span_ids import ID_GENERATOR, with_private_ids
 from ._span_switch import ProcessorGroup, SwitchableSpanProcessor
 
 logger = logging.getLogger("lmscope")
@@ -204,7 +205,7 @@ class ProviderRegistry:
             return None
         self._settle()
         if self._app is not None:
-            return self._app.get_tracer(name, version)
+            return with_private_ids(self._app.get_tracer(name, version))
         assert self._own is not None, "not following: setup() created ours"
         return self._own.get_tracer(name, version)
 
@@ -239,7 +240,7 @@ class ProviderRegistry:
     def _ensure_own(self, resource: Resource) -> TracerProvider:
         own = self._own
         if own is None:
-            own = self._own = TracerProvider(resource=resource)
+            own = self._own = TracerProvider(resource=resource, id_generator=ID_GENERATOR)
             own.add_span_processor(self._own_switch)
         elif own.resource != resource:
             logger.warning("lmscope: the tracer provider lmscope created earlier keeps service.name=%r "

@@ -33,6 +33,9 @@ _logger = logging.getLogger(__name__)
 
 _DEFAULT_BASE = "http://localhost:4318"
 _DEFAULT_TIMEOUT_S = 10.0
+_jitter = random.Random()
+"""The retry waits' jitter, drawn apart from `random`'s global state: exporting never moves the app's seeded
+sequence."""
 _RETRYABLE = frozenset({429, 502, 503, 504})
 _MAX_ATTEMPTS = 6
 _COMPRESSORS: dict[str, Callable[[bytes], bytes]] = {"gzip": gzip.compress, "deflate": zlib.compress}
@@ -137,7 +140,7 @@ class OtlpJsonHttpSpanExporter(SpanExporter):
                 if status not in _RETRYABLE:
                     _logger.error("Failed to export span batch code: %s, reason: %s", status, reason)
                     return False
-            backoff = 2**attempt * random.uniform(0.8, 1.2)
+            backoff = 2**attempt * _jitter.uniform(0.8, 1.2)
             if attempt + 1 == _MAX_ATTEMPTS or backoff > deadline - time.monotonic() or self._shutdown.is_set():
                 _logger.error("Failed to export span batch due to timeout, max retries or shutdown.")
                 return False
