@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import litellm
 import pytest
@@ -90,3 +91,31 @@ def test_a_streamed_text_completion_of_two_choices_records_each_ones_finish_reas
         {"role": "assistant", "parts": [{"type": "text", "content": text}], "finish_reason": reason}] * 2
     for key in (semconv.GEN_AI_RESPONSE_FINISH_REASONS, semconv.GEN_AI_OUTPUT_MESSAGES, semconv.OUTPUT_VALUE):
         assert streamed[key] == not_streamed[key]
+
+
+def test_a_streamed_completion_of_an_openai_text_model_has_the_price_litellm_logs(litellm_spans, lm_server, unique,
+                                                                                  monkeypatch):
+    """`openai/gpt-3.5-turbo-instruct` goes to the legacy completions API, where LiteLLM's table prices it under
+    `text-completion-openai/`: without a usage chunk the span's counted tokens have the price LiteLLM's own callbacks
+    get for the stream (`response_cost`), not an unknown one (an async stream is priced by the same code)."""
+    logged = []
+
+    def log_price(kwargs, *_):
+        if kwargs.get("response_cost") is not None:  # LiteLLM also calls it for each chunk, without a cost
+            logged.append(kwargs["response_cost"])
+
+    monkeypatch.setattr(litellm, "success_callback", [log_price])
+    request = _ask(lm_server, unique, model="openai/gpt-3.5-turbo-instruct", prompt=[f"Say hi {unique}", "bye"],
+                   stream=True)
+    before = lm_server.text_requests
+
+    chunks = list(litellm.text_completion(**request))
+    deadline = time.monotonic() + 10
+    while not logged and time.monotonic() < deadline:  # LiteLLM logs a stream's end on a thread of its own
+        time.sleep(0.01)
+
+    assert chunks and lm_server.text_requests == before + 1 and len(logged) == 1
+    (span,) = litellm_spans()
+    attributes = span.attributes
+    assert attributes[semconv.USAGE_ESTIMATED] is True and semconv.COST_UNKNOWN not in attributes
+    assert attributes[semconv.GEN_AI_USAGE_COST] == pytest.approx(logged[0], rel=1e-9)

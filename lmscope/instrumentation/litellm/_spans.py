@@ -461,9 +461,22 @@ def litellm_price(frame: CallFrame, prompt_tokens: int, completion_tokens: int, 
 
         try:
             prompt_cost, completion_cost = litellm.cost_per_token(
-                model=str(frame.kwargs.get("model") or ""), prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens, usage_object=usage)
+                model=_priced_model(frame), prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                usage_object=usage)
         except Exception:  # noqa: BLE001 - LiteLLM raises for a model it has no price for
             return None
         price = float(prompt_cost) + float(completion_cost)
     return None if price == 0.0 and zero_is_unpriced(frame.model, frame.provider) else price
+
+
+def _priced_model(frame: CallFrame) -> str:
+    """The model the call is priced as, as LiteLLM prices it: the call's, except for a text completion of an OpenAI
+    model that is not a chat model (`openai/gpt-3.5-turbo-instruct`), which `litellm.text_completion` sends to the
+    legacy completions API as `text-completion-openai/<model>`: its table has the price there only."""
+    model = str(frame.kwargs.get("model") or "")
+    if frame.operation == TEXT_COMPLETION and frame.provider == "openai":
+        import litellm
+
+        if frame.model not in litellm.open_ai_chat_completion_models:
+            return f"text-completion-openai/{frame.model}"
+    return model
