@@ -75,8 +75,9 @@ class Instrumentation:
 
     @property
     def service_name(self) -> str:
-        """`service.name` of every span and metric point lmscope exports."""
-        return self._options.service_name
+        """`service.name` of the spans lmscope exports now: the resource of the provider they go through (the app's
+        once lmscope follows it), else the one lmscope was configured with."""
+        return self._tracing.service_name or self._options.service_name
 
     @property
     def exporters(self) -> tuple[str, ...]:

@@ -26,7 +26,7 @@ from ._batch_export import BatchExportProcessor
 from ._following_tracer import FollowingTracer
 from ._fork import renew_after_fork, run_at_exit
 from ._internal_errors import guarded
-from ._options import Options, env_service_name
+from ._options import DEFAULT, Options, env_service_name
 from ._span_ids import ID_GENERATOR, with_private_ids
 from ._span_switch import ProcessorGroup, SwitchableSpanProcessor
 
@@ -36,12 +36,15 @@ logger = logging.getLogger("lmscope")
 class TracingSetup:
     """What `setup_tracing` set up: lmscope's processors for one `instrument()`, and the tracers it hands out."""
 
-    def __init__(self, registry: ProviderRegistry, group: ProcessorGroup, *, joins_app: bool) -> None:
+    def __init__(self, registry: ProviderRegistry, group: ProcessorGroup, *, joins_app: bool,
+                 given_service_name: str | None = None) -> None:
         self._registry = registry
         self._group = group
         self.joins_app = joins_app
         """False when the exporters came from OTEL_TRACES_EXPORTER: the app's provider exports lmscope's spans
         already once they go through it (see `ProviderRegistry._follow`)."""
+        self.given_service_name = given_service_name
+        """The `service_name` lmscope's own settings asked for (None: the default or the standard variables)."""
         self._closed = False
         self._shut_down = False
         self._after_shutdown: list[Callable[[], object]] = []
@@ -59,6 +62,12 @@ class TracingSetup:
     def tracer_provider(self) -> trace.TracerProvider:
         """The provider lmscope's spans go through now: the app's global one once it set one, else lmscope's own."""
         return self._registry.current_provider()
+
+    @property
+    def service_name(self) -> str | None:
+        """`service.name` of the resource lmscope's spans carry now: the provider's, fixed when it was built (the
+        app's once lmscope follows it). None for a provider that shows no SDK resource."""
+        return provider_service_name(self.tracer_provider)
 
     @property
     def owns_provider(self) -> bool:
@@ -128,6 +137,29 @@ def build_resource(options: Options) -> Resource:
     return Resource.create({SERVICE_NAME: name})
 
 
+def provider_service_name(provider: trace.TracerProvider) -> str | None:
+    """The `service.name` of an SDK provider's resource (the SDK's public `resource`), else None."""
+    resource = getattr(provider, "resource", None)
+    name = resource.attributes.get(SERVICE_NAME) if isinstance(resource, Resource) else None
+    return name if isinstance(name, str) else None
+
+
+def warn_service_name_not_applied(setup: TracingSetup, provider: trace.TracerProvider) -> None:
+    """One warning when lmscope's spans join the app's provider, whose resource names another service than the one
+    lmscope was given: a provider's resource is fixed, and the app's is the app's to choose."""
+    given, actual = setup.given_service_name, provider_service_name(provider)
+    if given is not None and actual is not None and given != actual:
+        logger.warning("lmscope: lmscope's spans go through the app's TracerProvider, whose resource says "
+                       "service.name=%r: the service_name=%r lmscope was given does not apply to them", actual, given)
+
+
+def _service_name_asked_of_lmscope(options: Options) -> str | None:
+    """The service name lmscope's own settings gave (argument, LMSCOPE_SERVICE_NAME, [tool.lmscope]); None for the
+    default and for OTEL_SERVICE_NAME, which the app's provider reads itself when it wants it."""
+    source = options.sources.get("service_name", DEFAULT)
+    return None if source in (DEFAULT, "OTEL_SERVICE_NAME") else options.service_name
+
+
 def joinable(provider: trace.TracerProvider) -> bool:
     """True when processors can be added to `provider`: an SDK TracerProvider, or a proxy offering the SDK's public
     `add_span_processor` (Logfire's global provider is one: it forwards to the SDK provider `configure()` built)."""
@@ -178,15 +210,18 @@ class ProviderRegistry:
     def setup(self, options: Options, processors: Sequence[SpanProcessor],
               scopes: Iterable[str] = ()) -> TracingSetup:
         group = ProcessorGroup(processors, None if options.export_all_spans else scopes)
-        setup = TracingSetup(self, group, joins_app=options.sources.get("exporters") != "OTEL_TRACES_EXPORTER")
+        setup = TracingSetup(self, group, joins_app=options.sources.get("exporters") != "OTEL_TRACES_EXPORTER",
+                             given_service_name=_service_name_asked_of_lmscope(options))
         self._settle()
         with self._lock:
             if self._app is None:
                 self._ensure_own(build_resource(options))
                 self._own_switch.attach(group)
-            elif setup.joins_app:
-                assert self._app_switch is not None
-                self._app_switch.attach(group)
+            else:
+                warn_service_name_not_applied(setup, self._app)
+                if setup.joins_app:
+                    assert self._app_switch is not None
+                    self._app_switch.attach(group)
             self._live.append(setup)
             if not self._exit_hook_registered:
                 # After our own provider (if any) was created: runs before that provider's atexit shutdown. An app's
@@ -231,6 +266,7 @@ class ProviderRegistry:
         provider.add_span_processor(switch)  # type: ignore[attr-defined]  # joinable() checked it has one
         self._app, self._app_switch = provider, switch
         for setup in self._live:
+            warn_service_name_not_applied(setup, provider)
             if setup.joins_app:
                 switch.attach(setup.group)  # also stays on our own switch for the spans still open there
             else:

@@ -207,6 +207,34 @@ def test_existing_app_provider_gets_our_processors_added_for_our_spans_only() ->
     assert our_exporter.get_finished_spans()[0].resource.attributes["service.name"] == "app"
 
 
+@pytest.mark.parametrize("order", ["app first", "app after instrument"])
+def test_a_service_name_the_apps_provider_overrides_is_reported_as_it_is(order: str,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """The app's provider fixes the resource of lmscope's spans: the setup says which service they carry, and a
+    `service_name` lmscope was given that they cannot carry is one warning, whichever was set up first."""
+    app, app_exporter = app_provider()
+    globals_ = FakeGlobals(app if order == "app first" else trace.ProxyTracerProvider())
+    with caplog.at_level(logging.WARNING, logger="lmscope"):
+        setup = globals_.registry().setup(resolve_options(service_name="checkout"), [])
+        globals_.set(app)
+        setup.tracer("lmscope").start_span("ours").end()
+
+    assert app_exporter.get_finished_spans()[0].resource.attributes["service.name"] == "app"
+    assert setup.service_name == "app"
+    assert caplog.messages == ["lmscope: lmscope's spans go through the app's TracerProvider, whose resource says "
+                               "service.name='app': the service_name='checkout' lmscope was given does not apply "
+                               "to them"]
+
+
+def test_a_service_name_from_the_standard_variables_is_the_apps_business(monkeypatch: pytest.MonkeyPatch,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
+    app, _ = app_provider()
+    with caplog.at_level(logging.WARNING, logger="lmscope"):
+        setup = FakeGlobals(app).registry().setup(resolve_options(), [])
+    assert (setup.service_name, caplog.messages) == ("app", [])
+
+
 def test_export_all_spans_gets_the_apps_spans_too() -> None:
     app, app_exporter = app_provider()
     our_exporter, ours = in_memory()
@@ -313,6 +341,18 @@ def test_real_process_with_app_provider_keeps_it() -> None:
                           "owns": setup.owns_provider, "app": names(app_spans), "ours": names(ours1)}))
     """)
     assert result == {"same": True, "global": True, "owns": False, "app": ["ours", "after"], "ours": ["ours"]}
+
+
+def test_the_handle_names_the_service_lmscopes_spans_carry_through_the_apps_provider() -> None:
+    result = run_python("""
+        import lmscope
+        from opentelemetry.sdk.resources import Resource
+        trace.set_tracer_provider(TracerProvider(resource=Resource.create({"service.name": "app"})))
+        handle = lmscope.instrument(service_name="checkout", exporters="none")
+        print(json.dumps({"service": handle.service_name, "repr": repr(handle)}))
+    """)
+    assert result == {"service": "app",
+                      "repr": "<lmscope instrumentation exporters=['none'] metrics_exporters=['none'] service='app'>"}
 
 
 # --- OTLP exporters against local receivers ---------------------------------------------------------------
