@@ -15,6 +15,7 @@ Deployment variables outrank the app's pyproject.toml, as the standard OTEL_* va
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -67,6 +68,12 @@ class ContentPolicy:
     def capturing(cls, capture: bool) -> ContentPolicy:
         """The default policy with both sides captured or not (what `capture_content=True/False` means)."""
         return cls(capture_inputs=capture, capture_outputs=capture)
+
+    def without_content(self) -> ContentPolicy:
+        """This policy capturing neither inputs nor outputs (itself if it captures neither already)."""
+        if not self.capture_inputs and not self.capture_outputs:
+            return self
+        return dataclasses.replace(self, capture_inputs=False, capture_outputs=False)
 
     def json(self, text: str, key: str) -> tuple[str, bool]:
         """(the value to record for JSON `text` under attribute `key`, whether a credential was redacted)."""

@@ -49,6 +49,7 @@ from ..dspy._attributes import (
 from ..dspy._frames import EMBEDDING_LOOKUP_KEY, FRAME_KEY, EmbeddingLookup, LMFrame, ModuleFrame
 from ..dspy._settings import dspy_cache_tier_on
 from ._in_dspy_lm import DSPyRequest, lm_call_open, made_by_callback, made_by_dspy
+from ._message_logging import messages_hidden_by_litellm
 from ._neighbours import LiteLLMNeighbours
 from ._responses import responses_answers, responses_finish_reasons, responses_messages
 from ._results import answers, as_cache_hit, call_from_response, from_litellm_cache, usage_cost
@@ -80,13 +81,13 @@ class CallFrame:
     """One LiteLLM call in flight: the span of its provider request (of each in turn, when the OpenAI SDK sends a
     failed request again: `LiteLLMRuntime.request_failed`)."""
 
-    __slots__ = ("context", "handed_over", "kwargs", "litellm_prices", "lm", "lm_request", "model", "operation",
-                 "outer", "parent", "phase", "provider", "provider_answered", "responses_api", "span", "started",
-                 "token", "trackers")
+    __slots__ = ("content", "context", "handed_over", "kwargs", "litellm_prices", "lm", "lm_request", "model",
+                 "operation", "outer", "parent", "phase", "provider", "provider_answered", "responses_api", "span",
+                 "started", "token", "trackers")
 
     def __init__(self, operation: str, model: str, provider: str | None, parent: ModuleFrame | None,
                  trackers: tuple[Usage, ...], kwargs: Mapping[str, Any], phase: str, outer: Context,
-                 litellm_prices: bool) -> None:
+                 litellm_prices: bool, content: ContentPolicy) -> None:
         self.responses_api = operation == RESPONSES
         operation = CHAT if self.responses_api else operation
         self.operation, self.model, self.provider = operation, model, provider
@@ -96,6 +97,9 @@ class CallFrame:
         self.litellm_prices = litellm_prices
         """False for LiteLLM's undecorated function (its async retry path calls it, docs/litellm-internals.md §6),
         whose response `client` never prices: lmscope then prices it from LiteLLM's table, as a stream."""
+        self.content = content
+        """What of the call's messages its spans capture: the runtime's policy, without any content when LiteLLM
+        keeps this call's messages from its own logging (`_message_logging.py`)."""
         self.span: Span = INVALID_SPAN
         self.started = 0.0
         self.token: Token[Context] | None = None
@@ -131,6 +135,8 @@ class LiteLLMRuntime:
     def __init__(self, tracer: Tracer, content: ContentPolicy, lm_call_listeners: list[LMCallListener]) -> None:
         self.tracer = tracer
         self.content = content
+        self.no_content = content.without_content()
+        """`content` capturing no inputs or outputs: for a call LiteLLM keeps the messages of from its own logging."""
         self.lm_call_listeners = lm_call_listeners
         self.neighbours: LiteLLMNeighbours | None = None
         """Looks for other LiteLLM instrumentations at each call (`_neighbours.py`)."""
@@ -178,7 +184,8 @@ class LiteLLMRuntime:
         if type(parent) is LMFrame:
             parent = parent.parent
         frame = CallFrame(operation, model, provider, parent if isinstance(parent, ModuleFrame) else None,
-                          active_trackers(ctx), kwargs, phase, ctx, litellm_prices)
+                          active_trackers(ctx), kwargs, phase, ctx, litellm_prices,
+                          self.no_content if messages_hidden_by_litellm(kwargs) else self.content)
         frame.lm = lm_frame
         if lm_frame is not None:  # an embedding is never how an LM answers; a callback's call never its request
             frame.lm_request = operation != EMBEDDINGS and not made_by_callback()
@@ -194,7 +201,7 @@ class LiteLLMRuntime:
         operation = RESPONSES if frame.responses_api else frame.operation
         frame.span = self.tracer.start_span(
             f"{frame.operation} {self.content.name(frame.model)[0]}", frame.outer, SpanKind.CLIENT,
-            self._start_attributes(operation, frame.model, frame.provider, frame.kwargs, frame.outer, frame.phase))
+            self._start_attributes(operation, frame, frame.outer))
         frame.started = time.perf_counter()
         if isinstance(frame.parent, RouterFrame):  # a deployment attempt of the router call
             frame.parent.attempt_started()
@@ -341,8 +348,8 @@ class LiteLLMRuntime:
         if isinstance(frame.parent, RouterFrame):
             frame.parent.attempt_ended(frame.model if answered else None)
 
-    def _start_attributes(self, operation: str, model: str, provider: str | None, kwargs: Mapping[str, Any],
-                          ctx: Context, phase: str) -> dict[str, Any]:
+    def _start_attributes(self, operation: str, frame: CallFrame, ctx: Context) -> dict[str, Any]:
+        model, provider, kwargs, phase = frame.model, frame.provider, frame.kwargs, frame.phase
         try:
             attributes = lm_request_attributes(model, provider, request_parameters({}, kwargs), self.content)
             attributes[semconv.PHASE] = phase
@@ -353,15 +360,15 @@ class LiteLLMRuntime:
             scoped = context_attributes(ctx, self.content)
             if scoped:
                 attributes.update(scoped)
-            if self.content.capture_inputs:
-                attributes.update(self._inputs(operation, kwargs))
+            if frame.content.capture_inputs:
+                attributes.update(self._inputs(operation, kwargs, frame.content))
             return attributes
         except Exception as exc:  # noqa: BLE001 - a builder's fault costs its attributes, not the call
             report_internal_error("LiteLLM span attributes", exc)
             return {semconv.PHASE: phase}
 
-    def _inputs(self, operation: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        policy = self.content
+    @staticmethod
+    def _inputs(operation: str, kwargs: Mapping[str, Any], policy: ContentPolicy) -> dict[str, Any]:
         if operation == RESPONSES:
             value = responses_messages(kwargs)
         else:
@@ -380,8 +387,7 @@ class LiteLLMRuntime:
         return attributes
 
     def _outputs(self, frame: CallFrame, response: Any, finish_reasons: tuple[str, ...]) -> dict[str, Any]:
-        policy = self.content
-        if not policy.capture_outputs:
+        if not frame.content.capture_outputs:
             return {}
         if frame.operation == EMBEDDINGS:
             data = getattr(response, "data", None) or []
@@ -395,7 +401,7 @@ class LiteLLMRuntime:
     def answer_attributes(self, texts: list[Any], frame: CallFrame,
                           finish_reasons: tuple[str, ...] | None) -> dict[str, Any]:
         """`output.value` and the output messages of a chat or text completion's answers."""
-        policy = self.content
+        policy = frame.content
         text, redacted = policy.json(to_json(texts), semconv.OUTPUT_VALUE)
         attributes: dict[str, Any] = {semconv.OUTPUT_VALUE: text, semconv.OUTPUT_MIME_TYPE: semconv.MIME_JSON}
         if redacted:

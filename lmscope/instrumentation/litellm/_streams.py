@@ -199,7 +199,7 @@ class StreamRecorder(StreamObserver):
         if abandoned:
             extra.update(unfinished_stream(frame.span, closed))
         outputs = (runtime.answer_attributes(texts, frame, call.finish_reasons or None)
-                   if runtime.content.capture_outputs and error is None else None)
+                   if frame.content.capture_outputs and error is None else None)
         runtime.finish(frame, call if error is None else None, error, outputs, extra)
 
     def result(self) -> tuple[LMCall, list[Any], dict[str, Any]]:
