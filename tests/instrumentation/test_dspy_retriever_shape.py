@@ -143,3 +143,18 @@ def test_numpy_indices_and_scores_are_the_documents_ids_and_scores(spans, shape)
                   span.attributes[f"{semconv.RETRIEVAL_DOCUMENTS}.{n}.{semconv.DOCUMENT_SCORE}"]) for n in (0, 1)]
     ids = ["doc-1", "doc-0"] if shape == "dicts" else ["1", "0"]
     assert documents == [(ids[0], 0.75), (ids[1], 0.25)]
+
+
+class WideSearch(dspy.Module):
+    def forward(self, query):
+        return dspy.Prediction(passages=[f"passage {index} about {query}" for index in range(40)])
+
+
+def test_a_retriever_span_says_how_many_documents_it_returned_past_those_it_lists(spans):
+    """The span lists the first 32 documents; how many the retriever returned says the rest were left out."""
+    WideSearch()(query="paris")
+    (span,) = spans()
+    listed = {key.split(".")[2] for key in span.attributes if key.startswith(f"{semconv.RETRIEVAL_DOCUMENTS}.")}
+    assert listed == {str(index) for index in range(32)}
+    assert span.attributes[semconv.RETRIEVAL_DOCUMENT_COUNT] == 40
+    assert span.attributes[f"{semconv.RETRIEVAL_DOCUMENTS}.31.{semconv.DOCUMENT_CONTENT}"] == "passage 31 about paris"

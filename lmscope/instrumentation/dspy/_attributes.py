@@ -459,7 +459,7 @@ def document_attributes(passages: Any, policy: ContentPolicy) -> dict[str, Any]:
     `MAX_HIDDEN_ID_CHARS` characters is recorded (a longer one is content-like: left out)."""
     if not isinstance(passages, (list, tuple)):
         return {}
-    attributes: dict[str, Any] = {}
+    attributes: dict[str, Any] = {semconv.RETRIEVAL_DOCUMENT_COUNT: len(passages)}  # past the cut too
     for index, passage in enumerate(passages[:_MAX_DOCUMENTS]):
         prefix = f"{semconv.RETRIEVAL_DOCUMENTS}.{index}."
         if isinstance(passage, Mapping):
