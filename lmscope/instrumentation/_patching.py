@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import types
+import typing
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -166,6 +167,11 @@ def _unwrap_stops_here(wrapper: Any, inner: Any) -> Any:
         # A callable without a signature: introspection sees the wrapper's own.
         with contextlib.suppress(TypeError, ValueError):
             wrapper.__signature__ = inspect.signature(inner)  # type: ignore[attr-defined]
+        # Nor its annotations: `functools.wraps` copied them, but a copy of the wrapper (`_stack.attributed_to`) has
+        # none, and string ones would be resolved in the wrapper's globals. Resolved here, from `inner`'s, so
+        # `typing.get_type_hints` reads what it reads unwrapped (a `dspy.Tool` built from a wrapped method reads it).
+        with contextlib.suppress(Exception):  # a name the annotations use that is not there yet: none, as before
+            wrapper.__annotations__ = typing.get_type_hints(inner, include_extras=True)
     return wrapper
 
 

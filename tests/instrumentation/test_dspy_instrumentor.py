@@ -284,3 +284,29 @@ def test_lmscope_instrument_leaves_an_instrumentor_someone_else_turned_on(clean_
     assert json.loads(done.stdout) == {"owns": False, "same": True, "kept": True, "still_patched": True,
                                        "restored": True, "owns_later": True, "restored_again": True}
     assert done.stderr.count("DSPy is instrumented already") == 1
+
+
+def test_wrapped_methods_keep_their_type_hints(providers):
+    """`typing.get_type_hints` of every method lmscope wraps is DSPy's: `dspy.Tool` reads it to build a tool's schema
+    from a callable (`dspy.Tool(predictor.batch)`), and a type checker at runtime (pydantic's `validate_call`) too."""
+    import typing
+
+    import dspy
+    from dspy.adapters.json_adapter import JSONAdapter
+    from dspy.clients.base_lm import BaseLM
+    from dspy.clients.cache import Cache
+    from dspy.primitives.module import Module
+
+    methods = [(owner, name) for owner, names in ((Module, ("__call__", "acall", "batch")),
+                                                  (BaseLM, ("__call__", "acall")), (dspy.LM, ("forward", "aforward")),
+                                                  (dspy.Evaluate, ("__call__",)), (JSONAdapter, ("__call__", "acall")),
+                                                  (dspy.Tool, ("__call__", "acall")), (Cache, ("get", "cache_key")),
+                                                  (dspy.Parallel, ("forward",)))
+               for name in names if name in vars(owner)]
+    before = {(owner, name): (vars(owner)[name], typing.get_type_hints(vars(owner)[name])) for owner, name in methods}
+    DSPyInstrumentor().instrument(tracer_provider=providers[0], capture_content=False)
+    wrapped = {method: hints for method, (original, hints) in before.items() if vars(method[0])[method[1]] is not original}
+    assert {(Module, "__call__"), (Module, "batch"), (dspy.Tool, "__call__"), (dspy.Evaluate, "__call__")} <= set(wrapped)
+    assert any(wrapped.values())  # DSPy annotates some of them: the comparison compares something
+    for (owner, name), hints in wrapped.items():
+        assert typing.get_type_hints(vars(owner)[name]) == hints, f"{owner.__name__}.{name}"
