@@ -12,13 +12,12 @@ asks a query no other test asked (`unique`), and the service counts what reaches
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 import dspy
 import pytest
 from dspy_release import DSPY_VERSION
+from retriever_service import JsonService, listed_documents, serving
 
 from lmscope.telemetry import _semconv as semconv
 
@@ -30,17 +29,21 @@ PASSAGES = {  # pid -> text: pids are the service's ids, unrelated to the rank o
 }
 
 
-class ColBERTv2Service(ThreadingHTTPServer):
+class ColBERTv2Service(JsonService):
     """Ranks PASSAGES by the words they share with the query; records (method, query, k) of every request and the
     `topk` it answered."""
 
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__()
         self.received: list[tuple[str, str, int]] = []
         self.answered: list[list[dict]] = []
         self.failing = False
 
-    def answer(self, method: str, query: str, k: int) -> dict:
+    def answer(self, method: str, path: str, body: dict | None) -> dict:
+        if body is None:  # GET ?query=&k=
+            params = parse_qs(urlparse(path).query)
+            body = {"query": params["query"][0], "k": params["k"][0]}
+        query, k = body["query"], int(body["k"])
         self.received.append((method, query, k))
         if self.failing:
             return {"error": True, "message": "index not loaded"}
@@ -54,37 +57,9 @@ class ColBERTv2Service(ThreadingHTTPServer):
         return {"topk": topk}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: ColBERTv2Service
-
-    def do_GET(self) -> None:
-        params = parse_qs(urlparse(self.path).query)
-        self._send(self.server.answer("GET", params["query"][0], int(params["k"][0])))
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self._send(self.server.answer("POST", body["query"], int(body["k"])))
-
-    def _send(self, payload: dict) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def service():
-    server = ColBERTv2Service()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    yield from serving(ColBERTv2Service())
 
 
 def _colbert(service, **kwargs):
@@ -94,16 +69,6 @@ def _colbert(service, **kwargs):
 def _answered(service, *, text=True):
     """The documents of the service's last answer as a span should list them: its pid, score and text."""
     return [(str(d["pid"]), d["score"], d["text"] if text else None) for d in service.answered[-1]]
-
-
-def _documents(span):
-    """(id, score, content) of each document the span lists."""
-    found, attributes = [], span.attributes
-    while f"{semconv.RETRIEVAL_DOCUMENTS}.{len(found)}.{semconv.DOCUMENT_ID}" in attributes:
-        prefix = f"{semconv.RETRIEVAL_DOCUMENTS}.{len(found)}."
-        found.append((attributes[prefix + semconv.DOCUMENT_ID], attributes.get(prefix + semconv.DOCUMENT_SCORE),
-                      attributes.get(prefix + semconv.DOCUMENT_CONTENT)))
-    return found
 
 
 def test_a_direct_call_is_a_retriever_span_with_the_services_pids_and_scores(spans, service, unique):
@@ -118,7 +83,7 @@ def test_a_direct_call_is_a_retriever_span_with_the_services_pids_and_scores(spa
     assert span.attributes[semconv.MODULE_CLASS] == "ColBERTv2"
     assert span.attributes[semconv.RETRIEVAL_K] == 2
     assert json.loads(span.attributes[semconv.INPUT_VALUE]) == {"query": query, "k": 2, "simplify": False}
-    assert _documents(span) == _answered(service) == [(str(p.pid), p.score, p.long_text) for p in passages]
+    assert listed_documents(span) == _answered(service) == [(str(p.pid), p.score, p.long_text) for p in passages]
     assert span.status.status_code.name == "UNSET"
 
 
@@ -129,16 +94,16 @@ def test_simplified_answers_over_post_still_list_the_services_pids(spans, servic
     assert service.received[-1] == ("POST", query, 3)
 
     (span,) = spans()
-    assert [doc_id for doc_id, _, _ in _documents(span)] == ["9120", "4017", "4018"]
-    assert [content for _, _, content in _documents(span)] == [p.long_text for p in texts]
+    assert [doc_id for doc_id, _, _ in listed_documents(span)] == ["9120", "4017", "4018"]
+    assert [content for _, _, content in listed_documents(span)] == [p.long_text for p in texts]
 
     simple = f"Japan {unique}"
     texts = _colbert(service)(simple, k=1, simplify=True)
     assert texts == [PASSAGES[15]]
-    assert _documents(spans()[-1]) == _answered(service) == [("15", 21.0, PASSAGES[15])]
+    assert listed_documents(spans()[-1]) == _answered(service) == [("15", 21.0, PASSAGES[15])]
 
 
-def test_an_answer_from_dspys_request_cache_is_a_span_with_the_same_documents(spans, service, unique):
+def test_an_answer_from_dspys_request_cache_is_a_span_with_the_samelisted_documents(spans, service, unique):
     query = f"capital of Japan {unique}"
     colbert = _colbert(service)
     colbert(query, k=2)
@@ -147,7 +112,7 @@ def test_an_answer_from_dspys_request_cache_is_a_span_with_the_same_documents(sp
 
     assert len(service.received) == asked
     first, second = spans()
-    assert second.name == "colbertv2" and _documents(second) == _documents(first)
+    assert second.name == "colbertv2" and listed_documents(second) == listed_documents(first)
 
 
 class ColBERTRag(dspy.Module):
@@ -181,9 +146,9 @@ def test_as_the_settings_retriever_under_dspy_retrieve(spans, service, unique, t
     by_name = {span.name: span for span in finished}
     retrieve, colbert = by_name["col_bert_rag.retrieve"], by_name["col_bert_rag.retrieve.colbertv2"]
     assert colbert.parent.span_id == retrieve.context.span_id
-    assert _documents(colbert) == _answered(service)
-    assert [doc_id for doc_id, _, _ in _documents(colbert)] == ["4018", "9120"]
-    assert [(doc_id, content) for doc_id, _, content in _documents(retrieve)] == [
+    assert listed_documents(colbert) == _answered(service)
+    assert [doc_id for doc_id, _, _ in listed_documents(colbert)] == ["4018", "9120"]
+    assert [(doc_id, content) for doc_id, _, content in listed_documents(retrieve)] == [
         ("0", PASSAGES[4018]), ("1", PASSAGES[9120])]
     assert colbert.attributes[semconv.RETRIEVAL_K] == 2
     assert colbert.attributes[semconv.LM_CALLS] == 0  # a retriever is no LM call, and nothing above counts one
@@ -198,7 +163,7 @@ def test_held_by_a_module_it_is_named_by_its_attribute(spans, service, unique, t
     assert tree(finished) == [("holds_col_bert", [("holds_col_bert.search", [])])]
     search = next(span for span in finished if span.name == "holds_col_bert.search")
     assert search.attributes[semconv.SPAN_KIND] == "RETRIEVER"
-    assert _documents(search) == _answered(service) == [("15", 22.0, PASSAGES[15])]
+    assert listed_documents(search) == _answered(service) == [("15", 22.0, PASSAGES[15])]
 
 
 def test_without_content_capture_the_query_and_texts_stay_out(traced, service, unique):
@@ -207,7 +172,7 @@ def test_without_content_capture_the_query_and_texts_stay_out(traced, service, u
 
     (span,) = finished()
     assert semconv.INPUT_VALUE not in span.attributes and semconv.OUTPUT_VALUE not in span.attributes
-    assert _documents(span) == _answered(service, text=False)
+    assert listed_documents(span) == _answered(service, text=False)
     assert span.attributes[semconv.RETRIEVAL_K] == 2
 
 
@@ -225,4 +190,4 @@ def test_a_service_error_reaches_the_program_unchanged_and_marks_the_span(spans,
     (span,) = spans()
     assert span.status.status_code.name == "ERROR"
     assert span.attributes[semconv.ERROR_TYPE] == expected.__name__
-    assert not _documents(span)
+    assert not listed_documents(span)

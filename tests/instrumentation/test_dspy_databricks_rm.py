@@ -11,58 +11,28 @@ is installed (it is, with MLflow), so the test does not depend on the SDK's own 
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
+from retriever_service import JsonService, listed_documents, serving
 
 from lmscope.telemetry import _semconv as semconv
 
 ROWS = [["doc-17", "Paris is the capital of France.", 0.9], ["doc-4", "Berlin is the capital of Germany.", 0.7]]
 
 
-class VectorSearchService(ThreadingHTTPServer):
+class VectorSearchService(JsonService):
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__()
         self.queries: list[dict] = []
 
-
-class _Handler(BaseHTTPRequestHandler):
-    server: VectorSearchService
-
-    def do_POST(self) -> None:
-        self.server.queries.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-        data = json.dumps({"manifest": {"columns": [{"name": "id"}, {"name": "text"}, {"name": "score"}]},
-                           "result": {"data_array": ROWS}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args) -> None:
-        pass
+    def answer(self, method: str, path: str, body: dict | None) -> dict:
+        self.queries.append(body or {})
+        return {"manifest": {"columns": [{"name": "id"}, {"name": "text"}, {"name": "score"}]},
+                "result": {"data_array": ROWS}}
 
 
 @pytest.fixture(scope="module")
 def service():
-    server = VectorSearchService()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-def _documents(span):
-    """(id, score, content) of each document the span lists."""
-    found, attributes = [], span.attributes
-    while f"{semconv.RETRIEVAL_DOCUMENTS}.{len(found)}.{semconv.DOCUMENT_ID}" in attributes:
-        prefix = f"{semconv.RETRIEVAL_DOCUMENTS}.{len(found)}."
-        found.append((attributes[prefix + semconv.DOCUMENT_ID], attributes.get(prefix + semconv.DOCUMENT_SCORE),
-                      attributes.get(prefix + semconv.DOCUMENT_CONTENT)))
-    return found
+    yield from serving(VectorSearchService())
 
 
 @pytest.mark.parametrize("agent_framework", [False, True], ids=["prediction", "documents"])
@@ -79,4 +49,4 @@ def test_a_query_is_a_retriever_span_with_the_indexs_ids_and_scores(spans, servi
     assert (answer[0]["page_content"] if agent_framework else answer.docs[0]) == ROWS[0][1]
     (span,) = spans()
     assert span.attributes[semconv.SPAN_KIND] == "RETRIEVER"
-    assert _documents(span) == [(doc_id, score, text) for doc_id, text, score in ROWS]
+    assert listed_documents(span) == [(doc_id, score, text) for doc_id, text, score in ROWS]
