@@ -22,7 +22,8 @@ class PrivateRandomIdGenerator(IdGenerator):
 
     def __init__(self) -> None:
         self._random = random.Random()
-        os.register_at_fork(after_in_child=self._random.seed)
+        if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
+            os.register_at_fork(after_in_child=self._random.seed)
 
     def generate_span_id(self) -> int:
         return self._nonzero(64)

@@ -35,7 +35,9 @@ _DEFAULT_BASE = "http://localhost:4318"
 _DEFAULT_TIMEOUT_S = 10.0
 _jitter = random.Random()
 """The retry waits' jitter, drawn apart from `random`'s global state: exporting never moves the app's seeded
-sequence."""
+sequence. Seeded again in a forked child, as the global one is, so that workers retry apart, not in step."""
+if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
+    os.register_at_fork(after_in_child=_jitter.seed)
 _RETRYABLE = frozenset({429, 502, 503, 504})
 _MAX_ATTEMPTS = 6
 _COMPRESSORS: dict[str, Callable[[bytes], bytes]] = {"gzip": gzip.compress, "deflate": zlib.compress}
