@@ -20,6 +20,7 @@ from .._version import __version__
 from ..telemetry import _semconv as semconv
 from ..telemetry._content import ContentPolicy, resolved_content_policy
 from ..telemetry._context_attributes import use_policy
+from ..telemetry._following_tracer import FollowingTracer
 from ..telemetry._lm_call import LMCall
 from ..telemetry._span_ids import with_private_ids
 
@@ -39,6 +40,22 @@ class InstrumentorSetup:
     evaluation_listeners: list[EvaluationListener] = field(default_factory=list)
 
 
+def _tracer(name: str, provider: trace.TracerProvider | None) -> Tracer:
+    """A tracer of `provider` (else the global one) drawing span ids from lmscope's own generator (`_span_ids.py`).
+    Before the app sets a global provider, the API's proxy tracer would later hand spans to a tracer with the
+    provider's generator: the app's tracer is taken once it is there instead, as lmscope's own tracers do."""
+    if provider is None and isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        def once_set(tracer_name: str, version: str | None) -> Tracer | None:
+            global_provider = trace.get_tracer_provider()
+            if isinstance(global_provider, trace.ProxyTracerProvider):
+                return None
+            return with_private_ids(global_provider.get_tracer(tracer_name, version, schema_url=semconv.SCHEMA_URL))
+
+        return FollowingTracer(name, __version__, trace.get_tracer(name, __version__, schema_url=semconv.SCHEMA_URL),
+                               once_set)
+    return with_private_ids(trace.get_tracer(name, __version__, provider, schema_url=semconv.SCHEMA_URL))
+
+
 def resolve_setup(kwargs: Mapping[str, Any], tracer_name: str) -> InstrumentorSetup:
     """The keywords of `BaseInstrumentor.instrument()` as lmscope's instrumentors read them:
 
@@ -52,8 +69,7 @@ def resolve_setup(kwargs: Mapping[str, Any], tracer_name: str) -> InstrumentorSe
     """
     tracer: Tracer | None = kwargs.get("tracer")
     if tracer is None:
-        tracer = with_private_ids(trace.get_tracer(tracer_name, __version__, kwargs.get("tracer_provider"),
-                                                   schema_url=semconv.SCHEMA_URL))
+        tracer = _tracer(tracer_name, kwargs.get("tracer_provider"))
     capture_content: bool | ContentPolicy | None = kwargs.get("capture_content")
     content = capture_content if isinstance(capture_content, ContentPolicy) else resolved_content_policy(
         capture_content)

@@ -68,3 +68,38 @@ def test_an_instrumentor_given_the_apps_provider_leaves_the_apps_random_numbers_
     assert [span.name for span in exporter.get_finished_spans()] == ["chat gpt-4o-mini"]
     seeded = random.Random(42)
     assert drawn == [seeded.random() for _ in range(3)]
+
+
+STANDALONE_APP = textwrap.dedent("""
+    import json, random, sys
+    from lmscope.instrumentation.litellm import LiteLLMInstrumentor
+    LiteLLMInstrumentor().instrument(capture_content=True)  # no provider yet: the app sets one below
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    import litellm
+    random.seed(42)
+    litellm.completion(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "Capital of France?"}],
+                       api_base=sys.argv[1], api_key="sk-anything")
+    print(json.dumps({"drawn": [random.random() for _ in range(3)],
+                      "spans": [span.name for span in exporter.get_finished_spans()]}))
+""")
+
+
+def test_an_instrumentor_set_up_before_the_apps_provider_leaves_the_apps_random_numbers_alone(lm_server, tmp_path):
+    """`LiteLLMInstrumentor().instrument()` with no provider given, before the app sets the global one: its spans go
+    through the app's provider once it is there, with lmscope's ids all the same."""
+    env = app_env("LMSCOPE_", "OTEL_")
+    env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+    done = subprocess.run([sys.executable, "-c", STANDALONE_APP, lm_server.base_url], env=env, capture_output=True,
+                          text=True, timeout=180, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["spans"] == ["chat gpt-4o-mini"]
+    seeded = random.Random(42)
+    assert result["drawn"] == [seeded.random() for _ in range(3)]
