@@ -5,6 +5,9 @@ keeps its content. The switches are read as LiteLLM reads them (`litellm_core_ut
 
 from __future__ import annotations
 
+import copy
+import time
+
 import litellm
 import pytest
 from litellm_span import litellm_price
@@ -16,6 +19,22 @@ _CONTENT_PREFIXES = ("input.", "output.", "llm.input_messages", "llm.output_mess
                      "gen_ai.output.messages", "gen_ai.system_instructions")
 
 
+@pytest.fixture
+def logged(monkeypatch):
+    """What LiteLLM hands its own logging callbacks, the yardstick: `logged(wait)` waits up to `wait` seconds for the
+    messages of the next call LiteLLM logs (it logs a sync call's success from a thread of its own), None if none."""
+    seen: list[str] = []
+    monkeypatch.setattr(litellm, "success_callback", [lambda kwargs, *_: seen.append(str(kwargs.get("messages")))])
+
+    def next_logged(wait: float) -> str | None:
+        deadline = time.monotonic() + wait
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return seen.pop(0) if seen else None
+
+    return next_logged
+
+
 def _content(span) -> dict[str, object]:
     return {key: value for key, value in span.attributes.items() if key.startswith(_CONTENT_PREFIXES)}
 
@@ -23,24 +42,35 @@ def _content(span) -> dict[str, object]:
 def _call(lm_server, unique, stream=False, **switches):
     question = f"My diagnosis is confidential {unique}"
     response = litellm.completion(model=MODEL, messages=[{"role": "user", "content": question}],
-                                  api_base=lm_server.base_url, api_key="sk-anything", stream=stream, **switches)
+                                  api_base=lm_server.base_url, api_key="sk-anything", stream=stream,
+                                  **copy.deepcopy(switches))  # LiteLLM writes into the metadata it is given
     if stream:
         for _chunk in response:
             pass
     return question
 
 
+_ENABLE = {"headers": {"litellm-enable-message-redaction": "true"}}
+_DISABLE = {"headers": {"litellm-disable-message-redaction": "true"}}
+
+
 @pytest.mark.parametrize(("global_switch", "switches"), [
     (True, {}),
     (False, {"turn_off_message_logging": True}),
     (False, {"turn_off_message_logging": "true"}),
+    (False, {"metadata": {"turn_off_message_logging": True}}),
+    (False, {"metadata": _ENABLE}),
+    (True, {"turn_off_message_logging": None, "metadata": {"turn_off_message_logging": False}}),
     (False, {"no-log": True}),
-], ids=["global", "per-call", "per-call-string", "no-log"])
+], ids=["global", "per-call", "per-call-string", "in-metadata", "header", "top-level-none-wins", "no-log"])
 @pytest.mark.parametrize("stream", [False, True], ids=["call", "stream"])
 def test_a_call_litellm_logs_no_messages_of_has_no_content_on_its_span(litellm_spans, lm_server, unique, monkeypatch,
-                                                                      global_switch, switches, stream):
+                                                                      logged, global_switch, switches, stream):
     monkeypatch.setattr(litellm, "turn_off_message_logging", global_switch)
     _call(lm_server, unique, stream=stream, stream_options={"include_usage": True} if stream else None, **switches)
+    if not stream:  # LiteLLM's own callbacks got the messages redacted, or nothing at all (`no-log`)
+        seen = logged(1.0 if "no-log" in switches else 10.0)
+        assert seen is None if "no-log" in switches else "redacted-by-litellm" in seen and unique not in seen
 
     (span,) = litellm_spans()
     assert _content(span) == {}
@@ -54,12 +84,15 @@ def test_a_call_litellm_logs_no_messages_of_has_no_content_on_its_span(litellm_s
 @pytest.mark.parametrize(("global_switch", "switches"), [
     (False, {}),
     (True, {"turn_off_message_logging": False}),
+    (True, {"metadata": {"turn_off_message_logging": False}}),
+    (True, {"turn_off_message_logging": True, "metadata": _DISABLE}),
     (False, {"no-log": False}),
-], ids=["default", "per-call-wins", "no-log-false"])
+], ids=["default", "per-call-wins", "in-metadata-wins", "disable-header-wins", "no-log-false"])
 def test_a_call_litellm_logs_the_messages_of_keeps_its_content(litellm_spans, lm_server, unique, monkeypatch,
-                                                              global_switch, switches):
+                                                              logged, global_switch, switches):
     monkeypatch.setattr(litellm, "turn_off_message_logging", global_switch)
     question = _call(lm_server, unique, **switches)
+    assert question in logged(10.0)  # as LiteLLM's own callbacks got them
 
     (span,) = litellm_spans()
     assert question in span.attributes[semconv.INPUT_VALUE]
