@@ -183,3 +183,36 @@ def test_multiprocessing_workers_deliver_their_spans_without_a_flush(tmp_path: P
     assert names == sorted(["process", *(f"pool-{i}" for i in range(4)), *(f"executor-{i}" for i in range(4))])
     assert "lmscope" not in done.stderr, done.stderr
 
+
+
+def test_forked_children_draw_their_own_span_ids_and_retry_jitter() -> None:
+    """lmscope's random generators (span ids, the OTLP/JSON exporter's retry jitter) are seeded again in a child, as
+    `random`'s global one is: children do not make the parent's ids, nor wait in step after a collector's 429."""
+    script = textwrap.dedent("""
+        import os, sys
+        from lmscope.telemetry._exporters import otlp_json_http
+        from lmscope.telemetry._span_ids import ID_GENERATOR
+        for _ in range(3):
+            read, write = os.pipe()
+            if os.fork() == 0:
+                os.write(write, f"{ID_GENERATOR.generate_span_id()} {otlp_json_http._jitter.random()}".encode())
+                os._exit(0)
+            os.wait()
+            print(os.read(read, 200).decode())
+        print(f"{ID_GENERATOR.generate_span_id()} {otlp_json_http._jitter.random()}")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    drawn = [line.split() for line in done.stdout.splitlines()]
+    assert len(drawn) == 4
+    assert len({ids for ids, _ in drawn}) == 4 and len({jitter for _, jitter in drawn}) == 4
+
+
+def test_lmscope_imports_and_traces_where_there_is_no_fork() -> None:
+    """Windows has no `os.register_at_fork`: lmscope registers its fork hooks only where there is one."""
+    # `random` itself registers a hook at import, unguarded (CPython has one wherever it has fork): imported first
+    script = ("import os, random; del os.register_at_fork; import lmscope; lmscope.instrument(exporters='none'); "
+              "print('ok')")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "ok"
