@@ -7,11 +7,16 @@ shuffled rounds of blocks, each configuration is switched on, timed for N calls 
 hits them alike and each round gives a paired difference against the uninstrumented base:
 
     base           no instrumentation
-    lmscope        lmscope's LiteLLMInstrumentor -> SDK TracerProvider -> BatchSpanProcessor(no-op)
+    lmscope        lmscope's LiteLLMInstrumentor -> lmscope's own provider and batch processor (no-op exporter), as
+                   `lmscope.instrument()` runs it: captured content is built in the export thread
     openinference  openinference-instrumentation-litellm -> the same provider setup
     sdk_span       no instrumentor: one empty SDK span around `litellm.completion` (start, attach, detach, end)
     sdk_values     the same span carrying, ready made, every attribute lmscope stores for the call
+    (isolated runs) lmscope_nocontent: lmscope without content capture; lmscope_in_call: lmscope on an app's SDK
+                   provider (BatchSpanProcessor(no-op)), where content is built in the call
 
+After each block its configuration's provider is flushed, outside the timing: the total CPU column (every thread, the
+flush included) shows the export thread's work, content built there included.
 The isolated runs (LiteLLM's call replaced by a canned response) come twice: with a one-line prompt and with a
 6,000-character prompt shaped as DSPy's ChatAdapter writes one, where the cost of what scales with the text shows.
 
@@ -43,7 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import litellm
-from bench_overhead import CountingExporter, bare_span_around, batch_provider
+from bench_overhead import CountingExporter, bare_span_around, batch_provider, lmscope_pipeline
 
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
 LONG_PROMPT_CHARS = 6_000
@@ -68,6 +73,9 @@ class Config:
     switch_off: Callable[[], None] = lambda: None
     block_medians: list[float] = field(default_factory=list)  # µs per call, one per round
     block_cpu_medians: list[float] = field(default_factory=list)  # main-thread CPU µs per call, one per round
+    flush: Callable[[], object] = lambda: None
+    """Exports what the block left queued, after the block's timing: the export thread's work shows in total CPU."""
+    block_total_cpu: list[float] = field(default_factory=list)  # CPU µs per call of every thread, flush included
 
 
 def configs(*, decompose: bool = False) -> list[Config]:
@@ -79,20 +87,28 @@ def configs(*, decompose: bool = False) -> list[Config]:
         Config("base"),
         _lmscope_config("lmscope", capture_content=True),
         Config("openinference", lambda: theirs.instrument(tracer_provider=theirs_provider, skip_dep_check=True),
-               theirs.uninstrument),
+               theirs.uninstrument, flush=theirs_provider.force_flush),
         _bare_span_config("sdk_span", None),
         _bare_span_config("sdk_values", _lmscope_values()),
-        *([_lmscope_config("lmscope_nocontent", capture_content=False)] if decompose else []),
+        *([_lmscope_config("lmscope_nocontent", capture_content=False),
+           _lmscope_config("lmscope_in_call", capture_content=True, in_call=True)] if decompose else []),
     ]
 
 
-def _lmscope_config(name: str, *, capture_content: bool) -> Config:
+def _lmscope_config(name: str, *, capture_content: bool, in_call: bool = False) -> Config:
+    """lmscope's instrumentor on lmscope's own provider and batch processor, as `lmscope.instrument()` runs it
+    (content built in the export thread); `in_call`: on an app's SDK provider, content built in the call."""
     from lmscope.instrumentation.litellm import LiteLLMInstrumentor
 
-    instrumentor, provider = LiteLLMInstrumentor(), batch_provider(CountingExporter())
-    return Config(name, lambda: instrumentor.instrument(tracer=provider.get_tracer("bench"),
-                                                        capture_content=capture_content, skip_dep_check=True),
-                  instrumentor.uninstrument)
+    instrumentor = LiteLLMInstrumentor()
+    if in_call:
+        provider = batch_provider(CountingExporter())
+        tracer = provider.get_tracer("bench")
+    else:
+        provider, tracer = lmscope_pipeline(CountingExporter())
+    return Config(name, lambda: instrumentor.instrument(tracer=tracer, capture_content=capture_content,
+                                                        skip_dep_check=True),
+                  instrumentor.uninstrument, flush=provider.force_flush)
 
 
 def _lmscope_values() -> dict[str, Any]:
@@ -116,11 +132,10 @@ def _lmscope_values() -> dict[str, Any]:
 
 def _bare_span_config(name: str, attributes: dict[str, Any] | None) -> Config:
     """An empty SDK span around `litellm.completion`, or one carrying `attributes` ready made: the SDK's part."""
-    original = litellm.completion
-    completion = bare_span_around(batch_provider(CountingExporter()).get_tracer("bench"), original,
-                                  lambda _kwargs: attributes)
+    original, provider = litellm.completion, batch_provider(CountingExporter())
+    completion = bare_span_around(provider.get_tracer("bench"), original, lambda _kwargs: attributes)
     return Config(name, lambda: setattr(litellm, "completion", completion),
-                  lambda: setattr(litellm, "completion", original))
+                  lambda: setattr(litellm, "completion", original), flush=provider.force_flush)
 
 
 def long_prompt(chars: int) -> list[dict[str, str]]:
@@ -165,7 +180,10 @@ def run(all_configs: list[Config], work: Callable[[], Any], rounds: int, calls: 
         rng.shuffle(order)
         for config in order:
             config.switch_on()
+            process_cpu = time.process_time_ns()  # every thread: the program's and the export workers'
             wall, cpu = timed_block(work, calls)
+            config.flush()
+            config.block_total_cpu.append((time.process_time_ns() - process_cpu) / 1e3 / calls)
             config.block_medians.append(wall)
             config.block_cpu_medians.append(cpu)
             config.switch_off()
@@ -181,14 +199,16 @@ def report(title: str, all_configs: list[Config]) -> tuple[dict[str, float], dic
     base = all_configs[0]
     print(f"\n{title}")
     print(f"  {'config':<17} {'µs/call (median of block medians)':>31} {'overhead µs (paired median)':>28} "
-          f"{'main-thread CPU overhead µs':>28}")
+          f"{'main-thread CPU overhead µs':>28} {'total CPU overhead µs, all threads':>35}")
     overheads, cpu_overheads = {}, {}
     for config in all_configs:
         overhead = 0.0 if config is base else paired_overhead(config.block_medians, base.block_medians)
         cpu = 0.0 if config is base else paired_overhead(config.block_cpu_medians, base.block_cpu_medians)
+        total = 0.0 if config is base else paired_overhead(config.block_total_cpu, base.block_total_cpu)
         overheads[config.name], cpu_overheads[config.name] = overhead, cpu
         print(f"  {config.name:<17} {statistics.median(config.block_medians):>31,.1f} "
-              f"{'-' if config is base else f'{overhead:+,.1f}':>28} {'-' if config is base else f'{cpu:+,.1f}':>28}")
+              f"{'-' if config is base else f'{overhead:+,.1f}':>28} {'-' if config is base else f'{cpu:+,.1f}':>28} "
+              f"{'-' if config is base else f'{total:+,.1f}':>35}")
     return overheads, cpu_overheads
 
 

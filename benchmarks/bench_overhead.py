@@ -8,7 +8,8 @@ blocks, so machine noise (this is a shared 2-core box) hits every configuration 
 gives a paired difference against the uninstrumented base:
 
     base          no instrumentation
-    lmscope_noop  lmscope's DSPyInstrumentor -> SDK TracerProvider -> BatchSpanProcessor(no-op)
+    lmscope_noop  lmscope's DSPyInstrumentor -> lmscope's own provider and batch processor (no-op exporter), as
+                  `lmscope.instrument()` runs it: captured content is built in the export thread
     lmscope_file  the same, exporting through OtlpJsonFileExporter to a temp file
     lmscope_read  the same, exporting to an exporter that reads every attribute, event and link and keeps
                   nothing (what a real exporter does): its total CPU counts the export thread too
@@ -19,6 +20,8 @@ gives a paired difference against the uninstrumented base:
     sdk_in_dspy   the same empty SDK spans lmscope makes, at the same places (every module and LM call)
     sdk_values_in_dspy  sdk_in_dspy with each span carrying, ready made, the attributes lmscope stored there: what
                   storing the span contract's values costs the SDK, apart from lmscope's own code
+    (--decompose) lmscope_nocontent, lmscope_unsampled, lmscope_metrics_exemplars, and lmscope_in_call: lmscope on
+                  an app's SDK provider (BatchSpanProcessor(no-op)), where content is built in the call
 
 plus, in the same rounds, the bare SDK cost of one span (`start_span` + context attach/detach,
 BatchSpanProcessor(no-op)) for a tree of empty spans shaped like one lmscope pipeline call.
@@ -174,6 +177,25 @@ def batch_provider(exporter: SpanExporter, sampler: Sampler | None = None) -> Tr
     return provider
 
 
+def lmscope_pipeline(exporter: SpanExporter) -> tuple[TracerProvider, Any]:
+    """What `lmscope.instrument(exporters=...)` runs, with `exporter` as its one exporter: lmscope's own provider
+    (in a registry of this benchmark's own, so nothing global), its batch processor, and a tracer of its own
+    scope. Spans that go only to lmscope's processors leave their content to the export thread
+    (lmscope/telemetry/_attributes_on_export.py)."""
+    from opentelemetry.trace import ProxyTracerProvider
+
+    from lmscope.telemetry._batch_export import BatchExportProcessor
+    from lmscope.telemetry._options import resolve_options
+    from lmscope.telemetry._tracer_provider import ProviderRegistry
+
+    registry = ProviderRegistry(get_global=ProxyTracerProvider, at_exit=lambda _hook: None)
+    setup = registry.setup(resolve_options(), [BatchExportProcessor(exporter)])
+    tracer = setup.tracer("bench")
+    provider = registry.own_provider
+    assert provider is not None and tracer.defers_attributes()  # type: ignore[attr-defined]
+    return provider, tracer
+
+
 # --------------------------------------------------------------------------------------------------
 # Proof that "off" really is off
 
@@ -299,7 +321,9 @@ def base_config() -> Config:
 
 def lmscope_config(name: str, describe: str, make_exporter: Callable[[], SpanExporter | None], *,
                    capture_content: bool = True, sampler: Sampler | None = None, metrics: bool = False,
-                   exemplars: bool = False) -> Config:
+                   exemplars: bool = False, in_call: bool = False) -> Config:
+    """`in_call`: on a provider of the app's (a plain SDK one) instead of lmscope's own, as under
+    `opentelemetry-instrument` or once the app set a global provider: content is built on the program's thread."""
     try:
         from lmscope.instrumentation.dspy import DSPyInstrumentor
 
@@ -308,8 +332,11 @@ def lmscope_config(name: str, describe: str, make_exporter: Callable[[], SpanExp
     except Exception as exc:  # noqa: BLE001 - the module may still be being written by another engineer
         return Config(name, describe, skipped=f"{type(exc).__name__}: {exc}")
     counter = CountingExporter(inner)
-    provider = batch_provider(counter, sampler)
-    tracer = provider.get_tracer("bench")
+    if sampler is None and not in_call:
+        provider, tracer = lmscope_pipeline(counter)
+    else:  # an app's provider (its sampler), where lmscope builds content in the call
+        provider = batch_provider(counter, sampler)
+        tracer = provider.get_tracer("bench")
     instrumentor = DSPyInstrumentor()
     return Config(name, describe,
                   lambda: instrumentor.instrument(tracer, capture_content=capture_content, **listeners),
@@ -980,11 +1007,12 @@ def build_configs(program: Any, snapshot: DSPySnapshot, decompose: bool) -> tupl
     shape, shape_source, values = capture_lmscope_spans(program, snapshot)
     configs = [
         base_config(),
-        lmscope_config("lmscope_noop", "lmscope DSPyInstrumentor -> SDK + BatchSpanProcessor(no-op)", lambda: None),
-        lmscope_config("lmscope_file", "lmscope DSPyInstrumentor -> SDK + BatchSpanProcessor(OtlpJsonFileExporter)",
-                       lambda: file_exporter(SPANS_FILE)),
-        lmscope_config("lmscope_read", "lmscope DSPyInstrumentor -> SDK + BatchSpanProcessor(exporter reading every "
-                       "attribute)", AttributeReadingExporter),
+        lmscope_config("lmscope_noop", "lmscope DSPyInstrumentor -> lmscope's provider + batch processor(no-op)",
+                       lambda: None),
+        lmscope_config("lmscope_file", "lmscope DSPyInstrumentor -> lmscope's provider + batch processor"
+                       "(OtlpJsonFileExporter)", lambda: file_exporter(SPANS_FILE)),
+        lmscope_config("lmscope_read", "lmscope DSPyInstrumentor -> lmscope's provider + batch processor(exporter "
+                       "reading every attribute)", AttributeReadingExporter),
         lmscope_config("lmscope_metrics", "lmscope_noop + lmscope's metric instruments (SDK MeterProvider)",
                        lambda: None, metrics=True),
         openinference_config(snapshot),
@@ -996,6 +1024,8 @@ def build_configs(program: Any, snapshot: DSPySnapshot, decompose: bool) -> tupl
         configs += [
             lmscope_config("lmscope_nocontent", "lmscope_noop with capture_content=False", lambda: None,
                            capture_content=False),
+            lmscope_config("lmscope_in_call", "lmscope DSPyInstrumentor -> an app's SDK provider + "
+                           "BatchSpanProcessor(no-op): content built in the call", lambda: None, in_call=True),
             lmscope_config("lmscope_unsampled", "lmscope_noop on a provider with sampler=ALWAYS_OFF", lambda: None,
                            sampler=ALWAYS_OFF),
             lmscope_config("lmscope_metrics_exemplars", "lmscope_metrics as with an OTLP/console metrics exporter "

@@ -50,6 +50,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from ._attributes_on_export import with_attributes
 from ._export_guard import GuardedExporter
 from ._fork import renew_after_fork
 from ._options import DEFAULT_MAX_QUEUE_SIZE
@@ -167,7 +168,10 @@ def _export_workers_cpu() -> float | None:
 
 
 class BatchExportProcessor(SpanProcessor):
-    """Queues ended spans (at most `max_queue_size`) and exports them in batches on a worker thread."""
+    """Queues ended spans (at most `max_queue_size`) and exports them in batches on a worker thread, where the
+    attributes left for export are stored (`_attributes_on_export.py`)."""
+
+    builds_attributes_on_export = True
 
     def __init__(self, exporter: SpanExporter, *, max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE,
                  max_export_batch_size: int = 512, schedule_delay_millis: float = 5000,
@@ -485,7 +489,7 @@ class BatchExportProcessor(SpanProcessor):
             # As the SDK's BatchSpanProcessor does: an instrumented HTTP client must not trace our own export.
             self._export_started = started = time.monotonic()
             with suppress_instrumentation():
-                result = self.exporter.export(batch)
+                result = self.exporter.export([with_attributes(span) for span in batch])
             self._export_started = None
             if result is SpanExportResult.SUCCESS:
                 self._export_seconds.append(time.monotonic() - started)

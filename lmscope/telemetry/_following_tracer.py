@@ -31,16 +31,23 @@ Router = Callable[[str, "str | None"], "trace.Tracer | None"]
 """(name, version) -> the tracer to use for good once the global provider is set; None while it is not."""
 
 
+def _never() -> bool:
+    return False
+
+
 class FollowingTracer(trace.Tracer):
     """A Tracer on lmscope's own provider that switches for good to the global provider once the app sets one."""
 
-    def __init__(self, name: str, version: str | None, own: trace.Tracer, route: Router) -> None:
+    def __init__(self, name: str, version: str | None, own: trace.Tracer, route: Router,
+                 own_builds_attributes_on_export: Callable[[], bool] = _never) -> None:
         """`own`: the tracer of lmscope's own provider, used until `route` answers with a tracer (a NoOpTracer when
-        `route` answers at once: the global provider was set before)."""
+        `route` answers at once: the global provider was set before). `own_builds_attributes_on_export`: whether only
+        lmscope's processors, which store attributes on export, see the own provider's spans now."""
         self._name = name
         self._version = version
         self._route = route
         self._own = own
+        self._own_builds_attributes_on_export = own_builds_attributes_on_export
         self._settled: trace.Tracer | None = route(name, version)
 
     def _tracer(self) -> trace.Tracer:
@@ -51,6 +58,11 @@ class FollowingTracer(trace.Tracer):
         if settled is not None:
             return settled
         return self._own
+
+    def defers_attributes(self) -> bool:
+        """True when the next span goes only to lmscope's own processors: its attributes may be stored in the export
+        thread (`_attributes_on_export.py`). False once lmscope's spans go through the app's provider."""
+        return self._tracer() is self._own and self._own_builds_attributes_on_export()
 
     @property
     def sampler(self) -> object:

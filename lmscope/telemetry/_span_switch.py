@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from opentelemetry import context as context_api
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, SynchronousMultiSpanProcessor
 
+from ._attributes_on_export import span_ended
 from ._batch_export import drop_report, flush_processors, shutdown_processors
 from ._fork import renew_after_fork
 
@@ -41,6 +42,9 @@ class ProcessorGroup(SynchronousMultiSpanProcessor):
         for processor in processors:
             self.add_span_processor(processor)
         self.processors = tuple(processors)
+        self.builds_attributes_on_export = all(getattr(p, "builds_attributes_on_export", False) for p in processors)
+        """Every processor of the group stores attributes left for export before reading any
+        (`_attributes_on_export.py`)."""
         self._scopes = None if scopes is None else frozenset(scopes)
         self._closed = False
         self._close_lock = threading.Lock()
@@ -89,6 +93,8 @@ class SwitchableSpanProcessor(SpanProcessor):
         # Replaced whole on every change, so span callbacks read one consistent fan-out without a lock.
         self._fanout = _fanout()
         self._groups: tuple[SpanProcessor, ...] = ()
+        self.builds_attributes_on_export = True
+        """Every attached group stores attributes left for export (`ProcessorGroup.builds_attributes_on_export`)."""
         self._lock = threading.Lock()
         renew_after_fork(self)
 
@@ -113,6 +119,7 @@ class SwitchableSpanProcessor(SpanProcessor):
         for group in groups:
             fanout.add_span_processor(group)
         self._groups, self._fanout = groups, fanout
+        self.builds_attributes_on_export = all(getattr(g, "builds_attributes_on_export", False) for g in groups)
 
     # Only the public hooks are forwarded: the SDK's private `_on_ending` stays the base class's no-op, which is all
     # lmscope's own processors (the only ones in the groups) implement.
@@ -120,6 +127,7 @@ class SwitchableSpanProcessor(SpanProcessor):
         self._fanout.on_start(span, parent_context=parent_context)
 
     def on_end(self, span: ReadableSpan) -> None:
+        span_ended(span)  # attributes left for export follow the finished span (`_attributes_on_export.py`)
         self._fanout.on_end(span)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:

@@ -13,6 +13,7 @@ routes spans to them.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -22,6 +23,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
+from ._attributes_on_export import reads_no_attributes
 from ._batch_export import BatchExportProcessor
 from ._following_tracer import FollowingTracer
 from ._fork import renew_after_fork, run_at_exit
@@ -232,7 +234,14 @@ class ProviderRegistry:
 
     def tracer(self, name: str, version: str | None) -> trace.Tracer:
         own = trace.NoOpTracer() if self._own is None else self._own.get_tracer(name, version)
-        return FollowingTracer(name, version, own, self._route)
+        return FollowingTracer(name, version, own, self._route, self._own_builds_attributes_on_export)
+
+    def _own_builds_attributes_on_export(self) -> bool:
+        """Only lmscope's processors see the spans of lmscope's own provider, all of them store attributes on export
+        (`_attributes_on_export.py`), nobody else's processor was added to it, and its sampler reads no attributes."""
+        own = self._own
+        return type(own) is _OwnTracerProvider and own.processors_added == 1 \
+            and self._own_switch.builds_attributes_on_export and own.sampler_reads_no_attributes
 
     def _route(self, name: str, version: str | None) -> trace.Tracer | None:
         """The tracer lmscope's spans use for good once the global provider is set; None until then (per span)."""
@@ -276,7 +285,7 @@ class ProviderRegistry:
     def _ensure_own(self, resource: Resource) -> TracerProvider:
         own = self._own
         if own is None:
-            own = self._own = TracerProvider(resource=resource, id_generator=ID_GENERATOR)
+            own = self._own = _OwnTracerProvider(resource=resource, id_generator=ID_GENERATOR)
             own.add_span_processor(self._own_switch)
         elif own.resource != resource:
             logger.warning("lmscope: the tracer provider lmscope created earlier keeps service.name=%r "
@@ -305,6 +314,22 @@ class ProviderRegistry:
             live = list(self._live)
         for setup in live:
             setup.shutdown()
+
+
+class _OwnTracerProvider(TracerProvider):
+    """lmscope's own provider, counting the processors added to it: lmscope adds one (its switch); the app may add
+    more through `Instrumentation.tracer_provider`, and then sees every span as the app's provider would show it."""
+
+    processors_added = 0
+
+    @functools.cached_property
+    def sampler_reads_no_attributes(self) -> bool:
+        """Its sampler (from OTEL_TRACES_SAMPLER, fixed when it was built) is one of the SDK's own."""
+        return reads_no_attributes(self.sampler)
+
+    def add_span_processor(self, span_processor: SpanProcessor) -> None:
+        super().add_span_processor(span_processor)
+        self.processors_added += 1
 
 
 _BEFORE_EXIT_DELIVERY: list[Callable[[], object]] = []

@@ -76,8 +76,8 @@ class BatchItem:
 class ModuleFrame:
     """A module call, or a container (`batch`, `Parallel`, `Evaluate`) whose children run in workers."""
 
-    __slots__ = ("asked_lm", "child_calls", "container", "documents", "ended", "kind_by_default", "module", "parent",
-                 "path", "retriever", "rolls_up", "span", "timing", "token", "totals")
+    __slots__ = ("asked_lm", "child_calls", "container", "documents", "ended", "kind_by_default", "later", "module",
+                 "parent", "path", "retriever", "rolls_up", "span", "timing", "token", "totals")
 
     def __init__(self, span: Span, path: str, module: Any, parent: ModuleFrame | None, container: bool,
                  recording: bool) -> None:
@@ -97,6 +97,8 @@ class ModuleFrame:
         """(module path, perf_counter at start, phase), set only when someone listens for module durations."""
         self.retriever = False
         """A recording RETRIEVER span: its output becomes document attributes."""
+        self.later = False
+        """Its attributes are stored on export (`telemetry/_attributes_on_export.py`)."""
         self.documents: Any = None
         """What a retriever's backend answered, when its return value drops the ids (`dspy.ColBERTv2`'s `pid` with
         `simplify=True`): listed as the span's documents instead of the return value."""
@@ -142,8 +144,8 @@ class LMFrame:
     """An LM call; `finalize` and the cache probe fill it in, the LM wrapper turns it into attributes."""
 
     __slots__ = ("answers_outer", "cache_key_memo", "cache_layer", "call", "children", "dspy_requested", "forwarded",
-                 "lm", "model", "operation", "outer", "parent", "phase", "provider", "requests_in_children", "resent",
-                 "result", "span", "started", "stored_record", "token", "trackers")
+                 "later", "lm", "model", "operation", "outer", "parent", "phase", "provider", "requests_in_children",
+                 "resent", "result", "span", "started", "stored_record", "token", "trackers")
 
     def __init__(self, span: Span, parent: ModuleFrame | None, lm: Any, model: str, provider: str | None,
                  started: float, trackers: tuple[Usage, ...]) -> None:
@@ -158,6 +160,8 @@ class LMFrame:
         self.call: Any = None
         self.result: Any = None
         self.cache_layer: str | None = None
+        self.later = False
+        """Its attributes are stored on export (`telemetry/_attributes_on_export.py`)."""
         self.cache_key_memo: tuple[Any, str] | None = None
         self.stored_record: Any = None
         self.token: Token[Context] | None = None

@@ -15,6 +15,7 @@ import functools
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -30,6 +31,7 @@ from opentelemetry.trace import (
 )
 
 from ...telemetry import _semconv as semconv
+from ...telemetry._attributes_on_export import AttributesLater, copied_messages, defers_attributes, set_on_export
 from ...telemetry._content import ContentPolicy
 from ...telemetry._context_attributes import context_attributes
 from ...telemetry._internal_errors import report_internal_error
@@ -43,7 +45,7 @@ from .._errors import record_error
 from .._lm_span_view import lm_call_context
 from .._providers import provider_given
 from .._setup import EvaluationListener, LMCallListener, ModuleListener
-from ._attributes import request_parameters, safe_str
+from ._attributes import request_parameters, safe_str, to_json
 from ._frames import (
     ADAPTER_KEY,
     BATCH_ITEM_KEY,
@@ -62,7 +64,16 @@ from ._providers import answered_by
 from ._results import lm_call_from_result
 from ._retries import requests_made
 from ._settings import NO_OVERRIDES, dspy_cache_tier_on, settings_attributes
-from ._span_builders import lm_end_attributes, lm_start_attributes, module_end_attributes, module_start_attributes
+from ._span_builders import (
+    encoded_content,
+    lm_end_attributes,
+    lm_input_attributes,
+    lm_output_attributes,
+    lm_start_attributes,
+    module_end_attributes,
+    module_output_attributes,
+    module_start_attributes,
+)
 
 Attributes = dict[str, Any]
 
@@ -119,6 +130,8 @@ class Runtime:
         # is placed by its lmscope.batch.index instead (worker threads start items in no fixed order).
         call_index = parent.next_call_index(span_name) if has_path and parent is not None and batch_index is None \
             else None
+        inputs = _inputs(args, kwargs) if self.content.capture_inputs and (args or kwargs) else None
+        later = defers_attributes(self.tracer)  # attributes stored on export (`_attributes_on_export.py`)
 
         def build() -> Attributes:
             facts = module_facts(module)
@@ -130,12 +143,15 @@ class Runtime:
                 batch_index=batch_index,
                 scoped=context_attributes(ctx, self.content),
                 settings=self._settings(ctx) if parent is None or parent.container else None,
-                content=_inputs(args, kwargs) if self.content.capture_inputs and (args or kwargs) else None,
-                policy=self.content)
+                content=None if later else inputs, policy=self.content)
 
-        span = self._start_span(span_name, ctx, SpanKind.INTERNAL, parent, build, "module span attributes")
+        span = self._start_span(span_name, ctx, SpanKind.INTERNAL, parent, build, "module span attributes", later)
         recording = span.is_recording()
+        if later and recording and inputs is not None:
+            _build_later(span, "module span attributes",
+                         lambda: partial(encoded_content, semconv.INPUT_VALUE, to_json(inputs), self.content))
         frame = ModuleFrame(span, path, owner, parent, container, recording)
+        frame.later = later
         frame.retriever = recording and span_kind_name == semconv.KIND_RETRIEVER
         frame.kind_by_default = kind is None and not container and kind_is_default(cls)
         if self.module_listeners and has_path:
@@ -155,9 +171,15 @@ class Runtime:
                         and _looks_retrieved(output):
                     retriever = True  # a user's retriever, known by what it returned: say so before the span ends
                     span.set_attribute(semconv.SPAN_KIND, semconv.KIND_RETRIEVER)
-                _set_attributes(span, "module span end attributes", module_end_attributes, totals,
-                                _documents(frame, output) if returned and retriever else None, self.content,
-                                output if returned and self.content.capture_outputs else None)
+                later = frame.later
+                content_later = later and returned and self.content.capture_outputs  # documents built with it
+                documents = _documents(frame, output) if returned and retriever else None
+                _set_attributes(span, "module span end attributes", later, module_end_attributes, totals,
+                                None if content_later else documents, self.content,
+                                output if returned and self.content.capture_outputs and not later else None)
+                if content_later:
+                    _build_later(span, "module span end attributes", lambda: partial(
+                        module_output_attributes, to_json(output), copied_messages(documents), self.content))
             if error is not None:
                 record_error(span, error, self.content)
             if frame.timing is not None:
@@ -183,15 +205,18 @@ class Runtime:
         if provider is None:  # a bare model name: the provider the caller named, else the answer's (`_lm_call`)
             provider = provider_given(kwargs) or provider_given(getattr(lm, "kwargs", None))
 
+        prompt = None
+        if self.content.capture_inputs:
+            prompt = kwargs.get("messages") or (args[0] if args else kwargs.get("prompt"))
+        later = defers_attributes(self.tracer)  # attributes stored on export (`_attributes_on_export.py`)
+        content_later = later and bool(prompt)
+
         def build() -> Attributes:
-            prompt = None
-            if self.content.capture_inputs:
-                prompt = kwargs.get("messages") or (args[0] if args else kwargs.get("prompt"))
             # `messages` is not a request parameter (the allowlist never reads it): no filtered copy needed.
             parameters = request_parameters(getattr(lm, "kwargs", None) or {}, kwargs)
-            tools = kwargs.get("tools") or (getattr(lm, "kwargs", None) or {}).get("tools") if prompt else None
             attributes = lm_start_attributes(model, provider, parameters, context_attributes(ctx, self.content),
-                                             self._settings(ctx, lm), prompt, self.content, tools)
+                                             self._settings(ctx, lm), None if content_later else prompt,
+                                             self.content, None if content_later else _tools(lm, kwargs, prompt))
             if operation != semconv.GEN_AI_OPERATION_CHAT:
                 attributes[semconv.GEN_AI_OPERATION_NAME] = operation
             adapter = ctx.get(ADAPTER_KEY)
@@ -203,8 +228,13 @@ class Runtime:
         operation = semconv.GEN_AI_OPERATION_TEXT_COMPLETION if getattr(lm, "model_type", None) == "text" \
             else semconv.GEN_AI_OPERATION_CHAT
         name = f"{operation} {self.content.name(model)[0]}"  # a model name may hold a key: scrubbed
-        span = self._start_span(name, ctx, SpanKind.CLIENT, parent, build, "LM span attributes")
+        span = self._start_span(name, ctx, SpanKind.CLIENT, parent, build, "LM span attributes", later)
+        if content_later and span.is_recording():
+            _build_later(span, "LM span attributes", lambda: partial(
+                lm_input_attributes, copied_messages(prompt), copied_messages(_tools(lm, kwargs, prompt)),
+                self.content))
         frame = LMFrame(span, parent, lm, model, provider, time.perf_counter(), active_trackers(ctx))
+        frame.later = later
         frame.operation = operation
         frame.phase = current_phase(ctx)
         outer = ctx.get(FRAME_KEY)
@@ -235,9 +265,15 @@ class Runtime:
                 captured = self.content.capture_outputs and error is None and output is not None
                 # A provider known only from the answer is not among the start attributes.
                 answered = call.provider if call is not None and frame.provider is None else None
-                _set_attributes(span, "LM span end attributes", lm_end_attributes,
-                                call if frame.result is not None else None, output if captured else None,
-                                self.content, answered, children)
+                later = captured and frame.later
+                finished_call = call if frame.result is not None else None
+                _set_attributes(span, "LM span end attributes", frame.later, lm_end_attributes, finished_call,
+                                output if captured and not later else None, self.content, answered,
+                                children)
+                if later:
+                    reasons = finished_call.finish_reasons if finished_call is not None else None
+                    _build_later(span, "LM span end attributes",
+                                 lambda: partial(lm_output_attributes, copied_messages(output), reasons, self.content))
                 if frame.resent:  # requests that failed were sent again (`_retries.py`)
                     span.set_attribute(semconv.LM_REQUESTS, requests_made(frame, error is not None))
             if error is not None:
@@ -286,7 +322,7 @@ class Runtime:
 
     # --- shared ----------------------------------------------------------------------------------
     def _start_span(self, name: str, ctx: Context, kind: SpanKind, parent: ModuleFrame | None,
-                    build: Callable[[], Attributes], where: str) -> Span:
+                    build: Callable[[], Attributes], where: str, later: bool) -> Span:
         """`tracer.start_span` in `ctx`, with the start attributes `build()` returns if the span records.
 
         Whether it will record is known only once it has started, and the attributes should be there at the start
@@ -296,6 +332,8 @@ class Runtime:
         and set right after the start. A top-level span is not built for either when the tracer's sampler is one of
         the SDK's fixed ones that drops it whatever its attributes say (`_may_sample`).
         """
+        if later:  # nobody reads them before lmscope's exporters: stored there (`_attributes_on_export.py`)
+            return self._start_span_storing_on_export(name, ctx, kind, build, where)
         likely = parent.span.is_recording() if parent is not None else _may_sample(self.tracer, ctx)
         attributes = _built(build, where, ctx) if likely else None
         try:
@@ -307,6 +345,17 @@ class Runtime:
             return NonRecordingSpan(get_current_span(ctx).get_span_context())
         if attributes is None and span.is_recording():
             span.set_attributes(_built(build, where, ctx))
+        return span
+
+    def _start_span_storing_on_export(self, name: str, ctx: Context, kind: SpanKind, build: Callable[[], Attributes],
+                                      where: str) -> Span:
+        try:
+            span = self.tracer.start_span(name, ctx, kind)
+        except Exception as exc:  # noqa: BLE001 - lmscope's provider: its sampler or our own processors raised
+            report_internal_error("starting a span", exc)
+            return NonRecordingSpan(get_current_span(ctx).get_span_context())
+        if span.is_recording():
+            set_on_export(span, _built(build, where, ctx))
         return span
 
     def _settings(self, ctx: Context, lm: Any = None) -> Attributes:
@@ -381,14 +430,32 @@ def _built(build: Callable[[], Attributes], where: str, ctx: Context) -> Attribu
     return attributes
 
 
-def _set_attributes(span: Span, where: str, build: Callable[..., Attributes], *args: Any) -> None:
-    """`span.set_attributes(build(*args))`; a builder's fault costs its attributes, not the span."""
+def _build_later(span: Span, where: str, prepare: Callable[[], AttributesLater]) -> None:
+    """Leave a span's content to lmscope's exporters: `prepare()` takes the copy it needs now, on the program's
+    thread, and returns the builder that runs on export. A fault costs the content, not the span."""
+    try:
+        set_on_export(span, prepare())
+    except Exception as exc:  # noqa: BLE001
+        report_internal_error(where, exc)
+
+
+def _tools(lm: Any, kwargs: Mapping[str, Any], prompt: Any) -> Any:
+    """The tools an LM call offered, recorded with its prompt (none without one)."""
+    return kwargs.get("tools") or (getattr(lm, "kwargs", None) or {}).get("tools") if prompt else None
+
+
+def _set_attributes(span: Span, where: str, later: bool, build: Callable[..., Attributes], *args: Any) -> None:
+    """`span.set_attributes(build(*args))`, or stored on export (`later`); a builder's fault costs its attributes,
+    not the span."""
     try:
         attributes = build(*args)
     except Exception as exc:  # noqa: BLE001
         report_internal_error(where, exc)
         return
-    span.set_attributes(attributes)
+    if later:
+        set_on_export(span, attributes)
+    else:
+        span.set_attributes(attributes)
 
 
 def _inputs(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:

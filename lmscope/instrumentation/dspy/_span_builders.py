@@ -32,11 +32,20 @@ def _put_content(attributes: dict[str, Any], value_key: str, mime_key: str, cont
                  policy: ContentPolicy) -> None:
     """`content`: the captured input or output, or None (not captured); recorded as the policy allows."""
     if content is not None:
-        text, redacted = policy.json(to_json(content), value_key)
-        attributes[value_key] = text
-        attributes[mime_key] = semconv.MIME_JSON
-        if redacted:
-            attributes[semconv.SCRUBBED] = True
+        attributes.update(encoded_content(value_key, to_json(content), policy))
+
+
+def encoded_content(value_key: str, encoded: str, policy: ContentPolicy) -> dict[str, Any]:
+    """`input.value` or `output.value` (`value_key`) and its mime type, from the content's JSON `encoded`: scrubbed
+    and cut as the policy says. The JSON text is also the copy a span building content on export keeps."""
+    text, redacted = policy.json(encoded, value_key)
+    attributes: dict[str, Any] = {value_key: text, _MIME_KEYS[value_key]: semconv.MIME_JSON}
+    if redacted:
+        attributes[semconv.SCRUBBED] = True
+    return attributes
+
+
+_MIME_KEYS = {semconv.INPUT_VALUE: semconv.INPUT_MIME_TYPE, semconv.OUTPUT_VALUE: semconv.OUTPUT_MIME_TYPE}
 
 
 def module_start_attributes(*, kind: str, class_name: str, path: str | None, aliases: tuple[str, ...],
@@ -81,6 +90,14 @@ def module_end_attributes(totals: Spend, passages: Any, policy: ContentPolicy, c
     return attributes
 
 
+def module_output_attributes(encoded: str, passages: Any, policy: ContentPolicy) -> dict[str, Any]:
+    """A module's captured output, from its JSON `encoded`, and the documents a retriever returned (`passages`,
+    None for other modules): what `module_end_attributes` records of them, built on export."""
+    attributes = document_attributes(passages, policy) if passages is not None else {}
+    attributes.update(encoded_content(semconv.OUTPUT_VALUE, encoded, policy))
+    return attributes
+
+
 def lm_start_attributes(model: str, provider: str | None, parameters: Mapping[str, Any],
                         scoped: Mapping[str, Any] | None, settings: Mapping[str, Any], content: Any,
                         policy: ContentPolicy, tools: Any = None) -> dict[str, Any]:
@@ -90,11 +107,26 @@ def lm_start_attributes(model: str, provider: str | None, parameters: Mapping[st
     if scoped:
         attributes.update(scoped)
     attributes.update(settings)
-    _put_content(attributes, semconv.INPUT_VALUE, semconv.INPUT_MIME_TYPE, content, policy)
     if content is not None:
-        messages = [{"role": "user", "content": content}] if isinstance(content, str) else content
-        attributes.update(  # lmscope.scrubbed is only ever set true: update keeps it
-            input_message_attributes(messages, tools, policy))
+        attributes.update(lm_input_attributes(content, tools, policy))
+    return attributes
+
+
+def lm_input_attributes(content: Any, tools: Any, policy: ContentPolicy) -> dict[str, Any]:
+    """An LM call's captured request: `input.value` and the structured messages (a prompt string is one user
+    message), with the `tools` offered."""
+    attributes: dict[str, Any] = {}
+    _put_content(attributes, semconv.INPUT_VALUE, semconv.INPUT_MIME_TYPE, content, policy)
+    messages = [{"role": "user", "content": content}] if isinstance(content, str) else content
+    attributes.update(input_message_attributes(messages, tools, policy))  # lmscope.scrubbed: only ever set true
+    return attributes
+
+
+def lm_output_attributes(content: Any, finish_reasons: Any, policy: ContentPolicy) -> dict[str, Any]:
+    """An LM call's captured answers: `output.value` and the output messages."""
+    attributes: dict[str, Any] = {}
+    _put_content(attributes, semconv.OUTPUT_VALUE, semconv.OUTPUT_MIME_TYPE, content, policy)
+    attributes.update(output_message_attributes(content, finish_reasons, policy))
     return attributes
 
 
@@ -122,9 +154,8 @@ def lm_end_attributes(call: LMCall | None, content: Any, policy: ContentPolicy,
     if children is not None:
         attributes.update(rollup_attributes(children))
         attributes[semconv.USAGE_IN_CHILDREN] = True
-    _put_content(attributes, semconv.OUTPUT_VALUE, semconv.OUTPUT_MIME_TYPE, content, policy)
     if content is not None:
-        attributes.update(output_message_attributes(content, call.finish_reasons if call else None, policy))
+        attributes.update(lm_output_attributes(content, call.finish_reasons if call else None, policy))
     return attributes
 
 

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from contextvars import Token
+from functools import partial
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -23,6 +24,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import INVALID_SPAN, NoOpTracer, Span, SpanKind, Tracer
 
 from ...telemetry import _semconv as semconv
+from ...telemetry._attributes_on_export import copied_messages, defers_attributes, set_on_export
 from ...telemetry._content import ContentPolicy
 from ...telemetry._context_attributes import context_attributes
 from ...telemetry._internal_errors import report_internal_error
@@ -81,9 +83,9 @@ class CallFrame:
     """One LiteLLM call in flight: the span of its provider request (of each in turn, when the OpenAI SDK sends a
     failed request again: `LiteLLMRuntime.request_failed`)."""
 
-    __slots__ = ("content", "context", "handed_over", "kwargs", "litellm_prices", "lm", "lm_request", "model",
-                 "operation", "outer", "parent", "phase", "provider", "provider_answered", "responses_api", "span",
-                 "started", "token", "trackers")
+    __slots__ = ("content", "context", "handed_over", "kwargs", "later", "litellm_prices", "lm", "lm_request",
+                 "model", "operation", "outer", "parent", "phase", "provider", "provider_answered", "responses_api",
+                 "span", "started", "token", "trackers")
 
     def __init__(self, operation: str, model: str, provider: str | None, parent: ModuleFrame | None,
                  trackers: tuple[Usage, ...], kwargs: Mapping[str, Any], phase: str, outer: Context,
@@ -101,6 +103,8 @@ class CallFrame:
         """What of the call's messages its spans capture: the runtime's policy, without any content when LiteLLM
         keeps this call's messages from its own logging (`_message_logging.py`)."""
         self.span: Span = INVALID_SPAN
+        self.later = False
+        """The span's attributes are stored on export (`telemetry/_attributes_on_export.py`)."""
         self.started = 0.0
         self.token: Token[Context] | None = None
         self.context: Context | None = None
@@ -199,9 +203,17 @@ class LiteLLMRuntime:
     def _open_span(self, frame: CallFrame) -> None:
         """Start the span of the call's next provider request: its first, or one the OpenAI SDK sends again."""
         operation = RESPONSES if frame.responses_api else frame.operation
-        frame.span = self.tracer.start_span(
-            f"{frame.operation} {self.content.name(frame.model)[0]}", frame.outer, SpanKind.CLIENT,
-            self._start_attributes(operation, frame, frame.outer))
+        name = f"{frame.operation} {self.content.name(frame.model)[0]}"
+        frame.later = later = defers_attributes(self.tracer)  # stored on export (`_attributes_on_export.py`)
+        if not later:
+            frame.span = self.tracer.start_span(name, frame.outer, SpanKind.CLIENT,
+                                                self._start_attributes(operation, frame, frame.outer, False))
+        else:
+            frame.span = span = self.tracer.start_span(name, frame.outer, SpanKind.CLIENT)
+            if span.is_recording():
+                set_on_export(span, self._start_attributes(operation, frame, frame.outer, True))
+                if frame.content.capture_inputs:
+                    self._inputs_on_export(span, operation, frame)
         frame.started = time.perf_counter()
         if isinstance(frame.parent, RouterFrame):  # a deployment attempt of the router call
             frame.parent.attempt_started()
@@ -323,7 +335,10 @@ class LiteLLMRuntime:
                     attributes.update(provider_attributes(frame.provider))
                 attributes.update(outputs or {})
                 attributes.update(extra or {})
-                span.set_attributes(attributes)
+                if frame.later:
+                    set_on_export(span, attributes)
+                else:
+                    span.set_attributes(attributes)
                 if error is not None:
                     record_error(span, error, self.content)
             if error is None:  # as for DSPy's LM spans: a failed call rolls up nothing; metrics count its error
@@ -348,7 +363,8 @@ class LiteLLMRuntime:
         if isinstance(frame.parent, RouterFrame):
             frame.parent.attempt_ended(frame.model if answered else None)
 
-    def _start_attributes(self, operation: str, frame: CallFrame, ctx: Context) -> dict[str, Any]:
+    def _start_attributes(self, operation: str, frame: CallFrame, ctx: Context, later: bool) -> dict[str, Any]:
+        """`later`: the captured request is built on export, not here (`_attributes_on_export.py`)."""
         model, provider, kwargs, phase = frame.model, frame.provider, frame.kwargs, frame.phase
         try:
             attributes = lm_request_attributes(model, provider, request_parameters({}, kwargs), self.content)
@@ -360,28 +376,34 @@ class LiteLLMRuntime:
             scoped = context_attributes(ctx, self.content)
             if scoped:
                 attributes.update(scoped)
-            if frame.content.capture_inputs:
-                attributes.update(self._inputs(operation, kwargs, frame.content))
+            if frame.content.capture_inputs and not later:
+                value, tools = _request_content(operation, kwargs)
+                if value is not None:
+                    attributes.update(self._inputs(operation, value, tools, frame.content))
             return attributes
         except Exception as exc:  # noqa: BLE001 - a builder's fault costs its attributes, not the call
             report_internal_error("LiteLLM span attributes", exc)
             return {semconv.PHASE: phase}
 
+    def _inputs_on_export(self, span: Span, operation: str, frame: CallFrame) -> None:
+        """The captured request, built on export from a copy of its messages taken now."""
+        try:
+            value, tools = _request_content(operation, frame.kwargs)
+            if value is not None:
+                set_on_export(span, partial(self._inputs, operation, copied_messages(value), copied_messages(tools),
+                                            frame.content))
+        except Exception as exc:  # noqa: BLE001 - a builder's fault costs its attributes, not the call
+            report_internal_error("LiteLLM span attributes", exc)
+
     @staticmethod
-    def _inputs(operation: str, kwargs: Mapping[str, Any], policy: ContentPolicy) -> dict[str, Any]:
-        if operation == RESPONSES:
-            value = responses_messages(kwargs)
-        else:
-            value = kwargs.get("messages") if operation == CHAT else kwargs.get(
-                "input" if operation == EMBEDDINGS else "prompt")
-        if value is None:
-            return {}
+    def _inputs(operation: str, value: Any, tools: Any, policy: ContentPolicy) -> dict[str, Any]:
+        """The captured request `value` (`_request_content`) as `input.value` and structured messages."""
         text, redacted = policy.json(to_json(value), semconv.INPUT_VALUE)
         attributes: dict[str, Any] = {semconv.INPUT_VALUE: text, semconv.INPUT_MIME_TYPE: semconv.MIME_JSON}
         if redacted:
             attributes[semconv.SCRUBBED] = True
         if operation in (CHAT, RESPONSES):
-            attributes.update(input_message_attributes(value, kwargs.get("tools"), policy))
+            attributes.update(input_message_attributes(value, tools, policy))
         elif operation == TEXT_COMPLETION and (messages := prompt_messages(value)) is not None:
             attributes.update(input_message_attributes(messages, None, policy))
         return attributes
@@ -400,14 +422,33 @@ class LiteLLMRuntime:
 
     def answer_attributes(self, texts: list[Any], frame: CallFrame,
                           finish_reasons: tuple[str, ...] | None) -> dict[str, Any]:
-        """`output.value` and the output messages of a chat or text completion's answers."""
+        """`output.value` and the output messages of a chat or text completion's answers; none when they are left to
+        lmscope's exporters, which then build them from a copy of `texts` (`_attributes_on_export.py`)."""
         policy = frame.content
-        text, redacted = policy.json(to_json(texts), semconv.OUTPUT_VALUE)
-        attributes: dict[str, Any] = {semconv.OUTPUT_VALUE: text, semconv.OUTPUT_MIME_TYPE: semconv.MIME_JSON}
-        if redacted:
-            attributes[semconv.SCRUBBED] = True
-        attributes.update(output_message_attributes(texts, finish_reasons, policy))
-        return attributes
+        if frame.later and frame.span.is_recording():
+            set_on_export(frame.span, partial(_answer_attributes, copied_messages(texts), finish_reasons, policy))
+            return {}
+        return _answer_attributes(texts, finish_reasons, policy)
+
+
+def _answer_attributes(texts: list[Any], finish_reasons: tuple[str, ...] | None,
+                       policy: ContentPolicy) -> dict[str, Any]:
+    """`output.value` and the output messages of a chat or text completion's answers."""
+    text, redacted = policy.json(to_json(texts), semconv.OUTPUT_VALUE)
+    attributes: dict[str, Any] = {semconv.OUTPUT_VALUE: text, semconv.OUTPUT_MIME_TYPE: semconv.MIME_JSON}
+    if redacted:
+        attributes[semconv.SCRUBBED] = True
+    attributes.update(output_message_attributes(texts, finish_reasons, policy))
+    return attributes
+
+
+def _request_content(operation: str, kwargs: Mapping[str, Any]) -> tuple[Any, Any]:
+    """(what a call sent, as `input.value` records it, or None; the tools it offered)."""
+    if operation == RESPONSES:
+        return responses_messages(kwargs), kwargs.get("tools")
+    if operation == CHAT:
+        return kwargs.get("messages"), kwargs.get("tools")
+    return kwargs.get("input" if operation == EMBEDDINGS else "prompt"), None
 
 
 def live_runtime() -> LiteLLMRuntime:

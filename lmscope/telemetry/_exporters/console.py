@@ -16,6 +16,7 @@ from cachetools import LRUCache
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
+from .._attributes_on_export import with_attributes
 from .._fork import renew_after_fork
 from .._internal_errors import report_internal_error
 from .._trace_file import records_from_spans
@@ -32,6 +33,9 @@ and at worst a tree prints in pieces."""
 
 
 class ConsoleTreeProcessor(SpanProcessor):
+    builds_attributes_on_export = True
+    """Reads a span's attributes when it ends, stored there first if they were left for export."""
+
     def __init__(
         self,
         stream: TextIO | None = None,
@@ -64,6 +68,7 @@ class ConsoleTreeProcessor(SpanProcessor):
             report_internal_error("console tree", exc)
 
     def _on_end(self, span: ReadableSpan) -> None:
+        span = with_attributes(span)
         trace_id = span.context.trace_id
         parent = span.parent
         self._open.discard(span.context.span_id)

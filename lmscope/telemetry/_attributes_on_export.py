@@ -1,0 +1,163 @@
+"""Span attributes stored in the export thread: what a span going only to lmscope's own exporters leaves for later.
+
+Most of what lmscope costs the program's thread is attributes: the SDK validates and stores every value as it is
+set (~0.5 µs each, 170 on one DSPy pipeline call), and captured content costs more to build (two JSON encodings, the
+credential scrub of every text, the structured messages of both conventions). Nothing needs them before an exporter
+reads the span, when lmscope's are the only eyes on it. So a span that goes only to lmscope's own processors
+(lmscope's provider, before the app sets one, with no processor of anybody else's added to it, and a sampler of the
+SDK's that reads no attributes) carries none of lmscope's attributes while it runs: the instrumentation hands them
+to `set_on_export`, as finished values, or for content as a builder over a copy taken on the program's thread.
+lmscope's processors call `with_attributes` when they read the span (the batch processors in their worker, the
+console tree at its end), which builds and stores them once per span, through the same SDK validation and limits,
+and hands every exporter the same copy of the span carrying them.
+
+Where anybody else's processor or sampler may see the span (the app's provider, a processor added to lmscope's),
+attributes are set on the span in the call as usual: what they see never depends on this module.
+
+What changes for the spans it handles, and only for them: a sampler or an `on_start` hook sees no lmscope attribute
+(lmscope's own read none), and a `scrub_callback` runs in the export thread. Nothing unscrubbed ever leaves: a
+builder that fails costs its attributes, reported once, never the span. Attributes waiting for a span live as long
+as the finished span does (a weak reference): a span the queue drops takes them along.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import weakref
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits
+from opentelemetry.sdk.trace.sampling import ParentBased, ParentBasedTraceIdRatio, StaticSampler, TraceIdRatioBased
+from opentelemetry.trace import Span
+
+from ._exporters.span_rewrite import copied
+from ._fork import renew_after_fork
+from ._internal_errors import report_internal_error
+from ._semconv import SCRUBBED
+
+AttributesLater = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
+"""A span's attributes as finished values, or a builder of them over a copy taken in the call (run on export)."""
+
+_MAX_OPEN = 100_000
+"""Open spans with attributes waiting that are remembered; past it (spans never ended) the oldest are forgotten."""
+
+
+class _Waiting:
+    """Attributes waiting: by span id while the span is open; then by the finished span the SDK hands the processors
+    (a new object at `end()`), weakly, replaced by the copy every exporter gets once stored."""
+
+    def __init__(self) -> None:
+        self.open: dict[tuple[int, int], list[AttributesLater]] = {}
+        self.ended: weakref.WeakKeyDictionary[ReadableSpan, list[AttributesLater] | ReadableSpan] = \
+            weakref.WeakKeyDictionary()
+        self.lock = threading.Lock()
+        renew_after_fork(self)
+
+    def after_fork_in_child(self) -> None:
+        self.lock = threading.Lock()
+
+
+_WAITING = _Waiting()
+_LIMITS = SpanLimits()
+"""The attribute limits of lmscope's own provider (built with the SDK's default limits, read from OTEL_* variables),
+which the attributes stored here obey as the SDK would have."""
+_SAMPLERS_READING_NO_ATTRIBUTES = frozenset((StaticSampler, TraceIdRatioBased, ParentBased, ParentBasedTraceIdRatio))
+"""The samplers OTEL_TRACES_SAMPLER builds from the SDK's own names (a custom one comes from an entry point)."""
+
+
+def reads_no_attributes(sampler: object) -> bool:
+    """True for the SDK's own samplers, which decide by trace id and parent alone (not a subclass: it may not)."""
+    return type(sampler) in _SAMPLERS_READING_NO_ATTRIBUTES
+
+
+def set_on_export(span: Span, attributes: AttributesLater) -> None:
+    """Have lmscope's exporters see `attributes` on `span` (a span that `defers_attributes` said yes to), which has
+    not ended yet; later ones win over earlier ones, and what was set on the span itself wins over all (it was set
+    after the start). Takes no lock: the program's thread never waits for an export worker (single dict operations
+    are atomic; a span's attributes are handed over by the code running it, one at a time)."""
+    context = span.get_span_context()
+    key = (context.trace_id, context.span_id)
+    waiting = _WAITING.open.get(key)
+    if waiting is not None:
+        waiting.append(attributes)
+        return
+    if len(_WAITING.open) >= _MAX_OPEN:
+        # Spans never ended: the oldest go. Another thread adding one mid-iteration raises: good enough.
+        with _WAITING.lock, contextlib.suppress(RuntimeError):
+            while len(_WAITING.open) >= _MAX_OPEN:
+                _WAITING.open.pop(next(iter(_WAITING.open)), None)
+    _WAITING.open[key] = [attributes]
+
+
+def span_ended(span: ReadableSpan) -> None:
+    """Called by lmscope's processor on the provider (`SwitchableSpanProcessor.on_end`) before any other processor
+    sees `span`: what waits for it now lives as long as `span` does."""
+    if _WAITING.open:
+        context = span.context
+        waiting = _WAITING.open.pop((context.trace_id, context.span_id), None)
+        if waiting is not None:
+            _WAITING.ended[span] = waiting
+
+
+def with_attributes(span: ReadableSpan) -> ReadableSpan:
+    """`span` as lmscope's exporters export it: with the attributes handed over for it, stored the first time it is
+    asked for, in the asking thread. Without any it is `span` itself: one dict lookup."""
+    ended = _WAITING.ended
+    if not ended:
+        return span
+    with _WAITING.lock:  # held while storing: a second exporter of the same span waits for the one copy
+        found = ended.get(span)
+        if found is None or isinstance(found, ReadableSpan):
+            return span if found is None else found
+        stored = _copy_with(span, found)
+        ended[span] = stored
+        return stored
+
+
+def _copy_with(span: ReadableSpan, waiting: list[AttributesLater]) -> ReadableSpan:
+    merged: dict[str, Any] = {}
+    scrubbed = False
+    for later in waiting:
+        try:
+            attributes = later() if callable(later) else later
+        except Exception as exc:  # noqa: BLE001 - the span goes out without these, never with content unscrubbed
+            report_internal_error("span attributes built on export", exc)
+            continue
+        merged.update(attributes)
+        scrubbed = scrubbed or bool(attributes.get(SCRUBBED))
+    own = span.attributes or {}
+    merged.update(own)
+    if scrubbed or own.get(SCRUBBED):  # only ever set true: content redacted anywhere marks the whole span
+        merged[SCRUBBED] = True
+    # Validated and limited as the SDK's span would have stored them (values of the wrong type dropped, cut).
+    stored = BoundedAttributes(maxlen=_LIMITS.max_span_attributes, attributes=merged, immutable=True,
+                               max_value_len=_LIMITS.max_span_attribute_length)
+    return copied(span, attributes=stored)
+
+
+def copied_messages(value: Any) -> Any:
+    """A copy of a prompt's structure (messages, their content parts, a list of answers or passages) that later
+    changes to the program's lists and dicts do not reach; strings are immutable and shared. A chat loop appends the
+    answer to the very list it sent: the span must still show what was sent."""
+    if type(value) is list or type(value) is tuple:
+        return [_copied_item(item) for item in value]
+    return _copied_item(value)
+
+
+def _copied_item(item: Any) -> Any:
+    if type(item) is dict:
+        copy = dict(item)
+        for key, value in copy.items():
+            if type(value) is list:  # content parts, tool calls
+                copy[key] = [dict(part) if type(part) is dict else part for part in value]
+        return copy
+    return item
+
+
+def defers_attributes(tracer: object) -> bool:
+    """True when `tracer`'s next span goes only to lmscope's own processors, which store attributes on export."""
+    decide: Callable[[], bool] | None = getattr(tracer, "defers_attributes", None)
+    return decide is not None and decide()
