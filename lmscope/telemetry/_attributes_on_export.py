@@ -73,7 +73,7 @@ def reads_no_attributes(sampler: object) -> bool:
     return type(sampler) in _SAMPLERS_READING_NO_ATTRIBUTES
 
 
-def set_on_export(span: Span, attributes: AttributesLater) -> None:
+def set_on_export(span: Span, *attributes: AttributesLater) -> None:
     """Have lmscope's exporters see `attributes` on `span` (a span that `defers_attributes` said yes to), which has
     not ended yet; later ones win over earlier ones, and what was set on the span itself wins over all (it was set
     after the start). Takes no lock: the program's thread never waits for an export worker (single dict operations
@@ -82,14 +82,14 @@ def set_on_export(span: Span, attributes: AttributesLater) -> None:
     key = (context.trace_id, context.span_id)
     waiting = _WAITING.open.get(key)
     if waiting is not None:
-        waiting.append(attributes)
+        waiting.extend(attributes)
         return
     if len(_WAITING.open) >= _MAX_OPEN:
         # Spans never ended: the oldest go. Another thread adding one mid-iteration raises: good enough.
         with _WAITING.lock, contextlib.suppress(RuntimeError):
             while len(_WAITING.open) >= _MAX_OPEN:
                 _WAITING.open.pop(next(iter(_WAITING.open)), None)
-    _WAITING.open[key] = [attributes]
+    _WAITING.open[key] = list(attributes)
 
 
 def span_ended(span: ReadableSpan) -> None:

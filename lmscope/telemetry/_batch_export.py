@@ -172,6 +172,8 @@ class BatchExportProcessor(SpanProcessor):
     attributes left for export are stored (`_attributes_on_export.py`)."""
 
     builds_attributes_on_export = True
+    reads_span_start = False
+    """Its `on_start` does nothing: a group of lmscope's skips calling it (`_span_switch.ProcessorGroup.starting`)."""
 
     def __init__(self, exporter: SpanExporter, *, max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE,
                  max_export_batch_size: int = 512, schedule_delay_millis: float = 5000,

@@ -145,11 +145,11 @@ class Runtime:
                 settings=self._settings(ctx) if parent is None or parent.container else None,
                 content=None if later else inputs, policy=self.content)
 
-        span = self._start_span(span_name, ctx, SpanKind.INTERNAL, parent, build, "module span attributes", later)
+        content = None if inputs is None else \
+            lambda: partial(encoded_content, semconv.INPUT_VALUE, to_json(inputs), self.content)
+        span = self._start_span(span_name, ctx, SpanKind.INTERNAL, parent, build, "module span attributes", later,
+                                content)
         recording = span.is_recording()
-        if later and recording and inputs is not None:
-            _build_later(span, "module span attributes",
-                         lambda: partial(encoded_content, semconv.INPUT_VALUE, to_json(inputs), self.content))
         frame = ModuleFrame(span, path, owner, parent, container, recording)
         frame.later = later
         frame.retriever = recording and span_kind_name == semconv.KIND_RETRIEVER
@@ -176,10 +176,10 @@ class Runtime:
                 documents = _documents(frame, output) if returned and retriever else None
                 _set_attributes(span, "module span end attributes", later, module_end_attributes, totals,
                                 None if content_later else documents, self.content,
-                                output if returned and self.content.capture_outputs and not later else None)
-                if content_later:
-                    _build_later(span, "module span end attributes", lambda: partial(
-                        module_output_attributes, to_json(output), copied_messages(documents), self.content))
+                                output if returned and self.content.capture_outputs and not later else None,
+                                content=(lambda: partial(module_output_attributes, to_json(output),
+                                                         copied_messages(documents), self.content))
+                                if content_later else None)
             if error is not None:
                 record_error(span, error, self.content)
             if frame.timing is not None:
@@ -228,11 +228,10 @@ class Runtime:
         operation = semconv.GEN_AI_OPERATION_TEXT_COMPLETION if getattr(lm, "model_type", None) == "text" \
             else semconv.GEN_AI_OPERATION_CHAT
         name = f"{operation} {self.content.name(model)[0]}"  # a model name may hold a key: scrubbed
-        span = self._start_span(name, ctx, SpanKind.CLIENT, parent, build, "LM span attributes", later)
-        if content_later and span.is_recording():
-            _build_later(span, "LM span attributes", lambda: partial(
-                lm_input_attributes, copied_messages(prompt), copied_messages(_tools(lm, kwargs, prompt)),
-                self.content))
+        content = (lambda: partial(lm_input_attributes, copied_messages(prompt),
+                                   copied_messages(_tools(lm, kwargs, prompt)), self.content)) \
+            if content_later else None
+        span = self._start_span(name, ctx, SpanKind.CLIENT, parent, build, "LM span attributes", later, content)
         frame = LMFrame(span, parent, lm, model, provider, time.perf_counter(), active_trackers(ctx))
         frame.later = later
         frame.operation = operation
@@ -265,15 +264,13 @@ class Runtime:
                 captured = self.content.capture_outputs and error is None and output is not None
                 # A provider known only from the answer is not among the start attributes.
                 answered = call.provider if call is not None and frame.provider is None else None
-                later = captured and frame.later
+                content_later = captured and frame.later
                 finished_call = call if frame.result is not None else None
+                reasons = finished_call.finish_reasons if finished_call is not None else None
                 _set_attributes(span, "LM span end attributes", frame.later, lm_end_attributes, finished_call,
-                                output if captured and not later else None, self.content, answered,
-                                children)
-                if later:
-                    reasons = finished_call.finish_reasons if finished_call is not None else None
-                    _build_later(span, "LM span end attributes",
-                                 lambda: partial(lm_output_attributes, copied_messages(output), reasons, self.content))
+                                output if captured and not content_later else None, self.content, answered, children,
+                                content=(lambda: partial(lm_output_attributes, copied_messages(output), reasons,
+                                                         self.content)) if content_later else None)
                 if frame.resent:  # requests that failed were sent again (`_retries.py`)
                     span.set_attribute(semconv.LM_REQUESTS, requests_made(frame, error is not None))
             if error is not None:
@@ -322,7 +319,8 @@ class Runtime:
 
     # --- shared ----------------------------------------------------------------------------------
     def _start_span(self, name: str, ctx: Context, kind: SpanKind, parent: ModuleFrame | None,
-                    build: Callable[[], Attributes], where: str, later: bool) -> Span:
+                    build: Callable[[], Attributes], where: str, later: bool,
+                    content: Callable[[], AttributesLater] | None = None) -> Span:
         """`tracer.start_span` in `ctx`, with the start attributes `build()` returns if the span records.
 
         Whether it will record is known only once it has started, and the attributes should be there at the start
@@ -333,7 +331,7 @@ class Runtime:
         the SDK's fixed ones that drops it whatever its attributes say (`_may_sample`).
         """
         if later:  # nobody reads them before lmscope's exporters: stored there (`_attributes_on_export.py`)
-            return self._start_span_storing_on_export(name, ctx, kind, build, where)
+            return self._start_span_storing_on_export(name, ctx, kind, build, where, content)
         likely = parent.span.is_recording() if parent is not None else _may_sample(self.tracer, ctx)
         attributes = _built(build, where, ctx) if likely else None
         try:
@@ -348,14 +346,16 @@ class Runtime:
         return span
 
     def _start_span_storing_on_export(self, name: str, ctx: Context, kind: SpanKind, build: Callable[[], Attributes],
-                                      where: str) -> Span:
+                                      where: str, content: Callable[[], AttributesLater] | None) -> Span:
+        """A span whose start attributes (`build()`) and captured content (the builder `content()` prepares from a
+        copy taken now) are stored on export."""
         try:
             span = self.tracer.start_span(name, ctx, kind)
         except Exception as exc:  # noqa: BLE001 - lmscope's provider: its sampler or our own processors raised
             report_internal_error("starting a span", exc)
             return NonRecordingSpan(get_current_span(ctx).get_span_context())
         if span.is_recording():
-            set_on_export(span, _built(build, where, ctx))
+            _store_on_export(span, where, _built(build, where, ctx), content)
         return span
 
     def _settings(self, ctx: Context, lm: Any = None) -> Attributes:
@@ -430,13 +430,20 @@ def _built(build: Callable[[], Attributes], where: str, ctx: Context) -> Attribu
     return attributes
 
 
-def _build_later(span: Span, where: str, prepare: Callable[[], AttributesLater]) -> None:
-    """Leave a span's content to lmscope's exporters: `prepare()` takes the copy it needs now, on the program's
-    thread, and returns the builder that runs on export. A fault costs the content, not the span."""
+def _store_on_export(span: Span, where: str, attributes: Attributes,
+                     content: Callable[[], AttributesLater] | None) -> None:
+    """Hand `attributes` and the span's captured content to lmscope's exporters: `content()` takes the copy it needs
+    now, on the program's thread, and returns the builder that runs on export. A fault costs the content only."""
+    if content is None:
+        set_on_export(span, attributes)
+        return
     try:
-        set_on_export(span, prepare())
+        prepared = content()
     except Exception as exc:  # noqa: BLE001
         report_internal_error(where, exc)
+        set_on_export(span, attributes)
+        return
+    set_on_export(span, attributes, prepared)
 
 
 def _tools(lm: Any, kwargs: Mapping[str, Any], prompt: Any) -> Any:
@@ -444,16 +451,17 @@ def _tools(lm: Any, kwargs: Mapping[str, Any], prompt: Any) -> Any:
     return kwargs.get("tools") or (getattr(lm, "kwargs", None) or {}).get("tools") if prompt else None
 
 
-def _set_attributes(span: Span, where: str, later: bool, build: Callable[..., Attributes], *args: Any) -> None:
-    """`span.set_attributes(build(*args))`, or stored on export (`later`); a builder's fault costs its attributes,
-    not the span."""
+def _set_attributes(span: Span, where: str, later: bool, build: Callable[..., Attributes], *args: Any,
+                    content: Callable[[], AttributesLater] | None = None) -> None:
+    """`span.set_attributes(build(*args))`, or stored on export (`later`) with the captured `content` (see
+    `_store_on_export`); a builder's fault costs its attributes, not the span."""
     try:
         attributes = build(*args)
     except Exception as exc:  # noqa: BLE001
         report_internal_error(where, exc)
-        return
+        attributes = {}
     if later:
-        set_on_export(span, attributes)
+        _store_on_export(span, where, attributes, content)
     else:
         span.set_attributes(attributes)
 

@@ -26,12 +26,16 @@ _METADATA_SLOTS: Final = ("litellm_metadata", "metadata")
 """Where LiteLLM also looks for a per-call switch, in its order (`_CLIENT_CALLBACK_METADATA_SLOTS`)."""
 _ENABLE_HEADERS: Final = ("litellm-enable-message-redaction", "x-litellm-enable-message-redaction")
 _DISABLE_HEADER: Final = "litellm-disable-message-redaction"
+_PER_CALL_KEYS: Final = frozenset(("no-log", _SWITCH, *_METADATA_SLOTS))
+"""The arguments any per-call switch is read from: a call with none of them (most) goes by the global one."""
 
 
 def messages_hidden_by_litellm(kwargs: Mapping[str, Any]) -> bool:
     """Whether LiteLLM keeps this call's messages from its logging integrations."""
     import litellm  # imported already: this runs inside one of its calls
 
+    if _PER_CALL_KEYS.isdisjoint(kwargs):
+        return getattr(litellm, "turn_off_message_logging", False) is True
     if kwargs.get("no-log") is True and not getattr(litellm, "global_disable_no_log_param", False):
         return True
     metadata = [slot for slot in (kwargs.get(name) for name in _METADATA_SLOTS) if isinstance(slot, Mapping)]

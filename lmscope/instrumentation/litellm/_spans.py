@@ -24,7 +24,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import INVALID_SPAN, NoOpTracer, Span, SpanKind, Tracer
 
 from ...telemetry import _semconv as semconv
-from ...telemetry._attributes_on_export import copied_messages, defers_attributes, set_on_export
+from ...telemetry._attributes_on_export import AttributesLater, copied_messages, defers_attributes, set_on_export
 from ...telemetry._content import ContentPolicy
 from ...telemetry._context_attributes import context_attributes
 from ...telemetry._internal_errors import report_internal_error
@@ -211,9 +211,12 @@ class LiteLLMRuntime:
         else:
             frame.span = span = self.tracer.start_span(name, frame.outer, SpanKind.CLIENT)
             if span.is_recording():
-                set_on_export(span, self._start_attributes(operation, frame, frame.outer, True))
-                if frame.content.capture_inputs:
-                    self._inputs_on_export(span, operation, frame)
+                attributes = self._start_attributes(operation, frame, frame.outer, True)
+                inputs = self._inputs_on_export(operation, frame) if frame.content.capture_inputs else None
+                if inputs is None:
+                    set_on_export(span, attributes)
+                else:
+                    set_on_export(span, attributes, inputs)
         frame.started = time.perf_counter()
         if isinstance(frame.parent, RouterFrame):  # a deployment attempt of the router call
             frame.parent.attempt_started()
@@ -318,8 +321,9 @@ class LiteLLMRuntime:
                       phase=frame.phase, cache_used=frame.operation == EMBEDDINGS and _dspy_cache_missed(frame.outer))
 
     def finish(self, frame: CallFrame, call: LMCall | None, error: BaseException | None,
-               outputs: dict[str, Any] | None, extra: Mapping[str, Any] | None = None) -> None:
-        """Attributes, consumers and `span.end()` for a finished call (`call` None: it failed before a response)."""
+               outputs: AttributesLater | None, extra: Mapping[str, Any] | None = None) -> None:
+        """Attributes, consumers and `span.end()` for a finished call (`call` None: it failed before a response).
+        `outputs`: the answers' attributes, or their builder to run on export (`answer_attributes`)."""
         span = frame.span
         try:
             if call is None:
@@ -333,12 +337,16 @@ class LiteLLMRuntime:
                     drop_output_tokens(attributes)
                 if frame.provider_answered and frame.provider is not None:
                     attributes.update(provider_attributes(frame.provider))
-                attributes.update(outputs or {})
-                attributes.update(extra or {})
-                if frame.later:
-                    set_on_export(span, attributes)
+                if callable(outputs):  # the answers, built on export
+                    attributes.update(extra or {})
+                    set_on_export(span, attributes, outputs)
                 else:
-                    span.set_attributes(attributes)
+                    attributes.update(outputs or {})
+                    attributes.update(extra or {})
+                    if frame.later:
+                        set_on_export(span, attributes)
+                    else:
+                        span.set_attributes(attributes)
                 if error is not None:
                     record_error(span, error, self.content)
             if error is None:  # as for DSPy's LM spans: a failed call rolls up nothing; metrics count its error
@@ -385,15 +393,16 @@ class LiteLLMRuntime:
             report_internal_error("LiteLLM span attributes", exc)
             return {semconv.PHASE: phase}
 
-    def _inputs_on_export(self, span: Span, operation: str, frame: CallFrame) -> None:
-        """The captured request, built on export from a copy of its messages taken now."""
+    def _inputs_on_export(self, operation: str, frame: CallFrame) -> Callable[[], dict[str, Any]] | None:
+        """The builder of the captured request, to run on export over a copy of its messages taken now; None when
+        there is none."""
         try:
             value, tools = _request_content(operation, frame.kwargs)
             if value is not None:
-                set_on_export(span, partial(self._inputs, operation, copied_messages(value), copied_messages(tools),
-                                            frame.content))
+                return partial(self._inputs, operation, copied_messages(value), copied_messages(tools), frame.content)
         except Exception as exc:  # noqa: BLE001 - a builder's fault costs its attributes, not the call
             report_internal_error("LiteLLM span attributes", exc)
+        return None
 
     @staticmethod
     def _inputs(operation: str, value: Any, tools: Any, policy: ContentPolicy) -> dict[str, Any]:
@@ -408,7 +417,7 @@ class LiteLLMRuntime:
             attributes.update(input_message_attributes(messages, None, policy))
         return attributes
 
-    def _outputs(self, frame: CallFrame, response: Any, finish_reasons: tuple[str, ...]) -> dict[str, Any]:
+    def _outputs(self, frame: CallFrame, response: Any, finish_reasons: tuple[str, ...]) -> AttributesLater:
         if not frame.content.capture_outputs:
             return {}
         if frame.operation == EMBEDDINGS:
@@ -421,13 +430,12 @@ class LiteLLMRuntime:
         return self.answer_attributes(texts, frame, finish_reasons)
 
     def answer_attributes(self, texts: list[Any], frame: CallFrame,
-                          finish_reasons: tuple[str, ...] | None) -> dict[str, Any]:
-        """`output.value` and the output messages of a chat or text completion's answers; none when they are left to
-        lmscope's exporters, which then build them from a copy of `texts` (`_attributes_on_export.py`)."""
+                          finish_reasons: tuple[str, ...] | None) -> AttributesLater:
+        """`output.value` and the output messages of a chat or text completion's answers; for a span whose attributes
+        are stored on export, the builder of them over a copy of `texts` (`_attributes_on_export.py`)."""
         policy = frame.content
-        if frame.later and frame.span.is_recording():
-            set_on_export(frame.span, partial(_answer_attributes, copied_messages(texts), finish_reasons, policy))
-            return {}
+        if frame.later:  # built on export, from a copy (`finish` hands it over)
+            return partial(_answer_attributes, copied_messages(texts), finish_reasons, policy)
         return _answer_attributes(texts, finish_reasons, policy)
 
 
