@@ -242,14 +242,15 @@ def memory_run(calls: int) -> None:
     from lmscope.instrumentation.litellm import LiteLLMInstrumentor
 
     instrumentor = LiteLLMInstrumentor()
-    instrumentor.instrument(tracer=batch_provider(CountingExporter()).get_tracer("bench"), capture_content=True,
-                            skip_dep_check=True)
+    provider, tracer = lmscope_pipeline(CountingExporter())  # attributes held for export: none may pile up
+    instrumentor.instrument(tracer=tracer, capture_content=True, skip_dep_check=True)
     for _ in range(1_000):
         call_once()
     gc.collect()
     start = _rss_mb()
     for _ in range(calls):
         call_once()
+    provider.force_flush()
     gc.collect()
     print(f"\nmemory: RSS {start:.1f} MB after 1,000 warm-up calls, {_rss_mb():.1f} MB after {calls:,} more "
           f"(peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MB)")

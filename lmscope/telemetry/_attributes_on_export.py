@@ -9,7 +9,8 @@ SDK's that reads no attributes) carries none of lmscope's attributes while it ru
 to `set_on_export`, as finished values, or for content as a builder over a copy taken on the program's thread.
 lmscope's processors call `with_attributes` when they read the span (the batch processors in their worker, the
 console tree at its end), which builds and stores them once per span, through the same SDK validation and limits,
-and hands every exporter the same copy of the span carrying them.
+and hands every exporter the same copy of the span carrying them (what the SDK does that this relies on:
+docs/opentelemetry-sdk.md).
 
 Where anybody else's processor or sampler may see the span (the app's provider, a processor added to lmscope's),
 attributes are set on the span in the call as usual: what they see never depends on this module.
@@ -104,17 +105,29 @@ def span_ended(span: ReadableSpan) -> None:
 
 def with_attributes(span: ReadableSpan) -> ReadableSpan:
     """`span` as lmscope's exporters export it: with the attributes handed over for it, stored the first time it is
-    asked for, in the asking thread. Without any it is `span` itself: one dict lookup."""
+    asked for, in the asking thread. Without any it is `span` itself: one dict lookup.
+
+    The lock is held for dict operations only, never while building (a `scrub_callback` is the app's code): two
+    exporters asking at once may both build, and the first copy stored is the one both export."""
     ended = _WAITING.ended
     if not ended:
         return span
-    with _WAITING.lock:  # held while storing: a second exporter of the same span waits for the one copy
+    with _WAITING.lock:
         found = ended.get(span)
-        if found is None or isinstance(found, ReadableSpan):
-            return span if found is None else found
-        stored = _copy_with(span, found)
+    if found is None or isinstance(found, ReadableSpan):
+        return span if found is None else found
+    stored = _copy_with(span, found)
+    with _WAITING.lock:
+        first = ended.get(span)
+        if isinstance(first, ReadableSpan):
+            return first
         ended[span] = stored
-        return stored
+    return stored
+
+
+def lock() -> Any:
+    """The lock `with_attributes` takes (a flush in a signal handler checks it is free: `lmscope/_signals.py`)."""
+    return _WAITING.lock
 
 
 def _copy_with(span: ReadableSpan, waiting: list[AttributesLater]) -> ReadableSpan:

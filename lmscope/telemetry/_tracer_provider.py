@@ -23,6 +23,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
+from ._attributes_on_export import lock as attributes_on_export_lock
 from ._attributes_on_export import reads_no_attributes
 from ._batch_export import BatchExportProcessor
 from ._following_tracer import FollowingTracer
@@ -88,7 +89,7 @@ class TracingSetup:
 
     def locks(self) -> list[Any]:
         """The locks a flush or shutdown of this setup takes (lmscope/_signals.py checks they are free)."""
-        found = [self._lock, self._group._close_lock, *self._registry.locks()]
+        found = [self._lock, self._group._close_lock, *self._registry.locks(), attributes_on_export_lock()]
         return found + [lock for p in self._group.processors if (lock := getattr(p, "_lock", None)) is not None]
 
     def tracer(self, name: str, version: str | None = None) -> trace.Tracer:
