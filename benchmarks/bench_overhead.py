@@ -192,7 +192,7 @@ def lmscope_pipeline(exporter: SpanExporter) -> tuple[TracerProvider, Any]:
     setup = registry.setup(resolve_options(), [BatchExportProcessor(exporter)])
     tracer = setup.tracer("bench")
     provider = registry.own_provider
-    assert provider is not None and tracer.defers_attributes()  # type: ignore[attr-defined]
+    assert provider is not None and tracer.resolve()[1]  # type: ignore[attr-defined]
     return provider, tracer
 
 

@@ -32,7 +32,7 @@ from typing import Any
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits
 from opentelemetry.sdk.trace.sampling import ParentBased, ParentBasedTraceIdRatio, StaticSampler, TraceIdRatioBased
-from opentelemetry.trace import Span
+from opentelemetry.trace import Span, Tracer
 
 from ._exporters.span_rewrite import copied
 from ._fork import renew_after_fork
@@ -75,7 +75,7 @@ def reads_no_attributes(sampler: object) -> bool:
 
 
 def set_on_export(span: Span, *attributes: AttributesLater) -> None:
-    """Have lmscope's exporters see `attributes` on `span` (a span that `defers_attributes` said yes to), which has
+    """Have lmscope's exporters see `attributes` on `span` (a span `resolved` said may wait), which has
     not ended yet; later ones win over earlier ones, and what was set on the span itself wins over all (it was set
     after the start). Takes no lock: the program's thread never waits for an export worker (single dict operations
     are atomic; a span's attributes are handed over by the code running it, one at a time)."""
@@ -170,7 +170,8 @@ def _copied_item(item: Any) -> Any:
     return item
 
 
-def defers_attributes(tracer: object) -> bool:
-    """True when `tracer`'s next span goes only to lmscope's own processors, which store attributes on export."""
-    decide: Callable[[], bool] | None = getattr(tracer, "defers_attributes", None)
-    return decide is not None and decide()
+def resolved(tracer: Tracer) -> tuple[Tracer, bool]:
+    """(the tracer `tracer`'s next span goes through, whether only lmscope's own processors see it, which store its
+    attributes on export): lmscope's `FollowingTracer` knows; any other tracer's spans get theirs in the call."""
+    resolve: Callable[[], tuple[Tracer, bool]] | None = getattr(tracer, "resolve", None)
+    return (tracer, False) if resolve is None else resolve()

@@ -59,10 +59,12 @@ class FollowingTracer(trace.Tracer):
             return settled
         return self._own
 
-    def defers_attributes(self) -> bool:
-        """True when the next span goes only to lmscope's own processors: its attributes may be stored in the export
-        thread (`_attributes_on_export.py`). False once lmscope's spans go through the app's provider."""
-        return self._tracer() is self._own and self._own_builds_attributes_on_export()
+    def resolve(self) -> tuple[trace.Tracer, bool]:
+        """(the tracer the next span goes through, whether only lmscope's own processors see it: then its attributes
+        may be stored in the export thread, `_attributes_on_export.py`). One look at the global provider, as a span
+        start takes; never true once lmscope's spans go through the app's provider."""
+        tracer = self._tracer()
+        return tracer, tracer is self._own and self._own_builds_attributes_on_export()
 
     @property
     def sampler(self) -> object:

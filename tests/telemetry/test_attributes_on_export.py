@@ -39,7 +39,7 @@ from opentelemetry.sdk.trace.sampling import (
 from test_providers import FakeGlobals
 
 from lmscope._lm_server import StandInLM
-from lmscope.telemetry._attributes_on_export import _WAITING, defers_attributes, reads_no_attributes, set_on_export
+from lmscope.telemetry._attributes_on_export import _WAITING, reads_no_attributes, resolved, set_on_export
 from lmscope.telemetry._batch_export import BatchExportProcessor
 from lmscope.telemetry._options import resolve_options
 from lmscope.telemetry._trace_file import read_trace_file
@@ -192,7 +192,7 @@ def test_every_exporter_gets_the_attributes_built_once_in_its_worker() -> None:
     first, second = InMemorySpanExporter(), InMemorySpanExporter()
     setup, _, processors = _own_pipeline(first, second)
     tracer = setup.tracer("lmscope")
-    assert tracer.defers_attributes()
+    assert resolved(tracer)[1]
     builds: list[bool] = []
 
     def build() -> dict[str, object]:
@@ -238,22 +238,22 @@ def test_attributes_waiting_for_spans_nobody_exports_are_not_kept() -> None:
 def test_attributes_are_set_in_the_call_where_anybody_else_may_read_the_span() -> None:
     setup, globals_, _ = _own_pipeline(InMemorySpanExporter())
     tracer = setup.tracer("lmscope")
-    assert tracer.defers_attributes()
+    assert resolved(tracer)[1]
     setup.tracer_provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))  # the app's, on ours
-    assert not tracer.defers_attributes()
+    assert not resolved(tracer)[1]
 
     setup, globals_, _ = _own_pipeline(InMemorySpanExporter())
     tracer = setup.tracer("lmscope")
-    assert tracer.defers_attributes()
+    assert resolved(tracer)[1]
     setup2 = globals_.registry().setup(resolve_options(), [SimpleSpanProcessor(InMemorySpanExporter())])
-    assert not setup2.tracer("lmscope").defers_attributes()  # a processor not of lmscope's kind among ours
+    assert not resolved(setup2.tracer("lmscope"))[1]  # a processor not of lmscope's kind among ours
 
     setup, globals_, _ = _own_pipeline(InMemorySpanExporter())
     tracer = setup.tracer("lmscope")
     app = TracerProvider()
     globals_.set(app)  # the app sets its provider: lmscope's spans go through it, where its processors see them
-    assert not tracer.defers_attributes()
-    assert not defers_attributes(trace.get_tracer("plain"))  # a tracer of anybody else's never defers
+    assert not resolved(tracer)[1]
+    assert not resolved(trace.get_tracer("plain"))[1]  # a tracer of anybody else's never defers
 
 
 class _AttributeSampler(Sampler):

@@ -31,7 +31,7 @@ from opentelemetry.trace import (
 )
 
 from ...telemetry import _semconv as semconv
-from ...telemetry._attributes_on_export import AttributesLater, copied_messages, defers_attributes, set_on_export
+from ...telemetry._attributes_on_export import AttributesLater, copied_messages, resolved, set_on_export
 from ...telemetry._content import ContentPolicy
 from ...telemetry._context_attributes import context_attributes
 from ...telemetry._internal_errors import report_internal_error
@@ -131,7 +131,7 @@ class Runtime:
         call_index = parent.next_call_index(span_name) if has_path and parent is not None and batch_index is None \
             else None
         inputs = _inputs(args, kwargs) if self.content.capture_inputs and (args or kwargs) else None
-        later = defers_attributes(self.tracer)  # attributes stored on export (`_attributes_on_export.py`)
+        tracer, later = resolved(self.tracer)  # later: attributes stored on export (`_attributes_on_export.py`)
 
         def build() -> Attributes:
             facts = module_facts(module)
@@ -147,8 +147,8 @@ class Runtime:
 
         content = None if inputs is None else \
             lambda: partial(encoded_content, semconv.INPUT_VALUE, to_json(inputs), self.content)
-        span = self._start_span(span_name, ctx, SpanKind.INTERNAL, parent, build, "module span attributes", later,
-                                content)
+        span = self._start_span(tracer, span_name, ctx, SpanKind.INTERNAL, parent, build, "module span attributes",
+                                later, content)
         recording = span.is_recording()
         frame = ModuleFrame(span, path, owner, parent, container, recording)
         frame.later = later
@@ -208,7 +208,7 @@ class Runtime:
         prompt = None
         if self.content.capture_inputs:
             prompt = kwargs.get("messages") or (args[0] if args else kwargs.get("prompt"))
-        later = defers_attributes(self.tracer)  # attributes stored on export (`_attributes_on_export.py`)
+        tracer, later = resolved(self.tracer)  # later: attributes stored on export (`_attributes_on_export.py`)
         content_later = later and bool(prompt)
 
         def build() -> Attributes:
@@ -231,7 +231,8 @@ class Runtime:
         content = (lambda: partial(lm_input_attributes, copied_messages(prompt),
                                    copied_messages(_tools(lm, kwargs, prompt)), self.content)) \
             if content_later else None
-        span = self._start_span(name, ctx, SpanKind.CLIENT, parent, build, "LM span attributes", later, content)
+        span = self._start_span(tracer, name, ctx, SpanKind.CLIENT, parent, build, "LM span attributes", later,
+                                content)
         frame = LMFrame(span, parent, lm, model, provider, time.perf_counter(), active_trackers(ctx))
         frame.later = later
         frame.operation = operation
@@ -318,7 +319,7 @@ class Runtime:
         return call
 
     # --- shared ----------------------------------------------------------------------------------
-    def _start_span(self, name: str, ctx: Context, kind: SpanKind, parent: ModuleFrame | None,
+    def _start_span(self, tracer: Tracer, name: str, ctx: Context, kind: SpanKind, parent: ModuleFrame | None,
                     build: Callable[[], Attributes], where: str, later: bool,
                     content: Callable[[], AttributesLater] | None = None) -> Span:
         """`tracer.start_span` in `ctx`, with the start attributes `build()` returns if the span records.
@@ -331,11 +332,11 @@ class Runtime:
         the SDK's fixed ones that drops it whatever its attributes say (`_may_sample`).
         """
         if later:  # nobody reads them before lmscope's exporters: stored there (`_attributes_on_export.py`)
-            return self._start_span_storing_on_export(name, ctx, kind, build, where, content)
-        likely = parent.span.is_recording() if parent is not None else _may_sample(self.tracer, ctx)
+            return _start_span_storing_on_export(tracer, name, ctx, kind, build, where, content)
+        likely = parent.span.is_recording() if parent is not None else _may_sample(tracer, ctx)
         attributes = _built(build, where, ctx) if likely else None
         try:
-            span = self.tracer.start_span(name, ctx, kind, attributes)
+            span = tracer.start_span(name, ctx, kind, attributes)
         except Exception as exc:  # noqa: BLE001 - the SDK calls every processor's on_start in here, the app's too
             report_internal_error("starting a span (a span processor or sampler raised; the span is not recorded)",
                                   exc)
@@ -343,19 +344,6 @@ class Runtime:
             return NonRecordingSpan(get_current_span(ctx).get_span_context())
         if attributes is None and span.is_recording():
             span.set_attributes(_built(build, where, ctx))
-        return span
-
-    def _start_span_storing_on_export(self, name: str, ctx: Context, kind: SpanKind, build: Callable[[], Attributes],
-                                      where: str, content: Callable[[], AttributesLater] | None) -> Span:
-        """A span whose start attributes (`build()`) and captured content (the builder `content()` prepares from a
-        copy taken now) are stored on export."""
-        try:
-            span = self.tracer.start_span(name, ctx, kind)
-        except Exception as exc:  # noqa: BLE001 - lmscope's provider: its sampler or our own processors raised
-            report_internal_error("starting a span", exc)
-            return NonRecordingSpan(get_current_span(ctx).get_span_context())
-        if span.is_recording():
-            _store_on_export(span, where, _built(build, where, ctx), content)
         return span
 
     def _settings(self, ctx: Context, lm: Any = None) -> Attributes:
@@ -428,6 +416,21 @@ def _built(build: Callable[[], Attributes], where: str, ctx: Context) -> Attribu
         attributes = {}
     attributes[semconv.PHASE] = current_phase(ctx)
     return attributes
+
+
+def _start_span_storing_on_export(tracer: Tracer, name: str, ctx: Context, kind: SpanKind,
+                                  build: Callable[[], Attributes], where: str,
+                                  content: Callable[[], AttributesLater] | None) -> Span:
+    """A span whose start attributes (`build()`) and captured content (the builder `content()` prepares from a
+    copy taken now) are stored on export."""
+    try:
+        span = tracer.start_span(name, ctx, kind)
+    except Exception as exc:  # noqa: BLE001 - lmscope's provider: its sampler or our own processors raised
+        report_internal_error("starting a span", exc)
+        return NonRecordingSpan(get_current_span(ctx).get_span_context())
+    if span.is_recording():
+        _store_on_export(span, where, _built(build, where, ctx), content)
+    return span
 
 
 def _store_on_export(span: Span, where: str, attributes: Attributes,

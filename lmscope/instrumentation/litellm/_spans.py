@@ -24,7 +24,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import INVALID_SPAN, NoOpTracer, Span, SpanKind, Tracer
 
 from ...telemetry import _semconv as semconv
-from ...telemetry._attributes_on_export import AttributesLater, copied_messages, defers_attributes, set_on_export
+from ...telemetry._attributes_on_export import AttributesLater, copied_messages, resolved, set_on_export
 from ...telemetry._content import ContentPolicy
 from ...telemetry._context_attributes import context_attributes
 from ...telemetry._internal_errors import report_internal_error
@@ -204,12 +204,13 @@ class LiteLLMRuntime:
         """Start the span of the call's next provider request: its first, or one the OpenAI SDK sends again."""
         operation = RESPONSES if frame.responses_api else frame.operation
         name = f"{frame.operation} {self.content.name(frame.model)[0]}"
-        frame.later = later = defers_attributes(self.tracer)  # stored on export (`_attributes_on_export.py`)
+        tracer, later = resolved(self.tracer)  # later: attributes stored on export (`_attributes_on_export.py`)
+        frame.later = later
         if not later:
-            frame.span = self.tracer.start_span(name, frame.outer, SpanKind.CLIENT,
-                                                self._start_attributes(operation, frame, frame.outer, False))
+            frame.span = tracer.start_span(name, frame.outer, SpanKind.CLIENT,
+                                           self._start_attributes(operation, frame, frame.outer, False))
         else:
-            frame.span = span = self.tracer.start_span(name, frame.outer, SpanKind.CLIENT)
+            frame.span = span = tracer.start_span(name, frame.outer, SpanKind.CLIENT)
             if span.is_recording():
                 attributes = self._start_attributes(operation, frame, frame.outer, True)
                 inputs = self._inputs_on_export(operation, frame) if frame.content.capture_inputs else None
