@@ -24,9 +24,11 @@ The isolated runs (LiteLLM's call replaced by a canned response) come twice: wit
 with none of lmscope's code. `sdk_values / openinference` is the lowest ratio any instrumentor recording these
 values through the public API can reach here; the report prints it next to the goal.
 
-Goals (issue 13): lmscope's program-thread overhead per call at most 1/3 of OpenInference's; consuming a
-10,000-chunk stream at most 20% slower than uninstrumented; memory flat over 100,000 calls (RSS at start and end,
-`--memory`). A measurement, not a test: the exit code is 0 even when a goal FAILs.
+Goals (issue 13): lmscope's program-thread overhead per call at most 1/3 of OpenInference's, judged on the isolated
+runs (the `mock_response` run is printed as a cross-check: LiteLLM's own call varies from block to block by more than
+the overheads compared); consuming a 10,000-chunk stream at most 20% slower than uninstrumented; memory flat over
+100,000 calls (RSS at start and end, `--memory`). A measurement, not a test: the exit code is 0 even when a goal
+FAILs.
 """
 
 from __future__ import annotations
@@ -216,13 +218,19 @@ def _ratio(mine: float, theirs: float) -> float:
     return mine / theirs if theirs > 0 else float("inf")
 
 
-def goal_lines(overheads: dict[str, float], cpu_overheads: dict[str, float]) -> None:
-    """The goal's verdict, and the floor: the SDK alone storing lmscope's values (and lmscope without content)."""
+def goal_lines(overheads: dict[str, float], cpu_overheads: dict[str, float], *, goal: bool = True) -> None:
+    """The goal's verdict (`goal`; else the same ratio as a cross-check), and the floor: the SDK alone storing
+    lmscope's values (and lmscope without content)."""
     theirs, cpu_theirs = overheads["openinference"], cpu_overheads["openinference"]
     ratio = _ratio(overheads["lmscope"], theirs)
-    print(f"  [{verdict(ratio <= GOAL_OI_FRACTION)}] lmscope / openinference = {overheads['lmscope']:+,.1f} / "
+    label = f"[{verdict(ratio <= GOAL_OI_FRACTION)}]" if goal else "cross-check (no goal):"
+    print(f"  {label} lmscope / openinference = {overheads['lmscope']:+,.1f} / "
           f"{theirs:+,.1f} µs = {ratio:.2f} (goal <= {GOAL_OI_FRACTION:.2f}); main-thread CPU: "
           f"{_ratio(cpu_overheads['lmscope'], cpu_theirs):.2f}")
+    if not goal:
+        print(f"  an empty SDK span around the call (sdk_span) costs {overheads['sdk_span']:+,.1f} µs here: LiteLLM's "
+              f"own call varies from block to block by more than the overheads compared, and code run after it "
+              f"runs cold; the isolated runs below are the goal's measure")
     print(f"  floor (no goal): sdk_values / openinference = {overheads['sdk_values']:+,.1f} / {theirs:+,.1f} µs = "
           f"{_ratio(overheads['sdk_values'], theirs):.2f} (main-thread CPU "
           f"{_ratio(cpu_overheads['sdk_values'], cpu_theirs):.2f}): the SDK alone storing lmscope's values, none of "
@@ -277,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     call_configs = configs()
     run(call_configs, call_once, rounds, calls, args.seed)
     overheads, cpu_overheads = report("one completion call", call_configs)
-    goal_lines(overheads, cpu_overheads)
+    goal_lines(overheads, cpu_overheads, goal=False)
 
     # LiteLLM's own call varies by +-15-30% from one block to the next on a 2-core VM (its logging thread pool runs
     # beside it), more than the overheads compared. Here each configuration wraps a function that returns, at once,
