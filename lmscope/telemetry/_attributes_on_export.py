@@ -24,6 +24,7 @@ as the finished span does (a weak reference): a span the queue drops takes them 
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Mapping
@@ -62,9 +63,20 @@ class _Waiting:
 
 
 _WAITING = _Waiting()
-_LIMITS = SpanLimits()
-"""The attribute limits of lmscope's own provider (built with the SDK's default limits, read from OTEL_* variables),
-which the attributes stored here obey as the SDK would have."""
+_limits = SpanLimits()
+"""The span limits of lmscope's own provider, which the attributes stored here obey as the SDK would have: read from
+the OTEL_* variables when that provider is built (`use_limits`), not when lmscope is imported."""
+
+
+def use_limits(limits: SpanLimits) -> None:
+    """The limits lmscope's own provider was built with (`_tracer_provider.ProviderRegistry`)."""
+    global _limits
+    _limits = limits
+
+
+class _SetOnSpan(dict[str, Any]):
+    """The attributes set on the span itself (by lmscope's code or the app's) before the ones handed over after it:
+    replayed in their place, so that values handed over later win over them, as they would in the call."""
 _SAMPLERS_READING_NO_ATTRIBUTES = frozenset((StaticSampler, TraceIdRatioBased, ParentBased, ParentBasedTraceIdRatio))
 """The samplers OTEL_TRACES_SAMPLER builds from the SDK's own names (a custom one comes from an entry point)."""
 
@@ -81,6 +93,9 @@ def set_on_export(span: Span, *attributes: AttributesLater) -> None:
     are atomic; a span's attributes are handed over by the code running it, one at a time)."""
     context = span.get_span_context()
     key = (context.trace_id, context.span_id)
+    own = getattr(span, "attributes", None)
+    if own:  # rare: a value set on the span before this hand-over (an app's, lmscope's retriever kind)
+        attributes = (_SetOnSpan(own), *attributes)
     waiting = _WAITING.open.get(key)
     if waiting is not None:
         waiting.extend(attributes)
@@ -131,43 +146,72 @@ def lock() -> Any:
 
 
 def _copy_with(span: ReadableSpan, waiting: list[AttributesLater]) -> ReadableSpan:
+    """`span` with what waited for it, set in the order it was in the call: each later value wins, a key set again
+    moves to the end (the SDK drops the least recently set key when the count limit is reached)."""
     merged: dict[str, Any] = {}
     scrubbed = False
+    set_on_span: Mapping[str, Any] = {}
+
+    def put(attributes: Mapping[str, Any]) -> None:
+        for key, value in attributes.items():
+            merged.pop(key, None)
+            merged[key] = value
+
     for later in waiting:
+        if type(later) is _SetOnSpan:
+            put(_changed(set_on_span, later))
+            set_on_span = later
+            continue
         try:
             attributes = later() if callable(later) else later
         except Exception as exc:  # noqa: BLE001 - the span goes out without these, never with content unscrubbed
             report_internal_error("span attributes built on export", exc)
             continue
-        merged.update(attributes)
+        put(attributes)
         scrubbed = scrubbed or bool(attributes.get(SCRUBBED))
     own = span.attributes or {}
-    merged.update(own)
+    put(_changed(set_on_span, own))  # set on the span after the last hand-over: last
     if scrubbed or own.get(SCRUBBED):  # only ever set true: content redacted anywhere marks the whole span
         merged[SCRUBBED] = True
     # Validated and limited as the SDK's span would have stored them (values of the wrong type dropped, cut).
-    stored = BoundedAttributes(maxlen=_LIMITS.max_span_attributes, attributes=merged, immutable=True,
-                               max_value_len=_LIMITS.max_span_attribute_length)
+    stored = BoundedAttributes(maxlen=_limits.max_span_attributes, attributes=merged, immutable=True,
+                               max_value_len=_limits.max_span_attribute_length)
     return copied(span, attributes=stored)
 
 
+def _changed(before: Mapping[str, Any], now: Mapping[str, Any]) -> dict[str, Any]:
+    """The attributes of the span itself set (or set to another value) between two looks."""
+    return {key: value for key, value in now.items() if key not in before or before[key] != value}
+
+
 def copied_messages(value: Any) -> Any:
-    """A copy of a prompt's structure (messages, their content parts, a list of answers or passages) that later
-    changes to the program's lists and dicts do not reach; strings are immutable and shared. A chat loop appends the
-    answer to the very list it sent: the span must still show what was sent."""
-    if type(value) is list or type(value) is tuple:
-        return [_copied_item(item) for item in value]
-    return _copied_item(value)
+    """A copy of a prompt's structure (messages, their content parts and tool calls, the tools offered, a list of
+    answers or of a retriever's documents) that later changes to the program's objects do not reach: mappings (DSPy's
+    dotdicts too) and lists copied all the way down, a pydantic model (a LiteLLM `Message` sent back) deep-copied as
+    itself, strings and numbers shared. A chat loop appends the answer to the very list it sent, a reranker edits
+    the documents it got: the span must still show what was sent and returned."""
+    return _copied(value, _MAX_COPY_DEPTH)
 
 
-def _copied_item(item: Any) -> Any:
-    if type(item) is dict:
-        copy = dict(item)
-        for key, value in copy.items():
-            if type(value) is list:  # content parts, tool calls
-                copy[key] = [dict(part) if type(part) is dict else part for part in value]
-        return copy
-    return item
+_MAX_COPY_DEPTH = 8
+"""Deeper than any message or document; past it (a cycle, a huge structure) the rest is shared."""
+
+
+def _copied(value: Any, depth: int) -> Any:
+    kind = type(value)
+    if kind is str or depth == 0:
+        return value
+    if kind is dict or isinstance(value, Mapping):
+        return {key: item if type(item) is str else _copied(item, depth - 1) for key, item in value.items()}
+    if kind is list or kind is tuple:
+        return [item if type(item) is str else _copied(item, depth - 1) for item in value]
+    pydantic = sys.modules.get("pydantic")  # loaded already wherever a model can be met
+    if pydantic is not None and isinstance(value, pydantic.BaseModel):
+        try:
+            return value.model_copy(deep=True)
+        except Exception:  # noqa: BLE001 - a model that will not copy is shared, as any other object
+            return value
+    return value
 
 
 def resolved(tracer: Tracer) -> tuple[Tracer, bool]:

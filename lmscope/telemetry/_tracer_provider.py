@@ -21,10 +21,10 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
 
 from ._attributes_on_export import lock as attributes_on_export_lock
-from ._attributes_on_export import reads_no_attributes
+from ._attributes_on_export import reads_no_attributes, use_limits
 from ._batch_export import BatchExportProcessor
 from ._following_tracer import FollowingTracer
 from ._fork import renew_after_fork, run_at_exit
@@ -286,7 +286,9 @@ class ProviderRegistry:
     def _ensure_own(self, resource: Resource) -> TracerProvider:
         own = self._own
         if own is None:
-            own = self._own = _OwnTracerProvider(resource=resource, id_generator=ID_GENERATOR)
+            limits = SpanLimits()  # what the SDK would read itself, now: the attributes stored on export obey them too
+            own = self._own = _OwnTracerProvider(resource=resource, id_generator=ID_GENERATOR, span_limits=limits)
+            use_limits(limits)
             own.add_span_processor(self._own_switch)
         elif own.resource != resource:
             logger.warning("lmscope: the tracer provider lmscope created earlier keeps service.name=%r "

@@ -272,3 +272,101 @@ class _AttributeSampler(Sampler):
     (ParentBasedTraceIdRatio(0.5), True), (_AttributeSampler(), False)])
 def test_only_samplers_that_read_no_attributes_let_them_wait(sampler: Sampler, defers: bool) -> None:
     assert reads_no_attributes(sampler) is defers
+
+
+# --- edge cases: both ways the same, under tight limits and with the app changing what it sent -------------------
+
+_EDGE_APP = textwrap.dedent('''
+    import json, os, sys
+    config = json.loads(sys.argv[1])
+    import dspy, litellm, lmscope
+    from dspy.dsp.utils import dotdict
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    # Limits set after lmscope was imported (a .env loaded late): the provider built at instrument() applies them.
+    os.environ.update(OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT="30", OTEL_SPAN_EVENT_COUNT_LIMIT="1")
+    inst = lmscope.instrument(exporters="file", file_path=config["file"])
+    if config["app_processor"]:
+        inst.tracer_provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
+    base = config["lm"]
+
+    # Two failed requests before the answer: two retry events on the LM span, one kept by the event limit.
+    lm = dspy.LM("openai/gpt-4o-mini", api_base=base, api_key="sk-x", cache=False, num_retries=3)
+    dspy.configure(lm=lm)
+
+    class QA(dspy.Module):
+        def __init__(self):
+            super().__init__()
+            self.answer = dspy.Predict("question -> answer")
+
+        def forward(self, question):
+            span = trace.get_current_span()  # the app writes keys lmscope also sets at the span's end
+            span.set_attribute("output.value", "placeholder until the answer is known")
+            span.set_attribute("lmscope.lm.calls", 0)
+            return self.answer(question=question)
+
+    QA()(question="retried?")
+
+    class Search(dspy.Module):  # documents as DSPy's dotdicts and LangChain-style dicts, reranked in place after
+        def forward(self, query):
+            return dspy.Prediction(passages=[
+                dotdict(long_text="Paris is the capital of France.", pid=7, score=12.5),
+                {"page_content": "Lyon is in France.", "metadata": {"id": "doc-2", "score": 3.0}}])
+
+    found = Search()(query="capital of France")
+    found.passages[0].long_text, found.passages[0].score = "CHANGED AFTER THE CALL", 0.0
+    found.passages[1]["metadata"]["id"] = "CHANGED-ID"
+
+    tools = [{"type": "function", "function": {"name": "lookup", "description": "Look a term up.",
+              "parameters": {"type": "object", "properties": {"term": {"type": "string"}}}}}]
+    messages = [{"role": "user", "content": "hello"}]
+    first = litellm.completion(model="openai/gpt-4o-mini", api_base=base, api_key="sk-x", messages=messages)
+    answer = first.choices[0].message  # LiteLLM's Message object, sent back as is
+    messages += [answer, {"role": "user", "content": "and again"}]
+    litellm.completion(model="openai/gpt-4o-mini", api_base=base, api_key="sk-x", messages=messages, tools=tools)
+    answer.content = "EDITED AFTER THE CALL"
+    tools[0]["function"]["description"] = "EDITED AFTER THE CALL"
+    inst.force_flush()
+''')
+
+
+def _raw_spans(path: Path) -> list[str]:
+    """Every span of an OTLP/JSON trace file, ids and times left out, as sorted JSON texts (dropped counts kept)."""
+    spans: list[str] = []
+    for line in path.read_text().splitlines():
+        for resource_spans in json.loads(line)["resourceSpans"]:
+            for scope_spans in resource_spans["scopeSpans"]:
+                for span in scope_spans["spans"]:
+                    kept = {key: value for key, value in span.items()
+                            if key not in ("traceId", "spanId", "parentSpanId", "startTimeUnixNano", "endTimeUnixNano",
+                                           "events")}
+                    kept["attributes"] = sorted((a["key"], json.dumps(a["value"])) for a in span["attributes"]
+                                                if a["key"] not in ("gen_ai.response.id",))
+                    kept["events"] = [event["name"] for event in span.get("events", [])]
+                    spans.append(json.dumps(kept, sort_keys=True))
+    return sorted(spans)
+
+
+def test_edge_cases_come_out_the_same_both_ways(tmp_path: Path) -> None:
+    """Limits set after import, the attribute count limit dropping the least recently set keys, an event dropped by
+    its limit, keys the app set on lmscope's span that lmscope's end values overwrite, documents and a LiteLLM
+    `Message` and tool schema the app changed after the call."""
+    outputs = {}
+    for app_processor in (False, True):
+        trace_file = tmp_path / f"edge-{app_processor}.jsonl"
+        with StandInLM() as lm:
+            lm.transient_failures["gpt-4o-mini"] = [(503, "overloaded"), (503, "overloaded")]
+            config = {"file": str(trace_file), "lm": lm.base_url, "app_processor": app_processor}
+            env = app_env("LMSCOPE_", "OTEL_", "OPENINFERENCE_")
+            env.update({"DSPY_CACHEDIR": str(tmp_path / f"cache-{app_processor}"), "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+            done = subprocess.run([sys.executable, "-c", _EDGE_APP, json.dumps(config)], capture_output=True, env=env,
+                                  cwd=tmp_path, timeout=240)
+        assert done.returncode == 0, done.stderr.decode()[-4000:]
+        outputs[app_processor] = _raw_spans(trace_file)
+    on_export, in_call = outputs[False], outputs[True]
+    assert on_export == in_call
+    text = "\n".join(on_export)
+    assert "CHANGED" not in text and "EDITED AFTER" not in text and "placeholder" not in text
+    assert '"droppedEventsCount": 1' in text and '"droppedAttributesCount"' in text  # the limits applied

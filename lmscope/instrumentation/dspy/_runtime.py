@@ -429,24 +429,28 @@ def _start_span_storing_on_export(tracer: Tracer, name: str, ctx: Context, kind:
         report_internal_error("starting a span", exc)
         return NonRecordingSpan(get_current_span(ctx).get_span_context())
     if span.is_recording():
-        _store_on_export(span, where, _built(build, where, ctx), content)
+        attributes = _built(build, where, ctx)
+        phase = {semconv.PHASE: attributes.pop(semconv.PHASE)}  # after the content, where the call sets it
+        _store_on_export(span, where, attributes, content, phase)
     return span
 
 
-def _store_on_export(span: Span, where: str, attributes: Attributes,
-                     content: Callable[[], AttributesLater] | None) -> None:
-    """Hand `attributes` and the span's captured content to lmscope's exporters: `content()` takes the copy it needs
-    now, on the program's thread, and returns the builder that runs on export. A fault costs the content only."""
-    if content is None:
-        set_on_export(span, attributes)
-        return
-    try:
-        prepared = content()
-    except Exception as exc:  # noqa: BLE001
-        report_internal_error(where, exc)
-        set_on_export(span, attributes)
-        return
-    set_on_export(span, attributes, prepared)
+_NOTHING: Attributes = {}
+"""No attributes (never changed)."""
+
+
+def _store_on_export(span: Span, where: str, attributes: Attributes, content: Callable[[], AttributesLater] | None,
+                     after: Attributes = _NOTHING) -> None:
+    """Hand `attributes`, the span's captured content and `after` to lmscope's exporters, in that order (the order
+    the call sets them in): `content()` takes the copy it needs now, on the program's thread, and returns the
+    builder that runs on export. A fault costs the content only."""
+    prepared: AttributesLater = _NOTHING
+    if content is not None:
+        try:
+            prepared = content()
+        except Exception as exc:  # noqa: BLE001
+            report_internal_error(where, exc)
+    set_on_export(span, attributes, prepared, after)
 
 
 def _tools(lm: Any, kwargs: Mapping[str, Any], prompt: Any) -> Any:

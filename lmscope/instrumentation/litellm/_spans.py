@@ -338,9 +338,8 @@ class LiteLLMRuntime:
                     drop_output_tokens(attributes)
                 if frame.provider_answered and frame.provider is not None:
                     attributes.update(provider_attributes(frame.provider))
-                if callable(outputs):  # the answers, built on export
-                    attributes.update(extra or {})
-                    set_on_export(span, attributes, outputs)
+                if callable(outputs):  # the answers, built on export; each part in its place, as in the call
+                    set_on_export(span, attributes, outputs, extra or {})
                 else:
                     attributes.update(outputs or {})
                     attributes.update(extra or {})

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.util import BoundedList
 
 from .._internal_errors import report_internal_error
 
@@ -23,13 +25,30 @@ mapping leaves the span as it is."""
 
 def copied(span: ReadableSpan, *, attributes: Mapping[str, Any] | None = None,
            resource: Resource | None = None) -> ReadableSpan:
-    """A copy of `span` with `attributes` and `resource` in place of its own (None: its own)."""
+    """A copy of `span` with `attributes` and `resource` in place of its own (None: its own), saying what the
+    original dropped: its dropped events and links, and its dropped attributes added to what a `BoundedAttributes`
+    given as `attributes` dropped (the SDK's span reads these counts off its `BoundedList`s and `BoundedAttributes`)."""
+    if attributes is None:
+        attributes = span.attributes or {}
+    elif span.dropped_attributes:  # rare: the original hit the attribute limit
+        if not isinstance(attributes, BoundedAttributes):
+            attributes = BoundedAttributes(maxlen=None, attributes=attributes, immutable=True)
+        attributes.dropped += span.dropped_attributes
     return ReadableSpan(
         name=span.name, context=span.context, parent=span.parent,
-        resource=span.resource if resource is None else resource,
-        attributes=span.attributes if attributes is None else attributes, events=span.events, links=span.links,
+        resource=span.resource if resource is None else resource, attributes=attributes,
+        events=_with_dropped(span.events, span.dropped_events), links=_with_dropped(span.links, span.dropped_links),
         kind=span.kind, status=span.status, start_time=span.start_time, end_time=span.end_time,
         instrumentation_scope=span.instrumentation_scope)
+
+
+def _with_dropped(items: Sequence[Any], dropped: int) -> Sequence[Any]:
+    """`items`, in a `BoundedList` that counts `dropped` when the original dropped some."""
+    if not dropped:
+        return items
+    bounded = BoundedList.from_seq(None, items)
+    bounded.dropped = dropped
+    return bounded
 
 
 def with_attributes(span: ReadableSpan, extra: Mapping[str, Any]) -> ReadableSpan:
