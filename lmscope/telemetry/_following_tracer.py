@@ -39,15 +39,18 @@ class FollowingTracer(trace.Tracer):
     """A Tracer on lmscope's own provider that switches for good to the global provider once the app sets one."""
 
     def __init__(self, name: str, version: str | None, own: trace.Tracer, route: Router,
-                 own_builds_attributes_on_export: Callable[[], bool] = _never) -> None:
+                 own_builds_attributes_on_export: Callable[[], bool] = _never,
+                 recorder: trace.Tracer | None = None) -> None:
         """`own`: the tracer of lmscope's own provider, used until `route` answers with a tracer (a NoOpTracer when
         `route` answers at once: the global provider was set before). `own_builds_attributes_on_export`: whether only
-        lmscope's processors, which store attributes on export, see the own provider's spans now."""
+        lmscope's processors, which store attributes on export, see the own provider's spans now; `recorder` makes
+        such spans for them (`_recorded_span.RecordingTracer`)."""
         self._name = name
         self._version = version
         self._route = route
         self._own = own
         self._own_builds_attributes_on_export = own_builds_attributes_on_export
+        self._recorder = recorder
         self._settled: trace.Tracer | None = route(name, version)
 
     def _tracer(self) -> trace.Tracer:
@@ -60,11 +63,15 @@ class FollowingTracer(trace.Tracer):
         return self._own
 
     def resolve(self) -> tuple[trace.Tracer, bool]:
-        """(the tracer the next span goes through, whether only lmscope's own processors see it: then its attributes
-        may be stored in the export thread, `_attributes_on_export.py`). One look at the global provider, as a span
-        start takes; never true once lmscope's spans go through the app's provider."""
+        """(the tracer the next span goes through, whether only lmscope's own processors see it: then it is the
+        recorder, whose spans lmscope's exporters build with their attributes, `_attributes_on_export.py`). One look
+        at the global provider, as a span start takes; never the recorder once lmscope's spans go through the app's
+        provider."""
         tracer = self._tracer()
-        return tracer, tracer is self._own and self._own_builds_attributes_on_export()
+        recorder = self._recorder
+        if recorder is not None and tracer is self._own and self._own_builds_attributes_on_export():
+            return recorder, True
+        return tracer, False
 
     @property
     def sampler(self) -> object:
@@ -76,8 +83,8 @@ class FollowingTracer(trace.Tracer):
                    attributes: Attributes = None, links: Sequence[Link] | None = None,
                    start_time: int | None = None, record_exception: bool = True,
                    set_status_on_exception: bool = True) -> Span:
-        return self._tracer().start_span(name, context, kind, attributes, links, start_time, record_exception,
-                                         set_status_on_exception)
+        return self.resolve()[0].start_span(name, context, kind, attributes, links, start_time, record_exception,
+                                            set_status_on_exception)
 
     # The API types this as its private `_AgnosticContextManager`; any context manager of a Span is what callers use.
     def start_as_current_span(  # type: ignore[override]
@@ -85,5 +92,5 @@ class FollowingTracer(trace.Tracer):
             attributes: Attributes = None, links: Sequence[Link] | None = None, start_time: int | None = None,
             record_exception: bool = True, set_status_on_exception: bool = True,
             end_on_exit: bool = True) -> AbstractContextManager[Span]:
-        return self._tracer().start_as_current_span(name, context, kind, attributes, links, start_time,
-                                                    record_exception, set_status_on_exception, end_on_exit)
+        return self.resolve()[0].start_as_current_span(name, context, kind, attributes, links, start_time,
+                                                       record_exception, set_status_on_exception, end_on_exit)

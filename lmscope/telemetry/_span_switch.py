@@ -18,7 +18,6 @@ from collections.abc import Iterable, Sequence
 from opentelemetry import context as context_api
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, SynchronousMultiSpanProcessor
 
-from ._attributes_on_export import span_ended
 from ._batch_export import drop_report, flush_processors, shutdown_processors
 from ._fork import renew_after_fork
 
@@ -138,7 +137,6 @@ class SwitchableSpanProcessor(SpanProcessor):
             group.on_start(span, parent_context=parent_context)
 
     def on_end(self, span: ReadableSpan) -> None:
-        span_ended(span)  # attributes left for export follow the finished span (`_attributes_on_export.py`)
         for group in self._groups:
             group.on_end(span)
 

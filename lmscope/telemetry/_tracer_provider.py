@@ -15,21 +15,22 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, Tracer, TracerProvider
 
-from ._attributes_on_export import lock as attributes_on_export_lock
-from ._attributes_on_export import reads_no_attributes, use_limits
+from ._attributes_on_export import reads_no_attributes
 from ._batch_export import BatchExportProcessor
 from ._following_tracer import FollowingTracer
 from ._fork import renew_after_fork, run_at_exit
 from ._internal_errors import guarded
 from ._options import DEFAULT, Options, env_service_name
+from ._recorded_span import RecordingTracer, build_lock
 from ._span_ids import ID_GENERATOR, with_private_ids
 from ._span_switch import ProcessorGroup, SwitchableSpanProcessor
 
@@ -89,7 +90,7 @@ class TracingSetup:
 
     def locks(self) -> list[Any]:
         """The locks a flush or shutdown of this setup takes (lmscope/_signals.py checks they are free)."""
-        found = [self._lock, self._group._close_lock, *self._registry.locks(), attributes_on_export_lock()]
+        found = [self._lock, self._group._close_lock, *self._registry.locks(), build_lock()]
         return found + [lock for p in self._group.processors if (lock := getattr(p, "_lock", None)) is not None]
 
     def tracer(self, name: str, version: str | None = None) -> trace.Tracer:
@@ -180,6 +181,7 @@ class ProviderRegistry:
         self._get_global = get_global
         self._at_exit = at_exit
         self._own: TracerProvider | None = None
+        self._own_limits = SpanLimits()
         self._own_switch = SwitchableSpanProcessor()
         self._app: trace.TracerProvider | None = None
         self._app_switch: SwitchableSpanProcessor | None = None
@@ -235,7 +237,18 @@ class ProviderRegistry:
 
     def tracer(self, name: str, version: str | None) -> trace.Tracer:
         own = trace.NoOpTracer() if self._own is None else self._own.get_tracer(name, version)
-        return FollowingTracer(name, version, own, self._route, self._own_builds_attributes_on_export)
+        return FollowingTracer(name, version, own, self._route, self._own_builds_attributes_on_export,
+                               self._recorder(own, name, version))
+
+    def _recorder(self, own: trace.Tracer, name: str, version: str | None) -> RecordingTracer | None:
+        """The tracer recording the spans of the own provider that only lmscope's processors see
+        (`_recorded_span.py`); None where the provider's own tracer is not the SDK's (OTEL_SDK_DISABLED) or counts
+        its spans in the SDK's own metrics (OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED), which a recording skips."""
+        provider = self._own
+        if provider is None or type(own) is not Tracer or _sdk_internal_metrics_enabled():
+            return None
+        return RecordingTracer(sampler=provider.sampler, resource=provider.resource, id_generator=ID_GENERATOR,
+                               processor=self._own_switch, limits=self._own_limits, name=name, version=version)
 
     def _own_builds_attributes_on_export(self) -> bool:
         """Only lmscope's processors see the spans of lmscope's own provider, all of them store attributes on export
@@ -286,9 +299,9 @@ class ProviderRegistry:
     def _ensure_own(self, resource: Resource) -> TracerProvider:
         own = self._own
         if own is None:
-            limits = SpanLimits()  # what the SDK would read itself, now: the attributes stored on export obey them too
+            # What the SDK would read itself, now: the spans lmscope records (`_recorded_span.py`) obey them too.
+            self._own_limits = limits = SpanLimits()
             own = self._own = _OwnTracerProvider(resource=resource, id_generator=ID_GENERATOR, span_limits=limits)
-            use_limits(limits)
             own.add_span_processor(self._own_switch)
         elif own.resource != resource:
             logger.warning("lmscope: the tracer provider lmscope created earlier keeps service.name=%r "
@@ -333,6 +346,11 @@ class _OwnTracerProvider(TracerProvider):
     def add_span_processor(self, span_processor: SpanProcessor) -> None:
         super().add_span_processor(span_processor)
         self.processors_added += 1
+
+
+def _sdk_internal_metrics_enabled() -> bool:
+    """The SDK's switch for its own span metrics, read as the SDK reads it when it builds a tracer."""
+    return os.environ.get("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "").strip().lower() == "true"
 
 
 _BEFORE_EXIT_DELIVERY: list[Callable[[], object]] = []

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import weakref
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,7 @@ from opentelemetry.sdk.trace.sampling import (
 from test_providers import FakeGlobals
 
 from lmscope._lm_server import StandInLM
-from lmscope.telemetry._attributes_on_export import _WAITING, reads_no_attributes, resolved, set_on_export
+from lmscope.telemetry._attributes_on_export import reads_no_attributes, resolved, set_on_export
 from lmscope.telemetry._batch_export import BatchExportProcessor
 from lmscope.telemetry._options import resolve_options
 from lmscope.telemetry._trace_file import read_trace_file
@@ -227,12 +228,15 @@ def test_a_failing_builder_costs_its_attributes_never_the_span(swallow_internal_
 def test_attributes_waiting_for_spans_nobody_exports_are_not_kept() -> None:
     setup, _, _ = _own_pipeline()  # no exporter: nothing reads the content, nothing may pile up
     tracer = setup.tracer("lmscope")
+    spans = []
     for index in range(1_000):
         span = tracer.start_span(f"call {index}")
         set_on_export(span, lambda: {"input.value": "x" * 10_000})
         span.end()
+        spans.append(weakref.ref(span))
+    del span
     gc.collect()
-    assert not _WAITING.open and not _WAITING.ended
+    assert not [alive for alive in spans if alive() is not None]
 
 
 def test_attributes_are_set_in_the_call_where_anybody_else_may_read_the_span() -> None:

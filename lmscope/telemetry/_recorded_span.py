@@ -1,0 +1,323 @@
+"""Spans lmscope records for its own processors alone, and turns into the SDK's `ReadableSpan` on export.
+
+The SDK's span is built for any reader at any moment: a lock, bounded containers for attributes, events and links,
+the processors' start hook through the provider's fan-out, a `ReadableSpan` copied at `end()`. That is ~12 µs a span
+in a tight loop and twice that inside DSPy's call stacks, more than all of lmscope's own work on a module span. A
+span that only lmscope's own processors see (`_attributes_on_export.py` says when: lmscope's provider, nobody else's
+processor on it, a sampler of the SDK's) needs none of it while it runs. `RecordingTracer` makes such spans as the
+SDK's tracer would (the same ids, parent, sampling decision, trace flags and state, scope and resource) but records
+them in a small object: its name, kind, times, status, the attributes handed over or set on it in call order, its
+events and links. lmscope's processors turn it into the SDK's `ReadableSpan` once, in the export thread, through the
+SDK's own `BoundedAttributes` and `BoundedList` with the provider's limits: what every exporter gets is the span the
+SDK would have handed it (tests/telemetry/test_attributes_on_export.py compares both on the raw OTLP/JSON).
+
+A recorded span is a full `opentelemetry.trace.Span` to the app's code that reaches it as the current span: values
+set on it, events, links, status, a new name, all behave as on the SDK's span (the same warnings on an ended one),
+and a span the app starts inside it is its child.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from time import time_ns as _time_ns
+from types import TracebackType
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits, SpanProcessor
+from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.sdk.trace.sampling import DEFAULT_ON, Sampler
+from opentelemetry.sdk.util import BoundedList
+from opentelemetry.sdk.util.instrumentation import InstrumentationInfo, InstrumentationScope
+from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.util.types import Attributes, AttributeValue
+
+from ._internal_errors import report_internal_error
+from ._semconv import SCRUBBED
+
+logger = logging.getLogger("lmscope")
+
+AttributesLater = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
+"""A span's attributes as finished values, or a builder of them over a copy taken in the call (run on export)."""
+
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
+_PRIMITIVES = (str, bytes, bool, int, float)
+
+
+class RecordingTracer(trace.Tracer):
+    """The tracer of lmscope's own provider for the spans only lmscope's processors see: `start_span` decides as the
+    SDK's tracer of that provider would, and records a `RecordedSpan` in place of the SDK's span."""
+
+    def __init__(self, *, sampler: Sampler, resource: Resource, id_generator: IdGenerator, processor: SpanProcessor,
+                 limits: SpanLimits, name: str, version: str | None) -> None:
+        self.sampler = sampler
+        self.resource = resource
+        self.id_generator = id_generator
+        self.processor = processor
+        """Where the provider would send the span: lmscope's switch, its only processor."""
+        self.limits = limits
+        version = version or ""  # as the SDK's `get_tracer` names a scope
+        self.instrumentation_scope = InstrumentationScope(name, version, None, None)
+        self.instrumentation_info = InstrumentationInfo(name, version, None)
+        self._random_trace_ids = id_generator.is_trace_id_random()
+        self._parent_decides = sampler is DEFAULT_ON
+        """The SDK's default sampler (`parentbased_always_on`): a span is sampled, and carries its parent's trace
+        state, exactly when its parent is sampled, or has none (sampling.py's `ParentBased(ALWAYS_ON)`)."""
+
+    def start_span(self, name: str, context: Context | None = None, kind: SpanKind = SpanKind.INTERNAL,
+                   attributes: Attributes = None, links: Sequence[Link] | None = (),
+                   start_time: int | None = None, record_exception: bool = True,
+                   set_status_on_exception: bool = True) -> trace.Span:
+        links = links or ()
+        parent: SpanContext | None = trace.get_current_span(context).get_span_context()
+        if parent is not None and not isinstance(parent, SpanContext):
+            raise TypeError("parent_span_context must be a SpanContext or None.")
+        if parent is None or not parent.is_valid:
+            parent = None
+            trace_id = self.id_generator.generate_trace_id()
+            random_trace_id = self._random_trace_ids
+        else:
+            trace_id = parent.trace_id
+            random_trace_id = parent.trace_flags.random_trace_id
+        if self._parent_decides:  # the SDK's default sampler: its answer, without asking it
+            sampled, trace_state = parent is None or parent.trace_flags.sampled, parent and parent.trace_state
+            recording, kept = sampled, attributes
+        else:
+            sampling = self.sampler.should_sample(context, trace_id, name, kind, attributes, links)
+            sampled = sampling.decision.is_sampled()  # type: ignore[no-untyped-call]  # unannotated in the SDK
+            recording = sampling.decision.is_recording()  # type: ignore[no-untyped-call]
+            trace_state, kept = sampling.trace_state, sampling.attributes
+        flags = _SAMPLED if sampled else _NOT_SAMPLED
+        if random_trace_id:
+            flags = TraceFlags(flags | TraceFlags.RANDOM_TRACE_ID)
+        span_context = SpanContext(trace_id, self.id_generator.generate_span_id(), is_remote=False,
+                                   trace_flags=flags, trace_state=trace_state)
+        if not recording:
+            return NonRecordingSpan(span_context)
+        span = RecordedSpan(self, name, span_context, parent, kind, record_exception, set_status_on_exception)
+        if kept:  # the SDK's span starts with the attributes its sampler returned
+            span.set_attributes(kept)
+        if links:
+            for link in links:
+                span.add_link(link.context, link.attributes)
+        span.start_time = start_time if start_time is not None else _time_ns()
+        self.processor.on_start(span, parent_context=context)  # type: ignore[arg-type]  # read as a span: see class
+        return span
+
+    # The API types this as its private `_AgnosticContextManager`; any context manager of a Span is what callers use.
+    def start_as_current_span(  # type: ignore[override]
+            self, name: str, context: Context | None = None, kind: SpanKind = SpanKind.INTERNAL,
+            attributes: Attributes = None, links: Sequence[Link] | None = (), start_time: int | None = None,
+            record_exception: bool = True, set_status_on_exception: bool = True,
+            end_on_exit: bool = True) -> AbstractContextManager[trace.Span]:
+        span = self.start_span(name, context, kind, attributes, links, start_time, record_exception,
+                               set_status_on_exception)
+        return _current(span, end_on_exit, record_exception, set_status_on_exception)
+
+
+@contextmanager
+def _current(span: trace.Span, end_on_exit: bool, record_exception: bool,
+             set_status_on_exception: bool) -> Iterator[trace.Span]:
+    with trace.use_span(span, end_on_exit=end_on_exit, record_exception=record_exception,
+                        set_status_on_exception=set_status_on_exception) as current:
+        yield current
+
+
+class RecordedSpan(trace.Span):
+    """A span of `RecordingTracer`: what it will be exported as, recorded, not yet validated or bounded.
+
+    lmscope's processors read it where they read the SDK's span: `context`, `parent`, `instrumentation_scope` while
+    it runs (the scope filter, the console's open spans, the batch processor's sampled check) and `readable()` where
+    they read the rest."""
+
+    __slots__ = ("_built", "_events", "_links", "_record_exception", "_set_status_on_exception",
+                 "_status", "context", "end_time", "entries", "kind", "name", "parent", "start_time", "tracer")
+
+    def __init__(self, tracer: RecordingTracer, name: str, context: SpanContext, parent: SpanContext | None,
+                 kind: SpanKind, record_exception: bool, set_status_on_exception: bool) -> None:
+        self.tracer = tracer
+        self.name = name
+        self.context = context
+        self.parent = parent
+        self.kind = kind
+        self.start_time = 0
+        self.end_time: int | None = None
+        self.entries: list[AttributesLater] = []
+        """Attributes in the order they were handed over or set: each later value of a key wins, as in the call."""
+        self._status = Status(StatusCode.UNSET)
+        self._events: list[Event] | None = None
+        self._links: list[Link] | None = None
+        self._record_exception = record_exception
+        self._set_status_on_exception = set_status_on_exception
+        self._built: ReadableSpan | None = None
+
+    @property
+    def instrumentation_scope(self) -> InstrumentationScope:
+        return self.tracer.instrumentation_scope
+
+    # --- the API's span ---------------------------------------------------------------------------------
+
+    def get_span_context(self) -> SpanContext:
+        return self.context
+
+    def is_recording(self) -> bool:
+        return self.end_time is None
+
+    def set_attributes(self, attributes: Mapping[str, AttributeValue]) -> None:
+        if self._ended("Setting attribute on ended span."):
+            return
+        self.entries.append({key: _kept(value) for key, value in attributes.items()})
+
+    def set_attribute(self, key: str, value: AttributeValue) -> None:
+        if self._ended("Setting attribute on ended span."):
+            return
+        self.entries.append({key: _kept(value)})
+
+    def hand_over(self, attributes: Sequence[AttributesLater]) -> None:
+        """lmscope's attributes for this span, built on export (`_attributes_on_export.set_on_export`)."""
+        if not self._ended("Setting attribute on ended span."):
+            self.entries.extend(attributes)
+
+    def add_event(self, name: str, attributes: Attributes = None, timestamp: int | None = None) -> None:
+        if self._ended("Tried calling add_event on an ended span."):
+            return
+        stored = self._bounded(self.tracer.limits.max_event_attributes, attributes)
+        if self._events is None:
+            self._events = []
+        self._events.append(Event(name=name, attributes=stored, timestamp=timestamp))
+
+    def add_link(self, context: SpanContext, attributes: Attributes = None) -> None:
+        if not (context and (context.is_valid or (attributes or context.trace_state))):  # as the SDK keeps a link
+            return
+        if self._ended("Tried calling add_link on an ended span."):
+            return
+        stored = self._bounded(self.tracer.limits.max_link_attributes, attributes)
+        if self._links is None:
+            self._links = []
+        self._links.append(Link(context=context, attributes=stored))
+
+    def update_name(self, name: str) -> None:
+        if not self._ended("Tried calling update_name on an ended span."):
+            self.name = name
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        if self._ended("Tried calling set_status on an ended span."):
+            return
+        code = status.status_code if isinstance(status, Status) else status
+        if self._status.status_code is StatusCode.OK or code is StatusCode.UNSET:  # OK is final; UNSET changes nothing
+            return
+        if isinstance(status, Status):
+            if description is not None:
+                logger.warning("Description %s ignored. Use either `Status` or `(StatusCode, Description)`",
+                               description)
+            self._status = status
+        else:
+            self._status = Status(status, description)
+
+    def record_exception(self, exception: BaseException, attributes: Attributes = None,
+                         timestamp: int | None = None, escaped: bool = False) -> None:
+        module, qualname = type(exception).__module__, type(exception).__qualname__
+        recorded: dict[str, Any] = {
+            "exception.type": f"{module}.{qualname}" if module and module != "builtins" else qualname,
+            "exception.message": str(exception),
+            "exception.stacktrace": "".join(traceback.format_exception(exception)),
+            "exception.escaped": str(escaped),
+        }
+        if attributes:
+            recorded.update(attributes)
+        self.add_event("exception", recorded, timestamp)
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc_val: BaseException | None,
+                 exc_tb: TracebackType | None) -> None:
+        if exc_val is not None and self.is_recording():
+            if self._record_exception:
+                self.record_exception(exc_val, escaped=True)
+            if self._set_status_on_exception:
+                self.set_status(Status(StatusCode.ERROR, f"{type(exc_val).__name__}: {exc_val}"))
+        super().__exit__(exc_type, exc_val, exc_tb)
+
+    def end(self, end_time: int | None = None) -> None:
+        if self.end_time is not None:
+            logger.warning("Calling end() on an ended span.")
+            return
+        self.end_time = end_time if end_time is not None else _time_ns()
+        self.tracer.processor.on_end(self)  # type: ignore[arg-type]  # read as a span: see the class
+
+    def _bounded(self, count_limit: int | None, attributes: Attributes) -> BoundedAttributes:
+        """An event's or a link's attributes, validated and limited when added, as the SDK's span does."""
+        return BoundedAttributes(count_limit, attributes, max_value_len=self.tracer.limits.max_attribute_length,
+                                 immutable=True)
+
+    def _ended(self, warning: str) -> bool:
+        if self.end_time is None:
+            return False
+        logger.warning(warning)
+        return True
+
+    # --- lmscope's processors ---------------------------------------------------------------------------
+
+    def readable(self) -> ReadableSpan:
+        """The SDK's finished span for this record, built the first time it is asked for, in the asking thread
+        (a batch worker, the console): the attributes handed over built and stored in call order."""
+        built = self._built
+        if built is None:
+            built = self._build(self.entries)  # no longer changes: the span has ended
+            with _BUILD_LOCK:  # held for the store only: the build runs the app's `scrub_callback`
+                if self._built is None:
+                    self._built, self.entries = built, []  # the copies taken in the call go
+                built = self._built
+        return built
+
+    def _build(self, entries: list[AttributesLater]) -> ReadableSpan:
+        limits = self.tracer.limits
+        # Set one by one as the SDK's span sets them (a key set again moves to the end, the oldest key goes when the
+        # count limit is reached, a value of the wrong type is dropped and leaves the earlier one), then frozen.
+        replayed = BoundedAttributes(limits.max_span_attributes, immutable=False,
+                                     max_value_len=limits.max_span_attribute_length)
+        scrubbed = False
+        for later in entries:
+            try:
+                attributes = later() if callable(later) else later
+            except Exception as exc:  # noqa: BLE001 - the span goes out without these, never with content unscrubbed
+                report_internal_error("span attributes built on export", exc)
+                continue
+            for key, value in attributes.items():
+                replayed[key] = value
+            scrubbed = scrubbed or bool(attributes.get(SCRUBBED))
+        if scrubbed and replayed.get(SCRUBBED) is not True:  # only ever set true: content redacted anywhere marks
+            replayed[SCRUBBED] = True  # the whole span
+        stored = BoundedAttributes(limits.max_span_attributes, replayed, immutable=True,
+                                   max_value_len=limits.max_span_attribute_length)
+        stored.dropped = replayed.dropped
+        return ReadableSpan(
+            name=self.name, context=self.context, parent=self.parent, resource=self.tracer.resource,
+            attributes=stored,
+            events=BoundedList.from_seq(limits.max_events, self._events or ()),
+            links=BoundedList.from_seq(limits.max_links, self._links or ()),
+            kind=self.kind, instrumentation_info=self.tracer.instrumentation_info, status=self._status,
+            start_time=self.start_time, end_time=self.end_time,
+            instrumentation_scope=self.tracer.instrumentation_scope)
+
+
+_BUILD_LOCK = threading.Lock()
+
+
+def build_lock() -> threading.Lock:
+    """The lock `RecordedSpan.readable` takes for a moment (a flush in a signal handler checks it is free)."""
+    return _BUILD_LOCK
+
+
+def _kept(value: AttributeValue) -> AttributeValue:
+    """`value` as the SDK keeps it when set: a sequence copied (a list the app changes later does not change the
+    span), anything else as it is (validated on export)."""
+    if isinstance(value, _PRIMITIVES) or not isinstance(value, Sequence):
+        return value
+    return tuple(value)  # validated on export, as the SDK validates a set value
