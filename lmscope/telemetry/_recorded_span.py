@@ -47,8 +47,8 @@ logger = logging.getLogger("lmscope")
 AttributesLater = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
 """A span's attributes as finished values, or a builder of them over a copy taken in the call (run on export)."""
 
-_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
-_NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
+_FLAGS = tuple(TraceFlags(bits) for bits in range(4))
+"""The trace flags a span of lmscope's can have, by value: sampled (1), random trace id (2), both, neither."""
 _PRIMITIVES = (str, bytes, bool, int, float)
 
 
@@ -68,6 +68,7 @@ class RecordingTracer(trace.Tracer):
         self.instrumentation_scope = InstrumentationScope(name, version, None, None)
         self.instrumentation_info = InstrumentationInfo(name, version, None)
         self._random_trace_ids = id_generator.is_trace_id_random()
+        self._root_flags = _FLAGS[TraceFlags.SAMPLED | (TraceFlags.RANDOM_TRACE_ID if self._random_trace_ids else 0)]
         self._parent_decides = sampler is DEFAULT_ON
         """The SDK's default sampler (`parentbased_always_on`): a span is sampled, and carries its parent's trace
         state, exactly when its parent is sampled, or has none (sampling.py's `ParentBased(ALWAYS_ON)`)."""
@@ -76,40 +77,42 @@ class RecordingTracer(trace.Tracer):
                    attributes: Attributes = None, links: Sequence[Link] | None = (),
                    start_time: int | None = None, record_exception: bool = True,
                    set_status_on_exception: bool = True) -> trace.Span:
-        links = links or ()
         parent: SpanContext | None = trace.get_current_span(context).get_span_context()
-        if parent is not None and not isinstance(parent, SpanContext):
+        if parent is not None and type(parent) is not SpanContext and not isinstance(parent, SpanContext):
             raise TypeError("parent_span_context must be a SpanContext or None.")
-        if parent is None or not parent.is_valid:
+        if parent is not None and not parent.is_valid:
             parent = None
-            trace_id = self.id_generator.generate_trace_id()
-            random_trace_id = self._random_trace_ids
-        else:
-            trace_id = parent.trace_id
-            random_trace_id = parent.trace_flags.random_trace_id
+        trace_id = self.id_generator.generate_trace_id() if parent is None else parent.trace_id
         if self._parent_decides:  # the SDK's default sampler: its answer, without asking it
-            sampled, trace_state = parent is None or parent.trace_flags.sampled, parent and parent.trace_state
-            recording, kept = sampled, attributes
+            if parent is None:
+                flags, recording, trace_state = self._root_flags, True, None
+            else:  # sampled exactly when the parent is; a random trace id stays one
+                parent_flags = parent.trace_flags
+                flags, recording, trace_state = _FLAGS[parent_flags & 3], parent_flags.sampled, parent.trace_state
+            kept = attributes
         else:
             sampling = self.sampler.should_sample(context, trace_id, name, kind, attributes, links)
+            random_trace_id = self._random_trace_ids if parent is None else parent.trace_flags.random_trace_id
             sampled = sampling.decision.is_sampled()  # type: ignore[no-untyped-call]  # unannotated in the SDK
+            flags = _FLAGS[(TraceFlags.SAMPLED if sampled else 0) | (TraceFlags.RANDOM_TRACE_ID if random_trace_id
+                                                                     else 0)]
             recording = sampling.decision.is_recording()  # type: ignore[no-untyped-call]
             trace_state, kept = sampling.trace_state, sampling.attributes
-        flags = _SAMPLED if sampled else _NOT_SAMPLED
-        if random_trace_id:
-            flags = TraceFlags(flags | TraceFlags.RANDOM_TRACE_ID)
-        span_context = SpanContext(trace_id, self.id_generator.generate_span_id(), is_remote=False,
-                                   trace_flags=flags, trace_state=trace_state)
+        span_context = SpanContext(trace_id, self.id_generator.generate_span_id(), False, flags, trace_state)
         if not recording:
             return NonRecordingSpan(span_context)
-        span = RecordedSpan(self, name, span_context, parent, kind, record_exception, set_status_on_exception)
+        span = RecordedSpan(self, name, span_context, parent, kind,
+                            start_time if start_time is not None else _time_ns())
+        if not record_exception:
+            span._record_exception = False
+        if not set_status_on_exception:
+            span._set_status_on_exception = False
         if kept:  # the SDK's span starts with the attributes its sampler returned
             span.set_attributes(kept)
         if links:
             for link in links:
                 span.add_link(link.context, link.attributes)
-        span.start_time = start_time if start_time is not None else _time_ns()
-        self.processor.on_start(span, parent_context=context)  # type: ignore[arg-type]  # read as a span: see class
+        self.processor.on_start(span, context)  # type: ignore[arg-type]  # read as a span: see the class
         return span
 
     # The API types this as its private `_AgnosticContextManager`; any context manager of a Span is what callers use.
@@ -138,26 +141,27 @@ class RecordedSpan(trace.Span):
     it runs (the scope filter, the console's open spans, the batch processor's sampled check) and `readable()` where
     they read the rest."""
 
-    __slots__ = ("_built", "_events", "_links", "_record_exception", "_set_status_on_exception",
-                 "_status", "context", "end_time", "entries", "kind", "name", "parent", "start_time", "tracer")
+    __slots__ = ("context", "end_time", "entries", "kind", "name", "parent", "start_time", "tracer")
+
+    # What most spans never change, read from the class until one does (the base class gives instances a dict).
+    _status = Status(StatusCode.UNSET)
+    _events: list[Event] | None = None
+    _links: list[Link] | None = None
+    _record_exception = True
+    _set_status_on_exception = True
+    _built: ReadableSpan | None = None
 
     def __init__(self, tracer: RecordingTracer, name: str, context: SpanContext, parent: SpanContext | None,
-                 kind: SpanKind, record_exception: bool, set_status_on_exception: bool) -> None:
+                 kind: SpanKind, start_time: int) -> None:
         self.tracer = tracer
         self.name = name
         self.context = context
         self.parent = parent
         self.kind = kind
-        self.start_time = 0
+        self.start_time = start_time
         self.end_time: int | None = None
         self.entries: list[AttributesLater] = []
         """Attributes in the order they were handed over or set: each later value of a key wins, as in the call."""
-        self._status = Status(StatusCode.UNSET)
-        self._events: list[Event] | None = None
-        self._links: list[Link] | None = None
-        self._record_exception = record_exception
-        self._set_status_on_exception = set_status_on_exception
-        self._built: ReadableSpan | None = None
 
     @property
     def instrumentation_scope(self) -> InstrumentationScope:
@@ -183,8 +187,10 @@ class RecordedSpan(trace.Span):
 
     def hand_over(self, attributes: Sequence[AttributesLater]) -> None:
         """lmscope's attributes for this span, built on export (`_attributes_on_export.set_on_export`)."""
-        if not self._ended("Setting attribute on ended span."):
+        if self.end_time is None:
             self.entries.extend(attributes)
+        else:
+            logger.warning("Setting attribute on ended span.")
 
     def add_event(self, name: str, attributes: Attributes = None, timestamp: int | None = None) -> None:
         if self._ended("Tried calling add_event on an ended span."):
@@ -279,9 +285,11 @@ class RecordedSpan(trace.Span):
     def _build(self, entries: list[AttributesLater]) -> ReadableSpan:
         limits = self.tracer.limits
         # Set one by one as the SDK's span sets them (a key set again moves to the end, the oldest key goes when the
-        # count limit is reached, a value of the wrong type is dropped and leaves the earlier one), then frozen.
-        replayed = BoundedAttributes(limits.max_span_attributes, immutable=False,
-                                     max_value_len=limits.max_span_attribute_length)
+        # count limit is reached, a value of the wrong type is dropped and leaves the earlier one). Left mutable, as
+        # the SDK's own finished span holds it until `end()` freezes it: exporters read it through
+        # `ReadableSpan.attributes`, a read-only view, and nobody else holds it.
+        stored = BoundedAttributes(limits.max_span_attributes, immutable=False,
+                                   max_value_len=limits.max_span_attribute_length)
         scrubbed = False
         for later in entries:
             try:
@@ -290,13 +298,10 @@ class RecordedSpan(trace.Span):
                 report_internal_error("span attributes built on export", exc)
                 continue
             for key, value in attributes.items():
-                replayed[key] = value
+                stored[key] = value
             scrubbed = scrubbed or bool(attributes.get(SCRUBBED))
-        if scrubbed and replayed.get(SCRUBBED) is not True:  # only ever set true: content redacted anywhere marks
-            replayed[SCRUBBED] = True  # the whole span
-        stored = BoundedAttributes(limits.max_span_attributes, replayed, immutable=True,
-                                   max_value_len=limits.max_span_attribute_length)
-        stored.dropped = replayed.dropped
+        if scrubbed and stored.get(SCRUBBED) is not True:  # only ever set true: content redacted anywhere marks
+            stored[SCRUBBED] = True  # the whole span
         return ReadableSpan(
             name=self.name, context=self.context, parent=self.parent, resource=self.tracer.resource,
             attributes=stored,

@@ -133,9 +133,10 @@ class Runtime:
         inputs = _inputs(args, kwargs) if self.content.capture_inputs and (args or kwargs) else None
         tracer, later = resolved(self.tracer)  # later: attributes stored on export (`_attributes_on_export.py`)
 
-        def build() -> Attributes:
+        def build() -> Callable[[], Attributes]:
             facts = module_facts(module)
-            return module_start_attributes(
+            return partial(
+                module_start_attributes,
                 kind=span_kind_name, class_name=cls.__name__, path=span_name if has_path else None,
                 aliases=module_aliases(parent, owner) if owner is not None and not container else (),
                 call_index=call_index, signature=facts.signature, compiled=facts.compiled, demos=facts.demos,
@@ -179,7 +180,7 @@ class Runtime:
                                 output if returned and self.content.capture_outputs and not later else None,
                                 content=(lambda: partial(module_output_attributes, to_json(output),
                                                          copied_messages(documents), self.content))
-                                if content_later else None)
+                                if content_later else None, fixed=content_later or documents is None)
             if error is not None:
                 record_error(span, error, self.content)
             if frame.timing is not None:
@@ -211,18 +212,13 @@ class Runtime:
         tracer, later = resolved(self.tracer)  # later: attributes stored on export (`_attributes_on_export.py`)
         content_later = later and bool(prompt)
 
-        def build() -> Attributes:
+        def build() -> Callable[[], Attributes]:
             # `messages` is not a request parameter (the allowlist never reads it): no filtered copy needed.
             parameters = request_parameters(getattr(lm, "kwargs", None) or {}, kwargs)
-            attributes = lm_start_attributes(model, provider, parameters, context_attributes(ctx, self.content),
-                                             self._settings(ctx, lm), None if content_later else prompt,
-                                             self.content, None if content_later else _tools(lm, kwargs, prompt))
-            if operation != semconv.GEN_AI_OPERATION_CHAT:
-                attributes[semconv.GEN_AI_OPERATION_NAME] = operation
-            adapter = ctx.get(ADAPTER_KEY)
-            if type(adapter) is tuple:  # made by the adapter DSPy fell back to: (its class, the one it replaced)
-                attributes[semconv.ADAPTER_NAME], attributes[semconv.ADAPTER_FALLBACK_FROM] = adapter
-            return attributes
+            return partial(_lm_start_attributes, operation, ctx.get(ADAPTER_KEY), model, provider, parameters,
+                           context_attributes(ctx, self.content), self._settings(ctx, lm),
+                           None if content_later else prompt, self.content,
+                           None if content_later else _tools(lm, kwargs, prompt))
 
         # DSPy sends a text LM's messages as one prompt to the legacy completions API (docs/dspy-internals.md §4)
         operation = semconv.GEN_AI_OPERATION_TEXT_COMPLETION if getattr(lm, "model_type", None) == "text" \
@@ -271,7 +267,8 @@ class Runtime:
                 _set_attributes(span, "LM span end attributes", frame.later, lm_end_attributes, finished_call,
                                 output if captured and not content_later else None, self.content, answered, children,
                                 content=(lambda: partial(lm_output_attributes, copied_messages(output), reasons,
-                                                         self.content)) if content_later else None)
+                                                         self.content)) if content_later else None,
+                                fixed=children is None)
                 if frame.resent:  # requests that failed were sent again (`_retries.py`)
                     span.set_attribute(semconv.LM_REQUESTS, requests_made(frame, error is not None))
             if error is not None:
@@ -320,7 +317,7 @@ class Runtime:
 
     # --- shared ----------------------------------------------------------------------------------
     def _start_span(self, tracer: Tracer, name: str, ctx: Context, kind: SpanKind, parent: ModuleFrame | None,
-                    build: Callable[[], Attributes], where: str, later: bool,
+                    build: Callable[[], Callable[[], Attributes]], where: str, later: bool,
                     content: Callable[[], AttributesLater] | None = None) -> Span:
         """`tracer.start_span` in `ctx`, with the start attributes `build()` returns if the span records.
 
@@ -407,10 +404,20 @@ def _end(span: Span) -> None:
         report_internal_error("ending a span (a span processor raised; processors after it missed the span)", exc)
 
 
-def _built(build: Callable[[], Attributes], where: str, ctx: Context) -> Attributes:
+def _assembly(build: Callable[[], Callable[[], Attributes]], where: str) -> Callable[[], Attributes]:
+    """`build()`: the values a span's start attributes are made of, taken now, and the assembly of them; a builder's
+    fault costs its attributes, not the span."""
+    try:
+        return build()
+    except Exception as exc:  # noqa: BLE001
+        report_internal_error(where, exc)
+        return dict
+
+
+def _built(build: Callable[[], Callable[[], Attributes]], where: str, ctx: Context) -> Attributes:
     """A span's start attributes, its phase among them."""
     try:
-        attributes = build()
+        attributes = _assembly(build, where)()
     except Exception as exc:  # noqa: BLE001 - a builder's fault costs its attributes, not the span
         report_internal_error(where, exc)
         attributes = {}
@@ -419,19 +426,18 @@ def _built(build: Callable[[], Attributes], where: str, ctx: Context) -> Attribu
 
 
 def _start_span_storing_on_export(tracer: Tracer, name: str, ctx: Context, kind: SpanKind,
-                                  build: Callable[[], Attributes], where: str,
+                                  build: Callable[[], Callable[[], Attributes]], where: str,
                                   content: Callable[[], AttributesLater] | None) -> Span:
-    """A span whose start attributes (`build()`) and captured content (the builder `content()` prepares from a
-    copy taken now) are stored on export."""
+    """A span whose start attributes (assembled on export from the values `build()` takes now) and captured content
+    (the builder `content()` prepares from a copy taken now) are stored on export."""
     try:
         span = tracer.start_span(name, ctx, kind)
     except Exception as exc:  # noqa: BLE001 - lmscope's provider: its sampler or our own processors raised
         report_internal_error("starting a span", exc)
         return NonRecordingSpan(get_current_span(ctx).get_span_context())
     if span.is_recording():
-        attributes = _built(build, where, ctx)
-        phase = {semconv.PHASE: attributes.pop(semconv.PHASE)}  # after the content, where the call sets it
-        _store_on_export(span, where, attributes, content, phase)
+        # The phase after the content, where the call sets it.
+        _store_on_export(span, where, _assembly(build, where), content, {semconv.PHASE: current_phase(ctx)})
     return span
 
 
@@ -439,8 +445,8 @@ _NOTHING: Attributes = {}
 """No attributes (never changed)."""
 
 
-def _store_on_export(span: Span, where: str, attributes: Attributes, content: Callable[[], AttributesLater] | None,
-                     after: Attributes = _NOTHING) -> None:
+def _store_on_export(span: Span, where: str, attributes: AttributesLater,
+                     content: Callable[[], AttributesLater] | None, after: Attributes = _NOTHING) -> None:
     """Hand `attributes`, the span's captured content and `after` to lmscope's exporters, in that order (the order
     the call sets them in): `content()` takes the copy it needs now, on the program's thread, and returns the
     builder that runs on export. A fault costs the content only."""
@@ -453,15 +459,30 @@ def _store_on_export(span: Span, where: str, attributes: Attributes, content: Ca
     set_on_export(span, attributes, prepared, after)
 
 
+def _lm_start_attributes(operation: str, adapter: Any, *args: Any) -> Attributes:
+    """`lm_start_attributes(*args)`, with the operation when it is not a chat and the adapter DSPy fell back to
+    (`adapter`: its class and the one it replaced, when one did)."""
+    attributes = lm_start_attributes(*args)
+    if operation != semconv.GEN_AI_OPERATION_CHAT:
+        attributes[semconv.GEN_AI_OPERATION_NAME] = operation
+    if type(adapter) is tuple:
+        attributes[semconv.ADAPTER_NAME], attributes[semconv.ADAPTER_FALLBACK_FROM] = adapter
+    return attributes
+
+
 def _tools(lm: Any, kwargs: Mapping[str, Any], prompt: Any) -> Any:
     """The tools an LM call offered, recorded with its prompt (none without one)."""
     return kwargs.get("tools") or (getattr(lm, "kwargs", None) or {}).get("tools") if prompt else None
 
 
 def _set_attributes(span: Span, where: str, later: bool, build: Callable[..., Attributes], *args: Any,
-                    content: Callable[[], AttributesLater] | None = None) -> None:
+                    content: Callable[[], AttributesLater] | None = None, fixed: bool = False) -> None:
     """`span.set_attributes(build(*args))`, or stored on export (`later`) with the captured `content` (see
-    `_store_on_export`); a builder's fault costs its attributes, not the span."""
+    `_store_on_export`); a builder's fault costs its attributes, not the span. `fixed`: nothing in `args` changes
+    any more (no content, no object the program still holds), so `build` itself may run on export."""
+    if later and fixed:
+        _store_on_export(span, where, partial(build, *args), content)
+        return
     try:
         attributes = build(*args)
     except Exception as exc:  # noqa: BLE001
