@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from types import MappingProxyType
 from typing import Any
 
@@ -111,6 +112,30 @@ def to_json(value: Any) -> str:
         return _encode(_json_ready(value, set(), 0))
     except Exception:  # noqa: BLE001
         return _encode(safe_str(value))
+
+
+JsonText = str | Callable[[], str]
+"""A captured value's JSON (`to_json`): the text, or the encoding of a copy taken in the call, run on export."""
+
+
+def json_snapshot(value: Any) -> JsonText:
+    """`to_json(value)` of `value` as it is now, for content built on export: a dict of plain scalars (a module's
+    keyword arguments) or a DSPy Example/Prediction of scalars and lists of strings (most predictions) is copied,
+    which costs the call less than encoding it and gives the same JSON later; anything else is encoded now."""
+    if type(value) is dict:
+        for item in value.values():
+            if type(item) not in _SCALARS:
+                return to_json(value)
+        return partial(to_json, dict(value))
+    store = _plain_store(value)
+    if store is None:
+        return to_json(value)
+    return partial(to_json, {key: list(item) if type(item) is list else item for key, item in store.items()})
+
+
+def json_text(encoded: JsonText) -> str:
+    """The JSON text of a `json_snapshot`."""
+    return encoded if isinstance(encoded, str) else encoded()
 
 
 _MAX_DEPTH = 64

@@ -45,7 +45,7 @@ from .._errors import record_error
 from .._lm_span_view import lm_call_context
 from .._providers import provider_given
 from .._setup import EvaluationListener, LMCallListener, ModuleListener
-from ._attributes import request_parameters, safe_str, to_json
+from ._attributes import json_snapshot, request_parameters, safe_str
 from ._frames import (
     ADAPTER_KEY,
     BATCH_ITEM_KEY,
@@ -147,7 +147,7 @@ class Runtime:
                 content=None if later else inputs, policy=self.content)
 
         content = None if inputs is None else \
-            lambda: partial(encoded_content, semconv.INPUT_VALUE, to_json(inputs), self.content)
+            lambda: partial(encoded_content, semconv.INPUT_VALUE, json_snapshot(inputs), self.content)
         span = self._start_span(tracer, span_name, ctx, SpanKind.INTERNAL, parent, build, "module span attributes",
                                 later, content)
         recording = span.is_recording()
@@ -178,7 +178,7 @@ class Runtime:
                 _set_attributes(span, "module span end attributes", later, module_end_attributes, totals,
                                 None if content_later else documents, self.content,
                                 output if returned and self.content.capture_outputs and not later else None,
-                                content=(lambda: partial(module_output_attributes, to_json(output),
+                                content=(lambda: partial(module_output_attributes, json_snapshot(output),
                                                          copied_messages(documents), self.content))
                                 if content_later else None, fixed=content_later or documents is None)
             if error is not None:

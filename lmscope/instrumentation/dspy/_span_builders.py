@@ -17,7 +17,9 @@ from ...telemetry._lm_call import LMCall
 from ...telemetry._messages import input_message_attributes, output_message_attributes
 from ...telemetry._spend import Spend
 from ._attributes import (
+    JsonText,
     document_attributes,
+    json_text,
     lm_request_attributes,
     lm_result_attributes,
     provider_attributes,
@@ -35,10 +37,11 @@ def _put_content(attributes: dict[str, Any], value_key: str, mime_key: str, cont
         attributes.update(encoded_content(value_key, to_json(content), policy))
 
 
-def encoded_content(value_key: str, encoded: str, policy: ContentPolicy) -> dict[str, Any]:
+def encoded_content(value_key: str, encoded: JsonText, policy: ContentPolicy) -> dict[str, Any]:
     """`input.value` or `output.value` (`value_key`) and its mime type, from the content's JSON `encoded`: scrubbed
-    and cut as the policy says. The JSON text is also the copy a span building content on export keeps."""
-    text, redacted = policy.json(encoded, value_key)
+    and cut as the policy says. The JSON (`json_snapshot`) is also the copy a span building content on export
+    keeps."""
+    text, redacted = policy.json(json_text(encoded), value_key)
     attributes: dict[str, Any] = {value_key: text, _MIME_KEYS[value_key]: semconv.MIME_JSON}
     if redacted:
         attributes[semconv.SCRUBBED] = True
@@ -90,7 +93,7 @@ def module_end_attributes(totals: Spend, passages: Any, policy: ContentPolicy, c
     return attributes
 
 
-def module_output_attributes(encoded: str, passages: Any, policy: ContentPolicy) -> dict[str, Any]:
+def module_output_attributes(encoded: JsonText, passages: Any, policy: ContentPolicy) -> dict[str, Any]:
     """A module's captured output, from its JSON `encoded`, and the documents a retriever returned (`passages`,
     None for other modules): what `module_end_attributes` records of them, built on export."""
     attributes = document_attributes(passages, policy) if passages is not None else {}
