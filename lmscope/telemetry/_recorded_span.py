@@ -141,7 +141,8 @@ class RecordedSpan(trace.Span):
     it runs (the scope filter, the console's open spans, the batch processor's sampled check) and `readable()` where
     they read the rest."""
 
-    __slots__ = ("context", "end_time", "entries", "kind", "name", "parent", "start_time", "tracer")
+    __slots__ = ("context", "end_time", "entries", "instrumentation_scope", "kind", "name", "parent", "start_time",
+                 "tracer")
 
     # What most spans never change, read from the class until one does (the base class gives instances a dict).
     _status = Status(StatusCode.UNSET)
@@ -154,6 +155,7 @@ class RecordedSpan(trace.Span):
     def __init__(self, tracer: RecordingTracer, name: str, context: SpanContext, parent: SpanContext | None,
                  kind: SpanKind, start_time: int) -> None:
         self.tracer = tracer
+        self.instrumentation_scope = tracer.instrumentation_scope
         self.name = name
         self.context = context
         self.parent = parent
@@ -162,10 +164,6 @@ class RecordedSpan(trace.Span):
         self.end_time: int | None = None
         self.entries: list[AttributesLater] = []
         """Attributes in the order they were handed over or set: each later value of a key wins, as in the call."""
-
-    @property
-    def instrumentation_scope(self) -> InstrumentationScope:
-        return self.tracer.instrumentation_scope
 
     # --- the API's span ---------------------------------------------------------------------------------
 
