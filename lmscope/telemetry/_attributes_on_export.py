@@ -85,14 +85,18 @@ _MAX_COPY_DEPTH = 8
 """Deeper than any message or document; past it (a cycle, a huge structure) the rest is shared."""
 
 
+_SHARED = frozenset((str, int, float, bool, bytes, type(None)))
+"""Values that cannot change: shared, not copied (and not run through the slower checks below)."""
+
+
 def _copied(value: Any, depth: int) -> Any:
     kind = type(value)
-    if kind is str or depth == 0:
+    if kind in _SHARED or depth == 0:
         return value
     if kind is dict or isinstance(value, Mapping):
-        return {key: item if type(item) is str else _copied(item, depth - 1) for key, item in value.items()}
+        return {key: item if type(item) in _SHARED else _copied(item, depth - 1) for key, item in value.items()}
     if kind is list or kind is tuple:
-        return [item if type(item) is str else _copied(item, depth - 1) for item in value]
+        return [item if type(item) in _SHARED else _copied(item, depth - 1) for item in value]
     pydantic = sys.modules.get("pydantic")  # loaded already wherever a model can be met
     if pydantic is not None and isinstance(value, pydantic.BaseModel):
         try:
