@@ -140,3 +140,40 @@ def test_a_call_config_without_cache_is_no_cache(spans: Any, make_lm: Any, uniqu
     dspy.Predict("question -> answer")(question=f"Capital of Cuba? {unique}", config={"cache": False})
     (span,) = lm_spans(spans())
     assert span.attributes[SETTINGS_CACHE] is False
+
+
+# --- tracing builds no cache DSPy did not build ------------------------------------------------------------------
+
+_NO_CACHE_APP = '''
+import json, os, sys
+import dspy
+from dspy.utils import DummyLM
+if sys.argv[1] == "traced":
+    import lmscope
+    lmscope.instrument(exporters="none")
+dspy.configure(lm=DummyLM([{"answer": "4"}, {"answer": "5"}]))
+dspy.Predict("question -> answer")(question="2+2?")
+print(json.dumps({"built": "cache" in vars(dspy), "files": sorted(os.listdir(os.environ["DSPY_CACHEDIR"]))
+                  if os.path.isdir(os.environ["DSPY_CACHEDIR"]) else None}))
+'''
+
+
+def test_tracing_builds_no_dspy_cache_the_program_never_used(tmp_path: Any) -> None:
+    """DSPy 3.4 builds its cache (a disk cache under DSPY_CACHEDIR) the first time `dspy.cache` is read; a program
+    whose LM never uses it must not get one, and files on disk, because it is traced. Older DSPy builds it at import:
+    then both runs have it, and the comparison still holds."""
+    import json
+    import subprocess
+    import sys
+
+    from app_env import app_env
+
+    seen = {}
+    for way in ("plain", "traced"):
+        env = app_env("LMSCOPE_", "OTEL_")
+        env.update({"DSPY_CACHEDIR": str(tmp_path / way), "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+        done = subprocess.run([sys.executable, "-c", _NO_CACHE_APP, way], capture_output=True, env=env,
+                              cwd=tmp_path, timeout=240)
+        assert done.returncode == 0, done.stderr.decode()[-3000:]
+        seen[way] = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    assert seen["traced"] == seen["plain"]

@@ -115,8 +115,12 @@ def dspy_cache_tier_on() -> bool:
     """Whether `dspy.cache` has its memory or disk tier on; with both off, DSPy's `Cache.get`/`put` do nothing.
 
     Read without importing DSPy; at an LM call's end it is the cache object DSPy used, unless `configure_cache`
-    replaced it during the call."""
-    cache = getattr(sys.modules.get("dspy"), "cache", None)
+    replaced it during the call. Read from the module's namespace, not as an attribute: DSPy 3.4 builds its cache
+    (a disk cache under DSPY_CACHEDIR) the first time `dspy.cache` is read, and a program whose LMs never use it
+    (a custom `BaseLM`, `DummyLM`) must not get one because it is traced. Not built yet, it is DSPy's default,
+    both tiers on."""
+    module = sys.modules.get("dspy")
+    cache = vars(module).get("cache") if module is not None else None
     if cache is None:
         return True
     return bool(getattr(cache, "enable_memory_cache", True)) or bool(getattr(cache, "enable_disk_cache", True))
