@@ -96,5 +96,7 @@ class FollowingTracer(trace.Tracer):
             attributes: Attributes = None, links: Sequence[Link] | None = None, start_time: int | None = None,
             record_exception: bool = True, set_status_on_exception: bool = True,
             end_on_exit: bool = True) -> AbstractContextManager[Span]:
-        return self.resolve()[0].start_as_current_span(name, context, kind, attributes, links, start_time,
-                                                       record_exception, set_status_on_exception, end_on_exit)
+        # The SDK's tracer, whose context manager starts the span when the block is entered and also decorates
+        # coroutine functions: lmscope's own code starts its spans with `start_span`.
+        return self._tracer().start_as_current_span(name, context, kind, attributes, links, start_time,
+                                                    record_exception, set_status_on_exception, end_on_exit)

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from time import time_ns as _time_ns
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 from opentelemetry import trace
 from opentelemetry.attributes import BoundedAttributes
@@ -39,8 +39,8 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationInfo, Instrume
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util.types import Attributes, AttributeValue
 
+from ._fork import renew_after_fork
 from ._internal_errors import report_internal_error
-from ._semconv import SCRUBBED
 
 logger = logging.getLogger("lmscope")
 
@@ -49,20 +49,33 @@ AttributesLater = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
 
 _FLAGS = tuple(TraceFlags(bits) for bits in range(4))
 """The trace flags a span of lmscope's can have, by value: sampled (1), random trace id (2), both, neither."""
-_PRIMITIVES = (str, bytes, bool, int, float)
+
+
+class OwnProvider(Protocol):
+    """lmscope's own SDK provider, as a recording reads it (`_tracer_provider._OwnTracerProvider`)."""
+
+    @property
+    def sampler(self) -> Sampler: ...
+
+    @property
+    def resource(self) -> Resource: ...
+
+    @property
+    def added_by_app(self) -> tuple[SpanProcessor, ...]:
+        """The processors added after lmscope's switch, in order: the app's (`Instrumentation.tracer_provider`)."""
 
 
 class RecordingTracer(trace.Tracer):
     """The tracer of lmscope's own provider for the spans only lmscope's processors see: `start_span` decides as the
     SDK's tracer of that provider would, and records a `RecordedSpan` in place of the SDK's span."""
 
-    def __init__(self, *, sampler: Sampler, resource: Resource, id_generator: IdGenerator, processor: SpanProcessor,
+    def __init__(self, *, provider: OwnProvider, id_generator: IdGenerator, processor: SpanProcessor,
                  limits: SpanLimits, name: str, version: str | None) -> None:
-        self.sampler = sampler
-        self.resource = resource
+        self.provider = provider
+        self.sampler = sampler = provider.sampler
         self.id_generator = id_generator
         self.processor = processor
-        """Where the provider would send the span: lmscope's switch, its only processor."""
+        """Where the provider sends the span first: lmscope's switch, the first processor added to it."""
         self.limits = limits
         version = version or ""  # as the SDK's `get_tracer` names a scope
         self.instrumentation_scope = InstrumentationScope(name, version, None, None)
@@ -116,22 +129,24 @@ class RecordingTracer(trace.Tracer):
         return span
 
     # The API types this as its private `_AgnosticContextManager`; any context manager of a Span is what callers use.
+    # lmscope's own code starts its spans with `start_span`; `FollowingTracer` sends this to the SDK's tracer.
     def start_as_current_span(  # type: ignore[override]
             self, name: str, context: Context | None = None, kind: SpanKind = SpanKind.INTERNAL,
             attributes: Attributes = None, links: Sequence[Link] | None = (), start_time: int | None = None,
             record_exception: bool = True, set_status_on_exception: bool = True,
             end_on_exit: bool = True) -> AbstractContextManager[trace.Span]:
+        return self._as_current(name, context, kind, attributes, links, start_time, record_exception,
+                                set_status_on_exception, end_on_exit)
+
+    @contextmanager
+    def _as_current(self, name: str, context: Context | None, kind: SpanKind, attributes: Attributes,
+                    links: Sequence[Link] | None, start_time: int | None, record_exception: bool,
+                    set_status_on_exception: bool, end_on_exit: bool) -> Iterator[trace.Span]:
         span = self.start_span(name, context, kind, attributes, links, start_time, record_exception,
-                               set_status_on_exception)
-        return _current(span, end_on_exit, record_exception, set_status_on_exception)
-
-
-@contextmanager
-def _current(span: trace.Span, end_on_exit: bool, record_exception: bool,
-             set_status_on_exception: bool) -> Iterator[trace.Span]:
-    with trace.use_span(span, end_on_exit=end_on_exit, record_exception=record_exception,
-                        set_status_on_exception=set_status_on_exception) as current:
-        yield current
+                               set_status_on_exception)  # when the block is entered, as the SDK's does
+        with trace.use_span(span, end_on_exit=end_on_exit, record_exception=record_exception,
+                            set_status_on_exception=set_status_on_exception) as current:
+            yield current
 
 
 class RecordedSpan(trace.Span):
@@ -176,12 +191,19 @@ class RecordedSpan(trace.Span):
     def set_attributes(self, attributes: Mapping[str, AttributeValue]) -> None:
         if self._ended("Setting attribute on ended span."):
             return
-        self.entries.append({key: _kept(value) for key, value in attributes.items()})
+        self.entries.append(self._cleaned(attributes))
 
     def set_attribute(self, key: str, value: AttributeValue) -> None:
         if self._ended("Setting attribute on ended span."):
             return
-        self.entries.append({key: _kept(value)})
+        self.entries.append(self._cleaned({key: value}))
+
+    def _cleaned(self, attributes: Mapping[str, AttributeValue]) -> BoundedAttributes:
+        """`attributes` validated and copied now, as the SDK's span stores a value when it is set (a list or a
+        mapping the app changes later does not change the span; an object becomes its text): the SDK's own
+        `BoundedAttributes`, whose count of values it refused `_build` adds to the span's."""
+        return BoundedAttributes(None, attributes, immutable=True,
+                                 max_value_len=self.tracer.limits.max_span_attribute_length)
 
     def hand_over(self, attributes: Sequence[AttributesLater]) -> None:
         """lmscope's attributes for this span, built on export (`_attributes_on_export.set_on_export`)."""
@@ -191,7 +213,7 @@ class RecordedSpan(trace.Span):
             logger.warning("Setting attribute on ended span.")
 
     def add_event(self, name: str, attributes: Attributes = None, timestamp: int | None = None) -> None:
-        if self._ended("Tried calling add_event on an ended span."):
+        if self._ended("Tried calling _add_event on an ended span."):
             return
         stored = self._bounded(self.tracer.limits.max_event_attributes, attributes)
         if self._events is None:
@@ -201,7 +223,7 @@ class RecordedSpan(trace.Span):
     def add_link(self, context: SpanContext, attributes: Attributes = None) -> None:
         if not (context and (context.is_valid or (attributes or context.trace_state))):  # as the SDK keeps a link
             return
-        if self._ended("Tried calling add_link on an ended span."):
+        if self._ended("Tried calling _add_link on an ended span."):
             return
         stored = self._bounded(self.tracer.limits.max_link_attributes, attributes)
         if self._links is None:
@@ -253,7 +275,13 @@ class RecordedSpan(trace.Span):
             logger.warning("Calling end() on an ended span.")
             return
         self.end_time = end_time if end_time is not None else _time_ns()
-        self.tracer.processor.on_end(self)  # type: ignore[arg-type]  # read as a span: see the class
+        tracer = self.tracer
+        tracer.processor.on_end(self)  # type: ignore[arg-type]  # read as a span: see the class
+        late = tracer.provider.added_by_app
+        if late:  # added while this span ran (new spans are the SDK's then): they get it as the SDK hands it over
+            readable = self.readable()
+            for processor in late:
+                processor.on_end(readable)
 
     def _bounded(self, count_limit: int | None, attributes: Attributes) -> BoundedAttributes:
         """An event's or a link's attributes, validated and limited when added, as the SDK's span does."""
@@ -274,7 +302,7 @@ class RecordedSpan(trace.Span):
         built = self._built
         if built is None:
             built = self._build(self.entries)  # no longer changes: the span has ended
-            with _BUILD_LOCK:  # held for the store only: the build runs the app's `scrub_callback`
+            with _BUILD.lock:  # held for the store only: the build runs the app's `scrub_callback`
                 if self._built is None:
                     self._built, self.entries = built, []  # the copies taken in the call go
                 built = self._built
@@ -288,7 +316,6 @@ class RecordedSpan(trace.Span):
         # `ReadableSpan.attributes`, a read-only view, and nobody else holds it.
         stored = BoundedAttributes(limits.max_span_attributes, immutable=False,
                                    max_value_len=limits.max_span_attribute_length)
-        scrubbed = False
         for later in entries:
             try:
                 attributes = later() if callable(later) else later
@@ -297,11 +324,10 @@ class RecordedSpan(trace.Span):
                 continue
             for key, value in attributes.items():
                 stored[key] = value
-            scrubbed = scrubbed or bool(attributes.get(SCRUBBED))
-        if scrubbed and stored.get(SCRUBBED) is not True:  # only ever set true: content redacted anywhere marks
-            stored[SCRUBBED] = True  # the whole span
+            if type(attributes) is BoundedAttributes:  # set on the span itself: what the SDK refused then
+                stored.dropped += attributes.dropped
         return ReadableSpan(
-            name=self.name, context=self.context, parent=self.parent, resource=self.tracer.resource,
+            name=self.name, context=self.context, parent=self.parent, resource=self.tracer.provider.resource,
             attributes=stored,
             events=BoundedList.from_seq(limits.max_events, self._events or ()),
             links=BoundedList.from_seq(limits.max_links, self._links or ()),
@@ -310,17 +336,22 @@ class RecordedSpan(trace.Span):
             instrumentation_scope=self.tracer.instrumentation_scope)
 
 
-_BUILD_LOCK = threading.Lock()
+class _BuildLock:
+    """The lock `RecordedSpan.readable` takes for a moment; a new one in a forked child (a worker may have held it)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        renew_after_fork(self)
+
+    def after_fork_in_child(self) -> None:
+        self.lock = threading.Lock()
+
+
+_BUILD = _BuildLock()
 
 
 def build_lock() -> threading.Lock:
     """The lock `RecordedSpan.readable` takes for a moment (a flush in a signal handler checks it is free)."""
-    return _BUILD_LOCK
+    return _BUILD.lock
 
 
-def _kept(value: AttributeValue) -> AttributeValue:
-    """`value` as the SDK keeps it when set: a sequence copied (a list the app changes later does not change the
-    span), anything else as it is (validated on export)."""
-    if isinstance(value, _PRIMITIVES) or not isinstance(value, Sequence):
-        return value
-    return tuple(value)  # validated on export, as the SDK validates a set value

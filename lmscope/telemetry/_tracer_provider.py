@@ -180,7 +180,7 @@ class ProviderRegistry:
                  at_exit: Callable[[Callable[[], object]], object] = run_at_exit) -> None:
         self._get_global = get_global
         self._at_exit = at_exit
-        self._own: TracerProvider | None = None
+        self._own: _OwnTracerProvider | None = None
         self._own_limits = SpanLimits()
         self._own_switch = SwitchableSpanProcessor()
         self._app: trace.TracerProvider | None = None
@@ -247,8 +247,8 @@ class ProviderRegistry:
         provider = self._own
         if provider is None or type(own) is not Tracer or _sdk_internal_metrics_enabled():
             return None
-        return RecordingTracer(sampler=provider.sampler, resource=provider.resource, id_generator=ID_GENERATOR,
-                               processor=self._own_switch, limits=self._own_limits, name=name, version=version)
+        return RecordingTracer(provider=provider, id_generator=ID_GENERATOR, processor=self._own_switch,
+                               limits=self._own_limits, name=name, version=version)
 
     def _own_builds_attributes_on_export(self) -> bool:
         """Only lmscope's processors see the spans of lmscope's own provider, all of them store attributes on export
@@ -337,6 +337,9 @@ class _OwnTracerProvider(TracerProvider):
     more through `Instrumentation.tracer_provider`, and then sees every span as the app's provider would show it."""
 
     processors_added = 0
+    added_by_app: tuple[SpanProcessor, ...] = ()
+    """The processors added after lmscope's switch (the first), in order: a span lmscope recorded while one was
+    added is handed to it at its end, as the SDK's provider would (`_recorded_span.RecordedSpan.end`)."""
 
     @functools.cached_property
     def sampler_reads_no_attributes(self) -> bool:
@@ -345,6 +348,8 @@ class _OwnTracerProvider(TracerProvider):
 
     def add_span_processor(self, span_processor: SpanProcessor) -> None:
         super().add_span_processor(span_processor)
+        if self.processors_added:
+            self.added_by_app = (*self.added_by_app, span_processor)
         self.processors_added += 1
 
 

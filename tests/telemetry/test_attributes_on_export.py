@@ -70,12 +70,14 @@ _APP = textwrap.dedent('''
         inst.tracer_provider.add_span_processor(SimpleSpanProcessor(memory))
 
     key, base = config["key"], config["lm"]
-    lm = dspy.LM("openai/gpt-4o-mini", api_base=base, api_key="sk-test", cache=False)
+    stops = ["###"]  # the app's own list of stop sequences, changed after the call
+    lm = dspy.LM("openai/gpt-4o-mini", api_base=base, api_key="sk-test", cache=False, stop=stops)
     dspy.configure(lm=lm)
     history = dspy.History(messages=[{"question": "What is 2+2?", "answer": "4"}])
     chat = dspy.Predict("question, history: dspy.History -> answer")
     chat(question=f"My key is {key}. What is the capital of France?", history=history)
     history.messages.append({"question": "LATER QUESTION", "answer": "LATER ANSWER"})
+    stops.append("LATER STOP")
 
     messages = [{"role": "system", "content": "Answer briefly."},
                 {"role": "user", "content": f"Key {key}: name a colour."}]
@@ -168,6 +170,7 @@ def test_spans_show_what_was_sent_not_what_the_program_changed_later(runs) -> No
         by_name = _comparable(records)
         predict, dspy_lm, litellm_call, litellm_stream = (attributes for _, attributes in by_name[:4])
         assert "LATER" not in predict["input.value"] and "LATER" not in dspy_lm["input.value"]
+        assert tuple(dspy_lm["gen_ai.request.stop_sequences"]) == ("###",)
         sent = json.loads(litellm_call["input.value"])
         assert [message["role"] for message in sent] == ["system", "user"]
         assert sent[1]["content"] == "Key [REDACTED]: name a colour."

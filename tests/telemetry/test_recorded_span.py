@@ -33,6 +33,16 @@ _REMOTE = SpanContext(0x1234, 0x5678, is_remote=True, trace_flags=TraceFlags(Tra
 _REMOTE_UNSAMPLED = SpanContext(0x4321, 0x8765, is_remote=True, trace_flags=TraceFlags(TraceFlags.DEFAULT))
 
 
+class _Counter:
+    """An object the app sets as a value, then changes."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __str__(self) -> str:
+        return f"n={self.n}"
+
+
 def _exported(script: Script, *, recorded: bool) -> list[ReadableSpan]:
     exporter = InMemorySpanExporter()
     processor = BatchExportProcessor(exporter)
@@ -105,6 +115,10 @@ def test_everything_app_code_does_to_a_span_is_exported_as_the_sdk_exports_it(
         with trace.use_span(root, end_on_exit=True):
             root.set_attribute("values", values)
             values.append("appended after it was set")  # the span keeps what was set
+            meta, nested, counter = {"user": "alice"}, [["a"], ["b"]], _Counter()
+            root.set_attributes({"meta": meta, "nested": nested, "object": counter})  # type: ignore[dict-item]
+            meta["user"], counter.n = "CHANGED", 99  # neither reaches the span: values are taken when set
+            nested[0].append("CHANGED")
             root.set_attributes({"count": 2, "start": 3})
             root.set_attribute("count", 4)  # set again: the later value, the key moved to the end
             root.add_event("checkpoint", {"step": 1}, timestamp=42)
@@ -133,7 +147,9 @@ def test_everything_app_code_does_to_a_span_is_exported_as_the_sdk_exports_it(
         spans = _same_both_ways(script)
     assert [span["name"] for span in spans] == ["root renamed", "child", "grandchild", "no parent in the context"]
     root, child, grandchild, remote_child = spans
-    assert root["attributes"] == {"start": 3, "tags": ("x", "y"), "values": ("a", "b"), "count": 4}
+    assert {key: root["attributes"][key] for key in ("start", "tags", "values", "count")} == {
+        "start": 3, "tags": ("x", "y"), "values": ("a", "b"), "count": 4}
+    assert "CHANGED" not in str(root["attributes"]) and "99" not in str(root["attributes"])
     assert root["status"] == (StatusCode.OK, None) and [event["name"] for event in root["events"]] == [
         "checkpoint", "exception"]
     assert root["links"] == [(("remote", 0x1234, 0x5678), {"why": "batch"}), (("remote", 0x99, 0x98),
@@ -177,3 +193,25 @@ def test_a_span_the_recorder_starts_inside_an_app_span_is_its_child() -> None:
 
     outer, inner = _same_both_ways(script)
     assert inner["parent"] == outer["id"] and outer["parent"] is None
+
+
+def test_a_processor_the_app_adds_while_a_span_runs_gets_that_span_at_its_end() -> None:
+    """The SDK's provider hands a span to every processor it has when the span ends: one the app added meanwhile
+    (through `Instrumentation.tracer_provider`) gets the span lmscope recorded, finished, as lmscope's exporters do."""
+    exporter = InMemorySpanExporter()
+    processor = BatchExportProcessor(exporter)
+    setup = FakeGlobals(trace.ProxyTracerProvider()).registry().setup(resolve_options(), [processor])
+    tracer = setup.tracer("lmscope")
+    running = tracer.start_span("running while the app adds its processor")
+    assert type(running) is RecordedSpan
+    set_on_export(running, lambda: {"input.value": "built"})
+    app = InMemorySpanExporter()
+    setup.tracer_provider.add_span_processor(SimpleSpanProcessor(app))
+    later = tracer.start_span("started after")  # the SDK's span now: the app's processor sees it whole
+    assert type(later) is not RecordedSpan
+    later.end()
+    running.end()
+    assert processor.force_flush()
+    seen = {span.name: dict(span.attributes or {}) for span in app.get_finished_spans()}
+    assert seen == {"started after": {}, "running while the app adds its processor": {"input.value": "built"}}
+    assert {span.name for span in exporter.get_finished_spans()} == set(seen)

@@ -229,7 +229,8 @@ def request_parameters(lm_kwargs: Mapping[str, Any], call_kwargs: Mapping[str, A
     for name in _REQUEST_PARAMETERS:
         value = call_kwargs[name] if name in call_kwargs else lm_kwargs.get(name)
         if value is not None:
-            parameters[name] = value
+            # A list (`stop`) copied: the attributes may be built on export, after the app changed its own list.
+            parameters[name] = tuple(value) if type(value) is list else value
     return parameters
 
 
