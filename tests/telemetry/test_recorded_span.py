@@ -9,9 +9,15 @@ and are compared by position; everything an exporter reads is compared as is, dr
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
+import subprocess
+import sys
+import textwrap
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -215,3 +221,52 @@ def test_a_processor_the_app_adds_while_a_span_runs_gets_that_span_at_its_end() 
     seen = {span.name: dict(span.attributes or {}) for span in app.get_finished_spans()}
     assert seen == {"started after": {}, "running while the app adds its processor": {"input.value": "built"}}
     assert {span.name for span in exporter.get_finished_spans()} == set(seen)
+
+
+_FORK_APP = textwrap.dedent("""
+    import json, os, sys, threading
+    import lmscope
+    from lmscope.telemetry._recorded_span import build_lock
+    inst = lmscope.instrument(exporters="file", file_path=sys.argv[1])
+    tracer = inst._tracing.tracer("fork-test")  # made before the fork, as instrument() makes lmscope's
+    tracer.start_span("in the parent").end()
+    held, release = threading.Event(), threading.Event()
+
+    def hold():  # an export worker building a span at the moment of the fork
+        with build_lock():
+            held.set()
+            release.wait()
+
+    threading.Thread(target=hold, daemon=True).start()
+    held.wait()
+    pid = os.fork()
+    if pid == 0:
+        tracer.start_span("in the child").end()
+        os._exit(0 if inst.force_flush(10_000) else 2)
+    release.set()
+    _, status = os.waitpid(pid, 0)
+    inst.force_flush()
+    print(json.dumps({"child": os.waitstatus_to_exitcode(status)}))
+""")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX-only")
+@pytest.mark.usefixtures("clean_env")
+def test_a_forked_child_records_spans_with_its_own_resource_and_exports_them(tmp_path: Path) -> None:
+    """After a fork the SDK gives the provider a new resource (a new `service.instance.id`), and a lock a worker
+    held at the fork is not held in the child: the child's recorded span carries the child's resource and leaves."""
+    path = tmp_path / "traces.jsonl"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    done = subprocess.run([sys.executable, "-c", _FORK_APP, str(path)], capture_output=True, text=True, timeout=120,
+                          env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"child": 0}
+    instance = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        for resource in json.loads(line)["resourceSpans"]:
+            ids = [item["value"]["stringValue"] for item in resource["resource"]["attributes"]
+                   if item["key"] == "service.instance.id"]
+            for scope in resource["scopeSpans"]:
+                instance.update({span["name"]: ids for span in scope["spans"]})
+    assert set(instance) == {"in the parent", "in the child"}
+    assert len(instance["in the child"]) == 1 and instance["in the child"] != instance["in the parent"]
