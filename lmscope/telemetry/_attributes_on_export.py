@@ -52,10 +52,7 @@ def set_on_export(span: Span, *attributes: AttributesLater) -> None:
     not ended yet: later ones win over earlier ones, and a value set on the span itself in between wins over those
     before it. A span `RecordingTracer` recorded keeps them for its export; any other span gets them now."""
     if type(span) is RecordedSpan:
-        if span.end_time is None:  # what `hand_over` does, spelled out: twice on every span
-            span.entries.extend(attributes)
-        else:
-            span.hand_over(attributes)  # says it came too late
+        span.hand_over(attributes)
         return
     if not span.is_recording():
         return

@@ -67,11 +67,7 @@ class FollowingTracer(trace.Tracer):
         recorder, whose spans lmscope's exporters build with their attributes, `_attributes_on_export.py`). One look
         at the global provider, as a span start takes; never the recorder once lmscope's spans go through the app's
         provider."""
-        tracer = self._settled
-        if tracer is None:  # `_tracer()`, spelled out: once per span
-            tracer = self._settled = self._route(self._name, self._version)
-            if tracer is None:
-                tracer = self._own
+        tracer = self._tracer()
         recorder = self._recorder
         if recorder is not None and tracer is self._own and self._own_builds_attributes_on_export():
             return recorder, True

@@ -200,22 +200,20 @@ class RecordedSpan(trace.Span):
 
     def _cleaned(self, attributes: Mapping[str, AttributeValue]) -> BoundedAttributes:
         """`attributes` validated and copied now, as the SDK's span stores a value when it is set (a list or a
-        mapping the app changes later does not change the span; an object becomes its text): the SDK's own
-        `BoundedAttributes`, whose count of values it refused `_build` adds to the span's."""
-        return BoundedAttributes(None, attributes, immutable=True,
-                                 max_value_len=self.tracer.limits.max_span_attribute_length)
+        mapping the app changes later does not change the span; an object becomes its text); `_build` adds the
+        count of values refused here to the span's."""
+        return self._bounded(None, attributes, self.tracer.limits.max_span_attribute_length)
 
     def hand_over(self, attributes: Sequence[AttributesLater]) -> None:
         """lmscope's attributes for this span, built on export (`_attributes_on_export.set_on_export`)."""
-        if self.end_time is None:
+        if not self._ended("Setting attribute on ended span."):
             self.entries.extend(attributes)
-        else:
-            logger.warning("Setting attribute on ended span.")
 
     def add_event(self, name: str, attributes: Attributes = None, timestamp: int | None = None) -> None:
         if self._ended("Tried calling _add_event on an ended span."):
             return
-        stored = self._bounded(self.tracer.limits.max_event_attributes, attributes)
+        limits = self.tracer.limits
+        stored = self._bounded(limits.max_event_attributes, attributes, limits.max_attribute_length)
         if self._events is None:
             self._events = []
         self._events.append(Event(name=name, attributes=stored, timestamp=timestamp))
@@ -225,7 +223,8 @@ class RecordedSpan(trace.Span):
             return
         if self._ended("Tried calling _add_link on an ended span."):
             return
-        stored = self._bounded(self.tracer.limits.max_link_attributes, attributes)
+        limits = self.tracer.limits
+        stored = self._bounded(limits.max_link_attributes, attributes, limits.max_attribute_length)
         if self._links is None:
             self._links = []
         self._links.append(Link(context=context, attributes=stored))
@@ -283,10 +282,11 @@ class RecordedSpan(trace.Span):
             for processor in late:
                 processor.on_end(readable)
 
-    def _bounded(self, count_limit: int | None, attributes: Attributes) -> BoundedAttributes:
-        """An event's or a link's attributes, validated and limited when added, as the SDK's span does."""
-        return BoundedAttributes(count_limit, attributes, max_value_len=self.tracer.limits.max_attribute_length,
-                                 immutable=True)
+    @staticmethod
+    def _bounded(count_limit: int | None, attributes: Attributes, length_limit: int | None) -> BoundedAttributes:
+        """Attributes validated, copied and limited when they are set or added, as the SDK's span does: the SDK's
+        own `BoundedAttributes`, frozen."""
+        return BoundedAttributes(count_limit, attributes, max_value_len=length_limit, immutable=True)
 
     def _ended(self, warning: str) -> bool:
         if self.end_time is None:
