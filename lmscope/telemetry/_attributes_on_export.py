@@ -32,9 +32,9 @@ from opentelemetry.sdk.trace.sampling import ParentBased, ParentBasedTraceIdRati
 from opentelemetry.trace import Span, Tracer
 
 from ._internal_errors import report_internal_error
-from ._recorded_span import AttributesLater, RecordedSpan
+from ._recorded_span import AttributesLater, Later, RecordedSpan
 
-__all__ = ["AttributesLater", "copied_messages", "reads_no_attributes", "resolved", "set_on_export",
+__all__ = ["AttributesLater", "Later", "copied_messages", "reads_no_attributes", "resolved", "set_on_export",
            "with_attributes"]
 
 

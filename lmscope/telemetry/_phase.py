@@ -9,12 +9,14 @@ what serving costs. An evaluation run by an optimizer stays `optimize`: the comp
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 
 from . import _semconv as semconv
+from ._memo import BoundedMemo
 
 _KEY = otel_context.create_key("lmscope-phase")
 
@@ -30,3 +32,12 @@ def with_phase(phase: str, ctx: Context) -> Context:
     if ctx.get(_KEY) == semconv.PHASE_OPTIMIZE or ctx.get(_KEY) == phase:
         return ctx
     return otel_context.set_value(_KEY, phase, ctx)
+
+
+def phase_attributes(phase: str) -> Mapping[str, str]:
+    """`{lmscope.phase: phase}`, one shared read-only mapping per phase: a span waiting for export keeps no copy."""
+    return _phase_attributes(phase)
+
+
+_phase_attributes: BoundedMemo[str, Mapping[str, str]] = BoundedMemo(
+    lambda phase: MappingProxyType({semconv.PHASE: phase}), 64)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import dataclasses
 import numbers
 from collections.abc import Callable, Mapping
-from functools import partial
 from types import MappingProxyType
 from typing import Any
 
 from ...telemetry import _semconv as semconv
+from ...telemetry._attributes_on_export import Later
 from ...telemetry._binary import describe_base64, describe_bytes
 from ...telemetry._content import ContentPolicy
 from ...telemetry._json import make_encoder, writable_int
@@ -126,11 +126,11 @@ def json_snapshot(value: Any) -> JsonText:
         for item in value.values():
             if type(item) not in _SCALARS:
                 return to_json(value)
-        return partial(to_json, dict(value))
+        return Later((to_json, dict(value)))
     store = _plain_store(value)
     if store is None:
         return to_json(value)
-    return partial(to_json, {key: list(item) if type(item) is list else item for key, item in store.items()})
+    return Later((to_json, {key: list(item) if type(item) is list else item for key, item in store.items()}))
 
 
 def json_text(encoded: JsonText) -> str:

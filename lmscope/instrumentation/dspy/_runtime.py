@@ -15,7 +15,6 @@ import functools
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from functools import partial
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -31,14 +30,14 @@ from opentelemetry.trace import (
 )
 
 from ...telemetry import _semconv as semconv
-from ...telemetry._attributes_on_export import AttributesLater, copied_messages, resolved, set_on_export
+from ...telemetry._attributes_on_export import AttributesLater, Later, copied_messages, resolved, set_on_export
 from ...telemetry._content import ContentPolicy
 from ...telemetry._context_attributes import context_attributes
 from ...telemetry._internal_errors import report_internal_error
 from ...telemetry._lm_call import LMCall
 from ...telemetry._lm_vendors import split_route
 from ...telemetry._memo import BoundedMemo
-from ...telemetry._phase import current_phase, with_phase
+from ...telemetry._phase import current_phase, phase_attributes, with_phase
 from ...telemetry._usage import active_trackers
 from .._callers import called_from_callback
 from .._errors import record_error
@@ -134,20 +133,16 @@ class Runtime:
         tracer, later = resolved(self.tracer)  # later: attributes stored on export (`_attributes_on_export.py`)
 
         def build() -> Callable[[], Attributes]:
-            facts = module_facts(module)
-            return partial(
-                module_start_attributes,
-                kind=span_kind_name, class_name=cls.__name__, path=span_name if has_path else None,
-                aliases=module_aliases(parent, owner) if owner is not None and not container else (),
-                call_index=call_index, signature=facts.signature, compiled=facts.compiled, demos=facts.demos,
-                extra=extra,
-                batch_index=batch_index,
-                scoped=context_attributes(ctx, self.content),
-                settings=self._settings(ctx) if parent is None or parent.container else None,
-                content=None if later else inputs, policy=self.content)
+            signature, compiled, demos = module_facts(module)
+            return Later((_module_start_attributes, span_kind_name, cls.__name__, span_name if has_path else None,
+                          module_aliases(parent, owner) if owner is not None and not container else (),
+                          call_index, signature, compiled, demos, extra, batch_index,
+                          context_attributes(ctx, self.content),
+                          self._settings(ctx) if parent is None or parent.container else None,
+                          None if later else inputs, self.content))
 
         content = None if inputs is None else \
-            lambda: partial(encoded_content, semconv.INPUT_VALUE, json_snapshot(inputs), self.content)
+            lambda: Later((encoded_content, semconv.INPUT_VALUE, json_snapshot(inputs), self.content))
         span = self._start_span(tracer, span_name, ctx, SpanKind.INTERNAL, parent, build, "module span attributes",
                                 later, content)
         recording = span.is_recording()
@@ -178,8 +173,8 @@ class Runtime:
                 _set_attributes(span, "module span end attributes", later, module_end_attributes, totals,
                                 None if content_later else documents, self.content,
                                 output if returned and self.content.capture_outputs and not later else None,
-                                content=(lambda: partial(module_output_attributes, json_snapshot(output),
-                                                         copied_messages(documents), self.content))
+                                content=(lambda: Later((module_output_attributes, json_snapshot(output),
+                                                        copied_messages(documents), self.content)))
                                 if content_later else None, fixed=content_later or documents is None)
             if error is not None:
                 record_error(span, error, self.content)
@@ -215,17 +210,17 @@ class Runtime:
         def build() -> Callable[[], Attributes]:
             # `messages` is not a request parameter (the allowlist never reads it): no filtered copy needed.
             parameters = request_parameters(getattr(lm, "kwargs", None) or {}, kwargs)
-            return partial(_lm_start_attributes, operation, ctx.get(ADAPTER_KEY), model, provider, parameters,
-                           context_attributes(ctx, self.content), self._settings(ctx, lm),
-                           None if content_later else prompt, self.content,
-                           None if content_later else _tools(lm, kwargs, prompt))
+            return Later((_lm_start_attributes, operation, ctx.get(ADAPTER_KEY), model, provider, parameters,
+                          context_attributes(ctx, self.content), self._settings(ctx, lm),
+                          None if content_later else prompt, self.content,
+                          None if content_later else _tools(lm, kwargs, prompt)))
 
         # DSPy sends a text LM's messages as one prompt to the legacy completions API (docs/dspy-internals.md §4)
         operation = semconv.GEN_AI_OPERATION_TEXT_COMPLETION if getattr(lm, "model_type", None) == "text" \
             else semconv.GEN_AI_OPERATION_CHAT
         name = f"{operation} {self.content.name(model)[0]}"  # a model name may hold a key: scrubbed
-        content = (lambda: partial(lm_input_attributes, copied_messages(prompt),
-                                   copied_messages(_tools(lm, kwargs, prompt)), self.content)) \
+        content = (lambda: Later((lm_input_attributes, copied_messages(prompt),
+                                  copied_messages(_tools(lm, kwargs, prompt)), self.content))) \
             if content_later else None
         span = self._start_span(tracer, name, ctx, SpanKind.CLIENT, parent, build, "LM span attributes", later,
                                 content)
@@ -266,8 +261,8 @@ class Runtime:
                 reasons = finished_call.finish_reasons if finished_call is not None else None
                 _set_attributes(span, "LM span end attributes", frame.later, lm_end_attributes, finished_call,
                                 output if captured and not content_later else None, self.content, answered, children,
-                                content=(lambda: partial(lm_output_attributes, copied_messages(output), reasons,
-                                                         self.content)) if content_later else None,
+                                content=(lambda: Later((lm_output_attributes, copied_messages(output), reasons,
+                                                        self.content))) if content_later else None,
                                 fixed=children is None)
                 if frame.resent:  # requests that failed were sent again (`_retries.py`)
                     span.set_attribute(semconv.LM_REQUESTS, requests_made(frame, error is not None))
@@ -437,7 +432,7 @@ def _start_span_storing_on_export(tracer: Tracer, name: str, ctx: Context, kind:
         return NonRecordingSpan(get_current_span(ctx).get_span_context())
     if span.is_recording():
         # The phase after the content, where the call sets it.
-        _store_on_export(span, where, _assembly(build, where), content, {semconv.PHASE: current_phase(ctx)})
+        _store_on_export(span, where, _assembly(build, where), content, phase_attributes(current_phase(ctx)))
     return span
 
 
@@ -446,7 +441,7 @@ _NOTHING: Attributes = {}
 
 
 def _store_on_export(span: Span, where: str, attributes: AttributesLater,
-                     content: Callable[[], AttributesLater] | None, after: Attributes = _NOTHING) -> None:
+                     content: Callable[[], AttributesLater] | None, after: AttributesLater = _NOTHING) -> None:
     """Hand `attributes`, the span's captured content and `after` to lmscope's exporters, in that order (the order
     the call sets them in): `content()` takes the copy it needs now, on the program's thread, and returns the
     builder that runs on export. A fault costs the content only."""
@@ -457,6 +452,18 @@ def _store_on_export(span: Span, where: str, attributes: AttributesLater,
         except Exception as exc:  # noqa: BLE001
             report_internal_error(where, exc)
     set_on_export(span, attributes, prepared, after)
+
+
+def _module_start_attributes(kind: str, class_name: str, path: str | None, aliases: tuple[str, ...],
+                             call_index: int | None, signature: Any, compiled: bool, demos: int,
+                             extra: Mapping[str, Any] | None, batch_index: int | None,
+                             scoped: Mapping[str, Any] | None, settings: Mapping[str, Any] | None, content: Any,
+                             policy: ContentPolicy) -> Attributes:
+    """`module_start_attributes` by position: a module span's `Later` keeps its values in one tuple."""
+    return module_start_attributes(kind=kind, class_name=class_name, path=path, aliases=aliases,
+                                   call_index=call_index, signature=signature, compiled=compiled, demos=demos,
+                                   extra=extra, batch_index=batch_index, scoped=scoped, settings=settings,
+                                   content=content, policy=policy)
 
 
 def _lm_start_attributes(operation: str, adapter: Any, *args: Any) -> Attributes:
@@ -481,7 +488,7 @@ def _set_attributes(span: Span, where: str, later: bool, build: Callable[..., At
     `_store_on_export`); a builder's fault costs its attributes, not the span. `fixed`: nothing in `args` changes
     any more (no content, no object the program still holds), so `build` itself may run on export."""
     if later and fixed:
-        _store_on_export(span, where, partial(build, *args), content)
+        _store_on_export(span, where, Later((build, *args)), content)
         return
     try:
         attributes = build(*args)

@@ -15,7 +15,6 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from contextvars import Token
-from functools import partial
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -24,7 +23,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import INVALID_SPAN, NoOpTracer, Span, SpanKind, Tracer
 
 from ...telemetry import _semconv as semconv
-from ...telemetry._attributes_on_export import AttributesLater, copied_messages, resolved, set_on_export
+from ...telemetry._attributes_on_export import AttributesLater, Later, copied_messages, resolved, set_on_export
 from ...telemetry._content import ContentPolicy
 from ...telemetry._context_attributes import context_attributes
 from ...telemetry._internal_errors import report_internal_error
@@ -399,7 +398,7 @@ class LiteLLMRuntime:
         try:
             value, tools = _request_content(operation, frame.kwargs)
             if value is not None:
-                return partial(self._inputs, operation, copied_messages(value), copied_messages(tools), frame.content)
+                return Later((self._inputs, operation, copied_messages(value), copied_messages(tools), frame.content))
         except Exception as exc:  # noqa: BLE001 - a builder's fault costs its attributes, not the call
             report_internal_error("LiteLLM span attributes", exc)
         return None
@@ -435,7 +434,7 @@ class LiteLLMRuntime:
         are stored on export, the builder of them over a copy of `texts` (`_attributes_on_export.py`)."""
         policy = frame.content
         if frame.later:  # built on export, from a copy (`finish` hands it over)
-            return partial(_answer_attributes, copied_messages(texts), finish_reasons, policy)
+            return Later((_answer_attributes, copied_messages(texts), finish_reasons, policy))
         return _answer_attributes(texts, finish_reasons, policy)
 
 
