@@ -19,35 +19,23 @@ own LiteLLM spans look past it inside a DSPy LM call, for the calls that are not
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final
 
-from opentelemetry import context as otel_context
 from opentelemetry.context import Context
-from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import NonRecordingSpan, Span, set_span_in_context
+
+from ._one_step_context import SUPPRESSED, with_span
 
 
 def with_lm_span(span: Span, ctx: Context) -> Context:
     """`ctx` with `span` current as other code sees it: its SpanContext, and no attribute, event or status set."""
-    return set_span_in_context(NonRecordingSpan(span.get_span_context()), ctx)
+    return set_span_in_context(_view(span), ctx)
 
 
-def _suppression_entries() -> dict[str, object]:
-    """What `suppress_instrumentation()` puts in a context, learned once by entering it in an empty one: its keys are
-    private to OpenTelemetry, and entering the context manager per call (a generator, an attach, a detach) costs
-    ~3 µs where building the call's context with these entries in one step costs nothing more."""
-    token = otel_context.attach(Context())
-    try:
-        with suppress_instrumentation():
-            return dict(otel_context.get_current())
-    finally:
-        otel_context.detach(token)
-
-
-_SUPPRESSED: Final = _suppression_entries()
-
-
-def lm_call_context(span: Span, ctx: Context, entries: Mapping[str, object] | None = None) -> Context:
+def lm_call_context(span: Span, ctx: Context, entries: Mapping[str, object]) -> Context:
     """The context inside an LM call: `ctx` with other instrumentations suppressed, `span` current as a read-only
-    view (`with_lm_span`), and lmscope's own `entries`. One context, attached once for the call."""
-    return with_lm_span(span, Context({**ctx, **_SUPPRESSED, **(entries or {})}))
+    view (`with_lm_span`), and lmscope's own `entries`. One context, made in one step, attached once for the call."""
+    return with_span(_view(span), ctx, SUPPRESSED, entries)
+
+
+def _view(span: Span) -> NonRecordingSpan:
+    return NonRecordingSpan(span.get_span_context())

@@ -51,15 +51,15 @@ AttributesLater = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
 class Later(tuple[Any, ...]):
     """`Later((func, *args))`: `func(*args)`, run when called (on export), kept as the one tuple `(func, *args)`.
 
-    What a span waiting in the export queue keeps costs the program's thread: memory that is not freed and reused
-    at once is memory the next allocations must take cold (benchmarks/README.md measured ~35 µs a DSPy pipeline call
-    for ~19 KB kept). A `functools.partial` keeps three objects (itself, its arguments, an empty keywords dict)
-    where this keeps one."""
+    A span waiting in the export queue keeps what its builders hold until the export, and a `functools.partial` keeps
+    three objects (itself, its arguments, an empty keywords dict) where this keeps one: with partials one DSPy
+    pipeline call kept 19.3 KB in 168 objects until its export, with these 11.8 KB in 94 (tracemalloc)."""
 
     __slots__ = ()  # made by tuple's own constructor, in C: a `__new__` in Python would cost more than it saves
 
     def __call__(self) -> Any:
         return self[0](*self[1:])
+
 
 _FLAGS = tuple(TraceFlags(bits) for bits in range(4))
 """The trace flags a span of lmscope's can have, by value: sampled (1), random trace id (2), both, neither."""

@@ -16,13 +16,13 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import Span
 
 from ...telemetry import _semconv as semconv
 from ...telemetry._lm_call import LMCall
 from ...telemetry._spend import Spend
 from ...telemetry._usage import Usage
+from .._one_step_context import instrumentation_suppressed
 
 FRAME_KEY = otel_context.create_key("lmscope-dspy-frame")
 BATCH_ITEM_KEY = otel_context.create_key("lmscope-dspy-batch-item")
@@ -53,7 +53,8 @@ def app_suppressed() -> bool:
     not count: DSPy calls made inside an LM call (a custom LM calling another, the cache hooks) stay traced, and so
     do LiteLLM calls that are not DSPy's own request (`litellm/_in_dspy_lm.py`). Suppression the app enters inside
     lmscope's LM span cannot be told from lmscope's own, and is not honoured."""
-    return not is_instrumentation_enabled() and otel_context.get_value(OWN_SUPPRESSION_KEY) is not True
+    ctx = otel_context.get_current()
+    return instrumentation_suppressed(ctx) and ctx.get(OWN_SUPPRESSION_KEY) is not True
 
 
 # Roll-ups from worker threads land on a parent frame owned by another thread; one lock for all merges

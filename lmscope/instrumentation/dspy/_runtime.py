@@ -26,7 +26,6 @@ from opentelemetry.trace import (
     SpanKind,
     Tracer,
     get_current_span,
-    set_span_in_context,
 )
 
 from ...telemetry import _semconv as semconv
@@ -42,6 +41,7 @@ from ...telemetry._usage import active_trackers
 from .._callers import called_from_callback
 from .._errors import record_error
 from .._lm_span_view import lm_call_context
+from .._one_step_context import with_span
 from .._providers import provider_given
 from .._setup import EvaluationListener, LMCallListener, ModuleListener
 from ._attributes import json_snapshot, request_parameters, safe_str
@@ -152,7 +152,7 @@ class Runtime:
         frame.kind_by_default = kind is None and not container and kind_is_default(cls)
         if self.module_listeners and has_path:
             frame.timing = (span_name, time.perf_counter(), current_phase(ctx))
-        frame.token = otel_context.attach(otel_context.set_value(FRAME_KEY, frame, set_span_in_context(span, ctx)))
+        frame.token = otel_context.attach(with_span(span, ctx, {FRAME_KEY: frame}))
         return frame
 
     def end_module(self, frame: ModuleFrame, output: Any, error: BaseException | None) -> None:
