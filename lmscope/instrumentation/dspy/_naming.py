@@ -5,6 +5,7 @@ Where the module sits in the program (its attribute path) is `_module_paths.py`.
 
 from __future__ import annotations
 
+import inspect
 import re
 import weakref
 from typing import Any, NamedTuple
@@ -136,3 +137,21 @@ def signature_text(signature: Any) -> str | None:
         text = fields if name == "StringSignature" else f"{name}({fields})"
         _signature_texts[signature] = text
     return text
+
+
+def _forward_positional_names(cls: type) -> tuple[str, ...]:
+    """The names `cls.forward` gives its positional arguments after `self`, up to a `*args` (none past it)."""
+    try:
+        parameters = list(inspect.signature(cls.forward).parameters.values())  # type: ignore[attr-defined]
+    except (AttributeError, TypeError, ValueError):  # no forward, or one whose signature Python cannot tell
+        return ()
+    names = []
+    for parameter in parameters[1:]:
+        if parameter.kind not in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+            break
+        names.append(parameter.name)
+    return tuple(names)
+
+
+positional_names: BoundedMemo[type, tuple[str, ...]] = BoundedMemo(_forward_positional_names)
+"""positional_names(type(module)) -> the parameter names `module(*args)` binds `args` to in its `forward`."""

@@ -57,7 +57,7 @@ from ._frames import (
 )
 from ._lm_children import gives_way
 from ._module_paths import module_aliases, module_path
-from ._naming import kind_is_default, module_facts, span_kind
+from ._naming import kind_is_default, module_facts, positional_names, span_kind
 from ._neighbours import Neighbours
 from ._providers import answered_by
 from ._results import lm_call_from_result
@@ -129,7 +129,7 @@ class Runtime:
         # is placed by its lmscope.batch.index instead (worker threads start items in no fixed order).
         call_index = parent.next_call_index(span_name) if has_path and parent is not None and batch_index is None \
             else None
-        inputs = _inputs(args, kwargs) if self.content.capture_inputs and (args or kwargs) else None
+        inputs = _inputs(module, args, kwargs) if self.content.capture_inputs and (args or kwargs) else None
         tracer, later = resolved(self.tracer)  # later: attributes stored on export (`_attributes_on_export.py`)
 
         def build() -> Callable[[], Attributes]:
@@ -501,9 +501,17 @@ def _set_attributes(span: Span, where: str, later: bool, build: Callable[..., At
         span.set_attributes(attributes)
 
 
-def _inputs(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
-    """A module call's captured input: its keyword arguments, positional ones under "args"."""
-    return {"args": args, **kwargs} if args else kwargs
+def _inputs(module: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+    """A module call's captured input: its arguments by the names its `forward` gives them (`retrieve(question)` as
+    `{"query": ...}`), positional ones it does not name under "args"."""
+    if not args:
+        return kwargs
+    names = positional_names(type(module))
+    inputs: dict[str, Any] = dict(zip(names, args, strict=False))
+    if len(args) > len(names):
+        inputs["args"] = args[len(names):]
+    inputs.update(kwargs)
+    return inputs
 
 
 _NO_FIELDS: Mapping[str, Any] = {}
