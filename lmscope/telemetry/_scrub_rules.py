@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from ._binary import describe_base64
+from ._binary import describe_base64, describe_bytes
 from ._memo import BoundedMemo
 
 REDACTED: Final = "[REDACTED]"
@@ -359,8 +359,18 @@ def _describe_blob(match: re.Match[str]) -> str:
     blob = match.group(0).rstrip("\r\n")
     if len(blob) < MIN_BLOB_CHARS:  # a few wrapped lines
         return match.group(0)
-    described = describe_base64(blob)
+    described = _described_hex(blob) or describe_base64(blob)
     return match.group(0) if described is None else described + match.group(0)[len(blob):]
+
+
+def _described_hex(blob: str) -> str | None:
+    """The description of `blob` read as hex (a hex dump, bytes a tool printed with `.hex()`), or None if it is not
+    hex. Hex digits are base64 characters too, so a hex run would otherwise be described by a base64 decoding of it:
+    the wrong size and hash. Real base64 of this length is never all hex digits."""
+    try:
+        return describe_bytes(bytes.fromhex(blob))  # skips whitespace; the first other character ends it at C speed
+    except ValueError:
+        return None
 
 
 # --- pre-checks ----------------------------------------------------------------------------------------------

@@ -169,3 +169,20 @@ def test_an_int_too_long_to_write_is_recorded_as_its_size(traced, make_lm, uniqu
                                                                    "side": "<int of 16610 bits>"}
     assert module.attributes[semconv.SESSION_ID] == f"session-{unique}"
     assert json.loads(module.attributes[semconv.METADATA]) == {"seed": "<int of 16610 bits>"}
+
+
+def test_a_hex_dump_is_described_by_the_bytes_it_spells(traced):
+    """Hex digits are base64 characters too: a tool printing bytes as hex (`.hex()`, a dump wrapped in lines) must be
+    described by those bytes, not by a base64 decoding of its digits (another size, another hash)."""
+    spans = traced(ContentPolicy())
+    png = _png(16, 16)
+    wrapped = "\n".join(png.hex()[i:i + 64] for i in range(0, 2 * len(png), 64))
+    tool = dspy.Tool(lambda path: {"flat": png.hex(), "upper": png.hex().upper(), "wrapped": wrapped,
+                                   "short": png.hex()[:64]}, name="read_file")
+
+    tool(path="logo.png")
+
+    (span,) = spans()
+    described = _description("image", "image/png", png)
+    assert json.loads(span.attributes[semconv.OUTPUT_VALUE]) == {
+        "flat": described, "upper": described, "wrapped": described, "short": png.hex()[:64]}
