@@ -210,7 +210,11 @@ class RecordedSpan(trace.Span):
     def set_attribute(self, key: str, value: AttributeValue) -> None:
         if self._ended("Setting attribute on ended span."):
             return
-        self.entries.append(self._cleaned({key: value}))
+        # One value set as the SDK's span sets it (`BoundedAttributes.__setitem__`): a key that is not a non-empty
+        # string is dropped and counted, where `set_attributes` (`_set_items`) turns a non-string key into its text.
+        entry = BoundedAttributes(None, immutable=False, max_value_len=self.tracer.limits.max_span_attribute_length)
+        entry[key] = value
+        self.entries.append(entry)
 
     def _cleaned(self, attributes: Mapping[str, AttributeValue]) -> BoundedAttributes:
         """`attributes` validated and copied now, as the SDK's span stores a value when it is set (a list or a

@@ -167,6 +167,21 @@ def test_everything_app_code_does_to_a_span_is_exported_as_the_sdk_exports_it(
     assert "Setting attribute on ended span." in caplog.text
 
 
+def test_keys_that_are_not_strings_are_kept_or_dropped_as_the_sdk_does(caplog: pytest.LogCaptureFixture) -> None:
+    def script(tracer: trace.Tracer) -> None:
+        span = tracer.start_span("keys", attributes={3: "start", "ok": 0})  # type: ignore[dict-item]
+        span.set_attribute(1, "one value: dropped")  # type: ignore[arg-type]
+        span.set_attribute("", "empty: dropped")
+        span.set_attributes({2: "several: kept as text", "": "dropped", (1, 2): "kept"})  # type: ignore[dict-item]
+        span.add_event("event", {4: "kept"})  # type: ignore[dict-item]
+        span.end()
+
+    with caplog.at_level(logging.WARNING):
+        (span,) = _same_both_ways(script)
+    assert span["attributes"] == {"3": "start", "ok": 0, "2": "several: kept as text", "(1, 2)": "kept"}
+    assert span["dropped_attributes"] == 3 and span["events"][0]["attributes"] == {"4": "kept"}
+
+
 def test_the_provider_limits_drop_what_the_sdk_drops(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "3")
     monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "5")
