@@ -364,13 +364,21 @@ def _describe_blob(match: re.Match[str]) -> str:
 
 
 def _described_hex(blob: str) -> str | None:
-    """The description of `blob` read as hex (a hex dump, bytes a tool printed with `.hex()`), or None if it is not
+    """The description of `blob` read as hex (bytes a tool printed with `.hex()`, wrapped or not), or None if it is not
     hex. Hex digits are base64 characters too, so a hex run would otherwise be described by a base64 decoding of it:
-    the wrong size and hash. Real base64 of this length is never all hex digits."""
-    try:
-        return describe_bytes(bytes.fromhex(blob))  # skips whitespace; the first other character ends it at C speed
-    except ValueError:
-        return None
+    the wrong size and hash. Base64 of this length is all hex digits only for degenerate bytes, and then lacks what
+    hex of any real bytes has: a decimal digit, and letters of one case (zeros are `AAAA...` in base64)."""
+    if _HAS_DIGIT.search(blob) is not None and (_HAS_LOWER.search(blob) is None or _HAS_UPPER.search(blob) is None):
+        try:
+            return describe_bytes(bytes.fromhex(blob))  # skips whitespace; any other character raises at C speed
+        except ValueError:
+            pass
+    return None
+
+
+_HAS_DIGIT: Final = re.compile("[0-9]")
+_HAS_LOWER: Final = re.compile("[a-f]")
+_HAS_UPPER: Final = re.compile("[A-F]")
 
 
 # --- pre-checks ----------------------------------------------------------------------------------------------

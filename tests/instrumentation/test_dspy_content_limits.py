@@ -177,12 +177,16 @@ def test_a_hex_dump_is_described_by_the_bytes_it_spells(traced):
     spans = traced(ContentPolicy())
     png = _png(16, 16)
     wrapped = "\n".join(png.hex()[i:i + 64] for i in range(0, 2 * len(png), 64))
+    zeros = bytes(768)
     tool = dspy.Tool(lambda path: {"flat": png.hex(), "upper": png.hex().upper(), "wrapped": wrapped,
-                                   "short": png.hex()[:64]}, name="read_file")
+                                   "short": png.hex()[:64], "zeros_hex": zeros.hex(),
+                                   "zeros_base64": base64.b64encode(zeros).decode()}, name="read_file")
 
     tool(path="logo.png")
 
     (span,) = spans()
     described = _description("image", "image/png", png)
+    zeros_described = _description("binary", "application/octet-stream", zeros)
     assert json.loads(span.attributes[semconv.OUTPUT_VALUE]) == {
-        "flat": described, "upper": described, "wrapped": described, "short": png.hex()[:64]}
+        "flat": described, "upper": described, "wrapped": described, "short": png.hex()[:64],
+        "zeros_hex": zeros_described, "zeros_base64": zeros_described}  # base64 of zeros is 1024 "A"s: hex digits

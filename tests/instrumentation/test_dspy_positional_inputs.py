@@ -4,6 +4,7 @@ no LM involved."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import dspy
@@ -21,17 +22,51 @@ class Passthrough(dspy.Module):
         return dspy.Prediction(seen=len(args) + len(kwargs))
 
 
+class StaticSearch(dspy.Module):
+    @staticmethod
+    def forward(query: str, k: int = 3) -> dspy.Prediction:
+        return dspy.Prediction(passages=[query] * k)
+
+
+class ClassSearch(dspy.Module):
+    @classmethod
+    def forward(cls, query: str, k: int = 3) -> dspy.Prediction:
+        return dspy.Prediction(passages=[query] * k)
+
+
+class NamedArgs(dspy.Module):
+    def forward(self, args: object, *rest: object) -> dspy.Prediction:
+        return dspy.Prediction(seen=1 + len(rest))
+
+
+class AsyncSearch(dspy.Module):
+    def forward(self, question: str) -> dspy.Prediction:
+        return dspy.Prediction(passages=[question])
+
+    async def aforward(self, query: str, k: int = 3) -> dspy.Prediction:
+        return dspy.Prediction(passages=[query] * k)
+
+
 class Program(dspy.Module):
     def __init__(self) -> None:
         super().__init__()
         self.search = Search()
         self.passthrough = Passthrough()
+        self.static = StaticSearch()
+        self.by_class = ClassSearch()
+        self.named_args = NamedArgs()
+        self.own = Search()
+        self.own.forward = lambda text, n=1: dspy.Prediction(passages=[text] * n)  # set on the instance
 
     def forward(self, question: str) -> dspy.Prediction:
         self.search(question)
         self.search(question, 2)
         self.search(question, k=1)
         self.passthrough(question, 7, flag=True)
+        self.static(question, 2)
+        self.by_class(question, 2)
+        self.named_args(question, 7)
+        self.own(question, 2)
         return dspy.Prediction(answer=question)
 
 
@@ -48,4 +83,17 @@ def test_positional_arguments_are_recorded_by_their_parameter_names(spans, uniqu
         {"query": question, "k": 2},
         {"query": question, "k": 1},
         {"args": [question, 7], "flag": True},
+        {"query": question, "k": 2},
+        {"query": question, "k": 2},
+        {"args": question, "*args": [7]},
+        {"text": question, "n": 2},
     ]
+
+
+def test_an_async_call_names_them_as_aforward_does(spans, unique):
+    question = f"capital of France {unique}"
+
+    asyncio.run(AsyncSearch().acall(question, 2))
+
+    (span,) = spans()
+    assert json.loads(span.attributes[semconv.INPUT_VALUE]) == {"query": question, "k": 2}

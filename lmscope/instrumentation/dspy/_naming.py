@@ -139,19 +139,39 @@ def signature_text(signature: Any) -> str | None:
     return text
 
 
-def _forward_positional_names(cls: type) -> tuple[str, ...]:
-    """The names `cls.forward` gives its positional arguments after `self`, up to a `*args` (none past it)."""
+def positional_names(module: Any, method: str) -> tuple[str, ...]:
+    """The names `module.<method>` (`forward`, or `aforward` for `acall`) gives the positional arguments `module(*args)`
+    hands it, up to a `*args` (none past it): the class's method, looked up once per class, unless the instance holds
+    one of its own."""
+    fields = instance_fields(module)
+    if fields is not None and method in fields:
+        return _parameter_names(fields[method], bound=True)
+    return _class_positional_names((type(module), method))
+
+
+def _class_method_names(key: tuple[type, str]) -> tuple[str, ...]:
+    cls, method = key
     try:
-        parameters = list(inspect.signature(cls.forward).parameters.values())  # type: ignore[attr-defined]
-    except (AttributeError, TypeError, ValueError):  # no forward, or one whose signature Python cannot tell
+        found = inspect.getattr_static(cls, method)
+    except AttributeError:
+        return ()
+    # A plain function is called bound: its first parameter is the module. A staticmethod takes none, and the signature
+    # of a classmethod or a callable object, read through the class, already leaves out what Python passes itself.
+    return _parameter_names(getattr(cls, method, None), bound=not inspect.isfunction(found))
+
+
+def _parameter_names(function: Any, *, bound: bool) -> tuple[str, ...]:
+    try:
+        parameters = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):  # not callable, or a signature Python cannot tell
         return ()
     names = []
-    for parameter in parameters[1:]:
+    for parameter in parameters if bound else parameters[1:]:
         if parameter.kind not in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
             break
         names.append(parameter.name)
     return tuple(names)
 
 
-positional_names: BoundedMemo[type, tuple[str, ...]] = BoundedMemo(_forward_positional_names)
-"""positional_names(type(module)) -> the parameter names `module(*args)` binds `args` to in its `forward`."""
+_class_positional_names: BoundedMemo[tuple[type, str], tuple[str, ...]] = BoundedMemo(_class_method_names)
+"""(module class, method name) -> the names its method gives positional arguments."""

@@ -109,8 +109,9 @@ class Runtime:
     def start_module(self, module: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any], *, container: bool = False,
                      name: str | None = None, name_suffix: str = "", kind: str | None = None,
                      path_owner: Any = None, extra: Mapping[str, Any] | None = None,
-                     phase: str | None = None) -> ModuleFrame:
-        """The span of a module (or container, tool) call, made current; `phase` is the one this call enters."""
+                     phase: str | None = None, method: str = "forward") -> ModuleFrame:
+        """The span of a module (or container, tool) call, made current; `phase` is the one this call enters, `method`
+        the one the call runs (`aforward` under `acall`), whose parameters name positional arguments."""
         ctx = otel_context.get_current()
         if phase is not None:
             ctx = with_phase(phase, ctx)
@@ -129,7 +130,7 @@ class Runtime:
         # is placed by its lmscope.batch.index instead (worker threads start items in no fixed order).
         call_index = parent.next_call_index(span_name) if has_path and parent is not None and batch_index is None \
             else None
-        inputs = _inputs(module, args, kwargs) if self.content.capture_inputs and (args or kwargs) else None
+        inputs = _inputs(module, args, kwargs, method) if self.content.capture_inputs and (args or kwargs) else None
         tracer, later = resolved(self.tracer)  # later: attributes stored on export (`_attributes_on_export.py`)
 
         def build() -> Callable[[], Attributes]:
@@ -501,15 +502,16 @@ def _set_attributes(span: Span, where: str, later: bool, build: Callable[..., At
         span.set_attributes(attributes)
 
 
-def _inputs(module: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
-    """A module call's captured input: its arguments by the names its `forward` gives them (`retrieve(question)` as
-    `{"query": ...}`), positional ones it does not name under "args"."""
+def _inputs(module: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any], method: str) -> Any:
+    """A module call's captured input: its arguments by the names its `method` (`forward`, `aforward`) gives them
+    (`retrieve(question)` as `{"query": ...}`), positional ones it does not name under "args" ("*args" if it names
+    one `args`)."""
     if not args:
         return kwargs
-    names = positional_names(type(module))
+    names = positional_names(module, method)
     inputs: dict[str, Any] = dict(zip(names, args, strict=False))
     if len(args) > len(names):
-        inputs["args"] = args[len(names):]
+        inputs["*args" if "args" in names else "args"] = args[len(names):]
     inputs.update(kwargs)
     return inputs
 

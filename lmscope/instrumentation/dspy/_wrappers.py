@@ -97,8 +97,13 @@ def traced_async(original: Callable[..., Any], start: Start[Frame], end: End[Fra
 
 
 def module_call(runtime: Runtime, original: Callable[..., Any], *, is_async: bool = False) -> Callable[..., Any]:
-    wrap = traced_async if is_async else traced
-    return wrap(original, runtime.start_module, runtime.end_module, "module span start", suppressible=True)
+    if not is_async:
+        return traced(original, runtime.start_module, runtime.end_module, "module span start", suppressible=True)
+
+    def start(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ModuleFrame:
+        return runtime.start_module(module, args, kwargs, method="aforward")  # what `acall` runs
+
+    return traced_async(original, start, runtime.end_module, "module span start", suppressible=True)
 
 
 def lm_call(runtime: Runtime, original: Callable[..., Any], *, is_async: bool = False) -> Callable[..., Any]:
