@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from opentelemetry.context import Context
 from opentelemetry.trace import NonRecordingSpan, Span, set_span_in_context
 
-from ._one_step_context import SUPPRESSED, with_span
+from ..telemetry._one_step_context import SUPPRESSED, with_span
 
 
 def with_lm_span(span: Span, ctx: Context) -> Context:

@@ -100,6 +100,8 @@ class SwitchableSpanProcessor(SpanProcessor):
         self._groups: tuple[SpanProcessor, ...] = ()
         self._starting: tuple[SpanProcessor, ...] = ()
         """The groups with a processor that reads a span's start."""
+        self.reads_span_start = False
+        """Whether any attached group does: lmscope's recorder skips calling `on_start` when none does."""
         self.builds_attributes_on_export = True
         """Every attached group stores attributes left for export (`ProcessorGroup.builds_attributes_on_export`)."""
         self._lock = threading.Lock()
@@ -127,6 +129,7 @@ class SwitchableSpanProcessor(SpanProcessor):
             fanout.add_span_processor(group)
         self._groups, self._fanout = groups, fanout
         self._starting = tuple(g for g in groups if getattr(g, "starting", True))
+        self.reads_span_start = bool(self._starting)
         self.builds_attributes_on_export = all(getattr(g, "builds_attributes_on_export", False) for g in groups)
 
     # Only the public hooks are forwarded: the SDK's private `_on_ending` stays the base class's no-op, which is all

@@ -20,9 +20,9 @@ from opentelemetry.trace import Span
 
 from ...telemetry import _semconv as semconv
 from ...telemetry._lm_call import LMCall
+from ...telemetry._one_step_context import instrumentation_suppressed
 from ...telemetry._spend import Spend
 from ...telemetry._usage import Usage
-from .._one_step_context import instrumentation_suppressed
 
 FRAME_KEY = otel_context.create_key("lmscope-dspy-frame")
 BATCH_ITEM_KEY = otel_context.create_key("lmscope-dspy-batch-item")

@@ -36,12 +36,12 @@ from ...telemetry._internal_errors import report_internal_error
 from ...telemetry._lm_call import LMCall
 from ...telemetry._lm_vendors import split_route
 from ...telemetry._memo import BoundedMemo
+from ...telemetry._one_step_context import with_span
 from ...telemetry._phase import current_phase, phase_attributes, with_phase
 from ...telemetry._usage import active_trackers
 from .._callers import called_from_callback
 from .._errors import record_error
 from .._lm_span_view import lm_call_context
-from .._one_step_context import with_span
 from .._providers import provider_given
 from .._setup import EvaluationListener, LMCallListener, ModuleListener
 from ._attributes import json_snapshot, request_parameters, safe_str

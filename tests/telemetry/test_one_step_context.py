@@ -10,7 +10,7 @@ from opentelemetry.context import Context
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled, suppress_instrumentation
 from opentelemetry.sdk.trace import TracerProvider
 
-from lmscope.instrumentation._one_step_context import SUPPRESSED, instrumentation_suppressed, with_span
+from lmscope.telemetry._one_step_context import SUPPRESSED, instrumentation_suppressed, span_in, with_span
 
 OWN_KEY = otel_context.create_key("test-own-entry")
 OTHER_KEY = otel_context.create_key("test-other-entry")
@@ -29,6 +29,19 @@ def test_a_span_and_entries_set_in_one_step_make_the_context_the_public_calls_ma
     assert trace.get_current_span(made) is span
     assert dict(before) == dict(otel_context.set_value(OTHER_KEY, "kept",
                                                        trace.set_span_in_context(trace.INVALID_SPAN)))
+
+
+def test_the_span_in_a_context_is_the_one_get_current_span_reads() -> None:
+    span = TracerProvider().get_tracer("test").start_span("current")
+    with_it, without = trace.set_span_in_context(span), otel_context.set_value(OTHER_KEY, 1, Context())
+    assert span_in(with_it) is trace.get_current_span(with_it) is span
+    assert span_in(without) is trace.get_current_span(without) is trace.INVALID_SPAN
+    token = otel_context.attach(with_it)
+    try:
+        assert span_in(None) is trace.get_current_span() is span
+    finally:
+        otel_context.detach(token)
+    assert span_in(None) is trace.get_current_span() is trace.INVALID_SPAN
 
 
 @pytest.mark.parametrize("how", ["suppress_instrumentation()", "each entry it sets, alone",

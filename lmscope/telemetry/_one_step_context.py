@@ -4,8 +4,8 @@
 and `set_span_in_context` is one such call: a span start that makes its span current and records lmscope's frame
 would copy the call's context four times, on every span. The keys those calls use are private to OpenTelemetry, so
 they are learned once, by making the entries in an empty context with the public calls, and a call's context is then
-built as one dict. Nothing is named that the API keeps to itself; if a release ever stores a span otherwise (more than
-one entry), `with_span` falls back to the public call.
+built as one dict, and the current span read with one lookup (`span_in`). Nothing is named that the API keeps to
+itself; if a release ever stores a span otherwise (more than one entry), both fall back to the public calls.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Final
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 from opentelemetry.instrumentation.utils import suppress_instrumentation
-from opentelemetry.trace import INVALID_SPAN, Span, set_span_in_context
+from opentelemetry.trace import INVALID_SPAN, Span, get_current_span, set_span_in_context
 
 
 def _suppression_entries() -> dict[str, object]:
@@ -52,6 +52,14 @@ def with_span(span: Span, ctx: Context, entries: Mapping[str, object],
     if _SPAN_KEY is None:
         return set_span_in_context(span, Context({**ctx, **entries, **more}))
     return Context({**ctx, **entries, **more, _SPAN_KEY: span})
+
+
+def span_in(ctx: Context | None) -> Span:
+    """`trace.get_current_span(ctx)`, read with one lookup (the API makes three calls for it)."""
+    if _SPAN_KEY is None:
+        return get_current_span(ctx)
+    span = (otel_context.get_current() if ctx is None else ctx).get(_SPAN_KEY)
+    return span if isinstance(span, Span) else INVALID_SPAN
 
 
 def instrumentation_suppressed(ctx: Mapping[str, object]) -> bool:
