@@ -130,3 +130,16 @@ def test_a_key_in_the_model_name_of_a_cache_hit_is_redacted_on_every_attribute_n
     named = {key: value for key, value in hit.attributes.items() if isinstance(value, str) and "ft:" in value}
     assert set(named) >= {semconv.GEN_AI_REQUEST_MODEL, semconv.EMBEDDING_MODEL_NAME}
     assert not any(secret in value for value in [hit.name, *named.values()])
+
+
+def test_a_hit_for_a_bare_model_name_names_the_provider_the_embedder_was_given(dspy_and_litellm, lm_server, unique):
+    embedder = dspy.Embedder("text-embedding-3-small", custom_llm_provider="openai", api_base=lm_server.base_url,
+                             api_key="sk-anything")
+    embedder([f"{TEXTS[0]} {unique}"])
+    (miss,) = [span for span in dspy_and_litellm() if span.name == MODEL]
+    embedder([f"{TEXTS[0]} {unique}"])
+
+    (hit,) = [span for span in dspy_and_litellm() if span.name == MODEL and span is not miss]
+    assert hit.attributes[semconv.CACHE_HIT] is True and miss.attributes[semconv.CACHE_HIT] is False
+    assert hit.attributes[semconv.GEN_AI_PROVIDER_NAME] == miss.attributes[semconv.GEN_AI_PROVIDER_NAME] == "openai"
+    assert hit.attributes[semconv.LLM_PROVIDER] == miss.attributes[semconv.LLM_PROVIDER] == "openai"

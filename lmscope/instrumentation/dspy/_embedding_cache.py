@@ -28,6 +28,7 @@ from ...telemetry._lm_call import LMCall
 from ...telemetry._lm_vendors import split_route
 from ...telemetry._phase import current_phase
 from ...telemetry._usage import active_trackers
+from .._providers import provider_given
 from ._attributes import as_embedding_request, drop_output_tokens, lm_request_attributes, lm_result_attributes, to_json
 from ._frames import EMBEDDING_LOOKUP_KEY, EmbeddingLookup
 from ._local_embeddings import function_name, vectors_summary
@@ -36,11 +37,13 @@ from ._wrappers import traced, traced_async
 
 
 class _Lookup(EmbeddingLookup):
-    __slots__ = ("batch", "context", "model", "started_ns", "token")
+    __slots__ = ("batch", "context", "model", "provider", "started_ns", "token")
 
-    def __init__(self, model: Any, batch: Any) -> None:
+    def __init__(self, model: Any, batch: Any, options: dict[str, Any]) -> None:
         super().__init__()
         self.model, self.batch = model, batch
+        self.provider = provider_given(options)
+        """The `custom_llm_provider` the Embedder was given: a hit's provider when its model name has no prefix."""
         self.context = otel_context.get_current()
         self.started_ns = time.time_ns()
         self.token = otel_context.attach(otel_context.set_value(EMBEDDING_LOOKUP_KEY, self, self.context))
@@ -50,8 +53,8 @@ def cached_embeddings(runtime: Runtime, original: Callable[..., Any], *, is_asyn
     """`_cached_compute_embeddings(model, batch_inputs, caching=True, **kwargs)` or its coroutine twin: `traced` sees
     the model as the call's first argument, the batch as the next (DSPy passes both by position)."""
 
-    def start(model: Any, args: tuple[Any, ...], _kwargs: dict[str, Any]) -> _Lookup | None:
-        return None if runtime.retired or not args else _Lookup(model, args[0])
+    def start(model: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Lookup | None:
+        return None if runtime.retired or not args else _Lookup(model, args[0], kwargs)
 
     def end(lookup: _Lookup | None, vectors: Any, error: BaseException | None) -> None:
         if lookup is None:
@@ -71,6 +74,8 @@ def _record_hit(runtime: Runtime, lookup: _Lookup, vectors: Any) -> None:
     ctx, policy = lookup.context, runtime.content
     hosted = isinstance(lookup.model, str)
     provider, model = split_route(lookup.model) if hosted else (None, function_name(lookup.model))
+    if provider is None and hosted:  # a bare model name: the provider the caller named, if any (nothing answered)
+        provider = lookup.provider
     phase = current_phase(ctx)
     attributes = lm_request_attributes(model, provider, {}, policy)
     as_embedding_request(attributes)
