@@ -135,7 +135,7 @@ class Runtime:
 
         def build() -> Callable[[], Attributes]:
             signature, compiled, demos = module_facts(module)
-            return Later((_module_start_attributes, span_kind_name, cls.__name__, span_name if has_path else None,
+            return Later((module_start_attributes, span_kind_name, cls.__name__, span_name if has_path else None,
                           module_aliases(parent, owner) if owner is not None and not container else (),
                           call_index, signature, compiled, demos, extra, batch_index,
                           context_attributes(ctx, self.content),
@@ -453,18 +453,6 @@ def _store_on_export(span: Span, where: str, attributes: AttributesLater,
         except Exception as exc:  # noqa: BLE001
             report_internal_error(where, exc)
     set_on_export(span, attributes, prepared, after)
-
-
-def _module_start_attributes(kind: str, class_name: str, path: str | None, aliases: tuple[str, ...],
-                             call_index: int | None, signature: Any, compiled: bool, demos: int,
-                             extra: Mapping[str, Any] | None, batch_index: int | None,
-                             scoped: Mapping[str, Any] | None, settings: Mapping[str, Any] | None, content: Any,
-                             policy: ContentPolicy) -> Attributes:
-    """`module_start_attributes` by position: a module span's `Later` keeps its values in one tuple."""
-    return module_start_attributes(kind=kind, class_name=class_name, path=path, aliases=aliases,
-                                   call_index=call_index, signature=signature, compiled=compiled, demos=demos,
-                                   extra=extra, batch_index=batch_index, scoped=scoped, settings=settings,
-                                   content=content, policy=policy)
 
 
 def _lm_start_attributes(operation: str, adapter: Any, *args: Any) -> Attributes:

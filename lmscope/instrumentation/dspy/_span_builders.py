@@ -51,13 +51,14 @@ def encoded_content(value_key: str, encoded: JsonText, policy: ContentPolicy) ->
 _MIME_KEYS = {semconv.INPUT_VALUE: semconv.INPUT_MIME_TYPE, semconv.OUTPUT_VALUE: semconv.OUTPUT_MIME_TYPE}
 
 
-def module_start_attributes(*, kind: str, class_name: str, path: str | None, aliases: tuple[str, ...],
+def module_start_attributes(kind: str, class_name: str, path: str | None, aliases: tuple[str, ...],
                             call_index: int | None, signature: Any, compiled: bool, demos: int,
                             extra: Mapping[str, Any] | None, batch_index: int | None,
                             scoped: Mapping[str, Any] | None, settings: Mapping[str, Any] | None,
                             content: Any, policy: ContentPolicy) -> dict[str, Any]:
     """`path` is None for steps that are not modules (tools); `settings` only on the outermost module spans;
-    `call_index` only under a parent span, for other than batch items."""
+    `call_index` only under a parent span, for other than batch items. Positional: a module span's `Later` keeps
+    these values in one tuple, in this order."""
     attributes: dict[str, Any] = {semconv.SPAN_KIND: kind, semconv.MODULE_CLASS: class_name}
     if path is not None:
         attributes[semconv.MODULE_PATH] = path
