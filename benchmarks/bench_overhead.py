@@ -54,6 +54,7 @@ import pstats  # noqa: E402
 import random  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
@@ -303,6 +304,8 @@ class Config:
     block_cpu_medians: list[float] = field(default_factory=list)
     block_amortized: list[float] = field(default_factory=list)  # µs/call incl. the flush after the block
     block_total_cpu: list[float] = field(default_factory=list)  # CPU µs/call of all threads, flush included
+    gc_collections: int = 0  # garbage collections the program's thread ran in the timed calls
+    gc_ns: int = 0  # their CPU time
     spans_per_call: list[float] = field(default_factory=list)  # one per block
     restored_after_off: list[str] = field(default_factory=list)
 
@@ -549,6 +552,30 @@ def sdk_in_dspy_config(values: SpanValues | None = None) -> Config:
 # Running blocks
 
 
+class GcMeter:
+    """The garbage collections the program's thread runs while a block's calls are timed, and their CPU time: every
+    container object a span keeps until its export counts towards the next collection (docs/cpython-gc.md)."""
+
+    def __init__(self) -> None:
+        self.config: Config | None = None
+        self._started = 0
+        self._thread = threading.get_ident()
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        config = self.config
+        if config is None or threading.get_ident() != self._thread:
+            return
+        if phase == "start":
+            self._started = time.thread_time_ns()
+        else:
+            config.gc_ns += time.thread_time_ns() - self._started
+            config.gc_collections += 1
+
+
+GC_METER = GcMeter()
+
+
 def run_block(work: Callable[[int], Any], calls: int) -> tuple[list[int], list[int], Any]:
     """Wall and main-thread CPU ns of each call, and the last call's result."""
     wall, cpu, result = [], [], None
@@ -620,7 +647,9 @@ class Bench:
         calls = self._calls(config, calls)
         self.activate(config)
         process_cpu_ns = time.process_time_ns()  # every thread: the program's and the export workers'
+        GC_METER.config = config
         wall, cpu, last = run_block(self.work_for(config), calls)
+        GC_METER.config = None
         flush_s = config.flush()
         process_cpu_ns = time.process_time_ns() - process_cpu_ns
         self.deactivate(config)
@@ -668,6 +697,8 @@ class Row:
     total_cpu_overhead: float | None = None  # the same, paired per round against base
     spans_per_call: float | None = None
     spans_exact: bool = True
+    gc_per_1k_calls: float = 0.0  # garbage collections on the program's thread per 1,000 timed calls
+    gc_us_per_call: float = 0.0  # their CPU time per call
 
     @property
     def overhead_per_span(self) -> float | None:
@@ -684,7 +715,9 @@ def summarize(config: Config, base: Config) -> Row:
     row = Row(config.name, len(config.per_call_ns), statistics.median(config.per_call_ns) / 1e3,
               min(config.block_medians), max(config.block_medians),
               amortized_us=statistics.median(config.block_amortized),
-              total_cpu_us=statistics.median(config.block_total_cpu))
+              total_cpu_us=statistics.median(config.block_total_cpu),
+              gc_per_1k_calls=config.gc_collections * 1000 / len(config.per_call_ns),
+              gc_us_per_call=config.gc_ns / 1e3 / len(config.per_call_ns))
     if config is not base:
         # One block of each configuration per round: the lists pair up round by round.
         row.overhead = _med_min_max([c - b for c, b in zip(config.block_medians, base.block_medians, strict=True)])
@@ -732,10 +765,12 @@ def print_table(rows: list[Row], sdk_us: tuple[float, float, float], tree_size: 
 
 def print_cross_checks(rows: list[Row]) -> None:
     lines = [["config", "main-thread CPU overhead µs (paired median)", "amortized µs/call incl. flush",
-              "total CPU µs/call, all threads incl. flush", "total CPU overhead µs (paired median)"]]
+              "total CPU µs/call, all threads incl. flush", "total CPU overhead µs (paired median)",
+              "GC runs per 1k calls (program thread)", "GC µs/call"]]
     for row in rows:
         lines.append([row.name, _fmt(row.cpu_overhead, "+,.0f"), f"{row.amortized_us:,.0f}",
-                      f"{row.total_cpu_us:,.0f}", _fmt(row.total_cpu_overhead, "+,.0f")])
+                      f"{row.total_cpu_us:,.0f}", _fmt(row.total_cpu_overhead, "+,.0f"),
+                      f"{row.gc_per_1k_calls:,.0f}", f"{row.gc_us_per_call:,.1f}"])
     _print_markdown(lines)
 
 

@@ -54,6 +54,7 @@ from ._attributes_on_export import with_attributes
 from ._export_guard import GuardedExporter
 from ._fork import renew_after_fork
 from ._options import DEFAULT_MAX_QUEUE_SIZE
+from ._recorded_span import RecordedSpan
 from ._thread_signals import block_process_signals
 
 SHUTDOWN_TIMEOUT_S = 5.0
@@ -253,7 +254,10 @@ class BatchExportProcessor(SpanProcessor):
         pass
 
     def on_end(self, span: ReadableSpan) -> None:
-        if not span.context.trace_flags.sampled:
+        # A recorded span (lmscope's processors read it as a span) has its flags as they are: its SpanContext is made
+        # on export (`_recorded_span.py`).
+        recorded = type(span) is RecordedSpan  # type: ignore[comparison-overlap]
+        if not (span.trace_flags if recorded else span.context.trace_flags).sampled:  # type: ignore[attr-defined]
             return
         with self._lock:
             if self._closing:

@@ -36,7 +36,16 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import DEFAULT_ON, Sampler
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationInfo, InstrumentationScope
-from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+)
 from opentelemetry.util.types import Attributes, AttributeValue
 
 from ._fork import renew_after_fork
@@ -105,11 +114,16 @@ class RecordingTracer(trace.Tracer):
                    attributes: Attributes = None, links: Sequence[Link] | None = (),
                    start_time: int | None = None, record_exception: bool = True,
                    set_status_on_exception: bool = True) -> trace.Span:
-        parent: SpanContext | None = span_in(context).get_span_context()
-        if parent is not None and type(parent) is not SpanContext and not isinstance(parent, SpanContext):
-            raise TypeError("parent_span_context must be a SpanContext or None.")
-        if parent is not None and not parent.is_valid:
-            parent = None
+        current = span_in(context)
+        parent: SpanContext | RecordedSpan | None
+        if type(current) is RecordedSpan:  # read as it is: no SpanContext made for it in the call
+            parent = current
+        else:
+            parent = current.get_span_context()
+            if parent is not None and type(parent) is not SpanContext and not isinstance(parent, SpanContext):
+                raise TypeError("parent_span_context must be a SpanContext or None.")
+            if parent is not None and not parent.is_valid:
+                parent = None
         trace_id = self.id_generator.generate_trace_id() if parent is None else parent.trace_id
         if self._parent_decides:  # the SDK's default sampler: its answer, without asking it
             if parent is None:
@@ -126,10 +140,10 @@ class RecordingTracer(trace.Tracer):
                                                                      else 0)]
             recording = sampling.decision.is_recording()  # type: ignore[no-untyped-call]
             trace_state, kept = sampling.trace_state, sampling.attributes
-        span_context = SpanContext(trace_id, self.id_generator.generate_span_id(), False, flags, trace_state)
+        span_id = self.id_generator.generate_span_id()
         if not recording:
-            return NonRecordingSpan(span_context)
-        span = RecordedSpan(self, name, span_context, parent, kind,
+            return NonRecordingSpan(SpanContext(trace_id, span_id, False, flags, trace_state))
+        span = RecordedSpan(self, name, trace_id, span_id, flags, trace_state, parent, kind,
                             start_time if start_time is not None else _time_ns())
         if not record_exception:
             span._record_exception = False
@@ -173,8 +187,8 @@ class RecordedSpan(trace.Span):
     it runs (the scope filter, the console's open spans, the batch processor's sampled check) and `readable()` where
     they read the rest."""
 
-    __slots__ = ("context", "end_time", "entries", "instrumentation_scope", "kind", "name", "parent", "start_time",
-                 "tracer")
+    __slots__ = ("_parent", "end_time", "entries", "instrumentation_scope", "kind", "name", "span_id",
+                 "start_time", "trace_flags", "trace_id", "trace_state", "tracer")
 
     # What most spans never change, read from the class until one does (the base class gives instances a dict).
     _status = Status(StatusCode.UNSET)
@@ -184,20 +198,39 @@ class RecordedSpan(trace.Span):
     _set_status_on_exception = True
     _built: ReadableSpan | None = None
 
-    def __init__(self, tracer: RecordingTracer, name: str, context: SpanContext, parent: SpanContext | None,
-                 kind: SpanKind, start_time: int) -> None:
+    def __init__(self, tracer: RecordingTracer, name: str, trace_id: int, span_id: int, trace_flags: TraceFlags,
+                 trace_state: TraceState | None, parent: SpanContext | RecordedSpan | None, kind: SpanKind,
+                 start_time: int) -> None:
         self.tracer = tracer
         self.instrumentation_scope = tracer.instrumentation_scope
         self.name = name
-        self.context = context
-        self.parent = parent
+        # The fields of its SpanContext, which is made when somebody asks for it (`context`): a child started in the
+        # call reads them here, and a span waiting for its export keeps one object less (docs/cpython-gc.md).
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self.trace_flags = trace_flags
+        self.trace_state = trace_state
+        self._parent = parent
         self.kind = kind
         self.start_time = start_time
         self.end_time: int | None = None
-        self.entries: list[AttributesLater] = []
-        """Attributes in the order they were handed over or set: each later value of a key wins, as in the call."""
+        self.entries: list[Any] = []
+        """Attributes in the order they were handed over or set: each later value of a key wins, as in the call. A
+        builder is kept flat (`hand_over`)."""
 
     # --- the API's span ---------------------------------------------------------------------------------
+
+    @property
+    def context(self) -> SpanContext:
+        """The span's SpanContext, made each time it is asked for (an equal one each time): kept, it would wait with
+        the span for the export. Inside the call only an LM call's read-only view asks for it (`_lm_span_view.py`)."""
+        return SpanContext(self.trace_id, self.span_id, False, self.trace_flags, self.trace_state)
+
+    @property
+    def parent(self) -> SpanContext | None:
+        """The SpanContext of the span's parent (a recorded parent's is made when asked for), None for a root."""
+        parent = self._parent
+        return parent.context if type(parent) is RecordedSpan else parent  # type: ignore[return-value]  # narrowed
 
     def get_span_context(self) -> SpanContext:
         return self.context
@@ -226,9 +259,19 @@ class RecordedSpan(trace.Span):
         return self._bounded(None, attributes, self.tracer.limits.max_span_attribute_length)
 
     def hand_over(self, attributes: Sequence[AttributesLater]) -> None:
-        """lmscope's attributes for this span, built on export (`_attributes_on_export.set_on_export`)."""
-        if not self._ended("Setting attribute on ended span."):
-            self.entries.extend(attributes)
+        """lmscope's attributes for this span, built on export (`_attributes_on_export.set_on_export`). A builder
+        `Later((func, *args))` is kept flat, its length then its items: the span keeps no tuple of its own per
+        builder until its export. Each object a span keeps counts towards the next garbage collection of the
+        program's thread (docs/cpython-gc.md); an empty mapping adds nothing and is not kept."""
+        if self._ended("Setting attribute on ended span."):
+            return
+        entries = self.entries
+        for entry in attributes:
+            if type(entry) is Later:
+                entries.append(len(entry))
+                entries.extend(entry)
+            elif entry:
+                entries.append(entry)
 
     def add_event(self, name: str, attributes: Attributes = None, timestamp: int | None = None) -> None:
         if self._ended("Tried calling _add_event on an ended span."):
@@ -329,7 +372,7 @@ class RecordedSpan(trace.Span):
                 built = self._built
         return built
 
-    def _build(self, entries: list[AttributesLater]) -> ReadableSpan:
+    def _build(self, entries: list[Any]) -> ReadableSpan:
         limits = self.tracer.limits
         # Set one by one as the SDK's span sets them (a key set again moves to the end, the oldest key goes when the
         # count limit is reached, a value of the wrong type is dropped and leaves the earlier one). Left mutable, as
@@ -337,9 +380,16 @@ class RecordedSpan(trace.Span):
         # `ReadableSpan.attributes`, a read-only view, and nobody else holds it.
         stored = BoundedAttributes(limits.max_span_attributes, immutable=False,
                                    max_value_len=limits.max_span_attribute_length)
-        for later in entries:
+        at, count = 0, len(entries)
+        while at < count:
+            entry = entries[at]
             try:
-                attributes = later() if callable(later) else later
+                if type(entry) is int:  # a builder kept flat (`hand_over`): its function and arguments follow
+                    at += entry + 1
+                    attributes = entries[at - entry](*entries[at - entry + 1:at])
+                else:
+                    at += 1
+                    attributes = entry() if callable(entry) else entry
             except Exception as exc:  # noqa: BLE001 - the span goes out without these, never with content unscrubbed
                 report_internal_error("span attributes built on export", exc)
                 continue

@@ -40,7 +40,7 @@ from opentelemetry.sdk.trace.sampling import (
 from test_providers import FakeGlobals
 
 from lmscope._lm_server import StandInLM
-from lmscope.telemetry._attributes_on_export import reads_no_attributes, resolved, set_on_export
+from lmscope.telemetry._attributes_on_export import Later, reads_no_attributes, resolved, set_on_export
 from lmscope.telemetry._batch_export import BatchExportProcessor
 from lmscope.telemetry._options import resolve_options
 from lmscope.telemetry._trace_file import read_trace_file
@@ -97,6 +97,14 @@ _APP = textwrap.dedent('''
     cached_lm = dspy.LM("openai/gpt-4o-mini", api_base=base, api_key="sk-test")
     dspy.configure(lm=cached_lm)
     run_workload(build_program(), cached_lm)
+
+    class Keep(dspy.Module):  # passes on the very list it was given
+        def forward(self, passages):
+            return dspy.Prediction(kept=passages)
+
+    passages = ["first passage"]
+    Keep()(passages=passages)
+    passages.append("LATER PASSAGE")
     inst.force_flush()
     seen = [dict(span.attributes) for span in memory.get_finished_spans()]
     print(json.dumps({"threads": threads, "app_processor_saw_input": [
@@ -177,6 +185,9 @@ def test_spans_show_what_was_sent_not_what_the_program_changed_later(runs) -> No
         streamed = json.loads(litellm_stream["input.value"])
         assert [message["role"] for message in streamed] == ["system", "user", "assistant"]
         assert streamed[1]["content"] == "CHANGED AFTER THE CALL"
+        (keep,) = [attributes for name, attributes in by_name if name == "keep"]
+        assert json.loads(keep["input.value"]) == {"passages": ["first passage"]}
+        assert json.loads(keep["output.value"]) == {"kept": ["first passage"]}
 
 
 # --- in the process: who builds, how often, and what a fault costs ---------------------------------------------
@@ -226,6 +237,27 @@ def test_a_failing_builder_costs_its_attributes_never_the_span(swallow_internal_
     (exported,) = exporter.get_finished_spans()
     assert dict(exported.attributes) == {"kept": 1, "output.value": "answer"}
     assert "span attributes built on export" in caplog.text and "ZeroDivisionError" in caplog.text
+
+
+def test_builders_values_and_faults_are_applied_in_call_order(swallow_internal_errors: None) -> None:
+    """Builders of every length, finished values and values set on the span in between: a later value of a key wins,
+    as in the call, and a builder that fails drops its own attributes only, not those handed over after it."""
+    exporter = InMemorySpanExporter()
+    setup, _, processors = _own_pipeline(exporter)
+    span = setup.tracer("lmscope").start_span("call", attributes={"step": "start", "kept": 1})
+
+    def named(*pairs: str) -> dict[str, str]:
+        return dict(zip(pairs[::2], pairs[1::2], strict=True))
+
+    set_on_export(span, Later((dict,)), Later((named, "step", "first", "a", "1")), {"b": "2"})
+    span.set_attribute("step", "set on the span")
+    set_on_export(span, Later((named, "c")), {}, Later((named, "step", "after the fault")))
+    set_on_export(span, lambda: {"d": "4"}, Later((named, "step", "last", "e", "5", "f", "6")))
+    span.end()
+    _flush(processors)
+    (exported,) = exporter.get_finished_spans()
+    assert list(exported.attributes.items()) == [
+        ("kept", 1), ("a", "1"), ("b", "2"), ("d", "4"), ("step", "last"), ("e", "5"), ("f", "6")]
 
 
 def test_attributes_waiting_for_spans_nobody_exports_are_not_kept() -> None:

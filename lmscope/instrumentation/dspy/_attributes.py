@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
 from ...telemetry import _semconv as semconv
-from ...telemetry._attributes_on_export import Later
 from ...telemetry._binary import describe_base64, describe_bytes
 from ...telemetry._content import ContentPolicy
 from ...telemetry._json import make_encoder, writable_int
@@ -114,28 +113,25 @@ def to_json(value: Any) -> str:
         return _encode(safe_str(value))
 
 
-JsonText = str | Callable[[], str]
-"""A captured value's JSON (`to_json`): the text, or the encoding of a copy taken in the call, run on export."""
+JsonText = str | dict[str, Any]
+"""A captured value's JSON (`to_json`): the text, or a copy taken in the call that gives the same JSON, encoded on
+export. A plain dict rather than a builder of the text: a span waiting for its export keeps one object less
+(docs/cpython-gc.md)."""
 
 
 def json_snapshot(value: Any) -> JsonText:
-    """`to_json(value)` of `value` as it is now, for content built on export: a dict of plain scalars (a module's
-    keyword arguments) or a DSPy Example/Prediction of scalars and lists of strings (most predictions) is copied,
-    which costs the call less than encoding it and gives the same JSON later; anything else is encoded now."""
-    if type(value) is dict:
-        for item in value.values():
-            if type(item) not in _SCALARS:
-                return to_json(value)
-        return Later((to_json, dict(value)))
-    store = _plain_store(value)
-    if store is None:
+    """`to_json(value)` of `value` as it is now, for content built on export: a dict or a DSPy Example/Prediction
+    of plain scalars and lists of strings (`_plain_values`) is copied, which costs the call less than encoding it
+    and gives the same JSON later; anything else is encoded now."""
+    plain = value if type(value) is dict and _plain_values(value) else _plain_store(value)
+    if plain is None:
         return to_json(value)
-    return Later((to_json, {key: list(item) if type(item) is list else item for key, item in store.items()}))
+    return {key: list(item) if type(item) is list else item for key, item in plain.items()}
 
 
 def json_text(encoded: JsonText) -> str:
     """The JSON text of a `json_snapshot`."""
-    return encoded if isinstance(encoded, str) else encoded()
+    return encoded if type(encoded) is str else to_json(encoded)
 
 
 _MAX_DEPTH = 64
@@ -179,26 +175,30 @@ _NATIVE = frozenset({dict, list, tuple, str})
 
 
 def _plain_store(value: Any) -> dict[str, Any] | None:
-    """An Example/Prediction's `_store` when it only holds plain scalars and lists of strings.
+    """An Example/Prediction's `_store` when it only holds plain scalars and lists of strings (`_plain_values`).
 
     `Example.toDict()` copies such a store value for value (it only converts objects with `toDict`,
     pydantic models, and the items of lists and dicts), so JSON of the store itself is JSON of `toDict()`,
     which is what the encoder's `default` would have produced, minus the copy and the per-value checks.
     """
     store = _example_store(value)
-    if store is None:
-        return None
-    for item in store.values():
+    return store if store is not None and _plain_values(store) else None
+
+
+def _plain_values(values: dict[str, Any]) -> bool:
+    """Whether every value is a plain scalar or a list of strings: what a copy with its lists copied encodes as the
+    values themselves do (a module's keyword arguments with the passages they pass on, most predictions)."""
+    for item in values.values():
         kind = type(item)
         if kind in _SCALARS:
             continue
         if kind is list:
             for element in item:
                 if type(element) is not str:
-                    return None
+                    return False
             continue
-        return None
-    return store
+        return False
+    return True
 
 
 def _has_dspy_to_dict(cls: type) -> bool:
