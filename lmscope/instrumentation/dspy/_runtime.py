@@ -132,18 +132,11 @@ class Runtime:
             else None
         inputs = _inputs(module, args, kwargs, method) if self.content.capture_inputs and (args or kwargs) else None
         tracer, later = resolved(self.tracer)  # later: attributes stored on export (`_attributes_on_export.py`)
-
-        def build() -> Callable[[], Attributes]:
-            signature, compiled, demos = module_facts(module)
-            return Later((module_start_attributes, span_kind_name, cls.__name__, span_name if has_path else None,
-                          module_aliases(parent, owner) if owner is not None and not container else (),
-                          call_index, signature, compiled, demos, extra, batch_index,
-                          context_attributes(ctx, self.content),
-                          self._settings(ctx) if parent is None or parent.container else None,
-                          None if later else inputs, self.content))
-
-        content = None if inputs is None else \
-            lambda: Later((encoded_content, semconv.INPUT_VALUE, json_snapshot(inputs), self.content))
+        # Builders as `Later` tuples, not closures: a closure makes a cell of each variable it reads, here a dozen
+        # objects a module call more, and slower reads of them in the whole function.
+        build = Later((_module_start_values, self, module, parent, owner, container, span_kind_name, cls.__name__,
+                       span_name if has_path else None, call_index, extra, batch_index, ctx, None if later else inputs))
+        content = None if inputs is None else Later((_module_input, inputs, self.content))
         span = self._start_span(tracer, span_name, ctx, SpanKind.INTERNAL, parent, build, "module span attributes",
                                 later, content)
         recording = span.is_recording()
@@ -174,8 +167,7 @@ class Runtime:
                 _set_attributes(span, "module span end attributes", later, module_end_attributes, totals,
                                 None if content_later else documents, self.content,
                                 output if returned and self.content.capture_outputs and not later else None,
-                                content=(lambda: Later((module_output_attributes, json_snapshot(output),
-                                                        copied_messages(documents), self.content)))
+                                content=Later((_module_output, output, documents, self.content))
                                 if content_later else None, fixed=content_later or documents is None)
             if error is not None:
                 record_error(span, error, self.content)
@@ -207,22 +199,13 @@ class Runtime:
             prompt = kwargs.get("messages") or (args[0] if args else kwargs.get("prompt"))
         tracer, later = resolved(self.tracer)  # later: attributes stored on export (`_attributes_on_export.py`)
         content_later = later and bool(prompt)
-
-        def build() -> Callable[[], Attributes]:
-            # `messages` is not a request parameter (the allowlist never reads it): no filtered copy needed.
-            parameters = request_parameters(getattr(lm, "kwargs", None) or {}, kwargs)
-            return Later((_lm_start_attributes, operation, ctx.get(ADAPTER_KEY), model, provider, parameters,
-                          context_attributes(ctx, self.content), self._settings(ctx, lm),
-                          None if content_later else prompt, self.content,
-                          None if content_later else _tools(lm, kwargs, prompt)))
-
         # DSPy sends a text LM's messages as one prompt to the legacy completions API (docs/dspy-internals.md §4)
         operation = semconv.GEN_AI_OPERATION_TEXT_COMPLETION if getattr(lm, "model_type", None) == "text" \
             else semconv.GEN_AI_OPERATION_CHAT
         name = f"{operation} {self.content.name(model)[0]}"  # a model name may hold a key: scrubbed
-        content = (lambda: Later((lm_input_attributes, copied_messages(prompt),
-                                  copied_messages(_tools(lm, kwargs, prompt)), self.content))) \
-            if content_later else None
+        build = Later((_lm_start_values, self, lm, kwargs, ctx, operation, model, provider,
+                       None if content_later else prompt))  # a tuple, not a closure: see `start_module`
+        content = Later((_lm_input, prompt, lm, kwargs, self.content)) if content_later else None
         span = self._start_span(tracer, name, ctx, SpanKind.CLIENT, parent, build, "LM span attributes", later,
                                 content)
         frame = LMFrame(span, parent, lm, model, provider, time.perf_counter(), active_trackers(ctx))
@@ -262,8 +245,7 @@ class Runtime:
                 reasons = finished_call.finish_reasons if finished_call is not None else None
                 _set_attributes(span, "LM span end attributes", frame.later, lm_end_attributes, finished_call,
                                 output if captured and not content_later else None, self.content, answered, children,
-                                content=(lambda: Later((lm_output_attributes, copied_messages(output), reasons,
-                                                        self.content))) if content_later else None,
+                                content=Later((_lm_output, output, reasons, self.content)) if content_later else None,
                                 fixed=children is None)
                 if frame.resent:  # requests that failed were sent again (`_retries.py`)
                     span.set_attribute(semconv.LM_REQUESTS, requests_made(frame, error is not None))
@@ -453,6 +435,49 @@ def _store_on_export(span: Span, where: str, attributes: AttributesLater,
         except Exception as exc:  # noqa: BLE001
             report_internal_error(where, exc)
     set_on_export(span, attributes, prepared, after)
+
+
+def _module_start_values(runtime: Runtime, module: Any, parent: ModuleFrame | None, owner: Any, container: bool,
+                         kind: str, class_name: str, path: str | None, call_index: int | None,
+                         extra: Mapping[str, Any] | None, batch_index: int | None, ctx: Context,
+                         inputs: Any) -> Callable[[], Attributes]:
+    """What a module span's start attributes are made of, taken when it starts recording, and their assembly."""
+    signature, compiled, demos = module_facts(module)
+    return Later((module_start_attributes, kind, class_name, path,
+                  module_aliases(parent, owner) if owner is not None and not container else (),
+                  call_index, signature, compiled, demos, extra, batch_index, context_attributes(ctx, runtime.content),
+                  runtime._settings(ctx) if parent is None or parent.container else None, inputs, runtime.content))
+
+
+def _module_input(inputs: Any, policy: ContentPolicy) -> AttributesLater:
+    """A module's captured input, copied now, encoded on export."""
+    return Later((encoded_content, semconv.INPUT_VALUE, json_snapshot(inputs), policy))
+
+
+def _module_output(output: Any, documents: Any, policy: ContentPolicy) -> AttributesLater:
+    """A module's captured output and a retriever's documents, copied now, built on export."""
+    return Later((module_output_attributes, json_snapshot(output), copied_messages(documents), policy))
+
+
+def _lm_start_values(runtime: Runtime, lm: Any, kwargs: Mapping[str, Any], ctx: Context, operation: str, model: str,
+                     provider: str | None, prompt: Any) -> Callable[[], Attributes]:
+    """What an LM span's start attributes are made of, taken when it starts recording (`prompt`: None when its
+    content is built on export), and their assembly."""
+    # `messages` is not a request parameter (the allowlist never reads it): no filtered copy needed.
+    parameters = request_parameters(getattr(lm, "kwargs", None) or {}, kwargs)
+    return Later((_lm_start_attributes, operation, ctx.get(ADAPTER_KEY), model, provider, parameters,
+                  context_attributes(ctx, runtime.content), runtime._settings(ctx, lm), prompt, runtime.content,
+                  _tools(lm, kwargs, prompt)))
+
+
+def _lm_input(prompt: Any, lm: Any, kwargs: Mapping[str, Any], policy: ContentPolicy) -> AttributesLater:
+    """An LM call's prompt and the tools it offered, copied now, built on export."""
+    return Later((lm_input_attributes, copied_messages(prompt), copied_messages(_tools(lm, kwargs, prompt)), policy))
+
+
+def _lm_output(output: Any, reasons: Any, policy: ContentPolicy) -> AttributesLater:
+    """An LM call's answers, copied now, built on export."""
+    return Later((lm_output_attributes, copied_messages(output), reasons, policy))
 
 
 def _lm_start_attributes(operation: str, adapter: Any, *args: Any) -> Attributes:
