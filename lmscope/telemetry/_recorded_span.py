@@ -260,8 +260,9 @@ class RecordedSpan(trace.Span):
         entries = self.entries
         for entry in attributes:
             if type(entry) is Later:
-                entries.append(len(entry))
-                entries.extend(entry)
+                # One extend, atomic as one call: a value another thread sets on the span meanwhile never lands
+                # between a builder's length and its items.
+                entries.extend((len(entry), *entry))
             elif entry:
                 entries.append(entry)
 
@@ -360,7 +361,8 @@ class RecordedSpan(trace.Span):
             built = self._build(self.entries)  # no longer changes: the span has ended
             with _BUILD.lock:  # held for the store only: the build runs the app's `scrub_callback`
                 if self._built is None:
-                    self._built, self.entries = built, []  # the copies taken in the call go
+                    # The copies taken in the call go, and a recorded parent is no longer held.
+                    self._built, self.entries, self._parent = built, [], built.parent
                 built = self._built
         return built
 

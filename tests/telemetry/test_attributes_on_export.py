@@ -274,6 +274,26 @@ def test_attributes_waiting_for_spans_nobody_exports_are_not_kept() -> None:
     assert not [alive for alive in spans if alive() is not None]
 
 
+def test_an_exported_child_holds_no_parent_span() -> None:
+    """A span started inside another reads its parent's ids from it; once exported, it keeps them, not the parent."""
+    exporter = InMemorySpanExporter()
+    setup, _, processors = _own_pipeline(exporter)
+    tracer = setup.tracer("lmscope")
+    parent = tracer.start_span("parent")
+    child = tracer.start_span("child", trace.set_span_in_context(parent))
+    child.end()
+    parent.end()
+    _flush(processors)
+    exported_child, exported_parent = exporter.get_finished_spans()
+    assert exported_child.parent == exported_parent.context == parent.get_span_context()
+    assert child.get_span_context() == exported_child.context
+    released = weakref.ref(parent)
+    del parent
+    exporter.clear()
+    gc.collect()
+    assert released() is None and child.is_recording() is False
+
+
 def test_attributes_are_set_in_the_call_where_anybody_else_may_read_the_span() -> None:
     setup, globals_, _ = _own_pipeline(InMemorySpanExporter())
     tracer = setup.tracer("lmscope")
