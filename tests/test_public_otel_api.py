@@ -288,7 +288,7 @@ def test_the_rules_catch_private_names(source: str) -> None:
     "from opentelemetry.context import attach, detach, get_current\nfrom opentelemetry import trace\ntrace.Span",
     "from opentelemetry.instrumentation.utils import suppress_instrumentation",
     "def f(frame):\n    return frame._private_to_lmscope",
-    "def f(memo):\n    return memo._values",  # BoundedMemo's own slot, though OTel has a `_values` too
+    "def f(processor):\n    return processor._queue",  # the batch processor's own slot, though OTel has a `_queue` too
     "from opentelemetry.trace import Span\nSpan.__init__",
 ])
 def test_the_rules_leave_public_and_lmscope_names_alone(source: str) -> None:

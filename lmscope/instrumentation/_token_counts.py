@@ -10,6 +10,8 @@ DSPy's history as plain dicts: read by duck typing, no library import.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from ..telemetry._lm_call import LMCall
@@ -30,10 +32,12 @@ def get(value: Any, name: str) -> Any:
 
 
 def usage_into(call: LMCall, usage: Any) -> None:
-    """Copy a LiteLLM usage object's counts onto `call`: Chat Completions' names, else the Responses API's."""
-    chat = get(usage, "prompt_tokens") is not None or get(usage, "input_tokens") is None
+    """Copy a LiteLLM usage object's counts onto `call`: Chat Completions' names, else the Responses API's. A plain
+    dict (DSPy's own usage) is read with its own `get`, in C."""
+    read: Callable[[str], Any] = usage.get if type(usage) is dict else functools.partial(get, usage)
+    chat = read("prompt_tokens") is not None or read("input_tokens") is None
     inputs, outputs = ("prompt_tokens", "completion_tokens") if chat else ("input_tokens", "output_tokens")
-    call.input_tokens = _count(get(usage, inputs))
-    call.output_tokens = _count(get(usage, outputs))
-    call.cached_tokens = _count(get(get(usage, inputs + "_details"), "cached_tokens"))
-    call.reasoning_tokens = _count(get(get(usage, outputs + "_details"), "reasoning_tokens"))
+    call.input_tokens = _count(read(inputs))
+    call.output_tokens = _count(read(outputs))
+    call.cached_tokens = _count(get(read(inputs + "_details"), "cached_tokens"))
+    call.reasoning_tokens = _count(get(read(outputs + "_details"), "reasoning_tokens"))

@@ -91,8 +91,12 @@ def _copied(value: Any, depth: int) -> Any:
     if kind in _SHARED or depth == 0:
         return value
     if kind is dict or isinstance(value, Mapping):
+        if kind is dict and _SHARED.issuperset(map(type, value.values())):  # a message: one copy in C
+            return value.copy()
         return {key: item if type(item) in _SHARED else _copied(item, depth - 1) for key, item in value.items()}
     if kind is list or kind is tuple:
+        if _SHARED.issuperset(map(type, value)):  # answers, passages: one copy in C
+            return list(value)
         return [item if type(item) in _SHARED else _copied(item, depth - 1) for item in value]
     pydantic = sys.modules.get("pydantic")  # loaded already wherever a model can be met
     if pydantic is not None and isinstance(value, pydantic.BaseModel):

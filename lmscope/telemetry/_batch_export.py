@@ -49,6 +49,7 @@ from opentelemetry.context import Context
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import TraceFlags
 
 from ._attributes_on_export import with_attributes
 from ._export_guard import GuardedExporter
@@ -257,7 +258,8 @@ class BatchExportProcessor(SpanProcessor):
         # A recorded span (lmscope's processors read it as a span) has its flags as they are: its SpanContext is made
         # on export (`_recorded_span.py`).
         recorded = type(span) is RecordedSpan  # type: ignore[comparison-overlap]
-        if not (span.trace_flags if recorded else span.context.trace_flags).sampled:  # type: ignore[attr-defined]
+        # The sampled bit read as an int (the flags' `sampled` is a property: a call on every span).
+        if not (span.trace_flags if recorded else span.context.trace_flags) & TraceFlags.SAMPLED:  # type: ignore[attr-defined]
             return
         with self._lock:
             if self._closing:

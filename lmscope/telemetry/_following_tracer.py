@@ -67,11 +67,15 @@ class FollowingTracer(trace.Tracer):
         recorder, whose spans lmscope's exporters build with their attributes, `_attributes_on_export.py`). One look
         at the global provider, as a span start takes; never the recorder once lmscope's spans go through the app's
         provider."""
-        tracer = self._tracer()
-        recorder = self._recorder
-        if recorder is not None and tracer is self._own and self._own_builds_attributes_on_export():
-            return recorder, True
-        return tracer, False
+        settled = self._settled  # `_tracer()`, spelled out: this runs on every span
+        if settled is None:
+            settled = self._settled = self._route(self._name, self._version)
+            if settled is None:  # still on lmscope's own provider
+                recorder = self._recorder
+                if recorder is not None and self._own_builds_attributes_on_export():
+                    return recorder, True
+                return self._own, False
+        return settled, False
 
     @property
     def sampler(self) -> object:

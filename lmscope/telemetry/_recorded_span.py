@@ -122,7 +122,8 @@ class RecordingTracer(trace.Tracer):
                 flags, recording, trace_state = self._root_flags, True, None
             else:  # sampled exactly when the parent is; a random trace id stays one
                 parent_flags = parent.trace_flags
-                flags, recording, trace_state = _FLAGS[parent_flags & 3], parent_flags.sampled, parent.trace_state
+                flags, trace_state = _FLAGS[parent_flags & 3], parent.trace_state
+                recording = bool(parent_flags & TraceFlags.SAMPLED)  # `sampled`, a property, without its call
             kept = attributes
         else:
             sampling = self.sampler.should_sample(context, trace_id, name, kind, attributes, links)
@@ -255,7 +256,8 @@ class RecordedSpan(trace.Span):
         `Later((func, *args))` is kept flat, its length then its items: the span keeps no tuple of its own per
         builder until its export. Each object a span keeps counts towards the next garbage collection of the
         program's thread (docs/cpython-gc.md); an empty mapping adds nothing and is not kept."""
-        if self._ended("Setting attribute on ended span."):
+        if self.end_time is not None:  # `_ended`, spelled out: this runs twice on every span
+            logger.warning("Setting attribute on ended span.")
             return
         entries = self.entries
         for entry in attributes:

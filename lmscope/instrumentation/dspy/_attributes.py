@@ -123,10 +123,29 @@ def json_snapshot(value: Any) -> JsonText:
     """`to_json(value)` of `value` as it is now, for content built on export: a dict or a DSPy Example/Prediction
     of plain scalars and lists of strings (`_plain_values`) is copied, which costs the call less than encoding it
     and gives the same JSON later; anything else is encoded now."""
-    plain = value if type(value) is dict and _plain_values(value) else _plain_store(value)
-    if plain is None:
-        return to_json(value)
-    return {key: list(item) if type(item) is list else item for key, item in plain.items()}
+    values = value if type(value) is dict else _example_store(value)
+    copy = _plain_copy(values) if values is not None else None
+    return to_json(value) if copy is None else copy
+
+
+def _plain_copy(values: dict[str, Any]) -> dict[str, Any] | None:
+    """`values` copied with its lists when every value is a plain scalar or a list of strings (`_plain_values`, checked
+    on the way: one pass), else None."""
+    if _SCALAR_TYPES.issuperset(map(type, values.values())):  # the common case, checked and copied in C
+        return values.copy()
+    copy: dict[str, Any] = {}
+    for key, item in values.items():
+        kind = type(item)
+        if kind is list:
+            for element in item:
+                if type(element) is not str:
+                    return None
+            copy[key] = item.copy()
+        elif kind in _SCALARS:
+            copy[key] = item
+        else:
+            return None
+    return copy
 
 
 def json_text(encoded: JsonText) -> str:
@@ -171,6 +190,7 @@ def safe_str(value: Any) -> str:
 
 
 _SCALARS = (str, int, float, bool, type(None))
+_SCALAR_TYPES = frozenset(_SCALARS)
 _NATIVE = frozenset({dict, list, tuple, str})
 
 
@@ -226,12 +246,24 @@ def _example_store(value: Any) -> dict[str, Any] | None:
 def request_parameters(lm_kwargs: Mapping[str, Any], call_kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """The allowlisted parameters of `{**lm_kwargs, **call_kwargs}` that are not None, in allowlist order."""
     parameters: dict[str, Any] = {}
-    for name in _REQUEST_PARAMETERS:
+    present = _REQUEST_PARAMETER_NAMES.intersection(lm_kwargs)
+    if call_kwargs:
+        present |= _REQUEST_PARAMETER_NAMES.intersection(call_kwargs)
+    for name in _in_allowlist_order(present) if present else ():
         value = call_kwargs[name] if name in call_kwargs else lm_kwargs.get(name)
         if value is not None:
             # A list (`stop`) copied: the attributes may be built on export, after the app changed its own list.
             parameters[name] = tuple(value) if type(value) is list else value
     return parameters
+
+
+def _allowlist_ordered(names: frozenset[str]) -> tuple[str, ...]:
+    return tuple(name for name in _REQUEST_PARAMETERS if name in names)
+
+
+_REQUEST_PARAMETER_NAMES = frozenset(_REQUEST_PARAMETERS)
+_in_allowlist_order: BoundedMemo[frozenset[str], tuple[str, ...]] = BoundedMemo(_allowlist_ordered)
+"""The request parameters an LM call's keyword arguments name (a few of the allowlist's 13), in allowlist order."""
 
 
 RequestKey = tuple[str, "str | None", tuple[tuple[Any, ...], ...], Scrubber, int]

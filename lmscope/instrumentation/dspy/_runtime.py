@@ -38,6 +38,7 @@ from ...telemetry._lm_vendors import split_route
 from ...telemetry._memo import BoundedMemo
 from ...telemetry._one_step_context import with_span
 from ...telemetry._phase import current_phase, phase_attributes, with_phase
+from ...telemetry._recorded_span import RecordedSpan
 from ...telemetry._usage import active_trackers
 from .._callers import called_from_callback
 from .._errors import record_error
@@ -62,7 +63,7 @@ from ._neighbours import Neighbours
 from ._providers import answered_by
 from ._results import lm_call_from_result
 from ._retries import requests_made
-from ._settings import NO_OVERRIDES, dspy_cache_tier_on, settings_attributes
+from ._settings import NO_OVERRIDES, dspy_cache_tier_on, settings_snapshot
 from ._span_builders import (
     encoded_content,
     lm_end_attributes,
@@ -307,7 +308,17 @@ class Runtime:
         the SDK's fixed ones that drops it whatever its attributes say (`_may_sample`).
         """
         if later:  # nobody reads them before lmscope's exporters: stored there (`_attributes_on_export.py`)
-            return _start_span_storing_on_export(tracer, name, ctx, kind, build, where, content)
+            # The start attributes are assembled on export from the values `build()` takes now, the captured content
+            # from the copy `content()` takes now.
+            try:
+                span = tracer.start_span(name, ctx, kind)
+            except Exception as exc:  # noqa: BLE001 - lmscope's provider: its sampler or our own processors raised
+                report_internal_error("starting a span", exc)
+                return NonRecordingSpan(get_current_span(ctx).get_span_context())
+            if span.is_recording():
+                # The phase after the content, where the call sets it.
+                _store_on_export(span, where, _assembly(build, where), content, phase_attributes(current_phase(ctx)))
+            return span
         likely = parent.span.is_recording() if parent is not None else _may_sample(tracer, ctx)
         attributes = _built(build, where, ctx) if likely else None
         try:
@@ -321,11 +332,12 @@ class Runtime:
             span.set_attributes(_built(build, where, ctx))
         return span
 
-    def _settings(self, ctx: Context, lm: Any = None) -> Attributes:
-        """`lmscope.settings.*` of the effective settings; an LM span passes its `lm`, which they then describe."""
+    def _settings(self, ctx: Context, lm: Any = None) -> Callable[[], Attributes]:
+        """`lmscope.settings.*` of the effective settings, read now and built when called (`settings_snapshot`); an
+        LM span passes its `lm`, which they then describe."""
         overrides = ctx.get(OVERRIDES_KEY)
-        return settings_attributes(self.settings, overrides if isinstance(overrides, dict) else NO_OVERRIDES, lm,
-                                   policy=self.content)
+        return settings_snapshot(self.settings, overrides if isinstance(overrides, dict) else NO_OVERRIDES, lm,
+                                 policy=self.content)
 
 
 def live_runtime() -> Runtime:
@@ -403,22 +415,6 @@ def _built(build: Callable[[], Callable[[], Attributes]], where: str, ctx: Conte
     return attributes
 
 
-def _start_span_storing_on_export(tracer: Tracer, name: str, ctx: Context, kind: SpanKind,
-                                  build: Callable[[], Callable[[], Attributes]], where: str,
-                                  content: Callable[[], AttributesLater] | None) -> Span:
-    """A span whose start attributes (assembled on export from the values `build()` takes now) and captured content
-    (the builder `content()` prepares from a copy taken now) are stored on export."""
-    try:
-        span = tracer.start_span(name, ctx, kind)
-    except Exception as exc:  # noqa: BLE001 - lmscope's provider: its sampler or our own processors raised
-        report_internal_error("starting a span", exc)
-        return NonRecordingSpan(get_current_span(ctx).get_span_context())
-    if span.is_recording():
-        # The phase after the content, where the call sets it.
-        _store_on_export(span, where, _assembly(build, where), content, phase_attributes(current_phase(ctx)))
-    return span
-
-
 _NOTHING: Attributes = {}
 """No attributes (never changed)."""
 
@@ -434,7 +430,10 @@ def _store_on_export(span: Span, where: str, attributes: AttributesLater,
             prepared = content()
         except Exception as exc:  # noqa: BLE001
             report_internal_error(where, exc)
-    set_on_export(span, attributes, prepared, after)
+    if type(span) is RecordedSpan:  # what `set_on_export` does with it, one call less on every span
+        span.hand_over((attributes, prepared, after))
+    else:
+        set_on_export(span, attributes, prepared, after)
 
 
 def _module_start_values(runtime: Runtime, module: Any, parent: ModuleFrame | None, owner: Any, container: bool,

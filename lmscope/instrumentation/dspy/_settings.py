@@ -24,6 +24,7 @@ from opentelemetry.context import Context
 from ...telemetry import _semconv as semconv
 from ...telemetry._content import ContentPolicy
 from ...telemetry._memo import BoundedMemo
+from ...telemetry._recorded_span import Later
 from ...telemetry._scrub_rules import REDACTED
 from ._attributes import is_secret_key, settings_name, sorted_overrides
 from ._frames import OVERRIDES_KEY
@@ -54,22 +55,36 @@ def settings_attributes(settings: Any, overrides: Mapping[str, Any], lm: Any = N
     `dspy.context(lm=)` each pick their own); its model and cache are reported rather than the settings' LM.
     Module spans pass none and describe the settings' LM. Read per call, not memoized: two attribute reads
     cost less than a weak-keyed lookup, and a model or cache changed on the LM object shows at once."""
-    get = settings.copy().get
+    attributes: dict[str, Any] = settings_snapshot(settings, overrides, lm, policy=policy)()
+    return attributes
+
+
+def settings_snapshot(settings: Any, overrides: Mapping[str, Any], lm: Any = None, *,
+                      policy: ContentPolicy = _DEFAULT_POLICY) -> Later:
+    """`settings_attributes`, read now and built when called (on export, for a span whose attributes are stored
+    there): what may change after the call is read now (the effective settings as DSPy copies them, the LM's model and
+    cache, the cache tiers); what is made of them (their types, the overrides in effect, scrubbing) when called."""
+    copied = settings.copy()
+    if lm is None:
+        lm = copied.get("lm")
+    cache = getattr(lm, "cache", None)
+    if cache is True and not dspy_cache_tier_on():  # `dspy.configure_cache(...)` turned both tiers off
+        cache = False
+    return Later((_settings_of, copied, overrides, getattr(lm, "model", None), cache, policy))
+
+
+def _settings_of(copied: Mapping[str, Any], overrides: Mapping[str, Any], model: Any, cache: Any,
+                 policy: ContentPolicy) -> dict[str, Any]:
+    get = copied.get
     applied = frozenset(key for key, value in overrides.items() if get(key) is value) if overrides else _NO_KEYS
     adapter = get("adapter")
-    if lm is None:
-        lm = get("lm")
     attributes: dict[str, Any] = {}
-    model = getattr(lm, "model", None)
     scrubbed = False
     if type(model) is str:
         attributes[_LM_MODEL], scrubbed = policy.name(model)
     elif isinstance(model, _SETTING_TYPES):
         attributes[_LM_MODEL] = model
     attributes[_ADAPTER] = type(adapter).__name__ if adapter is not None else "ChatAdapter"
-    cache = getattr(lm, "cache", None)
-    if cache is True and not dspy_cache_tier_on():  # `dspy.configure_cache(...)` turned both tiers off
-        cache = False
     if isinstance(cache, _SETTING_TYPES):
         attributes[_CACHE] = cache
     for key, name in _FIXED_NAMES:

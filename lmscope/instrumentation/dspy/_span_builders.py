@@ -8,7 +8,7 @@ captured (`content` is None otherwise). Keys are written in the order the tests 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ...telemetry import _semconv as semconv
@@ -54,11 +54,11 @@ _MIME_KEYS = {semconv.INPUT_VALUE: semconv.INPUT_MIME_TYPE, semconv.OUTPUT_VALUE
 def module_start_attributes(kind: str, class_name: str, path: str | None, aliases: tuple[str, ...],
                             call_index: int | None, signature: Any, compiled: bool, demos: int,
                             extra: Mapping[str, Any] | None, batch_index: int | None,
-                            scoped: Mapping[str, Any] | None, settings: Mapping[str, Any] | None,
+                            scoped: Mapping[str, Any] | None, settings: Callable[[], Mapping[str, Any]] | None,
                             content: Any, policy: ContentPolicy) -> dict[str, Any]:
-    """`path` is None for steps that are not modules (tools); `settings` only on the outermost module spans;
-    `call_index` only under a parent span, for other than batch items. Positional: a module span's `Later` keeps
-    these values in one tuple, in this order."""
+    """`path` is None for steps that are not modules (tools); `settings` (a `settings_snapshot`) only on the outermost
+    module spans; `call_index` only under a parent span, for other than batch items. Positional: a module span's
+    `Later` keeps these values in one tuple, in this order."""
     attributes: dict[str, Any] = {semconv.SPAN_KIND: kind, semconv.MODULE_CLASS: class_name}
     if path is not None:
         attributes[semconv.MODULE_PATH] = path
@@ -79,8 +79,8 @@ def module_start_attributes(kind: str, class_name: str, path: str | None, aliase
         attributes[semconv.BATCH_INDEX] = batch_index
     if scoped:
         attributes.update(scoped)
-    if settings:
-        attributes.update(settings)
+    if settings is not None:
+        attributes.update(settings())
     _put_content(attributes, semconv.INPUT_VALUE, semconv.INPUT_MIME_TYPE, content, policy)
     return attributes
 
@@ -103,14 +103,14 @@ def module_output_attributes(encoded: JsonText, passages: Any, policy: ContentPo
 
 
 def lm_start_attributes(model: str, provider: str | None, parameters: Mapping[str, Any],
-                        scoped: Mapping[str, Any] | None, settings: Mapping[str, Any], content: Any,
+                        scoped: Mapping[str, Any] | None, settings: Callable[[], Mapping[str, Any]], content: Any,
                         policy: ContentPolicy, tools: Any = None) -> dict[str, Any]:
     """`content`: the request's messages (a prompt string is one user message), None when inputs are not captured;
     recorded as `input.value` and as structured messages (`_messages.py`), with the `tools` offered."""
     attributes = lm_request_attributes(model, provider, parameters, policy)
     if scoped:
         attributes.update(scoped)
-    attributes.update(settings)
+    attributes.update(settings())
     if content is not None:
         attributes.update(lm_input_attributes(content, tools, policy))
     return attributes
