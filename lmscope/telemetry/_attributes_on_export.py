@@ -34,7 +34,7 @@ from opentelemetry.trace import Span, Tracer
 from ._internal_errors import report_internal_error
 from ._recorded_span import AttributesLater, Later, RecordedSpan
 
-__all__ = ["AttributesLater", "Later", "copied_messages", "reads_no_attributes", "resolved", "set_on_export",
+__all__ = ["AttributesLater", "Later", "copied_messages", "reads_no_attributes", "resolver", "set_on_export",
            "with_attributes"]
 
 
@@ -107,8 +107,12 @@ def _copied(value: Any, depth: int) -> Any:
     return value
 
 
-def resolved(tracer: Tracer) -> tuple[Tracer, bool]:
-    """(the tracer `tracer`'s next span goes through, whether only lmscope's own processors see it, which store its
-    attributes on export): lmscope's `FollowingTracer` knows; any other tracer's spans get theirs in the call."""
+def resolver(tracer: Tracer) -> Callable[[], tuple[Tracer, bool]]:
+    """What tells, before each span, (the tracer `tracer`'s next span goes through, whether only lmscope's own
+    processors see it, which store its attributes on export): lmscope's `FollowingTracer` knows (its `resolve`, looked
+    up once here); any other tracer's spans get theirs in the call."""
     resolve: Callable[[], tuple[Tracer, bool]] | None = getattr(tracer, "resolve", None)
-    return (tracer, False) if resolve is None else resolve()
+    if resolve is not None:
+        return resolve
+    fixed = (tracer, False)
+    return lambda: fixed

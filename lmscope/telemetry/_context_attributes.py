@@ -296,7 +296,7 @@ def context_attributes(ctx: Mapping[Any, Any] | None = None,
     (`metadata` scrubbed and cut)."""
     if ctx is None:
         ctx = otel_context.get_current()
-    scope = cast("_Scope | None", ctx.get(_KEY))  # only lmscope.context writes _KEY
+    scope: _Scope | None = ctx.get(_KEY)  # type: ignore[assignment]  # only lmscope.context writes _KEY
     if scope is None:
         if ctx.keys().isdisjoint(_FOREIGN_KEY_SET):  # the common case: no block at all
             return None

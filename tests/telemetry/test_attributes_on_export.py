@@ -40,7 +40,7 @@ from opentelemetry.sdk.trace.sampling import (
 from test_providers import FakeGlobals
 
 from lmscope._lm_server import StandInLM
-from lmscope.telemetry._attributes_on_export import Later, reads_no_attributes, resolved, set_on_export
+from lmscope.telemetry._attributes_on_export import Later, reads_no_attributes, resolver, set_on_export
 from lmscope.telemetry._batch_export import BatchExportProcessor
 from lmscope.telemetry._options import resolve_options
 from lmscope.telemetry._trace_file import read_trace_file
@@ -207,7 +207,7 @@ def test_every_exporter_gets_the_attributes_built_once_in_its_worker() -> None:
     first, second = InMemorySpanExporter(), InMemorySpanExporter()
     setup, _, processors = _own_pipeline(first, second)
     tracer = setup.tracer("lmscope")
-    assert resolved(tracer)[1]
+    assert resolver(tracer)()[1]
     builds: list[bool] = []
 
     def build() -> dict[str, object]:
@@ -297,22 +297,22 @@ def test_an_exported_child_holds_no_parent_span() -> None:
 def test_attributes_are_set_in_the_call_where_anybody_else_may_read_the_span() -> None:
     setup, globals_, _ = _own_pipeline(InMemorySpanExporter())
     tracer = setup.tracer("lmscope")
-    assert resolved(tracer)[1]
+    assert resolver(tracer)()[1]
     setup.tracer_provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))  # the app's, on ours
-    assert not resolved(tracer)[1]
+    assert not resolver(tracer)()[1]
 
     setup, globals_, _ = _own_pipeline(InMemorySpanExporter())
     tracer = setup.tracer("lmscope")
-    assert resolved(tracer)[1]
+    assert resolver(tracer)()[1]
     setup2 = globals_.registry().setup(resolve_options(), [SimpleSpanProcessor(InMemorySpanExporter())])
-    assert not resolved(setup2.tracer("lmscope"))[1]  # a processor not of lmscope's kind among ours
+    assert not resolver(setup2.tracer("lmscope"))()[1]  # a processor not of lmscope's kind among ours
 
     setup, globals_, _ = _own_pipeline(InMemorySpanExporter())
     tracer = setup.tracer("lmscope")
     app = TracerProvider()
     globals_.set(app)  # the app sets its provider: lmscope's spans go through it, where its processors see them
-    assert not resolved(tracer)[1]
-    assert not resolved(trace.get_tracer("plain"))[1]  # a tracer of anybody else's never defers
+    assert not resolver(tracer)()[1]
+    assert not resolver(trace.get_tracer("plain"))()[1]  # a tracer of anybody else's never defers
 
 
 class _AttributeSampler(Sampler):

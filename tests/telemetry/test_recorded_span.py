@@ -28,7 +28,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 from test_providers import FakeGlobals
 
-from lmscope.telemetry._attributes_on_export import resolved, set_on_export
+from lmscope.telemetry._attributes_on_export import resolver, set_on_export
 from lmscope.telemetry._batch_export import BatchExportProcessor
 from lmscope.telemetry._options import resolve_options
 from lmscope.telemetry._recorded_span import RecordedSpan
@@ -56,7 +56,7 @@ def _exported(script: Script, *, recorded: bool) -> list[ReadableSpan]:
     if not recorded:
         setup.tracer_provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))  # the app's
     tracer = setup.tracer("lmscope")
-    made = resolved(tracer)[0].start_span("probe")
+    made = resolver(tracer)()[0].start_span("probe")
     assert (type(made) is RecordedSpan) is recorded
     made.end()
     script(tracer)

@@ -27,8 +27,9 @@ Key = TypeVar("Key")
 Entry = TypeVar("Entry")
 
 
-def module_path(parent: ModuleFrame | None, module: Any) -> str:
-    """The dotted path of `module` called from `parent` (containers without a module are skipped).
+def module_path(parent: ModuleFrame | None, module: Any) -> tuple[str, tuple[str, ...]]:
+    """The dotted path of `module` called from `parent` (containers without a module are skipped), and its other paths
+    in the parent that holds it (`qa.qa_alias`: a module held twice keeps the first name), () for a module held once.
 
     Where the parent holds it, as DSPy's `named_predictors()` names it: `answer`, `agents[1]`, `tools['search']`;
     else through what the parent holds (`helper.predict`, `grid[0][1]`, `answer.predict`, `_search`); else, for a
@@ -39,37 +40,38 @@ def module_path(parent: ModuleFrame | None, module: Any) -> str:
     while parent is not None and parent.module is None:
         parent = parent.parent
     if parent is None:
-        return snake_name(type(module))
+        return snake_name(type(module)), ()
     if parent.module is module:  # an item of `module.batch(...)`: named like the module itself
-        return parent.path
+        return parent.path, ()
     owner = parent.module
     key = (parent.path, id(owner), id(module))
     found = _found_attributes.get(key)
     if found is not None and (instance_fields(owner) or _NO_FIELDS).get(found[1]) is module:
-        return found[0]
+        return found[0], found[2]
     deeper = _found_items.get(key)
     if deeper is not None and _follow(owner, deeper[1]) is module:
-        return deeper[0]
-    if found is not None or deeper is not None:  # moved, or a reused id: `module_aliases` must not read it
+        return deeper[0], deeper[2]
+    if found is not None or deeper is not None:  # moved, or a reused id
         _found_attributes.pop(key, None)
         _found_items.pop(key, None)
     return _find_path(parent.path, key, owner, module)
 
 
-def _find_path(parent_path: str, key: tuple[str, int, int], owner: Any, module: Any) -> str:
+def _find_path(parent_path: str, key: tuple[str, int, int], owner: Any,
+               module: Any) -> tuple[str, tuple[str, ...]]:
     """`module_path` when no remembered location holds: look, and remember what was found."""
     fields = _fields(owner)
     held = _held(fields, module) if fields is not None else []
     if not held:
         unheld = _found_unheld.get(key)
         if unheld is not None and unheld[0]() is module:  # the same live object, still not an attribute or item
-            return unheld[1]
+            return unheld[1], ()
         reached = _search(fields, module) if fields is not None else None
         if reached is None:
             path = f"{parent_path}.{_unheld_name(fields, module)}"
             with contextlib.suppress(TypeError):  # not weakly referenceable: looked for again next time
                 _remember(_found_unheld, key, (weakref.ref(module), path))
-            return path
+            return path, ()
         held = [reached]
     (first, rest), others = held[0], held[1:]
     path = f"{parent_path}.{_render(first, rest)}"
@@ -78,25 +80,13 @@ def _find_path(parent_path: str, key: tuple[str, int, int], owner: Any, module: 
         _remember(_found_items, key, (path, (first, *rest), aliases))
     else:
         _remember(_found_attributes, key, (path, first, aliases))
-    return path
+    return path, aliases
 
 
 def _remember(memo: dict[Key, Entry], key: Key, entry: Entry) -> None:
     if len(memo) >= DEFAULT_LIMIT:  # BoundedMemo's policy: a full memo starts again empty
         memo.clear()
     memo[key] = entry
-
-
-def module_aliases(parent: ModuleFrame | None, module: Any) -> tuple[str, ...]:
-    """The other paths of `module` in the parent that holds it (`qa.qa_alias`), found with the path that `module_path`
-    just returned for the same call; () for a module held once, or not held by its parent."""
-    while parent is not None and parent.module is None:
-        parent = parent.parent
-    if parent is None or parent.module is module:
-        return ()
-    key = (parent.path, id(parent.module), id(module))
-    found = _found_attributes.get(key) or _found_items.get(key)
-    return found[2] if found is not None else ()
 
 
 Step = str | tuple[Any, bool]

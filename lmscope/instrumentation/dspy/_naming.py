@@ -5,9 +5,11 @@ Where the module sits in the program (its attribute path) is `_module_paths.py`.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 import weakref
+from collections.abc import Callable
 from typing import Any, NamedTuple
 from weakref import WeakKeyDictionary
 
@@ -71,6 +73,10 @@ class ModuleFacts(NamedTuple):
     """How many demos the predictor holds (its own `demos`, or the Predict it runs: ChainOfThought and kin)."""
 
 
+_facts: Callable[[tuple[Any, bool, int]], ModuleFacts] = functools.partial(tuple.__new__, ModuleFacts)
+"""`ModuleFacts(*values)`, made in C: a NamedTuple's own constructor is a Python function, run on every module span."""
+
+
 def instance_fields(value: Any) -> Any:
     """`value.__dict__`, or None. Read with `object.__getattribute__`: DSPy's `Module.__getattribute__` is Python code
     (it watches for `forward`, nothing else) and costs every attribute read ~0.3 µs; the dict is the same."""
@@ -103,15 +109,25 @@ def module_facts(module: Any) -> ModuleFacts:
         demos = inner_fields.get("demos")
     count = len(demos) if type(demos) is list else 0
     compiled = fields["_compiled"] if "_compiled" in fields else getattr(module, "_compiled", False)
-    # Empty unless a program was loaded: its `get` misses through a caught KeyError (~0.4 µs), its length does not.
-    loaded = len(loaded_with_demos) > 0 and loaded_with_demos.get(id(module)) is module
-    return ModuleFacts(signature, bool(compiled) or count > 0 or loaded, count)
+    # Empty unless a program was loaded: its `get` misses through a caught KeyError (~0.4 µs), and its length is a
+    # Python call; the flag is one read.
+    loaded = _loaded_any and _loaded_with_demos.get(id(module)) is module
+    return _facts((signature, bool(compiled) or count > 0 or loaded, count))
 
 
-loaded_with_demos: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+_loaded_with_demos: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
 """id -> module, for modules whose `load_state` (`program.load(path)`) gave their predictors demos: compiled
 programs, although DSPy does not save the `_compiled` flag (`_wrappers.load_state`). Kept here, not on the module:
 lmscope stores nothing on DSPy's objects. By id: not every module hashes (a `Tool` is a pydantic model)."""
+_loaded_any = False
+"""Whether `_loaded_with_demos` ever held a module."""
+
+
+def loaded_with_demos(module: Any) -> None:
+    """Note that `load_state` gave `module`'s predictors demos: its spans say it is compiled from now on."""
+    global _loaded_any
+    _loaded_with_demos[id(module)] = module
+    _loaded_any = True
 
 
 def _declares_signature(cls: type) -> bool:

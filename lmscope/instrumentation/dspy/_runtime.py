@@ -29,7 +29,7 @@ from opentelemetry.trace import (
 )
 
 from ...telemetry import _semconv as semconv
-from ...telemetry._attributes_on_export import AttributesLater, Later, copied_messages, resolved, set_on_export
+from ...telemetry._attributes_on_export import AttributesLater, Later, copied_messages, resolver, set_on_export
 from ...telemetry._content import ContentPolicy
 from ...telemetry._context_attributes import context_attributes
 from ...telemetry._internal_errors import report_internal_error
@@ -57,7 +57,7 @@ from ._frames import (
     ModuleFrame,
 )
 from ._lm_children import gives_way
-from ._module_paths import module_aliases, module_path
+from ._module_paths import module_path
 from ._naming import kind_is_default, module_facts, positional_names, span_kind
 from ._neighbours import Neighbours
 from ._providers import answered_by
@@ -88,6 +88,8 @@ class Runtime:
 
     def __init__(self, tracer: Tracer, settings: Any, *, content: ContentPolicy) -> None:
         self.tracer = tracer
+        self.resolve = resolver(tracer)
+        """(the tracer the next span goes through, whether its attributes are stored on export)."""
         self.settings = settings
         self.content = content
         self.lm_call_listeners: list[LMCallListener] = []
@@ -120,7 +122,7 @@ class Runtime:
         if parent is None and self.neighbours is not None:
             self.neighbours.look()
         owner = None if path_owner is NO_PATH else (module if path_owner is None else path_owner)
-        path = module_path(parent, owner) if owner is not None else (parent.path if parent else "")
+        path, aliases = module_path(parent, owner) if owner is not None else (parent.path if parent else "", ())
         span_name = name if name is not None else (path + name_suffix if path else name_suffix.lstrip("."))
         cls = type(module)
         span_kind_name = kind or span_kind(cls)
@@ -132,11 +134,12 @@ class Runtime:
         call_index = parent.next_call_index(span_name) if has_path and parent is not None and batch_index is None \
             else None
         inputs = _inputs(module, args, kwargs, method) if self.content.capture_inputs and (args or kwargs) else None
-        tracer, later = resolved(self.tracer)  # later: attributes stored on export (`_attributes_on_export.py`)
+        tracer, later = self.resolve()  # later: attributes stored on export (`_attributes_on_export.py`)
         # Builders as `Later` tuples, not closures: a closure makes a cell of each variable it reads, here a dozen
         # objects a module call more, and slower reads of them in the whole function.
-        build = Later((_module_start_values, self, module, parent, owner, container, span_kind_name, cls.__name__,
-                       span_name if has_path else None, call_index, extra, batch_index, ctx, None if later else inputs))
+        build = Later((_module_start_values, self, module, parent, () if container else aliases, span_kind_name,
+                       cls.__name__, span_name if has_path else None, call_index, extra, batch_index, ctx,
+                       None if later else inputs))
         content = None if inputs is None else Later((_module_input, inputs, self.content))
         span = self._start_span(tracer, span_name, ctx, SpanKind.INTERNAL, parent, build, "module span attributes",
                                 later, content)
@@ -198,7 +201,7 @@ class Runtime:
         prompt = None
         if self.content.capture_inputs:
             prompt = kwargs.get("messages") or (args[0] if args else kwargs.get("prompt"))
-        tracer, later = resolved(self.tracer)  # later: attributes stored on export (`_attributes_on_export.py`)
+        tracer, later = self.resolve()  # later: attributes stored on export (`_attributes_on_export.py`)
         content_later = later and bool(prompt)
         # DSPy sends a text LM's messages as one prompt to the legacy completions API (docs/dspy-internals.md §4)
         operation = semconv.GEN_AI_OPERATION_TEXT_COMPLETION if getattr(lm, "model_type", None) == "text" \
@@ -436,15 +439,14 @@ def _store_on_export(span: Span, where: str, attributes: AttributesLater,
         set_on_export(span, attributes, prepared, after)
 
 
-def _module_start_values(runtime: Runtime, module: Any, parent: ModuleFrame | None, owner: Any, container: bool,
+def _module_start_values(runtime: Runtime, module: Any, parent: ModuleFrame | None, aliases: tuple[str, ...],
                          kind: str, class_name: str, path: str | None, call_index: int | None,
                          extra: Mapping[str, Any] | None, batch_index: int | None, ctx: Context,
                          inputs: Any) -> Callable[[], Attributes]:
     """What a module span's start attributes are made of, taken when it starts recording, and their assembly."""
     signature, compiled, demos = module_facts(module)
-    return Later((module_start_attributes, kind, class_name, path,
-                  module_aliases(parent, owner) if owner is not None and not container else (),
-                  call_index, signature, compiled, demos, extra, batch_index, context_attributes(ctx, runtime.content),
+    return Later((module_start_attributes, kind, class_name, path, aliases, call_index, signature, compiled, demos,
+                  extra, batch_index, context_attributes(ctx, runtime.content),
                   runtime._settings(ctx) if parent is None or parent.container else None, inputs, runtime.content))
 
 

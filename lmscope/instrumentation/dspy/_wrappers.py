@@ -165,7 +165,7 @@ def load_state(original: Callable[..., Any]) -> Callable[..., Any]:
             raise
         try:
             if any(getattr(predictor, "demos", None) for _name, predictor in self.named_predictors()):
-                loaded_with_demos[id(self)] = self
+                loaded_with_demos(self)
         except Exception as exc:  # noqa: BLE001 - the state is loaded: only the span's word on it is lost
             report_internal_error("compiled program check after load_state", exc)
         return result

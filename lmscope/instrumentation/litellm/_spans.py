@@ -23,7 +23,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import INVALID_SPAN, NoOpTracer, Span, SpanKind, Tracer
 
 from ...telemetry import _semconv as semconv
-from ...telemetry._attributes_on_export import AttributesLater, Later, copied_messages, resolved, set_on_export
+from ...telemetry._attributes_on_export import AttributesLater, Later, copied_messages, resolver, set_on_export
 from ...telemetry._content import ContentPolicy
 from ...telemetry._context_attributes import context_attributes
 from ...telemetry._internal_errors import report_internal_error
@@ -137,6 +137,8 @@ def _answered_by_other_calls(kwargs: Mapping[str, Any], is_async: bool) -> bool:
 class LiteLLMRuntime:
     def __init__(self, tracer: Tracer, content: ContentPolicy, lm_call_listeners: list[LMCallListener]) -> None:
         self.tracer = tracer
+        self.resolve = resolver(tracer)
+        """(the tracer the next span goes through, whether its attributes are stored on export)."""
         self.content = content
         self.no_content = content.without_content()
         """`content` capturing no inputs or outputs: for a call LiteLLM keeps the messages of from its own logging."""
@@ -203,7 +205,7 @@ class LiteLLMRuntime:
         """Start the span of the call's next provider request: its first, or one the OpenAI SDK sends again."""
         operation = RESPONSES if frame.responses_api else frame.operation
         name = f"{frame.operation} {self.content.name(frame.model)[0]}"
-        tracer, later = resolved(self.tracer)  # later: attributes stored on export (`_attributes_on_export.py`)
+        tracer, later = self.resolve()  # later: attributes stored on export (`_attributes_on_export.py`)
         frame.later = later
         if not later:
             frame.span = tracer.start_span(name, frame.outer, SpanKind.CLIENT,
