@@ -131,6 +131,12 @@ class SwitchableSpanProcessor(SpanProcessor):
         self._starting = tuple(g for g in groups if getattr(g, "starting", True))
         self.reads_span_start = bool(self._starting)
         self.builds_attributes_on_export = all(getattr(g, "builds_attributes_on_export", False) for g in groups)
+        # One group (every setup but a second `instrument()` at once): its hook is this one's, one call less on every
+        # span. Set with the groups, under the lock; a span ending meanwhile reads the one or the other, both whole.
+        if len(groups) == 1:
+            self.on_end = groups[0].on_end  # type: ignore[method-assign]
+        else:
+            vars(self).pop("on_end", None)
 
     # Only the public hooks are forwarded: the SDK's private `_on_ending` stays the base class's no-op, which is all
     # lmscope's own processors (the only ones in the groups) implement. Span hooks call the groups directly (the

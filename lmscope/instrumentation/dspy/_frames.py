@@ -205,5 +205,5 @@ class LMFrame:
 
 
 def current_lm_frame() -> LMFrame | None:
-    frame = otel_context.get_value(FRAME_KEY)
+    frame = otel_context.get_current().get(FRAME_KEY)  # `get_value`, one call less: this runs several times a call
     return frame if type(frame) is LMFrame else None
