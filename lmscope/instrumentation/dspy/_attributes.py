@@ -129,23 +129,13 @@ def json_snapshot(value: Any) -> JsonText:
 
 
 def _plain_copy(values: dict[str, Any]) -> dict[str, Any] | None:
-    """`values` copied with its lists when every value is a plain scalar or a list of strings (`_plain_values`, checked
-    on the way: one pass), else None."""
+    """`values` copied with its lists when every value is a plain scalar or a list of strings (`_plain_values`), else
+    None."""
     if _SCALAR_TYPES.issuperset(map(type, values.values())):  # the common case, checked and copied in C
         return values.copy()
-    copy: dict[str, Any] = {}
-    for key, item in values.items():
-        kind = type(item)
-        if kind is list:
-            for element in item:
-                if type(element) is not str:
-                    return None
-            copy[key] = item.copy()
-        elif kind in _SCALARS:
-            copy[key] = item
-        else:
-            return None
-    return copy
+    if not _plain_values(values):
+        return None
+    return {key: item.copy() if type(item) is list else item for key, item in values.items()}
 
 
 def json_text(encoded: JsonText) -> str:

@@ -36,34 +36,30 @@ _DEFAULT_POLICY = ContentPolicy()
 _REPORTED = ("adapter", "cache", "track_usage", "num_threads", "max_errors", "disable_history", "async_max_workers")
 
 
-def settings_attributes(settings: Any, overrides: Mapping[str, Any], lm: Any = None, *,
-                        policy: ContentPolicy = _DEFAULT_POLICY) -> dict[str, Any]:
-    """`lmscope.settings.*` for the effective settings (`settings.copy()`: the global config merged with the active
-    overrides): LM model, adapter, cache, the `_REPORTED` keys, then any other key the active overrides set; and
-    `lmscope.settings.overrides`, the sorted override keys. `overrides` maps each key the enclosing `dspy.context`
+def settings_snapshot(settings: Any, overrides: Mapping[str, Any], lm: Any = None, *,
+                      policy: ContentPolicy = _DEFAULT_POLICY) -> Later:
+    """`lmscope.settings.*`, read now and built when the returned `Later` is called (on export, for a span whose
+    attributes are stored there): what may change after the call is read now (the effective settings as DSPy copies
+    them, the LM's model and cache, the cache tiers); what is made of them (their types, the overrides in effect,
+    scrubbing) when called.
+
+    The attributes: `lmscope.settings.*` for the effective settings (`settings.copy()`: the global config merged with
+    the active overrides): LM model, adapter, cache, the `_REPORTED` keys, then any other key the active overrides set;
+    and `lmscope.settings.overrides`, the sorted override keys. `overrides` maps each key the enclosing `dspy.context`
     blocks set to the value they set: a key counts only where the value in effect is that very object, which DSPy's
     ParallelExecutor's workers inherit but an app's own thread pool does not (the OpenTelemetry context that carries
-    `overrides` does reach it: the call there runs on the global settings; an override equal to a global `True` or
-    small int, one object in Python, still counts there). Values that cannot be attributes (objects, None) are left
-    out. Settings are not content: they are recorded whatever `capture_content` says, so nothing secret may pass. A
-    key that names a credential (`is_secret_key`: `api_key`, `passwd`, `session`, `jwt`, ...) is recorded as
-    `[REDACTED]`, as under a credential key in content (true and false are kept); string values are scrubbed like an
-    exception's text (`password=...`, `Bearer ...`, `sk-...`, `user:pass@`) and cut to `max_content_chars`; the LM's
-    model is scrubbed by shape and cut (`ContentPolicy.name`). Either redaction sets `lmscope.scrubbed=true`.
+    `overrides` does reach it: the call there runs on the global settings; an override equal to a global `True` or small
+    int, one object in Python, still counts there). Values that cannot be attributes (objects, None) are left out.
+    Settings are not content: they are recorded whatever `capture_content` says, so nothing secret may pass. A key that
+    names a credential (`is_secret_key`: `api_key`, `passwd`, `session`, `jwt`, ...) is recorded as `[REDACTED]`, as
+    under a credential key in content (true and false are kept); string values are scrubbed like an exception's text
+    (`password=...`, `Bearer ...`, `sk-...`, `user:pass@`) and cut to `max_content_chars`; the LM's model is scrubbed by
+    shape and cut (`ContentPolicy.name`). Either redaction sets `lmscope.scrubbed=true`.
 
     `lm`: the LM that made the call an LM span describes (`predictor.set_lm`, `predictor(..., lm=)` and
     `dspy.context(lm=)` each pick their own); its model and cache are reported rather than the settings' LM.
     Module spans pass none and describe the settings' LM. Read per call, not memoized: two attribute reads
     cost less than a weak-keyed lookup, and a model or cache changed on the LM object shows at once."""
-    attributes: dict[str, Any] = settings_snapshot(settings, overrides, lm, policy=policy)()
-    return attributes
-
-
-def settings_snapshot(settings: Any, overrides: Mapping[str, Any], lm: Any = None, *,
-                      policy: ContentPolicy = _DEFAULT_POLICY) -> Later:
-    """`settings_attributes`, read now and built when called (on export, for a span whose attributes are stored
-    there): what may change after the call is read now (the effective settings as DSPy copies them, the LM's model and
-    cache, the cache tiers); what is made of them (their types, the overrides in effect, scrubbing) when called."""
     copied = settings.copy()
     if lm is None:
         lm = copied.get("lm")
@@ -206,7 +202,7 @@ def _user_overrides(kwargs: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _with_overrides(overrides: Mapping[str, Any]) -> Token[Context]:
-    """Attach the recorded overrides of the enclosing blocks and this one's (`settings_attributes` reads them)."""
+    """Attach the recorded overrides of the enclosing blocks and this one's (`settings_snapshot` reads them)."""
     outer = otel_context.get_value(OVERRIDES_KEY)
     merged = {**outer, **overrides} if isinstance(outer, dict) else dict(overrides)
     return otel_context.attach(otel_context.set_value(OVERRIDES_KEY, merged))
